@@ -1,0 +1,87 @@
+"""`icc-bot` — run, demo, check, db upgrade. Exit codes: see bot.app."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Sequence
+
+from bot.directory import DirectoryError, load_directory
+from bot.logs import setup_logging
+from bot.settings import Settings, SettingsError, load_settings
+
+log = logging.getLogger("bot")
+EXIT_CONFIG = 2  # as bot.app.EXIT_CONFIG, without importing nio for `check`
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="icc-bot", description="ICC liaison bot for Matrix")
+    parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING (default INFO)")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("run", help="run the bot with the configuration from the environment or .env")
+    sub.add_parser("demo", help="start a local homeserver with demo users and run the bot on it")
+    sub.add_parser("check", help="validate configuration and directory; non-zero on any problem")
+    db = sub.add_parser("db", help="database maintenance")
+    db.add_argument("action", choices=["upgrade"], help="upgrade: apply migrations")
+    args = parser.parse_args(argv)
+
+    if args.command == "demo":
+        from bot.demo import run_demo
+
+        setup_logging(args.log_level)
+        return run_demo()
+    try:
+        settings = load_settings()
+    except SettingsError as exc:
+        _print_problems("configuration", exc.problems)
+        return EXIT_CONFIG
+    setup_logging(args.log_level, [settings.password, settings.access_token, settings.store_key])
+    if args.command == "check":
+        return check(settings)
+    if args.command == "db":
+        return asyncio.run(upgrade_database(settings))
+    return run(settings)
+
+
+def check(settings: Settings) -> int:
+    try:
+        directory = load_directory(settings.directory_path)
+    except DirectoryError as exc:
+        _print_problems("directory", exc.problems)
+        return EXIT_CONFIG
+    print(
+        f"configuration OK; directory OK ({len(directory.contacts)} contacts, "
+        f"{len(directory.organisations)} organisations)"
+    )
+    return 0
+
+
+async def upgrade_database(settings: Settings) -> int:
+    from bot.storage.db import Database
+
+    db = Database(settings.database_url)
+    try:
+        await db.upgrade()
+        print(f"database at revision {await db.check_schema()}")
+    finally:
+        await db.dispose()
+    return 0
+
+
+def run(settings: Settings) -> int:
+    """Run until SIGTERM or SIGINT; map start-up failures to distinct exit codes."""
+    from bot.app import App, serve
+
+    return asyncio.run(serve(App(settings)))
+
+
+def _print_problems(what: str, problems: list[str]) -> None:
+    print(f"{len(problems)} {what} problem{'s' if len(problems) != 1 else ''}:", file=sys.stderr)
+    for line in problems:
+        print(f"  {line}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,166 @@
+"""The composition root: builds every service once, in a logged order, and takes them down in the
+mirror order.
+
+Start: settings → database (migrate, check head) → directory → Matrix login (whoami must match) →
+first sync (history skipped or resumed) → scheduler re-armed → pending commands dispatched → sync.
+Stop: stop syncing → scheduler down → running commands finish (bounded) → client and database
+closed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from dataclasses import dataclass
+
+from bot.commands import all_families
+from bot.deps import Deps
+from bot.directory import Directory, DirectoryError, load_directory
+from bot.dispatch import CommandRunner
+from bot.logs import add_secrets
+from bot.matrix.client import LoginFailed, log_in, make_client
+from bot.matrix.send import Messenger
+from bot.matrix.sync import FatalSyncError, SyncLoop
+from bot.render import Renderer
+from bot.roles import Role
+from bot.router import CommandFamily, Registry
+from bot.scheduler import Scheduler
+from bot.settings import Settings
+from bot.storage import core
+from bot.storage.db import Database, SchemaError
+from bot.storage.models import InboxEvent
+from bot.tasks import TaskSupervisor
+
+log = logging.getLogger(__name__)
+
+# Exit codes of `icc-bot run`, distinct so that a supervisor can tell what to fix.
+EXIT_CONFIG, EXIT_LOGIN, EXIT_SCHEMA, EXIT_SESSION = 2, 3, 4, 5
+
+
+@dataclass(frozen=True)
+class Tuning:
+    """Knobs tests turn down (long-poll, back-off); production keeps the defaults."""
+
+    sync_timeout_ms: int = 30_000
+    backoff: tuple[float, float] = (5.0, 300.0)
+    drain_seconds: float = 8.0
+
+
+class App:
+    def __init__(
+        self, settings: Settings, tuning: Tuning | None = None,
+        families: list[CommandFamily] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.tuning = tuning or Tuning()
+        self.families = families if families is not None else all_families()
+        self.tasks = TaskSupervisor()
+        self._stopping = asyncio.Event()
+        self.deps: Deps | None = None
+        self.sync: SyncLoop | None = None
+
+    async def run(self) -> None:
+        """Run until `stop()` is called or the sync loop dies; always cleans up."""
+        settings = self.settings
+        log.info("starting with %s", settings.redacted())
+        db = Database(settings.database_url)
+        client = None
+        scheduler = Scheduler(db)
+        try:
+            await db.upgrade()
+            log.info("database at schema %s", await db.check_schema())
+            directory = load_directory(settings.directory_path)
+            log.info("directory: %d contacts", len(directory.contacts))
+            client = make_client(settings)
+            credentials = await log_in(client, settings)
+            add_secrets([credentials.access_token])
+            self.deps = Deps(
+                settings=settings,
+                db=db,
+                registry=Registry(self.families),
+                renderer=Renderer(settings.template_dir),
+                messenger=Messenger(client),
+                scheduler=scheduler,
+                directory=directory,
+            )
+            runner = CommandRunner(self.deps)
+            self.sync = SyncLoop(
+                client,
+                db,
+                is_command=lambda body: runner.command_text(body) is not None,
+                dispatch=lambda items: self._dispatch(runner, items),
+                on_invite=self._on_invite,
+                on_ready=lambda: self._on_ready(runner),
+                timeout_ms=self.tuning.sync_timeout_ms,
+                backoff=self.tuning.backoff,
+            )
+            sync_task = asyncio.create_task(self.sync.run(), name="sync")
+            stop_task = asyncio.create_task(self._stopping.wait(), name="stop")
+            done, _ = await asyncio.wait({sync_task, stop_task}, return_when="FIRST_COMPLETED")
+            for task in (sync_task, stop_task):
+                task.cancel()
+            await asyncio.gather(sync_task, stop_task, return_exceptions=True)
+            if sync_task in done and sync_task.exception() is not None:
+                raise sync_task.exception()  # type: ignore[misc]
+        finally:
+            log.info("shutting down")
+            scheduler.shutdown()
+            await self.tasks.drain(self.tuning.drain_seconds)
+            if client is not None:
+                await client.close()
+            await db.dispose()
+            log.info("stopped")
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    def reload_directory(self, directory: Directory) -> None:
+        if self.deps is not None:
+            self.deps.directory = directory
+
+    async def _on_ready(self, runner: CommandRunner) -> None:
+        assert self.deps is not None
+        await self.deps.scheduler.start()
+        async with self.deps.db.session() as session:
+            pending = await core.pending_inbox(session)
+        if pending:
+            log.info("resuming %d commands received but not finished", len(pending))
+        self._dispatch(runner, pending)
+        log.info("ready")
+
+    def _dispatch(self, runner: CommandRunner, items: list[InboxEvent]) -> None:
+        for item in items:
+            self.tasks.spawn(f"cmd:{item.event_id}", runner.run(item))
+
+    async def _on_invite(self, room_id: str, inviter: str) -> None:
+        assert self.deps is not None
+        if self.deps.directory.role_of(inviter) is Role.STRANGER:
+            log.info("declining invite to %s from %s (not in the directory)", room_id, inviter)
+            await self.deps.messenger.leave(room_id)
+        else:
+            log.info("accepting invite to %s from %s", room_id, inviter)
+            await self.deps.messenger.join(room_id)
+
+
+async def serve(app: App) -> int:
+    """Run `app` until SIGTERM or SIGINT; a start-up failure becomes its exit code."""
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, app.stop)
+    try:
+        await app.run()
+    except DirectoryError as exc:
+        for line in exc.problems:
+            log.error("directory: %s", line)
+        return EXIT_CONFIG
+    except LoginFailed as exc:
+        log.error("login failed: %s", exc)
+        return EXIT_LOGIN
+    except SchemaError as exc:
+        log.error("database: %s", exc)
+        return EXIT_SCHEMA
+    except FatalSyncError as exc:
+        log.error("%s", exc)
+        return EXIT_SESSION
+    return 0

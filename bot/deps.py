@@ -1,0 +1,24 @@
+"""The services a command handler may use, built once by the composition root (bot.app)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bot.directory import Directory
+from bot.matrix.send import Messenger
+from bot.render import Renderer
+from bot.router import Registry
+from bot.scheduler import Scheduler
+from bot.settings import Settings
+from bot.storage.db import Database
+
+
+@dataclass
+class Deps:
+    settings: Settings
+    db: Database
+    renderer: Renderer
+    registry: Registry
+    messenger: Messenger
+    scheduler: Scheduler
+    directory: Directory  # replaced as a whole on reload; never mutated in place

@@ -1,0 +1,310 @@
+"""Throw-away local Synapse homeserver for ``icc-bot demo`` and the test suite.
+
+Synapse only runs as a subprocess (``sys.executable -m synapse.app.homeserver``), so this
+module imports with nothing but the stdlib and PyYAML. The server is offline by design:
+it listens on 127.0.0.1 only, serves no federation, trusts no key servers and may not
+federate with any domain. Rate limits are lifted so tests can hammer it.
+
+One data directory holds everything (config, signing key, SQLite database, media, logs).
+Starting again in the same directory reuses all of it, so users and rooms survive; only
+the listener port (and paths) are rewritten on each start.
+"""
+
+from __future__ import annotations
+
+import atexit
+import hashlib
+import hmac
+import json
+import secrets
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+CONFIG_FILE = "homeserver.yaml"
+LOG_FILE = "homeserver.log"
+# Synapse's stdout/stderr, overwritten on each start: catches what happens before its
+# logging is set up (bad config, synapse not installed for this interpreter).
+OUTPUT_FILE = "synapse.out"
+
+# Every limiter synapse/config/ratelimiting.py (1.163) parses; nested ones with sub-keys.
+_FLAT_RATE_LIMITERS = """rc_message rc_registration rc_registration_token_validity
+    rc_joins_per_room rc_3pid_validation rc_admin_redaction rc_room_creation rc_profile
+    rc_third_party_invite rc_media_create rc_delayed_event_mgmt rc_reports rc_user_directory
+    rc_key_requests"""
+_RATE_LIMITERS: dict[str, tuple[str, ...]] = dict.fromkeys(_FLAT_RATE_LIMITERS.split(), ()) | {
+    "rc_login": ("address", "account", "failed_attempts"),
+    "rc_joins": ("local", "remote"),
+    "rc_invites": ("per_room", "per_user", "per_issuer"),
+    "rc_presence": ("per_user",),
+}
+
+# A plain, unbuffered file handler: Synapse's generated log config buffers INFO lines,
+# which can hide exactly the lines explaining a crash.
+_LOG_CONFIG = """\
+version: 1
+formatters: {precise: {format: "%(asctime)s %(levelname)s %(name)s %(request)s: %(message)s"}}
+handlers: {file: {class: logging.FileHandler, formatter: precise, filename: LOG_FILE}}
+loggers: {synapse.storage.SQL: {level: WARNING}}
+root: {level: INFO, handlers: [file]}
+disable_existing_loggers: false
+"""
+
+# Proxy environment variables must never route requests for our loopback server.
+_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+class DevServerError(RuntimeError):
+    """Synapse could not be set up, started or used; the message says why."""
+
+
+class _PortInUseError(DevServerError):
+    """Synapse could not bind its port: another process took it after free_port() chose it."""
+
+
+def _http(method: str, url: str, body: dict | None = None, timeout: float = 10) -> tuple[int, dict]:
+    """Send a JSON request; return (status, JSON body) for error statuses too instead of raising."""
+    data = None if body is None else json.dumps(body).encode()
+    headers = {"Content-Type": "application/json"}
+    request = urllib.request.Request(url, data=data, method=method, headers=headers)
+    try:
+        with _OPENER.open(request, timeout=timeout) as response:
+            status, raw = response.status, response.read()
+    except urllib.error.HTTPError as error:
+        status, raw = error.code, error.read()
+    try:
+        return status, json.loads(raw or b"{}")
+    except ValueError:
+        return status, {"body": raw.decode(errors="replace")}
+
+
+def _tail(path: Path, lines: int = 40) -> str:
+    """The last lines of a file for error messages (the log grows across runs: read its end)."""
+    if not path.exists():
+        return f"({path} does not exist)"
+    with path.open("rb") as file:
+        file.seek(max(0, path.stat().st_size - 64 * 1024))
+        text = file.read().decode(errors="replace").splitlines()[-lines:]
+    return f"--- last {len(text)} lines of {path} ---\n" + "\n".join(text)
+
+
+@dataclass
+class DevServer:
+    """A running Synapse subprocess plus what clients need to talk to it."""
+
+    base_url: str
+    server_name: str
+    data_dir: Path
+    process: subprocess.Popen
+    shared_secret: str
+
+    def register(self, localpart: str, password: str, *, admin: bool = False) -> str:
+        """Register via Synapse's shared-secret admin API (nonce + HMAC-SHA1).
+
+        Uses /_synapse/admin/v1/register, which works although public registration is off.
+        Idempotent: if the user exists already (M_USER_IN_USE), just return the user ID;
+        the existing password is then left unchanged. Returns "@localpart:server_name".
+        """
+        url = f"{self.base_url}/_synapse/admin/v1/register"
+        status, body = _http("GET", url)
+        if status != 200 or "nonce" not in body:
+            raise DevServerError(f"getting a registration nonce failed: HTTP {status} {body}")
+        nonce = body["nonce"]
+        fields = (nonce, localpart, password, "admin" if admin else "notadmin")
+        message = b"\x00".join(field.encode() for field in fields)
+        mac = hmac.new(self.shared_secret.encode(), message, hashlib.sha1).hexdigest()
+        payload = {"nonce": nonce, "username": localpart, "password": password}
+        status, body = _http("POST", url, payload | {"admin": admin, "mac": mac})
+        if status == 200:
+            return body["user_id"]
+        if status == 400 and body.get("errcode") == "M_USER_IN_USE":
+            return f"@{localpart}:{self.server_name}"
+        raise DevServerError(f"registering {localpart!r} failed: HTTP {status} {body}")
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """SIGTERM, wait, SIGKILL if needed. Safe to call twice."""
+        _stop_process(self.process, timeout)
+
+    def __enter__(self) -> DevServer:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+
+def _stop_process(process: subprocess.Popen, timeout: float = 10.0) -> None:
+    """SIGTERM, wait, SIGKILL if needed; does nothing if the process has ended already."""
+    if process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now (another process may still take it first)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _synapse_command(*args: str) -> list[str]:
+    """Run Synapse with this interpreter, so it comes from the same virtualenv as the bot."""
+    return [sys.executable, "-m", "synapse.app.homeserver", *args]
+
+
+def _generate_config(data_dir: Path, config_path: Path, server_name: str) -> None:
+    """Let Synapse write its default config, secrets and signing key (first run only)."""
+    command = _synapse_command(
+        *("--server-name", server_name, "--config-path", str(config_path)),
+        *("--data-directory", str(data_dir), "--generate-config", "--report-stats=no"),
+    )
+    result = subprocess.run(command, cwd=data_dir, capture_output=True, text=True)
+    if result.returncode != 0 or not config_path.exists():
+        output = (result.stdout + result.stderr).strip()
+        raise DevServerError(f"synapse --generate-config failed ({result.returncode}):\n{output}")
+
+
+def _lifted_rate_limits() -> dict[str, dict]:
+    """Huge limits for every limiter (fresh dicts, so the YAML has no &id001 aliases)."""
+
+    def unlimited() -> dict[str, int]:
+        return {"per_second": 10000, "burst_count": 100000}
+
+    return {
+        name: {key: unlimited() for key in sub_keys} if sub_keys else unlimited()
+        for name, sub_keys in _RATE_LIMITERS.items()
+    }
+
+
+def _configure(data_dir: Path, config_path: Path, server_name: str, port: int) -> str:
+    """Rewrite homeserver.yaml for offline, local, unthrottled use; return the shared secret.
+
+    Runs on every start: the listener gets the new port and paths are re-pointed into
+    data_dir (so the directory may be moved). Secrets and keys from the first run stay.
+    """
+    config = yaml.safe_load(config_path.read_text()) or {}
+    if config.get("server_name", server_name) != server_name:
+        raise DevServerError(
+            f"{data_dir} holds server {config['server_name']!r}, not {server_name!r}:"
+            " Synapse cannot rename a server, use another data_dir"
+        )
+    config.setdefault("registration_shared_secret", secrets.token_urlsafe(32))
+    log_config_path = data_dir / Path(config.get("log_config", "log.config")).name
+    log_config_path.write_text(
+        _LOG_CONFIG.replace("LOG_FILE", json.dumps(str(data_dir / LOG_FILE)))
+    )
+    signing_key = Path(config.get("signing_key_path", f"{server_name}.signing.key")).name
+    config.pop("pid_file", None)  # only used when daemonizing
+    listener = {
+        "port": port,
+        "bind_addresses": ["127.0.0.1"],
+        "type": "http",
+        "tls": False,
+        "x_forwarded": False,
+        "resources": [{"names": ["client"], "compress": False}],  # client includes admin API
+    }
+    config |= {
+        "server_name": server_name,
+        "public_baseurl": f"http://127.0.0.1:{port}/",
+        "listeners": [listener],
+        "database": {"name": "sqlite3", "args": {"database": str(data_dir / "homeserver.db")}},
+        "log_config": str(log_config_path),
+        "media_store_path": str(data_dir / "media_store"),
+        "signing_key_path": str(data_dir / signing_key),
+        "enable_registration": False,
+        "report_stats": False,
+        "trusted_key_servers": [],
+        "suppress_key_server_warning": True,
+        "federation_domain_whitelist": [],  # empty: no outgoing federation at all
+        "presence": {"enabled": False},
+        "url_preview_enabled": False,
+        "bcrypt_rounds": 4,  # bcrypt's minimum: register/login take ms instead of ~0.2s
+        **_lifted_rate_limits(),
+    }
+    temporary = config_path.with_name(config_path.name + ".tmp")
+    temporary.write_text(yaml.safe_dump(config, sort_keys=False))
+    temporary.replace(config_path)  # atomic: an interrupted start never leaves half a config
+    return str(config["registration_shared_secret"])
+
+
+def _launch(data_dir: Path, config_path: Path, port: int, timeout: float) -> subprocess.Popen:
+    """Run Synapse on an already configured data_dir and wait until it answers clients."""
+    output_path = data_dir / OUTPUT_FILE
+    with output_path.open("wb") as output:
+        process = subprocess.Popen(
+            _synapse_command("--config-path", str(config_path)),
+            cwd=data_dir,
+            stdin=subprocess.DEVNULL,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # a terminal's Ctrl-C reaches the caller, who stops it
+        )
+    atexit.register(_stop_process, process)  # no orphan if the caller crashes
+    base_url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + timeout
+    try:
+        while process.poll() is None and time.monotonic() < deadline:
+            try:
+                if _http("GET", f"{base_url}/_matrix/client/versions", timeout=2)[0] == 200:
+                    return process
+            except OSError:
+                pass  # not listening yet
+            time.sleep(0.05)
+    except BaseException:  # e.g. Ctrl-C while waiting
+        _stop_process(process)
+        raise
+    if process.poll() is None:
+        _stop_process(process)
+        reason = f"Synapse did not answer on {base_url} within {timeout}s"
+    else:
+        reason = f"Synapse exited with code {process.returncode} while starting"
+    output = _tail(output_path)
+    error = _PortInUseError if "Address already in use" in output else DevServerError
+    raise error(f"{reason}\n{output}\n{_tail(data_dir / LOG_FILE)}")
+
+
+def start_synapse(
+    data_dir: Path,
+    *,
+    port: int | None = None,
+    server_name: str = "localhost",
+    startup_timeout: float = 60.0,
+) -> DevServer:
+    """Start Synapse in data_dir (created if missing) and wait until it serves clients.
+
+    The first run lets Synapse generate config and signing key, then homeserver.yaml is
+    rewritten; later runs with the same data_dir reuse config, keys, database and shared
+    secret (the port may change). Waits until GET /_matrix/client/versions answers 200;
+    if the process exits or the timeout passes, raises DevServerError with the log tail.
+    Never run two servers on one data_dir at once: they would share one SQLite database.
+    """
+    data_dir = Path(data_dir).resolve()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    config_path = data_dir / CONFIG_FILE
+    if not config_path.exists():
+        _generate_config(data_dir, config_path, server_name)
+    attempt = 0
+    while True:
+        attempt += 1
+        chosen_port = port or free_port()
+        shared_secret = _configure(data_dir, config_path, server_name, chosen_port)
+        try:
+            process = _launch(data_dir, config_path, chosen_port, startup_timeout)
+        except _PortInUseError:
+            # Another process can grab a free_port() port before Synapse binds it: retry.
+            if port or attempt == 3:
+                raise
+            continue
+        base_url = f"http://127.0.0.1:{chosen_port}"
+        return DevServer(base_url, server_name, data_dir, process, shared_secret)

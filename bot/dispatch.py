@@ -1,0 +1,143 @@
+"""From an inbox event to an answer: age gate, role check, parsing, the handler, the reply.
+
+Two kinds of failure, two experiences: a `UserError` or `UsageError` is the sender's to fix and is
+shown as it is (with usage and example for the latter); anything else is our fault, logged with
+the event ID and a short reference, and answered with an apology that carries the reference —
+never a traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+from datetime import datetime
+
+from bot.args import UsageError
+from bot.deps import Deps
+from bot.matrix.send import ReplyTo
+from bot.render import Message
+from bot.roles import Role
+from bot.router import CommandContext, CommandSpec, UserError, split_command
+from bot.storage import core
+from bot.storage.models import InboxEvent
+from bot.timeutil import utcnow
+
+log = logging.getLogger(__name__)
+
+ALIASES = {"!ack": "ack"}
+
+
+def reply_target(event_id: str, content: dict) -> ReplyTo:
+    """Answer inside the thread the command was typed in, else as a reply to it."""
+    relation = content.get("m.relates_to") or {}
+    thread = relation.get("event_id") if relation.get("rel_type") == "m.thread" else None
+    return ReplyTo(event_id=event_id, thread_root=thread)
+
+
+class CommandRunner:
+    def __init__(self, deps: Deps) -> None:
+        self._deps = deps
+
+    def command_text(self, body: str) -> str | None:
+        return split_command(body, self._deps.settings.command_prefix, ALIASES)
+
+    async def run(self, item: InboxEvent) -> None:
+        """Handle one inbox event and mark it finished. Never raises."""
+        started = time.monotonic()
+        name, outcome = "?", "failed"
+        try:
+            name, outcome, answer = await self._answer(item)
+        except Exception:
+            ref = secrets.token_hex(3)
+            log.exception("command failed ref=%s event=%s", ref, item.event_id)
+            answer = self._deps.renderer.render("internal_error", ref=ref)
+        try:
+            if answer is not None:
+                await self._deps.messenger.notice(
+                    item.room_id,
+                    answer,
+                    reply_to=reply_target(item.event_id, item.content),
+                    txn_id=f"reply-{item.event_id}",
+                )
+        except Exception:
+            log.exception("could not answer event=%s", item.event_id)
+            outcome = "unanswered"
+        async with self._deps.db.session() as session:
+            await core.finish_inbox(session, item.event_id, outcome)
+        log.info(
+            "command=%s room=%s sender=%s event=%s outcome=%s ms=%d",
+            name,
+            item.room_id,
+            item.sender,
+            item.event_id,
+            outcome,
+            (time.monotonic() - started) * 1000,
+        )
+
+    async def _answer(self, item: InboxEvent) -> tuple[str, str, Message | None]:
+        deps = self._deps
+        render = deps.renderer.render
+        text = self.command_text(str(item.content.get("body", ""))) or ""
+        spec, arg_text, typed = deps.registry.match(text or "help")
+        late = self._lateness_minutes(item.origin_ts)
+        if late is not None:
+            return typed, "late", render("command_late", minutes=late, command=typed)
+        role = deps.directory.role_of(item.sender)
+        if spec is None:
+            return (
+                typed,
+                "unknown",
+                render(
+                    "unknown_command",
+                    typed=typed,
+                    suggestion=deps.registry.suggest(typed),
+                    prefix=deps.settings.command_prefix,
+                ),
+            )
+        if not role.allows(spec.role):
+            return (
+                spec.name,
+                "refused",
+                render(
+                    "refused",
+                    command=spec.name,
+                    required=spec.role.value,
+                    stranger=role is Role.STRANGER,
+                    prefix=deps.settings.command_prefix,
+                ),
+            )
+        try:
+            args = spec.signature.parse(arg_text)
+            context = CommandContext(
+                deps=deps,
+                sender=item.sender,
+                role=role,
+                contact=deps.directory.contact_for(item.sender),
+                room_id=item.room_id,
+                event_id=item.event_id,
+                sent_at=item.origin_ts,
+                args=args,
+            )
+            return spec.name, "done", await spec.handler(context)
+        except UsageError as exc:
+            return spec.name, "usage", self._usage(spec, str(exc))
+        except UserError as exc:
+            return spec.name, "refused", render("user_error", text=str(exc))
+
+    def _usage(self, spec: CommandSpec, problem: str) -> Message:
+        prefix = self._deps.settings.command_prefix
+        return self._deps.renderer.render(
+            "usage_error",
+            problem=problem,
+            usage=spec.usage(prefix),
+            example=f"{prefix} {spec.example}",
+            command=spec.name,
+            prefix=prefix,
+        )
+
+    def _lateness_minutes(self, sent_at: datetime) -> int | None:
+        age = utcnow() - sent_at
+        if age <= self._deps.settings.max_command_age:
+            return None
+        return max(1, round(age.total_seconds() / 60))

@@ -1,0 +1,140 @@
+"""Logging the bot in, on the same device every time.
+
+The device ID and access token live in `ICC_DATA_DIR/credentials.json` (mode 0600): encryption keys
+belong to a device, so a bot that made a new device at every start would lose the keys of every
+room it is in. `whoami` must then agree with the configuration, or the bot refuses to start.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import secrets
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from nio import AsyncClient, AsyncClientConfig, LoginError, WhoamiError
+
+from bot.settings import DEMO_STORE_KEY, Settings
+
+log = logging.getLogger(__name__)
+
+
+class LoginFailed(RuntimeError):
+    """The bot could not log in as configured; the message says what to fix."""
+
+
+@dataclass(frozen=True)
+class Credentials:
+    homeserver: str
+    user_id: str
+    device_id: str
+    access_token: str
+
+
+def private_dir(path: Path) -> Path:
+    """Create `path` readable by the bot's user only: it holds tokens and keys."""
+    path.mkdir(parents=True, exist_ok=True)
+    path.chmod(0o700)
+    return path
+
+
+def load_credentials(path: Path) -> Credentials | None:
+    try:
+        return Credentials(**json.loads(path.read_text(encoding="utf-8")))
+    except FileNotFoundError:
+        return None
+    except (ValueError, TypeError) as exc:
+        raise LoginFailed(f"{path} is damaged ({exc}); move it away to log in afresh") from None
+
+
+def save_credentials(path: Path, credentials: Credentials) -> None:
+    tmp = path.with_suffix(".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        json.dump(asdict(credentials), handle)
+    tmp.replace(path)
+
+
+def store_key(settings: Settings) -> str:
+    """The key that encrypts the E2E store; `demo` means one made once and kept in the data dir."""
+    if settings.store_key != DEMO_STORE_KEY:
+        return settings.store_key or ""
+    key_file = settings.data_dir / "store.key"
+    if not key_file.exists():
+        fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secrets.token_urlsafe(32))
+    return key_file.read_text().strip()
+
+
+def make_client(settings: Settings) -> AsyncClient:
+    data_dir = private_dir(settings.data_dir)
+    store_path = private_dir(data_dir / "store")
+    config = AsyncClientConfig(
+        encryption_enabled=settings.e2ee,
+        store_sync_tokens=False,  # our own table keeps the sync position (bot.storage)
+        pickle_key=store_key(settings) if settings.e2ee else "",
+        max_timeout_retry_wait_time=30,
+        request_timeout=60,
+    )
+    return AsyncClient(
+        settings.homeserver, settings.user_id, store_path=str(store_path), config=config
+    )
+
+
+async def log_in(client: AsyncClient, settings: Settings) -> Credentials:
+    """Restore the stored session, or log in with the token or password; then check whoami."""
+    path = settings.data_dir / "credentials.json"
+    stored = load_credentials(path)
+    if stored and (stored.user_id, stored.homeserver) != (settings.user_id, settings.homeserver):
+        raise LoginFailed(
+            f"{path} belongs to {stored.user_id} on {stored.homeserver}, not {settings.user_id} on "
+            f"{settings.homeserver}; use another ICC_DATA_DIR or move the file away"
+        )
+    if stored:
+        client.restore_login(stored.user_id, stored.device_id, stored.access_token)
+        if await _whoami_ok(client, stored) or not settings.password:
+            return await _confirm(client, settings, path)
+        log.warning("stored access token refused; logging in again on device %s", stored.device_id)
+        client.device_id = stored.device_id
+    elif settings.access_token:
+        client.access_token = settings.access_token
+        who = await client.whoami()
+        if isinstance(who, WhoamiError) or not who.device_id:
+            raise LoginFailed(f"ICC_ACCESS_TOKEN refused by the homeserver: {_why(who)}")
+        client.restore_login(settings.user_id, who.device_id, settings.access_token)
+        return await _confirm(client, settings, path)
+    response = await client.login(settings.password, device_name=settings.device_name)
+    if isinstance(response, LoginError):
+        raise LoginFailed(f"login as {settings.user_id} failed: {response.message}")
+    return await _confirm(client, settings, path)
+
+
+async def _whoami_ok(client: AsyncClient, stored: Credentials) -> bool:
+    who = await client.whoami()
+    return not isinstance(who, WhoamiError) and who.device_id == stored.device_id
+
+
+async def _confirm(client: AsyncClient, settings: Settings, path: Path) -> Credentials:
+    who = await client.whoami()
+    if isinstance(who, WhoamiError):
+        raise LoginFailed(f"the homeserver does not accept the bot's session: {_why(who)}")
+    if who.user_id != settings.user_id:
+        raise LoginFailed(f"logged in as {who.user_id}, but ICC_USER_ID is {settings.user_id}")
+    if who.device_id and who.device_id != client.device_id:
+        raise LoginFailed(f"the session is device {who.device_id}, expected {client.device_id}")
+    credentials = Credentials(
+        homeserver=settings.homeserver,
+        user_id=settings.user_id,
+        device_id=client.device_id,
+        access_token=client.access_token,
+    )
+    save_credentials(path, credentials)
+    log.info("logged in as %s on device %s", credentials.user_id, credentials.device_id)
+    return credentials
+
+
+def _why(response: object) -> str:
+    return str(getattr(response, "message", response))

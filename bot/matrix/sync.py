@@ -1,0 +1,230 @@
+"""The bot's own sync loop, in place of nio's `sync_forever`.
+
+Why not `sync_forever`: it awaits callbacks one after another without error handling, retries
+failures without pause, and saves the sync token before handlers ran, and only with an E2E store.
+Here, every batch is handled in this order: the events that carry commands are written to the
+inbox *in the same transaction* as the token that follows them, and only then dispatched. A crash
+at any point either replays the batch (token not saved, inbox rows deduplicated by event ID) or
+finds the commands in the inbox (token saved): nothing is run twice, nothing typed is lost.
+
+The very first sync of a new bot skips room history: nothing sent before the bot existed is a
+command. Events older than the bot's own join in a room are history too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from nio import (
+    AsyncClient,
+    InviteMemberEvent,
+    MegolmEvent,
+    RoomMemberEvent,
+    RoomMessageText,
+    SyncError,
+    SyncResponse,
+    UploadFilterError,
+)
+
+from bot.storage import core
+from bot.storage.db import Database
+from bot.storage.models import InboxEvent
+from bot.timeutil import utcnow
+
+log = logging.getLogger(__name__)
+
+SYNC_FILTER = {
+    "presence": {"not_types": ["*"]},
+    "room": {"timeline": {"limit": 100}, "ephemeral": {"not_types": ["m.typing", "m.receipt"]}},
+}
+
+
+class FatalSyncError(RuntimeError):
+    """The homeserver refuses the bot's session; retrying cannot help."""
+
+
+def origin_time(event: Any) -> datetime:
+    return datetime.fromtimestamp(event.server_timestamp / 1000, tz=UTC)
+
+
+class SyncLoop:
+    """Reads the homeserver and hands command events to `dispatch`, exactly once each."""
+
+    def __init__(
+        self,
+        client: AsyncClient,
+        db: Database,
+        *,
+        is_command: Callable[[str], bool],
+        dispatch: Callable[[list[InboxEvent]], None],
+        on_invite: Callable[[str, str], Awaitable[None]],
+        on_ready: Callable[[], Awaitable[None]],
+        timeout_ms: int = 30_000,
+        backoff: tuple[float, float] = (5.0, 300.0),
+    ) -> None:
+        self._client = client
+        self._db = db
+        self._is_command = is_command
+        self._dispatch = dispatch
+        self._on_invite = on_invite
+        self._on_ready = on_ready
+        self._timeout_ms = timeout_ms
+        self._backoff = backoff
+        self._joins: dict[str, datetime] = {}
+        self._invites_seen: set[str] = set()
+        self.last_sync_at: datetime | None = None
+        self.ready = asyncio.Event()
+
+    @property
+    def user_id(self) -> str:
+        return self._client.user_id
+
+    async def run(self) -> None:
+        async with self._db.session() as session:
+            state = await core.load_sync_state(session, self.user_id)
+            self._joins = await core.load_joins(session)
+        since = state.next_batch if state else None
+        filter_id = await self._filter_id(state.filter_id if state else None)
+        delay = self._backoff[0]
+        first = True
+        while True:
+            try:
+                response = await self._client.sync(
+                    timeout=0 if first else self._timeout_ms,
+                    since=since,
+                    sync_filter=filter_id,
+                    full_state=first or None,
+                )
+            except (OSError, TimeoutError) as exc:
+                response = SyncError(str(exc))
+            if isinstance(response, SyncError):
+                if response.status_code == "M_UNKNOWN_TOKEN":
+                    raise FatalSyncError(f"the homeserver refused the session: {response.message}")
+                log.warning("sync failed (%s); retrying in %.0fs", response.message, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self._backoff[1])
+                continue
+            delay = self._backoff[0]
+            fresh = await self._persist(response, filter_id, history=since is None)
+            since = response.next_batch
+            self.last_sync_at = utcnow()
+            await self._maintain_keys()
+            await self._handle_invites(response)
+            if first:
+                first = False
+                self.ready.set()
+                await self._on_ready()  # dispatches every pending inbox row, these included
+            elif fresh:
+                self._dispatch(fresh)
+
+    async def _filter_id(self, stored: str | None) -> str | None:
+        if stored:
+            return stored
+        response = await self._client.upload_filter(**SYNC_FILTER)
+        if isinstance(response, UploadFilterError):
+            log.warning("could not upload the sync filter (%s); syncing unfiltered", response)
+            return None
+        return response.filter_id
+
+    async def _persist(
+        self, response: SyncResponse, filter_id: str | None, *, history: bool
+    ) -> list[InboxEvent]:
+        """Record this batch's commands and the next token in one transaction."""
+        joins = self._own_joins(response, history=history)
+        self._joins.update(joins)
+        candidates = [] if history else self._commands(response)
+        async with self._db.session() as session:
+            for room_id, joined_at in joins.items():
+                await core.save_join(session, room_id, joined_at)
+            fresh = await core.record_inbox(session, candidates)
+            await core.save_sync_state(
+                session, self.user_id, next_batch=response.next_batch, filter_id=filter_id
+            )
+        return fresh
+
+    def _own_joins(self, response: SyncResponse, *, history: bool) -> dict[str, datetime]:
+        """When the bot joined each room in this batch; on the very first sync, 'now'."""
+        joins: dict[str, datetime] = {}
+        for room_id, info in response.rooms.join.items():
+            for event in [*info.state, *info.timeline.events]:
+                if (
+                    isinstance(event, RoomMemberEvent)
+                    and event.state_key == self.user_id
+                    and event.membership == "join"
+                    and event.prev_membership != "join"
+                ):
+                    joins[room_id] = origin_time(event)
+            if history or (room_id not in joins and room_id not in self._joins):
+                joins[room_id] = utcnow()
+        return joins
+
+    def _commands(self, response: SyncResponse) -> list[InboxEvent]:
+        received = utcnow()
+        events: list[InboxEvent] = []
+        for room_id, info in response.rooms.join.items():
+            joined_at = self._joins.get(room_id)
+            for event in info.timeline.events:
+                if isinstance(event, MegolmEvent):
+                    log.warning("undecryptable event %s in %s", event.event_id, room_id)
+                    continue
+                if not isinstance(event, RoomMessageText) or event.sender == self.user_id:
+                    continue
+                sent = origin_time(event)
+                if joined_at is not None and sent < joined_at:
+                    continue  # history from before the bot joined
+                if not self._is_command(event.body):
+                    continue
+                events.append(
+                    InboxEvent(
+                        event_id=event.event_id,
+                        room_id=room_id,
+                        sender=event.sender,
+                        origin_ts=sent,
+                        received_at=received,
+                        content=event.source["content"],
+                    )
+                )
+        return events
+
+    async def _handle_invites(self, response: SyncResponse) -> None:
+        for room_id, info in response.rooms.invite.items():
+            if room_id in self._invites_seen:
+                continue
+            inviter = next(
+                (
+                    e.sender
+                    for e in info.invite_state
+                    if isinstance(e, InviteMemberEvent)
+                    and e.state_key == self.user_id
+                    and e.membership == "invite"
+                ),
+                None,
+            )
+            if inviter is None:
+                continue
+            self._invites_seen.add(room_id)
+            try:
+                await self._on_invite(room_id, inviter)
+            except Exception:
+                self._invites_seen.discard(room_id)
+                log.exception("handling the invite to %s from %s failed", room_id, inviter)
+
+    async def _maintain_keys(self) -> None:
+        """What nio's sync_forever does for encryption after each sync."""
+        client = self._client
+        if client.olm is None:
+            return
+        try:
+            if client.should_upload_keys:
+                await client.keys_upload()
+            if client.should_query_keys:
+                await client.keys_query()
+            if client.should_claim_keys:
+                await client.keys_claim(client.get_users_for_key_claiming())
+            await client.send_to_device_messages()
+        except Exception:
+            log.exception("end-to-end key maintenance failed; will retry after the next sync")

@@ -1,0 +1,145 @@
+"""The command registry: each family in `bot/commands/` declares its commands here.
+
+A declaration carries everything a person needs — name, role, arguments, summary, example — so
+`help`, usage lines and the role check are all generated from it, never written twice.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from bot.args import Flag, Option, Param, Signature
+from bot.render import Message
+from bot.roles import Role
+
+if TYPE_CHECKING:
+    from bot.deps import Deps
+    from bot.directory import Contact
+
+
+class UserError(Exception):
+    """A refusal or a problem the sender can fix; its text is shown to them as it is."""
+
+
+@dataclass(frozen=True)
+class CommandContext:
+    """What a handler knows about the command it runs: who, where, with which arguments."""
+
+    deps: Deps
+    sender: str
+    role: Role
+    contact: Contact | None
+    room_id: str
+    event_id: str
+    sent_at: datetime
+    args: dict[str, Any]
+
+    def render(self, template: str, **context: Any) -> Message:
+        return self.deps.renderer.render(template, **context)
+
+
+Handler = Callable[[CommandContext], Awaitable[Message | None]]
+
+
+@dataclass(frozen=True)
+class CommandSpec:
+    name: str
+    role: Role
+    summary: str
+    example: str
+    handler: Handler
+    signature: Signature = field(default_factory=Signature)
+
+    def usage(self, prefix: str) -> str:
+        args = self.signature.usage()
+        return f"{prefix} {self.name} {args}".rstrip()
+
+
+class CommandFamily:
+    """A module's list of commands, filled by the `command` decorator."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.commands: list[CommandSpec] = []
+
+    def command(
+        self,
+        name: str,
+        *,
+        role: Role,
+        summary: str,
+        example: str,
+        params: Iterable[Param] = (),
+        options: Iterable[Option | Flag] = (),
+    ) -> Callable[[Handler], Handler]:
+        def register(handler: Handler) -> Handler:
+            signature = Signature(tuple(params), tuple(options))
+            self.commands.append(CommandSpec(name, role, summary, example, handler, signature))
+            return handler
+
+        return register
+
+
+class Registry:
+    def __init__(self, families: Iterable[CommandFamily]) -> None:
+        self._by_name: dict[str, CommandSpec] = {}
+        for family in families:
+            for spec in family.commands:
+                if spec.name in self._by_name:
+                    raise ValueError(f"command `{spec.name}` declared twice")
+                self._by_name[spec.name] = spec
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        return iter(sorted(self._by_name.values(), key=lambda s: s.name))
+
+    def get(self, name: str) -> CommandSpec | None:
+        return self._by_name.get(name.lower().strip())
+
+    def match(self, text: str) -> tuple[CommandSpec | None, str, str]:
+        """Split `round schedule daily 09:00` into (spec, argument text, typed name).
+
+        The longest declared name wins, so `log correct …` is not read as `log` with text.
+        """
+        stripped = text.strip()
+        for size in (2, 1):
+            found = re.match(r"(\S+)" + r"\s+(\S+)" * (size - 1) + r"(?=\s|$)", stripped)
+            if found is None:
+                continue
+            name = " ".join(found.groups()).lower()
+            spec = self._by_name.get(name)
+            if spec is not None:
+                return spec, stripped[found.end() :].strip(), name
+        first = stripped.split(None, 1)
+        return None, "", first[0].lower() if first else ""
+
+    def visible_to(self, role: Role) -> list[CommandSpec]:
+        return [spec for spec in self if role.allows(spec.role)]
+
+    def suggest(self, name: str) -> str | None:
+        names = list(self._by_name) + sorted({n.split()[0] for n in self._by_name})
+        hits = difflib.get_close_matches(name.lower(), names, n=1, cutoff=0.6)
+        return hits[0] if hits else None
+
+
+def split_command(body: str, prefix: str, aliases: dict[str, str]) -> str | None:
+    """The command text after the prefix (`!icc` or `/icc`), or None if this is not a command.
+
+    `aliases` maps a short form such as `!ack` to the command words it stands for.
+    """
+    stripped = body.lstrip()
+    first, _, rest = stripped.partition(" ")
+    first_line, newline, after = first.partition("\n")
+    if newline:  # `!icc\nhelp`: the prefix may be followed by a line break
+        first, rest = first_line, after + (" " + rest if rest else "")
+    word = first.lower()
+    bare = prefix.lstrip("!/").lower()
+    if word in (prefix.lower(), f"!{bare}", f"/{bare}"):
+        return rest.strip()
+    if word in aliases:
+        return f"{aliases[word]} {rest}".strip()
+    return None

@@ -1,0 +1,214 @@
+"""Configuration: `ICC_*` variables from the environment or `.env`, validated once, frozen.
+
+Every problem is collected and reported in one pass (one line per variable), so an operator fixes a
+bad deployment in one go rather than one restart per mistake. The object is passed to whoever needs
+it; nothing reads the environment after start-up.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from datetime import timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from dotenv import dotenv_values
+
+from bot.timeutil import load_zone, parse_duration
+
+MATRIX_USER_ID = re.compile(r"^@[a-z0-9._=\-/+]+:[A-Za-z0-9.\-]+(:\d{1,5})?$")
+PLACEHOLDER_SECRETS = {"changeme", "change-me", "secret", "password", "default_key", "xxx"}
+DEMO_STORE_KEY = "demo"
+
+log = logging.getLogger(__name__)
+
+
+class SettingsError(Exception):
+    """Raised with every problem found; `problems` holds one line per variable."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+@dataclass(frozen=True)
+class Settings:
+    homeserver: str
+    user_id: str
+    password: str | None
+    access_token: str | None
+    database_url: str
+    data_dir: Path
+    config_dir: Path
+    dg_room: str | None
+    command_prefix: str
+    timezone: ZoneInfo
+    ack_timeout: timedelta
+    max_command_age: timedelta
+    exercise_marker: str
+    e2ee: bool
+    store_key: str | None
+    health_addr: tuple[str, int]
+    device_name: str = "ICC liaison bot"
+
+    @property
+    def directory_path(self) -> Path:
+        return self.config_dir / "directory.yaml"
+
+    @property
+    def template_dir(self) -> Path:
+        return self.config_dir / "templates"
+
+    def redacted(self) -> dict[str, str]:
+        """Settings for the start-up log line: secrets shown only as set or unset."""
+        secret = {"password", "access_token", "store_key"}
+        shown = {}
+        for field in fields(self):
+            value = getattr(self, field.name)
+            shown[field.name] = (
+                ("***" if value else "unset") if field.name in secret else str(value)
+            )
+        return shown
+
+
+_KNOWN = {
+    "ICC_HOMESERVER",
+    "ICC_USER_ID",
+    "ICC_PASSWORD",
+    "ICC_ACCESS_TOKEN",
+    "ICC_DATABASE_URL",
+    "ICC_DATA_DIR",
+    "ICC_CONFIG_DIR",
+    "ICC_DG_ROOM",
+    "ICC_COMMAND_PREFIX",
+    "ICC_TIMEZONE",
+    "ICC_ACK_TIMEOUT",
+    "ICC_MAX_COMMAND_AGE",
+    "ICC_EXERCISE_MARKER",
+    "ICC_E2EE",
+    "ICC_STORE_KEY",
+    "ICC_HEALTH_ADDR",
+    "ICC_DEVICE_NAME",
+}
+
+
+def gather_environment(environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The process environment over `.env` (in the working directory, then in ICC_CONFIG_DIR).
+
+    Real environment variables win, as operators expect from containers.
+    """
+    environ = dict(os.environ if environ is None else environ)
+    merged: dict[str, str] = {}
+    config_dir = Path(environ.get("ICC_CONFIG_DIR", "config"))
+    for dotenv in (config_dir / ".env", Path(".env")):
+        if dotenv.is_file():
+            merged.update({k: v for k, v in dotenv_values(dotenv).items() if v is not None})
+    merged.update(environ)
+    return merged
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """Build Settings from `environ` (default: the environment + `.env`); raise SettingsError."""
+    env = gather_environment(environ)
+    problems: list[str] = []
+
+    def get(name: str, default: str | None = None) -> str | None:
+        value = env.get(name)
+        return value.strip() if value is not None and value.strip() != "" else default
+
+    def parsed(name: str, default: str, parse):  # type: ignore[no-untyped-def]
+        raw = get(name, default)
+        try:
+            return parse(raw)
+        except ValueError as exc:
+            problems.append(f"{name}: {exc}")
+            return None
+
+    homeserver = get("ICC_HOMESERVER")
+    if not homeserver:
+        problems.append("ICC_HOMESERVER: required, the homeserver URL (https://matrix.example)")
+    elif not re.match(r"^https?://[^\s/]+", homeserver):
+        problems.append(f"ICC_HOMESERVER: `{homeserver}` is not an http(s) URL")
+
+    user_id = get("ICC_USER_ID")
+    if not user_id:
+        problems.append("ICC_USER_ID: required, the bot's Matrix ID (@iccbot:crisis.example)")
+    elif not MATRIX_USER_ID.match(user_id):
+        problems.append(f"ICC_USER_ID: `{user_id}` is not a Matrix user ID (@name:server)")
+
+    password, access_token = get("ICC_PASSWORD"), get("ICC_ACCESS_TOKEN")
+    if not password and not access_token:
+        problems.append("ICC_PASSWORD or ICC_ACCESS_TOKEN: one of them is required to log in")
+    for name, value in (("ICC_PASSWORD", password), ("ICC_ACCESS_TOKEN", access_token)):
+        if value and value.lower() in PLACEHOLDER_SECRETS:
+            problems.append(f"{name}: a placeholder value; set the real secret")
+
+    database_url = get("ICC_DATABASE_URL", "sqlite:///data/icc.db") or ""
+    if not re.match(r"^(sqlite|postgresql)(\+\w+)?://", database_url):
+        problems.append(
+            "ICC_DATABASE_URL: use sqlite:///path/to/icc.db or postgresql://user@host/db"
+        )
+
+    e2ee = parsed("ICC_E2EE", "true", _parse_bool)
+    store_key = get("ICC_STORE_KEY")
+    if e2ee and not store_key:
+        problems.append("ICC_STORE_KEY: required while ICC_E2EE is on (it encrypts the key store)")
+    elif store_key and store_key.lower() in PLACEHOLDER_SECRETS:
+        problems.append("ICC_STORE_KEY: a placeholder value; use a long random string")
+
+    prefix = get("ICC_COMMAND_PREFIX", "!icc") or "!icc"
+    if " " in prefix:
+        problems.append(f"ICC_COMMAND_PREFIX: `{prefix}` must be one word")
+
+    dg_room = get("ICC_DG_ROOM")
+    if dg_room and not re.match(r"^[!#][^:\s]+:\S+$", dg_room):
+        problems.append(f"ICC_DG_ROOM: `{dg_room}` is neither a room ID (!id:server) nor an alias")
+
+    unknown = sorted(k for k in env if k.startswith("ICC_") and k not in _KNOWN)
+    for name in unknown:
+        log.warning("unknown setting %s ignored (typo?)", name)
+
+    settings_values = {
+        "timezone": parsed("ICC_TIMEZONE", "Europe/Brussels", load_zone),
+        "ack_timeout": parsed("ICC_ACK_TIMEOUT", "15m", parse_duration),
+        "max_command_age": parsed("ICC_MAX_COMMAND_AGE", "10m", parse_duration),
+        "health_addr": parsed("ICC_HEALTH_ADDR", "127.0.0.1:9108", _parse_addr),
+    }
+    if problems:
+        raise SettingsError(problems)
+    return Settings(
+        homeserver=(homeserver or "").rstrip("/"),
+        user_id=user_id or "",
+        password=password,
+        access_token=access_token,
+        database_url=database_url,
+        data_dir=Path(get("ICC_DATA_DIR", "data") or "data"),
+        config_dir=Path(get("ICC_CONFIG_DIR", "config") or "config"),
+        dg_room=dg_room,
+        command_prefix=prefix,
+        exercise_marker=get("ICC_EXERCISE_MARKER", "EXERCISE EXERCISE EXERCISE") or "",
+        e2ee=bool(e2ee),
+        store_key=store_key,
+        device_name=get("ICC_DEVICE_NAME", "ICC liaison bot") or "ICC liaison bot",
+        **settings_values,  # type: ignore[arg-type]
+    )
+
+
+def _parse_bool(text: str) -> bool:
+    lowered = text.lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off"}:
+        return False
+    raise ValueError(f"`{text}` is not true or false")
+
+
+def _parse_addr(text: str) -> tuple[str, int]:
+    host, sep, port = text.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) < 65536:
+        raise ValueError(f"`{text}` is not host:port (e.g. 127.0.0.1:9108)")
+    return host.strip("[]"), int(port)

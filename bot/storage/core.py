@@ -1,0 +1,142 @@
+"""Data access for the bot's own bookkeeping: sync position, command inbox, joins, timers.
+
+Functions take the session of the caller's transaction, so a sync batch's inbox rows and its token
+are written together or not at all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import update
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from bot.storage.models import InboxEvent, RoomJoin, SyncState, Timer
+from bot.timeutil import utcnow
+
+
+async def load_sync_state(session: AsyncSession, user_id: str) -> SyncState | None:
+    return await session.get(SyncState, user_id)
+
+
+async def save_sync_state(
+    session: AsyncSession, user_id: str, *, next_batch: str | None, filter_id: str | None
+) -> None:
+    state = await session.get(SyncState, user_id)
+    if state is None:
+        state = SyncState(user_id=user_id)
+    state.next_batch = next_batch
+    state.filter_id = filter_id
+    state.updated_at = utcnow()
+    session.add(state)
+
+
+async def known_event_ids(session: AsyncSession, event_ids: Sequence[str]) -> set[str]:
+    if not event_ids:
+        return set()
+    rows = await session.exec(
+        select(InboxEvent.event_id).where(col(InboxEvent.event_id).in_(list(event_ids)))
+    )
+    return set(rows.all())
+
+
+async def record_inbox(session: AsyncSession, events: Sequence[InboxEvent]) -> list[InboxEvent]:
+    """Add the events not seen before; returns the ones added (the rest are duplicates)."""
+    seen = await known_event_ids(session, [e.event_id for e in events])
+    fresh = [e for e in events if e.event_id not in seen]
+    session.add_all(fresh)
+    return fresh
+
+
+async def pending_inbox(session: AsyncSession) -> list[InboxEvent]:
+    rows = await session.exec(
+        select(InboxEvent).where(InboxEvent.status == "pending").order_by(col(InboxEvent.origin_ts))
+    )
+    return list(rows.all())
+
+
+async def finish_inbox(session: AsyncSession, event_id: str, status: str) -> None:
+    await session.exec(  # type: ignore[call-overload]
+        update(InboxEvent)
+        .where(col(InboxEvent.event_id) == event_id)
+        .values(status=status, finished_at=utcnow())
+    )
+
+
+async def get_inbox(session: AsyncSession, event_id: str) -> InboxEvent | None:
+    return await session.get(InboxEvent, event_id)
+
+
+async def save_join(session: AsyncSession, room_id: str, joined_at: datetime) -> None:
+    join = await session.get(RoomJoin, room_id)
+    if join is None:
+        session.add(RoomJoin(room_id=room_id, joined_at=joined_at))
+    elif joined_at > join.joined_at:
+        join.joined_at = joined_at
+        session.add(join)
+
+
+async def load_joins(session: AsyncSession) -> dict[str, datetime]:
+    rows = await session.exec(select(RoomJoin))
+    return {row.room_id: row.joined_at for row in rows.all()}
+
+
+async def upsert_timer(
+    session: AsyncSession, kind: str, key: str, due_at: datetime, payload: dict[str, Any]
+) -> Timer:
+    """Arm (kind, key) at due_at. Re-arming one that has not fired moves it; a fired one stays."""
+    rows = await session.exec(select(Timer).where(Timer.kind == kind, Timer.key == key))
+    timer = rows.first()
+    if timer is None:
+        timer = Timer(kind=kind, key=key, due_at=due_at, payload=payload, created_at=utcnow())
+    elif timer.fired_at is None:
+        timer.due_at, timer.payload, timer.cancelled_at = due_at, payload, None
+    session.add(timer)
+    await session.flush()
+    return timer
+
+
+async def claim_timer(session: AsyncSession, timer_id: int) -> Timer | None:
+    """Mark a timer fired, atomically. Returns it only to the one caller that won the claim."""
+    result = await session.exec(  # type: ignore[call-overload]
+        update(Timer)
+        .where(
+            col(Timer.id) == timer_id,
+            col(Timer.fired_at).is_(None),
+            col(Timer.cancelled_at).is_(None),
+        )
+        .values(fired_at=utcnow())
+    )
+    if result.rowcount != 1:
+        return None
+    return await session.get(Timer, timer_id)
+
+
+async def cancel_timers(session: AsyncSession, kind: str, key_prefix: str) -> list[int]:
+    """Cancel the unfired timers of kind whose key starts with key_prefix; returns their ids."""
+    rows = await session.exec(
+        select(Timer).where(
+            Timer.kind == kind,
+            col(Timer.key).startswith(key_prefix),
+            col(Timer.fired_at).is_(None),
+            col(Timer.cancelled_at).is_(None),
+        )
+    )
+    timers = list(rows.all())
+    now = utcnow()
+    for timer in timers:
+        timer.cancelled_at = now
+        session.add(timer)
+    return [t.id for t in timers if t.id is not None]
+
+
+async def armed_timers(session: AsyncSession) -> list[Timer]:
+    rows = await session.exec(
+        select(Timer)
+        .where(col(Timer.fired_at).is_(None), col(Timer.cancelled_at).is_(None))
+        .order_by(col(Timer.due_at))
+    )
+    return list(rows.all())

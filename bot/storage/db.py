@@ -1,0 +1,129 @@
+"""The database: one async engine, short transactions, schema through Alembic only."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import event
+from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+log = logging.getLogger(__name__)
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+AFTER_COMMIT = "icc_after_commit"
+
+
+def after_commit(session: AsyncSession, callback: Callable[[], object]) -> None:
+    """Run `callback` once the session's transaction has committed (never if it rolls back).
+
+    For effects outside the database that must not run ahead of the data they refer to, such
+    as arming a scheduler job for a row another transaction could not see yet.
+    """
+    session.info.setdefault(AFTER_COMMIT, []).append(callback)
+
+
+class SchemaError(RuntimeError):
+    """The database's schema is not one this version of the bot can run on."""
+
+
+def async_url(url: str) -> str:
+    """The URL operators write (`sqlite:///…`, `postgresql://…`) with the async driver we ship."""
+    parsed = make_url(url)
+    driver = {"sqlite": "sqlite+aiosqlite", "postgresql": "postgresql+psycopg"}
+    backend = parsed.get_backend_name()
+    if backend not in driver:
+        raise ValueError(f"unsupported database `{backend}`; use sqlite or postgresql")
+    return parsed.set(drivername=driver[backend]).render_as_string(hide_password=False)
+
+
+def alembic_config() -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    return config
+
+
+class Database:
+    """Owns the engine. Repositories take the session it hands out; nobody else opens one."""
+
+    def __init__(self, url: str, *, connect_args: dict[str, Any] | None = None) -> None:
+        self.url = async_url(url)
+        parsed = make_url(self.url)
+        self.dialect = parsed.get_backend_name()
+        if self.dialect == "sqlite" and parsed.database and parsed.database != ":memory:":
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        self.engine: AsyncEngine = create_async_engine(
+            self.url, connect_args=connect_args or {}, pool_pre_ping=self.dialect != "sqlite"
+        )
+        if self.dialect == "sqlite":
+            event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
+        self._sessions = async_sessionmaker(
+            self.engine, class_=AsyncSession, expire_on_commit=False
+        )
+
+    @asynccontextmanager
+    async def session(self) -> AsyncIterator[AsyncSession]:
+        """One transaction: committed when the block ends, rolled back on any exception."""
+        async with self._sessions() as session:
+            async with session.begin():
+                yield session
+            for callback in session.info.pop(AFTER_COMMIT, []):
+                callback()
+
+    async def upgrade(self) -> None:
+        """Apply every migration up to head (`icc-bot db upgrade`, and `run` at start)."""
+        async with self.engine.begin() as conn:
+            await conn.run_sync(_run_upgrade)
+
+    async def check_schema(self) -> str:
+        """Refuse a database migrated by a newer bot, or one not migrated at all."""
+        async with self.engine.connect() as conn:
+            current = await conn.run_sync(_current_revision)
+        script = ScriptDirectory.from_config(alembic_config())
+        head = script.get_current_head()
+        if current is None:
+            raise SchemaError("the database has no schema; run `icc-bot db upgrade`")
+        if current != head:
+            known = {rev.revision for rev in script.walk_revisions()}
+            if current not in known:
+                raise SchemaError(
+                    f"the database is at revision {current}, unknown to this version of the bot "
+                    "(migrated by a newer one?); refusing to run"
+                )
+            raise SchemaError(f"the database is at {current}, not {head}; run `icc-bot db upgrade`")
+        return head
+
+    async def ping(self) -> None:
+        async with self.engine.connect() as conn:
+            await conn.exec_driver_sql("SELECT 1")
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=5000")
+    cursor.close()
+
+
+def _run_upgrade(connection: Connection) -> None:
+    config = alembic_config()
+    config.attributes["connection"] = connection
+    command.upgrade(config, "head")
+
+
+def _current_revision(connection: Connection) -> str | None:
+    return MigrationContext.configure(connection).get_current_revision()

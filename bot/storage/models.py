@@ -1,0 +1,87 @@
+"""Table models. The schema is owned by Alembic (bot/storage/migrations); never `create_all`."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, Column, Index, MetaData, String, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from bot.storage.types import UTCDateTime
+
+# Stable constraint names, so that migrations can name what they alter on every backend.
+SQLModel.metadata.naming_convention = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+metadata: MetaData = SQLModel.metadata
+
+
+def utc_column(*, nullable: bool = False, index: bool = False) -> Any:
+    return Field(sa_column=Column(UTCDateTime(), nullable=nullable, index=index))
+
+
+class SyncState(SQLModel, table=True):
+    """Where the bot stopped reading: one row per bot account, independent of the E2E store."""
+
+    __tablename__ = "sync_state"
+
+    user_id: str = Field(primary_key=True, max_length=255)
+    next_batch: str | None = Field(default=None, max_length=255)
+    filter_id: str | None = Field(default=None, max_length=255)
+    updated_at: datetime = utc_column()
+
+
+class InboxEvent(SQLModel, table=True):
+    """A command-bearing event as received, written together with the sync token that follows it.
+
+    `status` moves pending → done | late | failed. A pending row after a crash is a command that
+    was received but not finished; it is dispatched again at start-up, so nothing typed is lost,
+    and a finished row is never run again, so nothing runs twice.
+    """
+
+    __tablename__ = "inbox_event"
+    __table_args__ = (Index("ix_inbox_event_status", "status"),)
+
+    event_id: str = Field(primary_key=True, max_length=255)
+    room_id: str = Field(max_length=255)
+    sender: str = Field(max_length=255)
+    origin_ts: datetime = utc_column()
+    received_at: datetime = utc_column()
+    content: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    status: str = Field(default="pending", max_length=16)
+    finished_at: datetime | None = utc_column(nullable=True)
+
+
+class RoomJoin(SQLModel, table=True):
+    """When the bot joined a room: events older than this are history, never commands."""
+
+    __tablename__ = "room_join"
+
+    room_id: str = Field(primary_key=True, max_length=255)
+    joined_at: datetime = utc_column()
+
+
+class Timer(SQLModel, table=True):
+    """Something that must happen later (an escalation step, a reminder, a round's end).
+
+    The row is the truth; APScheduler only holds a rebuildable copy, re-armed from here at start-up.
+    `(kind, key)` is unique, so arming the same step twice is one timer, and it fires once:
+    `fired_at` is set in the transaction that claims it.
+    """
+
+    __tablename__ = "timer"
+    __table_args__ = (UniqueConstraint("kind", "key", name="uq_timer_kind_key"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    kind: str = Field(max_length=64)
+    key: str = Field(sa_column=Column(String(255), nullable=False))
+    due_at: datetime = utc_column(index=True)
+    payload: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    created_at: datetime = utc_column()
+    fired_at: datetime | None = utc_column(nullable=True)
+    cancelled_at: datetime | None = utc_column(nullable=True)

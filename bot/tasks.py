@@ -1,0 +1,52 @@
+"""Background work that must neither stall the sync loop nor vanish silently."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Coroutine
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+
+class TaskSupervisor:
+    """Runs handlers as tracked tasks: capped concurrency, errors logged, drained on shutdown."""
+
+    def __init__(self, concurrency: int = 16) -> None:
+        self._tasks: dict[str, asyncio.Task[Any]] = {}
+        self._slots = asyncio.Semaphore(concurrency)
+
+    def running(self, name: str) -> bool:
+        return name in self._tasks
+
+    def spawn(self, name: str, coro: Coroutine[Any, Any, Any]) -> bool:
+        """Start `coro` unless a task of that name runs already (one event, one handler)."""
+        if name in self._tasks:
+            coro.close()
+            return False
+        task = asyncio.create_task(self._guarded(name, coro), name=name)
+        self._tasks[name] = task
+        task.add_done_callback(lambda _t: self._tasks.pop(name, None))
+        return True
+
+    async def _guarded(self, name: str, coro: Coroutine[Any, Any, Any]) -> None:
+        async with self._slots:
+            try:
+                await coro
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("background task %s failed", name)
+
+    async def drain(self, seconds: float) -> None:
+        """Wait up to `seconds` for running tasks, then cancel what is left."""
+        pending = list(self._tasks.values())
+        if not pending:
+            return
+        _done, still = await asyncio.wait(pending, timeout=seconds)
+        for task in still:
+            task.cancel()
+        if still:
+            log.warning("cancelled %d tasks still running at shutdown", len(still))
+            await asyncio.gather(*still, return_exceptions=True)

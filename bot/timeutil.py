@@ -1,0 +1,64 @@
+"""Durations and clock times as liaison officers type and read them.
+
+Time is UTC inside the bot; these helpers are the edges where it is parsed from what a person typed
+and shown in a reader's zone next to UTC (`14:28 Brussels (13:28Z)`), so every message agrees.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+_DURATION = re.compile(r"^(\d+)\s*([smhd])$", re.IGNORECASE)
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(text: str) -> timedelta:
+    """`30s`, `15m`, `2h`, `1d` → timedelta; raises ValueError with the accepted forms."""
+    match = _DURATION.match(text.strip())
+    if not match or int(match.group(1)) == 0:
+        raise ValueError(f"`{text}` is not a duration; use a number and a unit: 30s, 15m, 2h, 1d")
+    return timedelta(seconds=int(match.group(1)) * _UNIT_SECONDS[match.group(2).lower()])
+
+
+def format_duration(delta: timedelta) -> str:
+    """Compact and exact enough for a latency: `45s`, `3m12s`, `2h05m`, `1d3h`."""
+    seconds = max(0, int(delta.total_seconds()))
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    if days:
+        return f"{days}d{hours}h" if hours else f"{days}d"
+    if hours:
+        return f"{hours}h{minutes:02d}m"
+    if minutes:
+        return f"{minutes}m{secs:02d}s" if secs else f"{minutes}m"
+    return f"{secs}s"
+
+
+def load_zone(name: str) -> ZoneInfo:
+    """An IANA zone by name; ValueError (not the zoneinfo internals) when it does not exist."""
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError(f"`{name}` is not an IANA time zone (e.g. Europe/Brussels)") from exc
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def zone_label(zone: ZoneInfo) -> str:
+    """`Europe/Brussels` → `Brussels`: the city is what a reader recognises."""
+    return str(zone.key).rsplit("/", 1)[-1].replace("_", " ")
+
+
+def format_local_utc(moment: datetime, zone: ZoneInfo, *, with_date: bool = False) -> str:
+    """`14:28 Brussels (13:28Z)`; with_date prefixes the local date (`Sun 29 Nov`)."""
+    if moment.tzinfo is None:
+        raise ValueError("naive datetime: times inside the bot are UTC-aware")
+    local = moment.astimezone(zone)
+    utc = moment.astimezone(UTC)
+    prefix = local.strftime("%a %d %b ") if with_date else ""
+    return f"{prefix}{local:%H:%M} {zone_label(zone)} ({utc:%H:%M}Z)"

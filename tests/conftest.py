@@ -1,0 +1,210 @@
+"""Shared fixtures: one real Synapse per session, real databases, real Matrix users.
+
+Synapse is started once (a few seconds) and every test registers what it needs on it; each test
+gets its own bot data directory and database, so tests never see each other's state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+import yaml
+
+from bot.app import App, Tuning
+from bot.devserver import DevServer, start_synapse
+from bot.settings import Settings, load_settings
+from tests.matrix_people import Person
+
+PG_DSN = os.environ.get("ICC_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
+BACKENDS = ["sqlite", "postgresql"]
+
+
+# -- databases ------------------------------------------------------------------------------------
+
+
+def _pg_schema_url(schema: str) -> str:
+    return f"{PG_DSN}?options=-csearch_path%3D{schema}"
+
+
+@pytest.fixture
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh, empty database: a SQLite file, or a throwaway schema on the PostgreSQL server.
+
+    Parametrise with `@pytest.mark.parametrize("database_url", BACKENDS, indirect=True)`.
+    """
+    backend = getattr(request, "param", "sqlite")
+    if backend == "sqlite":
+        yield f"sqlite:///{tmp_path / 'icc.db'}"
+        return
+    schema = f"t_{secrets.token_hex(6)}"
+    with psycopg.connect(PG_DSN, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {schema}")
+    try:
+        yield _pg_schema_url(schema)
+    finally:
+        with psycopg.connect(PG_DSN, autocommit=True) as conn:
+            conn.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+# -- the homeserver and its people ----------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def synapse(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevServer]:
+    server = start_synapse(tmp_path_factory.mktemp("synapse"))
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@dataclass(frozen=True)
+class Account:
+    user_id: str
+    password: str
+    localpart: str
+
+
+@pytest.fixture
+def register(synapse: DevServer):  # type: ignore[no-untyped-def]
+    """Register a fresh user (unique localpart per call) and return its Account."""
+
+    def make(name: str) -> Account:
+        localpart = f"{name}-{secrets.token_hex(3)}"
+        password = secrets.token_urlsafe(12)
+        return Account(synapse.register(localpart, password), password, localpart)
+
+    return make
+
+
+@dataclass
+class Cast:
+    """The people of one test: the bot's account and one user per role, plus a stranger."""
+
+    bot: Account
+    lead: Account
+    member: Account
+    partner: Account
+    dg: Account
+    stranger: Account
+
+    def directory(self) -> dict[str, Any]:
+        contacts = [
+            ("lead", self.lead, "icc-lead"),
+            ("member", self.member, "icc-member"),
+            ("partner", self.partner, "partner"),
+            ("dg", self.dg, "dg"),
+        ]
+        return {
+            "organisations": [{"key": "nccn", "name": "NCCN", "kind": "national", "country": "BE"}],
+            "contacts": [
+                {
+                    "handle": handle, "name": handle.title(), "organisation": "nccn",
+                    "matrix_id": account.user_id, "role": role, "languages": ["en"],
+                    "timezone": "Europe/Brussels", "groups": ["icc"],
+                }
+                for handle, account, role in contacts
+            ],
+            "groups": {"icc": "ICC"},
+        }
+
+
+@pytest.fixture
+def cast(register) -> Cast:  # type: ignore[no-untyped-def]
+    return Cast(*(register(name) for name in ("bot", "lead", "member", "partner", "dg", "stranger")))
+
+
+@pytest.fixture
+def bot_env(tmp_path: Path, synapse: DevServer, cast: Cast, database_url: str) -> dict[str, str]:
+    """The environment of a bot run: its own data dir, config dir and database."""
+    config_dir = tmp_path / "config"
+    config_dir.mkdir()
+    (config_dir / "directory.yaml").write_text(yaml.safe_dump(cast.directory()))
+    return {
+        "ICC_HOMESERVER": synapse.base_url,
+        "ICC_USER_ID": cast.bot.user_id,
+        "ICC_PASSWORD": cast.bot.password,
+        "ICC_DATABASE_URL": database_url,
+        "ICC_DATA_DIR": str(tmp_path / "data"),
+        "ICC_CONFIG_DIR": str(config_dir),
+        "ICC_E2EE": "false",
+    }
+
+
+FAST = Tuning(sync_timeout_ms=1_000, backoff=(0.2, 1.0), drain_seconds=3.0)
+
+
+class RunningBot:
+    """The real App, run in this event loop; `restart` is a stop and a fresh start."""
+
+    def __init__(self, settings: Settings, families: list[Any] | None = None) -> None:
+        self.settings = settings
+        self.families = families
+        self.app: App | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> App:
+        self.app = App(self.settings, FAST, families=self.families)
+        self._task = asyncio.create_task(self.app.run())
+        ready = asyncio.create_task(self._ready())
+        done, _ = await asyncio.wait({self._task, ready}, timeout=30, return_when="FIRST_COMPLETED")
+        if self._task in done:
+            ready.cancel()
+            self._task.result()  # raises the start-up failure
+        if ready not in done:
+            raise TimeoutError("the bot did not become ready within 30 s")
+        return self.app
+
+    async def _ready(self) -> None:
+        while self.app is None or self.app.sync is None:
+            await asyncio.sleep(0.02)
+        await self.app.sync.ready.wait()
+
+    async def stop(self) -> None:
+        if self.app is not None and self._task is not None:
+            self.app.stop()
+            await asyncio.wait_for(self._task, 20)
+            self.app, self._task = None, None
+
+
+@pytest.fixture
+async def bot(bot_env: dict[str, str]) -> AsyncIterator[RunningBot]:
+    running = RunningBot(load_settings(bot_env))
+    await running.start()
+    try:
+        yield running
+    finally:
+        await running.stop()
+
+
+@pytest.fixture
+async def people(synapse: DevServer, cast: Cast) -> AsyncIterator[dict[str, Person]]:
+    """Logged-in nio clients for every role of the cast (not the bot)."""
+    logged_in: dict[str, Person] = {}
+    try:
+        for role in ("lead", "member", "partner", "dg", "stranger"):
+            account: Account = getattr(cast, role)
+            logged_in[role] = await Person.login(synapse.base_url, account.user_id, account.password)
+        yield logged_in
+    finally:
+        for person in logged_in.values():
+            await person.close()
+
+
+def run_cli(env: dict[str, str], *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
+    """Run `python -m bot …` in a clean environment plus `env`."""
+    base = {k: v for k, v in os.environ.items() if not k.startswith("ICC_")}
+    return subprocess.run(
+        [sys.executable, "-m", "bot", *args], env=base | env, capture_output=True, text=True,
+        timeout=timeout, check=False,
+    )

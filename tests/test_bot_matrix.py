@@ -1,0 +1,177 @@
+"""The bot on a real homeserver, driven by real users: help, refusals, invites, errors."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from bot.render import Message
+from bot.roles import Role
+from bot.router import CommandContext, CommandFamily
+from tests.conftest import Cast, RunningBot
+from tests.matrix_people import Person, body
+
+pytestmark = pytest.mark.synapse
+
+
+def bot_joined(bot_id: str):  # type: ignore[no-untyped-def]
+    def check(event: dict) -> bool:
+        return (
+            event.get("type") == "m.room.member"
+            and event.get("state_key") == bot_id
+            and event.get("content", {}).get("membership") == "join"
+        )
+
+    return check
+
+
+async def shared_room(people: dict[str, Person], cast: Cast) -> str:
+    """A room made by the lead with the bot and every test person in it."""
+    lead = people["lead"]
+    others = [p for role, p in people.items() if role != "lead"]
+    room_id = await lead.create_room(invite=[cast.bot.user_id] + [p.user_id for p in others])
+    for person in others:
+        await person.join(room_id)
+    await lead.wait_for(room_id, bot_joined(cast.bot.user_id))
+    return room_id
+
+
+async def test_help_round_trip(bot: RunningBot, people: dict[str, Person], cast: Cast) -> None:
+    room_id = await shared_room(people, cast)
+    lead = people["lead"]
+    started = time.monotonic()
+    event_id = await lead.send(room_id, "!icc help")
+    reply = await lead.wait_for_reply(room_id, event_id, cast.bot.user_id)
+    elapsed = time.monotonic() - started
+    content = reply["content"]
+    assert content["msgtype"] == "m.notice"
+    assert content["format"] == "org.matrix.custom.html"
+    assert content["m.mentions"] == {}
+    assert "!icc help [<command>]" in content["body"]
+    assert "<code>!icc help [&lt;command&gt;]</code>" in content["formatted_body"]
+    print(f"help answered in {elapsed:.3f}s")  # measured properly in bench/
+
+
+async def test_slash_prefix_and_help_for_one_command(
+    bot: RunningBot, people: dict[str, Person], cast: Cast
+) -> None:
+    room_id = await shared_room(people, cast)
+    member = people["member"]
+    event_id = await member.send(room_id, "/icc help help")
+    reply = await member.wait_for_reply(room_id, event_id, cast.bot.user_id)
+    assert "Example: !icc help page" in body(reply)
+
+
+async def test_stranger_gets_help_only(
+    bot: RunningBot, people: dict[str, Person], cast: Cast
+) -> None:
+    room_id = await shared_room(people, cast)
+    stranger = people["stranger"]
+    event_id = await stranger.send(room_id, "!icc help")
+    reply = await stranger.wait_for_reply(room_id, event_id, cast.bot.user_id)
+    assert "not in the ICC directory" in body(reply)
+    assert "• !icc help" in body(reply)
+
+
+async def test_role_check_before_the_handler(
+    bot_env: dict[str, str], people: dict[str, Person], cast: Cast
+) -> None:
+    ran: list[str] = []
+    family = CommandFamily("test")
+
+    @family.command("secret", role=Role.LEAD, summary="lead only", example="secret")
+    async def secret(ctx: CommandContext) -> Message:
+        ran.append(ctx.sender)
+        return ctx.render("user_error", text="ran")
+
+    from bot.commands import all_families
+    from bot.settings import load_settings
+
+    running = RunningBot(load_settings(bot_env), families=[*all_families(), family])
+    await running.start()
+    try:
+        room_id = await shared_room(people, cast)
+        for role in ("stranger", "partner", "member"):
+            event_id = await people[role].send(room_id, "!icc secret")
+            reply = await people[role].wait_for_reply(room_id, event_id, cast.bot.user_id)
+            assert "nothing was done" in body(reply) or "not in the ICC directory" in body(reply)
+        event_id = await people["lead"].send(room_id, "!icc secret")
+        reply = await people["lead"].wait_for_reply(room_id, event_id, cast.bot.user_id)
+        assert body(reply) == "ran"
+        assert ran == [cast.lead.user_id]
+    finally:
+        await running.stop()
+
+
+async def test_unknown_command_and_usage_errors(
+    bot: RunningBot, people: dict[str, Person], cast: Cast
+) -> None:
+    room_id = await shared_room(people, cast)
+    lead = people["lead"]
+    event_id = await lead.send(room_id, "!icc hlep")
+    reply = await lead.wait_for_reply(room_id, event_id, cast.bot.user_id)
+    assert "There is no command `hlep`" in body(reply)
+    assert "Did you mean `help`?" in body(reply)
+    event_id = await lead.send(room_id, '!icc help "unclosed')
+    reply = await lead.wait_for_reply(room_id, event_id, cast.bot.user_id)
+    assert "never closed" in body(reply)
+    assert "Usage: !icc help [<command>]" in body(reply)
+
+
+async def test_unexpected_error_is_an_apology_with_a_reference(
+    bot_env: dict[str, str], people: dict[str, Person], cast: Cast,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    family = CommandFamily("test")
+
+    @family.command("boom", role=Role.STRANGER, summary="fails", example="boom")
+    async def boom(ctx: CommandContext) -> Message:
+        raise RuntimeError("database password is hunter2")
+
+    from bot.commands import all_families
+    from bot.settings import load_settings
+
+    running = RunningBot(load_settings(bot_env), families=[*all_families(), family])
+    await running.start()
+    try:
+        room_id = await shared_room(people, cast)
+        event_id = await people["member"].send(room_id, "!icc boom")
+        reply = await people["member"].wait_for_reply(room_id, event_id, cast.bot.user_id)
+        assert "Something went wrong" in body(reply)
+        assert "hunter2" not in body(reply) and "Traceback" not in body(reply)
+        ref = body(reply).split("(ref ")[1].split(")")[0]
+        assert any(ref in r.getMessage() and event_id in r.getMessage() for r in caplog.records)
+        # The bot keeps answering after the failure.
+        event_id = await people["member"].send(room_id, "!icc help")
+        await people["member"].wait_for_reply(room_id, event_id, cast.bot.user_id)
+    finally:
+        await running.stop()
+
+
+async def test_ignores_itself_notices_and_plain_chat(
+    bot: RunningBot, people: dict[str, Person], cast: Cast
+) -> None:
+    room_id = await shared_room(people, cast)
+    lead = people["lead"]
+    await lead.send(room_id, "!icc help", msgtype="m.notice")  # another bot's notice
+    await lead.send(room_id, "good morning, no command here")
+    marker = await lead.send(room_id, "!icc help")
+    await lead.wait_for_reply(room_id, marker, cast.bot.user_id)
+    await lead.quiet_period(1.0)
+    answers = [e for e in lead.events(room_id, cast.bot.user_id) if e["type"] == "m.room.message"]
+    assert len(answers) == 1
+
+
+async def test_invites_from_directory_members_only(
+    bot: RunningBot, people: dict[str, Person], cast: Cast
+) -> None:
+    stranger_room = await people["stranger"].create_room(invite=[cast.bot.user_id])
+    member_room = await people["member"].create_room(invite=[cast.bot.user_id])
+    await people["member"].wait_for(member_room, bot_joined(cast.bot.user_id))
+    await people["stranger"].wait_for(
+        stranger_room,
+        lambda e: e.get("type") == "m.room.member"
+        and e.get("state_key") == cast.bot.user_id
+        and e["content"].get("membership") == "leave",
+    )
