@@ -49,7 +49,9 @@ class Tuning:
 
 class App:
     def __init__(
-        self, settings: Settings, tuning: Tuning | None = None,
+        self,
+        settings: Settings,
+        tuning: Tuning | None = None,
         families: list[CommandFamily] | None = None,
     ) -> None:
         self.settings = settings
@@ -57,6 +59,7 @@ class App:
         self.families = families if families is not None else all_families()
         self.tasks = TaskSupervisor()
         self._stopping = asyncio.Event()
+        self.ready = asyncio.Event()  # set once the first sync is handled and commands flow
         self.deps: Deps | None = None
         self.sync: SyncLoop | None = None
 
@@ -127,6 +130,7 @@ class App:
         if pending:
             log.info("resuming %d commands received but not finished", len(pending))
         self._dispatch(runner, pending)
+        self.ready.set()
         log.info("ready")
 
     def _dispatch(self, runner: CommandRunner, items: list[InboxEvent]) -> None:

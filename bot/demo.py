@@ -76,7 +76,9 @@ async def _serve(
     lead = _localpart(roster[0]["matrix_id"])
     if not state.get("room_id"):
         state["room_id"] = await _create_room(
-            server, lead, state["passwords"][lead],
+            server,
+            lead,
+            state["passwords"][lead],
             [bot_id] + [c["matrix_id"] for c in roster[1:]],
         )
         _save_state(state_file, state)

@@ -109,9 +109,14 @@ class Cast:
             "organisations": [{"key": "nccn", "name": "NCCN", "kind": "national", "country": "BE"}],
             "contacts": [
                 {
-                    "handle": handle, "name": handle.title(), "organisation": "nccn",
-                    "matrix_id": account.user_id, "role": role, "languages": ["en"],
-                    "timezone": "Europe/Brussels", "groups": ["icc"],
+                    "handle": handle,
+                    "name": handle.title(),
+                    "organisation": "nccn",
+                    "matrix_id": account.user_id,
+                    "role": role,
+                    "languages": ["en"],
+                    "timezone": "Europe/Brussels",
+                    "groups": ["icc"],
                 }
                 for handle, account, role in contacts
             ],
@@ -121,7 +126,8 @@ class Cast:
 
 @pytest.fixture
 def cast(register) -> Cast:  # type: ignore[no-untyped-def]
-    return Cast(*(register(name) for name in ("bot", "lead", "member", "partner", "dg", "stranger")))
+    names = ("bot", "lead", "member", "partner", "dg", "stranger")
+    return Cast(*(register(name) for name in names))
 
 
 @pytest.fixture
@@ -156,7 +162,7 @@ class RunningBot:
     async def start(self) -> App:
         self.app = App(self.settings, FAST, families=self.families)
         self._task = asyncio.create_task(self.app.run())
-        ready = asyncio.create_task(self._ready())
+        ready = asyncio.create_task(self.app.ready.wait())
         done, _ = await asyncio.wait({self._task, ready}, timeout=30, return_when="FIRST_COMPLETED")
         if self._task in done:
             ready.cancel()
@@ -164,11 +170,6 @@ class RunningBot:
         if ready not in done:
             raise TimeoutError("the bot did not become ready within 30 s")
         return self.app
-
-    async def _ready(self) -> None:
-        while self.app is None or self.app.sync is None:
-            await asyncio.sleep(0.02)
-        await self.app.sync.ready.wait()
 
     async def stop(self) -> None:
         if self.app is not None and self._task is not None:
@@ -194,7 +195,9 @@ async def people(synapse: DevServer, cast: Cast) -> AsyncIterator[dict[str, Pers
     try:
         for role in ("lead", "member", "partner", "dg", "stranger"):
             account: Account = getattr(cast, role)
-            logged_in[role] = await Person.login(synapse.base_url, account.user_id, account.password)
+            logged_in[role] = await Person.login(
+                synapse.base_url, account.user_id, account.password
+            )
         yield logged_in
     finally:
         for person in logged_in.values():
@@ -205,6 +208,10 @@ def run_cli(env: dict[str, str], *args: str, timeout: float = 60) -> subprocess.
     """Run `python -m bot …` in a clean environment plus `env`."""
     base = {k: v for k, v in os.environ.items() if not k.startswith("ICC_")}
     return subprocess.run(
-        [sys.executable, "-m", "bot", *args], env=base | env, capture_output=True, text=True,
-        timeout=timeout, check=False,
+        [sys.executable, "-m", "bot", *args],
+        env=base | env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
     )

@@ -75,7 +75,11 @@ class Person:
         ]
 
     async def wait_for(
-        self, room_id: str, predicate: EventPredicate, *, timeout: float = 15.0,
+        self,
+        room_id: str,
+        predicate: EventPredicate,
+        *,
+        timeout: float = 15.0,
         sender: str | None = None,
     ) -> dict[str, Any]:
         """The first event in room (from sender) that satisfies predicate, syncing until then."""

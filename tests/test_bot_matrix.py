@@ -120,7 +120,9 @@ async def test_unknown_command_and_usage_errors(
 
 
 async def test_unexpected_error_is_an_apology_with_a_reference(
-    bot_env: dict[str, str], people: dict[str, Person], cast: Cast,
+    bot_env: dict[str, str],
+    people: dict[str, Person],
+    cast: Cast,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     family = CommandFamily("test")
@@ -139,7 +141,8 @@ async def test_unexpected_error_is_an_apology_with_a_reference(
         event_id = await people["member"].send(room_id, "!icc boom")
         reply = await people["member"].wait_for_reply(room_id, event_id, cast.bot.user_id)
         assert "Something went wrong" in body(reply)
-        assert "hunter2" not in body(reply) and "Traceback" not in body(reply)
+        assert "hunter2" not in body(reply)
+        assert "Traceback" not in body(reply)
         ref = body(reply).split("(ref ")[1].split(")")[0]
         assert any(ref in r.getMessage() and event_id in r.getMessage() for r in caplog.records)
         # The bot keeps answering after the failure.
@@ -171,7 +174,9 @@ async def test_invites_from_directory_members_only(
     await people["member"].wait_for(member_room, bot_joined(cast.bot.user_id))
     await people["stranger"].wait_for(
         stranger_room,
-        lambda e: e.get("type") == "m.room.member"
-        and e.get("state_key") == cast.bot.user_id
-        and e["content"].get("membership") == "leave",
+        lambda e: (
+            e.get("type") == "m.room.member"
+            and e.get("state_key") == cast.bot.user_id
+            and e["content"].get("membership") == "leave"
+        ),
     )

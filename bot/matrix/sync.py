@@ -77,7 +77,6 @@ class SyncLoop:
         self._joins: dict[str, datetime] = {}
         self._invites_seen: set[str] = set()
         self.last_sync_at: datetime | None = None
-        self.ready = asyncio.Event()
 
     @property
     def user_id(self) -> str:
@@ -116,7 +115,6 @@ class SyncLoop:
             await self._handle_invites(response)
             if first:
                 first = False
-                self.ready.set()
                 await self._on_ready()  # dispatches every pending inbox row, these included
             elif fresh:
                 self._dispatch(fresh)

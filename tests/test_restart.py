@@ -1,0 +1,180 @@
+"""Restarts: nothing handled twice, nothing sent while down lost, history never run."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bot.commands import all_families
+from bot.render import Message
+from bot.roles import Role
+from bot.router import CommandContext, CommandFamily
+from bot.settings import load_settings
+from tests.conftest import BACKENDS, Cast, RunningBot
+from tests.matrix_people import Person, body, replies_to
+from tests.test_bot_matrix import shared_room
+
+pytestmark = pytest.mark.synapse
+
+
+def answers_to(person: Person, room_id: str, event_id: str, bot_id: str) -> list[dict]:
+    return [e for e in person.events(room_id, bot_id) if replies_to(e) == event_id]
+
+
+@pytest.mark.parametrize("database_url", BACKENDS, indirect=True)
+async def test_restart_runs_each_command_once_and_catches_up(
+    bot_env: dict[str, str], people: dict[str, Person], cast: Cast
+) -> None:
+    running = RunningBot(load_settings(bot_env))
+    await running.start()
+    room_id = await shared_room(people, cast)
+    lead = people["lead"]
+    before = await lead.send(room_id, "!icc help")
+    await lead.wait_for_reply(room_id, before, cast.bot.user_id)
+    await running.stop()
+
+    while_down = await lead.send(room_id, "!icc help help")
+    await running.start()
+    try:
+        reply = await lead.wait_for_reply(room_id, while_down, cast.bot.user_id)
+        assert "Example: !icc help page" in body(reply)
+        await lead.quiet_period(1.5)
+        assert len(answers_to(lead, room_id, before, cast.bot.user_id)) == 1
+        assert len(answers_to(lead, room_id, while_down, cast.bot.user_id)) == 1
+    finally:
+        await running.stop()
+
+
+async def test_command_older_than_max_age_is_answered_not_run(
+    bot_env: dict[str, str], people: dict[str, Person], cast: Cast
+) -> None:
+    running = RunningBot(load_settings(bot_env | {"ICC_MAX_COMMAND_AGE": "2s"}))
+    await running.start()
+    room_id = await shared_room(people, cast)
+    await running.stop()
+    stale = await people["lead"].send(room_id, "!icc help")
+    await asyncio.sleep(2.5)
+    await running.start()
+    try:
+        reply = await people["lead"].wait_for_reply(room_id, stale, cast.bot.user_id)
+        assert body(reply) == (
+            "`help` arrived 1 minute late, not run — send it again if it still applies."
+        )
+    finally:
+        await running.stop()
+
+
+async def test_first_start_skips_room_history(
+    bot_env: dict[str, str], people: dict[str, Person], cast: Cast, tmp_path: Path
+) -> None:
+    first = RunningBot(load_settings(bot_env))
+    await first.start()
+    room_id = await shared_room(people, cast)
+    await first.stop()
+    history = await people["lead"].send(room_id, "!icc help")
+    # A brand-new bot installation (new data dir, new database) on the same account.
+    fresh_env = bot_env | {
+        "ICC_DATA_DIR": str(tmp_path / "fresh-data"),
+        "ICC_DATABASE_URL": f"sqlite:///{tmp_path / 'fresh.db'}",
+    }
+    fresh = RunningBot(load_settings(fresh_env))
+    await fresh.start()
+    try:
+        marker = await people["lead"].send(room_id, "!icc help help")
+        await people["lead"].wait_for_reply(room_id, marker, cast.bot.user_id)
+        assert answers_to(people["lead"], room_id, history, cast.bot.user_id) == []
+    finally:
+        await fresh.stop()
+
+
+async def test_command_interrupted_by_shutdown_runs_after_restart(
+    bot_env: dict[str, str], people: dict[str, Person], cast: Cast
+) -> None:
+    started = asyncio.Event()
+    stuck = CommandFamily("stuck")
+
+    @stuck.command("work", role=Role.MEMBER, summary="never finishes", example="work")
+    async def never_finishes(ctx: CommandContext) -> Message:
+        started.set()
+        await asyncio.Event().wait()
+        raise AssertionError("unreachable")
+
+    done = CommandFamily("done")
+
+    @done.command("work", role=Role.MEMBER, summary="finishes", example="work")
+    async def finishes(ctx: CommandContext) -> Message:
+        return ctx.render("user_error", text=f"work done for {ctx.sender}")
+
+    settings = load_settings(bot_env)
+    first = RunningBot(settings, families=[*all_families(), stuck])
+    await first.start()
+    room_id = await shared_room(people, cast)
+    event_id = await people["member"].send(room_id, "!icc work")
+    await asyncio.wait_for(started.wait(), 15)
+    await first.stop()  # the handler is cancelled mid-way: the inbox row stays pending
+
+    second = RunningBot(settings, families=[*all_families(), done])
+    await second.start()
+    try:
+        reply = await people["member"].wait_for_reply(room_id, event_id, cast.bot.user_id)
+        assert body(reply) == f"work done for {cast.member.user_id}"
+        await people["member"].quiet_period(1.0)
+        assert len(answers_to(people["member"], room_id, event_id, cast.bot.user_id)) == 1
+    finally:
+        await second.stop()
+
+
+def start_process(env: dict[str, str], log_path: Path) -> subprocess.Popen:
+    base = {k: v for k, v in os.environ.items() if not k.startswith("ICC_")}
+    return subprocess.Popen(
+        [sys.executable, "-m", "bot", "run"],
+        env=base | env,
+        stdout=log_path.open("ab"),
+        stderr=subprocess.STDOUT,
+    )
+
+
+async def wait_for_log(log_path: Path, text: str, timeout: float = 30) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while text not in log_path.read_text(errors="replace"):
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"`{text}` not logged:\n{log_path.read_text()[-3000:]}")
+        await asyncio.sleep(0.1)
+
+
+async def test_sigkill_and_restart_of_the_real_process(
+    bot_env: dict[str, str], people: dict[str, Person], cast: Cast, tmp_path: Path
+) -> None:
+    log_path = tmp_path / "bot.log"
+    process = start_process(bot_env, log_path)
+    try:
+        await wait_for_log(log_path, "INFO bot.app: ready")
+        room_id = await shared_room(people, cast)
+        lead = people["lead"]
+        before = await lead.send(room_id, "!icc help")
+        await lead.wait_for_reply(room_id, before, cast.bot.user_id)
+        process.send_signal(signal.SIGKILL)
+        process.wait(10)
+        device = json.loads((Path(bot_env["ICC_DATA_DIR"]) / "credentials.json").read_text())
+        while_down = await lead.send(room_id, "!icc help help")
+
+        process = start_process(bot_env, log_path)
+        reply = await lead.wait_for_reply(room_id, while_down, cast.bot.user_id, timeout=30)
+        assert "Example: !icc help page" in body(reply)
+        await lead.quiet_period(1.5)
+        assert len(answers_to(lead, room_id, before, cast.bot.user_id)) == 1
+        assert len(answers_to(lead, room_id, while_down, cast.bot.user_id)) == 1
+        again = json.loads((Path(bot_env["ICC_DATA_DIR"]) / "credentials.json").read_text())
+        assert again["device_id"] == device["device_id"]
+        assert cast.bot.password not in log_path.read_text()
+        assert device["access_token"] not in log_path.read_text()
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(15) == 0
