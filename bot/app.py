@@ -18,6 +18,7 @@ from bot.commands import all_families
 from bot.deps import Deps
 from bot.directory import Directory, DirectoryError, load_directory
 from bot.dispatch import CommandRunner
+from bot.health import HealthReport, HealthServer
 from bot.logs import add_secrets
 from bot.matrix.client import LoginFailed, log_in, make_client
 from bot.matrix.send import Messenger
@@ -31,6 +32,7 @@ from bot.storage import core
 from bot.storage.db import Database, SchemaError
 from bot.storage.models import InboxEvent
 from bot.tasks import TaskSupervisor
+from bot.timeutil import utcnow
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +64,7 @@ class App:
         self.ready = asyncio.Event()  # set once the first sync is handled and commands flow
         self.deps: Deps | None = None
         self.sync: SyncLoop | None = None
+        self.health: HealthServer | None = None
 
     async def run(self) -> None:
         """Run until `stop()` is called or the sync loop dies; always cleans up."""
@@ -73,6 +76,7 @@ class App:
         try:
             await db.upgrade()
             log.info("database at schema %s", await db.check_schema())
+            await self._start_health(db, scheduler)
             directory = load_directory(settings.directory_path)
             log.info("directory: %d contacts", len(directory.contacts))
             client = make_client(settings)
@@ -110,10 +114,38 @@ class App:
             log.info("shutting down")
             scheduler.shutdown()
             await self.tasks.drain(self.tuning.drain_seconds)
+            if self.health is not None:
+                await self.health.stop()
             if client is not None:
                 await client.close()
             await db.dispose()
             log.info("stopped")
+
+    async def _start_health(self, db: Database, scheduler: Scheduler) -> None:
+        host, port = self.settings.health_addr
+        stale_after = self.tuning.sync_timeout_ms / 1000 + 60
+
+        async def probe() -> HealthReport:
+            last = self.sync.last_sync_at if self.sync else None
+            try:
+                await asyncio.wait_for(db.ping(), 5)
+                database = True
+            except Exception:
+                database = False
+            return HealthReport(
+                {
+                    "sync": last is not None and (utcnow() - last).total_seconds() < stale_after,
+                    "database": database,
+                    "scheduler": scheduler.aps.running,
+                }
+            )
+
+        self.health = HealthServer(host, port, probe)
+        try:
+            await self.health.start()
+        except OSError as exc:
+            log.error("health endpoint not started on %s:%d: %s", host, port, exc)
+            self.health = None
 
     def stop(self) -> None:
         self._stopping.set()

@@ -144,6 +144,7 @@ def bot_env(tmp_path: Path, synapse: DevServer, cast: Cast, database_url: str) -
         "ICC_DATA_DIR": str(tmp_path / "data"),
         "ICC_CONFIG_DIR": str(config_dir),
         "ICC_E2EE": "false",
+        "ICC_HEALTH_ADDR": "127.0.0.1:0",
     }
 
 

@@ -1,0 +1,136 @@
+"""The argument parser: durations, targets, quotes, options, free text, errors."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from bot.args import (
+    Choice,
+    Duration,
+    Flag,
+    Option,
+    Signature,
+    Targets,
+    Text,
+    UsageError,
+    Word,
+    tokenize,
+)
+from bot.router import split_command
+
+PAGE = Signature(
+    params=(Targets("targets"), Text("message")),
+    options=(
+        Option("ack", Duration("ack", metavar="15m"), default=timedelta(minutes=15)),
+        Flag("urgent"),
+    ),
+)
+
+
+def test_tokenize_quotes_only_open_at_word_start() -> None:
+    assert [t.value for t in tokenize("don't touch l'eau \"two words\" «trois mots»")] == [
+        "don't",
+        "touch",
+        "l'eau",
+        "two words",
+        "trois mots",
+    ]
+
+
+def test_unclosed_quote_is_a_usage_error() -> None:
+    with pytest.raises(UsageError, match="never closed"):
+        tokenize('say "hello')
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("30s", 30), ("15m", 900), ("2h", 7200), ("1d", 86400), ("15M", 900)],
+)
+def test_durations(text: str, expected: int) -> None:
+    assert Duration("d").parse(text) == timedelta(seconds=expected)
+
+
+@pytest.mark.parametrize("text", ["15", "m", "1w", "-5m", "0m", "1.5h", ""])
+def test_bad_durations(text: str) -> None:
+    with pytest.raises(UsageError, match="not a duration"):
+        Duration("d").parse(text)
+
+
+def test_page_with_options_anywhere_and_text_kept_exactly() -> None:
+    args = PAGE.parse("ercc,benelux --urgent Flood in Liège:\n  river at 5.2 m --ack 5m")
+    assert args == {
+        "targets": ["ercc", "benelux"],
+        "message": "Flood in Liège:\n  river at 5.2 m",
+        "ack": timedelta(minutes=5),
+        "urgent": True,
+    }
+
+
+def test_defaults_and_inline_option_value() -> None:
+    args = PAGE.parse("ercc Status please")
+    assert args["ack"] == timedelta(minutes=15)
+    assert args["urgent"] is False
+    assert PAGE.parse("ercc hi --ack=30s")["ack"] == timedelta(seconds=30)
+
+
+def test_targets_with_spaces_after_commas_and_duplicates() -> None:
+    assert PAGE.parse("ERCC, benelux,ercc check")["targets"] == ["ercc", "benelux"]
+
+
+def test_bad_target_key() -> None:
+    with pytest.raises(UsageError, match="not a directory key"):
+        Targets("t").parse("ercc,<b>")
+
+
+def test_quoted_text_and_quoted_double_dash_stay_text() -> None:
+    assert PAGE.parse('ercc "--urgent is not an option here"')["message"] == (
+        "--urgent is not an option here"
+    )
+
+
+def test_unknown_option_suggests_the_close_one() -> None:
+    with pytest.raises(UsageError, match="did you mean --urgent"):
+        PAGE.parse("ercc hello --urgnet")
+
+
+def test_option_without_value() -> None:
+    with pytest.raises(UsageError, match="--ack needs a value"):
+        PAGE.parse("ercc hello --ack")
+
+
+def test_missing_and_unexpected_arguments() -> None:
+    with pytest.raises(UsageError, match="missing <message>"):
+        PAGE.parse("ercc")
+    with pytest.raises(UsageError, match="unexpected `extra`"):
+        Signature(params=(Word("one"),)).parse("first extra")
+
+
+def test_choice_suggests() -> None:
+    level = Choice("level", choices=("monitoring", "information-sharing", "full"))
+    assert level.parse("FULL") == "full"
+    with pytest.raises(UsageError, match="Did you mean `monitoring`"):
+        level.parse("monitorng")
+
+
+def test_usage_line() -> None:
+    assert PAGE.usage() == "<targets> <message> [--ack 15m] [--urgent]"
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        ("!icc help", "help"),
+        ("/icc help page", "help page"),
+        ("!ICC  status", "status"),
+        ("!icc", ""),
+        ("!ack PG-3", "ack PG-3"),
+        ("!icc\nlog line one", "log line one"),
+        ("!iccx help", None),
+        ("hello !icc help", None),
+        ("", None),
+    ],
+)
+def test_split_command(body: str, expected: str | None) -> None:
+    assert split_command(body, "!icc", {"!ack": "ack"}) == expected

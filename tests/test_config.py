@@ -1,0 +1,191 @@
+"""Configuration, the minimal directory loader, time formatting and the `icc-bot` CLI."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+import yaml
+
+from bot.directory import DirectoryError, load_directory
+from bot.logs import RedactSecrets
+from bot.roles import Role
+from bot.settings import SettingsError, load_settings
+from bot.timeutil import format_duration, format_local_utc
+from tests.conftest import run_cli
+
+GOOD = {
+    "ICC_HOMESERVER": "https://matrix.crisis.example",
+    "ICC_USER_ID": "@iccbot:crisis.example",
+    "ICC_PASSWORD": "a-real-secret-value",
+    "ICC_STORE_KEY": "another-long-random-value",
+}
+REPO = Path(__file__).resolve().parent.parent
+
+
+def test_defaults() -> None:
+    settings = load_settings(GOOD)
+    assert settings.command_prefix == "!icc"
+    assert settings.timezone == ZoneInfo("Europe/Brussels")
+    assert settings.ack_timeout == timedelta(minutes=15)
+    assert settings.max_command_age == timedelta(minutes=10)
+    assert settings.database_url == "sqlite:///data/icc.db"
+    assert settings.e2ee is True
+    assert settings.health_addr == ("127.0.0.1", 9108)
+    assert settings.exercise_marker == "EXERCISE EXERCISE EXERCISE"
+
+
+def test_every_problem_reported_at_once() -> None:
+    bad = {
+        "ICC_HOMESERVER": "matrix.example",
+        "ICC_USER_ID": "iccbot",
+        "ICC_PASSWORD": "changeme",
+        "ICC_TIMEZONE": "Europe/Bruxelles",
+        "ICC_ACK_TIMEOUT": "15 minutes",
+        "ICC_E2EE": "maybe",
+        "ICC_DATABASE_URL": "mysql://x",
+        "ICC_HEALTH_ADDR": "9108",
+        "ICC_DG_ROOM": "dg-room",
+    }
+    with pytest.raises(SettingsError) as caught:
+        load_settings(bad)
+    named = [line.split(":")[0] for line in caught.value.problems]
+    assert named == [
+        "ICC_HOMESERVER",
+        "ICC_USER_ID",
+        "ICC_PASSWORD",
+        "ICC_DATABASE_URL",
+        "ICC_E2EE",
+        "ICC_DG_ROOM",
+        "ICC_TIMEZONE",
+        "ICC_ACK_TIMEOUT",
+        "ICC_HEALTH_ADDR",
+    ]
+
+
+def test_store_key_required_with_encryption() -> None:
+    env = {k: v for k, v in GOOD.items() if k != "ICC_STORE_KEY"}
+    with pytest.raises(SettingsError, match="ICC_STORE_KEY: required"):
+        load_settings(env)
+    assert load_settings(env | {"ICC_E2EE": "false"}).store_key is None
+
+
+def test_login_needs_password_or_token() -> None:
+    env = {k: v for k, v in GOOD.items() if k != "ICC_PASSWORD"}
+    with pytest.raises(SettingsError, match="ICC_PASSWORD or ICC_ACCESS_TOKEN"):
+        load_settings(env)
+    assert load_settings(env | {"ICC_ACCESS_TOKEN": "syt_abcdef"}).access_token == "syt_abcdef"
+
+
+def test_dotenv_in_config_dir_and_environment_wins(tmp_path: Path) -> None:
+    (tmp_path / ".env").write_text("ICC_COMMAND_PREFIX=!crisis\nICC_TIMEZONE=Europe/Paris\n")
+    settings = load_settings(GOOD | {"ICC_CONFIG_DIR": str(tmp_path), "ICC_TIMEZONE": "UTC"})
+    assert settings.command_prefix == "!crisis"
+    assert settings.timezone == ZoneInfo("UTC")
+
+
+def test_redacted_settings_hide_secrets() -> None:
+    shown = load_settings(GOOD).redacted()
+    assert shown["password"] == "***"
+    assert "a-real-secret-value" not in str(shown)
+
+
+def test_log_filter_redacts_secrets() -> None:
+    record = logging.LogRecord(
+        "x", logging.INFO, "f", 1, "url ?access_token=%s", ("syt_secret",), None
+    )
+    RedactSecrets(["syt_secret"]).filter(record)
+    assert record.getMessage() == "url ?access_token=***"
+
+
+def test_sample_directory_is_valid() -> None:
+    directory = load_directory(REPO / "config" / "directory.yaml")
+    assert directory.role_of("@amertens:crisis.example") is Role.LEAD
+    assert directory.role_of("@nobody:crisis.example") is Role.STRANGER
+    assert {c.role for c in directory.contacts.values()} == {
+        Role.LEAD,
+        Role.MEMBER,
+        Role.PARTNER,
+        Role.DG,
+    }
+
+
+def test_directory_problems_name_file_entry_and_field(tmp_path: Path) -> None:
+    raw = {
+        "organisations": [{"key": "nccn", "name": "NCCN", "kind": "national"}],
+        "contacts": [
+            {"handle": "a", "organisation": "nccn", "matrix_id": "@a:x.example", "backup": "b"},
+            {"handle": "b", "organisation": "nope", "matrix_id": "@a:x.example", "backup": "a"},
+            {
+                "handle": "c",
+                "organisation": "nccn",
+                "matrix_id": "c@x",
+                "role": "boss",
+                "languages": ["es"],
+                "timezone": "Mars/Olympus",
+                "groups": ["ghost"],
+                "backup": "z",
+            },
+        ],
+    }
+    path = tmp_path / "directory.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    with pytest.raises(DirectoryError) as caught:
+        load_directory(path)
+    problems = caught.value.problems
+    assert all(line.startswith(f"{path}: ") for line in problems)
+    text = "\n".join(problems)
+    for expected in [
+        "contacts[1] b: matrix_id: `@a:x.example` is also used by `a`",
+        "contacts[1] b: organisation: unknown organisation `nope`",
+        "contacts[2] c: matrix_id: `c@x` is not a Matrix ID",
+        "contacts[2] c: role: `boss` is not a role",
+        "contacts[2] c: languages: `es` is not supported",
+        "contacts[2] c: timezone: `Mars/Olympus` is not an IANA time zone",
+        "contacts[2] c: groups: group `ghost` is not declared",
+        "contacts c: backup: unknown contact `z`",
+        "contacts a: backup: backup cycle a → b → a",
+    ]:
+        assert expected in text
+
+
+def test_local_and_utc_across_daylight_saving() -> None:
+    brussels = ZoneInfo("Europe/Brussels")
+    summer = datetime(2026, 10, 24, 12, 28, tzinfo=UTC)  # the day before clocks go back
+    winter = datetime(2026, 10, 25, 13, 28, tzinfo=UTC)
+    assert format_local_utc(summer, brussels) == "14:28 Brussels (12:28Z)"
+    assert format_local_utc(winter, brussels) == "14:28 Brussels (13:28Z)"
+    assert (
+        format_local_utc(winter, brussels, with_date=True) == "Sun 25 Oct 14:28 Brussels (13:28Z)"
+    )
+    with pytest.raises(ValueError, match="naive"):
+        format_local_utc(datetime(2026, 1, 1), brussels)
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [(45, "45s"), (192, "3m12s"), (180, "3m"), (7500, "2h05m"), (97200, "1d3h")],
+)
+def test_format_duration(seconds: int, text: str) -> None:
+    assert format_duration(timedelta(seconds=seconds)) == text
+
+
+def test_cli_check_reports_every_problem(tmp_path: Path) -> None:
+    result = run_cli({"ICC_USER_ID": "bot", "ICC_CONFIG_DIR": str(tmp_path)}, "check")
+    assert result.returncode == 2
+    assert "ICC_HOMESERVER: required" in result.stderr
+    assert "ICC_USER_ID: `bot` is not a Matrix user ID" in result.stderr
+
+
+def test_cli_check_validates_the_directory(tmp_path: Path) -> None:
+    (tmp_path / "directory.yaml").write_text("contacts: [{handle: x, matrix_id: nope}]\n")
+    env = GOOD | {"ICC_CONFIG_DIR": str(tmp_path)}
+    result = run_cli(env, "check")
+    assert result.returncode == 2
+    assert "contacts[0] x: matrix_id: `nope` is not a Matrix ID" in result.stderr
+    good = run_cli(GOOD | {"ICC_CONFIG_DIR": str(REPO / "config")}, "check")
+    assert good.returncode == 0, good.stderr
+    assert "directory OK" in good.stdout

@@ -1,0 +1,197 @@
+"""Storage on SQLite and PostgreSQL: migrations, UTC round trips, inbox, timers, scheduler."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import text
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from bot.scheduler import Scheduler
+from bot.storage import core
+from bot.storage.db import Database, SchemaError
+from bot.storage.models import InboxEvent, Timer, metadata
+from bot.timeutil import utcnow
+from tests.conftest import BACKENDS
+
+pytestmark = pytest.mark.parametrize("database_url", BACKENDS, indirect=True)
+
+
+@pytest.fixture
+async def db(database_url: str) -> AsyncIterator[Database]:
+    database = Database(database_url)
+    await database.upgrade()
+    try:
+        yield database
+    finally:
+        await database.dispose()
+
+
+async def test_migrations_reach_head_and_match_the_models(database_url: str) -> None:
+    database = Database(database_url)
+    try:
+        with pytest.raises(SchemaError, match="no schema"):
+            await database.check_schema()
+        await database.upgrade()
+        assert await database.check_schema() == "0001"
+        await database.upgrade()  # idempotent
+        async with database.engine.connect() as conn:
+            diff = await conn.run_sync(
+                lambda sync: compare_metadata(
+                    MigrationContext.configure(sync, opts={"compare_type": True}), metadata
+                )
+            )
+        assert diff == []
+    finally:
+        await database.dispose()
+
+
+async def test_refuses_a_database_from_a_newer_bot(db: Database) -> None:
+    async with db.engine.begin() as conn:
+        await conn.execute(text("UPDATE alembic_version SET version_num = '9999'"))
+    with pytest.raises(SchemaError, match="unknown to this version"):
+        await db.check_schema()
+
+
+async def test_datetimes_come_back_as_utc(db: Database) -> None:
+    brussels_noon = datetime(2026, 7, 1, 12, 0, tzinfo=UTC).astimezone(ZoneInfo("Europe/Brussels"))
+    async with db.session() as session:
+        await core.save_join(session, "!r:x", brussels_noon)
+    async with db.session() as session:
+        joins = await core.load_joins(session)
+    assert joins["!r:x"] == datetime(2026, 7, 1, 12, 0, tzinfo=UTC)
+    assert joins["!r:x"].tzinfo is not None
+
+
+async def test_naive_datetimes_are_refused(db: Database) -> None:
+    with pytest.raises(Exception, match="naive datetime"):
+        async with db.session() as session:
+            await core.save_join(session, "!r:x", datetime(2026, 7, 1, 12, 0))
+
+
+def inbox(event_id: str) -> InboxEvent:
+    now = utcnow()
+    return InboxEvent(
+        event_id=event_id,
+        room_id="!r:x",
+        sender="@a:x",
+        origin_ts=now,
+        received_at=now,
+        content={"body": "!icc help", "msgtype": "m.text"},
+    )
+
+
+async def test_inbox_deduplicates_and_tracks_status(db: Database) -> None:
+    async with db.session() as session:
+        fresh = await core.record_inbox(session, [inbox("$1"), inbox("$2")])
+        await core.save_sync_state(session, "@bot:x", next_batch="s1", filter_id="f")
+    assert [e.event_id for e in fresh] == ["$1", "$2"]
+    async with db.session() as session:
+        again = await core.record_inbox(session, [inbox("$2"), inbox("$3")])
+    assert [e.event_id for e in again] == ["$3"]
+    async with db.session() as session:
+        await core.finish_inbox(session, "$1", "done")
+    async with db.session() as session:
+        pending = await core.pending_inbox(session)
+        state = await core.load_sync_state(session, "@bot:x")
+    assert [e.event_id for e in pending] == ["$2", "$3"]
+    assert state is not None
+    assert (state.next_batch, state.filter_id) == ("s1", "f")
+
+
+async def test_rolled_back_batch_leaves_nothing(db: Database) -> None:
+    with pytest.raises(RuntimeError):
+        async with db.session() as session:
+            await core.record_inbox(session, [inbox("$9")])
+            await core.save_sync_state(session, "@bot:x", next_batch="s9", filter_id=None)
+            raise RuntimeError("crash between inbox and token")
+    async with db.session() as session:
+        assert await core.pending_inbox(session) == []
+        assert await core.load_sync_state(session, "@bot:x") is None
+
+
+async def test_timer_claimed_once(db: Database) -> None:
+    async with db.session() as session:
+        timer = await core.upsert_timer(session, "test", "k1", utcnow(), {"n": 1})
+        again = await core.upsert_timer(session, "test", "k1", utcnow(), {"n": 2})
+    assert timer.id == again.id
+    async with db.session() as session:
+        first = await core.claim_timer(session, timer.id)  # type: ignore[arg-type]
+    async with db.session() as session:
+        second = await core.claim_timer(session, timer.id)  # type: ignore[arg-type]
+    assert first is not None
+    assert first.payload == {"n": 2}
+    assert second is None
+
+
+class Recorder:
+    def __init__(self, fail_times: int = 0) -> None:
+        self.fired: list[str] = []
+        self.fail_times = fail_times
+        self.event = asyncio.Event()
+
+    async def __call__(self, session: AsyncSession, timer: Timer) -> None:
+        if self.fail_times:
+            self.fail_times -= 1
+            raise RuntimeError("homeserver said 500")
+        self.fired.append(timer.key)
+        self.event.set()
+
+
+async def test_scheduler_fires_once_and_rearms_after_restart(db: Database) -> None:
+    recorder = Recorder()
+    first = Scheduler(db)
+    first.on("test", recorder)
+    await first.start()
+    async with db.session() as session:
+        await first.arm(session, "test", "soon", utcnow() + timedelta(milliseconds=200))
+        await first.arm(session, "test", "later", utcnow() + timedelta(seconds=1))
+    await asyncio.wait_for(recorder.event.wait(), 5)
+    first.shutdown()  # the bot stops before "later" is due
+
+    await asyncio.sleep(1.2)  # "later" falls due while the bot is down
+    second = Scheduler(db)
+    recorder.event.clear()
+    second.on("test", recorder)
+    assert await second.start() == 1
+    await asyncio.wait_for(recorder.event.wait(), 5)
+    await asyncio.sleep(0.3)
+    second.shutdown()
+    assert recorder.fired == ["soon", "later"]
+
+
+async def test_timer_armed_in_a_rolled_back_transaction_never_fires(db: Database) -> None:
+    recorder = Recorder()
+    scheduler = Scheduler(db)
+    scheduler.on("test", recorder)
+    await scheduler.start()
+    with pytest.raises(RuntimeError):
+        async with db.session() as session:
+            await scheduler.arm(session, "test", "ghost", utcnow())
+            raise RuntimeError("the command failed after arming")
+    await asyncio.sleep(0.3)
+    scheduler.shutdown()
+    assert recorder.fired == []
+    assert scheduler.aps.get_jobs() == []
+
+
+async def test_failing_handler_is_retried_and_cancel_stops_a_timer(db: Database) -> None:
+    recorder = Recorder(fail_times=1)
+    scheduler = Scheduler(db, retry_after=timedelta(milliseconds=200))
+    scheduler.on("test", recorder)
+    await scheduler.start()
+    async with db.session() as session:
+        await scheduler.arm(session, "test", "flaky", utcnow())
+        await scheduler.arm(session, "test", "page:1:stop", utcnow() + timedelta(seconds=1))
+    async with db.session() as session:
+        assert await scheduler.cancel(session, "test", "page:1:") == 1
+    await asyncio.wait_for(recorder.event.wait(), 5)
+    await asyncio.sleep(1.2)
+    scheduler.shutdown()
+    assert recorder.fired == ["flaky"]
