@@ -36,7 +36,8 @@ def run_demo() -> int:
     state: dict[str, Any] = (
         json.loads(state_file.read_text()) if state_file.exists() else {"passwords": {}}
     )
-    server = start_synapse(base / "synapse", port=_preferred_port())
+    server = start_synapse(base / "synapse", port=_free_or_none(state.get("port", PREFERRED_PORT)))
+    state["port"] = int(server.base_url.rsplit(":", 1)[1])
     try:
         directory = _localised_directory(server.server_name)
         config_dir = base / "config"
@@ -112,13 +113,15 @@ def _localpart(matrix_id: str) -> str:
     return matrix_id[1:].split(":", 1)[0]
 
 
-def _preferred_port() -> int | None:
+def _free_or_none(port: int) -> int | None:
+    """`port` if it can be bound (so the URL users saved keeps working), else None (any)."""
     with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
-            probe.bind(("127.0.0.1", PREFERRED_PORT))
+            probe.bind(("127.0.0.1", port))
         except OSError:
             return None
-    return PREFERRED_PORT
+    return port
 
 
 def _save_state(path: Path, state: dict[str, Any]) -> None:

@@ -7,6 +7,7 @@ gets its own bot data directory and database, so tests never see each other's st
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import secrets
 import subprocess
@@ -24,6 +25,9 @@ from bot.app import App, Tuning
 from bot.devserver import DevServer, start_synapse
 from bot.settings import Settings, load_settings
 from tests.matrix_people import Person
+
+for _noisy in ("nio", "aiohttp", "apscheduler", "alembic"):
+    logging.getLogger(_noisy).setLevel(logging.WARNING)
 
 PG_DSN = os.environ.get("ICC_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 BACKENDS = ["sqlite", "postgresql"]

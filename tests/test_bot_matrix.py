@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import pytest
@@ -180,3 +181,18 @@ async def test_invites_from_directory_members_only(
             and e["content"].get("membership") == "leave"
         ),
     )
+
+
+async def test_healthz_reports_sync_database_and_scheduler(bot: RunningBot) -> None:
+    import json
+    import urllib.request
+
+    assert bot.app is not None
+    assert bot.app.health is not None
+    url = f"http://127.0.0.1:{bot.app.health.port}/healthz"
+    response = await asyncio.to_thread(urllib.request.urlopen, url, timeout=5)
+    assert response.status == 200
+    assert json.loads(response.read()) == {
+        "healthy": True,
+        "checks": {"sync": True, "database": True, "scheduler": True},
+    }

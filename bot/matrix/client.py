@@ -88,11 +88,13 @@ async def log_in(client: AsyncClient, settings: Settings) -> Credentials:
     """Restore the stored session, or log in with the token or password; then check whoami."""
     path = settings.data_dir / "credentials.json"
     stored = load_credentials(path)
-    if stored and (stored.user_id, stored.homeserver) != (settings.user_id, settings.homeserver):
+    if stored and stored.user_id != settings.user_id:
         raise LoginFailed(
-            f"{path} belongs to {stored.user_id} on {stored.homeserver}, not {settings.user_id} on "
-            f"{settings.homeserver}; use another ICC_DATA_DIR or move the file away"
+            f"{path} belongs to {stored.user_id}, not {settings.user_id}; use another "
+            "ICC_DATA_DIR or move the file away"
         )
+    if stored and stored.homeserver != settings.homeserver:
+        log.warning("homeserver URL changed from %s to %s", stored.homeserver, settings.homeserver)
     if stored:
         client.restore_login(stored.user_id, stored.device_id, stored.access_token)
         if await _whoami_ok(client, stored) or not settings.password:
