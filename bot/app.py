@@ -47,6 +47,7 @@ class Tuning:
     sync_timeout_ms: int = 30_000
     backoff: tuple[float, float] = (5.0, 300.0)
     drain_seconds: float = 8.0
+    timeline_limit: int = 100
 
 
 class App:
@@ -101,6 +102,7 @@ class App:
                 on_ready=lambda: self._on_ready(runner),
                 timeout_ms=self.tuning.sync_timeout_ms,
                 backoff=self.tuning.backoff,
+                timeline_limit=self.tuning.timeline_limit,
             )
             sync_task = asyncio.create_task(self.sync.run(), name="sync")
             stop_task = asyncio.create_task(self._stopping.wait(), name="stop")

@@ -158,14 +158,17 @@ FAST = Tuning(sync_timeout_ms=1_000, backoff=(0.2, 1.0), drain_seconds=3.0)
 class RunningBot:
     """The real App, run in this event loop; `restart` is a stop and a fresh start."""
 
-    def __init__(self, settings: Settings, families: list[Any] | None = None) -> None:
+    def __init__(
+        self, settings: Settings, families: list[Any] | None = None, tuning: Tuning = FAST
+    ) -> None:
         self.settings = settings
         self.families = families
+        self.tuning = tuning
         self.app: App | None = None
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> App:
-        self.app = App(self.settings, FAST, families=self.families)
+        self.app = App(self.settings, self.tuning, families=self.families)
         self._task = asyncio.create_task(self.app.run())
         ready = asyncio.create_task(self.app.ready.wait())
         done, _ = await asyncio.wait({self._task, ready}, timeout=30, return_when="FIRST_COMPLETED")

@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -17,7 +18,7 @@ from bot.render import Message
 from bot.roles import Role
 from bot.router import CommandContext, CommandFamily
 from bot.settings import load_settings
-from tests.conftest import BACKENDS, Cast, RunningBot
+from tests.conftest import BACKENDS, FAST, Cast, RunningBot
 from tests.matrix_people import Person, body, replies_to
 from tests.test_bot_matrix import shared_room
 
@@ -129,6 +130,25 @@ async def test_command_interrupted_by_shutdown_runs_after_restart(
         assert len(answers_to(people["member"], room_id, event_id, cast.bot.user_id)) == 1
     finally:
         await second.stop()
+
+
+async def test_commands_hidden_by_a_limited_timeline_are_backfilled(
+    bot_env: dict[str, str], people: dict[str, Person], cast: Cast
+) -> None:
+    running = RunningBot(load_settings(bot_env), tuning=replace(FAST, timeline_limit=5))
+    await running.start()
+    room_id = await shared_room(people, cast)
+    await running.stop()
+    lead = people["lead"]
+    buried = await lead.send(room_id, "!icc help help")
+    for n in range(30):  # far more than the sync's timeline shows
+        await lead.send(room_id, f"situation update {n}")
+    await running.start()
+    try:
+        reply = await lead.wait_for_reply(room_id, buried, cast.bot.user_id)
+        assert "Example: !icc help page" in body(reply)
+    finally:
+        await running.stop()
 
 
 def start_process(env: dict[str, str], log_path: Path) -> subprocess.Popen:

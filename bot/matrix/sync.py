@@ -16,14 +16,16 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from nio import (
     AsyncClient,
     InviteMemberEvent,
     MegolmEvent,
+    MessageDirection,
     RoomMemberEvent,
+    RoomMessagesError,
     RoomMessageText,
     SyncError,
     SyncResponse,
@@ -37,10 +39,18 @@ from bot.timeutil import utcnow
 
 log = logging.getLogger(__name__)
 
-SYNC_FILTER = {
-    "presence": {"not_types": ["*"]},
-    "room": {"timeline": {"limit": 100}, "ephemeral": {"not_types": ["m.typing", "m.receipt"]}},
-}
+BACKFILL_PAGES = 10  # at most this many pages of /messages per room after a long downtime
+BACKFILL_MARGIN = timedelta(minutes=1)
+
+
+def sync_filter(timeline_limit: int) -> dict[str, Any]:
+    return {
+        "presence": {"not_types": ["*"]},
+        "room": {
+            "timeline": {"limit": timeline_limit},
+            "ephemeral": {"not_types": ["m.typing", "m.receipt"]},
+        },
+    }
 
 
 class FatalSyncError(RuntimeError):
@@ -65,6 +75,7 @@ class SyncLoop:
         on_ready: Callable[[], Awaitable[None]],
         timeout_ms: int = 30_000,
         backoff: tuple[float, float] = (5.0, 300.0),
+        timeline_limit: int = 100,
     ) -> None:
         self._client = client
         self._db = db
@@ -74,6 +85,8 @@ class SyncLoop:
         self._on_ready = on_ready
         self._timeout_ms = timeout_ms
         self._backoff = backoff
+        self._timeline_limit = timeline_limit
+        self._persisted_at: datetime | None = None  # when the stored token was written
         self._joins: dict[str, datetime] = {}
         self._invites_seen: set[str] = set()
         self.last_sync_at: datetime | None = None
@@ -87,6 +100,7 @@ class SyncLoop:
             state = await core.load_sync_state(session, self.user_id)
             self._joins = await core.load_joins(session)
         since = state.next_batch if state else None
+        self._persisted_at = state.updated_at if state else None
         filter_id = await self._filter_id(state.filter_id if state else None)
         delay = self._backoff[0]
         first = True
@@ -122,7 +136,7 @@ class SyncLoop:
     async def _filter_id(self, stored: str | None) -> str | None:
         if stored:
             return stored
-        response = await self._client.upload_filter(**SYNC_FILTER)
+        response = await self._client.upload_filter(**sync_filter(self._timeline_limit))
         if isinstance(response, UploadFilterError):
             log.warning("could not upload the sync filter (%s); syncing unfiltered", response)
             return None
@@ -134,7 +148,7 @@ class SyncLoop:
         """Record this batch's commands and the next token in one transaction."""
         joins = self._own_joins(response, history=history)
         self._joins.update(joins)
-        candidates = [] if history else self._commands(response)
+        candidates = [] if history else await self._commands(response)
         async with self._db.session() as session:
             for room_id, joined_at in joins.items():
                 await core.save_join(session, room_id, joined_at)
@@ -142,6 +156,7 @@ class SyncLoop:
             await core.save_sync_state(
                 session, self.user_id, next_batch=response.next_batch, filter_id=filter_id
             )
+        self._persisted_at = utcnow()
         return fresh
 
     def _own_joins(self, response: SyncResponse, *, history: bool) -> dict[str, datetime]:
@@ -160,12 +175,15 @@ class SyncLoop:
                 joins[room_id] = utcnow()
         return joins
 
-    def _commands(self, response: SyncResponse) -> list[InboxEvent]:
+    async def _commands(self, response: SyncResponse) -> list[InboxEvent]:
         received = utcnow()
         events: list[InboxEvent] = []
         for room_id, info in response.rooms.join.items():
             joined_at = self._joins.get(room_id)
-            for event in info.timeline.events:
+            timeline = list(info.timeline.events)
+            if info.timeline.limited and info.timeline.prev_batch and self._persisted_at:
+                timeline = await self._backfill(room_id, info.timeline.prev_batch) + timeline
+            for event in timeline:
                 if isinstance(event, MegolmEvent):
                     log.warning("undecryptable event %s in %s", event.event_id, room_id)
                     continue
@@ -187,6 +205,33 @@ class SyncLoop:
                     )
                 )
         return events
+
+    async def _backfill(self, room_id: str, prev_batch: str) -> list[Any]:
+        """Events the limited timeline left out since the last stored sync (oldest first).
+
+        After a long downtime a busy room's sync shows only the newest events; commands typed
+        before them would be lost. The inbox deduplicates, so overlapping pages are harmless.
+        """
+        assert self._persisted_at is not None
+        horizon = self._persisted_at - BACKFILL_MARGIN
+        older: list[Any] = []
+        token = prev_batch
+        for _ in range(BACKFILL_PAGES):
+            page = await self._client.room_messages(
+                room_id, start=token, direction=MessageDirection.back, limit=100
+            )
+            if isinstance(page, RoomMessagesError):
+                log.warning("backfill of %s failed: %s", room_id, page.message)
+                break
+            older.extend(page.chunk)
+            reached = any(origin_time(e) < horizon for e in page.chunk if _has_ts(e))
+            if reached or not page.chunk or not page.end:
+                break
+            token = page.end
+        else:
+            log.warning("backfill of %s stopped after %d pages", room_id, BACKFILL_PAGES)
+        log.info("backfilled %d events in %s after a gap", len(older), room_id)
+        return list(reversed(older))
 
     async def _handle_invites(self, response: SyncResponse) -> None:
         for room_id, info in response.rooms.invite.items():
@@ -226,3 +271,7 @@ class SyncLoop:
             await client.send_to_device_messages()
         except Exception:
             log.exception("end-to-end key maintenance failed; will retry after the next sync")
+
+
+def _has_ts(event: Any) -> bool:
+    return isinstance(getattr(event, "server_timestamp", None), int)
