@@ -9,6 +9,7 @@ from typing import Any
 
 from nio import (
     AsyncClient,
+    AsyncClientConfig,
     JoinError,
     LoginError,
     RoomCreateError,
@@ -30,8 +31,15 @@ class Person:
         self._since: str | None = None
 
     @classmethod
-    async def login(cls, base_url: str, user_id: str, password: str) -> Person:
-        client = AsyncClient(base_url, user_id)
+    async def login(
+        cls, base_url: str, user_id: str, password: str, *, store_dir: str | None = None
+    ) -> Person:
+        """Log in; with `store_dir`, as an end-to-end encrypting client (like Element)."""
+        if store_dir is None:
+            client = AsyncClient(base_url, user_id)
+        else:
+            config = AsyncClientConfig(encryption_enabled=True, store_sync_tokens=False)
+            client = AsyncClient(base_url, user_id, store_path=store_dir, config=config)
         response = await client.login(password, device_name="test")
         if isinstance(response, LoginError):
             raise RuntimeError(f"login {user_id}: {response.message}")
@@ -50,9 +58,30 @@ class Person:
         for room_id, info in response.rooms.join.items():
             self.seen.setdefault(room_id, []).extend(e.source for e in info.timeline.events)
         self.invites |= set(response.rooms.invite)
+        if self.client.olm is not None:
+            if self.client.should_upload_keys:
+                await self.client.keys_upload()
+            if self.client.should_query_keys:
+                await self.client.keys_query()
+            await self.client.send_to_device_messages()
 
-    async def create_room(self, *, invite: list[str], name: str = "test room") -> str:
-        response = await self.client.room_create(name=name, invite=invite)
+    async def create_room(
+        self, *, invite: list[str], name: str = "test room", encrypted: bool = False
+    ) -> str:
+        initial_state = (
+            [
+                {
+                    "type": "m.room.encryption",
+                    "state_key": "",
+                    "content": {"algorithm": "m.megolm.v1.aes-sha2"},
+                }
+            ]
+            if encrypted
+            else []
+        )
+        response = await self.client.room_create(
+            name=name, invite=invite, initial_state=initial_state
+        )
         if isinstance(response, RoomCreateError):
             raise RuntimeError(f"room_create: {response.message}")
         return response.room_id
@@ -64,7 +93,9 @@ class Person:
 
     async def send(self, room_id: str, body: str, **extra: Any) -> str:
         content = {"msgtype": "m.text", "body": body, **extra}
-        response = await self.client.room_send(room_id, "m.room.message", content)
+        response = await self.client.room_send(
+            room_id, "m.room.message", content, ignore_unverified_devices=True
+        )
         if isinstance(response, RoomSendError):
             raise RuntimeError(f"send: {response.message}")
         return response.event_id

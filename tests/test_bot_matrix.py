@@ -196,3 +196,122 @@ async def test_healthz_reports_sync_database_and_scheduler(bot: RunningBot) -> N
         "healthy": True,
         "checks": {"sync": True, "database": True, "scheduler": True},
     }
+
+
+async def raw_event_type(person: Person, room_id: str, event_id: str) -> str:
+    """The event's type as stored on the homeserver, before any client-side decryption."""
+    import json
+    import urllib.parse
+    import urllib.request
+
+    quoted = [urllib.parse.quote(part, safe="") for part in (room_id, event_id)]
+    request = urllib.request.Request(
+        f"{person.client.homeserver}/_matrix/client/v3/rooms/{quoted[0]}/event/{quoted[1]}",
+        headers={"Authorization": f"Bearer {person.client.access_token}"},
+    )
+    response = await asyncio.to_thread(urllib.request.urlopen, request, timeout=5)
+    return json.loads(response.read())["type"]
+
+
+async def test_encrypted_room_round_trip_and_restart(
+    bot_env: dict[str, str],
+    synapse,
+    cast: Cast,
+    tmp_path,  # type: ignore[no-untyped-def]
+) -> None:
+    from bot.settings import load_settings
+
+    env = bot_env | {"ICC_E2EE": "true", "ICC_STORE_KEY": "test-store-key-0123456789"}
+    running = RunningBot(load_settings(env))
+    await running.start()
+    lead = await Person.login(
+        synapse.base_url, cast.lead.user_id, cast.lead.password, store_dir=str(tmp_path)
+    )
+    try:
+        room_id = await lead.create_room(invite=[cast.bot.user_id], encrypted=True)
+        await lead.wait_for(room_id, bot_joined(cast.bot.user_id))
+        event_id = await lead.send(room_id, "!icc help")
+        reply = await lead.wait_for_reply(room_id, event_id, cast.bot.user_id)
+        assert "Commands you can use (icc-lead)" in body(reply)
+        assert await raw_event_type(lead, room_id, reply["event_id"]) == "m.room.encrypted"
+        await running.stop()
+        await running.start()  # same device, same keys: still reads and answers
+        event_id = await lead.send(room_id, "!icc help help")
+        reply = await lead.wait_for_reply(room_id, event_id, cast.bot.user_id)
+        assert "Example: !icc help page" in body(reply)
+    finally:
+        await lead.close()
+        await running.stop()
+
+
+async def test_answers_inside_the_thread_it_was_asked_in(
+    bot: RunningBot, people: dict[str, Person], cast: Cast
+) -> None:
+    room_id = await shared_room(people, cast)
+    lead = people["lead"]
+    root = await lead.send(room_id, "Flooding in Liège: coordination thread")
+    thread = {
+        "rel_type": "m.thread",
+        "event_id": root,
+        "is_falling_back": True,
+        "m.in_reply_to": {"event_id": root},
+    }
+    event_id = await lead.send(room_id, "!icc help", **{"m.relates_to": thread})
+    reply = await lead.wait_for_reply(room_id, event_id, cast.bot.user_id)
+    relation = reply["content"]["m.relates_to"]
+    assert relation["rel_type"] == "m.thread"
+    assert relation["event_id"] == root
+
+
+async def test_templates_are_overridable_from_the_config_dir(
+    bot_env: dict[str, str], people: dict[str, Person], cast: Cast
+) -> None:
+    from pathlib import Path
+
+    from bot.settings import load_settings
+
+    templates = Path(bot_env["ICC_CONFIG_DIR"]) / "templates"
+    templates.mkdir()
+    (templates / "unknown_command.txt.j2").write_text("Onbekend commando: {{ typed }}")
+    (templates / "unknown_command.html.j2").write_text("<p>Onbekend commando: {{ typed }}</p>")
+    running = RunningBot(load_settings(bot_env))
+    await running.start()
+    try:
+        room_id = await shared_room(people, cast)
+        event_id = await people["lead"].send(room_id, "!icc <b>x</b>")
+        reply = await people["lead"].wait_for_reply(room_id, event_id, cast.bot.user_id)
+        assert body(reply) == "Onbekend commando: <b>x</b>"
+        assert (
+            reply["content"]["formatted_body"] == "<p>Onbekend commando: &lt;b&gt;x&lt;/b&gt;</p>"
+        )
+    finally:
+        await running.stop()
+
+
+async def test_revoked_session_stops_the_bot_with_a_clear_error(
+    bot_env: dict[str, str],
+    synapse,  # type: ignore[no-untyped-def]
+) -> None:
+    import json
+    import urllib.request
+    from pathlib import Path
+
+    from bot.matrix.sync import FatalSyncError
+    from bot.settings import load_settings
+
+    running = RunningBot(load_settings(bot_env))
+    app = await running.start()
+    token = json.loads((Path(bot_env["ICC_DATA_DIR"]) / "credentials.json").read_text())[
+        "access_token"
+    ]
+    request = urllib.request.Request(
+        f"{synapse.base_url}/_matrix/client/v3/logout",
+        data=b"{}",
+        method="POST",
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+    )
+    await asyncio.to_thread(urllib.request.urlopen, request, timeout=5)
+    assert running._task is not None
+    with pytest.raises(FatalSyncError, match="refused the session"):
+        await asyncio.wait_for(running._task, 20)
+    assert not app.deps.scheduler.aps.running  # type: ignore[union-attr]
