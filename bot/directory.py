@@ -14,6 +14,7 @@ from typing import Any
 
 import yaml
 
+from bot.problems import ProblemList
 from bot.roles import Role
 from bot.settings import MATRIX_USER_ID
 from bot.timeutil import load_zone
@@ -22,10 +23,8 @@ ORGANISATION_KINDS = ("national", "eu", "nato", "benelux", "embassy", "internati
 LANGUAGES = ("en", "fr", "nl", "de")
 
 
-class DirectoryError(Exception):
-    def __init__(self, problems: list[str]) -> None:
-        super().__init__("\n".join(problems))
-        self.problems = problems
+class DirectoryError(ProblemList):
+    """The directory file does not validate; the one in force (if any) stays."""
 
 
 @dataclass(frozen=True)

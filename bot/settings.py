@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo
 
 from dotenv import dotenv_values
 
+from bot.problems import ProblemList
 from bot.timeutil import load_zone, parse_duration
 
 MATRIX_USER_ID = re.compile(r"^@[a-z0-9._=\-/+]+:[A-Za-z0-9.\-]+(:\d{1,5})?$")
@@ -27,12 +28,8 @@ DEMO_STORE_KEY = "demo"
 log = logging.getLogger(__name__)
 
 
-class SettingsError(Exception):
-    """Raised with every problem found; `problems` holds one line per variable."""
-
-    def __init__(self, problems: list[str]) -> None:
-        super().__init__("\n".join(problems))
-        self.problems = problems
+class SettingsError(ProblemList):
+    """The configuration does not validate."""
 
 
 @dataclass(frozen=True)

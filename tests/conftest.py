@@ -13,6 +13,7 @@ import secrets
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,9 @@ import pytest
 import yaml
 
 from bot.app import App, Tuning
+from bot.commands import all_families
 from bot.devserver import DevServer, start_synapse
+from bot.router import CommandFamily
 from bot.settings import Settings, load_settings
 from tests.matrix_people import Person
 
@@ -186,14 +189,24 @@ class RunningBot:
             self.app, self._task = None, None
 
 
-@pytest.fixture
-async def bot(bot_env: dict[str, str]) -> AsyncIterator[RunningBot]:
-    running = RunningBot(load_settings(bot_env))
+@asynccontextmanager
+async def bot_running(
+    env: dict[str, str], *extra_families: CommandFamily, tuning: Tuning = FAST
+) -> AsyncIterator[RunningBot]:
+    """The bot with `env`, plus command families only a test declares, started and stopped."""
+    families = [*all_families(), *extra_families] if extra_families else None
+    running = RunningBot(load_settings(env), families=families, tuning=tuning)
     await running.start()
     try:
         yield running
     finally:
         await running.stop()
+
+
+@pytest.fixture
+async def bot(bot_env: dict[str, str]) -> AsyncIterator[RunningBot]:
+    async with bot_running(bot_env) as running:
+        yield running
 
 
 @pytest.fixture

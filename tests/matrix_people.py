@@ -132,6 +132,11 @@ class Person:
             room_id, lambda e: replies_to(e) == event_id, sender=bot_id, timeout=timeout
         )
 
+    async def ask(self, room_id: str, text: str, bot_id: str, **extra: Any) -> dict[str, Any]:
+        """Send a command and return the bot's answer to it."""
+        event_id = await self.send(room_id, text, **extra)
+        return await self.wait_for_reply(room_id, event_id, bot_id)
+
     async def wait_for_invite(self, room_id: str, timeout: float = 10.0) -> None:
         deadline = time.monotonic() + timeout
         while room_id not in self.invites:

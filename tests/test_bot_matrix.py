@@ -10,7 +10,7 @@ import pytest
 from bot.render import Message
 from bot.roles import Role
 from bot.router import CommandContext, CommandFamily
-from tests.conftest import Cast, RunningBot
+from tests.conftest import Cast, RunningBot, bot_running
 from tests.matrix_people import Person, body
 
 pytestmark = pytest.mark.synapse
@@ -42,8 +42,7 @@ async def test_help_round_trip(bot: RunningBot, people: dict[str, Person], cast:
     room_id = await shared_room(people, cast)
     lead = people["lead"]
     started = time.monotonic()
-    event_id = await lead.send(room_id, "!icc help")
-    reply = await lead.wait_for_reply(room_id, event_id, cast.bot.user_id)
+    reply = await lead.ask(room_id, "!icc help", cast.bot.user_id)
     elapsed = time.monotonic() - started
     content = reply["content"]
     assert content["msgtype"] == "m.notice"
@@ -59,8 +58,7 @@ async def test_slash_prefix_and_help_for_one_command(
 ) -> None:
     room_id = await shared_room(people, cast)
     member = people["member"]
-    event_id = await member.send(room_id, "/icc help help")
-    reply = await member.wait_for_reply(room_id, event_id, cast.bot.user_id)
+    reply = await member.ask(room_id, "/icc help help", cast.bot.user_id)
     assert "Example: !icc help page" in body(reply)
 
 
@@ -69,8 +67,7 @@ async def test_stranger_gets_help_only(
 ) -> None:
     room_id = await shared_room(people, cast)
     stranger = people["stranger"]
-    event_id = await stranger.send(room_id, "!icc help")
-    reply = await stranger.wait_for_reply(room_id, event_id, cast.bot.user_id)
+    reply = await stranger.ask(room_id, "!icc help", cast.bot.user_id)
     assert "not in the ICC directory" in body(reply)
     assert "• !icc help" in body(reply)
 
@@ -86,23 +83,14 @@ async def test_role_check_before_the_handler(
         ran.append(ctx.sender)
         return ctx.render("user_error", text="ran")
 
-    from bot.commands import all_families
-    from bot.settings import load_settings
-
-    running = RunningBot(load_settings(bot_env), families=[*all_families(), family])
-    await running.start()
-    try:
+    async with bot_running(bot_env, family):
         room_id = await shared_room(people, cast)
         for role in ("stranger", "partner", "member"):
-            event_id = await people[role].send(room_id, "!icc secret")
-            reply = await people[role].wait_for_reply(room_id, event_id, cast.bot.user_id)
+            reply = await people[role].ask(room_id, "!icc secret", cast.bot.user_id)
             assert "nothing was done" in body(reply) or "not in the ICC directory" in body(reply)
-        event_id = await people["lead"].send(room_id, "!icc secret")
-        reply = await people["lead"].wait_for_reply(room_id, event_id, cast.bot.user_id)
+        reply = await people["lead"].ask(room_id, "!icc secret", cast.bot.user_id)
         assert body(reply) == "ran"
         assert ran == [cast.lead.user_id]
-    finally:
-        await running.stop()
 
 
 async def test_unknown_command_and_usage_errors(
@@ -110,12 +98,10 @@ async def test_unknown_command_and_usage_errors(
 ) -> None:
     room_id = await shared_room(people, cast)
     lead = people["lead"]
-    event_id = await lead.send(room_id, "!icc hlep")
-    reply = await lead.wait_for_reply(room_id, event_id, cast.bot.user_id)
+    reply = await lead.ask(room_id, "!icc hlep", cast.bot.user_id)
     assert "There is no command `hlep`" in body(reply)
     assert "Did you mean `help`?" in body(reply)
-    event_id = await lead.send(room_id, '!icc help "unclosed')
-    reply = await lead.wait_for_reply(room_id, event_id, cast.bot.user_id)
+    reply = await lead.ask(room_id, '!icc help "unclosed', cast.bot.user_id)
     assert "never closed" in body(reply)
     assert "Usage: !icc help [<command>]" in body(reply)
 
@@ -132,12 +118,7 @@ async def test_unexpected_error_is_an_apology_with_a_reference(
     async def boom(ctx: CommandContext) -> Message:
         raise RuntimeError("database password is hunter2")
 
-    from bot.commands import all_families
-    from bot.settings import load_settings
-
-    running = RunningBot(load_settings(bot_env), families=[*all_families(), family])
-    await running.start()
-    try:
+    async with bot_running(bot_env, family):
         room_id = await shared_room(people, cast)
         event_id = await people["member"].send(room_id, "!icc boom")
         reply = await people["member"].wait_for_reply(room_id, event_id, cast.bot.user_id)
@@ -147,10 +128,7 @@ async def test_unexpected_error_is_an_apology_with_a_reference(
         ref = body(reply).split("(ref ")[1].split(")")[0]
         assert any(ref in r.getMessage() and event_id in r.getMessage() for r in caplog.records)
         # The bot keeps answering after the failure.
-        event_id = await people["member"].send(room_id, "!icc help")
-        await people["member"].wait_for_reply(room_id, event_id, cast.bot.user_id)
-    finally:
-        await running.stop()
+        await people["member"].ask(room_id, "!icc help", cast.bot.user_id)
 
 
 async def test_ignores_itself_notices_and_plain_chat(
@@ -230,14 +208,12 @@ async def test_encrypted_room_round_trip_and_restart(
     try:
         room_id = await lead.create_room(invite=[cast.bot.user_id], encrypted=True)
         await lead.wait_for(room_id, bot_joined(cast.bot.user_id))
-        event_id = await lead.send(room_id, "!icc help")
-        reply = await lead.wait_for_reply(room_id, event_id, cast.bot.user_id)
+        reply = await lead.ask(room_id, "!icc help", cast.bot.user_id)
         assert "Commands you can use (icc-lead)" in body(reply)
         assert await raw_event_type(lead, room_id, reply["event_id"]) == "m.room.encrypted"
         await running.stop()
         await running.start()  # same device, same keys: still reads and answers
-        event_id = await lead.send(room_id, "!icc help help")
-        reply = await lead.wait_for_reply(room_id, event_id, cast.bot.user_id)
+        reply = await lead.ask(room_id, "!icc help help", cast.bot.user_id)
         assert "Example: !icc help page" in body(reply)
     finally:
         await lead.close()
@@ -256,8 +232,7 @@ async def test_answers_inside_the_thread_it_was_asked_in(
         "is_falling_back": True,
         "m.in_reply_to": {"event_id": root},
     }
-    event_id = await lead.send(room_id, "!icc help", **{"m.relates_to": thread})
-    reply = await lead.wait_for_reply(room_id, event_id, cast.bot.user_id)
+    reply = await lead.ask(room_id, "!icc help", cast.bot.user_id, **{"m.relates_to": thread})
     relation = reply["content"]["m.relates_to"]
     assert relation["rel_type"] == "m.thread"
     assert relation["event_id"] == root
@@ -278,8 +253,7 @@ async def test_templates_are_overridable_from_the_config_dir(
     await running.start()
     try:
         room_id = await shared_room(people, cast)
-        event_id = await people["lead"].send(room_id, "!icc <b>x</b>")
-        reply = await people["lead"].wait_for_reply(room_id, event_id, cast.bot.user_id)
+        reply = await people["lead"].ask(room_id, "!icc <b>x</b>", cast.bot.user_id)
         assert body(reply) == "Onbekend commando: <b>x</b>"
         assert (
             reply["content"]["formatted_body"] == "<p>Onbekend commando: &lt;b&gt;x&lt;/b&gt;</p>"
