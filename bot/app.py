@@ -169,7 +169,7 @@ class App:
 
     def _dispatch(self, runner: CommandRunner, items: list[InboxEvent]) -> None:
         for item in items:
-            self.tasks.spawn(f"cmd:{item.event_id}", runner.run(item))
+            self.tasks.spawn(f"cmd:{item.event_id}", runner.run(item), lane=item.room_id)
 
     async def _on_invite(self, room_id: str, inviter: str) -> None:
         assert self.deps is not None

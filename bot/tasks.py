@@ -11,24 +11,45 @@ log = logging.getLogger(__name__)
 
 
 class TaskSupervisor:
-    """Runs handlers as tracked tasks: capped concurrency, errors logged, drained on shutdown."""
+    """Runs handlers as tracked tasks: capped concurrency, errors logged, drained on shutdown.
+
+    Tasks that share a `lane` (a room) run one after another in the order they were spawned, so
+    two `log` lines typed in quick succession are recorded in that order; different rooms run
+    side by side.
+    """
 
     def __init__(self, concurrency: int = 16) -> None:
         self._tasks: dict[str, asyncio.Task[Any]] = {}
         self._slots = asyncio.Semaphore(concurrency)
+        self._lanes: dict[str, tuple[asyncio.Lock, int]] = {}  # lane -> (lock, tasks in it)
 
     def running(self, name: str) -> bool:
         return name in self._tasks
 
-    def spawn(self, name: str, coro: Coroutine[Any, Any, Any]) -> bool:
+    def spawn(self, name: str, coro: Coroutine[Any, Any, Any], *, lane: str | None = None) -> bool:
         """Start `coro` unless a task of that name runs already (one event, one handler)."""
         if name in self._tasks:
             coro.close()
             return False
+        if lane is not None:
+            lock, users = self._lanes.get(lane, (asyncio.Lock(), 0))
+            self._lanes[lane] = (lock, users + 1)
+            coro = self._in_lane(lane, lock, coro)
         task = asyncio.create_task(self._guarded(name, coro), name=name)
         self._tasks[name] = task
         task.add_done_callback(lambda _t: self._tasks.pop(name, None))
         return True
+
+    async def _in_lane(self, lane: str, lock: asyncio.Lock, coro: Coroutine[Any, Any, Any]) -> Any:
+        try:
+            async with lock:
+                return await coro
+        finally:
+            _, users = self._lanes[lane]
+            if users == 1:
+                del self._lanes[lane]
+            else:
+                self._lanes[lane] = (lock, users - 1)
 
     async def _guarded(self, name: str, coro: Coroutine[Any, Any, Any]) -> None:
         async with self._slots:
