@@ -13,18 +13,20 @@ import asyncio
 import logging
 import signal
 from dataclasses import dataclass
+from pathlib import Path
 
 from bot.commands import all_families
 from bot.deps import Deps
-from bot.directory import Directory, DirectoryError, load_directory
+from bot.directory import DirectoryError
 from bot.dispatch import CommandRunner
 from bot.health import HealthReport, HealthServer
 from bot.logs import add_secrets
-from bot.matrix.client import LoginFailed, log_in, make_client
+from bot.matrix.client import LoginFailed, log_in, make_client, private_dir
 from bot.matrix.send import Messenger
 from bot.matrix.sync import FatalSyncError, SyncLoop
 from bot.render import Renderer
 from bot.roles import Role
+from bot.roster import Roster, write_pid_file
 from bot.router import CommandFamily, Registry
 from bot.scheduler import Scheduler
 from bot.settings import Settings
@@ -66,11 +68,13 @@ class App:
         self.deps: Deps | None = None
         self.sync: SyncLoop | None = None
         self.health: HealthServer | None = None
+        self._pid_file: Path | None = None
 
     async def run(self) -> None:
         """Run until `stop()` is called or the sync loop dies; always cleans up."""
         settings = self.settings
         log.info("starting with %s", settings.redacted())
+        private_dir(settings.data_dir)
         db = Database(settings.database_url)
         client = None
         scheduler = Scheduler(db)
@@ -78,8 +82,8 @@ class App:
             await db.upgrade()
             log.info("database at schema %s", await db.check_schema())
             await self._start_health(db, scheduler)
-            directory = load_directory(settings.directory_path)
-            log.info("directory: %d contacts", len(directory.contacts))
+            roster = Roster(settings.directory_path, db, settings.data_dir)
+            await roster.load()
             client = make_client(settings)
             credentials = await log_in(client, settings)
             add_secrets([credentials.access_token])
@@ -90,7 +94,7 @@ class App:
                 renderer=Renderer(settings.template_dir),
                 messenger=Messenger(client),
                 scheduler=scheduler,
-                directory=directory,
+                roster=roster,
             )
             runner = CommandRunner(self.deps)
             self.sync = SyncLoop(
@@ -118,6 +122,8 @@ class App:
             await self.tasks.drain(self.tuning.drain_seconds)
             if self.health is not None:
                 await self.health.stop()
+            if self._pid_file is not None:
+                self._pid_file.unlink(missing_ok=True)
             if client is not None:
                 await client.close()
             await db.dispose()
@@ -152,9 +158,10 @@ class App:
     def stop(self) -> None:
         self._stopping.set()
 
-    def reload_directory(self, directory: Directory) -> None:
+    def request_reload(self) -> None:
+        """SIGHUP: re-read the directory in the background; a bad file changes nothing."""
         if self.deps is not None:
-            self.deps.directory = directory
+            self.tasks.spawn("directory-reload", self.deps.roster.reload())
 
     async def _on_ready(self, runner: CommandRunner) -> None:
         assert self.deps is not None
@@ -165,6 +172,7 @@ class App:
             log.info("resuming %d commands received but not finished", len(pending))
         self._dispatch(runner, pending)
         self.ready.set()
+        self._pid_file = write_pid_file(self.settings.data_dir)
         log.info("ready")
 
     def _dispatch(self, runner: CommandRunner, items: list[InboxEvent]) -> None:
@@ -186,6 +194,7 @@ async def serve(app: App) -> int:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, app.stop)
+    loop.add_signal_handler(signal.SIGHUP, app.request_reload)
     try:
         await app.run()
     except DirectoryError as exc:

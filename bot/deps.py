@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from bot.directory import Directory
 from bot.matrix.send import Messenger
 from bot.render import Renderer
+from bot.roster import Roster
 from bot.router import Registry
 from bot.scheduler import Scheduler
 from bot.settings import Settings
@@ -21,4 +22,9 @@ class Deps:
     registry: Registry
     messenger: Messenger
     scheduler: Scheduler
-    directory: Directory  # replaced as a whole on reload; never mutated in place
+    roster: Roster
+
+    @property
+    def directory(self) -> Directory:
+        """The directory in force now; a reload swaps it whole, so read it once per use."""
+        return self.roster.current

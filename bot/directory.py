@@ -1,16 +1,20 @@
-"""The liaison directory (`config/directory.yaml`): who is who, and which role they hold.
+"""The liaison directory (`config/directory.yaml`): who is who, their role, language and zone.
 
 Loading validates the whole file in one pass and reports every problem as one line naming the
 file, the entry and the field, so an operator fixes a bad directory in one go. A directory that
-does not validate is never put in force.
+does not validate is never put in force. The directory in force is an immutable object with its
+lookups prebuilt, swapped as a whole on reload, so a command never sees half of a reload.
 """
 
 from __future__ import annotations
 
+import difflib
+import re
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import yaml
 
@@ -21,6 +25,7 @@ from bot.timeutil import load_zone
 
 ORGANISATION_KINDS = ("national", "eu", "nato", "benelux", "embassy", "international", "other")
 LANGUAGES = ("en", "fr", "nl", "de")
+KEY = r"[a-z0-9][a-z0-9._\-]*"
 
 
 class DirectoryError(ProblemList):
@@ -47,27 +52,101 @@ class Contact:
     groups: tuple[str, ...] = ()
     backup: str | None = None
 
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
 
 @dataclass(frozen=True)
+class Resolution:
+    """Targets resolved to people: each person once, in directory order; unknown keys named."""
+
+    people: tuple[Contact, ...]
+    unknown: tuple[tuple[str, str | None], ...]  # (key, closest known key)
+
+
 class Directory:
-    organisations: dict[str, Organisation]
-    contacts: dict[str, Contact]
-    groups: dict[str, str]
-    by_matrix_id: dict[str, Contact] = field(init=False)
+    """The directory in force. Build with `load_directory`/`parse_directory`; never mutate."""
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "by_matrix_id", {c.matrix_id: c for c in self.contacts.values()})
-
-    def role_of(self, matrix_id: str) -> Role:
-        contact = self.by_matrix_id.get(matrix_id)
-        return contact.role if contact else Role.STRANGER
-
-    def contact_for(self, matrix_id: str) -> Contact | None:
-        return self.by_matrix_id.get(matrix_id)
+    def __init__(
+        self,
+        organisations: dict[str, Organisation],
+        contacts: dict[str, Contact],
+        groups: dict[str, str],
+    ) -> None:
+        self.organisations = organisations
+        self.contacts = contacts
+        self.groups = groups
+        self._by_matrix_id = {c.matrix_id: c for c in contacts.values()}
+        self._order = {handle: index for index, handle in enumerate(contacts)}
+        self._members: dict[str, list[Contact]] = {}
+        for contact in contacts.values():
+            for key in (contact.organisation, *contact.groups):
+                self._members.setdefault(key, []).append(contact)
 
     @classmethod
     def empty(cls) -> Directory:
-        return cls(organisations={}, contacts={}, groups={})
+        return cls({}, {}, {})
+
+    def role_of(self, matrix_id: str) -> Role:
+        contact = self._by_matrix_id.get(matrix_id)
+        return contact.role if contact else Role.STRANGER
+
+    def contact_for(self, matrix_id: str) -> Contact | None:
+        return self._by_matrix_id.get(matrix_id)
+
+    def find(self, handle_or_matrix_id: str) -> Contact | None:
+        key = handle_or_matrix_id.strip()
+        return self.contacts.get(key.lower()) or self._by_matrix_id.get(key)
+
+    def organisation_of(self, contact: Contact) -> Organisation:
+        return self.organisations[contact.organisation]
+
+    def target_keys(self) -> list[str]:
+        return [*self.contacts, *self.organisations, *self.groups]
+
+    def resolve(self, keys: Iterable[str]) -> Resolution:
+        """Handles, organisation keys and group names → the people they stand for.
+
+        A key that is several things at once (a handle and an organisation) means all of them.
+        """
+        found: dict[str, Contact] = {}
+        unknown: list[tuple[str, str | None]] = []
+        for raw in keys:
+            key = raw.strip().lower()
+            contact = self.contacts.get(key)
+            collective = key in self.organisations or key in self.groups
+            if contact is None and not collective:
+                unknown.append((key, self.closest(key)))
+                continue
+            members = self._members.get(key, []) if collective else []
+            for person in ([contact] if contact else []) + members:
+                found.setdefault(person.handle, person)
+        people = sorted(found.values(), key=lambda c: self._order[c.handle])
+        return Resolution(tuple(people), tuple(unknown))
+
+    def closest(self, key: str) -> str | None:
+        hits = difflib.get_close_matches(key, self.target_keys(), n=1, cutoff=0.6)
+        return hits[0] if hits else None
+
+    def search(self, query: str | None) -> list[Contact]:
+        """Contacts whose handle, name, organisation (key or name) or groups contain every word."""
+        words = (query or "").lower().split()
+        if not words:
+            return list(self.contacts.values())
+        return [c for c in self.contacts.values() if all(w in self._haystack(c) for w in words)]
+
+    def _haystack(self, contact: Contact) -> str:
+        organisation = self.organisations.get(contact.organisation)
+        parts = [
+            contact.handle,
+            contact.name,
+            contact.matrix_id,
+            contact.organisation,
+            organisation.name if organisation else "",
+            *contact.groups,
+        ]
+        return " ".join(parts).lower()
 
 
 def load_directory(path: Path) -> Directory:
@@ -82,118 +161,173 @@ def load_directory(path: Path) -> Directory:
 
 
 def parse_directory(raw: Any, *, source: str) -> Directory:
-    problems: list[str] = []
-    if not isinstance(raw, dict):
-        raise DirectoryError([f"{source}: expected sections organisations, contacts, groups"])
+    return _Parser(source).parse(raw)
 
-    def problem(entry: str, fieldname: str, message: str) -> None:
-        problems.append(f"{source}: {entry}: {fieldname}: {message}")
 
-    groups = {str(k): str(v) for k, v in (raw.get("groups") or {}).items()}
-    organisations: dict[str, Organisation] = {}
-    for index, item in enumerate(_entries(raw, "organisations", problems, source)):
-        key = str(item.get("key") or "")
-        entry = f"organisations[{index}] {key or '?'}"
-        if not key:
-            problem(entry, "key", "missing")
-            continue
-        if key in organisations:
-            problem(entry, "key", f"duplicate organisation `{key}`")
-        kind = str(item.get("kind") or "other")
-        if kind not in ORGANISATION_KINDS:
-            problem(entry, "kind", f"`{kind}` is not one of {', '.join(ORGANISATION_KINDS)}")
-        organisations[key] = Organisation(
-            key=key,
-            name=str(item.get("name") or key),
-            kind=kind,
-            country=str(item.get("country") or ""),
-        )
+class _Parser:
+    """One pass over the file; every problem is collected, none stops the pass."""
 
-    contacts: dict[str, Contact] = {}
-    matrix_ids: dict[str, str] = {}
-    for index, item in enumerate(_entries(raw, "contacts", problems, source)):
-        handle = str(item.get("handle") or "")
-        entry = f"contacts[{index}] {handle or '?'}"
-        if not handle:
-            problem(entry, "handle", "missing")
-            continue
-        if handle in contacts:
-            problem(entry, "handle", f"duplicate handle `{handle}`")
-        matrix_id = str(item.get("matrix_id") or "")
-        if not MATRIX_USER_ID.match(matrix_id):
-            problem(entry, "matrix_id", f"`{matrix_id}` is not a Matrix ID (@name:server)")
-        elif matrix_id in matrix_ids:
-            problem(entry, "matrix_id", f"`{matrix_id}` is also used by `{matrix_ids[matrix_id]}`")
-        matrix_ids.setdefault(matrix_id, handle)
-        organisation = str(item.get("organisation") or "")
-        if organisation not in organisations:
-            problem(entry, "organisation", f"unknown organisation `{organisation}`")
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.problems: list[str] = []
+
+    def problem(self, entry: str, field: str, message: str) -> None:
+        self.problems.append(f"{self.source}: {entry}: {field}: {message}")
+
+    def parse(self, raw: Any) -> Directory:
+        if not isinstance(raw, dict):
+            raise DirectoryError(
+                [f"{self.source}: expected sections organisations, contacts, groups"]
+            )
+        groups = self._groups(raw.get("groups"))
+        organisations = self._organisations(self._entries(raw, "organisations"))
+        contacts = self._contacts(self._entries(raw, "contacts"), organisations, groups)
+        self._check_backups(contacts)
+        if self.problems:
+            raise DirectoryError(self.problems)
+        return Directory(organisations, contacts, groups)
+
+    def _entries(self, raw: dict[str, Any], section: str) -> list[tuple[int, dict[str, Any]]]:
+        items = raw.get(section) or []
+        if not isinstance(items, list):
+            self.problems.append(f"{self.source}: {section}: expected a list of entries")
+            return []
+        good = []
+        for index, item in enumerate(items):
+            if isinstance(item, dict):
+                good.append((index, item))
+            else:
+                self.problems.append(
+                    f"{self.source}: {section}[{index}]: expected a mapping of fields"
+                )
+        return good
+
+    def _key(self, item: dict[str, Any], field: str, entry: str, seen: Iterable[str]) -> str | None:
+        """The entry's identifying key: present, well-formed, not a duplicate."""
+        value = str(item.get(field) or "").strip()
+        if not value:
+            self.problem(entry, field, "missing")
+            return None
+        if value != value.lower() or not re.fullmatch(KEY, value):
+            self.problem(entry, field, f"`{value}` must be lower-case letters, digits, . _ -")
+        if value in seen:
+            self.problem(entry, field, f"duplicate `{value}`")
+        return value
+
+    def _groups(self, raw: Any) -> dict[str, str]:
+        if raw is None:
+            return {}
+        if not isinstance(raw, dict):
+            self.problems.append(f"{self.source}: groups: expected `name: description` pairs")
+            return {}
+        for name in raw:
+            if not re.fullmatch(KEY, str(name)):
+                self.problem(f"groups {name}", "name", "must be lower-case letters, digits, . _ -")
+        return {str(k): str(v) for k, v in raw.items()}
+
+    def _organisations(self, items: list[tuple[int, dict[str, Any]]]) -> dict[str, Organisation]:
+        organisations: dict[str, Organisation] = {}
+        for index, item in items:
+            entry = f"organisations[{index}] {item.get('key') or '?'}"
+            key = self._key(item, "key", entry, organisations)
+            if key is None:
+                continue
+            kind = str(item.get("kind") or "other")
+            if kind not in ORGANISATION_KINDS:
+                self.problem(
+                    entry, "kind", f"`{kind}` is not one of {', '.join(ORGANISATION_KINDS)}"
+                )
+            organisations[key] = Organisation(
+                key=key,
+                name=str(item.get("name") or key),
+                kind=kind,
+                country=str(item.get("country") or ""),
+            )
+        return organisations
+
+    def _contacts(
+        self,
+        items: list[tuple[int, dict[str, Any]]],
+        organisations: dict[str, Organisation],
+        groups: dict[str, str],
+    ) -> dict[str, Contact]:
+        contacts: dict[str, Contact] = {}
+        matrix_ids: dict[str, str] = {}
+        for index, item in items:
+            entry = f"contacts[{index}] {item.get('handle') or '?'}"
+            handle = self._key(item, "handle", entry, contacts)
+            if handle is None:
+                continue
+            matrix_id = str(item.get("matrix_id") or "")
+            if not MATRIX_USER_ID.match(matrix_id):
+                self.problem(entry, "matrix_id", f"`{matrix_id}` is not a Matrix ID (@name:server)")
+            elif matrix_id in matrix_ids:
+                self.problem(
+                    entry, "matrix_id", f"`{matrix_id}` is also used by `{matrix_ids[matrix_id]}`"
+                )
+            matrix_ids.setdefault(matrix_id, handle)
+            organisation = str(item.get("organisation") or "")
+            if organisation not in organisations:
+                self.problem(entry, "organisation", f"unknown organisation `{organisation}`")
+            contacts[handle] = Contact(
+                handle=handle,
+                name=str(item.get("name") or handle),
+                organisation=organisation,
+                matrix_id=matrix_id,
+                role=self._role(item, entry),
+                languages=self._languages(item, entry),
+                timezone=self._timezone(item, entry),
+                groups=self._contact_groups(item, entry, groups),
+                backup=str(item["backup"]) if item.get("backup") else None,
+            )
+        return contacts
+
+    def _role(self, item: dict[str, Any], entry: str) -> Role:
         try:
-            role = Role.parse(str(item.get("role") or "partner"))
+            return Role.parse(str(item.get("role") or "partner"))
         except ValueError as exc:
-            problem(entry, "role", str(exc))
-            role = Role.PARTNER
-        languages = tuple(str(lang) for lang in (item.get("languages") or ["en"]))
+            self.problem(entry, "role", str(exc))
+            return Role.PARTNER
+
+    def _languages(self, item: dict[str, Any], entry: str) -> tuple[str, ...]:
+        raw = item.get("languages") or ["en"]
+        languages = tuple(str(lang) for lang in (raw if isinstance(raw, list) else [raw]))
         for lang in languages:
             if lang not in LANGUAGES:
-                problem(entry, "languages", f"`{lang}` is not supported ({', '.join(LANGUAGES)})")
+                self.problem(
+                    entry, "languages", f"`{lang}` is not supported ({', '.join(LANGUAGES)})"
+                )
+        return languages
+
+    def _timezone(self, item: dict[str, Any], entry: str) -> str:
         timezone = str(item.get("timezone") or "Europe/Brussels")
         try:
             load_zone(timezone)
         except ValueError as exc:
-            problem(entry, "timezone", str(exc))
-        contact_groups = tuple(str(g) for g in (item.get("groups") or []))
-        for group in contact_groups:
-            if group not in groups:
-                problem(entry, "groups", f"group `{group}` is not declared under groups")
-        backup = item.get("backup")
-        contacts[handle] = Contact(
-            handle=handle,
-            name=str(item.get("name") or handle),
-            organisation=organisation,
-            matrix_id=matrix_id,
-            role=role,
-            languages=languages,
-            timezone=timezone,
-            groups=contact_groups,
-            backup=str(backup) if backup else None,
-        )
+            self.problem(entry, "timezone", str(exc))
+        return timezone
 
-    problems.extend(_backup_problems(contacts.values(), contacts, source))
-    if problems:
-        raise DirectoryError(problems)
-    return Directory(organisations=organisations, contacts=contacts, groups=groups)
+    def _contact_groups(
+        self, item: dict[str, Any], entry: str, groups: dict[str, str]
+    ) -> tuple[str, ...]:
+        raw = item.get("groups") or []
+        names = tuple(str(g) for g in (raw if isinstance(raw, list) else [raw]))
+        for name in names:
+            if name not in groups:
+                self.problem(entry, "groups", f"group `{name}` is not declared under groups")
+        return names
 
-
-def _entries(raw: dict[str, Any], section: str, problems: list[str], source: str) -> list[dict]:
-    items = raw.get(section) or []
-    if not isinstance(items, list):
-        problems.append(f"{source}: {section}: expected a list of entries")
-        return []
-    good = []
-    for index, item in enumerate(items):
-        if isinstance(item, dict):
-            good.append(item)
-        else:
-            problems.append(f"{source}: {section}[{index}]: expected a mapping of fields")
-    return good
-
-
-def _backup_problems(
-    contacts: Iterable[Contact], by_handle: dict[str, Contact], source: str
-) -> list[str]:
-    problems = []
-    for contact in contacts:
-        entry = f"{source}: contacts {contact.handle}: backup"
-        if contact.backup is None:
-            continue
-        if contact.backup not in by_handle:
-            problems.append(f"{entry}: unknown contact `{contact.backup}`")
-            continue
-        chain, current = [contact.handle], contact.backup
-        while current in by_handle and current not in chain:
-            chain.append(current)
-            current = by_handle[current].backup
-        if current == contact.handle:
-            problems.append(f"{entry}: backup cycle {' → '.join([*chain, current])}")
-    return problems
+    def _check_backups(self, contacts: dict[str, Contact]) -> None:
+        for contact in contacts.values():
+            if contact.backup is None:
+                continue
+            entry = f"contacts {contact.handle}"
+            if contact.backup not in contacts:
+                self.problem(entry, "backup", f"unknown contact `{contact.backup}`")
+                continue
+            chain, current = [contact.handle], contact.backup
+            while current in contacts and current not in chain:
+                chain.append(current)
+                current = contacts[current].backup
+            if current == contact.handle:
+                self.problem(entry, "backup", f"backup cycle {' → '.join([*chain, current])}")

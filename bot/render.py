@@ -7,11 +7,21 @@ override any template by dropping a file of the same name in `ICC_CONFIG_DIR/tem
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from jinja2 import ChoiceLoader, Environment, FileSystemLoader, PackageLoader, StrictUndefined
+from jinja2 import (
+    ChoiceLoader,
+    Environment,
+    FileSystemLoader,
+    PackageLoader,
+    StrictUndefined,
+    TemplateNotFound,
+)
+
+BASE_LANGUAGE = "en"
 
 
 @dataclass(frozen=True)
@@ -37,8 +47,35 @@ class Renderer:
         self._html = Environment(loader=ChoiceLoader(loaders), autoescape=True, **common)
         for env in (self._text, self._html):
             env.globals.update(globals_)
+        self._known: dict[str, bool] = {}
 
-    def render(self, name: str, **context: Any) -> Message:
-        body = self._text.get_template(f"{name}.txt.j2").render(**context).strip()
-        html = self._html.get_template(f"{name}.html.j2").render(**context).strip()
+    def render(self, name: str, *, lang: str | None = None, **context: Any) -> Message:
+        """Render `name`; with `lang`, its translation `name.<lang>.txt.j2` where there is one.
+
+        English is the base template (`name.txt.j2`); a language without its own template falls
+        back to it, so a missing translation never leaves a message unsent.
+        """
+        stem = (
+            f"{name}.{lang}"
+            if lang and lang != BASE_LANGUAGE and self._has(f"{name}.{lang}")
+            else name
+        )
+        body = self._text.get_template(f"{stem}.txt.j2").render(**context).strip()
+        html = self._html.get_template(f"{stem}.html.j2").render(**context).strip()
         return Message(body=body, html=html)
+
+    def language_for(self, name: str, languages: Sequence[str]) -> str:
+        """The first of a contact's languages that `name` has a template in; else English."""
+        for lang in languages:
+            if lang == BASE_LANGUAGE or self._has(f"{name}.{lang}"):
+                return lang
+        return BASE_LANGUAGE
+
+    def _has(self, stem: str) -> bool:
+        if stem not in self._known:
+            try:
+                self._text.get_template(f"{stem}.txt.j2")
+                self._known[stem] = True
+            except TemplateNotFound:
+                self._known[stem] = False
+        return self._known[stem]

@@ -85,3 +85,47 @@ class Timer(SQLModel, table=True):
     created_at: datetime = utc_column()
     fired_at: datetime | None = utc_column(nullable=True)
     cancelled_at: datetime | None = utc_column(nullable=True)
+
+
+class OrganisationRow(SQLModel, table=True):
+    """An organisation as last loaded from the directory; kept when removed from the file."""
+
+    __tablename__ = "organisation"
+
+    key: str = Field(primary_key=True, max_length=64)
+    name: str = Field(max_length=255)
+    kind: str = Field(max_length=32)
+    country: str = Field(default="", max_length=64)
+    active: bool = True
+    updated_at: datetime = utc_column()
+
+
+class ContactRow(SQLModel, table=True):
+    """A directory contact with its history: a contact removed from the file becomes inactive,
+    never deleted, because pages and logbook entries keep pointing at it."""
+
+    __tablename__ = "contact"
+
+    id: int | None = Field(default=None, primary_key=True)
+    handle: str = Field(max_length=64, unique=True)
+    name: str = Field(max_length=255)
+    organisation: str = Field(max_length=64)
+    matrix_id: str = Field(max_length=255, index=True)
+    role: str = Field(max_length=16)
+    languages: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    timezone: str = Field(max_length=64)
+    groups: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    backup: str | None = Field(default=None, max_length=64)
+    active: bool = True
+    first_loaded_at: datetime = utc_column()
+    updated_at: datetime = utc_column()
+    removed_at: datetime | None = utc_column(nullable=True)
+
+
+class GroupRow(SQLModel, table=True):
+    __tablename__ = "contact_group"
+
+    name: str = Field(primary_key=True, max_length=64)
+    description: str = Field(default="", max_length=255)
+    active: bool = True
+    updated_at: datetime = utc_column()

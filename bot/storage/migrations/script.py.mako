@@ -8,10 +8,10 @@ Create Date: ${create_date}
 from __future__ import annotations
 
 import sqlalchemy as sa
-import sqlmodel.sql.sqltypes  # noqa: F401
+import sqlmodel.sql.sqltypes
 from alembic import op
 
-import bot.storage.types  # noqa: F401
+import bot.storage.types
 ${imports if imports else ""}
 
 revision = ${repr(up_revision)}
