@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import logging
+import os
+import signal
 import sys
+import time
 from collections.abc import Sequence
 
 from bot.directory import DirectoryError, load_directory
 from bot.logs import setup_logging
+from bot.roster import PID_FILE, STATUS_FILE
 from bot.settings import Settings, SettingsError, load_settings
 
 log = logging.getLogger("bot")
@@ -25,6 +30,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     sub.add_parser("check", help="validate configuration and directory; non-zero on any problem")
     db = sub.add_parser("db", help="database maintenance")
     db.add_argument("action", choices=["upgrade"], help="upgrade: apply migrations")
+    directory = sub.add_parser("directory", help="the liaison directory")
+    directory.add_argument(
+        "action", choices=["reload"], help="reload: make the running bot re-read directory.yaml"
+    )
     args = parser.parse_args(argv)
 
     if args.command == "demo":
@@ -42,6 +51,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return check(settings)
     if args.command == "db":
         return asyncio.run(upgrade_database(settings))
+    if args.command == "directory":
+        return reload_directory(settings)
     return run(settings)
 
 
@@ -75,6 +86,46 @@ def run(settings: Settings) -> int:
     from bot.app import App, serve
 
     return asyncio.run(serve(App(settings)))
+
+
+def reload_directory(settings: Settings, wait_seconds: float = 10.0) -> int:
+    """Validate here first (so the operator sees the problems), then SIGHUP the running bot and
+    wait for its verdict in the status file it writes after every load."""
+    if check(settings) != 0:
+        print("not reloaded: the running bot keeps its directory", file=sys.stderr)
+        return EXIT_CONFIG
+    pid_path = settings.data_dir / PID_FILE
+    try:
+        pid = int(pid_path.read_text().strip())
+        os.kill(pid, 0)
+    except (FileNotFoundError, ValueError, ProcessLookupError, PermissionError):
+        print(
+            f"no running bot found ({pid_path}); `icc-bot run` loads the directory at start",
+            file=sys.stderr,
+        )
+        return 1
+    status_path = settings.data_dir / STATUS_FILE
+    before = status_path.stat().st_mtime_ns if status_path.exists() else 0
+    os.kill(pid, signal.SIGHUP)
+    deadline = time.monotonic() + wait_seconds
+    while time.monotonic() < deadline:
+        if status_path.exists() and status_path.stat().st_mtime_ns != before:
+            status = json.loads(status_path.read_text())
+            if status["ok"]:
+                print(
+                    f"directory reloaded by the running bot (pid {pid}): "
+                    f"{status['contacts']} contacts"
+                )
+                return 0
+            _print_problems("directory", status["problems"])
+            return EXIT_CONFIG
+        time.sleep(0.1)
+    print(
+        f"reload signalled to pid {pid}, but it did not report back within {wait_seconds:.0f}s; "
+        "see its log",
+        file=sys.stderr,
+    )
+    return 1
 
 
 def _print_problems(what: str, problems: list[str]) -> None:

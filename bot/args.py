@@ -98,6 +98,16 @@ class Duration(Param):
 
 
 @dataclass(frozen=True)
+class Number(Param):
+    """A whole number from 1 up (a page, a count)."""
+
+    def parse(self, text: str) -> int:
+        if not text.isdigit() or int(text) < 1:
+            raise UsageError(f"`{text}` is not a whole number from 1 up")
+        return int(text)
+
+
+@dataclass(frozen=True)
 class Choice(Param):
     choices: tuple[str, ...] = ()
 

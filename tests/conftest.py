@@ -227,12 +227,34 @@ async def people(synapse: DevServer, cast: Cast) -> AsyncIterator[dict[str, Pers
 
 def run_cli(env: dict[str, str], *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
     """Run `python -m bot …` in a clean environment plus `env`."""
-    base = {k: v for k, v in os.environ.items() if not k.startswith("ICC_")}
     return subprocess.run(
         [sys.executable, "-m", "bot", *args],
-        env=base | env,
+        env=process_env(env),
         capture_output=True,
         text=True,
         timeout=timeout,
         check=False,
     )
+
+
+def process_env(env: dict[str, str]) -> dict[str, str]:
+    """This environment without any ICC_ setting of the developer's, plus `env`."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("ICC_")} | env
+
+
+def start_process(env: dict[str, str], log_path: Path) -> subprocess.Popen:
+    """`icc-bot run` as a real process, its output appended to log_path."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "bot", "run"],
+        env=process_env(env),
+        stdout=log_path.open("ab"),
+        stderr=subprocess.STDOUT,
+    )
+
+
+async def wait_for_log(log_path: Path, text: str, timeout: float = 30) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while text not in log_path.read_text(errors="replace"):
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"`{text}` not logged:\n{log_path.read_text()[-3000:]}")
+        await asyncio.sleep(0.1)

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -15,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import process_env
 from tests.matrix_people import Person, body
 
 REPO = Path(__file__).resolve().parent.parent
@@ -66,10 +66,9 @@ async def wait_for_output(
 
 
 def start_demo(data_dir: Path, log: Path) -> subprocess.Popen:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ICC_")}
     return subprocess.Popen(
         [sys.executable, "-m", "bot", "demo"],
-        env=env | {"ICC_DATA_DIR": str(data_dir)},
+        env=process_env({"ICC_DATA_DIR": str(data_dir)}),
         stdout=log.open("wb"),
         stderr=subprocess.STDOUT,
         cwd=REPO,

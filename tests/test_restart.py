@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
-import subprocess
-import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -18,7 +15,7 @@ from bot.render import Message
 from bot.roles import Role
 from bot.router import CommandContext, CommandFamily
 from bot.settings import load_settings
-from tests.conftest import BACKENDS, FAST, Cast, RunningBot
+from tests.conftest import BACKENDS, FAST, Cast, RunningBot, start_process, wait_for_log
 from tests.matrix_people import Person, body, replies_to
 from tests.test_bot_matrix import shared_room
 
@@ -149,24 +146,6 @@ async def test_commands_hidden_by_a_limited_timeline_are_backfilled(
         assert "Example: !icc help page" in body(reply)
     finally:
         await running.stop()
-
-
-def start_process(env: dict[str, str], log_path: Path) -> subprocess.Popen:
-    base = {k: v for k, v in os.environ.items() if not k.startswith("ICC_")}
-    return subprocess.Popen(
-        [sys.executable, "-m", "bot", "run"],
-        env=base | env,
-        stdout=log_path.open("ab"),
-        stderr=subprocess.STDOUT,
-    )
-
-
-async def wait_for_log(log_path: Path, text: str, timeout: float = 30) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while text not in log_path.read_text(errors="replace"):
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"`{text}` not logged:\n{log_path.read_text()[-3000:]}")
-        await asyncio.sleep(0.1)
 
 
 async def test_sigkill_and_restart_of_the_real_process(

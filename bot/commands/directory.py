@@ -1,0 +1,80 @@
+"""`contacts [query]` and `contact <handle>`: the directory, searchable from any room."""
+
+from __future__ import annotations
+
+from bot.args import Number, Option, Text, Word
+from bot.render import Message
+from bot.roles import Role
+from bot.router import CommandContext, CommandFamily, UserError
+from bot.timeutil import format_local_utc, utcnow, zone_label
+
+commands = CommandFamily("directory")
+PAGE_SIZE = 20
+
+
+@commands.command(
+    "contacts",
+    role=Role.MEMBER,
+    summary="search the directory by handle, name, organisation or group",
+    example="contacts benelux",
+    params=[Text("query", required=False, help="words that must all match; none lists everyone")],
+    options=[Option("page", Number("page", metavar="N"), default=1, help="page of the results")],
+)
+async def contacts(ctx: CommandContext) -> Message:
+    directory = ctx.deps.directory
+    query: str | None = ctx.args["query"]
+    found = directory.search(query)
+    pages = max(1, -(-len(found) // PAGE_SIZE))
+    page = ctx.args["page"]
+    if page > pages:
+        raise UserError(f"There {'is' if pages == 1 else 'are'} only {pages} page(s) of results.")
+    shown = found[(page - 1) * PAGE_SIZE : page * PAGE_SIZE]
+    rows = [
+        {
+            "handle": c.handle,
+            "name": c.name,
+            "role": c.role.value,
+            "organisation": directory.organisation_of(c).name,
+            "languages": ", ".join(c.languages),
+            "zone": zone_label(c.zone),
+        }
+        for c in shown
+    ]
+    return ctx.render(
+        "contacts",
+        rows=rows,
+        query=query,
+        total=len(found),
+        everyone=len(directory.contacts),
+        page=page,
+        pages=pages,
+        prefix=ctx.deps.settings.command_prefix,
+    )
+
+
+@commands.command(
+    "contact",
+    role=Role.MEMBER,
+    summary="one contact: organisation, role, languages, time zone, groups, backup",
+    example="contact ercc-duty",
+    params=[Word("handle", help="a contact handle or Matrix ID")],
+)
+async def contact(ctx: CommandContext) -> Message:
+    directory = ctx.deps.directory
+    person = directory.find(ctx.args["handle"])
+    if person is None:
+        suggestion = directory.closest(ctx.args["handle"].lower())
+        hint = f" Did you mean `{suggestion}`?" if suggestion else ""
+        raise UserError(f"No contact `{ctx.args['handle']}` in the directory.{hint}")
+    backup = directory.contacts.get(person.backup) if person.backup else None
+    backs_up = [c for c in directory.contacts.values() if c.backup == person.handle]
+    return ctx.render(
+        "contact",
+        person=person,
+        role=person.role.value,
+        organisation=directory.organisation_of(person),
+        now=format_local_utc(utcnow(), person.zone),
+        backup=backup,
+        backs_up=backs_up,
+        groups=[(g, directory.groups[g]) for g in person.groups],
+    )

@@ -1,0 +1,215 @@
+"""The liaison directory: targets, search, languages, history, reload, and its commands."""
+
+from __future__ import annotations
+
+import signal
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from bot.directory import Directory, DirectoryError, parse_directory
+from bot.render import Renderer
+from bot.storage.db import Database
+from bot.storage.directory_store import contact_rows, store_directory
+from tests.conftest import BACKENDS, Cast, bot_running, run_cli, start_process, wait_for_log
+from tests.matrix_people import Person, body
+from tests.test_bot_matrix import shared_room
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def sample() -> dict[str, Any]:
+    return yaml.safe_load((REPO / "config" / "directory.yaml").read_text())
+
+
+@pytest.fixture
+def directory() -> Directory:
+    return parse_directory(sample(), source="directory.yaml")
+
+
+def test_resolve_handles_organisations_and_groups(directory: Directory) -> None:
+    resolution = directory.resolve(["benelux", "ercc", "amertens", "lu-hcpn"])
+    assert [c.handle for c in resolution.people] == [
+        "amertens",
+        "ercc-duty",
+        "ercc-backup",
+        "nl-ncc",
+        "lu-hcpn",
+    ]
+    assert resolution.unknown == ()
+
+
+def test_resolve_reports_unknown_keys_with_the_closest_one(directory: Directory) -> None:
+    resolution = directory.resolve(["benelx", "ercc", "zzzz"])
+    assert [c.handle for c in resolution.people] == ["ercc-duty", "ercc-backup"]
+    assert resolution.unknown == (("benelx", "benelux"), ("zzzz", None))
+
+
+def test_search_matches_every_word_over_handle_name_organisation_and_group(
+    directory: Directory,
+) -> None:
+    assert [c.handle for c in directory.search("embassies")] == ["emb-fr", "emb-de"]
+    assert [c.handle for c in directory.search("nccn lead")] == []  # "lead" is a role, not text
+    assert [c.handle for c in directory.search("foreign affairs")] == ["lpeeters"]
+    assert [c.handle for c in directory.search("ERCC")] == ["ercc-duty", "ercc-backup"]
+    assert len(directory.search(None)) == len(directory.contacts)
+
+
+def test_more_validation_problems(tmp_path: Path) -> None:
+    raw = sample()
+    raw["organisations"].append({"key": "ercc", "name": "again", "kind": "galactic"})
+    raw["groups"]["Bad Name"] = "spaces"
+    raw["contacts"][0]["handle"] = "AMertens"
+    with pytest.raises(DirectoryError) as caught:
+        parse_directory(raw, source="d.yaml")
+    text = "\n".join(caught.value.problems)
+    assert "organisations[11] ercc: key: duplicate `ercc`" in text
+    assert "organisations[11] ercc: kind: `galactic` is not one of" in text
+    assert "groups Bad Name: name: must be lower-case" in text
+    assert "contacts[0] AMertens: handle: `AMertens` must be lower-case" in text
+
+
+def test_language_choice_and_fallback(tmp_path: Path) -> None:
+    for stem, words in [("greet", "Hello {{ who }}"), ("greet.fr", "Bonjour {{ who }}")]:
+        (tmp_path / f"{stem}.txt.j2").write_text(words)
+        (tmp_path / f"{stem}.html.j2").write_text(f"<p>{words}</p>")
+    renderer = Renderer(tmp_path)
+    assert renderer.language_for("greet", ["nl", "fr", "en"]) == "fr"
+    assert renderer.language_for("greet", ["de", "en", "fr"]) == "en"
+    assert renderer.language_for("greet", ["nl"]) == "en"  # no Dutch template: English
+    assert renderer.render("greet", lang="fr", who="<Anne>").html == "<p>Bonjour &lt;Anne&gt;</p>"
+    assert renderer.render("greet", lang="nl", who="Anne").body == "Hello Anne"
+
+
+@pytest.mark.parametrize("database_url", BACKENDS, indirect=True)
+async def test_history_keeps_removed_contacts_inactive(database_url: str) -> None:
+    db = Database(database_url)
+    await db.upgrade()
+    raw = sample()
+    try:
+        async with db.session() as session:
+            first = await store_directory(session, parse_directory(raw, source="v1"))
+        assert len(first.added) == len(raw["contacts"])
+        removed = raw["contacts"].pop()  # dg-nl leaves
+        raw["contacts"][0]["timezone"] = "Europe/Paris"
+        async with db.session() as session:
+            second = await store_directory(session, parse_directory(raw, source="v2"))
+        assert (second.added, second.changed, second.removed) == ([], ["amertens"], ["dg-nl"])
+        async with db.session() as session:
+            rows = {r.handle: r for r in await contact_rows(session)}
+            active = await contact_rows(session, active_only=True)
+        assert rows["dg-nl"].active is False
+        assert rows["dg-nl"].removed_at is not None
+        assert rows["amertens"].timezone == "Europe/Paris"
+        assert len(active) == len(raw["contacts"])
+        raw["contacts"].append(removed)  # back again: the same row, active again
+        async with db.session() as session:
+            third = await store_directory(session, parse_directory(raw, source="v3"))
+            again = {r.handle: r for r in await contact_rows(session)}
+        assert third.changed == ["dg-nl"]
+        assert again["dg-nl"].id == rows["dg-nl"].id
+        assert again["dg-nl"].active is True
+    finally:
+        await db.dispose()
+
+
+# -- through the real bot -------------------------------------------------------------------------
+
+pytest_synapse = pytest.mark.synapse
+
+
+@pytest_synapse
+async def test_contacts_and_contact_commands(
+    bot,
+    people: dict[str, Person],
+    cast: Cast,  # type: ignore[no-untyped-def]
+) -> None:
+    room_id = await shared_room(people, cast)
+    member = people["member"]
+    reply = await member.ask(room_id, "!icc contacts", cast.bot.user_id)
+    assert "Contacts: 4" in body(reply)
+    assert "• lead — Lead · NCCN · icc-lead · en · Brussels" in body(reply)
+    reply = await member.ask(room_id, "!icc contacts partner", cast.bot.user_id)
+    assert "Contacts matching “partner”: 1 of 4" in body(reply)
+    reply = await member.ask(room_id, "!icc contact lead", cast.bot.user_id)
+    assert f"Matrix: {cast.lead.user_id}" in body(reply)
+    assert "Time zone: Europe/Brussels — now " in body(reply)
+    reply = await member.ask(room_id, "!icc contact leed", cast.bot.user_id)
+    assert "No contact `leed` in the directory. Did you mean `lead`?" in body(reply)
+    reply = await member.ask(room_id, "!icc contacts --page 3", cast.bot.user_id)
+    assert "only 1 page(s)" in body(reply)
+    for role in ("partner", "dg", "stranger"):
+        reply = await people[role].ask(room_id, "!icc contacts", cast.bot.user_id)
+        assert "Contacts:" not in body(reply)
+
+
+def write_directory(env: dict[str, str], directory: dict[str, Any]) -> None:
+    (Path(env["ICC_CONFIG_DIR"]) / "directory.yaml").write_text(yaml.safe_dump(directory))
+
+
+def with_stranger_as_member(cast: Cast) -> dict[str, Any]:
+    directory = cast.directory()
+    directory["contacts"].append(
+        {
+            "handle": "newcomer",
+            "name": "Newcomer",
+            "organisation": "nccn",
+            "matrix_id": cast.stranger.user_id,
+            "role": "icc-member",
+        }
+    )
+    return directory
+
+
+@pytest_synapse
+async def test_reload_puts_a_good_file_in_force_and_refuses_a_bad_one(
+    bot_env: dict[str, str], people: dict[str, Person], cast: Cast
+) -> None:
+    async with bot_running(bot_env) as running:
+        room_id = await shared_room(people, cast)
+        stranger = people["stranger"]
+        assert running.app is not None
+        write_directory(bot_env, with_stranger_as_member(cast))
+        assert await running.app.deps.roster.reload()  # type: ignore[union-attr]
+        reply = await stranger.ask(room_id, "!icc contacts", cast.bot.user_id)
+        assert "Contacts: 5" in body(reply)
+
+        broken = with_stranger_as_member(cast)
+        broken["contacts"][0]["organisation"] = "nowhere"
+        write_directory(bot_env, broken)
+        assert not await running.app.deps.roster.reload()  # type: ignore[union-attr]
+        reply = await stranger.ask(room_id, "!icc contacts", cast.bot.user_id)
+        assert "Contacts: 5" in body(reply)  # the previous directory stays in force
+
+
+@pytest_synapse
+async def test_directory_reload_command_signals_the_running_bot(
+    bot_env: dict[str, str], people: dict[str, Person], cast: Cast, tmp_path: Path
+) -> None:
+    log_path = tmp_path / "bot.log"
+    process = start_process(bot_env, log_path)
+    try:
+        await wait_for_log(log_path, "INFO bot.app: ready")
+        room_id = await shared_room(people, cast)
+        write_directory(bot_env, with_stranger_as_member(cast))
+        result = run_cli(bot_env, "directory", "reload")
+        assert result.returncode == 0, result.stderr
+        assert "directory reloaded by the running bot" in result.stdout
+        reply = await people["stranger"].ask(room_id, "!icc contacts", cast.bot.user_id)
+        assert "Contacts: 5" in body(reply)
+
+        broken = with_stranger_as_member(cast)
+        broken["contacts"][1]["backup"] = "ghost"
+        write_directory(bot_env, broken)
+        result = run_cli(bot_env, "directory", "reload")
+        assert result.returncode == 2
+        assert "backup: unknown contact `ghost`" in result.stderr
+        assert "the running bot keeps its directory" in result.stderr
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(15) == 0
+    result = run_cli(bot_env | {"ICC_CONFIG_DIR": str(REPO / "config")}, "directory", "reload")
+    assert result.returncode == 1
+    assert "no running bot found" in result.stderr
