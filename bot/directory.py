@@ -26,6 +26,8 @@ from bot.timeutil import load_zone
 ORGANISATION_KINDS = ("national", "eu", "nato", "benelux", "embassy", "international", "other")
 LANGUAGES = ("en", "fr", "nl", "de")
 KEY = r"[a-z0-9][a-z0-9._\-]*"
+# libyaml's safe loader where PyYAML was built with it: 3-4x faster on a 5,000-contact file.
+SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 class DirectoryError(ProblemList):
@@ -152,7 +154,7 @@ class Directory:
 def load_directory(path: Path) -> Directory:
     """Read and validate `path`; raise DirectoryError with every problem found."""
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = yaml.load(path.read_text(encoding="utf-8"), Loader=SAFE_LOADER)
     except FileNotFoundError:
         raise DirectoryError([f"{path}: file not found"]) from None
     except yaml.YAMLError as exc:

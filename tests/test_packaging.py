@@ -103,3 +103,9 @@ async def test_demo_runs_answers_and_restarts(tmp_path: Path) -> None:
     finally:
         if process.poll() is None:
             process.kill()
+
+
+def test_readme_command_table_matches_the_registry() -> None:
+    from bot.commands import command_table
+
+    assert command_table() in (REPO / "README.md").read_text()

@@ -4,8 +4,18 @@ from __future__ import annotations
 
 from bot.commands import directory as directory_commands
 from bot.commands import help as help_commands
-from bot.router import CommandFamily
+from bot.router import CommandFamily, Registry
 
 
 def all_families() -> list[CommandFamily]:
     return [help_commands.commands, directory_commands.commands]
+
+
+def command_table(prefix: str = "!icc") -> str:
+    """The README's command table, generated from the declarations so that it cannot drift."""
+    rows = ["| command | who | what it does |", "| --- | --- | --- |"]
+    for spec in Registry(all_families()):
+        who = "anyone" if spec.role.value == "stranger" else spec.role.value
+        usage = spec.usage(prefix).replace("|", "\\|")
+        rows.append(f"| `{usage}` | {who} | {spec.summary} |")
+    return "\n".join(rows)
