@@ -1,4 +1,7 @@
-"""`icc-bot` — run, demo, check, db upgrade. Exit codes: see bot.app."""
+"""`icc-bot` — run, demo, check, db upgrade, directory reload, logbook verify.
+
+Exit codes of `run`: see bot.app; `logbook verify` exits 6 when the hash chain is broken.
+"""
 
 from __future__ import annotations
 
@@ -30,6 +33,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     sub.add_parser("check", help="validate configuration and directory; non-zero on any problem")
     db = sub.add_parser("db", help="database maintenance")
     db.add_argument("action", choices=["upgrade"], help="upgrade: apply migrations")
+    logbook = sub.add_parser("logbook", help="an activation's logbook")
+    logbook.add_argument("action", choices=["verify"], help="verify: recompute the hash chain")
+    logbook.add_argument("ref", help="the activation, e.g. ICC-2026-007")
     directory = sub.add_parser("directory", help="the liaison directory")
     directory.add_argument(
         "action", choices=["reload"], help="reload: make the running bot re-read directory.yaml"
@@ -53,6 +59,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return asyncio.run(upgrade_database(settings))
     if args.command == "directory":
         return reload_directory(settings)
+    if args.command == "logbook":
+        return asyncio.run(verify_logbook(settings, args.ref))
     return run(settings)
 
 
@@ -86,6 +94,33 @@ def run(settings: Settings) -> int:
     from bot.app import App, serve
 
     return asyncio.run(serve(App(settings)))
+
+
+async def verify_logbook(settings: Settings, ref: str) -> int:
+    """Recompute the hash chain of one activation's logbook; name the first broken entry."""
+    from bot import logbook
+    from bot.storage import activation_store
+    from bot.storage.db import Database
+
+    db = Database(settings.database_url)
+    try:
+        async with db.session() as session:
+            activation = await activation_store.by_ref(session, ref)
+            if activation is None:
+                print(f"no activation {ref.upper()} in {settings.database_url}", file=sys.stderr)
+                return 1
+            entries = await activation_store.log_entries(session, activation.id)  # type: ignore[arg-type]
+    finally:
+        await db.dispose()
+    result = logbook.verify(activation.ref, entries)
+    if result.ok:
+        print(f"{activation.ref}: logbook intact, {result.entries} entries")
+        return 0
+    print(
+        f"{activation.ref}: logbook BROKEN at entry #{result.first_broken}: {result.reason}",
+        file=sys.stderr,
+    )
+    return 6
 
 
 def reload_directory(settings: Settings, wait_seconds: float = 10.0) -> int:

@@ -91,7 +91,7 @@ class App:
                 settings=settings,
                 db=db,
                 registry=Registry(self.families),
-                renderer=Renderer(settings.template_dir),
+                renderer=Renderer(settings.template_dir, prefix=settings.command_prefix),
                 messenger=Messenger(client),
                 scheduler=scheduler,
                 roster=roster,

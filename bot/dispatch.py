@@ -13,7 +13,9 @@ import secrets
 import time
 from datetime import datetime
 
+from bot.activations import Activations
 from bot.args import UsageError
+from bot.classification import ClassificationGuard
 from bot.deps import Deps
 from bot.matrix.send import ReplyTo
 from bot.render import Message
@@ -38,6 +40,7 @@ def reply_target(event_id: str, content: dict) -> ReplyTo:
 class CommandRunner:
     def __init__(self, deps: Deps) -> None:
         self._deps = deps
+        self._guard = ClassificationGuard(deps.settings.classified_markings)
 
     def command_text(self, body: str) -> str | None:
         return split_command(body, self._deps.settings.command_prefix, ALIASES)
@@ -45,7 +48,10 @@ class CommandRunner:
     async def run(self, item: InboxEvent) -> None:
         """Handle one inbox event and mark it finished. Never raises."""
         started = time.monotonic()
-        name, outcome = "?", "failed"
+        outcome = "failed"
+        name = self._deps.registry.match(
+            self.command_text(str(item.content.get("body", ""))) or "help"
+        )[2]
         try:
             name, outcome, answer = await self._answer(item)
         except Exception:
@@ -54,6 +60,7 @@ class CommandRunner:
             answer = self._deps.renderer.render("internal_error", ref=ref)
         try:
             if answer is not None:
+                answer = await self._frame_for_room(item.room_id, answer)
                 await self._deps.messenger.notice(
                     item.room_id,
                     answer,
@@ -74,6 +81,18 @@ class CommandRunner:
             outcome,
             (time.monotonic() - started) * 1000,
         )
+
+    async def _frame_for_room(self, room_id: str, answer: Message) -> Message:
+        """In an activation's room every answer carries its TLP (and exercise markers)."""
+        if answer.framed:
+            return answer
+        activations = Activations(self._deps)
+        try:
+            activation = await activations.for_room(room_id)
+        except Exception:
+            log.exception("could not tell whether %s is an activation room", room_id)
+            return answer  # an unframed answer beats none
+        return activations.frame(answer, activation) if activation else answer
 
     async def _answer(self, item: InboxEvent) -> tuple[str, str, Message | None]:
         deps = self._deps
@@ -109,6 +128,9 @@ class CommandRunner:
             )
         try:
             args = spec.signature.parse(arg_text)
+            marking = self._classified(args)
+            if marking is not None:
+                return spec.name, "refused", render("classified_refused", marking=marking)
             context = CommandContext(
                 deps=deps,
                 sender=item.sender,
@@ -124,6 +146,15 @@ class CommandRunner:
             return spec.name, "usage", self._usage(spec, str(exc))
         except UserError as exc:
             return spec.name, "refused", render("user_error", text=str(exc))
+
+    def _classified(self, args: dict[str, object]) -> str | None:
+        """The classification marking in any text argument; such text is never stored or sent."""
+        for value in args.values():
+            texts = value if isinstance(value, list) else [value]
+            for text in texts:
+                if isinstance(text, str) and (marking := self._guard.marking_in(text)):
+                    return marking
+        return None
 
     def _usage(self, spec: CommandSpec, problem: str) -> Message:
         prefix = self._deps.settings.command_prefix

@@ -30,6 +30,7 @@ class Message:
 
     body: str
     html: str
+    framed: bool = False  # already carries an activation's TLP line (and exercise markers)
 
 
 class Renderer:

@@ -76,8 +76,11 @@ class Scheduler:
         after_commit(session, lambda: self._add_job(timer_id, due))  # type: ignore[arg-type]
         return timer
 
-    async def cancel(self, session: AsyncSession, kind: str, key_prefix: str) -> int:
-        ids = await core.cancel_timers(session, kind, key_prefix)
+    async def cancel(
+        self, session: AsyncSession, key_prefix: str, *, kind: str | None = None
+    ) -> int:
+        """Cancel what is armed under key_prefix (timer keys of an activation start `a<id>:`)."""
+        ids = await core.cancel_timers(session, key_prefix, kind)
         after_commit(session, lambda: [self._remove_job(i) for i in ids])
         return len(ids)
 

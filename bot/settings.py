@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo
 
 from dotenv import dotenv_values
 
+from bot.classification import DEFAULT_MARKINGS
 from bot.problems import ProblemList
 from bot.timeutil import load_zone, parse_duration
 
@@ -51,6 +52,7 @@ class Settings:
     store_key: str | None
     health_addr: tuple[str, int]
     device_name: str = "ICC liaison bot"
+    classified_markings: tuple[str, ...] = DEFAULT_MARKINGS
 
     @property
     def directory_path(self) -> Path:
@@ -90,6 +92,7 @@ _KNOWN = {
     "ICC_STORE_KEY",
     "ICC_HEALTH_ADDR",
     "ICC_DEVICE_NAME",
+    "ICC_CLASSIFIED_MARKINGS",
 }
 
 
@@ -162,8 +165,11 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         problems.append(f"ICC_COMMAND_PREFIX: `{prefix}` must be one word")
 
     dg_room = get("ICC_DG_ROOM")
-    if dg_room and not re.match(r"^[!#][^:\s]+:\S+$", dg_room):
-        problems.append(f"ICC_DG_ROOM: `{dg_room}` is neither a room ID (!id:server) nor an alias")
+    # Room IDs carry no server name from room version 12 on (`!opaque`); aliases always do.
+    if dg_room and not re.match(r"^(![^\s]+|#[^:\s]+:\S+)$", dg_room):
+        problems.append(
+            f"ICC_DG_ROOM: `{dg_room}` is neither a room ID (!id) nor an alias (#a:server)"
+        )
 
     unknown = sorted(k for k in env if k.startswith("ICC_") and k not in _KNOWN)
     for name in unknown:
@@ -191,6 +197,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         e2ee=bool(e2ee),
         store_key=store_key,
         device_name=get("ICC_DEVICE_NAME", "ICC liaison bot") or "ICC liaison bot",
+        classified_markings=_markings(get("ICC_CLASSIFIED_MARKINGS")),
         **settings_values,  # type: ignore[arg-type]
     )
 
@@ -209,3 +216,10 @@ def _parse_addr(text: str) -> tuple[str, int]:
     if not sep or not host or not port.isdigit() or not 0 <= int(port) < 65536:
         raise ValueError(f"`{text}` is not host:port (e.g. 127.0.0.1:9108)")
     return host.strip("[]"), int(port)
+
+
+def _markings(text: str | None) -> tuple[str, ...]:
+    """`ICC_CLASSIFIED_MARKINGS`, comma-separated, replaces the built-in list when set."""
+    if text is None:
+        return DEFAULT_MARKINGS
+    return tuple(m.strip() for m in text.split(",") if m.strip())

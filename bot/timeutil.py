@@ -62,3 +62,31 @@ def format_local_utc(moment: datetime, zone: ZoneInfo, *, with_date: bool = Fals
     utc = moment.astimezone(UTC)
     prefix = local.strftime("%a %d %b ") if with_date else ""
     return f"{prefix}{local:%H:%M} {zone_label(zone)} ({utc:%H:%M}Z)"
+
+
+_CLOCK = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
+
+
+def parse_past_time(text: str, zone: ZoneInfo, now: datetime) -> datetime:
+    """`HH:MM` in `zone` (its latest occurrence not after `now`), or ISO 8601; → aware UTC.
+
+    For a logbook entry typed at 00:10 about something at 23:50, `23:50` means yesterday.
+    """
+    match = _CLOCK.match(text.strip())
+    if match:
+        local_now = now.astimezone(zone)
+        moment = local_now.replace(
+            hour=int(match.group(1)), minute=int(match.group(2)), second=0, microsecond=0
+        )
+        if moment > local_now:
+            moment = (moment - timedelta(days=1)).replace(tzinfo=zone)
+        return moment.astimezone(UTC)
+    try:
+        moment = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise ValueError(f"`{text}` is not a time: use HH:MM or ISO 8601") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=zone)
+    if moment > now:
+        raise ValueError(f"`{text}` is in the future")
+    return moment.astimezone(UTC)

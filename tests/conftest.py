@@ -104,6 +104,7 @@ class Cast:
     partner: Account
     dg: Account
     stranger: Account
+    deputy: Account  # a second icc-lead, to hand over to
 
     def directory(self) -> dict[str, Any]:
         contacts = [
@@ -111,6 +112,7 @@ class Cast:
             ("member", self.member, "icc-member"),
             ("partner", self.partner, "partner"),
             ("dg", self.dg, "dg"),
+            ("deputy", self.deputy, "icc-lead"),
         ]
         return {
             "organisations": [{"key": "nccn", "name": "NCCN", "kind": "national", "country": "BE"}],
@@ -133,7 +135,7 @@ class Cast:
 
 @pytest.fixture
 def cast(register) -> Cast:  # type: ignore[no-untyped-def]
-    names = ("bot", "lead", "member", "partner", "dg", "stranger")
+    names = ("bot", "lead", "member", "partner", "dg", "stranger", "deputy")
     return Cast(*(register(name) for name in names))
 
 
@@ -214,7 +216,7 @@ async def people(synapse: DevServer, cast: Cast) -> AsyncIterator[dict[str, Pers
     """Logged-in nio clients for every role of the cast (not the bot)."""
     logged_in: dict[str, Person] = {}
     try:
-        for role in ("lead", "member", "partner", "dg", "stranger"):
+        for role in ("lead", "member", "partner", "dg", "stranger", "deputy"):
             account: Account = getattr(cast, role)
             logged_in[role] = await Person.login(
                 synapse.base_url, account.user_id, account.password

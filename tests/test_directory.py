@@ -129,10 +129,10 @@ async def test_contacts_and_contact_commands(
     room_id = await shared_room(people, cast)
     member = people["member"]
     reply = await member.ask(room_id, "!icc contacts", cast.bot.user_id)
-    assert "Contacts: 4" in body(reply)
+    assert "Contacts: 5" in body(reply)
     assert "• lead — Lead · NCCN · icc-lead · en · Brussels" in body(reply)
     reply = await member.ask(room_id, "!icc contacts partner", cast.bot.user_id)
-    assert "Contacts matching “partner”: 1 of 4" in body(reply)
+    assert "Contacts matching “partner”: 1 of 5" in body(reply)
     reply = await member.ask(room_id, "!icc contact lead", cast.bot.user_id)
     assert f"Matrix: {cast.lead.user_id}" in body(reply)
     assert "Time zone: Europe/Brussels — now " in body(reply)
@@ -174,14 +174,14 @@ async def test_reload_puts_a_good_file_in_force_and_refuses_a_bad_one(
         write_directory(bot_env, with_stranger_as_member(cast))
         assert await running.app.deps.roster.reload()  # type: ignore[union-attr]
         reply = await stranger.ask(room_id, "!icc contacts", cast.bot.user_id)
-        assert "Contacts: 5" in body(reply)
+        assert "Contacts: 6" in body(reply)
 
         broken = with_stranger_as_member(cast)
         broken["contacts"][0]["organisation"] = "nowhere"
         write_directory(bot_env, broken)
         assert not await running.app.deps.roster.reload()  # type: ignore[union-attr]
         reply = await stranger.ask(room_id, "!icc contacts", cast.bot.user_id)
-        assert "Contacts: 5" in body(reply)  # the previous directory stays in force
+        assert "Contacts: 6" in body(reply)  # the previous directory stays in force
 
 
 @pytest_synapse
@@ -198,7 +198,7 @@ async def test_directory_reload_command_signals_the_running_bot(
         assert result.returncode == 0, result.stderr
         assert "directory reloaded by the running bot" in result.stdout
         reply = await people["stranger"].ask(room_id, "!icc contacts", cast.bot.user_id)
-        assert "Contacts: 5" in body(reply)
+        assert "Contacts: 6" in body(reply)
 
         broken = with_stranger_as_member(cast)
         broken["contacts"][1]["backup"] = "ghost"

@@ -192,7 +192,7 @@ async def test_failing_handler_is_retried_and_cancel_stops_a_timer(db: Database)
         await scheduler.arm(session, "test", "flaky", utcnow())
         await scheduler.arm(session, "test", "page:1:stop", utcnow() + timedelta(seconds=1))
     async with db.session() as session:
-        assert await scheduler.cancel(session, "test", "page:1:") == 1
+        assert await scheduler.cancel(session, "page:1:", kind="test") == 1
     await asyncio.wait_for(recorder.event.wait(), 5)
     await asyncio.sleep(1.2)
     scheduler.shutdown()

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+from bot.commands import activation as activation_commands
 from bot.commands import directory as directory_commands
 from bot.commands import help as help_commands
+from bot.commands import logbook as logbook_commands
 from bot.router import CommandFamily, Registry
 
 
 def all_families() -> list[CommandFamily]:
-    return [help_commands.commands, directory_commands.commands]
+    return [
+        help_commands.commands,
+        directory_commands.commands,
+        activation_commands.commands,
+        logbook_commands.commands,
+    ]
 
 
 def command_table(prefix: str = "!icc") -> str:

@@ -115,17 +115,18 @@ async def claim_timer(session: AsyncSession, timer_id: int) -> Timer | None:
     return await session.get(Timer, timer_id)
 
 
-async def cancel_timers(session: AsyncSession, kind: str, key_prefix: str) -> list[int]:
-    """Cancel the unfired timers of kind whose key starts with key_prefix; returns their ids."""
-    rows = await session.exec(
-        select(Timer).where(
-            Timer.kind == kind,
-            col(Timer.key).startswith(key_prefix),
-            col(Timer.fired_at).is_(None),
-            col(Timer.cancelled_at).is_(None),
-        )
+async def cancel_timers(
+    session: AsyncSession, key_prefix: str, kind: str | None = None
+) -> list[int]:
+    """Cancel the unfired timers whose key starts with key_prefix (of one kind, or any)."""
+    query = select(Timer).where(
+        col(Timer.key).startswith(key_prefix),
+        col(Timer.fired_at).is_(None),
+        col(Timer.cancelled_at).is_(None),
     )
-    timers = list(rows.all())
+    if kind is not None:
+        query = query.where(Timer.kind == kind)
+    timers = list((await session.exec(query)).all())
     now = utcnow()
     for timer in timers:
         timer.cancelled_at = now

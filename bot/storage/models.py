@@ -129,3 +129,62 @@ class GroupRow(SQLModel, table=True):
     description: str = Field(default="", max_length=255)
     active: bool = True
     updated_at: datetime = utc_column()
+
+
+class ActivationRow(SQLModel, table=True):
+    """An ICC activation. `ref` is what people see (ICC-2026-007); `id` is what tables point at."""
+
+    __tablename__ = "activation"
+    __table_args__ = (UniqueConstraint("exercise", "year", "number", name="uq_activation_number"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    ref: str = Field(max_length=32, unique=True)
+    exercise: bool = False
+    year: int
+    number: int
+    title: str = Field(max_length=255)
+    level: str = Field(max_length=32)
+    tlp: str = Field(max_length=16)
+    lead: str = Field(max_length=255)
+    room_id: str | None = Field(default=None, max_length=255, unique=True)
+    status: str = Field(default="open", max_length=16)  # open | suspended | closed
+    opened_by_event: str = Field(max_length=255, unique=True)
+    opened_at: datetime = utc_column()
+    closed_at: datetime | None = utc_column(nullable=True)
+    closing_summary: str | None = None
+
+
+class LogEntryRow(SQLModel, table=True):
+    """One logbook line. Append-only: triggers refuse UPDATE and DELETE (migration 0003), and each
+    entry carries the hash of the previous one, so an export can be verified line by line."""
+
+    __tablename__ = "log_entry"
+    __table_args__ = (UniqueConstraint("activation_id", "seq", name="uq_log_entry_seq"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    activation_id: int = Field(foreign_key="activation.id", index=True)
+    seq: int
+    kind: str = Field(max_length=32)
+    text: str
+    author: str = Field(max_length=255)
+    author_role: str = Field(max_length=16)
+    occurred_at: datetime = utc_column()
+    recorded_at: datetime = utc_column()
+    corrects_seq: int | None = None
+    data: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    prev_hash: str = Field(max_length=64)
+    hash: str = Field(max_length=64)
+
+
+class SitrepRow(SQLModel, table=True):
+    __tablename__ = "sitrep"
+    __table_args__ = (UniqueConstraint("activation_id", "number", name="uq_sitrep_number"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    activation_id: int = Field(foreign_key="activation.id", index=True)
+    number: int
+    period_start: datetime = utc_column()
+    period_end: datetime = utc_column()
+    prepared_by: str = Field(max_length=255)
+    body: str
+    created_at: datetime = utc_column()

@@ -1,0 +1,327 @@
+"""ICC activations: the cell's unit of work, from `activate` to `close`.
+
+What is said about an activation always carries its TLP label and, for an exercise, the marker
+line first and last (`frame`). Every state change is written to the logbook in the same
+transaction as the change itself, so the record never disagrees with the state.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from html import escape
+
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from bot import logbook
+from bot.deps import Deps
+from bot.render import Message
+from bot.roles import Role
+from bot.router import UserError
+from bot.storage import activation_store as store
+from bot.storage.models import ActivationRow, LogEntryRow
+from bot.timeutil import format_local_utc, utcnow
+
+log = logging.getLogger(__name__)
+
+LEVELS = ("monitoring", "information-sharing", "full")
+TLPS = ("TLP:CLEAR", "TLP:GREEN", "TLP:AMBER", "TLP:AMBER+STRICT", "TLP:RED")
+REF = re.compile(r"^(EX-)?ICC-\d{4}-\d{3,}$", re.IGNORECASE)
+
+
+def parse_tlp(text: str) -> str:
+    """`amber`, `TLP:AMBER`, `tlp:amber+strict` → the canonical label; never translated."""
+    label = text.strip().upper()
+    label = label if label.startswith("TLP:") else f"TLP:{label}"
+    if label not in TLPS:
+        raise UserError(f"`{text}` is not a TLP label: {', '.join(TLPS)}")
+    return label
+
+
+def make_ref(*, exercise: bool, year: int, number: int) -> str:
+    return f"{'EX-' if exercise else ''}ICC-{year}-{number:03d}"
+
+
+def frame(message: Message, activation: ActivationRow, marker: str) -> Message:
+    """The activation's TLP line on top; for an exercise, the marker first and last."""
+    if message.framed:
+        return message
+    header = f"{activation.tlp} · {activation.ref}"
+    body = [header, message.body]
+    html = [f"<p><b>{escape(header)}</b></p>", message.html]
+    if activation.exercise:
+        body = [marker, *body, marker]
+        html = [f"<p><b>{escape(marker)}</b></p>", *html, f"<p><b>{escape(marker)}</b></p>"]
+    return Message(body="\n".join(body), html="\n".join(html), framed=True)
+
+
+@dataclass(frozen=True)
+class LevelChange:
+    at: datetime
+    level: str
+    by: str
+
+
+async def level_history(session: AsyncSession, activation: ActivationRow) -> list[LevelChange]:
+    """From the logbook: the opening level, then every change."""
+    entries = await store.log_entries(
+        session,
+        activation.id,
+        kinds=["system.activate", "system.level"],  # type: ignore[arg-type]
+    )
+    return [LevelChange(e.occurred_at, str(e.data.get("level")), e.author) for e in entries]
+
+
+class Activations:
+    """Operations on activations; each takes what it needs and returns data or a UserError."""
+
+    def __init__(self, deps: Deps) -> None:
+        self.deps = deps
+
+    @property
+    def marker(self) -> str:
+        return self.deps.settings.exercise_marker
+
+    def frame(self, message: Message, activation: ActivationRow) -> Message:
+        return frame(message, activation, self.marker)
+
+    def local(self, moment: datetime, *, with_date: bool = False) -> str:
+        return format_local_utc(moment, self.deps.settings.timezone, with_date=with_date)
+
+    # -- finding the activation a command is about ------------------------------------------------
+
+    async def for_room(self, room_id: str) -> ActivationRow | None:
+        async with self.deps.db.session() as session:
+            return await store.by_room(session, room_id)
+
+    async def resolve(self, room_id: str, ref: str | None) -> ActivationRow:
+        """The activation named by `ref`, else the one whose room this is."""
+        async with self.deps.db.session() as session:
+            if ref:
+                if not REF.match(ref):
+                    raise UserError(f"`{ref}` is not an activation reference (ICC-2026-007).")
+                found = await store.by_ref(session, ref)
+                if found is None:
+                    raise UserError(f"There is no activation {ref.upper()}.")
+                return found
+            found = await store.by_room(session, room_id)
+        if found is None:
+            raise UserError(
+                "This room is not an activation room. Type the command in the activation's room, "
+                "or give its reference where the command takes one."
+            )
+        return found
+
+    async def open_in_room(self, room_id: str) -> ActivationRow:
+        """The room's activation, refusing clearly when it is closed or suspended."""
+        activation = await self.resolve(room_id, None)
+        ensure_open(activation)
+        return activation
+
+    # -- logbook ----------------------------------------------------------------------------------
+
+    async def record(
+        self,
+        session: AsyncSession,
+        activation: ActivationRow,
+        kind: str,
+        text: str,
+        author: str,
+        **fields: object,
+    ) -> LogEntryRow:
+        role = self.deps.directory.role_of(author).value if author != self.bot_id else "bot"
+        return await logbook.append(
+            session,
+            activation,
+            kind=kind,
+            text=text,
+            author=author,
+            author_role=role,
+            **fields,  # type: ignore[arg-type]
+        )
+
+    @property
+    def bot_id(self) -> str:
+        return self.deps.settings.user_id
+
+    # -- lifecycle --------------------------------------------------------------------------------
+
+    async def open(
+        self, *, title: str, level: str, exercise: bool, tlp: str, lead: str, event_id: str
+    ) -> tuple[ActivationRow, bool]:
+        """Create the activation and its room; returns (activation, created now).
+
+        Keyed by the command's event ID, so a command re-run after a crash finds the activation
+        it began instead of opening a second one.
+        """
+        async with self.deps.db.session() as session:
+            existing = await store.by_opening_event(session, event_id)
+            if existing is None:
+                year = utcnow().year
+                number = await store.next_number(session, exercise=exercise, year=year)
+                existing = ActivationRow(
+                    ref=make_ref(exercise=exercise, year=year, number=number),
+                    exercise=exercise,
+                    year=year,
+                    number=number,
+                    title=title,
+                    level=level,
+                    tlp=tlp,
+                    lead=lead,
+                    opened_by_event=event_id,
+                    opened_at=utcnow(),
+                )
+                session.add(existing)
+                await session.flush()
+                await self.record(
+                    session,
+                    existing,
+                    "system.activate",
+                    f"Activation opened at level {level} ({tlp}): {title}",
+                    lead,
+                    data={"level": level, "tlp": tlp, "exercise": exercise},
+                )
+        activation = existing
+        created = activation.room_id is None
+        if created:
+            activation = await self._create_room(activation)
+        return activation, created
+
+    async def _create_room(self, activation: ActivationRow) -> ActivationRow:
+        directory = self.deps.directory
+        roster = [
+            c.matrix_id
+            for c in directory.contacts.values()
+            if c.role in (Role.LEAD, Role.MEMBER) and c.matrix_id != self.bot_id
+        ]
+        invite = sorted(set(roster) | {activation.lead})
+        name = f"[ICC]{' [EX]' if activation.exercise else ''} {activation.ref} {activation.title}"
+        room_id = await self.deps.messenger.create_room(
+            name=name[:255],
+            topic=f"{activation.ref} · {activation.tlp} · {activation.title}",
+            invite=invite,
+            admins=[activation.lead],
+            encrypted=self.deps.settings.e2ee,
+        )
+        async with self.deps.db.session() as session:
+            await store.set_fields(session, activation.id, room_id=room_id)  # type: ignore[arg-type]
+        activation.room_id = room_id
+        log.info("activation %s opened in %s", activation.ref, room_id)
+        return activation
+
+    async def change_level(self, activation: ActivationRow, level: str, by: str) -> str:
+        """Returns the previous level; refuses a no-op."""
+        if level == activation.level:
+            raise UserError(f"{activation.ref} is already at level {level}; nothing changed.")
+        previous = activation.level
+        async with self.deps.db.session() as session:
+            await store.set_fields(session, activation.id, level=level)  # type: ignore[arg-type]
+            await self.record(
+                session,
+                activation,
+                "system.level",
+                f"Level {previous} → {level}",
+                by,
+                data={"level": level, "previous": previous},
+            )
+        activation.level = level
+        return previous
+
+    async def hand_over(self, activation: ActivationRow, new_lead: str, by: str) -> str:
+        previous = activation.lead
+        if new_lead == previous:
+            raise UserError("You already lead this activation; nothing changed.")
+        async with self.deps.db.session() as session:
+            await store.set_fields(session, activation.id, lead=new_lead)  # type: ignore[arg-type]
+            await self.record(
+                session,
+                activation,
+                "system.handover",
+                f"Lead handed over from {previous} to {new_lead}",
+                by,
+                data={"from": previous, "to": new_lead},
+            )
+        activation.lead = new_lead
+        return previous
+
+    async def close(self, activation: ActivationRow, summary: str | None, by: str) -> int:
+        """Close; cancels every pending step of the activation. Returns how many were pending."""
+        async with self.deps.db.session() as session:
+            await store.lock_activation(session, activation.id)  # type: ignore[arg-type]
+            fresh = await store.by_ref(session, activation.ref)
+            assert fresh is not None
+            ensure_open(fresh)
+            now = utcnow()
+            await store.set_fields(
+                session,
+                activation.id,
+                status="closed",
+                closed_at=now,  # type: ignore[arg-type]
+                closing_summary=summary,
+            )
+            cancelled = await self.deps.scheduler.cancel(session, timer_prefix(activation))
+            await self.record(
+                session,
+                activation,
+                "system.close",
+                f"Activation closed: {summary or '—'}",
+                by,
+                data={"cancelled_steps": cancelled},
+            )
+        activation.status, activation.closed_at, activation.closing_summary = "closed", now, summary
+        return cancelled
+
+    async def suspend_exercises(self, reason: str, by: str) -> list[ActivationRow]:
+        """`realworld`: every running exercise stops at once, its pending steps with it."""
+        suspended: list[ActivationRow] = []
+        async with self.deps.db.session() as session:
+            for activation in await store.by_status(session, ["open"]):
+                if not activation.exercise:
+                    continue
+                await store.set_fields(session, activation.id, status="suspended")  # type: ignore[arg-type]
+                await self.deps.scheduler.cancel(session, timer_prefix(activation))
+                await self.record(
+                    session,
+                    activation,
+                    "system.realworld",
+                    f"Exercise suspended for a real-world event: {reason}",
+                    by,
+                    data={"reason": reason},
+                )
+                activation.status = "suspended"
+                suspended.append(activation)
+        return suspended
+
+    async def announce_dg(self, message: Message, activation: ActivationRow) -> str | None:
+        """Post in the DG platform room when one is configured. Returns an error text, if any,
+        for the caller to show in the activation room: a DG notice never fails silently."""
+        dg_room = self.deps.settings.dg_room
+        if not dg_room:
+            return None
+        try:
+            room_id = await self.deps.messenger.resolve_room(dg_room)
+            if not self.deps.messenger.is_joined(room_id):
+                await self.deps.messenger.join(room_id)
+            await self.deps.messenger.notice(room_id, self.frame(message, activation))
+        except Exception as exc:
+            log.exception("posting to the DG room %s failed", dg_room)
+            return f"The notice to the DG platform room ({dg_room}) could not be posted: {exc}"
+        return None
+
+
+def timer_prefix(activation: ActivationRow) -> str:
+    """Every timer of an activation has a key starting with this, so closing can cancel them."""
+    return f"a{activation.id}:"
+
+
+def ensure_open(activation: ActivationRow) -> None:
+    if activation.status == "closed":
+        raise UserError(
+            f"{activation.ref} is closed; nothing was changed. Open a new activation if needed."
+        )
+    if activation.status == "suspended":
+        raise UserError(
+            f"{activation.ref} is a suspended exercise (real-world event); nothing was changed."
+        )

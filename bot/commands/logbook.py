@@ -1,0 +1,168 @@
+"""`log`, `log correct`, `log export`, `sitrep`: the activation's written record."""
+
+from __future__ import annotations
+
+import re
+
+from bot import record
+from bot.activations import Activations, level_history
+from bot.args import Choice, Flag, Option, Text, Word
+from bot.render import Message
+from bot.roles import Role
+from bot.router import CommandContext, CommandFamily, UserError
+from bot.storage import activation_store as store
+from bot.storage.models import SitrepRow
+from bot.timeutil import parse_past_time, utcnow
+
+commands = CommandFamily("logbook")
+
+
+@commands.command(
+    "log",
+    role=Role.MEMBER,
+    summary="add an entry to the activation's logbook (when it happened and when it was written)",
+    example="log ERCC confirms two pumping modules en route --at 14:05",
+    params=[Text("text", help="the entry, as it should stand in the record")],
+    options=[
+        Flag("decision", help="record it as a decision"),
+        Flag("action", help="record it as an action to follow up"),
+        Option("at", Word("at", metavar="HH:MM"), help="when it happened (default: now)"),
+    ],
+)
+async def log_entry(ctx: CommandContext) -> Message:
+    if ctx.args["decision"] and ctx.args["action"]:
+        raise UserError("An entry is a decision or an action, not both.")
+    kind = "decision" if ctx.args["decision"] else "action" if ctx.args["action"] else "info"
+    activations = Activations(ctx.deps)
+    activation = await activations.open_in_room(ctx.room_id)
+    occurred = None
+    if ctx.args["at"]:
+        try:
+            occurred = parse_past_time(ctx.args["at"], ctx.deps.settings.timezone, utcnow())
+        except ValueError as exc:
+            raise UserError(str(exc)) from None
+    async with ctx.deps.db.session() as session:
+        entry = await activations.record(
+            session, activation, kind, ctx.args["text"], ctx.sender, occurred_at=occurred
+        )
+    return ctx.render(
+        "log_added",
+        entry=entry,
+        occurred=activations.local(entry.occurred_at),
+        late=occurred is not None,
+    )
+
+
+@commands.command(
+    "log correct",
+    role=Role.MEMBER,
+    summary="correct an entry: a new entry pointing at the old one; nothing is edited",
+    example="log correct #12 Two pumping modules, not three",
+    params=[Word("entry", metavar="#n"), Text("text", help="the corrected text")],
+)
+async def log_correct(ctx: CommandContext) -> Message:
+    match = re.fullmatch(r"#?(\d+)", ctx.args["entry"])
+    if not match:
+        raise UserError(f"`{ctx.args['entry']}` is not a logbook entry number such as #12.")
+    activations = Activations(ctx.deps)
+    activation = await activations.open_in_room(ctx.room_id)
+    seq = int(match.group(1))
+    async with ctx.deps.db.session() as session:
+        original = await store.log_entry(session, activation.id, seq)  # type: ignore[arg-type]
+        if original is None:
+            raise UserError(f"{activation.ref} has no logbook entry #{seq}.")
+        entry = await activations.record(
+            session,
+            activation,
+            "correction",
+            ctx.args["text"],
+            ctx.sender,
+            occurred_at=original.occurred_at,
+            corrects_seq=seq,
+        )
+    return ctx.render("log_corrected", entry=entry, original=original)
+
+
+@commands.command(
+    "log export",
+    role=Role.MEMBER,
+    summary="the logbook as a file: Markdown, CSV or HTML",
+    example="log export csv",
+    params=[Choice("format", choices=record.EXPORT_FORMATS, required=False)],
+)
+async def log_export(ctx: CommandContext) -> Message | None:
+    activations = Activations(ctx.deps)
+    activation = await activations.resolve(ctx.room_id, None)
+    fmt = ctx.args["format"] or "md"
+    async with ctx.deps.db.session() as session:
+        entries = await store.log_entries(session, activation.id)  # type: ignore[arg-type]
+    data = record.export_logbook(activation, entries, fmt)
+    mimetype = {"md": "text/markdown", "csv": "text/csv", "html": "text/html"}[fmt]
+    await ctx.deps.messenger.send_file(
+        ctx.room_id,
+        data,
+        filename=f"{activation.ref}-logbook.{fmt}",
+        mimetype=mimetype,
+        txn_id=f"export-{ctx.event_id}",
+    )
+    return ctx.render("log_exported", activation=activation, count=len(entries), fmt=fmt)
+
+
+@commands.command(
+    "sitrep",
+    role=Role.MEMBER,
+    summary="the next numbered situation report, covering the time since the last one",
+    example="sitrep",
+)
+async def sitrep(ctx: CommandContext) -> Message:
+    activations = Activations(ctx.deps)
+    activation = await activations.open_in_room(ctx.room_id)
+    now = utcnow()
+    async with ctx.deps.db.session() as session:
+        await store.lock_activation(session, activation.id)  # type: ignore[arg-type]
+        previous = await store.sitreps(session, activation.id)  # type: ignore[arg-type]
+        start = previous[-1].period_end if previous else activation.opened_at
+        period = await store.log_entries(session, activation.id, since=start)  # type: ignore[arg-type]
+        history = await level_history(session, activation)
+        actions = await store.log_entries(session, activation.id, kinds=["action"])  # type: ignore[arg-type]
+        number = len(previous) + 1
+        message = ctx.render(
+            "sitrep",
+            activation=activation,
+            number=number,
+            period=(
+                activations.local(start, with_date=True),
+                activations.local(now, with_date=True),
+            ),
+            prepared_by=_name(ctx),
+            at=activations.local(now, with_date=True),
+            key_points=[e for e in period if e.kind in ("info", "correction")],
+            decisions=[e for e in period if e.kind == "decision"],
+            history=[(activations.local(h.at), h.level) for h in history],
+            next_steps=actions,
+            local=activations.local,
+        )
+        session.add(
+            SitrepRow(
+                activation_id=activation.id,
+                number=number,
+                period_start=start,  # type: ignore[arg-type]
+                period_end=now,
+                prepared_by=ctx.sender,
+                body=message.body,
+                created_at=now,
+            )
+        )
+        await activations.record(
+            session,
+            activation,
+            "system.sitrep",
+            f"Sitrep {number} issued",
+            ctx.sender,
+            data={"number": number},
+        )
+    return message
+
+
+def _name(ctx: CommandContext) -> str:
+    return ctx.contact.name if ctx.contact else ctx.sender

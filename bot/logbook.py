@@ -1,0 +1,110 @@
+"""The activation logbook: append-only, numbered, hash-chained.
+
+Every entry keeps when it happened (`occurred_at`, which the author may give) apart from when it
+was written down (`recorded_at`), and carries the SHA-256 of its predecessor, so that an export
+can be checked line by line: `icc-bot logbook verify <ref>` recomputes the chain and names the
+first entry that does not match. A correction is a new entry pointing at the old one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from bot.storage import activation_store as store
+from bot.storage.models import ActivationRow, LogEntryRow
+from bot.timeutil import utcnow
+
+GENESIS = "0" * 64
+
+# Kinds written by people with `log`; everything the bot records itself starts with "system.".
+PERSON_KINDS = ("info", "decision", "action", "correction")
+
+
+def entry_hash(activation_ref: str, entry: LogEntryRow) -> str:
+    """SHA-256 over the entry's content and its predecessor's hash, in a canonical form."""
+    canonical = json.dumps(
+        {
+            "activation": activation_ref,
+            "seq": entry.seq,
+            "kind": entry.kind,
+            "text": entry.text,
+            "author": entry.author,
+            "author_role": entry.author_role,
+            "occurred_at": entry.occurred_at.isoformat(),
+            "recorded_at": entry.recorded_at.isoformat(),
+            "corrects_seq": entry.corrects_seq,
+            "data": entry.data,
+            "prev_hash": entry.prev_hash,
+        },
+        sort_keys=True,
+        ensure_ascii=False,
+        separators=(",", ":"),
+    )
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+async def append(
+    session: AsyncSession,
+    activation: ActivationRow,
+    *,
+    kind: str,
+    text: str,
+    author: str,
+    author_role: str,
+    occurred_at: datetime | None = None,
+    corrects_seq: int | None = None,
+    data: dict[str, Any] | None = None,
+) -> LogEntryRow:
+    """Add the next entry. The activation row is locked first, so two writers cannot both take
+    the same sequence number or chain onto the same predecessor."""
+    await store.lock_activation(session, activation.id)  # type: ignore[arg-type]
+    last = await store.last_log_entry(session, activation.id)  # type: ignore[arg-type]
+    recorded = utcnow()
+    entry = LogEntryRow(
+        activation_id=activation.id,  # type: ignore[arg-type]
+        seq=(last.seq + 1) if last else 1,
+        kind=kind,
+        text=text,
+        author=author,
+        author_role=author_role,
+        occurred_at=(occurred_at or recorded).astimezone(UTC),
+        recorded_at=recorded,
+        corrects_seq=corrects_seq,
+        data=data or {},
+        prev_hash=last.hash if last else GENESIS,
+        hash="",
+    )
+    entry.hash = entry_hash(activation.ref, entry)
+    session.add(entry)
+    await session.flush()
+    return entry
+
+
+@dataclass(frozen=True)
+class Verification:
+    entries: int
+    first_broken: int | None  # the seq of the first entry whose hash or link does not match
+    reason: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.first_broken is None
+
+
+def verify(activation_ref: str, entries: list[LogEntryRow]) -> Verification:
+    previous = GENESIS
+    for expected_seq, entry in enumerate(entries, start=1):
+        if entry.seq != expected_seq:
+            return Verification(len(entries), expected_seq, f"entry #{expected_seq} is missing")
+        if entry.prev_hash != previous:
+            return Verification(len(entries), entry.seq, "does not chain onto the entry before")
+        if entry_hash(activation_ref, entry) != entry.hash:
+            return Verification(len(entries), entry.seq, "its content does not match its hash")
+        previous = entry.hash
+    return Verification(len(entries), None)

@@ -1,0 +1,176 @@
+"""The activation's record: logbook exports, the handover summary and the closing bundle.
+
+The bundle is what an after-action review or an auditor receives: the record as Markdown (for
+people) and JSON (for tools), and a manifest of SHA-256 hashes in `sha256sum` format, so that
+`sha256sum -c` proves the files are the ones the bot posted.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+from html import escape
+from typing import Any
+
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from bot import logbook
+from bot.storage import activation_store as store
+from bot.storage.models import ActivationRow, LogEntryRow, SitrepRow
+
+EXPORT_FORMATS = ("md", "csv", "html")
+
+
+def entry_line(entry: LogEntryRow) -> dict[str, Any]:
+    return {
+        "seq": entry.seq,
+        "kind": entry.kind,
+        "occurred_at": entry.occurred_at.isoformat(),
+        "recorded_at": entry.recorded_at.isoformat(),
+        "author": entry.author,
+        "author_role": entry.author_role,
+        "text": entry.text,
+        "corrects": entry.corrects_seq,
+        "hash": entry.hash,
+        "prev_hash": entry.prev_hash,
+    }
+
+
+def export_logbook(activation: ActivationRow, entries: list[LogEntryRow], fmt: str) -> bytes:
+    """The logbook as `md`, `csv` or `html`; user text escaped where the format needs it."""
+    rows = [entry_line(e) for e in entries]
+    if fmt == "csv":
+        out = io.StringIO()
+        writer = csv.DictWriter(out, fieldnames=list(rows[0]) if rows else ["seq"])
+        writer.writeheader()
+        writer.writerows(rows)
+        return out.getvalue().encode()
+    if fmt == "html":
+        head = "".join(f"<th>{escape(k)}</th>" for k in (rows[0] if rows else {}))
+        body = "".join(
+            "<tr>"
+            + "".join(f"<td>{escape(str(v if v is not None else ''))}</td>" for v in r.values())
+            + "</tr>"
+            for r in rows
+        )
+        title = escape(f"{activation.tlp} · {activation.ref} — {activation.title} — logbook")
+        return (
+            f"<!doctype html><meta charset=utf-8><title>{title}</title><h1>{title}</h1>"
+            f"<table border=1><tr>{head}</tr>{body}</table>"
+        ).encode()
+    lines = [f"# {activation.tlp} · {activation.ref} — {activation.title}", "", "## Logbook", ""]
+    lines += [
+        f"- **#{r['seq']}** {r['occurred_at']} (rec. {r['recorded_at']}) · {r['kind'].upper()} · "
+        f"{r['author']} ({r['author_role']})"
+        + (f" · corrects #{r['corrects']}" if r["corrects"] else "")
+        + f" — {_md(r['text'])}"
+        for r in rows
+    ]
+    return ("\n".join(lines) + "\n").encode()
+
+
+def _md(text: str) -> str:
+    """User text inside a Markdown list item: one line, Markdown and HTML characters escaped."""
+    flat = " ⏎ ".join(text.splitlines())
+    return "".join("\\" + ch if ch in "\\`*_{}[]()#+!|<>" else ch for ch in flat)
+
+
+@dataclass
+class HandoverSummary:
+    open_actions: list[LogEntryRow] = field(default_factory=list)
+    last_decisions: list[LogEntryRow] = field(default_factory=list)
+
+
+async def handover_summary(session: AsyncSession, activation: ActivationRow) -> HandoverSummary:
+    entries = await store.log_entries(session, activation.id, kinds=["action", "decision"])  # type: ignore[arg-type]
+    return HandoverSummary(
+        open_actions=[e for e in entries if e.kind == "action"],
+        last_decisions=[e for e in entries if e.kind == "decision"][-5:],
+    )
+
+
+@dataclass
+class Bundle:
+    ref: str
+    markdown: bytes
+    json: bytes
+
+    @property
+    def names(self) -> tuple[str, str, str]:
+        return (f"{self.ref}-record.md", f"{self.ref}-record.json", f"{self.ref}-SHA256SUMS")
+
+    @property
+    def manifest(self) -> bytes:
+        md_name, json_name, _ = self.names
+        return (
+            f"{hashlib.sha256(self.markdown).hexdigest()}  {md_name}\n"
+            f"{hashlib.sha256(self.json).hexdigest()}  {json_name}\n"
+        ).encode()
+
+    def files(self) -> list[tuple[str, bytes, str]]:
+        md_name, json_name, manifest_name = self.names
+        return [
+            (md_name, self.markdown, "text/markdown"),
+            (json_name, self.json, "application/json"),
+            (manifest_name, self.manifest, "text/plain"),
+        ]
+
+
+async def build_bundle(session: AsyncSession, activation: ActivationRow) -> Bundle:
+    """Everything the activation recorded, in both forms, with the logbook's verification."""
+    entries = await store.log_entries(session, activation.id)  # type: ignore[arg-type]
+    sitreps = await store.sitreps(session, activation.id)  # type: ignore[arg-type]
+    check = logbook.verify(activation.ref, entries)
+    document = {
+        "activation": {
+            "ref": activation.ref,
+            "title": activation.title,
+            "tlp": activation.tlp,
+            "exercise": activation.exercise,
+            "level": activation.level,
+            "lead": activation.lead,
+            "status": activation.status,
+            "opened_at": _iso(activation.opened_at),
+            "closed_at": _iso(activation.closed_at),
+            "summary": activation.closing_summary,
+        },
+        "logbook": [entry_line(e) for e in entries],
+        "logbook_verification": {
+            "entries": check.entries,
+            "ok": check.ok,
+            "first_broken": check.first_broken,
+        },
+        "sitreps": [_sitrep(s) for s in sitreps],
+    }
+    markdown = export_logbook(activation, entries, "md").decode()
+    markdown += "\n## Situation reports\n\n" + (
+        "\n\n".join(f"### Sitrep {s.number}\n\n{s.body}" for s in sitreps) or "None.\n"
+    )
+    markdown += (
+        f"\n\n## Verification\n\nLogbook hash chain: {'intact' if check.ok else 'BROKEN'} "
+        f"({check.entries} entries).\n"
+    )
+    return Bundle(
+        ref=activation.ref,
+        markdown=markdown.encode(),
+        json=json.dumps(document, indent=2, ensure_ascii=False).encode(),
+    )
+
+
+def _sitrep(sitrep: SitrepRow) -> dict[str, Any]:
+    return {
+        "number": sitrep.number,
+        "period_start": _iso(sitrep.period_start),
+        "period_end": _iso(sitrep.period_end),
+        "prepared_by": sitrep.prepared_by,
+        "created_at": _iso(sitrep.created_at),
+        "body": sitrep.body,
+    }
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment else None

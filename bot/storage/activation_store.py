@@ -1,0 +1,104 @@
+"""Data access for activations, their logbook and sitreps."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import func, update
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from bot.storage.models import ActivationRow, LogEntryRow, SitrepRow
+
+
+async def next_number(session: AsyncSession, *, exercise: bool, year: int) -> int:
+    result = await session.exec(
+        select(func.max(ActivationRow.number)).where(
+            ActivationRow.exercise == exercise, ActivationRow.year == year
+        )
+    )
+    return (result.one() or 0) + 1
+
+
+async def by_opening_event(session: AsyncSession, event_id: str) -> ActivationRow | None:
+    rows = await session.exec(
+        select(ActivationRow).where(ActivationRow.opened_by_event == event_id)
+    )
+    return rows.first()
+
+
+async def by_ref(session: AsyncSession, ref: str) -> ActivationRow | None:
+    rows = await session.exec(select(ActivationRow).where(ActivationRow.ref == ref.upper()))
+    return rows.first()
+
+
+async def by_room(session: AsyncSession, room_id: str) -> ActivationRow | None:
+    rows = await session.exec(select(ActivationRow).where(ActivationRow.room_id == room_id))
+    return rows.first()
+
+
+async def by_status(session: AsyncSession, statuses: Sequence[str]) -> list[ActivationRow]:
+    rows = await session.exec(
+        select(ActivationRow)
+        .where(col(ActivationRow.status).in_(list(statuses)))
+        .order_by(col(ActivationRow.opened_at))
+    )
+    return list(rows.all())
+
+
+async def lock_activation(session: AsyncSession, activation_id: int) -> None:
+    """Serialise writers of one activation (a row lock on PostgreSQL; SQLite locks the file)."""
+    await session.exec(  # type: ignore[call-overload]
+        select(ActivationRow.id).where(ActivationRow.id == activation_id).with_for_update()
+    )
+
+
+async def set_fields(session: AsyncSession, activation_id: int, **fields: object) -> None:
+    await session.exec(  # type: ignore[call-overload]
+        update(ActivationRow).where(col(ActivationRow.id) == activation_id).values(**fields)
+    )
+
+
+async def last_log_entry(session: AsyncSession, activation_id: int) -> LogEntryRow | None:
+    rows = await session.exec(
+        select(LogEntryRow)
+        .where(LogEntryRow.activation_id == activation_id)
+        .order_by(col(LogEntryRow.seq).desc())
+        .limit(1)
+    )
+    return rows.first()
+
+
+async def log_entries(
+    session: AsyncSession,
+    activation_id: int,
+    *,
+    kinds: Sequence[str] | None = None,
+    since: datetime | None = None,
+) -> list[LogEntryRow]:
+    query = select(LogEntryRow).where(LogEntryRow.activation_id == activation_id)
+    if kinds is not None:
+        query = query.where(col(LogEntryRow.kind).in_(list(kinds)))
+    if since is not None:
+        query = query.where(col(LogEntryRow.recorded_at) > since)
+    rows = await session.exec(query.order_by(col(LogEntryRow.seq)))
+    return list(rows.all())
+
+
+async def log_entry(session: AsyncSession, activation_id: int, seq: int) -> LogEntryRow | None:
+    rows = await session.exec(
+        select(LogEntryRow).where(
+            LogEntryRow.activation_id == activation_id, LogEntryRow.seq == seq
+        )
+    )
+    return rows.first()
+
+
+async def sitreps(session: AsyncSession, activation_id: int) -> list[SitrepRow]:
+    rows = await session.exec(
+        select(SitrepRow)
+        .where(SitrepRow.activation_id == activation_id)
+        .order_by(col(SitrepRow.number))
+    )
+    return list(rows.all())
