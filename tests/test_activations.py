@@ -189,3 +189,84 @@ async def test_lifecycle_with_logbook_sitreps_handover_and_close(
     verified = run_cli(bot_env, "logbook", "verify", ref)
     assert verified.returncode == 0, verified.stderr
     assert "logbook intact, 10 entries" in verified.stdout
+
+
+def framed_as_exercise(event: dict) -> bool:
+    lines = body(event).splitlines()
+    html = event["content"].get("formatted_body", "")
+    return (
+        len(lines) >= 3
+        and lines[0] == MARKER
+        and lines[-1] == MARKER
+        and html.startswith(f"<p><b>{MARKER}</b></p>")
+        and html.endswith(f"<p><b>{MARKER}</b></p>")
+    )
+
+
+async def test_exercise_markers_on_every_message_and_realworld(
+    icc_bot: RunningBot, people: dict[str, Person], cast: Cast, dg_room: str
+) -> None:
+    lead, member, dg = people["lead"], people["member"], people["dg"]
+    control = await shared_room(people, cast)
+    ref, room, reply = await open_activation(
+        lead, control, cast, '!icc activate "Drill: dam breach" --exercise --tlp green'
+    )
+    assert ref.startswith("EX-ICC-")
+    assert framed_as_exercise(reply)
+    assert body(reply).splitlines()[1] == f"TLP:GREEN · {ref}"
+    await member.wait_for_invite(room)
+    await member.join(room)
+    await member.ask(room, "!icc log Dam operator reports seepage", cast.bot.user_id)
+    await member.ask(room, "!icc hlep", cast.bot.user_id)  # even an error answer is marked
+    await member.ask(room, "!icc sitrep", cast.bot.user_id)
+    dg_notice = await dg.wait_for(
+        dg_room, lambda e: f"New ICC activation {ref}" in body(e), sender=cast.bot.user_id
+    )
+    assert framed_as_exercise(dg_notice)
+
+    suspended = await lead.ask(control, "!icc realworld Real flooding in Liège", cast.bot.user_id)
+    assert f"Suspended 1 exercise: {ref}" in body(suspended)
+    banner = await member.wait_for(
+        room, lambda e: "REAL-WORLD EVENT" in body(e), sender=cast.bot.user_id
+    )
+    assert "Real flooding in Liège" in body(banner)
+    await dg.wait_for(dg_room, lambda e: "REAL-WORLD EVENT" in body(e), sender=cast.bot.user_id)
+    refused = await member.ask(room, "!icc log after the banner", cast.bot.user_id)
+    assert "suspended exercise" in body(refused)
+    messages = [e for e in bot_messages(member, room, cast) if e["content"]["msgtype"] != "m.file"]
+    assert len(messages) >= 6
+    assert all(framed_as_exercise(e) for e in messages), [body(e) for e in messages]
+    nothing = await lead.ask(control, "!icc realworld again", cast.bot.user_id)
+    assert "No exercise was running" in body(nothing)
+
+
+async def test_refusals_classification_tlp_and_rooms(
+    icc_bot: RunningBot, people: dict[str, Person], cast: Cast
+) -> None:
+    lead, member = people["lead"], people["member"]
+    control = await shared_room(people, cast)
+    refused = await member.ask(control, "!icc activate Something", cast.bot.user_id)
+    assert "needs the icc-lead role" in body(refused)
+    bad_tlp = await lead.ask(control, "!icc activate Something --tlp purple", cast.bot.user_id)
+    assert "`purple` is not a TLP label" in body(bad_tlp)
+    classified = await lead.ask(control, '!icc activate "Briefing RESTREINT UE"', cast.bot.user_id)
+    assert "classification marking “RESTREINT UE”" in body(classified)
+    elsewhere = await member.ask(control, "!icc log Not in an activation room", cast.bot.user_id)
+    assert "not an activation room" in body(elsewhere)
+    overview = await member.ask(control, "!icc status", cast.bot.user_id)
+    assert "No activation is running." in body(overview)
+
+    ref, room, _ = await open_activation(lead, control, cast, "!icc activate Storm --tlp red")
+    await member.wait_for_invite(room)
+    await member.join(room)
+    classified = await member.ask(
+        room, "!icc log Per the confidentiel défense note", cast.bot.user_id
+    )
+    assert "CONFIDENTIEL DÉFENSE" in body(classified)
+    assert body(classified).splitlines()[0] == f"TLP:RED · {ref}"
+    overview = await member.ask(control, "!icc status", cast.bot.user_id)
+    assert f"• {ref} — Storm · monitoring · TLP:RED" in body(overview)
+    status = await member.ask(control, f"!icc status {ref}", cast.bot.user_id)
+    assert "Logbook: 1 entry, 0 decisions" in body(status)  # the refused text was never stored
+    unknown = await member.ask(control, "!icc status ICC-1999-001", cast.bot.user_id)
+    assert "There is no activation ICC-1999-001" in body(unknown)

@@ -1,0 +1,113 @@
+"""The logbook's guarantees at the database level, on SQLite and PostgreSQL: append-only, and a
+hash chain that names the first tampered entry."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import AsyncIterator
+from datetime import timedelta
+
+import pytest
+import sqlalchemy.exc
+from sqlalchemy import text
+
+from bot import logbook
+from bot.storage import activation_store as store
+from bot.storage.db import Database
+from bot.storage.models import ActivationRow
+from bot.timeutil import utcnow
+from tests.conftest import BACKENDS, run_cli
+
+pytestmark = pytest.mark.parametrize("database_url", BACKENDS, indirect=True)
+
+
+@pytest.fixture
+async def db(database_url: str) -> AsyncIterator[Database]:
+    database = Database(database_url)
+    await database.upgrade()
+    try:
+        yield database
+    finally:
+        await database.dispose()
+
+
+async def filled(db: Database, entries: int = 5) -> ActivationRow:
+    async with db.session() as session:
+        activation = ActivationRow(
+            ref="ICC-2026-042",
+            year=2026,
+            number=42,
+            title="Test",
+            level="monitoring",
+            tlp="TLP:AMBER",
+            lead="@a:x",
+            opened_by_event="$e",
+            opened_at=utcnow(),
+        )
+        session.add(activation)
+        await session.flush()
+        for n in range(entries):
+            await logbook.append(
+                session,
+                activation,
+                kind="info",
+                text=f"entry {n} with ünïcode & <html>",
+                author="@a:x",
+                author_role="icc-member",
+                occurred_at=utcnow() - timedelta(minutes=n),
+            )
+    return activation
+
+
+async def test_chain_verifies_after_a_round_trip(db: Database) -> None:
+    activation = await filled(db)
+    async with db.session() as session:
+        entries = await store.log_entries(session, activation.id)  # type: ignore[arg-type]
+    assert [e.seq for e in entries] == [1, 2, 3, 4, 5]
+    assert entries[0].prev_hash == logbook.GENESIS
+    assert all(b.prev_hash == a.hash for a, b in itertools.pairwise(entries))
+    assert logbook.verify(activation.ref, entries).ok
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "UPDATE log_entry SET text = 'rewritten' WHERE seq = 2",
+        "DELETE FROM log_entry WHERE seq = 2",
+    ],
+)
+async def test_updates_and_deletes_are_refused_by_the_database(
+    db: Database, statement: str
+) -> None:
+    await filled(db)
+    with pytest.raises(sqlalchemy.exc.DatabaseError, match="append-only"):
+        async with db.engine.begin() as conn:
+            await conn.execute(text(statement))
+
+
+async def test_tampering_behind_the_triggers_is_detected(
+    db: Database, database_url: str, tmp_path
+) -> None:  # type: ignore[no-untyped-def]
+    activation = await filled(db)
+    async with db.engine.begin() as conn:  # someone with database access works around the guard
+        if db.dialect == "postgresql":
+            await conn.execute(text("ALTER TABLE log_entry DISABLE TRIGGER log_entry_append_only"))
+        else:
+            await conn.execute(text("DROP TRIGGER log_entry_no_update"))
+        await conn.execute(text("UPDATE log_entry SET text = 'nothing happened' WHERE seq = 3"))
+    async with db.session() as session:
+        entries = await store.log_entries(session, activation.id)  # type: ignore[arg-type]
+    result = logbook.verify(activation.ref, entries)
+    assert result.first_broken == 3
+    assert "content does not match" in result.reason
+    env = {
+        "ICC_HOMESERVER": "http://127.0.0.1:1",
+        "ICC_USER_ID": "@bot:x",
+        "ICC_PASSWORD": "pw-123456",
+        "ICC_E2EE": "false",
+        "ICC_DATABASE_URL": database_url,
+        "ICC_CONFIG_DIR": str(tmp_path),
+    }
+    cli = run_cli(env, "logbook", "verify", "icc-2026-042")
+    assert cli.returncode == 6
+    assert "BROKEN at entry #3" in cli.stderr
