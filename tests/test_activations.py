@@ -216,6 +216,8 @@ async def test_exercise_markers_on_every_message_and_realworld(
     assert body(reply).splitlines()[1] == f"TLP:GREEN · {ref}"
     await member.wait_for_invite(room)
     await member.join(room)
+    await member.sync()
+    assert member.client.rooms[room].name == f"[ICC] [EX] {ref} Drill: dam breach"
     await member.ask(room, "!icc log Dam operator reports seepage", cast.bot.user_id)
     await member.ask(room, "!icc hlep", cast.bot.user_id)  # even an error answer is marked
     await member.ask(room, "!icc sitrep", cast.bot.user_id)

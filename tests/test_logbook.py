@@ -111,3 +111,26 @@ async def test_tampering_behind_the_triggers_is_detected(
     cli = run_cli(env, "logbook", "verify", "icc-2026-042")
     assert cli.returncode == 6
     assert "BROKEN at entry #3" in cli.stderr
+
+
+async def test_exports_escape_user_text(db: Database) -> None:
+    import html.parser
+
+    from bot.record import export_logbook
+
+    activation = await filled(db, entries=2)
+    async with db.session() as session:
+        entries = await store.log_entries(session, activation.id)  # type: ignore[arg-type]
+    page = export_logbook(activation, entries, "html").decode()
+    assert "&lt;html&gt;" in page
+    assert "<html>" not in page.replace("<!doctype html>", "")
+    cells: list[str] = []
+
+    class Cells(html.parser.HTMLParser):
+        def handle_data(self, data: str) -> None:
+            cells.append(data)
+
+    Cells().feed(page)
+    assert "entry 0 with ünïcode & <html>" in cells
+    markdown = export_logbook(activation, entries, "md").decode()
+    assert "entry 0 with ünïcode & \\<html\\>" in markdown
