@@ -118,7 +118,7 @@ class App:
                 raise sync_task.exception()  # type: ignore[misc]
         finally:
             log.info("shutting down")
-            scheduler.shutdown()
+            await scheduler.stop(self.tuning.drain_seconds / 2)
             await self.tasks.drain(self.tuning.drain_seconds)
             if self.health is not None:
                 await self.health.stop()

@@ -2,14 +2,19 @@
 
 A timer is a row in `timer` (bot.storage); APScheduler holds only a copy that `start` rebuilds from
 the rows, so a restart neither loses nor repeats what was due. Each kind of timer (an escalation
-step, a reminder, a round's end) registers one handler. Firing claims the row and runs the handler
-in the same transaction: if the handler fails, the claim is rolled back and the timer is retried
-after a pause; once it succeeds, the row says so and it never fires again.
+step, a reminder, a round's end) registers one handler.
+
+Firing claims the row for this process in a short transaction, runs the handler outside any
+transaction (handlers send messages; a database lock must not be held across the network), and
+marks the row completed. A failing handler gives the claim back and is retried after a pause. A
+process killed mid-handler leaves a claim that the next start takes over: handlers must therefore
+be idempotent, which they are by sending with stable transaction IDs and checking their rows.
 """
 
 from __future__ import annotations
 
 import logging
+import secrets
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -21,11 +26,12 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from bot.storage import core
 from bot.storage.db import Database, after_commit
 from bot.storage.models import Timer
+from bot.tasks import TaskSupervisor
 from bot.timeutil import utcnow
 
 log = logging.getLogger(__name__)
 
-TimerHandler = Callable[[AsyncSession, Timer], Awaitable[None]]
+TimerHandler = Callable[[Timer], Awaitable[None]]
 RETRY_AFTER = timedelta(seconds=30)
 
 
@@ -34,6 +40,10 @@ class Scheduler:
         self._db = db
         self._retry_after = retry_after
         self._handlers: dict[str, TimerHandler] = {}
+        self.claimant = secrets.token_hex(8)  # this process's claims, told apart from a dead one's
+        # Handlers run as our own tasks, not inside APScheduler's executor, which would cancel
+        # them on shutdown; this way a stop lets a step that is sending pages finish.
+        self._running = TaskSupervisor(concurrency=32)
         # misfire_grace_time=None: a job found late (after a stall or a restart) still runs,
         # exactly once (coalesce); the handler decides whether "late" changes what it does.
         self.aps = AsyncIOScheduler(
@@ -56,9 +66,18 @@ class Scheduler:
         log.info("scheduler started, %d timers re-armed", len(timers))
         return len(timers)
 
-    def shutdown(self) -> None:
+    async def stop(self, seconds: float = 5.0) -> None:
+        """No new firings; handlers already running get `seconds` to finish (then cancelled,
+        and their timers run again at the next start)."""
         if self.aps.running:
             self.aps.shutdown(wait=False)
+        await self._running.drain(seconds)
+
+    def kill(self) -> None:
+        """Stop at once, as a crash would: running handlers are cancelled mid-way."""
+        if self.aps.running:
+            self.aps.shutdown(wait=False)
+        self._running.cancel_all()
 
     async def arm(
         self,
@@ -88,7 +107,7 @@ class Scheduler:
         if not self.aps.running:
             return  # start() re-arms from the table
         self.aps.add_job(
-            self.fire,
+            self._launch,
             DateTrigger(run_date=due_at),
             args=[timer_id],
             id=f"timer:{timer_id}",
@@ -100,16 +119,26 @@ class Scheduler:
         if job is not None:
             job.remove()
 
+    async def _launch(self, timer_id: int) -> None:
+        self._running.spawn(f"timer:{timer_id}", self.fire(timer_id))
+
     async def fire(self, timer_id: int) -> None:
         """Claim and run one timer. Public so that tests and start-up can fire on demand."""
+        async with self._db.session() as session:
+            timer = await core.claim_timer(session, timer_id, self.claimant)
+        if timer is None:
+            return  # completed, cancelled or running in this process already
+        lateness = (utcnow() - timer.due_at).total_seconds()
+        log.info("timer %s:%s fired (%.1fs late)", timer.kind, timer.key, lateness)
         try:
-            async with self._db.session() as session:
-                timer = await core.claim_timer(session, timer_id)
-                if timer is None:
-                    return  # fired, cancelled or re-armed elsewhere: nothing to do
-                lateness = (utcnow() - timer.due_at).total_seconds()
-                log.info("timer %s:%s fired (%.1fs late)", timer.kind, timer.key, lateness)
-                await self._handlers[timer.kind](session, timer)
+            await self._handlers[timer.kind](timer)
         except Exception:
-            log.exception("timer %s failed; retrying in %s", timer_id, self._retry_after)
+            log.exception(
+                "timer %s:%s failed; retrying in %s", timer.kind, timer.key, self._retry_after
+            )
+            async with self._db.session() as session:
+                await core.release_timer(session, timer_id)
             self._add_job(timer_id, utcnow() + self._retry_after)
+            return
+        async with self._db.session() as session:
+            await core.complete_timer(session, timer_id)

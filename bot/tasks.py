@@ -60,6 +60,10 @@ class TaskSupervisor:
             except Exception:
                 log.exception("background task %s failed", name)
 
+    def cancel_all(self) -> None:
+        for task in list(self._tasks.values()):
+            task.cancel()
+
     async def drain(self, seconds: float) -> None:
         """Wait up to `seconds` for running tasks, then cancel what is left."""
         pending = list(self._tasks.values())

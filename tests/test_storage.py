@@ -12,7 +12,6 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import text
-from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.scheduler import Scheduler
 from bot.storage import core
@@ -124,12 +123,20 @@ async def test_timer_claimed_once(db: Database) -> None:
         again = await core.upsert_timer(session, "test", "k1", utcnow(), {"n": 2})
     assert timer.id == again.id
     async with db.session() as session:
-        first = await core.claim_timer(session, timer.id)  # type: ignore[arg-type]
+        first = await core.claim_timer(session, timer.id, "process-1")  # type: ignore[arg-type]
     async with db.session() as session:
-        second = await core.claim_timer(session, timer.id)  # type: ignore[arg-type]
+        again = await core.claim_timer(session, timer.id, "process-1")  # type: ignore[arg-type]
     assert first is not None
     assert first.payload == {"n": 2}
-    assert second is None
+    assert again is None
+    # process-1 died mid-handler: the next process takes the claim over, once.
+    async with db.session() as session:
+        taken_over = await core.claim_timer(session, timer.id, "process-2")  # type: ignore[arg-type]
+        await core.complete_timer(session, timer.id)  # type: ignore[arg-type]
+    async with db.session() as session:
+        after_completion = await core.claim_timer(session, timer.id, "process-3")  # type: ignore[arg-type]
+    assert taken_over is not None
+    assert after_completion is None
 
 
 class Recorder:
@@ -138,7 +145,7 @@ class Recorder:
         self.fail_times = fail_times
         self.event = asyncio.Event()
 
-    async def __call__(self, session: AsyncSession, timer: Timer) -> None:
+    async def __call__(self, timer: Timer) -> None:
         if self.fail_times:
             self.fail_times -= 1
             raise RuntimeError("homeserver said 500")
@@ -155,7 +162,7 @@ async def test_scheduler_fires_once_and_rearms_after_restart(db: Database) -> No
         await first.arm(session, "test", "soon", utcnow() + timedelta(milliseconds=200))
         await first.arm(session, "test", "later", utcnow() + timedelta(seconds=1))
     await asyncio.wait_for(recorder.event.wait(), 5)
-    first.shutdown()  # the bot stops before "later" is due
+    await first.stop()  # the bot stops before "later" is due
 
     await asyncio.sleep(1.2)  # "later" falls due while the bot is down
     second = Scheduler(db)
@@ -164,8 +171,32 @@ async def test_scheduler_fires_once_and_rearms_after_restart(db: Database) -> No
     assert await second.start() == 1
     await asyncio.wait_for(recorder.event.wait(), 5)
     await asyncio.sleep(0.3)
-    second.shutdown()
+    await second.stop()
     assert recorder.fired == ["soon", "later"]
+
+
+async def test_a_step_interrupted_by_a_crash_runs_again_at_start(db: Database) -> None:
+    started = asyncio.Event()
+
+    async def dies_midway(timer: Timer) -> None:
+        started.set()
+        await asyncio.Event().wait()
+
+    first = Scheduler(db)
+    first.on("test", dies_midway)
+    await first.start()
+    async with db.session() as session:
+        await first.arm(session, "test", "step", utcnow())
+    await asyncio.wait_for(started.wait(), 5)
+    first.kill()  # the process "dies" with the step claimed but not completed
+
+    recorder = Recorder()
+    second = Scheduler(db)
+    second.on("test", recorder)
+    assert await second.start() == 1
+    await asyncio.wait_for(recorder.event.wait(), 5)
+    await second.stop()
+    assert recorder.fired == ["step"]
 
 
 async def test_timer_armed_in_a_rolled_back_transaction_never_fires(db: Database) -> None:
@@ -178,7 +209,7 @@ async def test_timer_armed_in_a_rolled_back_transaction_never_fires(db: Database
             await scheduler.arm(session, "test", "ghost", utcnow())
             raise RuntimeError("the command failed after arming")
     await asyncio.sleep(0.3)
-    scheduler.shutdown()
+    await scheduler.stop()
     assert recorder.fired == []
     assert scheduler.aps.get_jobs() == []
 
@@ -195,5 +226,5 @@ async def test_failing_handler_is_retried_and_cancel_stops_a_timer(db: Database)
         assert await scheduler.cancel(session, "page:1:", kind="test") == 1
     await asyncio.wait_for(recorder.event.wait(), 5)
     await asyncio.sleep(1.2)
-    scheduler.shutdown()
+    await scheduler.stop()
     assert recorder.fired == ["flaky"]

@@ -27,14 +27,14 @@ def matrix_link(room_id: str) -> str:
     options=[
         Option(
             "level",
-            Choice("level", choices=LEVELS),
+            Choice("level", choices=LEVELS, metavar="L"),
             default="monitoring",
             help="monitoring (default), information-sharing or full",
         ),
         Flag("exercise", help="an exercise: every message marked, refs start EX-"),
         Option(
             "tlp",
-            Word("tlp", metavar="AMBER"),
+            Word("tlp", metavar="T"),
             default="TLP:AMBER",
             help="CLEAR, GREEN, AMBER (default), AMBER+STRICT or RED",
         ),

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import or_, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -99,20 +99,40 @@ async def upsert_timer(
     return timer
 
 
-async def claim_timer(session: AsyncSession, timer_id: int) -> Timer | None:
-    """Mark a timer fired, atomically. Returns it only to the one caller that won the claim."""
+async def claim_timer(session: AsyncSession, timer_id: int, claimant: str) -> Timer | None:
+    """Claim a timer for `claimant` (this process), atomically.
+
+    Wins when the timer is armed and unclaimed, or claimed by a process that is gone (any other
+    claimant: each process start has its own). Returns it only to the winner.
+    """
     result = await session.exec(  # type: ignore[call-overload]
         update(Timer)
         .where(
             col(Timer.id) == timer_id,
-            col(Timer.fired_at).is_(None),
+            col(Timer.completed_at).is_(None),
             col(Timer.cancelled_at).is_(None),
+            or_(col(Timer.claimed_by).is_(None), col(Timer.claimed_by) != claimant),
         )
-        .values(fired_at=utcnow())
+        .values(fired_at=utcnow(), claimed_by=claimant)
     )
     if result.rowcount != 1:
         return None
     return await session.get(Timer, timer_id)
+
+
+async def complete_timer(session: AsyncSession, timer_id: int) -> None:
+    await session.exec(  # type: ignore[call-overload]
+        update(Timer).where(col(Timer.id) == timer_id).values(completed_at=utcnow())
+    )
+
+
+async def release_timer(session: AsyncSession, timer_id: int) -> None:
+    """Give a claim back after the handler failed, so that the retry can claim it again."""
+    await session.exec(  # type: ignore[call-overload]
+        update(Timer)
+        .where(col(Timer.id) == timer_id, col(Timer.completed_at).is_(None))
+        .values(claimed_by=None, fired_at=None)
+    )
 
 
 async def cancel_timers(
@@ -121,7 +141,7 @@ async def cancel_timers(
     """Cancel the unfired timers whose key starts with key_prefix (of one kind, or any)."""
     query = select(Timer).where(
         col(Timer.key).startswith(key_prefix),
-        col(Timer.fired_at).is_(None),
+        col(Timer.completed_at).is_(None),
         col(Timer.cancelled_at).is_(None),
     )
     if kind is not None:
@@ -135,9 +155,10 @@ async def cancel_timers(
 
 
 async def armed_timers(session: AsyncSession) -> list[Timer]:
+    """Every timer still to run to completion, including ones a dead process had claimed."""
     rows = await session.exec(
         select(Timer)
-        .where(col(Timer.fired_at).is_(None), col(Timer.cancelled_at).is_(None))
+        .where(col(Timer.completed_at).is_(None), col(Timer.cancelled_at).is_(None))
         .order_by(col(Timer.due_at))
     )
     return list(rows.all())

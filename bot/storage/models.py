@@ -53,6 +53,7 @@ class InboxEvent(SQLModel, table=True):
     origin_ts: datetime = utc_column()
     received_at: datetime = utc_column()
     content: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    event_type: str = Field(default="m.room.message", max_length=64)
     status: str = Field(default="pending", max_length=16)
     finished_at: datetime | None = utc_column(nullable=True)
 
@@ -70,8 +71,10 @@ class Timer(SQLModel, table=True):
     """Something that must happen later (an escalation step, a reminder, a round's end).
 
     The row is the truth; APScheduler only holds a rebuildable copy, re-armed from here at start-up.
-    `(kind, key)` is unique, so arming the same step twice is one timer, and it fires once:
-    `fired_at` is set in the transaction that claims it.
+    `(kind, key)` is unique, so arming the same step twice is one timer. Firing claims it for this
+    process (`claimed_by`, `fired_at`), runs the handler, then sets `completed_at`; a claim left
+    by a process that died mid-handler is taken over at the next start, and handlers send with
+    stable transaction IDs, so a step runs to completion once and nobody hears it twice.
     """
 
     __tablename__ = "timer"
@@ -84,6 +87,8 @@ class Timer(SQLModel, table=True):
     payload: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     created_at: datetime = utc_column()
     fired_at: datetime | None = utc_column(nullable=True)
+    claimed_by: str | None = Field(default=None, max_length=64)
+    completed_at: datetime | None = utc_column(nullable=True)
     cancelled_at: datetime | None = utc_column(nullable=True)
 
 
