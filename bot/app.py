@@ -24,6 +24,7 @@ from bot.logs import add_secrets
 from bot.matrix.client import LoginFailed, log_in, make_client, private_dir
 from bot.matrix.send import Messenger
 from bot.matrix.sync import FatalSyncError, SyncLoop
+from bot.paging import STEP_TIMER, Paging
 from bot.render import Renderer
 from bot.roles import Role
 from bot.roster import Roster, write_pid_file
@@ -96,11 +97,12 @@ class App:
                 scheduler=scheduler,
                 roster=roster,
             )
+            scheduler.on(STEP_TIMER, Paging(self.deps).on_step)
             runner = CommandRunner(self.deps)
             self.sync = SyncLoop(
                 client,
                 db,
-                is_command=lambda body: runner.command_text(body) is not None,
+                wants=runner.wants,
                 dispatch=lambda items: self._dispatch(runner, items),
                 on_invite=self._on_invite,
                 on_ready=lambda: self._on_ready(runner),

@@ -69,11 +69,14 @@ class Param:
     help: str = ""
     required: bool = True
     metavar: str = ""
+    shown: str = ""  # the usage text itself, where the generated one would mislead
 
     def parse(self, text: str) -> Any:
         return text
 
     def usage(self) -> str:
+        if self.shown:
+            return self.shown
         label = f"<{self.metavar or self.name}>"
         return label if self.required else f"[{label}]"
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from bot.directory import Directory
 from bot.matrix.send import Messenger
@@ -12,6 +12,7 @@ from bot.router import Registry
 from bot.scheduler import Scheduler
 from bot.settings import Settings
 from bot.storage.db import Database
+from bot.tasks import KeyedLocks
 
 
 @dataclass
@@ -23,6 +24,7 @@ class Deps:
     messenger: Messenger
     scheduler: Scheduler
     roster: Roster
+    locks: KeyedLocks = field(default_factory=KeyedLocks)
 
     @property
     def directory(self) -> Directory:

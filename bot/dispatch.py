@@ -28,6 +28,36 @@ from bot.timeutil import utcnow
 log = logging.getLogger(__name__)
 
 ALIASES = {"!ack": "ack"}
+# An answer to a page without a command: a reaction, or a reply saying one of these words.
+ACK_REACTIONS = ("✅", "👍", "✔", "☑")
+ACK_WORDS = {"ack", "ok", "okay", "reçu", "recu", "bien reçu", "ontvangen", "erhalten", "roger"}
+
+
+def relates_to(content: dict) -> str | None:
+    """The event a message replies to (or a reaction annotates)."""
+    relation = content.get("m.relates_to") or {}
+    if relation.get("rel_type") == "m.annotation":
+        return relation.get("event_id")
+    return (relation.get("m.in_reply_to") or {}).get("event_id")
+
+
+def without_reply_fallback(body: str) -> str:
+    """A reply's own text: clients quote the original as `> …` lines before it."""
+    lines = body.splitlines()
+    while lines and lines[0].startswith(">"):
+        lines.pop(0)
+    return "\n".join(lines).strip()
+
+
+def is_ack_reaction(key: str) -> bool:
+    return any(key.startswith(emoji) for emoji in ACK_REACTIONS)  # skin tones, variation selectors
+
+
+def is_ack_reply(content: dict) -> bool:
+    if relates_to(content) is None:
+        return False
+    text = without_reply_fallback(str(content.get("body", ""))).lower().strip(" .!✅👍")
+    return text in ACK_WORDS
 
 
 def reply_target(event_id: str, content: dict) -> ReplyTo:
@@ -45,15 +75,30 @@ class CommandRunner:
     def command_text(self, body: str) -> str | None:
         return split_command(body, self._deps.settings.command_prefix, ALIASES)
 
+    def wants(self, event_type: str, content: dict) -> bool:
+        """Is this event for the bot: a command, or an answer to a page?"""
+        return self.interpret(event_type, content) is not None
+
+    def interpret(self, event_type: str, content: dict) -> tuple[str, str] | None:
+        """(command text, how it came) for an event the bot acts on, else None."""
+        if event_type == "m.reaction":
+            key = str((content.get("m.relates_to") or {}).get("key", ""))
+            return ("ack", "reaction") if is_ack_reaction(key) else None
+        if content.get("msgtype") != "m.text":
+            return None
+        text = self.command_text(str(content.get("body", "")))
+        if text is not None:
+            return text, "command"
+        return ("ack", "reply") if is_ack_reply(content) else None
+
     async def run(self, item: InboxEvent) -> None:
         """Handle one inbox event and mark it finished. Never raises."""
         started = time.monotonic()
         outcome = "failed"
-        name = self._deps.registry.match(
-            self.command_text(str(item.content.get("body", ""))) or "help"
-        )[2]
+        text, via = self.interpret(item.event_type, item.content) or ("help", "command")
+        name = self._deps.registry.match(text or "help")[2]
         try:
-            name, outcome, answer = await self._answer(item)
+            name, outcome, answer = await self._answer(item, text, via)
         except Exception:
             ref = secrets.token_hex(3)
             log.exception("command failed ref=%s event=%s", ref, item.event_id)
@@ -94,13 +139,14 @@ class CommandRunner:
             return answer  # an unframed answer beats none
         return activations.frame(answer, activation) if activation else answer
 
-    async def _answer(self, item: InboxEvent) -> tuple[str, str, Message | None]:
+    async def _answer(
+        self, item: InboxEvent, text: str, via: str
+    ) -> tuple[str, str, Message | None]:
         deps = self._deps
         render = deps.renderer.render
-        text = self.command_text(str(item.content.get("body", ""))) or ""
         spec, arg_text, typed = deps.registry.match(text or "help")
         late = self._lateness_minutes(item.origin_ts)
-        if late is not None:
+        if late is not None and not (spec and spec.any_age):
             return typed, "late", render("command_late", minutes=late, command=typed)
         role = deps.directory.role_of(item.sender)
         if spec is None:
@@ -140,6 +186,8 @@ class CommandRunner:
                 event_id=item.event_id,
                 sent_at=item.origin_ts,
                 args=args,
+                relates_to=relates_to(item.content),
+                via=via,
             )
             return spec.name, "done", await spec.handler(context)
         except UsageError as exc:

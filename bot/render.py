@@ -50,17 +50,15 @@ class Renderer:
             env.globals.update(globals_)
         self._known: dict[str, bool] = {}
 
-    def render(self, name: str, *, lang: str | None = None, **context: Any) -> Message:
-        """Render `name`; with `lang`, its translation `name.<lang>.txt.j2` where there is one.
+    def render(self, template: str, /, *, lang: str | None = None, **context: Any) -> Message:
+        """Render `template`; with `lang`, its translation `<template>.<lang>.txt.j2` if any.
 
-        English is the base template (`name.txt.j2`); a language without its own template falls
-        back to it, so a missing translation never leaves a message unsent.
+        English is the base template (`<template>.txt.j2`); a language without its own template
+        falls back to it, so a missing translation never leaves a message unsent.
         """
-        stem = (
-            f"{name}.{lang}"
-            if lang and lang != BASE_LANGUAGE and self._has(f"{name}.{lang}")
-            else name
-        )
+        translated = f"{template}.{lang}"
+        use_translation = lang and lang != BASE_LANGUAGE and self._has(translated)
+        stem = translated if use_translation else template
         body = self._text.get_template(f"{stem}.txt.j2").render(**context).strip()
         html = self._html.get_template(f"{stem}.html.j2").render(**context).strip()
         return Message(body=body, html=html)

@@ -38,8 +38,10 @@ class CommandContext:
     event_id: str
     sent_at: datetime
     args: dict[str, Any]
+    relates_to: str | None = None  # the event this one replies or reacts to
+    via: str = "command"  # how it came: command, reply or reaction
 
-    def render(self, template: str, **context: Any) -> Message:
+    def render(self, template: str, /, **context: Any) -> Message:
         return self.deps.renderer.render(template, **context)
 
 
@@ -54,6 +56,7 @@ class CommandSpec:
     example: str
     handler: Handler
     signature: Signature = field(default_factory=Signature)
+    any_age: bool = False  # an answer (ack) stays true however late it is handled
 
     def usage(self, prefix: str) -> str:
         args = self.signature.usage()
@@ -76,10 +79,13 @@ class CommandFamily:
         example: str,
         params: Iterable[Param] = (),
         options: Iterable[Option | Flag] = (),
+        any_age: bool = False,
     ) -> Callable[[Handler], Handler]:
         def register(handler: Handler) -> Handler:
             signature = Signature(tuple(params), tuple(options))
-            self.commands.append(CommandSpec(name, role, summary, example, handler, signature))
+            self.commands.append(
+                CommandSpec(name, role, summary, example, handler, signature, any_age)
+            )
             return handler
 
         return register

@@ -75,3 +75,13 @@ class TaskSupervisor:
         if still:
             log.warning("cancelled %d tasks still running at shutdown", len(still))
             await asyncio.gather(*still, return_exceptions=True)
+
+
+class KeyedLocks:
+    """One asyncio lock per key (a page's board, a person's DM room), for the process's life."""
+
+    def __init__(self) -> None:
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    def __call__(self, key: str) -> asyncio.Lock:
+        return self._locks.setdefault(key, asyncio.Lock())

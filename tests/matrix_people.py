@@ -137,6 +137,26 @@ class Person:
         event_id = await self.send(room_id, text, **extra)
         return await self.wait_for_reply(room_id, event_id, bot_id)
 
+    async def join_invited(self, name: str, timeout: float = 15.0) -> str:
+        """Wait for an invite to a room called `name`, join it, return its ID."""
+        deadline = time.monotonic() + timeout
+        while True:
+            for room_id, room in self.client.invited_rooms.items():
+                if room.name == name:
+                    await self.join(room_id)
+                    await self.sync(timeout_ms=0)
+                    return room_id
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no invite to a room called {name!r}")
+            await self.sync()
+
+    async def react(self, room_id: str, event_id: str, key: str) -> str:
+        content = {"m.relates_to": {"rel_type": "m.annotation", "event_id": event_id, "key": key}}
+        response = await self.client.room_send(room_id, "m.reaction", content)
+        if isinstance(response, RoomSendError):
+            raise RuntimeError(f"react: {response.message}")
+        return response.event_id
+
     async def wait_for_invite(self, room_id: str, timeout: float = 10.0) -> None:
         deadline = time.monotonic() + timeout
         while room_id not in self.invites:

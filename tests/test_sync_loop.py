@@ -57,7 +57,7 @@ async def test_sync_failures_back_off_exponentially(
     loop = SyncLoop(
         client,
         db,
-        is_command=lambda _: True,
+        wants=lambda *_: True,
         dispatch=lambda _: None,  # type: ignore[arg-type]
         on_invite=lambda *_: asyncio.sleep(0),
         on_ready=lambda: asyncio.sleep(0),

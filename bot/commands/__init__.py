@@ -6,6 +6,7 @@ from bot.commands import activation as activation_commands
 from bot.commands import directory as directory_commands
 from bot.commands import help as help_commands
 from bot.commands import logbook as logbook_commands
+from bot.commands import paging as paging_commands
 from bot.router import CommandFamily, Registry
 
 
@@ -15,6 +16,7 @@ def all_families() -> list[CommandFamily]:
         directory_commands.commands,
         activation_commands.commands,
         logbook_commands.commands,
+        paging_commands.commands,
     ]
 
 

@@ -107,6 +107,18 @@ class Messenger:
         content = message_content(message, reply_to=reply_to)
         return await self.send(room_id, content, txn_id=txn_id)
 
+    async def ring(
+        self,
+        room_id: str,
+        message: Message,
+        *,
+        mentions: tuple[str, ...],
+        txn_id: str | None = None,
+    ) -> str:
+        """A message that must ring: `m.text` with the people in `m.mentions` (a page)."""
+        content = message_content(message, msgtype="m.text", mentions=mentions)
+        return await self.send(room_id, content, txn_id=txn_id)
+
     async def join(self, room_id: str) -> None:
         response = await self._client.join(room_id)
         if isinstance(response, JoinError):
@@ -119,7 +131,14 @@ class Messenger:
             raise MatrixSendError(room_id, response.status_code, response.message)
 
     async def create_room(
-        self, *, name: str, topic: str, invite: list[str], admins: list[str], encrypted: bool
+        self,
+        *,
+        name: str,
+        topic: str,
+        invite: list[str],
+        admins: list[str],
+        encrypted: bool,
+        direct: bool = False,
     ) -> str:
         """An invite-only room with `admins` (and the bot) at power 100; encrypted if asked.
 
@@ -143,12 +162,27 @@ class Messenger:
             preset=RoomPreset.private_chat,
             invite=invite,
             initial_state=initial_state,
+            is_direct=direct,
         )
         if isinstance(response, RoomCreateError):
             raise MatrixSendError(name, response.status_code, response.message)
         for admin in admins:
             await self.set_power(response.room_id, admin, 100)
         return response.room_id
+
+    async def edit(
+        self, room_id: str, event_id: str, message: Message, *, txn_id: str | None = None
+    ) -> str:
+        """Replace the text of an earlier message (`m.replace`), e.g. a page's ack board."""
+        new = message_content(message)
+        content = {
+            **new,
+            "body": f"* {message.body}",
+            "formatted_body": f"* {message.html}",
+            "m.new_content": new,
+            "m.relates_to": {"rel_type": "m.replace", "event_id": event_id},
+        }
+        return await self.send(room_id, content, txn_id=txn_id)
 
     async def set_power(self, room_id: str, user_id: str, level: int) -> None:
         """Give `user_id` power `level` in the room, keeping everyone else's."""

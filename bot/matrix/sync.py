@@ -24,6 +24,7 @@ from nio import (
     InviteMemberEvent,
     MegolmEvent,
     MessageDirection,
+    ReactionEvent,
     RoomMemberEvent,
     RoomMessagesError,
     RoomMessageText,
@@ -69,7 +70,7 @@ class SyncLoop:
         client: AsyncClient,
         db: Database,
         *,
-        is_command: Callable[[str], bool],
+        wants: Callable[[str, dict[str, Any]], bool],
         dispatch: Callable[[list[InboxEvent]], None],
         on_invite: Callable[[str, str], Awaitable[None]],
         on_ready: Callable[[], Awaitable[None]],
@@ -79,7 +80,7 @@ class SyncLoop:
     ) -> None:
         self._client = client
         self._db = db
-        self._is_command = is_command
+        self._wants = wants
         self._dispatch = dispatch
         self._on_invite = on_invite
         self._on_ready = on_ready
@@ -181,18 +182,32 @@ class SyncLoop:
         for room_id, info in response.rooms.join.items():
             joined_at = self._joins.get(room_id)
             timeline = list(info.timeline.events)
-            if info.timeline.limited and info.timeline.prev_batch and self._persisted_at:
+            rejoined = (
+                joined_at is not None
+                and self._persisted_at is not None
+                and joined_at >= self._persisted_at
+            )
+            if (
+                info.timeline.limited
+                and info.timeline.prev_batch
+                and self._persisted_at
+                and not rejoined
+            ):
                 timeline = await self._backfill(room_id, info.timeline.prev_batch) + timeline
             for event in timeline:
                 if isinstance(event, MegolmEvent):
                     log.warning("undecryptable event %s in %s", event.event_id, room_id)
                     continue
-                if not isinstance(event, RoomMessageText) or event.sender == self.user_id:
+                if not isinstance(event, RoomMessageText | ReactionEvent):
+                    continue
+                if event.sender == self.user_id:
                     continue
                 sent = origin_time(event)
                 if joined_at is not None and sent < joined_at:
                     continue  # history from before the bot joined
-                if not self._is_command(event.body):
+                event_type = event.source.get("type", "m.room.message")
+                content = event.source.get("content") or {}
+                if not self._wants(event_type, content):
                     continue
                 events.append(
                     InboxEvent(
@@ -201,7 +216,8 @@ class SyncLoop:
                         sender=event.sender,
                         origin_ts=sent,
                         received_at=received,
-                        content=event.source["content"],
+                        content=content,
+                        event_type=event_type,
                     )
                 )
         return events

@@ -28,6 +28,10 @@ async def by_opening_event(session: AsyncSession, event_id: str) -> ActivationRo
     return rows.first()
 
 
+async def by_id(session: AsyncSession, activation_id: int) -> ActivationRow | None:
+    return await session.get(ActivationRow, activation_id)
+
+
 async def by_ref(session: AsyncSession, ref: str) -> ActivationRow | None:
     rows = await session.exec(select(ActivationRow).where(ActivationRow.ref == ref.upper()))
     return rows.first()

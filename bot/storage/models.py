@@ -193,3 +193,71 @@ class SitrepRow(SQLModel, table=True):
     prepared_by: str = Field(max_length=255)
     body: str
     created_at: datetime = utc_column()
+
+
+class DmRoom(SQLModel, table=True):
+    """The one direct-message room the bot keeps with each person, created once and reused."""
+
+    __tablename__ = "dm_room"
+
+    matrix_id: str = Field(primary_key=True, max_length=255)
+    room_id: str = Field(max_length=255)
+    created_at: datetime = utc_column()
+
+
+class PageRow(SQLModel, table=True):
+    """A page (`PG-<id>`): one message to many people, each tracked in `page_target`."""
+
+    __tablename__ = "page"
+
+    id: int | None = Field(default=None, primary_key=True)
+    activation_id: int = Field(foreign_key="activation.id", index=True)
+    sender: str = Field(max_length=255)
+    text: str
+    urgent: bool = False
+    ack_window_s: int
+    opened_by_event: str = Field(max_length=255, unique=True)
+    board_event_id: str | None = Field(default=None, max_length=255)
+    created_at: datetime = utc_column()
+
+    @property
+    def ref(self) -> str:
+        return f"PG-{self.id}"
+
+
+class PageTargetRow(SQLModel, table=True):
+    """One person on one page: a snapshot of who they were, and what happened to the page.
+
+    `covers` is empty for a person paged directly, or the handle of the person a backup stands
+    in for. The first answer wins: `acked_at`/`declined_at` are written once.
+    """
+
+    __tablename__ = "page_target"
+    __table_args__ = (
+        UniqueConstraint("page_id", "handle", "covers", name="uq_page_target_person"),
+        Index("ix_page_target_events", "event_id", "repage_event_id"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    page_id: int = Field(foreign_key="page.id", index=True)
+    handle: str = Field(max_length=64)
+    matrix_id: str = Field(max_length=255, index=True)
+    name: str = Field(max_length=255)
+    organisation: str = Field(max_length=255)
+    language: str = Field(max_length=8)
+    timezone: str = Field(max_length=64)
+    covers: str = Field(default="", max_length=64)
+    deadline: datetime = utc_column()
+    dm_room_id: str | None = Field(default=None, max_length=255)
+    event_id: str | None = Field(default=None, max_length=255)
+    delivered_at: datetime | None = utc_column(nullable=True)
+    send_error: str | None = None
+    repage_event_id: str | None = Field(default=None, max_length=255)
+    repaged_at: datetime | None = utc_column(nullable=True)
+    acked_at: datetime | None = utc_column(nullable=True)
+    ack_how: str | None = Field(default=None, max_length=16)
+    ack_event_id: str | None = Field(default=None, max_length=255)
+    declined_at: datetime | None = utc_column(nullable=True)
+    declined_reason: str | None = None
+    escalated_at: datetime | None = utc_column(nullable=True)
+    unreachable_at: datetime | None = utc_column(nullable=True)

@@ -1,0 +1,176 @@
+"""`page`, `ack`, `unable`, `pages`: reaching partners and knowing that they got it."""
+
+from __future__ import annotations
+
+import re
+
+from bot.activations import Activations
+from bot.args import Duration, Flag, Option, Targets, Text, Word
+from bot.paging import URGENT_WINDOW, Answer, Paging
+from bot.render import Message
+from bot.roles import Role
+from bot.router import CommandContext, CommandFamily, UserError
+from bot.storage import activation_store, page_store
+from bot.timeutil import format_local_utc, load_zone, utcnow
+
+commands = CommandFamily("paging")
+PAGE_REF = re.compile(r"^PG-(\d+)$", re.IGNORECASE)
+
+
+def page_ref(text: str | None) -> str | None:
+    if text is None:
+        return None
+    if not PAGE_REF.match(text):
+        raise UserError(f"`{text}` is not a page reference such as PG-12.")
+    return text.upper()
+
+
+def resolve_people(ctx: CommandContext, keys: list[str]):  # type: ignore[no-untyped-def]
+    """Targets → people, or a refusal naming every unknown key with the closest known one."""
+    resolution = ctx.deps.directory.resolve(keys)
+    if resolution.unknown:
+        parts = [
+            f"`{key}`" + (f" (did you mean `{hint}`?)" if hint else "")
+            for key, hint in resolution.unknown
+        ]
+        raise UserError(f"Unknown target {', '.join(parts)}; nothing was sent.")
+    people = [p for p in resolution.people if p.matrix_id != ctx.deps.settings.user_id]
+    if not people:
+        raise UserError("Those targets resolve to nobody; nothing was sent.")
+    return people
+
+
+@commands.command(
+    "page",
+    role=Role.MEMBER,
+    summary="page people by direct message; tracks delivery and acknowledgement, escalates",
+    example="page ercc,benelux Meuse flooding: do you need liaison officers? --ack 10m",
+    params=[
+        Targets("targets", help="contact handles, organisation keys or groups, comma-separated"),
+        Text("message", help="what they must know"),
+    ],
+    options=[
+        Option(
+            "ack", Duration("ack", metavar="15m"), help="ack deadline (default ICC_ACK_TIMEOUT)"
+        ),
+        Flag("urgent", help="5-minute ack deadline"),
+    ],
+)
+async def page(ctx: CommandContext) -> None:
+    activations = Activations(ctx.deps)
+    activation = await activations.open_in_room(ctx.room_id)
+    people = resolve_people(ctx, ctx.args["targets"])
+    window = ctx.args["ack"] or (
+        URGENT_WINDOW if ctx.args["urgent"] else ctx.deps.settings.ack_timeout
+    )
+    paging = Paging(ctx.deps)
+    sent = await paging.create(
+        activation,
+        sender=ctx.sender,
+        text=ctx.args["message"],
+        people=people,
+        window=window,
+        urgent=ctx.args["urgent"],
+        event_id=ctx.event_id,
+    )
+    await paging.post_board(sent, activation, reply_to=ctx.event_id)
+    await paging.deliver(sent, activation)
+    return None
+
+
+async def _answer(ctx: CommandContext, ref: str | None, reason: str | None) -> Message:
+    paging = Paging(ctx.deps)
+    answer = await paging.answer(
+        ctx.sender,
+        ref=ref,
+        relates_to=ctx.relates_to,
+        how=ctx.via,
+        event_id=ctx.event_id,
+        reason=reason,
+    )
+    return _reply(ctx, answer, declined=reason is not None)
+
+
+def _reply(ctx: CommandContext, answer: Answer, *, declined: bool) -> Message:
+    row = answer.row
+    when = row.declined_at if declined else row.acked_at
+    message = ctx.render(
+        "page_answered",
+        lang=row.language,
+        ref=answer.page.ref,
+        first=answer.first,
+        declined=row.declined_at is not None,
+        acked=row.acked_at is not None,
+        at=format_local_utc(when or utcnow(), load_zone(row.timezone)),
+    )
+    return Activations(ctx.deps).frame(message, answer.activation)
+
+
+@commands.command(
+    "ack",
+    role=Role.PARTNER,
+    summary="acknowledge a page (also: react ✅ or 👍 to it, or reply ack / ok / reçu)",
+    example="ack PG-12",
+    params=[Word("page", required=False, metavar="PG-n", help="default: your newest open page")],
+    any_age=True,
+)
+async def ack(ctx: CommandContext) -> Message | None:
+    return await _answer(ctx, page_ref(ctx.args["page"]), None)
+
+
+@commands.command(
+    "unable",
+    role=Role.PARTNER,
+    summary="decline a page with a reason; it escalates to your backup at once",
+    example="unable PG-12 Our duty officer is on another call, back at 15:00",
+    params=[Text("reason", shown="[PG-n] <reason>", help="optionally the page, then why")],
+    any_age=True,
+)
+async def unable(ctx: CommandContext) -> Message | None:
+    first, _, rest = ctx.args["reason"].partition(" ")
+    ref = page_ref(first) if PAGE_REF.match(first) else None
+    reason = rest.strip() if ref else ctx.args["reason"].strip()
+    if not reason:
+        raise UserError("Say why you are unable, so the cell can plan: unable PG-12 <reason>.")
+    return await _answer(ctx, ref, reason)
+
+
+@commands.command(
+    "pages",
+    role=Role.MEMBER,
+    summary="per person: delivered, acknowledged (latency), escalated, unreachable",
+    example="pages PG-12",
+    params=[Word("ref", required=False, metavar="ref", help="a page, or an activation")],
+)
+async def pages(ctx: CommandContext) -> Message:
+    activations = Activations(ctx.deps)
+    paging = Paging(ctx.deps)
+    wanted = ctx.args["ref"]
+    activation = None
+    async with ctx.deps.db.session() as session:
+        if wanted and PAGE_REF.match(wanted):
+            one = await page_store.page(session, int(wanted.split("-")[1]))
+            if one is None:
+                raise UserError(f"There is no page {wanted.upper()}.")
+            activation = await activation_store.by_id(session, one.activation_id)
+            listed = [one]
+    if activation is None:
+        activation = await activations.resolve(ctx.room_id, wanted)
+        async with ctx.deps.db.session() as session:
+            listed = await page_store.pages_of(session, activation.id)  # type: ignore[arg-type]
+    async with ctx.deps.db.session() as session:
+        rows = {p.id: await page_store.targets(session, p.id) for p in listed}  # type: ignore[arg-type]
+    entries = []
+    for item in listed:
+        backups = {r.covers: r for r in rows[item.id] if r.covers}
+        people = [r for r in rows[item.id] if not r.covers]
+        entries.append(
+            {
+                "ref": item.ref,
+                "text": item.text,
+                "sent": activations.local(item.created_at),
+                "people": [paging.person_status(r, backups.get(r.handle)) for r in people],
+            }
+        )
+    assert activation is not None
+    return activations.frame(ctx.render("pages", pages=entries, activation=activation), activation)

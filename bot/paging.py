@@ -1,0 +1,518 @@
+"""Paging partners, tracking who acknowledged, and escalating to backups — across restarts.
+
+A page (`PG-n`) is one text sent to many people, each by direct message, each with an ack
+deadline. Per person paged directly (a *unit*: them and, later, their backup):
+
+1. at the deadline without an answer: page them again and page their backup (same `PG-n`,
+   marked as standing in for them), with a fresh deadline;
+2. at that deadline too: tell the activation room who could not be reached.
+
+Steps are durable timers keyed `a<activation>:pg<page>:<handle>:<step>`, so that a restart
+neither loses nor repeats one and closing the activation cancels them all. Sends carry stable
+transaction IDs (`page-<page>-<row>`), so a step re-run after a crash never pages anyone twice.
+The first answer on a row wins; any answer in a unit ends that unit's pending steps at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from bot.activations import Activations, timer_prefix
+from bot.deps import Deps
+from bot.directory import Contact
+from bot.matrix.send import MatrixSendError, ReplyTo
+from bot.render import Message
+from bot.router import UserError
+from bot.storage import activation_store
+from bot.storage import page_store as store
+from bot.storage.models import ActivationRow, PageRow, PageTargetRow, Timer
+from bot.timeutil import format_duration, format_local_utc, load_zone, utcnow
+
+log = logging.getLogger(__name__)
+
+STEP_TIMER = "page.step"
+ESCALATE, UNREACHABLE = "escalate", "unreachable"
+URGENT_WINDOW = timedelta(minutes=5)
+SEND_RETRIES = (1.0, 2.0, 4.0)  # pause before each retry of a send the homeserver refused
+
+
+def unit_prefix(activation: ActivationRow, page_id: int, handle: str) -> str:
+    return f"{timer_prefix(activation)}pg{page_id}:{handle}:"
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What came of an ack or a decline, for the answer to the person."""
+
+    page: PageRow
+    activation: ActivationRow
+    row: PageTargetRow
+    first: bool  # False: an earlier answer stands, this one changed nothing
+
+
+class Paging:
+    def __init__(self, deps: Deps) -> None:
+        self.deps = deps
+        self.activations = Activations(deps)
+
+    # -- sending ----------------------------------------------------------------------------------
+
+    async def create(
+        self,
+        activation: ActivationRow,
+        *,
+        sender: str,
+        text: str,
+        people: list[Contact],
+        window: timedelta,
+        urgent: bool,
+        event_id: str,
+    ) -> PageRow:
+        """Record the page and arm each person's first step; keyed by the command's event."""
+        async with self.deps.db.session() as session:
+            existing = await store.page_by_event(session, event_id)
+            if existing is not None:
+                return existing
+            now = utcnow()
+            page = PageRow(
+                activation_id=activation.id,
+                sender=sender,
+                text=text,
+                urgent=urgent,  # type: ignore[arg-type]
+                ack_window_s=int(window.total_seconds()),
+                opened_by_event=event_id,
+                created_at=now,
+            )
+            session.add(page)
+            await session.flush()
+            for person in people:
+                session.add(self._row(page, person, deadline=now + window))
+                await self._arm(session, activation, page, person.handle, ESCALATE, now + window)
+            await self.activations.record(
+                session,
+                activation,
+                "system.page",
+                f"{page.ref} sent to {len(people)}: {text}",
+                sender,
+                data={"page": page.id, "to": [p.handle for p in people], "urgent": urgent},
+            )
+        return page
+
+    def _row(
+        self, page: PageRow, person: Contact, *, deadline: datetime, covers: str = ""
+    ) -> PageTargetRow:
+        directory = self.deps.directory
+        organisation = directory.organisations.get(person.organisation)
+        return PageTargetRow(
+            page_id=page.id,
+            handle=person.handle,
+            matrix_id=person.matrix_id,  # type: ignore[arg-type]
+            name=person.name,
+            organisation=organisation.name if organisation else person.organisation,
+            language=self.deps.renderer.language_for("page", person.languages),
+            timezone=person.timezone,
+            covers=covers,
+            deadline=deadline,
+        )
+
+    async def _arm(
+        self,
+        session: AsyncSession,
+        activation: ActivationRow,
+        page: PageRow,
+        handle: str,
+        step: str,
+        due: datetime,
+    ) -> None:
+        key = unit_prefix(activation, page.id, handle) + step  # type: ignore[arg-type]
+        await self.deps.scheduler.arm(
+            session, STEP_TIMER, key, due, {"page": page.id, "handle": handle, "step": step}
+        )
+
+    async def deliver(self, page: PageRow, activation: ActivationRow) -> None:
+        """Send the page to everyone on it who has not had it yet, all at once."""
+        async with self.deps.db.session() as session:
+            rows = [r for r in await store.targets(session, page.id) if r.event_id is None]  # type: ignore[arg-type]
+        await asyncio.gather(*(self._send(page, activation, row) for row in rows))
+        await self.refresh_board(page, activation)
+
+    async def _send(
+        self, page: PageRow, activation: ActivationRow, row: PageTargetRow, *, repeat: bool = False
+    ) -> None:
+        """One person's page (or its repetition): retried, recorded, never dropped silently."""
+        txn = f"repage-{row.id}" if repeat else f"page-{page.id}-{row.id}"
+        error = ""
+        for pause in (0.0, *SEND_RETRIES):
+            await asyncio.sleep(pause)
+            try:
+                room_id = await self.dm_room(row.matrix_id)
+                event_id = await self.deps.messenger.ring(
+                    room_id,
+                    self._page_message(page, activation, row, repeat=repeat),
+                    mentions=(row.matrix_id,),
+                    txn_id=txn,
+                )
+            except MatrixSendError as exc:
+                error = str(exc)
+                log.warning("%s to %s failed (%s)", page.ref, row.handle, error)
+                continue
+            fields = (
+                {"repage_event_id": event_id, "repaged_at": utcnow()}
+                if repeat
+                else {
+                    "event_id": event_id,
+                    "delivered_at": utcnow(),
+                    "dm_room_id": room_id,
+                    "send_error": None,
+                }
+            )
+            async with self.deps.db.session() as session:
+                await store.mark(session, row.id, **fields)  # type: ignore[arg-type]
+            return
+        async with self.deps.db.session() as session:
+            await store.mark(session, row.id, send_error=error)  # type: ignore[arg-type]
+            await self.activations.record(
+                session,
+                activation,
+                "system.page_failed",
+                f"{page.ref} could not be delivered to {row.name}: {error}",
+                self.activations.bot_id,
+                data={"page": page.id, "handle": row.handle},
+            )
+        await self._tell_room(
+            activation,
+            self.deps.renderer.render("page_failed", ref=page.ref, name=row.name, error=error),
+            txn_id=f"failed-{row.id}-{'repeat' if repeat else 'first'}",
+        )
+
+    async def dm_room(self, matrix_id: str) -> str:
+        """The person's DM room with the bot: created on first use, then reused."""
+        async with self.deps.locks(f"dm:{matrix_id}"):
+            async with self.deps.db.session() as session:
+                known = await store.dm_room(session, matrix_id)
+            if known is not None:
+                return known.room_id
+            room_id = await self.deps.messenger.create_room(
+                name="ICC liaison",
+                topic="Pages and requests from the ICC",
+                invite=[matrix_id],
+                admins=[],
+                encrypted=self.deps.settings.e2ee,
+                direct=True,
+            )
+            async with self.deps.db.session() as session:
+                await store.save_dm_room(session, matrix_id, room_id, utcnow())
+            return room_id
+
+    def _page_message(
+        self, page: PageRow, activation: ActivationRow, row: PageTargetRow, *, repeat: bool
+    ) -> Message:
+        zone = load_zone(row.timezone)
+        sender = self.deps.directory.contact_for(page.sender)
+        message = self.deps.renderer.render(
+            "page",
+            lang=row.language,
+            ref=page.ref,
+            activation=activation,
+            text=page.text,
+            sender=sender.name if sender else page.sender,
+            sender_org=self.deps.directory.organisations[sender.organisation].name
+            if sender
+            else "",
+            deadline=format_local_utc(row.deadline, zone),
+            urgent=page.urgent,
+            repeat=repeat,
+            covers=row.covers and self._name(row.covers),
+        )
+        return self.activations.frame(message, activation)
+
+    def _name(self, handle: str) -> str:
+        contact = self.deps.directory.contacts.get(handle)
+        return contact.name if contact else handle
+
+    # -- the board --------------------------------------------------------------------------------
+
+    async def post_board(self, page: PageRow, activation: ActivationRow, reply_to: str) -> None:
+        """The page's status message in the activation room, posted once, then edited."""
+        async with self.deps.locks(f"board:{page.id}"):
+            if page.board_event_id:
+                return
+            message = await self._board(page, activation)
+            event_id = await self.deps.messenger.notice(
+                activation.room_id,
+                message,
+                reply_to=ReplyTo(reply_to),
+                txn_id=f"board-{page.id}",  # type: ignore[arg-type]
+            )
+            async with self.deps.db.session() as session:
+                await store.set_board(session, page.id, event_id)  # type: ignore[arg-type]
+            page.board_event_id = event_id
+
+    async def refresh_board(self, page: PageRow, activation: ActivationRow) -> None:
+        async with self.deps.locks(f"board:{page.id}"):
+            async with self.deps.db.session() as session:
+                fresh = await store.page(session, page.id)  # type: ignore[arg-type]
+            if fresh is None or fresh.board_event_id is None or activation.room_id is None:
+                return
+            try:
+                await self.deps.messenger.edit(
+                    activation.room_id, fresh.board_event_id, await self._board(fresh, activation)
+                )
+            except MatrixSendError:
+                log.exception("could not update the board of %s", page.ref)
+
+    async def _board(self, page: PageRow, activation: ActivationRow) -> Message:
+        async with self.deps.db.session() as session:
+            rows = await store.targets(session, page.id)  # type: ignore[arg-type]
+        units = [r for r in rows if not r.covers]
+        backups = {r.covers: r for r in rows if r.covers}
+        lines = [self.person_status(r, backups.get(r.handle)) for r in units]
+        done = sum(
+            1 for r in units if r.acked_at or (backups.get(r.handle) and backups[r.handle].acked_at)
+        )
+        message = self.deps.renderer.render(
+            "page_board",
+            ref=page.ref,
+            text=page.text,
+            acked=done,
+            total=len(units),
+            lines=lines,
+            urgent=page.urgent,
+        )
+        return self.activations.frame(message, activation)
+
+    def person_status(self, row: PageTargetRow, backup: PageTargetRow | None = None) -> dict:
+        """One person's line on a board or in `pages`: a symbol and what happened."""
+        local = self.activations.local
+        if row.acked_at:
+            latency = format_duration(row.acked_at - (row.delivered_at or row.acked_at))
+            state = ("✅", f"{latency} ({row.ack_how})")
+        elif row.declined_at:
+            state = ("⛔", f"unable: {row.declined_reason}")
+        elif row.unreachable_at:
+            state = ("⚠", "unreachable")
+        elif row.send_error:
+            state = ("❗", "not delivered")
+        else:
+            state = ("⏳", f"until {local(row.deadline)}")
+        return {
+            "symbol": state[0],
+            "name": row.name,
+            "organisation": row.organisation,
+            "state": state[1],
+            "delivered": local(row.delivered_at) if row.delivered_at else None,
+            "repaged": bool(row.repaged_at),
+            "escalated": bool(row.escalated_at),
+            "backup": self.person_status(backup) if backup else None,
+        }
+
+    async def _tell_room(self, activation: ActivationRow, message: Message, txn_id: str) -> None:
+        if activation.room_id:
+            await self.deps.messenger.notice(
+                activation.room_id, self.activations.frame(message, activation), txn_id=txn_id
+            )
+
+    # -- answers ----------------------------------------------------------------------------------
+
+    async def answer(
+        self,
+        matrix_id: str,
+        *,
+        ref: str | None,
+        relates_to: str | None,
+        how: str,
+        event_id: str,
+        reason: str | None = None,
+    ) -> Answer:
+        """Record an ack (reason None) or a decline for the person's rows on one page."""
+        async with self.deps.db.session() as session:
+            rows = await self._rows_answered(session, matrix_id, ref, relates_to)
+            page = await store.page(session, rows[0].page_id)
+            activation = await activation_store.by_id(session, page.activation_id) if page else None
+        assert page is not None
+        assert activation is not None
+        if activation.status != "open":
+            raise UserError(
+                f"{page.ref} belongs to {activation.ref}, which is {activation.status}; "
+                "there is nothing left to acknowledge."
+            )
+        now = utcnow()
+        fields = (
+            {"acked_at": now, "ack_how": how, "ack_event_id": event_id}
+            if reason is None
+            else {"declined_at": now, "declined_reason": reason}
+        )
+        first: list[PageTargetRow] = []
+        async with self.deps.db.session() as session:
+            for row in rows:
+                if await store.answer_once(session, row.id, **fields):  # type: ignore[arg-type]
+                    first.append(row)
+                    await self._after_answer(session, activation, page, row, reason, how, now)
+        if first:
+            await self.refresh_board(page, activation)
+        shown = first[0] if first else rows[0]
+        async with self.deps.db.session() as session:
+            shown = await store.target(session, shown.id) or shown  # type: ignore[arg-type]
+        return Answer(page=page, activation=activation, row=shown, first=bool(first))
+
+    async def _after_answer(
+        self,
+        session: AsyncSession,
+        activation: ActivationRow,
+        page: PageRow,
+        row: PageTargetRow,
+        reason: str | None,
+        how: str,
+        now: datetime,
+    ) -> None:
+        unit = row.covers or row.handle
+        if reason is None:
+            await self.deps.scheduler.cancel(session, unit_prefix(activation, page.id, unit))  # type: ignore[arg-type]
+            latency = format_duration(now - (row.delivered_at or now))
+            text = f"{page.ref} acknowledged by {row.name} ({how}, {latency})"
+            kind = "system.ack"
+        else:
+            # A decline escalates at once: for the person paged, to their backup; for a backup,
+            # straight to telling the room.
+            step = UNREACHABLE if row.covers else ESCALATE
+            await self._arm(session, activation, page, unit, step, now)
+            text = f"{page.ref} declined by {row.name}: {reason}"
+            kind = "system.unable"
+        await self.activations.record(
+            session,
+            activation,
+            kind,
+            text,
+            row.matrix_id,
+            data={"page": page.id, "handle": row.handle, "how": how},
+        )
+
+    async def _rows_answered(
+        self, session: AsyncSession, matrix_id: str, ref: str | None, relates_to: str | None
+    ) -> list[PageTargetRow]:
+        """The person's rows on the page they answer: named, replied to, or their latest open."""
+        if ref:
+            page = await store.page(session, int(ref.split("-")[1]))
+            if page is None:
+                raise UserError(f"There is no page {ref}.")
+            rows = [r for r in await store.targets(session, page.id) if r.matrix_id == matrix_id]  # type: ignore[arg-type]
+            if not rows:
+                raise UserError(f"{ref} was not sent to you.")
+            return rows
+        if relates_to:
+            row = await store.target_by_event(session, relates_to)
+            if row is not None and row.matrix_id == matrix_id:
+                return [
+                    r for r in await store.targets(session, row.page_id) if r.matrix_id == matrix_id
+                ]
+        open_rows = await store.open_rows_of(session, matrix_id)
+        if not open_rows:
+            raise UserError("You have no open page to answer. Name one: ack PG-12.")
+        newest = open_rows[0].page_id
+        return [r for r in open_rows if r.page_id == newest]
+
+    # -- escalation -------------------------------------------------------------------------------
+
+    async def on_step(self, timer: Timer) -> None:
+        """A step fell due: act if nobody in the unit has answered yet."""
+        page_id, handle, step = (
+            timer.payload["page"],
+            timer.payload["handle"],
+            timer.payload["step"],
+        )
+        async with self.deps.db.session() as session:
+            page = await store.page(session, page_id)
+            rows = await store.targets(session, page_id)
+            activation = await activation_store.by_id(session, page.activation_id) if page else None
+        if page is None or activation is None or activation.status != "open":
+            return
+        unit = [r for r in rows if r.handle == handle and not r.covers] + [
+            r for r in rows if r.covers == handle
+        ]
+        if not unit or any(r.acked_at for r in unit):
+            return
+        if step == ESCALATE:
+            await self._escalate(page, activation, unit[0], [r for r in unit if r.covers])
+        else:
+            await self._unreachable(page, activation, unit)
+        await self.refresh_board(page, activation)
+
+    async def _escalate(
+        self,
+        page: PageRow,
+        activation: ActivationRow,
+        row: PageTargetRow,
+        backups: list[PageTargetRow],
+    ) -> None:
+        window = timedelta(seconds=page.ack_window_s)
+        if row.declined_at is None and row.event_id is not None:
+            await self._send(page, activation, row, repeat=True)
+        contact = self.deps.directory.contacts.get(row.handle)
+        backup = (
+            self.deps.directory.contacts.get(contact.backup) if contact and contact.backup else None
+        )
+        now = utcnow()
+        async with self.deps.db.session() as session:
+            await store.mark(session, row.id, escalated_at=now)  # type: ignore[arg-type]
+            if backup is not None and not backups:
+                backup_row = self._row(page, backup, deadline=now + window, covers=row.handle)
+                session.add(backup_row)
+                await session.flush()
+                backups = [backup_row]
+            due = backups[0].deadline if backups else now + window
+            await self._arm(session, activation, page, row.handle, UNREACHABLE, due)
+            standing_in = (
+                f"; paged their backup {backups[0].name}"
+                if backups
+                else "; no backup in the directory"
+            )
+            await self.activations.record(
+                session,
+                activation,
+                "system.escalation",
+                f"{page.ref}: no answer from {row.name}; paged again{standing_in}",
+                self.activations.bot_id,
+                data={
+                    "page": page.id,
+                    "handle": row.handle,
+                    "backup": backups[0].handle if backups else None,
+                },
+            )
+        for backup_row in backups:
+            if backup_row.event_id is None:
+                await self._send(page, activation, backup_row)
+
+    async def _unreachable(
+        self, page: PageRow, activation: ActivationRow, unit: list[PageTargetRow]
+    ) -> None:
+        now = utcnow()
+        async with self.deps.db.session() as session:
+            for row in unit:
+                if row.unreachable_at is None:
+                    await store.mark(session, row.id, unreachable_at=now)  # type: ignore[arg-type]
+            names = ", ".join(r.name for r in unit)
+            await self.activations.record(
+                session,
+                activation,
+                "system.unreachable",
+                f"{page.ref}: could not reach {names}",
+                self.activations.bot_id,
+                data={"page": page.id, "handles": [r.handle for r in unit]},
+            )
+        await self._tell_room(
+            activation,
+            self.deps.renderer.render(
+                "page_unreachable",
+                ref=page.ref,
+                person=unit[0].name,
+                organisation=unit[0].organisation,
+                backups=[r.name for r in unit[1:]],
+                text=page.text,
+            ),
+            txn_id=f"unreachable-{page.id}-{unit[0].handle}",
+        )

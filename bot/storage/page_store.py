@@ -1,0 +1,117 @@
+"""Data access for pages, the people on them, and the bot's DM rooms."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import or_, update
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from bot.storage.models import DmRoom, PageRow, PageTargetRow
+
+
+async def dm_room(session: AsyncSession, matrix_id: str) -> DmRoom | None:
+    return await session.get(DmRoom, matrix_id)
+
+
+async def save_dm_room(session: AsyncSession, matrix_id: str, room_id: str, at: datetime) -> None:
+    row = await session.get(DmRoom, matrix_id)
+    if row is None:
+        row = DmRoom(matrix_id=matrix_id, room_id=room_id, created_at=at)
+    row.room_id = room_id
+    session.add(row)
+
+
+async def page_by_event(session: AsyncSession, event_id: str) -> PageRow | None:
+    rows = await session.exec(select(PageRow).where(PageRow.opened_by_event == event_id))
+    return rows.first()
+
+
+async def page(session: AsyncSession, page_id: int) -> PageRow | None:
+    return await session.get(PageRow, page_id)
+
+
+async def set_board(session: AsyncSession, page_id: int, event_id: str) -> None:
+    await session.exec(  # type: ignore[call-overload]
+        update(PageRow).where(col(PageRow.id) == page_id).values(board_event_id=event_id)
+    )
+
+
+async def pages_of(session: AsyncSession, activation_id: int) -> list[PageRow]:
+    rows = await session.exec(
+        select(PageRow).where(PageRow.activation_id == activation_id).order_by(col(PageRow.id))
+    )
+    return list(rows.all())
+
+
+async def targets(session: AsyncSession, page_id: int) -> list[PageTargetRow]:
+    rows = await session.exec(
+        select(PageTargetRow)
+        .where(PageTargetRow.page_id == page_id)
+        .order_by(col(PageTargetRow.id))
+    )
+    return list(rows.all())
+
+
+async def target(session: AsyncSession, target_id: int) -> PageTargetRow | None:
+    return await session.get(PageTargetRow, target_id)
+
+
+async def target_by_event(session: AsyncSession, event_id: str) -> PageTargetRow | None:
+    """The person's row whose page (or repeat page) is the event `event_id`."""
+    rows = await session.exec(
+        select(PageTargetRow).where(
+            or_(PageTargetRow.event_id == event_id, PageTargetRow.repage_event_id == event_id)
+        )
+    )
+    return rows.first()
+
+
+async def open_rows_of(session: AsyncSession, matrix_id: str) -> list[PageTargetRow]:
+    """The person's rows still waiting for an answer, newest page first."""
+    rows = await session.exec(
+        select(PageTargetRow)
+        .where(
+            PageTargetRow.matrix_id == matrix_id,
+            col(PageTargetRow.acked_at).is_(None),
+            col(PageTargetRow.declined_at).is_(None),
+            col(PageTargetRow.unreachable_at).is_(None),
+        )
+        .order_by(col(PageTargetRow.page_id).desc())
+    )
+    return list(rows.all())
+
+
+async def mark(session: AsyncSession, target_id: int, **fields: object) -> None:
+    await session.exec(  # type: ignore[call-overload]
+        update(PageTargetRow).where(col(PageTargetRow.id) == target_id).values(**fields)
+    )
+
+
+async def answer_once(session: AsyncSession, target_id: int, **fields: object) -> bool:
+    """Record the first answer (ack or decline) on a row; False when one was recorded before."""
+    result = await session.exec(  # type: ignore[call-overload]
+        update(PageTargetRow)
+        .where(
+            col(PageTargetRow.id) == target_id,
+            col(PageTargetRow.acked_at).is_(None),
+            col(PageTargetRow.declined_at).is_(None),
+        )
+        .values(**fields)
+    )
+    return result.rowcount == 1
+
+
+async def last_ack_latency(session: AsyncSession, matrix_id: str) -> float | None:
+    """Seconds from delivery to acknowledgement on the person's latest acknowledged page."""
+    rows = await session.exec(
+        select(PageTargetRow)
+        .where(PageTargetRow.matrix_id == matrix_id, col(PageTargetRow.acked_at).is_not(None))
+        .order_by(col(PageTargetRow.acked_at).desc())
+        .limit(1)
+    )
+    row = rows.first()
+    if row is None or row.acked_at is None or row.delivered_at is None:
+        return None
+    return (row.acked_at - row.delivered_at).total_seconds()

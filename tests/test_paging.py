@@ -1,0 +1,266 @@
+"""Paging on the real homeserver with second-scale deadlines: fan-out, the three ways to ack,
+`unable`, escalation to the backup, the unreachable report, the board, restarts, failures."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import signal
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from bot import paging as paging_module
+from tests.conftest import Cast, RunningBot, bot_running, start_process, wait_for_log
+from tests.matrix_people import Person, body
+from tests.test_activations import open_activation
+from tests.test_bot_matrix import shared_room
+
+pytestmark = pytest.mark.synapse
+DM = "ICC liaison"
+
+
+def paging_directory(cast: Cast, *, ghost: str | None = None) -> dict[str, Any]:
+    """The cast with backups: partner ← dg, deputy ← lead; ERCC is an organisation of two."""
+    directory = cast.directory()
+    directory["organisations"].append(
+        {"key": "ercc", "name": "ERCC", "kind": "eu", "country": "EU"}
+    )
+    by_handle = {c["handle"]: c for c in directory["contacts"]}
+    by_handle["partner"].update(organisation="ercc", backup="dg", languages=["fr", "en"])
+    by_handle["dg"].update(organisation="ercc", languages=["de"])
+    by_handle["deputy"].update(backup="lead", languages=["nl"])
+    if ghost:
+        directory["contacts"].append(
+            {
+                "handle": "ghost",
+                "name": "Ghost",
+                "organisation": "nccn",
+                "matrix_id": ghost,
+                "role": "partner",
+            }
+        )
+    return directory
+
+
+@pytest.fixture
+def paging_env(bot_env: dict[str, str], cast: Cast) -> dict[str, str]:
+    config = Path(bot_env["ICC_CONFIG_DIR"]) / "directory.yaml"
+    config.write_text(yaml.safe_dump(paging_directory(cast, ghost="@ghost:nowhere.example")))
+    return bot_env
+
+
+@pytest.fixture
+async def paging_bot(paging_env: dict[str, str]) -> AsyncIterator[RunningBot]:
+    async with bot_running(paging_env) as running:
+        yield running
+
+
+async def activation_room(
+    people: dict[str, Person], cast: Cast, title: str = "Meuse flooding"
+) -> tuple[str, str]:
+    control = await shared_room(people, cast)
+    ref, room, _ = await open_activation(people["lead"], control, cast, f'!icc activate "{title}"')
+    for person in (people["member"], people["lead"]):
+        await person.wait_for_invite(room)
+        await person.join(room)
+    return ref, room
+
+
+def pages_in(person: Person, room_id: str, cast: Cast, ref: str) -> list[dict]:
+    return [
+        e
+        for e in person.events(room_id, cast.bot.user_id)
+        if e["content"].get("msgtype") == "m.text" and ref in body(e)
+    ]
+
+
+async def page_received(
+    person: Person, cast: Cast, ref: str, dm: str | None = None
+) -> tuple[str, dict]:
+    dm = dm or await person.join_invited(DM)
+    event = await person.wait_for(
+        dm,
+        lambda e: e["content"].get("msgtype") == "m.text" and ref in body(e),
+        sender=cast.bot.user_id,
+    )
+    return dm, event
+
+
+def board(person: Person, room_id: str, cast: Cast, ref: str) -> str:
+    """The board's text as it stands now: the newest edit, or the original."""
+    texts = [
+        (e["content"].get("m.new_content") or e["content"])["body"]
+        for e in person.events(room_id, cast.bot.user_id)
+        if (e["content"].get("m.new_content") or e["content"]).get("body", "").split("\n")[1:2]
+        and f"{ref} · " in (e["content"].get("m.new_content") or e["content"])["body"]
+    ]
+    return texts[-1] if texts else ""
+
+
+async def board_shows(
+    person: Person, room_id: str, cast: Cast, ref: str, text: str, timeout: float = 15
+) -> str:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while text not in (current := board(person, room_id, cast, ref)):
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"board never showed {text!r}; it says:\n{current}")
+        await person.sync()
+    return current
+
+
+async def test_fan_out_and_the_three_ways_to_acknowledge(
+    paging_bot: RunningBot, people: dict[str, Person], cast: Cast
+) -> None:
+    ref, room = await activation_room(people, cast)
+    member = people["member"]
+    await member.send(
+        room,
+        "!icc page partner,dg,deputy Meuse at 5.2 m in Liège; confirm liaison officers --ack 60s",
+    )
+    partner_dm, partner_page = await page_received(people["partner"], cast, "PG-")
+    pg = re.search(r"PG-\d+", body(partner_page)).group(0)  # type: ignore[union-attr]
+    dg_dm, dg_page = await page_received(people["dg"], cast, pg)
+    deputy_dm, deputy_page = await page_received(people["deputy"], cast, pg)
+    for person, event in (
+        (people["partner"], partner_page),
+        (people["dg"], dg_page),
+        (people["deputy"], deputy_page),
+    ):
+        assert event["content"]["msgtype"] == "m.text"  # rings, unlike a notice
+        assert event["content"]["m.mentions"] == {"user_ids": [person.user_id]}
+        assert body(event).splitlines()[0] == f"TLP:AMBER · {ref}"
+        assert "Meuse at 5.2 m in Liège" in body(event)
+    assert "Merci d’accuser réception avant" in body(partner_page)  # French first for partner
+    assert "Bitte bestätigen Sie den Empfang bis" in body(dg_page)
+    assert "Gelieve de ontvangst te bevestigen vóór" in body(deputy_page)
+    await board_shows(member, room, cast, pg, "0/3 acknowledged")
+
+    by_command = await people["partner"].ask(partner_dm, f"!ack {pg}", cast.bot.user_id)
+    assert f"Réception de {pg} confirmée" in body(by_command)
+    await people["dg"].react(dg_dm, dg_page["event_id"], "✅")
+    await people["dg"].wait_for(
+        dg_dm, lambda e: f"Empfang von {pg}" in body(e), sender=cast.bot.user_id
+    )
+    reply = {"m.relates_to": {"m.in_reply_to": {"event_id": deputy_page["event_id"]}}}
+    await people["deputy"].send(deputy_dm, f"> <@bot> {pg}\n\nreçu", **reply)
+    await people["deputy"].wait_for(
+        deputy_dm, lambda e: f"Ontvangst van {pg} bevestigd" in body(e), sender=cast.bot.user_id
+    )
+    final = await board_shows(member, room, cast, pg, "3/3 acknowledged")
+    assert "(command)" in final
+    assert "(reaction)" in final
+    assert "(reply)" in final
+
+    again = await people["partner"].ask(partner_dm, f"!ack {pg}", cast.bot.user_id)
+    assert "a déjà reçu une réponse" in body(again)
+    listing = await member.ask(room, "!icc pages", cast.bot.user_id)
+    assert body(listing).count("✅") == 3
+    # An "ok" to something that is not a page is not for the bot.
+    await people["partner"].send(
+        partner_dm,
+        "ok",
+        **{"m.relates_to": {"m.in_reply_to": {"event_id": by_command["event_id"]}}},
+    )
+    unknown = await people["partner"].ask(partner_dm, "!ack PG-99999", cast.bot.user_id)
+    assert "There is no page PG-99999" in body(unknown)
+    bad_target = await member.ask(room, "!icc page ercc,benelx hello", cast.bot.user_id)
+    assert "Unknown target `benelx`" in body(bad_target)
+    assert (
+        len([e for e in people["partner"].events(partner_dm, cast.bot.user_id) if body(e) == "ok"])
+        == 0
+    )
+
+    # A page of a closed activation cannot be acknowledged any more, and says why.
+    await member.send(room, "!icc page partner Second page --ack 60s")
+    _, second = await page_received(people["partner"], cast, "Second page", dm=partner_dm)
+    pg2 = re.search(r"PG-\d+", body(second)).group(0)  # type: ignore[union-attr]
+    await people["lead"].ask(room, "!icc close", cast.bot.user_id)
+    closed = await people["partner"].ask(partner_dm, f"!ack {pg2}", cast.bot.user_id)
+    assert f"belongs to {ref}, which is closed" in body(closed)
+    refused = await member.ask(room, "!icc page partner too late", cast.bot.user_id)
+    assert "is closed; nothing was changed" in body(refused)
+
+
+async def test_escalation_to_backup_unreachable_report_and_unable(
+    paging_bot: RunningBot, people: dict[str, Person], cast: Cast
+) -> None:
+    _ref, room = await activation_room(people, cast)
+    member, partner, dg = people["member"], people["partner"], people["dg"]
+    await member.send(room, "!icc page partner Are your teams deployable? --ack 2s")
+    partner_dm, first = await page_received(partner, cast, "Are your teams deployable?")
+    pg = re.search(r"PG-\d+", body(first)).group(0)  # type: ignore[union-attr]
+    await partner.wait_for(partner_dm, lambda e: "RAPPEL" in body(e), sender=cast.bot.user_id)
+    dg_dm, backup_page = await page_received(dg, cast, pg)
+    assert "als Vertretung von Partner" in body(backup_page)
+    report = await member.wait_for(
+        room, lambda e: "could not reach Partner" in body(e), sender=cast.bot.user_id, timeout=20
+    )
+    assert "nor their backup Dg" in body(report)
+    await board_shows(member, room, cast, pg, "⚠ Partner")
+    await partner.quiet_period(3)
+    await dg.quiet_period(0.5)
+    assert len(pages_in(partner, partner_dm, cast, pg)) == 2  # the page and one reminder, no more
+    assert len(pages_in(dg, dg_dm, cast, pg)) == 1
+
+    deputy, lead = people["deputy"], people["lead"]
+    await member.send(room, "!icc page deputy Brief the DG at 16:00 --ack 60s")
+    deputy_dm, deputy_page = await page_received(deputy, cast, "Brief the DG")
+    pg2 = re.search(r"PG-\d+", body(deputy_page)).group(0)  # type: ignore[union-attr]
+    declined = await deputy.ask(
+        deputy_dm, f"!icc unable {pg2} in the crisis cell of another ministry", cast.bot.user_id
+    )
+    assert "Genoteerd" in body(declined)
+    lead_dm, lead_page = await page_received(lead, cast, pg2)
+    assert "as the backup of Deputy" in body(lead_page)
+    await lead.ask(lead_dm, "!ack", cast.bot.user_id)
+    final = await board_shows(member, room, cast, pg2, "1/1 acknowledged")
+    assert "⛔ Deputy (NCCN) unable: in the crisis cell of another ministry" in final
+    assert "↪ backup ✅ Lead" in final
+
+
+async def test_one_failing_delivery_does_not_stop_the_others(
+    paging_bot: RunningBot, people: dict[str, Person], cast: Cast, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(paging_module, "SEND_RETRIES", (0.1, 0.1))
+    _ref, room = await activation_room(people, cast)
+    member = people["member"]
+    await member.send(room, "!icc page ghost,partner Roll call")
+    await page_received(people["partner"], cast, "Roll call")
+    failure = await member.wait_for(
+        room, lambda e: "could not be delivered to Ghost" in body(e), sender=cast.bot.user_id
+    )
+    assert failure["content"]["msgtype"] == "m.notice"
+    listing = await member.ask(room, "!icc pages", cast.bot.user_id)
+    assert "❗ Ghost" in body(listing)
+
+
+async def test_escalation_happens_once_and_on_time_across_a_kill(
+    paging_env: dict[str, str], people: dict[str, Person], cast: Cast, tmp_path: Path
+) -> None:
+    log_path = tmp_path / "bot.log"
+    process = start_process(paging_env, log_path)
+    try:
+        await wait_for_log(log_path, "INFO bot.app: ready")
+        _ref, room = await activation_room(people, cast)
+        partner, dg = people["partner"], people["dg"]
+        await people["member"].send(room, "!icc page partner Status of the pumps? --ack 6s")
+        partner_dm, first = await page_received(partner, cast, "Status of the pumps?")
+        pg = re.search(r"PG-\d+", body(first)).group(0)  # type: ignore[union-attr]
+        process.send_signal(signal.SIGKILL)  # between the send and the deadline
+        process.wait(10)
+        process = start_process(paging_env, log_path)
+        await partner.wait_for(
+            partner_dm, lambda e: "RAPPEL" in body(e), sender=cast.bot.user_id, timeout=30
+        )
+        dg_dm, _ = await page_received(dg, cast, pg)
+        await partner.quiet_period(2)
+        await dg.quiet_period(0.5)
+        assert len(pages_in(partner, partner_dm, cast, pg)) == 2
+        assert len(pages_in(dg, dg_dm, cast, pg)) == 1
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(15)
