@@ -90,9 +90,12 @@ class Paging:
             )
             session.add(page)
             await session.flush()
-            for person in people:
-                session.add(self._row(page, person, deadline=now + window))
-                await self._arm(session, activation, page, person.handle, ESCALATE, now + window)
+            session.add_all([self._row(page, p, deadline=now + window) for p in people])
+            await self.deps.scheduler.arm_new(
+                session,
+                STEP_TIMER,
+                [self._step(activation, page, p.handle, ESCALATE, now + window) for p in people],
+            )
             await self.activations.record(
                 session,
                 activation,
@@ -120,6 +123,12 @@ class Paging:
             deadline=deadline,
         )
 
+    def _step(
+        self, activation: ActivationRow, page: PageRow, handle: str, step: str, due: datetime
+    ) -> tuple[str, datetime, dict[str, object]]:
+        key = unit_prefix(activation, page.id, handle) + step  # type: ignore[arg-type]
+        return key, due, {"page": page.id, "handle": handle, "step": step}
+
     async def _arm(
         self,
         session: AsyncSession,
@@ -129,66 +138,115 @@ class Paging:
         step: str,
         due: datetime,
     ) -> None:
-        key = unit_prefix(activation, page.id, handle) + step  # type: ignore[arg-type]
-        await self.deps.scheduler.arm(
-            session, STEP_TIMER, key, due, {"page": page.id, "handle": handle, "step": step}
-        )
+        key, due, payload = self._step(activation, page, handle, step, due)
+        await self.deps.scheduler.arm(session, STEP_TIMER, key, due, payload)  # type: ignore[arg-type]
 
-    async def deliver(self, page: PageRow, activation: ActivationRow) -> None:
-        """Send the page to everyone on it who has not had it yet, all at once."""
+    async def deliver(self, page: PageRow, activation: ActivationRow, reply_to: str) -> None:
+        """Send the page to everyone who has not had it yet, all at once; then post the board.
+
+        The pages go first: nothing the room needs to see may delay them (measured in bench/,
+        posting the board before or alongside them made the slowest page slower).
+        """
         async with self.deps.db.session() as session:
             rows = [r for r in await store.targets(session, page.id) if r.event_id is None]  # type: ignore[arg-type]
-        await asyncio.gather(*(self._send(page, activation, row) for row in rows))
-        await self.refresh_board(page, activation)
+        await self._send(page, activation, rows)
+        if page.board_event_id:
+            await self.refresh_board(page, activation)
+        else:
+            await self.post_board(page, activation, reply_to)
 
     async def _send(
-        self, page: PageRow, activation: ActivationRow, row: PageTargetRow, *, repeat: bool = False
+        self,
+        page: PageRow,
+        activation: ActivationRow,
+        rows: list[PageTargetRow],
+        *,
+        repeat: bool = False,
     ) -> None:
-        """One person's page (or its repetition): retried, recorded, never dropped silently."""
+        """The page (or its repetition) to each of `rows`, concurrently: each send retried, the
+        outcomes recorded in one transaction, every failure told to the room — never dropped."""
+        if not rows:
+            return
+        rooms = await self._dm_rooms([r.matrix_id for r in rows])
+        outcomes = await asyncio.gather(
+            *(
+                self._send_one(page, activation, row, rooms.get(row.matrix_id), repeat)
+                for row in rows
+            )
+        )
+        now = utcnow()
+        delivered = {
+            row.id: (
+                {"repage_event_id": event_id, "repaged_at": now}
+                if repeat
+                else {
+                    "event_id": event_id,
+                    "delivered_at": now,
+                    "send_error": None,
+                    "dm_room_id": rooms[row.matrix_id],
+                }
+            )
+            for row, (event_id, _) in zip(rows, outcomes, strict=True)
+            if event_id
+        }
+        failed = [
+            (row, error)
+            for row, (event_id, error) in zip(rows, outcomes, strict=True)
+            if not event_id
+        ]
+        async with self.deps.db.session() as session:
+            await store.mark_many(session, delivered)  # type: ignore[arg-type]
+            for row, error in failed:
+                await store.mark(session, row.id, send_error=error)  # type: ignore[arg-type]
+                await self.activations.record(
+                    session,
+                    activation,
+                    "system.page_failed",
+                    f"{page.ref} could not be delivered to {row.name}: {error}",
+                    self.activations.bot_id,
+                    data={"page": page.id, "handle": row.handle},
+                )
+        for row, error in failed:
+            await self._tell_room(
+                activation,
+                self.deps.renderer.render("page_failed", ref=page.ref, name=row.name, error=error),
+                txn_id=f"failed-{row.id}-{'repeat' if repeat else 'first'}",
+            )
+
+    async def _send_one(
+        self,
+        page: PageRow,
+        activation: ActivationRow,
+        row: PageTargetRow,
+        room_id: str | None,
+        repeat: bool,
+    ) -> tuple[str | None, str]:
+        """(event ID, DM room) once sent, or (None, why not) after the retries."""
         txn = f"repage-{row.id}" if repeat else f"page-{page.id}-{row.id}"
-        error = ""
+        message = self._page_message(page, activation, row, repeat=repeat)
+        error = "no direct-message room could be created"
         for pause in (0.0, *SEND_RETRIES):
             await asyncio.sleep(pause)
             try:
-                room_id = await self.dm_room(row.matrix_id)
+                room_id = room_id or await self.dm_room(row.matrix_id)
                 event_id = await self.deps.messenger.ring(
-                    room_id,
-                    self._page_message(page, activation, row, repeat=repeat),
-                    mentions=(row.matrix_id,),
-                    txn_id=txn,
+                    room_id, message, mentions=(row.matrix_id,), txn_id=txn
                 )
             except MatrixSendError as exc:
                 error = str(exc)
                 log.warning("%s to %s failed (%s)", page.ref, row.handle, error)
                 continue
-            fields = (
-                {"repage_event_id": event_id, "repaged_at": utcnow()}
-                if repeat
-                else {
-                    "event_id": event_id,
-                    "delivered_at": utcnow(),
-                    "dm_room_id": room_id,
-                    "send_error": None,
-                }
-            )
-            async with self.deps.db.session() as session:
-                await store.mark(session, row.id, **fields)  # type: ignore[arg-type]
-            return
+            return event_id, room_id
+        return None, error
+
+    async def _dm_rooms(self, matrix_ids: list[str]) -> dict[str, str]:
+        """Everyone's DM room: the known ones in one query, the missing ones created at once."""
         async with self.deps.db.session() as session:
-            await store.mark(session, row.id, send_error=error)  # type: ignore[arg-type]
-            await self.activations.record(
-                session,
-                activation,
-                "system.page_failed",
-                f"{page.ref} could not be delivered to {row.name}: {error}",
-                self.activations.bot_id,
-                data={"page": page.id, "handle": row.handle},
-            )
-        await self._tell_room(
-            activation,
-            self.deps.renderer.render("page_failed", ref=page.ref, name=row.name, error=error),
-            txn_id=f"failed-{row.id}-{'repeat' if repeat else 'first'}",
-        )
+            known = await store.dm_rooms(session, matrix_ids)
+        missing = [m for m in dict.fromkeys(matrix_ids) if m not in known]
+        created = await asyncio.gather(*(self.dm_room(m) for m in missing), return_exceptions=True)
+        known.update({m: r for m, r in zip(missing, created, strict=True) if isinstance(r, str)})
+        return known
 
     async def dm_room(self, matrix_id: str) -> str:
         """The person's DM room with the bot: created on first use, then reused."""
@@ -451,7 +509,7 @@ class Paging:
     ) -> None:
         window = timedelta(seconds=page.ack_window_s)
         if row.declined_at is None and row.event_id is not None:
-            await self._send(page, activation, row, repeat=True)
+            await self._send(page, activation, [row], repeat=True)
         contact = self.deps.directory.contacts.get(row.handle)
         backup = (
             self.deps.directory.contacts.get(contact.backup) if contact and contact.backup else None
@@ -483,9 +541,7 @@ class Paging:
                     "backup": backups[0].handle if backups else None,
                 },
             )
-        for backup_row in backups:
-            if backup_row.event_id is None:
-                await self._send(page, activation, backup_row)
+        await self._send(page, activation, [b for b in backups if b.event_id is None])
 
     async def _unreachable(
         self, page: PageRow, activation: ActivationRow, unit: list[PageTargetRow]

@@ -73,8 +73,7 @@ async def page(ctx: CommandContext) -> None:
         urgent=ctx.args["urgent"],
         event_id=ctx.event_id,
     )
-    await paging.post_board(sent, activation, reply_to=ctx.event_id)
-    await paging.deliver(sent, activation)
+    await paging.deliver(sent, activation, reply_to=ctx.event_id)
     return None
 
 

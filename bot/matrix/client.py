@@ -14,6 +14,7 @@ import secrets
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from aiohttp import ClientSession, ClientTimeout, TCPConnector
 from nio import AsyncClient, AsyncClientConfig, LoginError, WhoamiError
 
 from bot.settings import DEMO_STORE_KEY, Settings
@@ -79,9 +80,15 @@ def make_client(settings: Settings) -> AsyncClient:
         max_timeout_retry_wait_time=30,
         request_timeout=60,
     )
-    return AsyncClient(
+    client = AsyncClient(
         settings.homeserver, settings.user_id, store_path=str(store_path), config=config
     )
+    # aiohttp's default pool is 100 connections, and the sync long-poll holds one: a page to
+    # 100 people would queue its last send behind it. The homeserver is the one to limit.
+    client.client_session = ClientSession(
+        timeout=ClientTimeout(total=config.request_timeout), connector=TCPConnector(limit=0)
+    )
+    return client
 
 
 async def log_in(client: AsyncClient, settings: Settings) -> Credentials:

@@ -148,8 +148,10 @@ class SyncLoop:
     ) -> list[InboxEvent]:
         """Record this batch's commands and the next token in one transaction."""
         joins = self._own_joins(response, history=history)
+        # Rooms joined in this batch have no gap to fill: what came before the join is history.
+        settled = {r for r, at in self._joins.items() if joins.get(r, at) <= at}
         self._joins.update(joins)
-        candidates = [] if history else await self._commands(response)
+        candidates = [] if history else await self._commands(response, settled)
         async with self._db.session() as session:
             for room_id, joined_at in joins.items():
                 await core.save_join(session, room_id, joined_at)
@@ -176,23 +178,14 @@ class SyncLoop:
                 joins[room_id] = utcnow()
         return joins
 
-    async def _commands(self, response: SyncResponse) -> list[InboxEvent]:
+    async def _commands(self, response: SyncResponse, settled: set[str]) -> list[InboxEvent]:
         received = utcnow()
         events: list[InboxEvent] = []
         for room_id, info in response.rooms.join.items():
             joined_at = self._joins.get(room_id)
             timeline = list(info.timeline.events)
-            rejoined = (
-                joined_at is not None
-                and self._persisted_at is not None
-                and joined_at >= self._persisted_at
-            )
-            if (
-                info.timeline.limited
-                and info.timeline.prev_batch
-                and self._persisted_at
-                and not rejoined
-            ):
+            gap = info.timeline.limited and info.timeline.prev_batch and self._persisted_at
+            if gap and room_id in settled:
                 timeline = await self._backfill(room_id, info.timeline.prev_batch) + timeline
             for event in timeline:
                 if isinstance(event, MegolmEvent):

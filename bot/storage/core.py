@@ -99,6 +99,16 @@ async def upsert_timer(
     return timer
 
 
+async def insert_timers(
+    session: AsyncSession, kind: str, timers: list[tuple[str, datetime, dict[str, Any]]]
+) -> list[Timer]:
+    now = utcnow()
+    rows = [Timer(kind=kind, key=k, due_at=d, payload=p, created_at=now) for k, d, p in timers]
+    session.add_all(rows)
+    await session.flush()
+    return rows
+
+
 async def claim_timer(session: AsyncSession, timer_id: int, claimant: str) -> Timer | None:
     """Claim a timer for `claimant` (this process), atomically.
 

@@ -15,6 +15,16 @@ async def dm_room(session: AsyncSession, matrix_id: str) -> DmRoom | None:
     return await session.get(DmRoom, matrix_id)
 
 
+async def dm_rooms(session: AsyncSession, matrix_ids: list[str]) -> dict[str, str]:
+    rows = await session.exec(select(DmRoom).where(col(DmRoom.matrix_id).in_(matrix_ids)))
+    return {row.matrix_id: row.room_id for row in rows.all()}
+
+
+async def mark_many(session: AsyncSession, updates: dict[int, dict[str, object]]) -> None:
+    for target_id, fields in updates.items():
+        await mark(session, target_id, **fields)
+
+
 async def save_dm_room(session: AsyncSession, matrix_id: str, room_id: str, at: datetime) -> None:
     row = await session.get(DmRoom, matrix_id)
     if row is None:
