@@ -330,9 +330,7 @@ class Paging:
         units = [r for r in rows if not r.covers]
         backups = {r.covers: r for r in rows if r.covers}
         lines = [self.person_status(r, backups.get(r.handle)) for r in units]
-        done = sum(
-            1 for r in units if r.acked_at or (backups.get(r.handle) and backups[r.handle].acked_at)
-        )
+        done = sum(1 for r in units if unit_answered(r, backups.get(r.handle)))
         message = self.deps.renderer.render(
             "page_board",
             ref=page.ref,
@@ -572,3 +570,37 @@ class Paging:
             ),
             txn_id=f"unreachable-{page.id}-{unit[0].handle}",
         )
+
+
+@dataclass(frozen=True)
+class PageSummary:
+    """Where an activation's pages stand, for status, handover, sitrep and the record."""
+
+    pages: int
+    people: int  # persons paged directly (each with their backup, a unit)
+    acknowledged: int
+    waiting: list[tuple[str, str]]  # (PG-n, name) still without an answer
+    unreachable: list[tuple[str, str]]
+
+
+def unit_answered(row: PageTargetRow, backup: PageTargetRow | None) -> bool:
+    return bool(row.acked_at or (backup is not None and backup.acked_at))
+
+
+async def page_summary(session: AsyncSession, activation_id: int) -> PageSummary:
+    pages = await store.pages_of(session, activation_id)
+    people = acknowledged = 0
+    waiting: list[tuple[str, str]] = []
+    unreachable: list[tuple[str, str]] = []
+    for page in pages:
+        rows = await store.targets(session, page.id)  # type: ignore[arg-type]
+        backups = {r.covers: r for r in rows if r.covers}
+        for row in (r for r in rows if not r.covers):
+            people += 1
+            if unit_answered(row, backups.get(row.handle)):
+                acknowledged += 1
+            elif row.unreachable_at:
+                unreachable.append((page.ref, row.name))
+            elif not row.declined_at:
+                waiting.append((page.ref, row.name))
+    return PageSummary(len(pages), people, acknowledged, waiting, unreachable)

@@ -20,7 +20,8 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot import logbook
 from bot.storage import activation_store as store
-from bot.storage.models import ActivationRow, LogEntryRow, SitrepRow
+from bot.storage import page_store
+from bot.storage.models import ActivationRow, LogEntryRow, PageRow, PageTargetRow, SitrepRow
 
 EXPORT_FORMATS = ("md", "csv", "html")
 
@@ -125,6 +126,10 @@ async def build_bundle(session: AsyncSession, activation: ActivationRow) -> Bund
     entries = await store.log_entries(session, activation.id)  # type: ignore[arg-type]
     sitreps = await store.sitreps(session, activation.id)  # type: ignore[arg-type]
     check = logbook.verify(activation.ref, entries)
+    pages = [
+        (page, await page_store.targets(session, page.id))  # type: ignore[arg-type]
+        for page in await page_store.pages_of(session, activation.id)  # type: ignore[arg-type]
+    ]
     document = {
         "activation": {
             "ref": activation.ref,
@@ -145,10 +150,14 @@ async def build_bundle(session: AsyncSession, activation: ActivationRow) -> Bund
             "first_broken": check.first_broken,
         },
         "sitreps": [_sitrep(s) for s in sitreps],
+        "pages": [_page(page, rows) for page, rows in pages],
     }
     markdown = export_logbook(activation, entries, "md").decode()
     markdown += "\n## Situation reports\n\n" + (
         "\n\n".join(f"### Sitrep {s.number}\n\n{s.body}" for s in sitreps) or "None.\n"
+    )
+    markdown += "\n\n## Pages\n\n" + (
+        "\n".join(_page_markdown(page, rows) for page, rows in pages) or "None.\n"
     )
     markdown += (
         f"\n\n## Verification\n\nLogbook hash chain: {'intact' if check.ok else 'BROKEN'} "
@@ -159,6 +168,61 @@ async def build_bundle(session: AsyncSession, activation: ActivationRow) -> Bund
         markdown=markdown.encode(),
         json=json.dumps(document, indent=2, ensure_ascii=False).encode(),
     )
+
+
+def _person(row: PageTargetRow) -> dict[str, Any]:
+    latency = (
+        (row.acked_at - row.delivered_at).total_seconds()
+        if row.acked_at and row.delivered_at
+        else None
+    )
+    return {
+        "handle": row.handle,
+        "name": row.name,
+        "organisation": row.organisation,
+        "stands_in_for": row.covers or None,
+        "delivered_at": _iso(row.delivered_at),
+        "send_error": row.send_error,
+        "repaged_at": _iso(row.repaged_at),
+        "acknowledged_at": _iso(row.acked_at),
+        "acknowledged_how": row.ack_how,
+        "ack_latency_s": latency,
+        "declined_at": _iso(row.declined_at),
+        "declined_reason": row.declined_reason,
+        "escalated_at": _iso(row.escalated_at),
+        "unreachable_at": _iso(row.unreachable_at),
+    }
+
+
+def _page(page: PageRow, rows: list[PageTargetRow]) -> dict[str, Any]:
+    return {
+        "ref": page.ref,
+        "sender": page.sender,
+        "text": page.text,
+        "urgent": page.urgent,
+        "ack_window_s": page.ack_window_s,
+        "sent_at": _iso(page.created_at),
+        "people": [_person(r) for r in rows],
+    }
+
+
+def _page_markdown(page: PageRow, rows: list[PageTargetRow]) -> str:
+    lines = [f"- **{page.ref}** {_iso(page.created_at)} by {page.sender}: {_md(page.text)}"]
+    for person in map(_person, rows):
+        outcome = (
+            f"acknowledged after {person['ack_latency_s']:.0f} s ({person['acknowledged_how']})"
+            if person["acknowledged_at"] and person["ack_latency_s"] is not None
+            else "declined: " + _md(person["declined_reason"] or "")
+            if person["declined_at"]
+            else "unreachable"
+            if person["unreachable_at"]
+            else "not delivered"
+            if person["send_error"]
+            else "no answer"
+        )
+        standing_in = f" (backup for {person['stands_in_for']})" if person["stands_in_for"] else ""
+        lines.append(f"  - {_md(person['name'])}{standing_in}: {outcome}")
+    return "\n".join(lines)
 
 
 def _sitrep(sitrep: SitrepRow) -> dict[str, Any]:

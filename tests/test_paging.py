@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import signal
 from collections.abc import AsyncIterator
@@ -155,6 +156,10 @@ async def test_fan_out_and_the_three_ways_to_acknowledge(
     assert "(reaction)" in final
     assert "(reply)" in final
 
+    status = await member.ask(room, "!icc status", cast.bot.user_id)
+    assert "Pages: 1 to 3 people, 3 acknowledged" in body(status)
+    card = await member.ask(room, "!icc contact partner", cast.bot.user_id)
+    assert "Last acknowledgement: after " in body(card)
     again = await people["partner"].ask(partner_dm, f"!ack {pg}", cast.bot.user_id)
     assert "a déjà reçu une réponse" in body(again)
     listing = await member.ask(room, "!icc pages", cast.bot.user_id)
@@ -183,6 +188,39 @@ async def test_fan_out_and_the_three_ways_to_acknowledge(
     assert f"belongs to {ref}, which is closed" in body(closed)
     refused = await member.ask(room, "!icc page partner too late", cast.bot.user_id)
     assert "is closed; nothing was changed" in body(refused)
+    record_event = next(
+        e
+        for e in member.events(room, cast.bot.user_id)
+        if e["content"].get("body") == f"{ref}-record.json"
+    )
+    record = json.loads((await member.client.download(mxc=record_event["content"]["url"])).body)
+    first_page = record["pages"][0]
+    assert first_page["ref"] == pg
+    assert {p["acknowledged_how"] for p in first_page["people"]} == {"command", "reaction", "reply"}
+    assert all(p["ack_latency_s"] is not None for p in first_page["people"])
+    assert record["pages"][1]["people"][0]["acknowledged_at"] is None
+
+
+async def test_exercise_pages_are_marked_and_realworld_stops_their_escalation(
+    paging_bot: RunningBot, people: dict[str, Person], cast: Cast
+) -> None:
+    control = await shared_room(people, cast)
+    ref, room, _ = await open_activation(
+        people["lead"], control, cast, "!icc activate Drill --exercise"
+    )
+    member, partner, dg = people["member"], people["partner"], people["dg"]
+    await member.wait_for_invite(room)
+    await member.join(room)
+    await member.send(room, "!icc page partner Exercise inject 3 --ack 3s")
+    partner_dm, exercise_page = await page_received(partner, cast, "Exercise inject 3")
+    lines = body(exercise_page).splitlines()
+    assert lines[0] == lines[-1] == "EXERCISE EXERCISE EXERCISE"
+    await people["lead"].ask(control, "!icc realworld Real incident", cast.bot.user_id)
+    await partner.quiet_period(5)  # past the deadline: no reminder, no backup page
+    assert len(pages_in(partner, partner_dm, cast, "PG-")) == 1
+    assert dg.client.invited_rooms == {} or all(
+        r.name != DM for r in dg.client.invited_rooms.values()
+    )
 
 
 async def test_escalation_to_backup_unreachable_report_and_unable(

@@ -5,6 +5,7 @@ from __future__ import annotations
 from bot import record
 from bot.activations import LEVELS, Activations, ensure_open, level_history, parse_tlp
 from bot.args import Choice, Flag, Option, Text, Word
+from bot.paging import page_summary
 from bot.render import Message
 from bot.roles import Role
 from bot.router import CommandContext, CommandFamily, UserError
@@ -89,6 +90,7 @@ async def status(ctx: CommandContext) -> Message:
         history = await level_history(session, activation)
         entries = await store.log_entries(session, activation.id)  # type: ignore[arg-type]
         sitreps = await store.sitreps(session, activation.id)  # type: ignore[arg-type]
+        pages = await page_summary(session, activation.id)  # type: ignore[arg-type]
     lead = ctx.deps.directory.contact_for(activation.lead)
     last = sitreps[-1] if sitreps else None
     return activations.frame(
@@ -103,6 +105,7 @@ async def status(ctx: CommandContext) -> Message:
             decisions=sum(e.kind == "decision" for e in entries),
             last_sitrep=(last.number, activations.local(last.created_at)) if last else None,
             closed=activations.local(activation.closed_at) if activation.closed_at else None,
+            pages=pages,
         ),
         activation,
     )
@@ -160,12 +163,14 @@ async def handover(ctx: CommandContext) -> Message:
     await ctx.deps.messenger.set_power(activation.room_id, successor.matrix_id, 100)
     async with ctx.deps.db.session() as session:
         summary = await record.handover_summary(session, activation)
+        pages = await page_summary(session, activation.id)  # type: ignore[arg-type]
     return ctx.render(
         "handover",
         activation=activation,
         previous=_name(ctx, previous),
         successor=successor.name,
         summary=summary,
+        pages=pages,
         local=activations.local,
     )
 

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from bot.args import Number, Option, Text, Word
 from bot.render import Message
 from bot.roles import Role
 from bot.router import CommandContext, CommandFamily, UserError
-from bot.timeutil import format_local_utc, utcnow, zone_label
+from bot.storage import page_store
+from bot.timeutil import format_duration, format_local_utc, utcnow, zone_label
 
 commands = CommandFamily("directory")
 PAGE_SIZE = 20
@@ -66,6 +69,8 @@ async def contact(ctx: CommandContext) -> Message:
         suggestion = directory.closest(ctx.args["handle"].lower())
         hint = f" Did you mean `{suggestion}`?" if suggestion else ""
         raise UserError(f"No contact `{ctx.args['handle']}` in the directory.{hint}")
+    async with ctx.deps.db.session() as session:
+        latency = await page_store.last_ack_latency(session, person.matrix_id)
     backup = directory.contacts.get(person.backup) if person.backup else None
     backs_up = [c for c in directory.contacts.values() if c.backup == person.handle]
     return ctx.render(
@@ -77,4 +82,5 @@ async def contact(ctx: CommandContext) -> Message:
         backup=backup,
         backs_up=backs_up,
         groups=[(g, directory.groups[g]) for g in person.groups],
+        last_ack=format_duration(timedelta(seconds=latency)) if latency is not None else None,
     )

@@ -7,6 +7,7 @@ import re
 from bot import record
 from bot.activations import Activations, level_history
 from bot.args import Choice, Flag, Option, Text, Word
+from bot.paging import page_summary
 from bot.render import Message
 from bot.roles import Role
 from bot.router import CommandContext, CommandFamily, UserError
@@ -125,6 +126,7 @@ async def sitrep(ctx: CommandContext) -> Message:
         period = await store.log_entries(session, activation.id, since=start)  # type: ignore[arg-type]
         history = await level_history(session, activation)
         actions = await store.log_entries(session, activation.id, kinds=["action"])  # type: ignore[arg-type]
+        pages = await page_summary(session, activation.id)  # type: ignore[arg-type]
         number = len(previous) + 1
         message = ctx.render(
             "sitrep",
@@ -140,6 +142,7 @@ async def sitrep(ctx: CommandContext) -> Message:
             decisions=[e for e in period if e.kind == "decision"],
             history=[(activations.local(h.at), h.level) for h in history],
             next_steps=actions,
+            pages=pages,
             local=activations.local,
         )
         session.add(
