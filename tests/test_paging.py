@@ -205,7 +205,7 @@ async def test_exercise_pages_are_marked_and_realworld_stops_their_escalation(
     paging_bot: RunningBot, people: dict[str, Person], cast: Cast
 ) -> None:
     control = await shared_room(people, cast)
-    ref, room, _ = await open_activation(
+    _ref, room, _ = await open_activation(
         people["lead"], control, cast, "!icc activate Drill --exercise"
     )
     member, partner, dg = people["member"], people["partner"], people["dg"]
