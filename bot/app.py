@@ -20,11 +20,14 @@ from bot.deps import Deps
 from bot.directory import DirectoryError
 from bot.dispatch import CommandRunner
 from bot.health import HealthReport, HealthServer
+from bot.inputs import STEP_TIMER as REQUEST_STEP
+from bot.inputs import Inputs
 from bot.logs import add_secrets
 from bot.matrix.client import LoginFailed, log_in, make_client, private_dir
 from bot.matrix.send import Messenger
 from bot.matrix.sync import FatalSyncError, SyncLoop
-from bot.paging import STEP_TIMER, Paging
+from bot.paging import STEP_TIMER as PAGE_STEP
+from bot.paging import Paging
 from bot.render import Renderer
 from bot.roles import Role
 from bot.roster import Roster, write_pid_file
@@ -97,7 +100,8 @@ class App:
                 scheduler=scheduler,
                 roster=roster,
             )
-            scheduler.on(STEP_TIMER, Paging(self.deps).on_step)
+            scheduler.on(PAGE_STEP, Paging(self.deps).on_step)
+            scheduler.on(REQUEST_STEP, Inputs(self.deps).on_step)
             runner = CommandRunner(self.deps)
             self.sync = SyncLoop(
                 client,

@@ -35,7 +35,8 @@ class Token:
 def tokenize(line: str) -> list[Token]:
     """Split on white space; a quote opens a quoted token only at the start of a word.
 
-    So `don't` and `l'eau` stay words, while `"Flood in Liège"` is one token.
+    So `don't` and `l'eau` stay words, while `"Flood in Liège"` is one token. A quote that is
+    never closed is taken literally: prose such as `He said "no objection` must not be refused.
     """
     tokens: list[Token] = []
     i, n = 0, len(line)
@@ -44,10 +45,8 @@ def tokenize(line: str) -> list[Token]:
             i += 1
             continue
         closing = QUOTES.get(line[i])
-        if closing is not None:
-            end = line.find(closing, i + 1)
-            if end == -1:
-                raise UsageError(f"a quote opened at `{line[i : i + 20]}` is never closed")
+        end = line.find(closing, i + 1) if closing is not None else -1
+        if end != -1:
             tokens.append(Token(line[i + 1 : end], True, i, end + 1))
             i = end + 1
             continue
@@ -89,6 +88,11 @@ class Word(Param):
 @dataclass(frozen=True)
 class Text(Param):
     """The rest of the line, exactly as typed (minus declared options)."""
+
+
+@dataclass(frozen=True)
+class RawText(Param):
+    """The whole argument text as typed, not tokenised (a reply's body)."""
 
 
 @dataclass(frozen=True)
@@ -181,6 +185,8 @@ class Signature:
 
     def parse(self, line: str) -> dict[str, Any]:
         """Parse the argument part of a command line into {name: value}; raise UsageError."""
+        if len(self.params) == 1 and isinstance(self.params[0], RawText) and not self.options:
+            return {self.params[0].name: line.strip()}
         tokens = tokenize(line)
         values, remaining = self._take_options(tokens)
         values.update(self._take_positionals(line, remaining))

@@ -28,9 +28,11 @@ from bot.timeutil import utcnow
 log = logging.getLogger(__name__)
 
 ALIASES = {"!ack": "ack"}
-# An answer to a page without a command: a reaction, or a reply saying one of these words.
+# An answer to a page without a command: a reaction with one of these.
 ACK_REACTIONS = ("✅", "👍", "✔", "☑")
-ACK_WORDS = {"ack", "ok", "okay", "reçu", "recu", "bien reçu", "ontvangen", "erhalten", "roger"}
+# A reply (not a command) goes to this internal command, which finds what it answers: a page
+# (an acknowledgement) or an input request (the input); a reply to anything else is ignored.
+REPLY_COMMAND = "reply-to-bot"
 
 
 def relates_to(content: dict) -> str | None:
@@ -51,13 +53,6 @@ def without_reply_fallback(body: str) -> str:
 
 def is_ack_reaction(key: str) -> bool:
     return any(key.startswith(emoji) for emoji in ACK_REACTIONS)  # skin tones, variation selectors
-
-
-def is_ack_reply(content: dict) -> bool:
-    if relates_to(content) is None:
-        return False
-    text = without_reply_fallback(str(content.get("body", ""))).lower().strip(" .!✅👍")
-    return text in ACK_WORDS
 
 
 def reply_target(event_id: str, content: dict) -> ReplyTo:
@@ -89,7 +84,12 @@ class CommandRunner:
         text = self.command_text(str(content.get("body", "")))
         if text is not None:
             return text, "command"
-        return ("ack", "reply") if is_ack_reply(content) else None
+        if relates_to(content) is not None:
+            return (
+                f"{REPLY_COMMAND} {without_reply_fallback(str(content.get('body', '')))}",
+                "reply",
+            )
+        return None
 
     async def run(self, item: InboxEvent) -> None:
         """Handle one inbox event and mark it finished. Never raises."""

@@ -24,6 +24,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.activations import Activations, timer_prefix
 from bot.deps import Deps
+from bot.direct import DirectMessages
 from bot.directory import Contact
 from bot.matrix.send import MatrixSendError, ReplyTo
 from bot.render import Message
@@ -59,6 +60,7 @@ class Paging:
     def __init__(self, deps: Deps) -> None:
         self.deps = deps
         self.activations = Activations(deps)
+        self.direct = DirectMessages(deps)
 
     # -- sending ----------------------------------------------------------------------------------
 
@@ -167,7 +169,7 @@ class Paging:
         outcomes recorded in one transaction, every failure told to the room — never dropped."""
         if not rows:
             return
-        rooms = await self._dm_rooms([r.matrix_id for r in rows])
+        rooms = await self.direct.rooms_for([r.matrix_id for r in rows])
         outcomes = await asyncio.gather(
             *(
                 self._send_one(page, activation, row, rooms.get(row.matrix_id), repeat)
@@ -183,10 +185,10 @@ class Paging:
                     "event_id": event_id,
                     "delivered_at": now,
                     "send_error": None,
-                    "dm_room_id": rooms[row.matrix_id],
+                    "dm_room_id": room_id,
                 }
             )
-            for row, (event_id, _) in zip(rows, outcomes, strict=True)
+            for row, (event_id, room_id) in zip(rows, outcomes, strict=True)
             if event_id
         }
         failed = [
@@ -228,7 +230,7 @@ class Paging:
         for pause in (0.0, *SEND_RETRIES):
             await asyncio.sleep(pause)
             try:
-                room_id = room_id or await self.dm_room(row.matrix_id)
+                room_id = room_id or await self.direct.room_for(row.matrix_id)
                 event_id = await self.deps.messenger.ring(
                     room_id, message, mentions=(row.matrix_id,), txn_id=txn
                 )
@@ -238,34 +240,6 @@ class Paging:
                 continue
             return event_id, room_id
         return None, error
-
-    async def _dm_rooms(self, matrix_ids: list[str]) -> dict[str, str]:
-        """Everyone's DM room: the known ones in one query, the missing ones created at once."""
-        async with self.deps.db.session() as session:
-            known = await store.dm_rooms(session, matrix_ids)
-        missing = [m for m in dict.fromkeys(matrix_ids) if m not in known]
-        created = await asyncio.gather(*(self.dm_room(m) for m in missing), return_exceptions=True)
-        known.update({m: r for m, r in zip(missing, created, strict=True) if isinstance(r, str)})
-        return known
-
-    async def dm_room(self, matrix_id: str) -> str:
-        """The person's DM room with the bot: created on first use, then reused."""
-        async with self.deps.locks(f"dm:{matrix_id}"):
-            async with self.deps.db.session() as session:
-                known = await store.dm_room(session, matrix_id)
-            if known is not None:
-                return known.room_id
-            room_id = await self.deps.messenger.create_room(
-                name="ICC liaison",
-                topic="Pages and requests from the ICC",
-                invite=[matrix_id],
-                admins=[],
-                encrypted=self.deps.settings.e2ee,
-                direct=True,
-            )
-            async with self.deps.db.session() as session:
-                await store.save_dm_room(session, matrix_id, room_id, utcnow())
-            return room_id
 
     def _page_message(
         self, page: PageRow, activation: ActivationRow, row: PageTargetRow, *, repeat: bool
@@ -375,6 +349,13 @@ class Paging:
 
     # -- answers ----------------------------------------------------------------------------------
 
+    async def is_page_event(self, event_id: str | None, matrix_id: str) -> bool:
+        if event_id is None:
+            return False
+        async with self.deps.db.session() as session:
+            row = await store.target_by_event(session, event_id)
+        return row is not None and row.matrix_id == matrix_id
+
     async def answer(
         self,
         matrix_id: str,
@@ -383,6 +364,7 @@ class Paging:
         relates_to: str | None,
         how: str,
         event_id: str,
+        at: datetime,
         reason: str | None = None,
     ) -> Answer:
         """Record an ack (reason None) or a decline for the person's rows on one page."""
@@ -397,7 +379,7 @@ class Paging:
                 f"{page.ref} belongs to {activation.ref}, which is {activation.status}; "
                 "there is nothing left to acknowledge."
             )
-        now = utcnow()
+        now = min(at, utcnow())  # when they answered, even if the bot reads it later
         fields = (
             {"acked_at": now, "ack_how": how, "ack_event_id": event_id}
             if reason is None

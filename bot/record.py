@@ -19,6 +19,7 @@ from typing import Any
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot import logbook
+from bot.render import markdown_escape
 from bot.storage import activation_store as store
 from bot.storage import page_store
 from bot.storage.models import ActivationRow, LogEntryRow, PageRow, PageTargetRow, SitrepRow
@@ -76,8 +77,7 @@ def export_logbook(activation: ActivationRow, entries: list[LogEntryRow], fmt: s
 
 def _md(text: str) -> str:
     """User text inside a Markdown list item: one line, Markdown and HTML characters escaped."""
-    flat = " ⏎ ".join(text.splitlines())
-    return "".join("\\" + ch if ch in "\\`*_{}[]()#+!|<>" else ch for ch in flat)
+    return markdown_escape(" ⏎ ".join(text.splitlines()))
 
 
 @dataclass

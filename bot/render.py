@@ -22,6 +22,12 @@ from jinja2 import (
 )
 
 BASE_LANGUAGE = "en"
+MARKDOWN_SPECIAL = set("\\`*_{}[]()#+!|<>")
+
+
+def markdown_escape(text: str) -> str:
+    """User text inside a Markdown document: shown as typed, never read as Markdown or HTML."""
+    return "".join("\\" + ch if ch in MARKDOWN_SPECIAL else ch for ch in str(text))
 
 
 @dataclass(frozen=True)
@@ -48,6 +54,7 @@ class Renderer:
         self._html = Environment(loader=ChoiceLoader(loaders), autoescape=True, **common)
         for env in (self._text, self._html):
             env.globals.update(globals_)
+            env.filters["md"] = markdown_escape
         self._known: dict[str, bool] = {}
 
     def render(self, template: str, /, *, lang: str | None = None, **context: Any) -> Message:

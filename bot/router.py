@@ -57,6 +57,7 @@ class CommandSpec:
     handler: Handler
     signature: Signature = field(default_factory=Signature)
     any_age: bool = False  # an answer (ack) stays true however late it is handled
+    hidden: bool = False  # internal (a reply routed to its handler): not in help
 
     def usage(self, prefix: str) -> str:
         args = self.signature.usage()
@@ -80,11 +81,12 @@ class CommandFamily:
         params: Iterable[Param] = (),
         options: Iterable[Option | Flag] = (),
         any_age: bool = False,
+        hidden: bool = False,
     ) -> Callable[[Handler], Handler]:
         def register(handler: Handler) -> Handler:
             signature = Signature(tuple(params), tuple(options))
             self.commands.append(
-                CommandSpec(name, role, summary, example, handler, signature, any_age)
+                CommandSpec(name, role, summary, example, handler, signature, any_age, hidden)
             )
             return handler
 
@@ -101,10 +103,14 @@ class Registry:
                 self._by_name[spec.name] = spec
 
     def __iter__(self):  # type: ignore[no-untyped-def]
-        return iter(sorted(self._by_name.values(), key=lambda s: s.name))
+        """The commands people can type, by name."""
+        return iter(
+            sorted((s for s in self._by_name.values() if not s.hidden), key=lambda s: s.name)
+        )
 
     def get(self, name: str) -> CommandSpec | None:
-        return self._by_name.get(name.lower().strip())
+        spec = self._by_name.get(name.lower().strip())
+        return spec if spec is not None and not spec.hidden else None
 
     def match(self, text: str) -> tuple[CommandSpec | None, str, str]:
         """Split `round schedule daily 09:00` into (spec, argument text, typed name).
@@ -127,7 +133,8 @@ class Registry:
         return [spec for spec in self if role.allows(spec.role)]
 
     def suggest(self, name: str) -> str | None:
-        names = list(self._by_name) + sorted({n.split()[0] for n in self._by_name})
+        typed = [s.name for s in self]
+        names = typed + sorted({n.split()[0] for n in typed})
         hits = difflib.get_close_matches(name.lower(), names, n=1, cutoff=0.6)
         return hits[0] if hits else None
 

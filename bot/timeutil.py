@@ -90,3 +90,34 @@ def parse_past_time(text: str, zone: ZoneInfo, now: datetime) -> datetime:
     if moment > now:
         raise ValueError(f"`{text}` is in the future")
     return moment.astimezone(UTC)
+
+
+def parse_future_time(text: str, zone: ZoneInfo, now: datetime) -> datetime:
+    """A deadline: `HH:MM` in `zone` (its next occurrence), ISO 8601, or a duration from now.
+
+    `--by 17:00` typed at 18:00 means tomorrow 17:00; `--by 2h` means two hours from now.
+    """
+    try:
+        return now + parse_duration(text)
+    except ValueError:
+        pass
+    match = _CLOCK.match(text.strip())
+    if match:
+        local_now = now.astimezone(zone)
+        moment = local_now.replace(
+            hour=int(match.group(1)), minute=int(match.group(2)), second=0, microsecond=0
+        )
+        if moment <= local_now:
+            moment = moment + timedelta(days=1)
+        return moment.astimezone(UTC)
+    try:
+        moment = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise ValueError(
+            f"`{text}` is not a time: use HH:MM, ISO 8601 or a duration (2h)"
+        ) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=zone)
+    if moment <= now:
+        raise ValueError(f"`{text}` is in the past")
+    return moment.astimezone(UTC)

@@ -260,3 +260,33 @@ async def wait_for_log(log_path: Path, text: str, timeout: float = 30) -> None:
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError(f"`{text}` not logged:\n{log_path.read_text()[-3000:]}")
         await asyncio.sleep(0.1)
+
+
+def paging_directory(cast: Cast, *, ghost: str | None = None) -> dict[str, Any]:
+    """The cast with backups: partner ← dg, deputy ← lead; ERCC is an organisation of two."""
+    directory = cast.directory()
+    directory["organisations"].append(
+        {"key": "ercc", "name": "ERCC", "kind": "eu", "country": "EU"}
+    )
+    by_handle = {c["handle"]: c for c in directory["contacts"]}
+    by_handle["partner"].update(organisation="ercc", backup="dg", languages=["fr", "en"])
+    by_handle["dg"].update(organisation="ercc", languages=["de"])
+    by_handle["deputy"].update(backup="lead", languages=["nl"])
+    if ghost:
+        directory["contacts"].append(
+            {
+                "handle": "ghost",
+                "name": "Ghost",
+                "organisation": "nccn",
+                "matrix_id": ghost,
+                "role": "partner",
+            }
+        )
+    return directory
+
+
+@pytest.fixture
+def paging_env(bot_env: dict[str, str], cast: Cast) -> dict[str, str]:
+    config = Path(bot_env["ICC_CONFIG_DIR"]) / "directory.yaml"
+    config.write_text(yaml.safe_dump(paging_directory(cast, ghost="@ghost:nowhere.example")))
+    return bot_env

@@ -39,9 +39,14 @@ def test_tokenize_quotes_only_open_at_word_start() -> None:
     ]
 
 
-def test_unclosed_quote_is_a_usage_error() -> None:
-    with pytest.raises(UsageError, match="never closed"):
-        tokenize('say "hello')
+def test_unclosed_quote_is_taken_literally() -> None:
+    assert [t.value for t in tokenize('He said "no objection')] == [
+        "He",
+        "said",
+        '"no',
+        "objection",
+    ]
+    assert PAGE.parse('ercc He said "no objection')["message"] == 'He said "no objection'
 
 
 @pytest.mark.parametrize(

@@ -101,9 +101,9 @@ async def test_unknown_command_and_usage_errors(
     reply = await lead.ask(room_id, "!icc hlep", cast.bot.user_id)
     assert "There is no command `hlep`" in body(reply)
     assert "Did you mean `help`?" in body(reply)
-    reply = await lead.ask(room_id, '!icc help "unclosed', cast.bot.user_id)
-    assert "never closed" in body(reply)
-    assert "Usage: !icc help [<command>]" in body(reply)
+    reply = await lead.ask(room_id, "!icc contacts --page 0", cast.bot.user_id)
+    assert "`0` is not a whole number from 1 up" in body(reply)
+    assert "Usage: !icc contacts [<query>] [--page N]" in body(reply)
 
 
 async def test_unexpected_error_is_an_apology_with_a_reference(

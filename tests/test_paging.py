@@ -9,10 +9,8 @@ import re
 import signal
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import pytest
-import yaml
 
 from bot import paging as paging_module
 from tests.conftest import Cast, RunningBot, bot_running, start_process, wait_for_log
@@ -22,36 +20,6 @@ from tests.test_bot_matrix import shared_room
 
 pytestmark = pytest.mark.synapse
 DM = "ICC liaison"
-
-
-def paging_directory(cast: Cast, *, ghost: str | None = None) -> dict[str, Any]:
-    """The cast with backups: partner ← dg, deputy ← lead; ERCC is an organisation of two."""
-    directory = cast.directory()
-    directory["organisations"].append(
-        {"key": "ercc", "name": "ERCC", "kind": "eu", "country": "EU"}
-    )
-    by_handle = {c["handle"]: c for c in directory["contacts"]}
-    by_handle["partner"].update(organisation="ercc", backup="dg", languages=["fr", "en"])
-    by_handle["dg"].update(organisation="ercc", languages=["de"])
-    by_handle["deputy"].update(backup="lead", languages=["nl"])
-    if ghost:
-        directory["contacts"].append(
-            {
-                "handle": "ghost",
-                "name": "Ghost",
-                "organisation": "nccn",
-                "matrix_id": ghost,
-                "role": "partner",
-            }
-        )
-    return directory
-
-
-@pytest.fixture
-def paging_env(bot_env: dict[str, str], cast: Cast) -> dict[str, str]:
-    config = Path(bot_env["ICC_CONFIG_DIR"]) / "directory.yaml"
-    config.write_text(yaml.safe_dump(paging_directory(cast, ghost="@ghost:nowhere.example")))
-    return bot_env
 
 
 @pytest.fixture

@@ -5,6 +5,7 @@ from __future__ import annotations
 from bot.commands import activation as activation_commands
 from bot.commands import directory as directory_commands
 from bot.commands import help as help_commands
+from bot.commands import inputs as inputs_commands
 from bot.commands import logbook as logbook_commands
 from bot.commands import paging as paging_commands
 from bot.router import CommandFamily, Registry
@@ -17,6 +18,7 @@ def all_families() -> list[CommandFamily]:
         activation_commands.commands,
         logbook_commands.commands,
         paging_commands.commands,
+        inputs_commands.commands,
     ]
 
 

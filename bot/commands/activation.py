@@ -5,6 +5,7 @@ from __future__ import annotations
 from bot import record
 from bot.activations import LEVELS, Activations, ensure_open, level_history, parse_tlp
 from bot.args import Choice, Flag, Option, Text, Word
+from bot.inputs import Inputs
 from bot.paging import page_summary
 from bot.render import Message
 from bot.roles import Role
@@ -91,6 +92,7 @@ async def status(ctx: CommandContext) -> Message:
         entries = await store.log_entries(session, activation.id)  # type: ignore[arg-type]
         sitreps = await store.sitreps(session, activation.id)  # type: ignore[arg-type]
         pages = await page_summary(session, activation.id)  # type: ignore[arg-type]
+        requests = await Inputs(ctx.deps).summary(session, activation.id)  # type: ignore[arg-type]
     lead = ctx.deps.directory.contact_for(activation.lead)
     last = sitreps[-1] if sitreps else None
     return activations.frame(
@@ -106,6 +108,7 @@ async def status(ctx: CommandContext) -> Message:
             last_sitrep=(last.number, activations.local(last.created_at)) if last else None,
             closed=activations.local(activation.closed_at) if activation.closed_at else None,
             pages=pages,
+            requests=requests,
         ),
         activation,
     )
@@ -164,6 +167,7 @@ async def handover(ctx: CommandContext) -> Message:
     async with ctx.deps.db.session() as session:
         summary = await record.handover_summary(session, activation)
         pages = await page_summary(session, activation.id)  # type: ignore[arg-type]
+        requests = await Inputs(ctx.deps).summary(session, activation.id)  # type: ignore[arg-type]
     return ctx.render(
         "handover",
         activation=activation,
@@ -171,6 +175,7 @@ async def handover(ctx: CommandContext) -> Message:
         successor=successor.name,
         summary=summary,
         pages=pages,
+        requests=requests,
         local=activations.local,
     )
 

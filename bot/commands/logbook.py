@@ -7,6 +7,7 @@ import re
 from bot import record
 from bot.activations import Activations, level_history
 from bot.args import Choice, Flag, Option, Text, Word
+from bot.inputs import Inputs
 from bot.paging import page_summary
 from bot.render import Message
 from bot.roles import Role
@@ -127,6 +128,7 @@ async def sitrep(ctx: CommandContext) -> Message:
         history = await level_history(session, activation)
         actions = await store.log_entries(session, activation.id, kinds=["action"])  # type: ignore[arg-type]
         pages = await page_summary(session, activation.id)  # type: ignore[arg-type]
+        requests = await Inputs(ctx.deps).summary(session, activation.id)  # type: ignore[arg-type]
         number = len(previous) + 1
         message = ctx.render(
             "sitrep",
@@ -143,6 +145,7 @@ async def sitrep(ctx: CommandContext) -> Message:
             history=[(activations.local(h.at), h.level) for h in history],
             next_steps=actions,
             pages=pages,
+            requests=requests,
             local=activations.local,
         )
         session.add(

@@ -15,6 +15,8 @@ from bot.timeutil import format_local_utc, load_zone, utcnow
 
 commands = CommandFamily("paging")
 PAGE_REF = re.compile(r"^PG-(\d+)$", re.IGNORECASE)
+# A reply to a page saying one of these acknowledges it.
+ACK_WORDS = {"ack", "ok", "okay", "reçu", "recu", "bien reçu", "ontvangen", "erhalten", "roger"}
 
 
 def page_ref(text: str | None) -> str | None:
@@ -77,14 +79,22 @@ async def page(ctx: CommandContext) -> None:
     return None
 
 
-async def _answer(ctx: CommandContext, ref: str | None, reason: str | None) -> Message:
+async def acknowledge(ctx: CommandContext) -> Message | None:
+    """An ack from a reply or a reaction: the page is the one replied or reacted to."""
+    return await _answer(ctx, None, None)
+
+
+async def _answer(ctx: CommandContext, ref: str | None, reason: str | None) -> Message | None:
     paging = Paging(ctx.deps)
+    if ctx.via != "command" and not await paging.is_page_event(ctx.relates_to, ctx.sender):
+        return None  # a 👍 on something else: not for the bot
     answer = await paging.answer(
         ctx.sender,
         ref=ref,
         relates_to=ctx.relates_to,
         how=ctx.via,
         event_id=ctx.event_id,
+        at=ctx.sent_at,
         reason=reason,
     )
     return _reply(ctx, answer, declined=reason is not None)

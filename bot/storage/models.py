@@ -261,3 +261,75 @@ class PageTargetRow(SQLModel, table=True):
     declined_reason: str | None = None
     escalated_at: datetime | None = utc_column(nullable=True)
     unreachable_at: datetime | None = utc_column(nullable=True)
+
+
+class InputRequestRow(SQLModel, table=True):
+    """An input request (`RQ-<id>`): a question to partners, answered by direct message."""
+
+    __tablename__ = "input_request"
+
+    id: int | None = Field(default=None, primary_key=True)
+    activation_id: int = Field(foreign_key="activation.id", index=True)
+    sender: str = Field(max_length=255)
+    question: str
+    deadline: datetime = utc_column()
+    opened_by_event: str = Field(max_length=255, unique=True)
+    created_at: datetime = utc_column()
+
+    @property
+    def ref(self) -> str:
+        return f"RQ-{self.id}"
+
+
+class RequestTargetRow(SQLModel, table=True):
+    """One person asked, with a snapshot of who they were and what the bot sent them."""
+
+    __tablename__ = "request_target"
+    __table_args__ = (UniqueConstraint("request_id", "handle", name="uq_request_target_person"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    request_id: int = Field(foreign_key="input_request.id", index=True)
+    handle: str = Field(max_length=64)
+    matrix_id: str = Field(max_length=255, index=True)
+    name: str = Field(max_length=255)
+    organisation: str = Field(max_length=255)
+    language: str = Field(max_length=8)
+    timezone: str = Field(max_length=64)
+    dm_room_id: str | None = Field(default=None, max_length=255)
+    event_id: str | None = Field(default=None, max_length=255, index=True)
+    delivered_at: datetime | None = utc_column(nullable=True)
+    send_error: str | None = None
+    reminded_at: datetime | None = utc_column(nullable=True)
+    chased_at: datetime | None = utc_column(nullable=True)
+
+
+class InputAnswerRow(SQLModel, table=True):
+    """One answer; a later one from the same person is a new version, and the latest counts."""
+
+    __tablename__ = "input_answer"
+    __table_args__ = (UniqueConstraint("target_id", "version", name="uq_input_answer_version"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    request_id: int = Field(foreign_key="input_request.id", index=True)
+    target_id: int = Field(foreign_key="request_target.id")
+    text: str
+    version: int
+    answered_at: datetime = utc_column()
+    late: bool = False
+    via: str = Field(max_length=16)
+    event_id: str = Field(max_length=255, unique=True)
+
+
+class AdviceDraftRow(SQLModel, table=True):
+    """A draft of the advice note, versioned per activation; the text as posted."""
+
+    __tablename__ = "advice_draft"
+    __table_args__ = (UniqueConstraint("activation_id", "version", name="uq_advice_draft_version"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    activation_id: int = Field(foreign_key="activation.id", index=True)
+    version: int
+    requests: list[int] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    markdown: str
+    created_by: str = Field(max_length=255)
+    created_at: datetime = utc_column()

@@ -1,0 +1,169 @@
+"""`ask`, `input`, `advice`: collecting partners' input and drafting the advice note; and the
+routing of plain replies to the bot's messages (an ack of a page, an input to a request)."""
+
+from __future__ import annotations
+
+import re
+
+from bot.activations import Activations
+from bot.args import Option, RawText, Targets, Text, Word
+from bot.commands.paging import ACK_WORDS, acknowledge, resolve_people
+from bot.dispatch import REPLY_COMMAND
+from bot.inputs import Inputs, Recorded
+from bot.paging import Paging
+from bot.render import Message
+from bot.roles import Role
+from bot.router import CommandContext, CommandFamily, UserError
+from bot.timeutil import format_local_utc, load_zone, parse_future_time, utcnow
+
+commands = CommandFamily("inputs")
+REQUEST_REF = re.compile(r"^RQ-(\d+)$", re.IGNORECASE)
+
+
+def request_ref(text: str) -> str:
+    if not REQUEST_REF.match(text):
+        raise UserError(f"`{text}` is not a request reference such as RQ-3.")
+    return text.upper()
+
+
+@commands.command(
+    "ask",
+    role=Role.MEMBER,
+    summary="ask partners for input by DM; a reminder at half-time, a chase at the deadline",
+    example="ask benelux,ercc Do you advise closing the Meuse to shipping? --by 16:00",
+    params=[
+        Targets("targets", help="contact handles, organisation keys or groups, comma-separated"),
+        Text("question", help="what the cell needs to know"),
+    ],
+    options=[
+        Option(
+            "by",
+            Word("by", metavar="TIME"),
+            default="2h",
+            help="deadline: HH:MM, ISO 8601 or a duration (default 2h)",
+        )
+    ],
+)
+async def ask(ctx: CommandContext) -> Message:
+    activations = Activations(ctx.deps)
+    activation = await activations.open_in_room(ctx.room_id)
+    people = resolve_people(ctx, ctx.args["targets"])
+    try:
+        deadline = parse_future_time(ctx.args["by"], ctx.deps.settings.timezone, utcnow())
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    inputs = Inputs(ctx.deps)
+    request = await inputs.create(
+        activation,
+        sender=ctx.sender,
+        question=ctx.args["question"],
+        people=people,
+        deadline=deadline,
+        event_id=ctx.event_id,
+    )
+    failed = await inputs.deliver(request, activation)
+    return ctx.render(
+        "request_sent",
+        ref=request.ref,
+        count=len(people),
+        failed=failed,
+        deadline=activations.local(request.deadline, with_date=True),
+    )
+
+
+def _recorded(ctx: CommandContext, recorded: Recorded) -> Message:
+    target, answer = recorded.target, recorded.answer
+    message = ctx.render(
+        "input_recorded",
+        lang=target.language,
+        ref=recorded.request.ref,
+        version=answer.version,
+        late=answer.late,
+        at=format_local_utc(answer.answered_at, load_zone(target.timezone)),
+    )
+    return Activations(ctx.deps).frame(message, recorded.activation)
+
+
+@commands.command(
+    "input",
+    role=Role.PARTNER,
+    summary="give your input to a request (or reply to the request's message)",
+    example="input RQ-3 We advise closing the Meuse to shipping between Namur and Liège",
+    params=[
+        Word("request", metavar="RQ-n"),
+        Text("text", help="your input, as it should be quoted"),
+    ],
+    any_age=True,
+)
+async def input_command(ctx: CommandContext) -> Message:
+    recorded = await Inputs(ctx.deps).record_answer(
+        ctx.sender,
+        ref=request_ref(ctx.args["request"]),
+        relates_to=None,
+        text=ctx.args["text"],
+        via="command",
+        event_id=ctx.event_id,
+        at=ctx.sent_at,
+    )
+    return _recorded(ctx, recorded)
+
+
+@commands.command(
+    "advice",
+    role=Role.MEMBER,
+    summary="draft the advice note from partners' input: posted, and attached as files",
+    example="advice RQ-3 RQ-4",
+    params=[Text("requests", required=False, metavar="RQ-n…", help="default: every request")],
+)
+async def advice(ctx: CommandContext) -> Message:
+    activations = Activations(ctx.deps)
+    activation = await activations.open_in_room(ctx.room_id)
+    refs = [request_ref(r) for r in (ctx.args["requests"] or "").replace(",", " ").split()]
+    draft, note = await Inputs(ctx.deps).draft_advice(activation, refs, ctx.sender)
+    stem = f"{activation.ref}-advice-v{draft.version}"
+    for suffix, data, mimetype in (
+        ("md", note.body.encode(), "text/markdown"),
+        ("html", note.html.encode(), "text/html"),
+    ):
+        await ctx.deps.messenger.send_file(
+            ctx.room_id,
+            data,
+            filename=f"{stem}.{suffix}",
+            mimetype=mimetype,
+            txn_id=f"advice-{ctx.event_id}-{suffix}",
+        )
+    return ctx.render(
+        "advice_posted", activation=activation, version=draft.version, stem=stem, summary=note.body
+    )
+
+
+@commands.command(
+    REPLY_COMMAND,
+    role=Role.PARTNER,
+    summary="a reply to one of the bot's messages",
+    example=REPLY_COMMAND,
+    params=[RawText("text")],
+    any_age=True,
+    hidden=True,
+)
+async def reply_to_bot(ctx: CommandContext) -> Message | None:
+    """A reply to a page acknowledges it (when it says ack, ok, reçu…); a reply to an input
+    request is the input; a reply to anything else is not for the bot."""
+    text = ctx.args["text"]
+    if await Paging(ctx.deps).is_page_event(ctx.relates_to, ctx.sender):
+        if text.lower().strip(" .!✅👍") in ACK_WORDS:
+            return await acknowledge(ctx)
+        return None
+    inputs = Inputs(ctx.deps)
+    if text and await inputs.is_request_event(ctx.relates_to, ctx.sender):
+        recorded = await inputs.record_answer(
+            ctx.sender,
+            ref=None,
+            relates_to=ctx.relates_to,
+            text=text,
+            via="reply",
+            event_id=ctx.event_id,
+            at=ctx.sent_at,
+        )
+        return _recorded(ctx, recorded)
+    return None

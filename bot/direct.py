@@ -1,0 +1,49 @@
+"""The bot's direct-message rooms: one per person, created on first use and reused.
+
+Pages and input requests both reach people here, so this is the one place that knows which room
+that is, creates it (encrypted when the bot encrypts, invite-only, marked direct), and does so
+once even when two messages to the same person leave at the same moment.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from bot.deps import Deps
+from bot.storage import page_store as store
+from bot.timeutil import utcnow
+
+
+class DirectMessages:
+    def __init__(self, deps: Deps) -> None:
+        self.deps = deps
+
+    async def room_for(self, matrix_id: str) -> str:
+        async with self.deps.locks(f"dm:{matrix_id}"):
+            async with self.deps.db.session() as session:
+                known = await store.dm_room(session, matrix_id)
+            if known is not None:
+                return known.room_id
+            room_id = await self.deps.messenger.create_room(
+                name="ICC liaison",
+                topic="Pages and requests from the ICC",
+                invite=[matrix_id],
+                admins=[],
+                encrypted=self.deps.settings.e2ee,
+                direct=True,
+            )
+            async with self.deps.db.session() as session:
+                await store.save_dm_room(session, matrix_id, room_id, utcnow())
+            return room_id
+
+    async def rooms_for(self, matrix_ids: list[str]) -> dict[str, str]:
+        """Everyone's room: the known ones in one query, the missing ones created at once.
+
+        A person whose room cannot be created is left out; the caller reports them.
+        """
+        async with self.deps.db.session() as session:
+            known = await store.dm_rooms(session, matrix_ids)
+        missing = [m for m in dict.fromkeys(matrix_ids) if m not in known]
+        created = await asyncio.gather(*(self.room_for(m) for m in missing), return_exceptions=True)
+        known.update({m: r for m, r in zip(missing, created, strict=True) if isinstance(r, str)})
+        return known

@@ -1,0 +1,439 @@
+"""Input requests (`RQ-n`): asking partners for their input, and turning it into an advice note.
+
+Each person asked gets the question by direct message in their language, with the deadline in
+their time zone and UTC. Those who have not answered are reminded at half-time and chased at the
+deadline (durable timers `a<activation>:rq<id>:remind|chase`). An answer is stored with author,
+organisation and time; a second one from the same person is a new version and the latest counts;
+one after the deadline is accepted and marked late. The advice note quotes partners verbatim and
+leaves the recommendation and the options for the cell to write: the bot never invents content.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+
+from bot.activations import Activations, timer_prefix
+from bot.deps import Deps
+from bot.direct import DirectMessages
+from bot.directory import Contact
+from bot.matrix.send import MatrixSendError
+from bot.render import Message
+from bot.router import UserError
+from bot.storage import activation_store
+from bot.storage import input_store as store
+from bot.storage.models import (
+    ActivationRow,
+    AdviceDraftRow,
+    InputAnswerRow,
+    InputRequestRow,
+    RequestTargetRow,
+    Timer,
+)
+from bot.timeutil import format_local_utc, load_zone, utcnow
+
+log = logging.getLogger(__name__)
+
+STEP_TIMER = "request.step"
+REMIND, CHASE = "remind", "chase"
+
+
+@dataclass(frozen=True)
+class Recorded:
+    request: InputRequestRow
+    activation: ActivationRow
+    target: RequestTargetRow
+    answer: InputAnswerRow
+
+
+@dataclass(frozen=True)
+class RequestState:
+    """One request with everyone asked and the answer that counts for each (or None)."""
+
+    request: InputRequestRow
+    targets: list[RequestTargetRow]
+    latest: dict[int, InputAnswerRow]  # target id → latest version
+    versions: dict[int, int]  # target id → how many versions
+
+    @property
+    def missing(self) -> list[RequestTargetRow]:
+        return [t for t in self.targets if t.id not in self.latest]
+
+    def overdue(self, now: datetime) -> bool:
+        return now > self.request.deadline and bool(self.missing)
+
+
+@dataclass(frozen=True)
+class InputSummary:
+    """Where an activation's requests stand, for status, handover and sitrep."""
+
+    requests: list[tuple[str, int, int, list[str]]]  # (RQ-n, answered, asked, who has not)
+    overdue: list[tuple[str, list[str]]]  # (RQ-n, who has not answered) past the deadline
+
+
+class Inputs:
+    def __init__(self, deps: Deps) -> None:
+        self.deps = deps
+        self.activations = Activations(deps)
+        self.direct = DirectMessages(deps)
+
+    # -- asking -----------------------------------------------------------------------------------
+
+    async def create(
+        self,
+        activation: ActivationRow,
+        *,
+        sender: str,
+        question: str,
+        people: list[Contact],
+        deadline: datetime,
+        event_id: str,
+    ) -> InputRequestRow:
+        async with self.deps.db.session() as session:
+            existing = await store.request_by_event(session, event_id)
+            if existing is not None:
+                return existing
+            now = utcnow()
+            request = InputRequestRow(
+                activation_id=activation.id,
+                sender=sender,
+                question=question,  # type: ignore[arg-type]
+                deadline=deadline,
+                opened_by_event=event_id,
+                created_at=now,
+            )
+            session.add(request)
+            await session.flush()
+            session.add_all([self._target(request, person) for person in people])
+            prefix = f"{timer_prefix(activation)}rq{request.id}:"
+            halfway = now + (deadline - now) / 2
+            await self.deps.scheduler.arm_new(
+                session,
+                STEP_TIMER,
+                [
+                    (prefix + REMIND, halfway, {"request": request.id, "step": REMIND}),
+                    (prefix + CHASE, deadline, {"request": request.id, "step": CHASE}),
+                ],
+            )
+            await self.activations.record(
+                session,
+                activation,
+                "system.ask",
+                f"{request.ref} asked {len(people)} for input by "
+                f"{self.activations.local(deadline)}: {question}",
+                sender,
+                data={"request": request.id, "to": [p.handle for p in people]},
+            )
+        return request
+
+    def _target(self, request: InputRequestRow, person: Contact) -> RequestTargetRow:
+        organisation = self.deps.directory.organisations.get(person.organisation)
+        return RequestTargetRow(
+            request_id=request.id,
+            handle=person.handle,
+            matrix_id=person.matrix_id,  # type: ignore[arg-type]
+            name=person.name,
+            organisation=organisation.name if organisation else person.organisation,
+            language=self.deps.renderer.language_for("request", person.languages),
+            timezone=person.timezone,
+        )
+
+    async def deliver(self, request: InputRequestRow, activation: ActivationRow) -> list[str]:
+        """Send the question to everyone not reached yet; returns the names it failed for."""
+        async with self.deps.db.session() as session:
+            rows = [t for t in await store.targets(session, request.id) if t.event_id is None]  # type: ignore[arg-type]
+        return await self._send(request, activation, rows, step=None)
+
+    async def _send(
+        self,
+        request: InputRequestRow,
+        activation: ActivationRow,
+        rows: list[RequestTargetRow],
+        step: str | None,
+    ) -> list[str]:
+        rooms = await self.direct.rooms_for([r.matrix_id for r in rows])
+        results = await asyncio.gather(
+            *(
+                self._send_one(request, activation, row, rooms.get(row.matrix_id), step)
+                for row in rows
+            ),
+            return_exceptions=True,
+        )
+        failed = []
+        now = utcnow()
+        async with self.deps.db.session() as session:
+            for row, result in zip(rows, results, strict=True):
+                if isinstance(result, BaseException):
+                    failed.append(row.name)
+                    await store.mark(session, row.id, send_error=str(result))  # type: ignore[arg-type]
+                    continue
+                fields = (
+                    {
+                        "event_id": result,
+                        "delivered_at": now,
+                        "dm_room_id": rooms.get(row.matrix_id),
+                    }
+                    if step is None
+                    else {f"{'reminded' if step == REMIND else 'chased'}_at": now}
+                )
+                await store.mark(session, row.id, **fields)  # type: ignore[arg-type]
+            if failed:
+                await self.activations.record(
+                    session,
+                    activation,
+                    "system.ask_failed",
+                    f"{request.ref} could not be delivered to {', '.join(failed)}",
+                    self.activations.bot_id,
+                    data={"request": request.id},
+                )
+        return failed
+
+    async def _send_one(
+        self,
+        request: InputRequestRow,
+        activation: ActivationRow,
+        row: RequestTargetRow,
+        room_id: str | None,
+        step: str | None,
+    ) -> str:
+        if room_id is None:
+            raise MatrixSendError(row.matrix_id, None, "no direct-message room")
+        sender = self.deps.directory.contact_for(request.sender)
+        message = self.deps.renderer.render(
+            "request",
+            lang=row.language,
+            ref=request.ref,
+            activation=activation,
+            question=request.question,
+            step=step,
+            sender=sender.name if sender else request.sender,
+            deadline=format_local_utc(request.deadline, load_zone(row.timezone), with_date=True),
+        )
+        txn = f"rq-{row.id}-{step or 'ask'}"
+        return await self.deps.messenger.ring(
+            room_id,
+            self.activations.frame(message, activation),
+            mentions=(row.matrix_id,),
+            txn_id=txn,
+        )
+
+    # -- answers ----------------------------------------------------------------------------------
+
+    async def is_request_event(self, event_id: str | None, matrix_id: str) -> bool:
+        if event_id is None:
+            return False
+        async with self.deps.db.session() as session:
+            target = await store.target_by_event(session, event_id)
+        return target is not None and target.matrix_id == matrix_id
+
+    async def record_answer(
+        self,
+        matrix_id: str,
+        *,
+        ref: str | None,
+        relates_to: str | None,
+        text: str,
+        via: str,
+        event_id: str,
+        at: datetime,
+    ) -> Recorded:
+        async with self.deps.db.session() as session:
+            request, target = await self._asked(session, matrix_id, ref, relates_to)
+            activation = await activation_store.by_id(session, request.activation_id)
+            assert activation is not None
+            if activation.status != "open":
+                raise UserError(
+                    f"{request.ref} belongs to {activation.ref}, which is {activation.status}; "
+                    "your input was not recorded."
+                )
+            existing = await store.answer_by_event(session, event_id)
+            if existing is not None:  # the same message handled again after a restart
+                return Recorded(request, activation, target, existing)
+            answered = min(at, utcnow())
+            answer = InputAnswerRow(
+                request_id=request.id,
+                target_id=target.id,
+                text=text,  # type: ignore[arg-type]
+                version=await store.next_version(session, target.id),  # type: ignore[arg-type]
+                answered_at=answered,
+                late=answered > request.deadline,
+                via=via,
+                event_id=event_id,
+            )
+            session.add(answer)
+            await session.flush()
+            late = " (late)" if answer.late else ""
+            await self.activations.record(
+                session,
+                activation,
+                "system.input",
+                f"{request.ref}: input from {target.name} ({target.organisation}), "
+                f"version {answer.version}{late}",
+                matrix_id,
+                data={"request": request.id, "handle": target.handle, "version": answer.version},
+            )
+        return Recorded(request, activation, target, answer)
+
+    async def _asked(
+        self,
+        session,
+        matrix_id: str,
+        ref: str | None,
+        relates_to: str | None,  # type: ignore[no-untyped-def]
+    ) -> tuple[InputRequestRow, RequestTargetRow]:
+        """The request the person answers, and their row on it; refuses anyone not asked."""
+        if ref is None and relates_to is not None:
+            target = await store.target_by_event(session, relates_to)
+            if target is not None and target.matrix_id == matrix_id:
+                request = await store.request(session, target.request_id)
+                assert request is not None
+                return request, target
+        if ref is None:
+            raise UserError("Name the request you answer: input RQ-3 <your input>.")
+        request = await store.request(session, int(ref.split("-")[1]))
+        if request is None:
+            raise UserError(f"There is no request {ref}.")
+        mine = [t for t in await store.targets(session, request.id) if t.matrix_id == matrix_id]  # type: ignore[arg-type]
+        if not mine:
+            raise UserError(
+                f"{ref} was not sent to you, so your input cannot be recorded under it."
+            )
+        return request, mine[0]
+
+    # -- reminders and chases ---------------------------------------------------------------------
+
+    async def on_step(self, timer: Timer) -> None:
+        async with self.deps.db.session() as session:
+            request = await store.request(session, timer.payload["request"])
+            activation = (
+                await activation_store.by_id(session, request.activation_id) if request else None
+            )
+            state = await self.state(session, request) if request else None
+        if request is None or activation is None or state is None or activation.status != "open":
+            return
+        step = timer.payload["step"]
+        done = "reminded_at" if step == REMIND else "chased_at"
+        waiting = [t for t in state.missing if t.event_id and getattr(t, done) is None]
+        if not waiting:
+            return
+        await self._send(request, activation, waiting, step=step)
+        async with self.deps.db.session() as session:
+            await self.activations.record(
+                session,
+                activation,
+                f"system.{step}",
+                f"{request.ref}: {'reminded' if step == REMIND else 'chased'} "
+                f"{', '.join(t.name for t in waiting)}",
+                self.activations.bot_id,
+                data={"request": request.id, "handles": [t.handle for t in waiting]},
+            )
+
+    # -- reading ----------------------------------------------------------------------------------
+
+    async def state(self, session, request: InputRequestRow) -> RequestState:  # type: ignore[no-untyped-def]
+        targets = await store.targets(session, request.id)  # type: ignore[arg-type]
+        latest: dict[int, InputAnswerRow] = {}
+        versions: dict[int, int] = {}
+        for answer in await store.answers(session, request.id):  # type: ignore[arg-type]
+            versions[answer.target_id] = versions.get(answer.target_id, 0) + 1
+            if answer.target_id not in latest or answer.version > latest[answer.target_id].version:
+                latest[answer.target_id] = answer
+        return RequestState(request, targets, latest, versions)
+
+    async def states(self, session, activation_id: int) -> list[RequestState]:  # type: ignore[no-untyped-def]
+        return [
+            await self.state(session, r) for r in await store.requests_of(session, activation_id)
+        ]
+
+    async def summary(self, session, activation_id: int) -> InputSummary:  # type: ignore[no-untyped-def]
+        now = utcnow()
+        states = await self.states(session, activation_id)
+        return InputSummary(
+            requests=[
+                (s.request.ref, len(s.latest), len(s.targets), [t.name for t in s.missing])
+                for s in states
+            ],
+            overdue=[
+                (s.request.ref, [t.name for t in s.missing]) for s in states if s.overdue(now)
+            ],
+        )
+
+    # -- advice -----------------------------------------------------------------------------------
+
+    async def draft_advice(
+        self, activation: ActivationRow, refs: list[str], author: str
+    ) -> tuple[AdviceDraftRow, Message]:
+        """The next version of the advice note from the answers to `refs` (default: all)."""
+        async with self.deps.db.session() as session:
+            states = await self.states(session, activation.id)  # type: ignore[arg-type]
+            if refs:
+                wanted = {int(r.split("-")[1]) for r in refs}
+                unknown = wanted - {s.request.id for s in states}
+                if unknown:
+                    raise UserError(
+                        f"{', '.join(f'RQ-{n}' for n in sorted(unknown))} "
+                        f"{'is' if len(unknown) == 1 else 'are'} not a request of {activation.ref}."
+                    )
+                states = [s for s in states if s.request.id in wanted]
+            if not states:
+                raise UserError(
+                    f"{activation.ref} has no input request yet; first: ask <targets> <question>."
+                )
+            await activation_store.lock_activation(session, activation.id)  # type: ignore[arg-type]
+            version = await store.next_advice_version(session, activation.id)  # type: ignore[arg-type]
+            note = self.deps.renderer.render(
+                "advice_note",
+                activation=activation,
+                version=version,
+                requests=[self._request_view(s) for s in states],
+                author=self._name(author),
+                at=self.activations.local(utcnow(), with_date=True),
+            )
+            draft = AdviceDraftRow(
+                activation_id=activation.id,
+                version=version,  # type: ignore[arg-type]
+                requests=[s.request.id for s in states],
+                markdown=note.body,
+                created_by=author,
+                created_at=utcnow(),
+            )
+            session.add(draft)
+            await self.activations.record(
+                session,
+                activation,
+                "system.advice",
+                f"Advice note draft v{version} from {', '.join(s.request.ref for s in states)}",
+                author,
+                data={"version": version, "requests": draft.requests},
+            )
+        return draft, note
+
+    def _request_view(self, state: RequestState) -> dict:
+        by_org: dict[str, list[dict]] = {}
+        for target in state.targets:
+            answer = state.latest.get(target.id)
+            by_org.setdefault(target.organisation, []).append(
+                {
+                    "name": target.name,
+                    "answer": answer,
+                    "versions": state.versions.get(target.id, 0),
+                    "at": self.activations.local(answer.answered_at, with_date=True)
+                    if answer
+                    else None,
+                }
+            )
+        return {
+            "ref": state.request.ref,
+            "question": state.request.question,
+            "deadline": self.activations.local(state.request.deadline, with_date=True),
+            "organisations": by_org,
+            "missing": [t.name for t in state.missing],
+            "answered": len(state.latest),
+            "asked": len(state.targets),
+        }
+
+    def _name(self, matrix_id: str) -> str:
+        contact = self.deps.directory.contact_for(matrix_id)
+        return contact.name if contact else matrix_id

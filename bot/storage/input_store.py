@@ -1,0 +1,88 @@
+"""Data access for input requests, the people asked, their answers, and advice drafts."""
+
+from __future__ import annotations
+
+from sqlalchemy import func, update
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from bot.storage.models import AdviceDraftRow, InputAnswerRow, InputRequestRow, RequestTargetRow
+
+
+async def request_by_event(session: AsyncSession, event_id: str) -> InputRequestRow | None:
+    rows = await session.exec(
+        select(InputRequestRow).where(InputRequestRow.opened_by_event == event_id)
+    )
+    return rows.first()
+
+
+async def request(session: AsyncSession, request_id: int) -> InputRequestRow | None:
+    return await session.get(InputRequestRow, request_id)
+
+
+async def requests_of(session: AsyncSession, activation_id: int) -> list[InputRequestRow]:
+    rows = await session.exec(
+        select(InputRequestRow)
+        .where(InputRequestRow.activation_id == activation_id)
+        .order_by(col(InputRequestRow.id))
+    )
+    return list(rows.all())
+
+
+async def targets(session: AsyncSession, request_id: int) -> list[RequestTargetRow]:
+    rows = await session.exec(
+        select(RequestTargetRow)
+        .where(RequestTargetRow.request_id == request_id)
+        .order_by(col(RequestTargetRow.id))
+    )
+    return list(rows.all())
+
+
+async def target_by_event(session: AsyncSession, event_id: str) -> RequestTargetRow | None:
+    rows = await session.exec(select(RequestTargetRow).where(RequestTargetRow.event_id == event_id))
+    return rows.first()
+
+
+async def mark(session: AsyncSession, target_id: int, **fields: object) -> None:
+    await session.exec(  # type: ignore[call-overload]
+        update(RequestTargetRow).where(col(RequestTargetRow.id) == target_id).values(**fields)
+    )
+
+
+async def answers(session: AsyncSession, request_id: int) -> list[InputAnswerRow]:
+    rows = await session.exec(
+        select(InputAnswerRow)
+        .where(InputAnswerRow.request_id == request_id)
+        .order_by(col(InputAnswerRow.answered_at), col(InputAnswerRow.version))
+    )
+    return list(rows.all())
+
+
+async def answer_by_event(session: AsyncSession, event_id: str) -> InputAnswerRow | None:
+    rows = await session.exec(select(InputAnswerRow).where(InputAnswerRow.event_id == event_id))
+    return rows.first()
+
+
+async def next_version(session: AsyncSession, target_id: int) -> int:
+    result = await session.exec(
+        select(func.max(InputAnswerRow.version)).where(InputAnswerRow.target_id == target_id)
+    )
+    return (result.one() or 0) + 1
+
+
+async def next_advice_version(session: AsyncSession, activation_id: int) -> int:
+    result = await session.exec(
+        select(func.max(AdviceDraftRow.version)).where(
+            AdviceDraftRow.activation_id == activation_id
+        )
+    )
+    return (result.one() or 0) + 1
+
+
+async def advice_drafts(session: AsyncSession, activation_id: int) -> list[AdviceDraftRow]:
+    rows = await session.exec(
+        select(AdviceDraftRow)
+        .where(AdviceDraftRow.activation_id == activation_id)
+        .order_by(col(AdviceDraftRow.version))
+    )
+    return list(rows.all())
