@@ -15,6 +15,8 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime
 
+from sqlmodel.ext.asyncio.session import AsyncSession
+
 from bot.activations import Activations, timer_prefix
 from bot.deps import Deps
 from bot.direct import DirectMessages
@@ -56,6 +58,7 @@ class RequestState:
     targets: list[RequestTargetRow]
     latest: dict[int, InputAnswerRow]  # target id → latest version
     versions: dict[int, int]  # target id → how many versions
+    answers: list[InputAnswerRow]  # every version, in the order given
 
     @property
     def missing(self) -> list[RequestTargetRow]:
@@ -71,6 +74,24 @@ class InputSummary:
 
     requests: list[tuple[str, int, int, list[str]]]  # (RQ-n, answered, asked, who has not)
     overdue: list[tuple[str, list[str]]]  # (RQ-n, who has not answered) past the deadline
+
+
+async def request_state(session: AsyncSession, request: InputRequestRow) -> RequestState:
+    targets = await store.targets(session, request.id)  # type: ignore[arg-type]
+    answers = await store.answers(session, request.id)  # type: ignore[arg-type]
+    latest: dict[int, InputAnswerRow] = {}
+    versions: dict[int, int] = {}
+    for answer in answers:
+        versions[answer.target_id] = versions.get(answer.target_id, 0) + 1
+        if answer.target_id not in latest or answer.version > latest[answer.target_id].version:
+            latest[answer.target_id] = answer
+    return RequestState(request, targets, latest, versions, answers)
+
+
+async def request_states(session: AsyncSession, activation_id: int) -> list[RequestState]:
+    return [
+        await request_state(session, r) for r in await store.requests_of(session, activation_id)
+    ]
 
 
 class Inputs:
@@ -310,7 +331,7 @@ class Inputs:
             activation = (
                 await activation_store.by_id(session, request.activation_id) if request else None
             )
-            state = await self.state(session, request) if request else None
+            state = await request_state(session, request) if request else None
         if request is None or activation is None or state is None or activation.status != "open":
             return
         step = timer.payload["step"]
@@ -332,24 +353,9 @@ class Inputs:
 
     # -- reading ----------------------------------------------------------------------------------
 
-    async def state(self, session, request: InputRequestRow) -> RequestState:  # type: ignore[no-untyped-def]
-        targets = await store.targets(session, request.id)  # type: ignore[arg-type]
-        latest: dict[int, InputAnswerRow] = {}
-        versions: dict[int, int] = {}
-        for answer in await store.answers(session, request.id):  # type: ignore[arg-type]
-            versions[answer.target_id] = versions.get(answer.target_id, 0) + 1
-            if answer.target_id not in latest or answer.version > latest[answer.target_id].version:
-                latest[answer.target_id] = answer
-        return RequestState(request, targets, latest, versions)
-
-    async def states(self, session, activation_id: int) -> list[RequestState]:  # type: ignore[no-untyped-def]
-        return [
-            await self.state(session, r) for r in await store.requests_of(session, activation_id)
-        ]
-
     async def summary(self, session, activation_id: int) -> InputSummary:  # type: ignore[no-untyped-def]
         now = utcnow()
-        states = await self.states(session, activation_id)
+        states = await request_states(session, activation_id)
         return InputSummary(
             requests=[
                 (s.request.ref, len(s.latest), len(s.targets), [t.name for t in s.missing])
@@ -364,10 +370,10 @@ class Inputs:
 
     async def draft_advice(
         self, activation: ActivationRow, refs: list[str], author: str
-    ) -> tuple[AdviceDraftRow, Message]:
+    ) -> tuple[AdviceDraftRow, Message, list[dict]]:
         """The next version of the advice note from the answers to `refs` (default: all)."""
         async with self.deps.db.session() as session:
-            states = await self.states(session, activation.id)  # type: ignore[arg-type]
+            states = await request_states(session, activation.id)  # type: ignore[arg-type]
             if refs:
                 wanted = {int(r.split("-")[1]) for r in refs}
                 unknown = wanted - {s.request.id for s in states}
@@ -383,11 +389,12 @@ class Inputs:
                 )
             await activation_store.lock_activation(session, activation.id)  # type: ignore[arg-type]
             version = await store.next_advice_version(session, activation.id)  # type: ignore[arg-type]
+            views = [self._request_view(s) for s in states]
             note = self.deps.renderer.render(
                 "advice_note",
                 activation=activation,
                 version=version,
-                requests=[self._request_view(s) for s in states],
+                requests=views,
                 author=self._name(author),
                 at=self.activations.local(utcnow(), with_date=True),
             )
@@ -408,7 +415,7 @@ class Inputs:
                 author,
                 data={"version": version, "requests": draft.requests},
             )
-        return draft, note
+        return draft, note, views
 
     def _request_view(self, state: RequestState) -> dict:
         by_org: dict[str, list[dict]] = {}

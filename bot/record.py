@@ -19,9 +19,10 @@ from typing import Any
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot import logbook
+from bot.inputs import RequestState, request_states
 from bot.render import markdown_escape
 from bot.storage import activation_store as store
-from bot.storage import page_store
+from bot.storage import input_store, page_store
 from bot.storage.models import ActivationRow, LogEntryRow, PageRow, PageTargetRow, SitrepRow
 
 EXPORT_FORMATS = ("md", "csv", "html")
@@ -49,7 +50,7 @@ def export_logbook(activation: ActivationRow, entries: list[LogEntryRow], fmt: s
         out = io.StringIO()
         writer = csv.DictWriter(out, fieldnames=list(rows[0]) if rows else ["seq"])
         writer.writeheader()
-        writer.writerows(rows)
+        writer.writerows({k: _cell(v) for k, v in r.items()} for r in rows)
         return out.getvalue().encode()
     if fmt == "html":
         head = "".join(f"<th>{escape(k)}</th>" for k in (rows[0] if rows else {}))
@@ -73,6 +74,13 @@ def export_logbook(activation: ActivationRow, entries: list[LogEntryRow], fmt: s
         for r in rows
     ]
     return ("\n".join(lines) + "\n").encode()
+
+
+def _cell(value: Any) -> Any:
+    """A CSV cell a spreadsheet shows as text: `=cmd()` typed in a log entry is not a formula."""
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    return value
 
 
 def _md(text: str) -> str:
@@ -130,6 +138,8 @@ async def build_bundle(session: AsyncSession, activation: ActivationRow) -> Bund
         (page, await page_store.targets(session, page.id))  # type: ignore[arg-type]
         for page in await page_store.pages_of(session, activation.id)  # type: ignore[arg-type]
     ]
+    requests = await request_states(session, activation.id)  # type: ignore[arg-type]
+    drafts = await input_store.advice_drafts(session, activation.id)  # type: ignore[arg-type]
     document = {
         "activation": {
             "ref": activation.ref,
@@ -151,11 +161,26 @@ async def build_bundle(session: AsyncSession, activation: ActivationRow) -> Bund
         },
         "sitreps": [_sitrep(s) for s in sitreps],
         "pages": [_page(page, rows) for page, rows in pages],
+        "input_requests": [_request(state) for state in requests],
+        "advice_drafts": [
+            {
+                "version": d.version,
+                "requests": d.requests,
+                "created_by": d.created_by,
+                "created_at": _iso(d.created_at),
+                "markdown": d.markdown,
+            }
+            for d in drafts
+        ],
     }
     markdown = export_logbook(activation, entries, "md").decode()
     markdown += "\n## Situation reports\n\n" + (
         "\n\n".join(f"### Sitrep {s.number}\n\n{s.body}" for s in sitreps) or "None.\n"
     )
+    markdown += "\n\n## Input requests\n\n" + (
+        "\n".join(_request_markdown(state) for state in requests) or "None.\n"
+    )
+    markdown += "\n\n## Advice drafts\n\n" + ("\n\n".join(d.markdown for d in drafts) or "None.\n")
     markdown += "\n\n## Pages\n\n" + (
         "\n".join(_page_markdown(page, rows) for page, rows in pages) or "None.\n"
     )
@@ -222,6 +247,52 @@ def _page_markdown(page: PageRow, rows: list[PageTargetRow]) -> str:
         )
         standing_in = f" (backup for {person['stands_in_for']})" if person["stands_in_for"] else ""
         lines.append(f"  - {_md(person['name'])}{standing_in}: {outcome}")
+    return "\n".join(lines)
+
+
+def _request(state: RequestState) -> dict[str, Any]:
+    names = {t.id: t for t in state.targets}
+    return {
+        "ref": state.request.ref,
+        "question": state.request.question,
+        "sender": state.request.sender,
+        "deadline": _iso(state.request.deadline),
+        "asked": [
+            {
+                "handle": t.handle,
+                "name": t.name,
+                "organisation": t.organisation,
+                "delivered_at": _iso(t.delivered_at),
+                "reminded_at": _iso(t.reminded_at),
+                "chased_at": _iso(t.chased_at),
+            }
+            for t in state.targets
+        ],
+        "answers": [
+            {
+                "handle": names[a.target_id].handle,
+                "version": a.version,
+                "text": a.text,
+                "answered_at": _iso(a.answered_at),
+                "late": a.late,
+                "via": a.via,
+            }
+            for a in state.answers
+        ],
+    }
+
+
+def _request_markdown(state: RequestState) -> str:
+    names = {t.id: t.name for t in state.targets}
+    request = state.request
+    lines = [f"- **{request.ref}** {_md(request.question)} (by {_iso(request.deadline)})"]
+    lines += [
+        f"  - {_md(names[a.target_id])} v{a.version} {_iso(a.answered_at)}"
+        + (" (late)" if a.late else "")
+        + f": {_md(a.text)}"
+        for a in state.answers
+    ]
+    lines += [f"  - {_md(t.name)}: no answer" for t in state.missing]
     return "\n".join(lines)
 
 

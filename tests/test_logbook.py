@@ -134,3 +134,24 @@ async def test_exports_escape_user_text(db: Database) -> None:
     assert "entry 0 with ünïcode & <html>" in cells
     markdown = export_logbook(activation, entries, "md").decode()
     assert "entry 0 with ünïcode & \\<html\\>" in markdown
+
+
+async def test_csv_export_defuses_spreadsheet_formulas(db: Database) -> None:
+    import csv
+    import io
+
+    from bot.record import export_logbook
+
+    activation = await filled(db, entries=1)
+    async with db.session() as session:
+        await logbook.append(
+            session,
+            activation,
+            kind="info",
+            text='=HYPERLINK("http://evil.example")',
+            author="@a:x",
+            author_role="icc-member",
+        )
+        entries = await store.log_entries(session, activation.id)  # type: ignore[arg-type]
+    rows = list(csv.DictReader(io.StringIO(export_logbook(activation, entries, "csv").decode())))
+    assert rows[1]["text"] == '\'=HYPERLINK("http://evil.example")'

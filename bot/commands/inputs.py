@@ -119,7 +119,7 @@ async def advice(ctx: CommandContext) -> Message:
     activations = Activations(ctx.deps)
     activation = await activations.open_in_room(ctx.room_id)
     refs = [request_ref(r) for r in (ctx.args["requests"] or "").replace(",", " ").split()]
-    draft, note = await Inputs(ctx.deps).draft_advice(activation, refs, ctx.sender)
+    draft, note, views = await Inputs(ctx.deps).draft_advice(activation, refs, ctx.sender)
     stem = f"{activation.ref}-advice-v{draft.version}"
     for suffix, data, mimetype in (
         ("md", note.body.encode(), "text/markdown"),
@@ -133,7 +133,7 @@ async def advice(ctx: CommandContext) -> Message:
             txn_id=f"advice-{ctx.event_id}-{suffix}",
         )
     return ctx.render(
-        "advice_posted", activation=activation, version=draft.version, stem=stem, summary=note.body
+        "advice_posted", activation=activation, version=draft.version, stem=stem, requests=views
     )
 
 
