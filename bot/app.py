@@ -31,6 +31,10 @@ from bot.paging import Paging
 from bot.render import Renderer
 from bot.roles import Role
 from bot.roster import Roster, write_pid_file
+from bot.rounds import CLOSE_TIMER as ROUND_CLOSE
+from bot.rounds import REMIND_TIMER as ROUND_REMIND
+from bot.rounds import RUN_TIMER as ROUND_RUN
+from bot.rounds import Rounds
 from bot.router import CommandFamily, Registry
 from bot.scheduler import Scheduler
 from bot.settings import Settings
@@ -102,6 +106,10 @@ class App:
             )
             scheduler.on(PAGE_STEP, Paging(self.deps).on_step)
             scheduler.on(REQUEST_STEP, Inputs(self.deps).on_step)
+            rounds = Rounds(self.deps)
+            scheduler.on(ROUND_RUN, rounds.on_run)
+            scheduler.on(ROUND_REMIND, rounds.on_remind)
+            scheduler.on(ROUND_CLOSE, rounds.on_close)
             runner = CommandRunner(self.deps)
             self.sync = SyncLoop(
                 client,

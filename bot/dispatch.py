@@ -187,6 +187,7 @@ class CommandRunner:
                 sent_at=item.origin_ts,
                 args=args,
                 relates_to=relates_to(item.content),
+                thread_root=reply_target(item.event_id, item.content).thread_root,
                 via=via,
             )
             return spec.name, "done", await spec.handler(context)

@@ -39,6 +39,7 @@ class CommandContext:
     sent_at: datetime
     args: dict[str, Any]
     relates_to: str | None = None  # the event this one replies or reacts to
+    thread_root: str | None = None  # the thread it was typed in
     via: str = "command"  # how it came: command, reply or reaction
 
     def render(self, template: str, /, **context: Any) -> Message:

@@ -290,3 +290,9 @@ def paging_env(bot_env: dict[str, str], cast: Cast) -> dict[str, str]:
     config = Path(bot_env["ICC_CONFIG_DIR"]) / "directory.yaml"
     config.write_text(yaml.safe_dump(paging_directory(cast, ghost="@ghost:nowhere.example")))
     return bot_env
+
+
+@pytest.fixture
+async def paging_bot(paging_env: dict[str, str]) -> AsyncIterator[RunningBot]:
+    async with bot_running(paging_env) as running:
+        yield running

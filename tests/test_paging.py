@@ -7,25 +7,18 @@ import asyncio
 import json
 import re
 import signal
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
 from bot import paging as paging_module
-from tests.conftest import Cast, RunningBot, bot_running, start_process, wait_for_log
+from tests.conftest import Cast, RunningBot, start_process, wait_for_log
 from tests.matrix_people import Person, body
 from tests.test_activations import open_activation
 from tests.test_bot_matrix import shared_room
 
 pytestmark = pytest.mark.synapse
 DM = "ICC liaison"
-
-
-@pytest.fixture
-async def paging_bot(paging_env: dict[str, str]) -> AsyncIterator[RunningBot]:
-    async with bot_running(paging_env) as running:
-        yield running
 
 
 async def activation_room(

@@ -8,6 +8,7 @@ from bot.commands import help as help_commands
 from bot.commands import inputs as inputs_commands
 from bot.commands import logbook as logbook_commands
 from bot.commands import paging as paging_commands
+from bot.commands import rounds as rounds_commands
 from bot.router import CommandFamily, Registry
 
 
@@ -19,6 +20,7 @@ def all_families() -> list[CommandFamily]:
         logbook_commands.commands,
         paging_commands.commands,
         inputs_commands.commands,
+        rounds_commands.commands,
     ]
 
 

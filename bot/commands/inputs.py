@@ -13,6 +13,7 @@ from bot.inputs import Inputs, Recorded
 from bot.paging import Paging
 from bot.render import Message
 from bot.roles import Role
+from bot.rounds import Rounds
 from bot.router import CommandContext, CommandFamily, UserError
 from bot.timeutil import format_local_utc, load_zone, parse_future_time, utcnow
 
@@ -147,9 +148,22 @@ async def advice(ctx: CommandContext) -> Message:
     hidden=True,
 )
 async def reply_to_bot(ctx: CommandContext) -> Message | None:
-    """A reply to a page acknowledges it (when it says ack, ok, reçu…); a reply to an input
-    request is the input; a reply to anything else is not for the bot."""
+    """A reply in a round's thread is a report; a reply to a page acknowledges it (when it says
+    ack, ok, reçu…); a reply to an input request is the input; anything else is not for the bot."""
     text = ctx.args["text"]
+    rounds = Rounds(ctx.deps)
+    if text and await rounds.is_prompt(ctx.thread_root):
+        await rounds.report(
+            room_id=ctx.room_id,
+            thread_root=ctx.thread_root,
+            sender=ctx.sender,
+            text=text,
+            via="thread",
+            event_id=ctx.event_id,
+            at=ctx.sent_at,
+        )
+        await ctx.deps.messenger.react(ctx.room_id, ctx.event_id, "✅")
+        return None
     if await Paging(ctx.deps).is_page_event(ctx.relates_to, ctx.sender):
         if text.lower().strip(" .!✅👍") in ACK_WORDS:
             return await acknowledge(ctx)

@@ -114,10 +114,18 @@ class Messenger:
         *,
         mentions: tuple[str, ...],
         txn_id: str | None = None,
+        thread: str | None = None,
     ) -> str:
-        """A message that must ring: `m.text` with the people in `m.mentions` (a page)."""
-        content = message_content(message, msgtype="m.text", mentions=mentions)
+        """A message that must ring: `m.text` with the people in `m.mentions` (a page);
+        inside the thread of `thread` when given."""
+        reply_to = ReplyTo(event_id=thread, thread_root=thread) if thread else None
+        content = message_content(message, msgtype="m.text", mentions=mentions, reply_to=reply_to)
         return await self.send(room_id, content, txn_id=txn_id)
+
+    async def react(self, room_id: str, event_id: str, key: str) -> None:
+        """A reaction (✅ for "recorded"), for answers that need no words."""
+        content = {"m.relates_to": {"rel_type": "m.annotation", "event_id": event_id, "key": key}}
+        await self.send(room_id, content, event_type="m.reaction", txn_id=f"react-{event_id}")
 
     async def join(self, room_id: str) -> None:
         response = await self._client.join(room_id)

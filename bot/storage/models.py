@@ -333,3 +333,59 @@ class AdviceDraftRow(SQLModel, table=True):
     markdown: str
     created_by: str = Field(max_length=255)
     created_at: datetime = utc_column()
+
+
+class RoundSeriesRow(SQLModel, table=True):
+    """A coordination round (`RD-<id>`): scheduled (a cron in a named zone) or run once now."""
+
+    __tablename__ = "round_series"
+
+    id: int | None = Field(default=None, primary_key=True)
+    activation_id: int | None = Field(default=None, foreign_key="activation.id", index=True)
+    room_id: str = Field(max_length=255)
+    when_text: str = Field(max_length=255)
+    cron: str | None = Field(default=None, max_length=128)  # None: a single round, now
+    timezone: str = Field(max_length=64)
+    window_s: int
+    agenda: str | None = None
+    participants: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    created_by: str = Field(max_length=255)
+    opened_by_event: str = Field(max_length=255, unique=True)
+    created_at: datetime = utc_column()
+    cancelled_at: datetime | None = utc_column(nullable=True)
+
+    @property
+    def ref(self) -> str:
+        return f"RD-{self.id}"
+
+
+class RoundRunRow(SQLModel, table=True):
+    """One run of a round: its prompt (the thread root), its reports, its summary."""
+
+    __tablename__ = "round_run"
+    __table_args__ = (UniqueConstraint("series_id", "scheduled_for", name="uq_round_run_slot"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    series_id: int = Field(foreign_key="round_series.id", index=True)
+    number: int
+    scheduled_for: datetime = utc_column()
+    started_at: datetime | None = utc_column(nullable=True)
+    prompt_event_id: str | None = Field(default=None, max_length=255, index=True)
+    participants: list[dict[str, str]] = Field(
+        default_factory=list, sa_column=Column(JSON, nullable=False)
+    )
+    status: str = Field(default="open", max_length=16)  # open | closed | missed
+    closed_at: datetime | None = utc_column(nullable=True)
+
+
+class RoundReportRow(SQLModel, table=True):
+    __tablename__ = "round_report"
+
+    id: int | None = Field(default=None, primary_key=True)
+    run_id: int = Field(foreign_key="round_run.id", index=True)
+    matrix_id: str = Field(max_length=255)
+    name: str = Field(max_length=255)
+    text: str
+    reported_at: datetime = utc_column()
+    via: str = Field(max_length=16)
+    event_id: str = Field(max_length=255, unique=True)

@@ -1,0 +1,172 @@
+"""`round schedule`, `round now`, `update`, `rounds`, `round cancel`: the cell's rhythm."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+from bot.activations import Activations
+from bot.args import Choice, Duration, Option, Targets, Text, Word
+from bot.commands.paging import resolve_people
+from bot.directory import Contact
+from bot.render import Message
+from bot.roles import Role
+from bot.rounds import Rounds
+from bot.router import CommandContext, CommandFamily, UserError
+from bot.schedules import to_cron
+from bot.storage import round_store
+from bot.storage.models import ActivationRow
+from bot.timeutil import format_local_utc, load_zone
+
+commands = CommandFamily("rounds")
+ROUND_REF = re.compile(r"^RD-(\d+)$", re.IGNORECASE)
+DEFAULT_WINDOW = timedelta(minutes=30)
+
+_WITH = Option("with", Targets("with", metavar="targets"), help="participants (default: see help)")
+_WINDOW = Option("window", Duration("window", metavar="30m"), help="how long it runs (default 30m)")
+_AGENDA = Option(
+    "agenda",
+    Word("agenda", metavar="text"),
+    help='items separated by ";" — quote it: --agenda "Roads; Shelters"',
+)
+_ROOM = Option(
+    "room",
+    Choice("room", choices=("here", "dg")),
+    default="here",
+    help="here (default) or the DG platform room",
+)
+
+
+async def _place(ctx: CommandContext) -> tuple[str, ActivationRow | None, list[Contact]]:
+    """Where the round posts, the activation it belongs to, and its default participants:
+    in the DG platform room the DGs, elsewhere the ICC roster."""
+    activations = Activations(ctx.deps)
+    directory = ctx.deps.directory
+    if ctx.args["room"] == "dg":
+        if not ctx.deps.settings.dg_room:
+            raise UserError("No DG platform room is configured (ICC_DG_ROOM).")
+        room_id = await ctx.deps.messenger.resolve_room(ctx.deps.settings.dg_room)
+        default = [c for c in directory.contacts.values() if c.role is Role.DG]
+        return room_id, None, default
+    activation = await activations.for_room(ctx.room_id)
+    if activation is not None and activation.status != "open":
+        raise UserError(f"{activation.ref} is {activation.status}; no round can start here.")
+    roster = [c for c in directory.contacts.values() if c.role in (Role.LEAD, Role.MEMBER)]
+    return ctx.room_id, activation, roster
+
+
+async def _create(ctx: CommandContext, *, when: str, cron: str | None, timezone: str) -> tuple:
+    room_id, activation, default = await _place(ctx)
+    people = resolve_people(ctx, ctx.args["with"]) if ctx.args["with"] else default
+    people = [p for p in people if p.matrix_id != ctx.deps.settings.user_id]
+    if not people:
+        raise UserError("Nobody to take part; name them with --with.")
+    return await Rounds(ctx.deps).create(
+        activation=activation,
+        room_id=room_id,
+        when=when,
+        cron=cron,
+        timezone=timezone,
+        window=ctx.args["window"] or DEFAULT_WINDOW,
+        agenda=ctx.args["agenda"],
+        participants=people,
+        created_by=ctx.sender,
+        event_id=ctx.event_id,
+    )
+
+
+@commands.command(
+    "round schedule",
+    role=Role.LEAD,
+    summary="schedule a coordination round: every 30m, daily 09:00, weekdays 08:30, or cron",
+    example='round schedule weekdays 08:30 --with benelux --agenda "Roads; Shelters"',
+    params=[Text("when", help="every 30m · daily 09:00 · weekdays 08:30 · 0 9 * * 1-5")],
+    options=[
+        _WITH,
+        _ROOM,
+        _AGENDA,
+        _WINDOW,
+        Option("tz", Word("tz", metavar="zone"), help="IANA time zone (default ICC_TIMEZONE)"),
+    ],
+)
+async def round_schedule(ctx: CommandContext) -> Message:
+    when = " ".join(ctx.args["when"].split())
+    try:
+        cron = to_cron(when)
+        zone = load_zone(ctx.args["tz"]) if ctx.args["tz"] else ctx.deps.settings.timezone
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    series, first = await _create(ctx, when=when, cron=cron, timezone=str(zone.key))
+    return ctx.render(
+        "round_scheduled",
+        ref=series.ref,
+        when=when,
+        zone=zone.key,
+        cron=cron,
+        first=format_local_utc(first, zone, with_date=True),
+        people=len(series.participants),
+    )
+
+
+@commands.command(
+    "round now",
+    role=Role.MEMBER,
+    summary="start a coordination round at once",
+    example="round now --with icc --window 15m",
+    options=[_WITH, _ROOM, _AGENDA, _WINDOW],
+)
+async def round_now(ctx: CommandContext) -> None:
+    await _create(ctx, when="now", cron=None, timezone=str(ctx.deps.settings.timezone.key))
+    return None  # the round's prompt is the answer
+
+
+@commands.command(
+    "update",
+    role=Role.PARTNER,
+    summary="report in the room's current round (or reply in the round's thread)",
+    example="update Two shelters open in Namur, 340 people housed",
+    params=[Text("text", help="your report")],
+    any_age=True,
+)
+async def update(ctx: CommandContext) -> Message | None:
+    view = await Rounds(ctx.deps).report(
+        room_id=ctx.room_id,
+        thread_root=ctx.thread_root,
+        sender=ctx.sender,
+        text=ctx.args["text"],
+        via="command",
+        event_id=ctx.event_id,
+        at=ctx.sent_at,
+    )
+    return ctx.render("round_update_recorded", ref=view.series.ref, number=view.run.number)
+
+
+@commands.command(
+    "rounds",
+    role=Role.MEMBER,
+    summary="scheduled rounds and their next run (local and UTC)",
+    example="rounds",
+)
+async def rounds(ctx: CommandContext) -> Message:
+    helper = Rounds(ctx.deps)
+    async with ctx.deps.db.session() as session:
+        listed = await round_store.scheduled(session)
+    rows = [
+        (s.ref, s.when_text, s.timezone, helper.next_local(s), len(s.participants)) for s in listed
+    ]
+    return ctx.render("rounds_list", rows=rows)
+
+
+@commands.command(
+    "round cancel",
+    role=Role.LEAD,
+    summary="cancel a scheduled round",
+    example="round cancel RD-5",
+    params=[Word("round", metavar="RD-n")],
+)
+async def round_cancel(ctx: CommandContext) -> Message:
+    found = ROUND_REF.match(ctx.args["round"])
+    if not found:
+        raise UserError(f"`{ctx.args['round']}` is not a round reference such as RD-5.")
+    series = await Rounds(ctx.deps).cancel(int(found.group(1)), ctx.sender)
+    return ctx.render("round_cancelled", ref=series.ref, when=series.when_text)

@@ -1,0 +1,404 @@
+"""Coordination rounds (`RD-n`): a prompt in a thread, reports, a reminder, a summary.
+
+A scheduled round keeps exactly one armed timer for its next run (`round.run`), computed from its
+cron in its own zone; when it fires, the run starts and the following one is armed. A run missed
+while the bot was down fires at start-up: if it is less than one window late it runs (once:
+the timer completes), otherwise it is reported as missed. Within a run, two more timers remind
+those who have not reported at half-window and close the run with a summary at its end.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from bot.activations import Activations, timer_prefix
+from bot.deps import Deps
+from bot.directory import Contact
+from bot.render import Message
+from bot.router import UserError
+from bot.schedules import next_run
+from bot.storage import activation_store
+from bot.storage import round_store as store
+from bot.storage.models import ActivationRow, RoundReportRow, RoundRunRow, RoundSeriesRow, Timer
+from bot.timeutil import format_local_utc, load_zone, utcnow
+
+log = logging.getLogger(__name__)
+
+RUN_TIMER, REMIND_TIMER, CLOSE_TIMER = "round.run", "round.remind", "round.close"
+DEFAULT_AGENDA = (
+    "What do we know?",
+    "What do we need to know?",
+    "What have we done?",
+    "What do we do next?",
+)
+
+
+@dataclass(frozen=True)
+class RunView:
+    run: RoundRunRow
+    series: RoundSeriesRow
+    activation: ActivationRow | None
+
+
+class Rounds:
+    def __init__(self, deps: Deps) -> None:
+        self.deps = deps
+        self.activations = Activations(deps)
+
+    def _prefix(self, series: RoundSeriesRow, activation: ActivationRow | None) -> str:
+        base = timer_prefix(activation) if activation else ""
+        return f"{base}rd{series.id}:"
+
+    async def _activation(
+        self, session: AsyncSession, series: RoundSeriesRow
+    ) -> ActivationRow | None:
+        return (
+            await activation_store.by_id(session, series.activation_id)
+            if series.activation_id
+            else None
+        )
+
+    # -- creating ---------------------------------------------------------------------------------
+
+    async def create(
+        self,
+        *,
+        activation: ActivationRow | None,
+        room_id: str,
+        when: str,
+        cron: str | None,
+        timezone: str,
+        window: timedelta,
+        agenda: str | None,
+        participants: list[Contact],
+        created_by: str,
+        event_id: str,
+    ) -> tuple[RoundSeriesRow, datetime]:
+        """A round series and its first run's timer; keyed by the command's event."""
+        async with self.deps.db.session() as session:
+            series = await store.series_by_event(session, event_id)
+            if series is None:
+                series = RoundSeriesRow(
+                    activation_id=activation.id if activation else None,
+                    room_id=room_id,
+                    when_text=when,
+                    cron=cron,
+                    timezone=timezone,
+                    window_s=int(window.total_seconds()),
+                    agenda=agenda,
+                    participants=[p.handle for p in participants],
+                    created_by=created_by,
+                    opened_by_event=event_id,
+                    created_at=utcnow(),
+                )
+                session.add(series)
+                await session.flush()
+                first = next_run(cron, timezone, utcnow()) if cron else utcnow()
+                await self._arm_run(session, series, activation, first)
+                if activation is not None:
+                    await self.activations.record(
+                        session,
+                        activation,
+                        "system.round_schedule",
+                        f"{series.ref} {'scheduled: ' + when if cron else 'started now'}",
+                        created_by,
+                        data={"round": series.id, "cron": cron, "tz": timezone},
+                    )
+            else:
+                first = utcnow()
+        return series, first
+
+    async def _arm_run(
+        self,
+        session: AsyncSession,
+        series: RoundSeriesRow,
+        activation: ActivationRow | None,
+        slot: datetime,
+    ) -> None:
+        key = f"{self._prefix(series, activation)}run:{slot.isoformat()}"
+        await self.deps.scheduler.arm(
+            session, RUN_TIMER, key, slot, {"series": series.id, "slot": slot.isoformat()}
+        )
+
+    async def cancel(self, series_id: int, by: str) -> RoundSeriesRow:
+        async with self.deps.db.session() as session:
+            series = await store.series(session, series_id)
+            if series is None or series.cancelled_at is not None:
+                raise UserError(f"There is no scheduled round RD-{series_id} to cancel.")
+            activation = await self._activation(session, series)
+            await store.cancel_series(session, series_id, utcnow())
+            await self.deps.scheduler.cancel(session, f"{self._prefix(series, activation)}run:")
+            if activation is not None:
+                await self.activations.record(
+                    session,
+                    activation,
+                    "system.round_cancel",
+                    f"{series.ref} cancelled",
+                    by,
+                    data={"round": series.id},
+                )
+        return series
+
+    # -- running ----------------------------------------------------------------------------------
+
+    async def on_run(self, timer: Timer) -> None:
+        """A run fell due: start it (or report it missed), and arm the next one."""
+        slot = datetime.fromisoformat(timer.payload["slot"])
+        async with self.deps.db.session() as session:
+            series = await store.series(session, timer.payload["series"])
+            if series is None or series.cancelled_at is not None:
+                return
+            activation = await self._activation(session, series)
+            if series.cron:
+                await self._arm_run(
+                    session,
+                    series,
+                    activation,
+                    next_run(series.cron, series.timezone, max(slot, utcnow())),
+                )
+        if activation is not None and activation.status != "open":
+            return
+        lateness = utcnow() - slot
+        if lateness > timedelta(seconds=series.window_s):
+            await self._missed(series, activation, slot)
+            return
+        await self.start(series, activation, slot)
+
+    async def _missed(
+        self, series: RoundSeriesRow, activation: ActivationRow | None, slot: datetime
+    ) -> None:
+        async with self.deps.db.session() as session:
+            if await store.run_for_slot(session, series.id, slot) is not None:  # type: ignore[arg-type]
+                return
+            number = await store.next_run_number(session, series.id)  # type: ignore[arg-type]
+            session.add(
+                RoundRunRow(series_id=series.id, number=number, scheduled_for=slot, status="missed")
+            )  # type: ignore[arg-type]
+            if activation is not None:
+                await self.activations.record(
+                    session,
+                    activation,
+                    "system.round_missed",
+                    f"{series.ref} #{number} due {self.activations.local(slot)} was missed "
+                    "(the bot was down)",
+                    self.activations.bot_id,
+                    data={"round": series.id},
+                )
+        message = self.deps.renderer.render(
+            "round_missed", ref=series.ref, number=number, due=self._local(series, slot)
+        )
+        await self._post(
+            series, activation, message, txn=f"round-missed-{series.id}-{slot.isoformat()}"
+        )
+
+    async def start(
+        self, series: RoundSeriesRow, activation: ActivationRow | None, slot: datetime
+    ) -> RoundRunRow:
+        """Open the run: participants invited, the prompt posted, its end and reminder armed."""
+        people = [c for h in series.participants if (c := self.deps.directory.contacts.get(h))]
+        async with self.deps.db.session() as session:
+            run = await store.run_for_slot(session, series.id, slot)  # type: ignore[arg-type]
+            if run is None:
+                run = RoundRunRow(
+                    series_id=series.id,
+                    number=await store.next_run_number(session, series.id),  # type: ignore[arg-type]
+                    scheduled_for=slot,
+                    started_at=utcnow(),
+                    participants=[
+                        {"handle": p.handle, "matrix_id": p.matrix_id, "name": p.name}
+                        for p in people
+                    ],
+                )
+                session.add(run)
+                await session.flush()
+                window = timedelta(seconds=series.window_s)
+                prefix = f"{self._prefix(series, activation)}{run.id}:"
+                await self.deps.scheduler.arm_new(
+                    session,
+                    REMIND_TIMER,
+                    [(prefix + "remind", run.started_at + window / 2, {"run": run.id})],
+                )  # type: ignore[operator]
+                await self.deps.scheduler.arm_new(
+                    session,
+                    CLOSE_TIMER,
+                    [(prefix + "close", run.started_at + window, {"run": run.id})],
+                )  # type: ignore[operator]
+                if activation is not None:
+                    await self.activations.record(
+                        session,
+                        activation,
+                        "system.round_start",
+                        f"{series.ref} #{run.number} started",
+                        self.activations.bot_id,
+                        data={"round": series.id, "run": run.id},
+                    )
+        if run.prompt_event_id:
+            return run
+        for person in people:
+            await self.deps.messenger.invite(series.room_id, person.matrix_id)
+        prompt = self.deps.renderer.render(
+            "round_prompt",
+            ref=series.ref,
+            number=run.number,
+            activation=activation,
+            agenda=[line.strip() for line in series.agenda.split(";") if line.strip()]
+            if series.agenda
+            else DEFAULT_AGENDA,
+            people=[p["name"] for p in run.participants],
+            until=self._local(series, run.started_at + timedelta(seconds=series.window_s)),  # type: ignore[operator]
+        )
+        event_id = await self.deps.messenger.ring(
+            series.room_id,
+            self._frame(prompt, activation),
+            mentions=tuple(p["matrix_id"] for p in run.participants),
+            txn_id=f"round-{run.id}",
+        )
+        async with self.deps.db.session() as session:
+            await store.set_run(session, run.id, prompt_event_id=event_id)  # type: ignore[arg-type]
+        run.prompt_event_id = event_id
+        return run
+
+    async def on_remind(self, timer: Timer) -> None:
+        view = await self._view(timer.payload["run"])
+        if view is None or view.run.status != "open":
+            return
+        async with self.deps.db.session() as session:
+            reported = {r.matrix_id for r in await store.reports(session, view.run.id)}  # type: ignore[arg-type]
+        waiting = [p for p in view.run.participants if p["matrix_id"] not in reported]
+        if not waiting:
+            return
+        message = self.deps.renderer.render(
+            "round_reminder",
+            ref=view.series.ref,
+            number=view.run.number,
+            people=[p["name"] for p in waiting],
+        )
+        await self.deps.messenger.ring(
+            view.series.room_id,
+            self._frame(message, view.activation),
+            mentions=tuple(p["matrix_id"] for p in waiting),
+            txn_id=f"round-remind-{view.run.id}",
+            thread=view.run.prompt_event_id,
+        )
+
+    async def on_close(self, timer: Timer) -> None:
+        view = await self._view(timer.payload["run"])
+        if view is None or view.run.status != "open":
+            return
+        async with self.deps.db.session() as session:
+            reports = await store.reports(session, view.run.id)  # type: ignore[arg-type]
+            await store.set_run(session, view.run.id, status="closed", closed_at=utcnow())  # type: ignore[arg-type]
+            if view.activation is not None:
+                reporters = len({r.matrix_id for r in reports})
+                await self.activations.record(
+                    session,
+                    view.activation,
+                    "system.round_summary",
+                    f"{view.series.ref} #{view.run.number} closed: {reporters} "
+                    f"of {len(view.run.participants)} reported",
+                    self.activations.bot_id,
+                    data={"round": view.series.id, "run": view.run.id},
+                )
+        latest: dict[str, RoundReportRow] = {}
+        for report in reports:
+            latest.setdefault(report.matrix_id, report)
+        summary = self.deps.renderer.render(
+            "round_summary",
+            ref=view.series.ref,
+            number=view.run.number,
+            reported=[
+                (r.name, [x.text for x in reports if x.matrix_id == r.matrix_id])
+                for r in latest.values()
+            ],
+            missing=[p["name"] for p in view.run.participants if p["matrix_id"] not in latest],
+        )
+        await self._post(view.series, view.activation, summary, txn=f"round-summary-{view.run.id}")
+
+    # -- reports ----------------------------------------------------------------------------------
+
+    async def report(
+        self,
+        *,
+        room_id: str,
+        thread_root: str | None,
+        sender: str,
+        text: str,
+        via: str,
+        event_id: str,
+        at: datetime,
+    ) -> RunView:
+        async with self.deps.db.session() as session:
+            found = None
+            if thread_root is not None:
+                run = await store.run_by_prompt(session, thread_root)
+                if run is not None:
+                    found = (run, await store.series(session, run.series_id))
+            if found is None:
+                found = await store.open_run_in_room(session, room_id)
+            if found is None or found[1] is None:
+                raise UserError("No round is open in this room; updates go in a running round.")
+            run, series = found
+            if run.status != "open":
+                raise UserError(
+                    f"{series.ref} #{run.number} is closed; your update was not recorded."
+                )
+            person = next((p for p in run.participants if p["matrix_id"] == sender), None)
+            if person is None:
+                raise UserError(f"You are not a participant of {series.ref}; nothing was recorded.")
+            if await store.report_by_event(session, event_id) is None:
+                session.add(
+                    RoundReportRow(
+                        run_id=run.id,
+                        matrix_id=sender,
+                        name=person["name"],
+                        text=text,  # type: ignore[arg-type]
+                        reported_at=min(at, utcnow()),
+                        via=via,
+                        event_id=event_id,
+                    )
+                )
+            activation = await self._activation(session, series)
+        return RunView(run, series, activation)
+
+    async def is_prompt(self, event_id: str | None) -> bool:
+        if event_id is None:
+            return False
+        async with self.deps.db.session() as session:
+            return await store.run_by_prompt(session, event_id) is not None
+
+    # -- helpers ----------------------------------------------------------------------------------
+
+    async def _view(self, run_id: int) -> RunView | None:
+        async with self.deps.db.session() as session:
+            run = await store.run(session, run_id)
+            series = await store.series(session, run.series_id) if run else None
+            activation = await self._activation(session, series) if series else None
+        if run is None or series is None:
+            return None
+        return RunView(run, series, activation)
+
+    def _frame(self, message: Message, activation: ActivationRow | None) -> Message:
+        return self.activations.frame(message, activation) if activation else message
+
+    async def _post(
+        self, series: RoundSeriesRow, activation: ActivationRow | None, message: Message, txn: str
+    ) -> None:
+        await self.deps.messenger.notice(
+            series.room_id, self._frame(message, activation), txn_id=txn
+        )
+
+    def _local(self, series: RoundSeriesRow, moment: datetime) -> str:
+        return format_local_utc(moment, load_zone(series.timezone))
+
+    def next_local(self, series: RoundSeriesRow) -> str | None:
+        if not series.cron:
+            return None
+        return format_local_utc(
+            next_run(series.cron, series.timezone, utcnow()),
+            load_zone(series.timezone),
+            with_date=True,
+        )

@@ -1,0 +1,97 @@
+"""Data access for coordination rounds: series, runs and reports."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import func, update
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from bot.storage.models import RoundReportRow, RoundRunRow, RoundSeriesRow
+
+
+async def series_by_event(session: AsyncSession, event_id: str) -> RoundSeriesRow | None:
+    rows = await session.exec(
+        select(RoundSeriesRow).where(RoundSeriesRow.opened_by_event == event_id)
+    )
+    return rows.first()
+
+
+async def series(session: AsyncSession, series_id: int) -> RoundSeriesRow | None:
+    return await session.get(RoundSeriesRow, series_id)
+
+
+async def scheduled(session: AsyncSession) -> list[RoundSeriesRow]:
+    """Every schedule still in force."""
+    rows = await session.exec(
+        select(RoundSeriesRow)
+        .where(col(RoundSeriesRow.cron).is_not(None), col(RoundSeriesRow.cancelled_at).is_(None))
+        .order_by(col(RoundSeriesRow.id))
+    )
+    return list(rows.all())
+
+
+async def cancel_series(session: AsyncSession, series_id: int, at: datetime) -> None:
+    await session.exec(  # type: ignore[call-overload]
+        update(RoundSeriesRow).where(col(RoundSeriesRow.id) == series_id).values(cancelled_at=at)
+    )
+
+
+async def run_for_slot(session: AsyncSession, series_id: int, slot: datetime) -> RoundRunRow | None:
+    rows = await session.exec(
+        select(RoundRunRow).where(
+            RoundRunRow.series_id == series_id, RoundRunRow.scheduled_for == slot
+        )
+    )
+    return rows.first()
+
+
+async def run(session: AsyncSession, run_id: int) -> RoundRunRow | None:
+    return await session.get(RoundRunRow, run_id)
+
+
+async def next_run_number(session: AsyncSession, series_id: int) -> int:
+    result = await session.exec(
+        select(func.max(RoundRunRow.number)).where(RoundRunRow.series_id == series_id)
+    )
+    return (result.one() or 0) + 1
+
+
+async def open_run_in_room(
+    session: AsyncSession, room_id: str
+) -> tuple[RoundRunRow, RoundSeriesRow] | None:
+    """The newest open run whose round posts in `room_id`."""
+    rows = await session.exec(
+        select(RoundRunRow, RoundSeriesRow)
+        .join(RoundSeriesRow, col(RoundSeriesRow.id) == col(RoundRunRow.series_id))
+        .where(RoundSeriesRow.room_id == room_id, RoundRunRow.status == "open")
+        .order_by(col(RoundRunRow.id).desc())
+    )
+    found = rows.first()
+    return (found[0], found[1]) if found else None
+
+
+async def run_by_prompt(session: AsyncSession, event_id: str) -> RoundRunRow | None:
+    rows = await session.exec(select(RoundRunRow).where(RoundRunRow.prompt_event_id == event_id))
+    return rows.first()
+
+
+async def set_run(session: AsyncSession, run_id: int, **fields: object) -> None:
+    await session.exec(  # type: ignore[call-overload]
+        update(RoundRunRow).where(col(RoundRunRow.id) == run_id).values(**fields)
+    )
+
+
+async def reports(session: AsyncSession, run_id: int) -> list[RoundReportRow]:
+    rows = await session.exec(
+        select(RoundReportRow)
+        .where(RoundReportRow.run_id == run_id)
+        .order_by(col(RoundReportRow.reported_at))
+    )
+    return list(rows.all())
+
+
+async def report_by_event(session: AsyncSession, event_id: str) -> RoundReportRow | None:
+    rows = await session.exec(select(RoundReportRow).where(RoundReportRow.event_id == event_id))
+    return rows.first()

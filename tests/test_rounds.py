@@ -1,0 +1,201 @@
+"""Coordination rounds: schedule parsing across daylight-saving changes, a round end to end on the
+test homeserver (prompt, updates by command and thread reply, reminder, summary), and runs that
+fall due while the bot is down (run once if recent, reported missed otherwise, never twice)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlmodel import col, select
+
+from bot.schedules import next_run, to_cron
+from bot.settings import load_settings
+from bot.storage.db import Database
+from bot.storage.models import Timer
+from bot.timeutil import utcnow
+from tests.conftest import Cast, RunningBot
+from tests.matrix_people import Person, body
+from tests.test_paging import activation_room
+
+
+@pytest.mark.parametrize(
+    ("when", "cron"),
+    [
+        ("every 30m", "*/30 * * * *"),
+        ("every 1h", "0 * * * *"),
+        ("every 6h", "0 */6 * * *"),
+        ("daily 09:00", "0 9 * * *"),
+        ("Daily  7:05", "5 7 * * *"),
+        ("weekdays 08:30", "30 8 * * 1-5"),
+        ("0 9 * * 1-5", "0 9 * * 1-5"),
+    ],
+)
+def test_schedule_forms(when: str, cron: str) -> None:
+    assert to_cron(when) == cron
+
+
+@pytest.mark.parametrize(
+    ("when", "problem"),
+    [
+        ("every 7m", "divide the hour"),
+        ("daily 25:00", "not a schedule"),
+        ("hourly", "not a schedule"),
+        ("61 * * * *", "not a valid cron"),
+    ],
+)
+def test_bad_schedules_say_what_works(when: str, problem: str) -> None:
+    with pytest.raises(ValueError, match=problem):
+        to_cron(when)
+
+
+def test_daily_nine_stays_nine_in_brussels_across_both_changes() -> None:
+    spring = next_run("0 9 * * *", "Europe/Brussels", datetime(2026, 3, 28, 12, tzinfo=UTC))
+    autumn = next_run("0 9 * * *", "Europe/Brussels", datetime(2026, 10, 24, 12, tzinfo=UTC))
+    assert spring == datetime(2026, 3, 29, 7, tzinfo=UTC)  # 09:00 CEST, the first summer day
+    assert autumn == datetime(2026, 10, 25, 8, tzinfo=UTC)  # 09:00 CET, the first winter day
+    assert next_run("0 9 * * *", "America/New_York", datetime(2026, 3, 8, 12, tzinfo=UTC)) == (
+        datetime(2026, 3, 8, 13, tzinfo=UTC)  # 09:00 EDT, hours after New York's change
+    )
+
+
+def test_weekdays_skip_the_weekend_and_a_run_at_the_same_instant_is_not_repeated() -> None:
+    friday_after = datetime(2026, 11, 27, 9, tzinfo=UTC)  # Fri 10:00 Brussels
+    assert next_run("30 8 * * 1-5", "Europe/Brussels", friday_after) == datetime(
+        2026, 11, 30, 7, 30, tzinfo=UTC
+    )
+    exactly = datetime(2026, 11, 30, 7, 30, tzinfo=UTC)
+    assert next_run("30 8 * * 1-5", "Europe/Brussels", exactly) == datetime(
+        2026, 12, 1, 7, 30, tzinfo=UTC
+    )
+
+
+pytest_synapse = pytest.mark.synapse
+
+
+@pytest_synapse
+async def test_a_round_end_to_end(
+    paging_bot: RunningBot,
+    people: dict[str, Person],
+    cast: Cast,
+) -> None:
+    ref, room = await activation_room(people, cast)
+    member, lead, deputy = people["member"], people["lead"], people["deputy"]
+    await member.send(
+        room, '!icc round now --with member,deputy,lead --window 6s --agenda "Roads; Shelters"'
+    )
+    prompt = await member.wait_for(
+        room, lambda e: "COORDINATION ROUND RD-" in body(e), sender=cast.bot.user_id
+    )
+    rd = body(prompt).split("COORDINATION ROUND ")[1].split(" ")[0]
+    assert prompt["content"]["msgtype"] == "m.text"
+    assert set(prompt["content"]["m.mentions"]["user_ids"]) == {
+        cast.member.user_id,
+        cast.deputy.user_id,
+        cast.lead.user_id,
+    }
+    assert "1. Roads" in body(prompt)
+    assert "2. Shelters" in body(prompt)
+    recorded = await member.ask(
+        room, "!icc update Roads N4 and E411 closed near Namur", cast.bot.user_id
+    )
+    assert f"Recorded for {rd} #1" in body(recorded)
+    await deputy.wait_for_invite(room)
+    await deputy.join(room)
+    thread = {
+        "rel_type": "m.thread",
+        "event_id": prompt["event_id"],
+        "is_falling_back": True,
+        "m.in_reply_to": {"event_id": prompt["event_id"]},
+    }
+    reply = await deputy.send(room, "Shelters: 340 people in Namur", **{"m.relates_to": thread})
+    await deputy.wait_for(
+        room,
+        lambda e: (
+            e.get("type") == "m.reaction" and e["content"]["m.relates_to"]["event_id"] == reply
+        ),
+        sender=cast.bot.user_id,
+    )
+    reminder = await member.wait_for(room, lambda e: "halfway" in body(e), sender=cast.bot.user_id)
+    assert "still waiting for Lead" in body(reminder)
+    assert reminder["content"]["m.mentions"] == {"user_ids": [cast.lead.user_id]}
+    assert reminder["content"]["m.relates_to"]["event_id"] == prompt["event_id"]
+    summary = await member.wait_for(
+        room, lambda e: f"{rd} #1 closed" in body(e), sender=cast.bot.user_id
+    )
+    assert "Member: Roads N4 and E411 closed near Namur" in body(summary)
+    assert "Deputy: Shelters: 340 people in Namur" in body(summary)
+    assert "No report from: Lead." in body(summary)
+    late = await lead.ask(room, "!icc update too late", cast.bot.user_id)
+    assert "No round is open in this room" in body(late)
+    status = await member.ask(room, f"!icc status {ref}", cast.bot.user_id)
+    assert ref in body(status)
+
+
+async def shift_round_timer(database_url: str, late: timedelta) -> None:
+    """Pretend the next run fell due `late` ago, while the bot was down."""
+    db = Database(database_url)
+    try:
+        async with db.session() as session:
+            timer = (
+                await session.exec(
+                    select(Timer).where(
+                        Timer.kind == "round.run", col(Timer.completed_at).is_(None)
+                    )
+                )
+            ).one()
+            due = utcnow() - late
+            timer.due_at = due
+            timer.payload = {**timer.payload, "slot": due.isoformat()}
+            timer.key = timer.key.split("run:")[0] + f"run:{due.isoformat()}"
+            session.add(timer)
+    finally:
+        await db.dispose()
+
+
+@pytest_synapse
+async def test_runs_due_while_down_run_once_or_are_reported_missed(
+    paging_env: dict[str, str], people: dict[str, Person], cast: Cast
+) -> None:
+    running = RunningBot(load_settings(paging_env))
+    await running.start()
+    try:
+        _ref, room = await activation_room(people, cast)
+        member, lead = people["member"], people["lead"]
+        scheduled = await lead.ask(
+            room, "!icc round schedule daily 09:00 --with member --window 1m", cast.bot.user_id
+        )
+        rd = body(scheduled).split("scheduled")[0].split()[-1]
+        assert "cron `0 9 * * *`" in body(scheduled)
+        listing = await member.ask(room, "!icc rounds", cast.bot.user_id)
+        assert f"• {rd} — daily 09:00 (Europe/Brussels)" in body(listing)
+        await running.stop()
+        await shift_round_timer(paging_env["ICC_DATABASE_URL"], timedelta(seconds=20))  # < window
+        await running.start()
+        await member.wait_for(
+            room, lambda e: f"COORDINATION ROUND {rd} #1" in body(e), sender=cast.bot.user_id
+        )
+        await running.stop()
+        await running.start()  # a restart after the run does not run it again
+        await member.quiet_period(1.5)
+        prompts = [
+            e
+            for e in member.events(room, cast.bot.user_id)
+            if f"COORDINATION ROUND {rd}" in body(e)
+        ]
+        assert len(prompts) == 1
+        await running.stop()
+        await shift_round_timer(paging_env["ICC_DATABASE_URL"], timedelta(minutes=5))  # > window
+        await running.start()
+        missed = await member.wait_for(
+            room, lambda e: "was missed while the bot was down" in body(e), sender=cast.bot.user_id
+        )
+        assert f"{rd} #2" in body(missed)
+        cancelled = await lead.ask(room, f"!icc round cancel {rd}", cast.bot.user_id)
+        assert f"{rd} (daily 09:00) cancelled" in body(cancelled)
+        listing = await member.ask(room, "!icc rounds", cast.bot.user_id)
+        assert "No round is scheduled." in body(listing)
+        refused = await lead.ask(room, "!icc round schedule every 7m", cast.bot.user_id)
+        assert "divide the hour" in body(refused)
+    finally:
+        await running.stop()
