@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 
 from bot.deps import Deps
+from bot.directory import Contact
 from bot.storage import page_store as store
 from bot.timeutil import utcnow
 
@@ -17,6 +18,19 @@ from bot.timeutil import utcnow
 class DirectMessages:
     def __init__(self, deps: Deps) -> None:
         self.deps = deps
+
+    def snapshot(self, person: Contact, template: str) -> dict[str, str]:
+        """Who a message went to, as they were then: the directory may change later, the record
+        must not. `template` picks the language (the first of theirs it is written in)."""
+        organisation = self.deps.directory.organisations.get(person.organisation)
+        return {
+            "handle": person.handle,
+            "matrix_id": person.matrix_id,
+            "name": person.name,
+            "organisation": organisation.name if organisation else person.organisation,
+            "language": self.deps.renderer.language_for(template, person.languages),
+            "timezone": person.timezone,
+        }
 
     async def room_for(self, matrix_id: str) -> str:
         async with self.deps.locks(f"dm:{matrix_id}"):

@@ -150,15 +150,9 @@ class Inputs:
         return request
 
     def _target(self, request: InputRequestRow, person: Contact) -> RequestTargetRow:
-        organisation = self.deps.directory.organisations.get(person.organisation)
         return RequestTargetRow(
-            request_id=request.id,
-            handle=person.handle,
-            matrix_id=person.matrix_id,  # type: ignore[arg-type]
-            name=person.name,
-            organisation=organisation.name if organisation else person.organisation,
-            language=self.deps.renderer.language_for("request", person.languages),
-            timezone=person.timezone,
+            request_id=request.id,  # type: ignore[arg-type]
+            **self.direct.snapshot(person, "request"),
         )
 
     async def deliver(self, request: InputRequestRow, activation: ActivationRow) -> list[str]:

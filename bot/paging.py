@@ -111,18 +111,11 @@ class Paging:
     def _row(
         self, page: PageRow, person: Contact, *, deadline: datetime, covers: str = ""
     ) -> PageTargetRow:
-        directory = self.deps.directory
-        organisation = directory.organisations.get(person.organisation)
         return PageTargetRow(
-            page_id=page.id,
-            handle=person.handle,
-            matrix_id=person.matrix_id,  # type: ignore[arg-type]
-            name=person.name,
-            organisation=organisation.name if organisation else person.organisation,
-            language=self.deps.renderer.language_for("page", person.languages),
-            timezone=person.timezone,
+            page_id=page.id,  # type: ignore[arg-type]
             covers=covers,
             deadline=deadline,
+            **self.direct.snapshot(person, "page"),
         )
 
     def _step(

@@ -169,6 +169,9 @@ async def test_runs_due_while_down_run_once_or_are_reported_missed(
         assert "cron `0 9 * * *`" in body(scheduled)
         listing = await member.ask(room, "!icc rounds", cast.bot.user_id)
         assert f"• {rd} — daily 09:00 (Europe/Brussels)" in body(listing)
+        status = await member.ask(room, "!icc status", cast.bot.user_id)
+        assert f"Next rounds: {rd} daily 09:00 → " in body(status)
+        assert "09:00 Brussels" in body(status)
         await running.stop()
         await shift_round_timer(paging_env["ICC_DATABASE_URL"], timedelta(seconds=20))  # < window
         await running.start()

@@ -9,8 +9,10 @@ from bot.inputs import Inputs
 from bot.paging import page_summary
 from bot.render import Message
 from bot.roles import Role
+from bot.rounds import Rounds
 from bot.router import CommandContext, CommandFamily, UserError
 from bot.storage import activation_store as store
+from bot.storage import round_store
 from bot.timeutil import format_duration, utcnow
 
 commands = CommandFamily("activation")
@@ -93,6 +95,9 @@ async def status(ctx: CommandContext) -> Message:
         sitreps = await store.sitreps(session, activation.id)  # type: ignore[arg-type]
         pages = await page_summary(session, activation.id)  # type: ignore[arg-type]
         requests = await Inputs(ctx.deps).summary(session, activation.id)  # type: ignore[arg-type]
+        series = await round_store.scheduled_for_activation(session, activation.id)  # type: ignore[arg-type]
+    rounds = Rounds(ctx.deps)
+    next_rounds = [(s.ref, s.when_text, rounds.next_local(s)) for s in series]
     lead = ctx.deps.directory.contact_for(activation.lead)
     last = sitreps[-1] if sitreps else None
     return activations.frame(
@@ -109,6 +114,7 @@ async def status(ctx: CommandContext) -> Message:
             closed=activations.local(activation.closed_at) if activation.closed_at else None,
             pages=pages,
             requests=requests,
+            next_rounds=next_rounds,
         ),
         activation,
     )
@@ -168,6 +174,8 @@ async def handover(ctx: CommandContext) -> Message:
         summary = await record.handover_summary(session, activation)
         pages = await page_summary(session, activation.id)  # type: ignore[arg-type]
         requests = await Inputs(ctx.deps).summary(session, activation.id)  # type: ignore[arg-type]
+        series = await round_store.scheduled_for_activation(session, activation.id)  # type: ignore[arg-type]
+    rounds = Rounds(ctx.deps)
     return ctx.render(
         "handover",
         activation=activation,
@@ -176,6 +184,7 @@ async def handover(ctx: CommandContext) -> Message:
         summary=summary,
         pages=pages,
         requests=requests,
+        next_rounds=[(s.ref, s.when_text, rounds.next_local(s)) for s in series],
         local=activations.local,
     )
 

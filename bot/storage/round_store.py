@@ -32,6 +32,12 @@ async def scheduled(session: AsyncSession) -> list[RoundSeriesRow]:
     return list(rows.all())
 
 
+async def scheduled_for_activation(
+    session: AsyncSession, activation_id: int
+) -> list[RoundSeriesRow]:
+    return [s for s in await scheduled(session) if s.activation_id == activation_id]
+
+
 async def cancel_series(session: AsyncSession, series_id: int, at: datetime) -> None:
     await session.exec(  # type: ignore[call-overload]
         update(RoundSeriesRow).where(col(RoundSeriesRow.id) == series_id).values(cancelled_at=at)
