@@ -15,6 +15,8 @@ import signal
 from dataclasses import dataclass
 from pathlib import Path
 
+from bot.checks import CLOSE_TIMER as CHECK_CLOSE
+from bot.checks import Checks
 from bot.commands import all_families
 from bot.deps import Deps
 from bot.directory import DirectoryError
@@ -106,6 +108,7 @@ class App:
             )
             scheduler.on(PAGE_STEP, Paging(self.deps).on_step)
             scheduler.on(REQUEST_STEP, Inputs(self.deps).on_step)
+            scheduler.on(CHECK_CLOSE, Checks(self.deps).on_close)
             rounds = Rounds(self.deps)
             scheduler.on(ROUND_RUN, rounds.on_run)
             scheduler.on(ROUND_REMIND, rounds.on_remind)

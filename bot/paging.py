@@ -51,7 +51,7 @@ class Answer:
     """What came of an ack or a decline, for the answer to the person."""
 
     page: PageRow
-    activation: ActivationRow
+    activation: ActivationRow | None
     row: PageTargetRow
     first: bool  # False: an earlier answer stands, this one changed nothing
 
@@ -92,7 +92,7 @@ class Paging:
             )
             session.add(page)
             await session.flush()
-            session.add_all([self._row(page, p, deadline=now + window) for p in people])
+            session.add_all([self.target_row(page, p, deadline=now + window) for p in people])
             await self.deps.scheduler.arm_new(
                 session,
                 STEP_TIMER,
@@ -108,7 +108,7 @@ class Paging:
             )
         return page
 
-    def _row(
+    def target_row(
         self, page: PageRow, person: Contact, *, deadline: datetime, covers: str = ""
     ) -> PageTargetRow:
         return PageTargetRow(
@@ -136,7 +136,7 @@ class Paging:
         key, due, payload = self._step(activation, page, handle, step, due)
         await self.deps.scheduler.arm(session, STEP_TIMER, key, due, payload)  # type: ignore[arg-type]
 
-    async def deliver(self, page: PageRow, activation: ActivationRow, reply_to: str) -> None:
+    async def deliver(self, page: PageRow, activation: ActivationRow | None, reply_to: str) -> None:
         """Send the page to everyone who has not had it yet, all at once; then post the board.
 
         The pages go first: nothing the room needs to see may delay them (measured in bench/,
@@ -145,6 +145,8 @@ class Paging:
         async with self.deps.db.session() as session:
             rows = [r for r in await store.targets(session, page.id) if r.event_id is None]  # type: ignore[arg-type]
         await self._send(page, activation, rows)
+        if page.kind != "page" or activation is None:
+            return  # a communication check reports once, at its end
         if page.board_event_id:
             await self.refresh_board(page, activation)
         else:
@@ -193,6 +195,8 @@ class Paging:
             await store.mark_many(session, delivered)  # type: ignore[arg-type]
             for row, error in failed:
                 await store.mark(session, row.id, send_error=error)  # type: ignore[arg-type]
+                if activation is None:
+                    continue
                 await self.activations.record(
                     session,
                     activation,
@@ -203,6 +207,7 @@ class Paging:
                 )
         for row, error in failed:
             await self._tell_room(
+                page,
                 activation,
                 self.deps.renderer.render("page_failed", ref=page.ref, name=row.name, error=error),
                 txn_id=f"failed-{row.id}-{'repeat' if repeat else 'first'}",
@@ -240,7 +245,7 @@ class Paging:
         zone = load_zone(row.timezone)
         sender = self.deps.directory.contact_for(page.sender)
         message = self.deps.renderer.render(
-            "page",
+            "commscheck" if page.kind == "check" else "page",
             lang=row.language,
             ref=page.ref,
             activation=activation,
@@ -254,7 +259,7 @@ class Paging:
             repeat=repeat,
             covers=row.covers and self._name(row.covers),
         )
-        return self.activations.frame(message, activation)
+        return self.activations.frame(message, activation) if activation else message
 
     def _name(self, handle: str) -> str:
         contact = self.deps.directory.contacts.get(handle)
@@ -334,11 +339,14 @@ class Paging:
             "backup": self.person_status(backup) if backup else None,
         }
 
-    async def _tell_room(self, activation: ActivationRow, message: Message, txn_id: str) -> None:
-        if activation.room_id:
-            await self.deps.messenger.notice(
-                activation.room_id, self.activations.frame(message, activation), txn_id=txn_id
-            )
+    async def _tell_room(
+        self, page: PageRow, activation: ActivationRow | None, message: Message, txn_id: str
+    ) -> None:
+        """Tell the activation's room (or, for a check outside one, the room it was asked in)."""
+        room_id = activation.room_id if activation else page.room_id
+        if room_id:
+            framed = self.activations.frame(message, activation) if activation else message
+            await self.deps.messenger.notice(room_id, framed, txn_id=txn_id)
 
     # -- answers ----------------------------------------------------------------------------------
 
@@ -364,10 +372,13 @@ class Paging:
         async with self.deps.db.session() as session:
             rows = await self._rows_answered(session, matrix_id, ref, relates_to)
             page = await store.page(session, rows[0].page_id)
-            activation = await activation_store.by_id(session, page.activation_id) if page else None
+            activation = (
+                await activation_store.by_id(session, page.activation_id)
+                if page and page.activation_id
+                else None
+            )
         assert page is not None
-        assert activation is not None
-        if activation.status != "open":
+        if activation is not None and activation.status != "open":
             raise UserError(
                 f"{page.ref} belongs to {activation.ref}, which is {activation.status}; "
                 "there is nothing left to acknowledge."
@@ -394,7 +405,7 @@ class Paging:
     async def _after_answer(
         self,
         session: AsyncSession,
-        activation: ActivationRow,
+        activation: ActivationRow | None,
         page: PageRow,
         row: PageTargetRow,
         reason: str | None,
@@ -402,6 +413,8 @@ class Paging:
         now: datetime,
     ) -> None:
         unit = row.covers or row.handle
+        if activation is None:
+            return  # a check outside an activation: nothing to escalate, no logbook
         if reason is None:
             await self.deps.scheduler.cancel(session, unit_prefix(activation, page.id, unit))  # type: ignore[arg-type]
             latency = format_duration(now - (row.delivered_at or now))
@@ -459,7 +472,11 @@ class Paging:
         async with self.deps.db.session() as session:
             page = await store.page(session, page_id)
             rows = await store.targets(session, page_id)
-            activation = await activation_store.by_id(session, page.activation_id) if page else None
+            activation = (
+                await activation_store.by_id(session, page.activation_id)
+                if page and page.activation_id
+                else None
+            )
         if page is None or activation is None or activation.status != "open":
             return
         unit = [r for r in rows if r.handle == handle and not r.covers] + [
@@ -491,7 +508,7 @@ class Paging:
         async with self.deps.db.session() as session:
             await store.mark(session, row.id, escalated_at=now)  # type: ignore[arg-type]
             if backup is not None and not backups:
-                backup_row = self._row(page, backup, deadline=now + window, covers=row.handle)
+                backup_row = self.target_row(page, backup, deadline=now + window, covers=row.handle)
                 session.add(backup_row)
                 await session.flush()
                 backups = [backup_row]
@@ -534,6 +551,7 @@ class Paging:
                 data={"page": page.id, "handles": [r.handle for r in unit]},
             )
         await self._tell_room(
+            page,
             activation,
             self.deps.renderer.render(
                 "page_unreachable",

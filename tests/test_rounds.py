@@ -202,3 +202,36 @@ async def test_runs_due_while_down_run_once_or_are_reported_missed(
         assert "divide the hour" in body(refused)
     finally:
         await running.stop()
+
+
+@pytest_synapse
+async def test_communication_check_with_one_partner_silent(
+    paging_bot: RunningBot, people: dict[str, Person], cast: Cast
+) -> None:
+    from tests.test_bot_matrix import shared_room
+    from tests.test_paging import page_received
+
+    lead, member, partner = people["lead"], people["member"], people["partner"]
+    control = await shared_room(people, cast)
+    sent = await lead.ask(control, "!icc commscheck partner,dg --window 5s", cast.bot.user_id)
+    assert "sent to 2 people" in body(sent)
+    check = body(sent).split("Communication check ")[1].split(" ")[0]
+    partner_dm, test_page = await page_received(partner, cast, check)
+    assert "TEST DE COMMUNICATION" in body(test_page)
+    await partner.ask(partner_dm, f"!ack {check}", cast.bot.user_id)
+    result = await lead.wait_for(
+        control, lambda e: f"Communication check {check}:" in body(e), sender=cast.bot.user_id
+    )
+    assert "1 of 2 answered" in body(result)
+    assert "✅ Partner (ERCC) after" in body(result)
+    assert "⚠ Dg (ERCC): no answer" in body(result)
+    card = await member.ask(control, "!icc contact dg", cast.bot.user_id)
+    assert "Last communication check: NO ANSWER" in body(card)
+    card = await member.ask(control, "!icc contact partner", cast.bot.user_id)
+    assert "Last communication check: answered after" in body(card)
+    listing = await member.ask(control, "!icc contacts ercc", cast.bot.user_id)
+    lines = {
+        line.split(" — ")[0]: line for line in body(listing).splitlines() if line.startswith("•")
+    }
+    assert "last check unanswered" in lines["• dg"]
+    assert "last check unanswered" not in lines["• partner"]

@@ -9,6 +9,7 @@ from bot.render import Message
 from bot.roles import Role
 from bot.router import CommandContext, CommandFamily, UserError
 from bot.storage import page_store
+from bot.storage.models import PageTargetRow
 from bot.timeutil import format_duration, format_local_utc, utcnow, zone_label
 
 commands = CommandFamily("directory")
@@ -27,6 +28,8 @@ async def contacts(ctx: CommandContext) -> Message:
     directory = ctx.deps.directory
     query: str | None = ctx.args["query"]
     found = directory.search(query)
+    async with ctx.deps.db.session() as session:
+        checks = await page_store.check_results(session)
     pages = max(1, -(-len(found) // PAGE_SIZE))
     page = ctx.args["page"]
     if page > pages:
@@ -40,6 +43,7 @@ async def contacts(ctx: CommandContext) -> Message:
             "organisation": directory.organisation_of(c).name,
             "languages": ", ".join(c.languages),
             "zone": zone_label(c.zone),
+            "stale": c.matrix_id in checks and checks[c.matrix_id].acked_at is None,
         }
         for c in shown
     ]
@@ -71,6 +75,7 @@ async def contact(ctx: CommandContext) -> Message:
         raise UserError(f"No contact `{ctx.args['handle']}` in the directory.{hint}")
     async with ctx.deps.db.session() as session:
         latency = await page_store.last_ack_latency(session, person.matrix_id)
+        check = (await page_store.check_results(session)).get(person.matrix_id)
     backup = directory.contacts.get(person.backup) if person.backup else None
     backs_up = [c for c in directory.contacts.values() if c.backup == person.handle]
     return ctx.render(
@@ -83,4 +88,16 @@ async def contact(ctx: CommandContext) -> Message:
         backs_up=backs_up,
         groups=[(g, directory.groups[g]) for g in person.groups],
         last_ack=format_duration(timedelta(seconds=latency)) if latency is not None else None,
+        last_check=_check_line(check),
     )
+
+
+def _check_line(row: PageTargetRow | None) -> dict[str, str] | None:
+    """The person's latest communication check, for the contact card."""
+    if row is None:
+        return None
+    when = row.delivered_at or row.deadline
+    if row.acked_at:
+        latency = format_duration(row.acked_at - (row.delivered_at or row.acked_at))
+        return {"result": f"answered after {latency}", "date": f"{when:%d %b %Y}"}
+    return {"result": "NO ANSWER", "date": f"{when:%d %b %Y}"}

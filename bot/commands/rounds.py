@@ -7,8 +7,10 @@ from datetime import timedelta
 
 from bot.activations import Activations
 from bot.args import Choice, Duration, Option, Targets, Text, Word
+from bot.checks import Checks
 from bot.commands.paging import resolve_people
 from bot.directory import Contact
+from bot.paging import Paging
 from bot.render import Message
 from bot.roles import Role
 from bot.rounds import Rounds
@@ -170,3 +172,43 @@ async def round_cancel(ctx: CommandContext) -> Message:
         raise UserError(f"`{ctx.args['round']}` is not a round reference such as RD-5.")
     series = await Rounds(ctx.deps).cancel(int(found.group(1)), ctx.sender)
     return ctx.render("round_cancelled", ref=series.ref, when=series.when_text)
+
+
+@commands.command(
+    "commscheck",
+    role=Role.LEAD,
+    summary="a communication check: a test page; who answered, how fast, who did not",
+    example="commscheck benelux,ercc --window 10m",
+    params=[Targets("targets", required=False, help="default: every partner and DG")],
+    options=[
+        Option("window", Duration("window", metavar="15m"), help="time to answer (default 15m)")
+    ],
+)
+async def commscheck(ctx: CommandContext) -> Message:
+    activation = await Activations(ctx.deps).for_room(ctx.room_id)
+    if activation is not None and activation.status != "open":
+        raise UserError(f"{activation.ref} is {activation.status}; run the check elsewhere.")
+    if ctx.args["targets"]:
+        people = resolve_people(ctx, ctx.args["targets"])
+    else:
+        people = [
+            c for c in ctx.deps.directory.contacts.values() if c.role in (Role.PARTNER, Role.DG)
+        ]
+    if not people:
+        raise UserError("Nobody to check; name them: commscheck <targets>.")
+    window = ctx.args["window"] or timedelta(minutes=15)
+    check = await Checks(ctx.deps).create(
+        activation=activation,
+        room_id=ctx.room_id,
+        sender=ctx.sender,
+        people=people,
+        window=window,
+        event_id=ctx.event_id,
+    )
+    await Paging(ctx.deps).deliver(check, activation, reply_to=ctx.event_id)
+    return ctx.render(
+        "commscheck_sent",
+        ref=check.ref,
+        count=len(people),
+        until=Activations(ctx.deps).local(check.created_at + window),
+    )

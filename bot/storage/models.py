@@ -206,12 +206,18 @@ class DmRoom(SQLModel, table=True):
 
 
 class PageRow(SQLModel, table=True):
-    """A page (`PG-<id>`): one message to many people, each tracked in `page_target`."""
+    """A page (`PG-<id>`): one message to many people, each tracked in `page_target`.
+
+    A communication check (`kind="check"`) is a page of a test message with no escalation; it
+    may be sent outside any activation, and reports to the room it was asked in (`room_id`).
+    """
 
     __tablename__ = "page"
 
     id: int | None = Field(default=None, primary_key=True)
-    activation_id: int = Field(foreign_key="activation.id", index=True)
+    activation_id: int | None = Field(default=None, foreign_key="activation.id", index=True)
+    kind: str = Field(default="page", max_length=16)
+    room_id: str | None = Field(default=None, max_length=255)
     sender: str = Field(max_length=255)
     text: str
     urgent: bool = False

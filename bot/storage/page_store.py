@@ -113,6 +113,17 @@ async def answer_once(session: AsyncSession, target_id: int, **fields: object) -
     return result.rowcount == 1
 
 
+async def check_results(session: AsyncSession) -> dict[str, PageTargetRow]:
+    """Each person's row on the latest communication check sent to them."""
+    rows = await session.exec(
+        select(PageTargetRow)
+        .join(PageRow, col(PageRow.id) == col(PageTargetRow.page_id))
+        .where(PageRow.kind == "check")
+        .order_by(col(PageTargetRow.page_id))
+    )
+    return {row.matrix_id: row for row in rows.all()}
+
+
 async def last_ack_latency(session: AsyncSession, matrix_id: str) -> float | None:
     """Seconds from delivery to acknowledgement on the person's latest acknowledged page."""
     rows = await session.exec(

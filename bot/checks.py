@@ -1,0 +1,118 @@
+"""Communication checks (ConvEx-style): can we still reach our partners, and how fast?
+
+A check is a page of a test message (`PageRow.kind == "check"`): delivered, acknowledged and
+recorded exactly like a page, but with no escalation. At the end of its window the room it was
+asked in gets the result: who answered and how fast, who did not, who could not be reached. The
+latest result per person is what `contact` and `contacts` show, so stale contacts stand out.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from bot.activations import Activations, timer_prefix
+from bot.deps import Deps
+from bot.directory import Contact
+from bot.paging import Paging
+from bot.storage import activation_store
+from bot.storage import page_store as store
+from bot.storage.models import ActivationRow, PageRow, Timer
+from bot.timeutil import format_duration, utcnow
+
+CLOSE_TIMER = "check.close"
+CHECK_TEXT = "Communication check"
+
+
+class Checks:
+    def __init__(self, deps: Deps) -> None:
+        self.deps = deps
+        self.activations = Activations(deps)
+        self.paging = Paging(deps)
+
+    async def create(
+        self,
+        *,
+        activation: ActivationRow | None,
+        room_id: str,
+        sender: str,
+        people: list[Contact],
+        window: timedelta,
+        event_id: str,
+    ) -> PageRow:
+        async with self.deps.db.session() as session:
+            existing = await store.page_by_event(session, event_id)
+            if existing is not None:
+                return existing
+            now = utcnow()
+            check = PageRow(
+                activation_id=activation.id if activation else None,
+                kind="check",
+                room_id=room_id,
+                sender=sender,
+                text=CHECK_TEXT,
+                ack_window_s=int(window.total_seconds()),
+                opened_by_event=event_id,
+                created_at=now,
+            )
+            session.add(check)
+            await session.flush()
+            session.add_all(
+                [self.paging.target_row(check, p, deadline=now + window) for p in people]
+            )
+            prefix = timer_prefix(activation) if activation else ""
+            await self.deps.scheduler.arm_new(
+                session,
+                CLOSE_TIMER,
+                [(f"{prefix}chk{check.id}:close", now + window, {"page": check.id})],
+            )
+            if activation is not None:
+                await self.activations.record(
+                    session,
+                    activation,
+                    "system.commscheck",
+                    f"Communication check {check.ref} sent to {len(people)}",
+                    sender,
+                    data={"page": check.id, "to": [p.handle for p in people]},
+                )
+        return check
+
+    async def on_close(self, timer: Timer) -> None:
+        async with self.deps.db.session() as session:
+            check = await store.page(session, timer.payload["page"])
+            if check is None:
+                return
+            rows = await store.targets(session, check.id)  # type: ignore[arg-type]
+            activation = (
+                await activation_store.by_id(session, check.activation_id)
+                if check.activation_id
+                else None
+            )
+        answered = [
+            (r.name, r.organisation, format_duration(r.acked_at - (r.delivered_at or r.acked_at)))
+            for r in rows
+            if r.acked_at
+        ]
+        silent = [(r.name, r.organisation) for r in rows if not r.acked_at and r.event_id]
+        unreachable = [(r.name, r.organisation) for r in rows if r.event_id is None]
+        if activation is not None:
+            async with self.deps.db.session() as session:
+                await self.activations.record(
+                    session,
+                    activation,
+                    "system.commscheck_result",
+                    f"Communication check {check.ref}: {len(answered)} of {len(rows)} answered",
+                    self.activations.bot_id,
+                    data={"page": check.id},
+                )
+        message = self.deps.renderer.render(
+            "commscheck_result",
+            ref=check.ref,
+            answered=answered,
+            silent=silent,
+            unreachable=unreachable,
+            total=len(rows),
+        )
+        framed = self.activations.frame(message, activation) if activation else message
+        await self.deps.messenger.notice(
+            check.room_id or "", framed, txn_id=f"check-result-{check.id}"
+        )
