@@ -19,6 +19,7 @@ from bot.checks import CLOSE_TIMER as CHECK_CLOSE
 from bot.checks import Checks
 from bot.commands import all_families
 from bot.deps import Deps
+from bot.digest import DIGEST_TIMER, Digest
 from bot.directory import DirectoryError
 from bot.dispatch import CommandRunner
 from bot.health import HealthReport, HealthServer
@@ -109,6 +110,7 @@ class App:
             scheduler.on(PAGE_STEP, Paging(self.deps).on_step)
             scheduler.on(REQUEST_STEP, Inputs(self.deps).on_step)
             scheduler.on(CHECK_CLOSE, Checks(self.deps).on_close)
+            scheduler.on(DIGEST_TIMER, Digest(self.deps).on_digest)
             rounds = Rounds(self.deps)
             scheduler.on(ROUND_RUN, rounds.on_run)
             scheduler.on(ROUND_REMIND, rounds.on_remind)
@@ -183,6 +185,7 @@ class App:
     async def _on_ready(self, runner: CommandRunner) -> None:
         assert self.deps is not None
         await self.deps.scheduler.start()
+        await Digest(self.deps).ensure_armed()
         async with self.deps.db.session() as session:
             pending = await core.pending_inbox(session)
         if pending:

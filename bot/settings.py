@@ -20,6 +20,7 @@ from dotenv import dotenv_values
 
 from bot.classification import DEFAULT_MARKINGS
 from bot.problems import ProblemList
+from bot.schedules import to_cron
 from bot.timeutil import load_zone, parse_duration
 
 MATRIX_USER_ID = re.compile(r"^@[a-z0-9._=\-/+]+:[A-Za-z0-9.\-]+(:\d{1,5})?$")
@@ -53,6 +54,7 @@ class Settings:
     health_addr: tuple[str, int]
     device_name: str = "ICC liaison bot"
     classified_markings: tuple[str, ...] = DEFAULT_MARKINGS
+    dg_digest: str | None = "daily 08:00"  # a schedule in ICC_TIMEZONE, or None for none
 
     @property
     def directory_path(self) -> Path:
@@ -93,6 +95,7 @@ _KNOWN = {
     "ICC_HEALTH_ADDR",
     "ICC_DEVICE_NAME",
     "ICC_CLASSIFIED_MARKINGS",
+    "ICC_DG_DIGEST",
 }
 
 
@@ -171,6 +174,15 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             f"ICC_DG_ROOM: `{dg_room}` is neither a room ID (!id) nor an alias (#a:server)"
         )
 
+    dg_digest = get("ICC_DG_DIGEST", "daily 08:00") or "daily 08:00"
+    if dg_digest.lower() == "off":
+        dg_digest = None
+    else:
+        try:
+            to_cron(dg_digest)
+        except ValueError as exc:
+            problems.append(f"ICC_DG_DIGEST: {exc} (or `off`)")
+
     unknown = sorted(k for k in env if k.startswith("ICC_") and k not in _KNOWN)
     for name in unknown:
         log.warning("unknown setting %s ignored (typo?)", name)
@@ -197,6 +209,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         e2ee=bool(e2ee),
         store_key=store_key,
         device_name=get("ICC_DEVICE_NAME", "ICC liaison bot") or "ICC liaison bot",
+        dg_digest=dg_digest,
         classified_markings=_markings(get("ICC_CLASSIFIED_MARKINGS")),
         **settings_values,  # type: ignore[arg-type]
     )

@@ -235,3 +235,59 @@ async def test_communication_check_with_one_partner_silent(
     }
     assert "last check unanswered" in lines["• dg"]
     assert "last check unanswered" not in lines["• partner"]
+
+
+@pytest_synapse
+async def test_dg_rounds_and_the_dg_digest(
+    bot_env: dict[str, str], people: dict[str, Person], cast: Cast
+) -> None:
+    from bot.digest import DIGEST_TIMER, Digest
+    from tests.conftest import bot_running
+    from tests.test_activations import open_activation
+    from tests.test_bot_matrix import bot_joined, shared_room
+
+    dg, lead, member = people["dg"], people["lead"], people["member"]
+    dg_room = await dg.create_room(invite=[cast.bot.user_id, cast.lead.user_id], name="DG platform")
+    async with bot_running(
+        bot_env | {"ICC_DG_ROOM": dg_room, "ICC_DG_DIGEST": "weekdays 07:45"}
+    ) as running:
+        await dg.wait_for(dg_room, bot_joined(cast.bot.user_id))
+        assert running.app is not None
+        db = running.app.deps.db  # type: ignore[union-attr]
+        async with db.session() as session:
+            digests = (await session.exec(select(Timer).where(Timer.kind == DIGEST_TIMER))).all()
+        assert [t.payload["cron"] for t in digests] == ["45 7 * * 1-5"]
+
+        control = await shared_room(people, cast)
+        ref, _room, _ = await open_activation(lead, control, cast, "!icc activate Heatwave")
+        await member.send(control, "!icc round now --room dg --with dg --window 4s")
+        prompt = await dg.wait_for(
+            dg_room, lambda e: "COORDINATION ROUND RD-" in body(e), sender=cast.bot.user_id
+        )
+        thread = {
+            "rel_type": "m.thread",
+            "event_id": prompt["event_id"],
+            "is_falling_back": True,
+            "m.in_reply_to": {"event_id": prompt["event_id"]},
+        }
+        await dg.send(dg_room, "NL: no cross-border effects expected", **{"m.relates_to": thread})
+        summary = await dg.wait_for(
+            dg_room, lambda e: "closed" in body(e) and "RD-" in body(e), sender=cast.bot.user_id
+        )
+        assert "Dg: NL: no cross-border effects expected" in body(summary)
+
+        await Digest(running.app.deps).on_digest(digests[0])  # type: ignore[arg-type]
+        digest = await dg.wait_for(
+            dg_room, lambda e: "ICC digest" in body(e), sender=cast.bot.user_id
+        )
+        assert f"• {ref} Heatwave · TLP:AMBER · level monitoring" in body(digest)
+    async with bot_running(bot_env | {"ICC_DG_ROOM": dg_room, "ICC_DG_DIGEST": "off"}) as running:
+        async with running.app.deps.db.session() as session:  # type: ignore[union-attr]
+            left = (
+                await session.exec(
+                    select(Timer).where(
+                        Timer.kind == DIGEST_TIMER, col(Timer.cancelled_at).is_(None)
+                    )
+                )
+            ).all()
+        assert left == []

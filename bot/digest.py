@@ -1,0 +1,91 @@
+"""The DG platform digest: open activations at a glance, on a schedule (`ICC_DG_DIGEST`,
+default `daily 08:00` in `ICC_TIMEZONE`; `off` for none).
+
+One durable timer holds the next digest (`digest:<slot>`); each digest arms the next. At start-up
+a digest armed under another schedule (the setting changed) is cancelled and the next slot of the
+configured one armed; one due while the bot was down is posted late rather than lost.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from bot.activations import Activations
+from bot.deps import Deps
+from bot.inputs import Inputs
+from bot.paging import page_summary
+from bot.render import Message
+from bot.schedules import next_run, to_cron
+from bot.storage import activation_store, core
+from bot.storage.models import Timer
+from bot.timeutil import format_duration, utcnow
+
+log = logging.getLogger(__name__)
+
+DIGEST_TIMER = "dg.digest"
+
+
+class Digest:
+    def __init__(self, deps: Deps) -> None:
+        self.deps = deps
+        self.activations = Activations(deps)
+
+    @property
+    def cron(self) -> str | None:
+        settings = self.deps.settings
+        return to_cron(settings.dg_digest) if settings.dg_digest and settings.dg_room else None
+
+    async def ensure_armed(self) -> None:
+        """Exactly one digest armed, under the configured schedule (or none when off)."""
+        cron = self.cron
+        async with self.deps.db.session() as session:
+            armed = [t for t in await core.armed_timers(session) if t.kind == DIGEST_TIMER]
+            keep = [t for t in armed if cron and t.payload.get("cron") == cron]
+            if keep:
+                return
+            if armed:
+                await self.deps.scheduler.cancel(session, "digest:", kind=DIGEST_TIMER)
+            if cron:
+                await self._arm(session, cron)
+
+    async def _arm(self, session, cron: str) -> None:  # type: ignore[no-untyped-def]
+        slot = next_run(cron, str(self.deps.settings.timezone.key), utcnow())
+        await self.deps.scheduler.arm(
+            session, DIGEST_TIMER, f"digest:{slot.isoformat()}", slot, {"cron": cron}
+        )
+
+    async def on_digest(self, timer: Timer) -> None:
+        cron = self.cron
+        if cron is None:
+            return
+        async with self.deps.db.session() as session:
+            if timer.payload.get("cron") == cron:
+                await self._arm(session, cron)
+            running = await activation_store.by_status(session, ["open", "suspended"])
+            inputs = Inputs(self.deps)
+            rows = []
+            for activation in running:
+                pages = await page_summary(session, activation.id)  # type: ignore[arg-type]
+                requests = await inputs.summary(session, activation.id)  # type: ignore[arg-type]
+                lead = self.deps.directory.contact_for(activation.lead)
+                rows.append(
+                    {
+                        "activation": activation,
+                        "lead": lead.name if lead else activation.lead,
+                        "age": format_duration(utcnow() - activation.opened_at),
+                        "pages": pages,
+                        "overdue": requests.overdue,
+                    }
+                )
+        message = self.deps.renderer.render(
+            "dg_digest", rows=rows, at=self.activations.local(utcnow(), with_date=True)
+        )
+        if any(r["activation"].exercise for r in rows):  # about an exercise: marked first and last
+            marker = self.deps.settings.exercise_marker
+            message = Message(
+                body=f"{marker}\n{message.body}\n{marker}",
+                html=f"<p><b>{marker}</b></p>{message.html}<p><b>{marker}</b></p>",
+            )
+        assert self.deps.settings.dg_room is not None
+        room_id = await self.deps.messenger.resolve_room(self.deps.settings.dg_room)
+        await self.deps.messenger.notice(room_id, message, txn_id=f"digest-{timer.key}")
