@@ -77,12 +77,14 @@ class Rounds:
         participants: list[Contact],
         created_by: str,
         event_id: str,
+        kind: str = "round",
     ) -> tuple[RoundSeriesRow, datetime]:
-        """A round series and its first run's timer; keyed by the command's event."""
+        """A round series (or a scheduled check) and its first run's timer; keyed by the event."""
         async with self.deps.db.session() as session:
             series = await store.series_by_event(session, event_id)
             if series is None:
                 series = RoundSeriesRow(
+                    kind=kind,
                     activation_id=activation.id if activation else None,
                     room_id=room_id,
                     when_text=when,
@@ -166,7 +168,29 @@ class Rounds:
         if lateness > timedelta(seconds=series.window_s):
             await self._missed(series, activation, slot)
             return
+        if series.kind == "check":
+            await self._check(series, activation, slot)
+            return
         await self.start(series, activation, slot)
+
+    async def _check(
+        self, series: RoundSeriesRow, activation: ActivationRow | None, slot: datetime
+    ) -> None:
+        """A scheduled communication check: the same as `commscheck` typed at `slot`."""
+        from bot.checks import Checks  # checks build on paging, which the rounds need not load
+        from bot.paging import Paging
+
+        people = [c for h in series.participants if (c := self.deps.directory.contacts.get(h))]
+        key = f"series-{series.id}-{slot.isoformat()}"
+        check = await Checks(self.deps).create(
+            activation=activation,
+            room_id=series.room_id,
+            sender=series.created_by,
+            people=people,
+            window=timedelta(seconds=series.window_s),
+            event_id=key,
+        )
+        await Paging(self.deps).deliver(check, activation, reply_to=key)
 
     async def _missed(
         self, series: RoundSeriesRow, activation: ActivationRow | None, slot: datetime

@@ -291,3 +291,37 @@ async def test_dg_rounds_and_the_dg_digest(
                 )
             ).all()
         assert left == []
+
+
+@pytest_synapse
+async def test_a_scheduled_communication_check_runs_from_its_schedule(
+    paging_env: dict[str, str], people: dict[str, Person], cast: Cast
+) -> None:
+    from tests.test_bot_matrix import shared_room
+    from tests.test_paging import page_received
+
+    running = RunningBot(load_settings(paging_env))
+    await running.start()
+    try:
+        lead, partner = people["lead"], people["partner"]
+        control = await shared_room(people, cast)
+        scheduled = await lead.ask(
+            control,
+            '!icc commscheck partner --window 6s --every "weekdays 10:00"',
+            cast.bot.user_id,
+        )
+        assert "(communication check) scheduled: weekdays 10:00" in body(scheduled)
+        listing = await lead.ask(control, "!icc rounds", cast.bot.user_id)
+        assert "(communication check) — weekdays 10:00" in body(listing)
+        await running.stop()
+        await shift_round_timer(paging_env["ICC_DATABASE_URL"], timedelta(seconds=1))
+        await running.start()
+        partner_dm, test_page = await page_received(partner, cast, "TEST DE COMMUNICATION")
+        check = body(test_page).split("TEST DE COMMUNICATION ")[1].split(" ")[0]
+        await partner.react(partner_dm, test_page["event_id"], "👍")
+        result = await lead.wait_for(
+            control, lambda e: f"Communication check {check}:" in body(e), sender=cast.bot.user_id
+        )
+        assert "1 of 1 answered" in body(result)
+    finally:
+        await running.stop()

@@ -154,7 +154,14 @@ async def rounds(ctx: CommandContext) -> Message:
     async with ctx.deps.db.session() as session:
         listed = await round_store.scheduled(session)
     rows = [
-        (s.ref, s.when_text, s.timezone, helper.next_local(s), len(s.participants)) for s in listed
+        (
+            s.ref + (" (communication check)" if s.kind == "check" else ""),
+            s.when_text,
+            s.timezone,
+            helper.next_local(s),
+            len(s.participants),
+        )
+        for s in listed
     ]
     return ctx.render("rounds_list", rows=rows)
 
@@ -181,7 +188,12 @@ async def round_cancel(ctx: CommandContext) -> Message:
     example="commscheck benelux,ercc --window 10m",
     params=[Targets("targets", required=False, help="default: every partner and DG")],
     options=[
-        Option("window", Duration("window", metavar="15m"), help="time to answer (default 15m)")
+        Option("window", Duration("window", metavar="15m"), help="time to answer (default 15m)"),
+        Option(
+            "every",
+            Word("every", metavar="when"),
+            help='repeat on a schedule, quoted: --every "weekdays 10:00" (see round schedule)',
+        ),
     ],
 )
 async def commscheck(ctx: CommandContext) -> Message:
@@ -197,6 +209,8 @@ async def commscheck(ctx: CommandContext) -> Message:
     if not people:
         raise UserError("Nobody to check; name them: commscheck <targets>.")
     window = ctx.args["window"] or timedelta(minutes=15)
+    if ctx.args["every"]:
+        return await _schedule_check(ctx, activation, people, window)
     check = await Checks(ctx.deps).create(
         activation=activation,
         room_id=ctx.room_id,
@@ -211,4 +225,38 @@ async def commscheck(ctx: CommandContext) -> Message:
         ref=check.ref,
         count=len(people),
         until=Activations(ctx.deps).local(check.created_at + window),
+    )
+
+
+async def _schedule_check(
+    ctx: CommandContext, activation: ActivationRow | None, people: list[Contact], window: timedelta
+) -> Message:
+    when = " ".join(ctx.args["every"].split())
+    try:
+        cron = to_cron(when)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    zone = ctx.deps.settings.timezone
+    series, first = await Rounds(ctx.deps).create(
+        activation=activation,
+        room_id=ctx.room_id,
+        when=when,
+        cron=cron,
+        timezone=str(zone.key),
+        window=window,
+        agenda=None,
+        participants=people,
+        created_by=ctx.sender,
+        event_id=ctx.event_id,
+        kind="check",
+    )
+    return ctx.render(
+        "round_scheduled",
+        ref=series.ref,
+        when=when,
+        zone=zone.key,
+        cron=cron,
+        first=format_local_utc(first, zone, with_date=True),
+        people=len(series.participants),
+        kind="communication check",
     )

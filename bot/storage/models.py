@@ -347,6 +347,7 @@ class RoundSeriesRow(SQLModel, table=True):
     __tablename__ = "round_series"
 
     id: int | None = Field(default=None, primary_key=True)
+    kind: str = Field(default="round", max_length=16)  # round | check (a scheduled commscheck)
     activation_id: int | None = Field(default=None, foreign_key="activation.id", index=True)
     room_id: str = Field(max_length=255)
     when_text: str = Field(max_length=255)
