@@ -18,33 +18,13 @@ import tempfile
 import time
 from pathlib import Path
 
-import yaml
-from nio import AsyncClient, RoomGetEventError
-
+from bench.harness import BOT_PASSWORD, login, server_ts, start_bot
 from bot.app import App, Tuning
 from bot.devserver import start_synapse
-from bot.settings import load_settings
 from bot.storage import page_store
 
 RESULTS = Path(__file__).parent / "results" / "paging.md"
 RUNS = 5
-
-
-async def login(base_url: str, user_id: str, password: str) -> AsyncClient:
-    client = AsyncClient(base_url, user_id)
-    await client.login(password, device_name="bench")
-    return client
-
-
-async def server_event(client: AsyncClient, room_id: str, event_id: str) -> dict:
-    response = await client.room_get_event(room_id, event_id)
-    if isinstance(response, RoomGetEventError):
-        raise RuntimeError(response.message)
-    return response.event.source
-
-
-async def server_ts(client: AsyncClient, room_id: str, event_id: str) -> int:
-    return (await server_event(client, room_id, event_id))["origin_server_ts"]
 
 
 async def wait_delivered(app: App, page_id: int, people: int, timeout: float = 120) -> list:
@@ -69,11 +49,8 @@ async def main(people: int) -> None:
 
 
 async def run(server, work: Path, people: int) -> None:  # type: ignore[no-untyped-def]
-    bot_id = server.register("iccbot", "bench-password-1")
     lead_id = server.register("lead", "bench-password-2")
     partners = [server.register(f"p{n:03d}", "bench-password-3") for n in range(people)]
-    config = work / "config"
-    config.mkdir()
     directory = {
         "organisations": [{"key": "nccn", "name": "NCCN", "kind": "national"}],
         "groups": {"all": "everyone"},
@@ -85,22 +62,7 @@ async def run(server, work: Path, people: int) -> None:  # type: ignore[no-untyp
             for n, m in enumerate(partners)
         ],
     }
-    (config / "directory.yaml").write_text(yaml.safe_dump(directory))
-    settings = load_settings(
-        {
-            "ICC_HOMESERVER": server.base_url,
-            "ICC_USER_ID": bot_id,
-            "ICC_PASSWORD": "bench-password-1",
-            "ICC_DATABASE_URL": f"sqlite:///{work / 'icc.db'}",
-            "ICC_DATA_DIR": str(work / "data"),
-            "ICC_CONFIG_DIR": str(config),
-            "ICC_E2EE": "false",
-            "ICC_HEALTH_ADDR": "127.0.0.1:0",
-        }
-    )
-    app = App(settings, Tuning(sync_timeout_ms=5_000))
-    task = asyncio.create_task(app.run())
-    await app.ready.wait()
+    app, task, bot_id = await start_bot(server, work, directory, Tuning(sync_timeout_ms=5_000))
     lead = await login(server.base_url, lead_id, "bench-password-2")
     try:
         control = (await lead.room_create(invite=[bot_id])).room_id
@@ -145,7 +107,7 @@ async def run(server, work: Path, people: int) -> None:  # type: ignore[no-untyp
 
         async with app.deps.db.session() as session:  # type: ignore[union-attr]
             rooms = [(await page_store.dm_room(session, m)).room_id for m in partners]  # type: ignore[union-attr]
-        bare = await login(server.base_url, bot_id, "bench-password-1")
+        bare = await login(server.base_url, bot_id, BOT_PASSWORD)
         await bare.sync(timeout=0)
         bare_times = []
         for n in range(RUNS):

@@ -19,13 +19,9 @@ import time
 from datetime import timedelta
 from pathlib import Path
 
-import yaml
-
-from bench.bench_paging import login, server_ts
-from bot.app import App, Tuning
+from bench.harness import login, server_ts, start_bot
 from bot.devserver import start_synapse
 from bot.rounds import Rounds
-from bot.settings import load_settings
 from bot.storage import round_store
 from bot.timeutil import utcnow
 
@@ -44,40 +40,14 @@ async def main() -> None:
 
 
 async def run(server, work: Path) -> None:  # type: ignore[no-untyped-def]
-    bot_id = server.register("iccbot", "bench-password-1")
     lead_id = server.register("lead", "bench-password-2")
-    config = work / "config"
-    config.mkdir()
-    (config / "directory.yaml").write_text(
-        yaml.safe_dump(
-            {
-                "organisations": [{"key": "nccn", "name": "NCCN", "kind": "national"}],
-                "contacts": [
-                    {
-                        "handle": "lead",
-                        "matrix_id": lead_id,
-                        "organisation": "nccn",
-                        "role": "icc-lead",
-                    }
-                ],
-            }
-        )
-    )
-    settings = load_settings(
-        {
-            "ICC_HOMESERVER": server.base_url,
-            "ICC_USER_ID": bot_id,
-            "ICC_PASSWORD": "bench-password-1",
-            "ICC_DATABASE_URL": f"sqlite:///{work / 'icc.db'}",
-            "ICC_DATA_DIR": str(work / "data"),
-            "ICC_CONFIG_DIR": str(config),
-            "ICC_E2EE": "false",
-            "ICC_HEALTH_ADDR": "127.0.0.1:0",
-        }
-    )
-    app = App(settings, Tuning())
-    task = asyncio.create_task(app.run())
-    await app.ready.wait()
+    directory = {
+        "organisations": [{"key": "nccn", "name": "NCCN", "kind": "national"}],
+        "contacts": [
+            {"handle": "lead", "matrix_id": lead_id, "organisation": "nccn", "role": "icc-lead"}
+        ],
+    }
+    app, task, bot_id = await start_bot(server, work, directory)
     lead = await login(server.base_url, lead_id, "bench-password-2")
     try:
         room = (await lead.room_create(invite=[bot_id])).room_id

@@ -1,19 +1,15 @@
-"""`ask`, `input`, `advice`: collecting partners' input and drafting the advice note; and the
-routing of plain replies to the bot's messages (an ack of a page, an input to a request)."""
+"""`ask`, `input`, `advice`: collecting partners' input and drafting the advice note."""
 
 from __future__ import annotations
 
 import re
 
 from bot.activations import Activations
-from bot.args import Option, RawText, Targets, Text, Word
-from bot.commands.paging import ACK_WORDS, acknowledge, resolve_people
-from bot.dispatch import REPLY_COMMAND
+from bot.args import Option, Targets, Text, Word
+from bot.commands.paging import resolve_people
 from bot.inputs import Inputs, Recorded
-from bot.paging import Paging
 from bot.render import Message
 from bot.roles import Role
-from bot.rounds import Rounds
 from bot.router import CommandContext, CommandFamily, UserError
 from bot.timeutil import format_local_utc, load_zone, parse_future_time, utcnow
 
@@ -72,7 +68,8 @@ async def ask(ctx: CommandContext) -> Message:
     )
 
 
-def _recorded(ctx: CommandContext, recorded: Recorded) -> Message:
+def record_reply(ctx: CommandContext, recorded: Recorded) -> Message:
+    """The thanks for an input, in the person's language."""
     target, answer = recorded.target, recorded.answer
     message = ctx.render(
         "input_recorded",
@@ -106,7 +103,7 @@ async def input_command(ctx: CommandContext) -> Message:
         event_id=ctx.event_id,
         at=ctx.sent_at,
     )
-    return _recorded(ctx, recorded)
+    return record_reply(ctx, recorded)
 
 
 @commands.command(
@@ -136,48 +133,3 @@ async def advice(ctx: CommandContext) -> Message:
     return ctx.render(
         "advice_posted", activation=activation, version=draft.version, stem=stem, requests=views
     )
-
-
-@commands.command(
-    REPLY_COMMAND,
-    role=Role.PARTNER,
-    summary="a reply to one of the bot's messages",
-    example=REPLY_COMMAND,
-    params=[RawText("text")],
-    any_age=True,
-    hidden=True,
-)
-async def reply_to_bot(ctx: CommandContext) -> Message | None:
-    """A reply in a round's thread is a report; a reply to a page acknowledges it (when it says
-    ack, ok, reçu…); a reply to an input request is the input; anything else is not for the bot."""
-    text = ctx.args["text"]
-    rounds = Rounds(ctx.deps)
-    if text and await rounds.is_prompt(ctx.thread_root):
-        await rounds.report(
-            room_id=ctx.room_id,
-            thread_root=ctx.thread_root,
-            sender=ctx.sender,
-            text=text,
-            via="thread",
-            event_id=ctx.event_id,
-            at=ctx.sent_at,
-        )
-        await ctx.deps.messenger.react(ctx.room_id, ctx.event_id, "✅")
-        return None
-    if await Paging(ctx.deps).is_page_event(ctx.relates_to, ctx.sender):
-        if text.lower().strip(" .!✅👍") in ACK_WORDS:
-            return await acknowledge(ctx)
-        return None
-    inputs = Inputs(ctx.deps)
-    if text and await inputs.is_request_event(ctx.relates_to, ctx.sender):
-        recorded = await inputs.record_answer(
-            ctx.sender,
-            ref=None,
-            relates_to=ctx.relates_to,
-            text=text,
-            via="reply",
-            event_id=ctx.event_id,
-            at=ctx.sent_at,
-        )
-        return _recorded(ctx, recorded)
-    return None
