@@ -24,7 +24,7 @@ from bot.devserver import start_synapse
 from bot.storage import page_store
 
 RESULTS = Path(__file__).parent / "results" / "paging.md"
-RUNS = 5
+RUNS = 9
 
 
 async def wait_delivered(app: App, page_id: int, people: int, timeout: float = 120) -> list:
