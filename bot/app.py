@@ -29,6 +29,7 @@ from bot.logs import add_secrets
 from bot.matrix.client import LoginFailed, log_in, make_client, private_dir
 from bot.matrix.send import Messenger
 from bot.matrix.sync import FatalSyncError, SyncLoop
+from bot.metrics import Metrics
 from bot.paging import STEP_TIMER as PAGE_STEP
 from bot.paging import Paging
 from bot.render import Renderer
@@ -79,6 +80,7 @@ class App:
         self.deps: Deps | None = None
         self.sync: SyncLoop | None = None
         self.health: HealthServer | None = None
+        self.metrics = Metrics()
         self._pid_file: Path | None = None
 
     async def run(self) -> None:
@@ -106,6 +108,7 @@ class App:
                 messenger=Messenger(client),
                 scheduler=scheduler,
                 roster=roster,
+                metrics=self.metrics,
             )
             scheduler.on(PAGE_STEP, Paging(self.deps).on_step)
             scheduler.on(REQUEST_STEP, Inputs(self.deps).on_step)
@@ -167,7 +170,13 @@ class App:
                 }
             )
 
-        self.health = HealthServer(host, port, probe)
+        def metrics() -> bytes:
+            last = self.sync.last_sync_at if self.sync else None
+            if last is not None:
+                self.metrics.sync_lag.set((utcnow() - last).total_seconds())
+            return self.metrics.render()
+
+        self.health = HealthServer(host, port, probe, metrics)
         try:
             await self.health.start()
         except OSError as exc:

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from bot.directory import Directory
 from bot.matrix.send import Messenger
+from bot.metrics import Metrics
 from bot.render import Renderer
 from bot.roster import Roster
 from bot.router import Registry
@@ -25,6 +26,7 @@ class Deps:
     scheduler: Scheduler
     roster: Roster
     locks: KeyedLocks = field(default_factory=KeyedLocks)
+    metrics: Metrics = field(default_factory=Metrics)
 
     @property
     def directory(self) -> Directory:

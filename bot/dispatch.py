@@ -11,7 +11,8 @@ from __future__ import annotations
 import logging
 import secrets
 import time
-from datetime import datetime
+from collections import deque
+from datetime import datetime, timedelta
 
 from bot.activations import Activations
 from bot.args import UsageError
@@ -23,7 +24,7 @@ from bot.roles import Role
 from bot.router import CommandContext, CommandSpec, UserError, split_command
 from bot.storage import core
 from bot.storage.models import InboxEvent
-from bot.timeutil import utcnow
+from bot.timeutil import format_duration, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -62,10 +63,30 @@ def reply_target(event_id: str, content: dict) -> ReplyTo:
     return ReplyTo(event_id=event_id, thread_root=thread)
 
 
+class RateLimiter:
+    """At most `count` commands per sender in any `per` window: generous for people, a brake on
+    a script gone wrong. In memory on purpose: after a restart everyone starts afresh."""
+
+    def __init__(self, count: int, per: timedelta) -> None:
+        self.count, self.per = count, per
+        self._seen: dict[str, deque[float]] = {}
+
+    def allow(self, sender: str) -> bool:
+        now = time.monotonic()
+        recent = self._seen.setdefault(sender, deque())
+        while recent and now - recent[0] > self.per.total_seconds():
+            recent.popleft()
+        if len(recent) >= self.count:
+            return False
+        recent.append(now)
+        return True
+
+
 class CommandRunner:
     def __init__(self, deps: Deps) -> None:
         self._deps = deps
         self._guard = ClassificationGuard(deps.settings.classified_markings)
+        self._limiter = RateLimiter(*deps.settings.rate_limit)
 
     def command_text(self, body: str) -> str | None:
         return split_command(body, self._deps.settings.command_prefix, ALIASES)
@@ -102,6 +123,7 @@ class CommandRunner:
         except Exception:
             ref = secrets.token_hex(3)
             log.exception("command failed ref=%s event=%s", ref, item.event_id)
+            self._deps.metrics.command_errors.inc()
             answer = self._deps.renderer.render("internal_error", ref=ref)
         try:
             if answer is not None:
@@ -117,6 +139,7 @@ class CommandRunner:
             outcome = "unanswered"
         async with self._deps.db.session() as session:
             await core.finish_inbox(session, item.event_id, outcome)
+        self._deps.metrics.commands.labels(outcome).inc()
         log.info(
             "command=%s room=%s sender=%s event=%s outcome=%s ms=%d",
             name,
@@ -158,6 +181,18 @@ class CommandRunner:
                     typed=typed,
                     suggestion=deps.registry.suggest(typed),
                     prefix=deps.settings.command_prefix,
+                ),
+            )
+        if not role.allows(spec.role) and via != "command":
+            return spec.name, "ignored", None  # a stranger's 👍 or reply is not addressed to us
+        if via == "command" and not self._limiter.allow(item.sender):
+            return (
+                spec.name,
+                "rate-limited",
+                render(
+                    "rate_limited",
+                    count=self._limiter.count,
+                    per=format_duration(self._limiter.per),
                 ),
             )
         if not role.allows(spec.role):

@@ -30,8 +30,10 @@ HealthProbe = Callable[[], Awaitable[HealthReport]]
 class HealthServer:
     """A deliberately tiny HTTP/1.0 responder: one route, no dependencies, local port only."""
 
-    def __init__(self, host: str, port: int, probe: HealthProbe) -> None:
-        self._host, self._port, self._probe = host, port, probe
+    def __init__(
+        self, host: str, port: int, probe: HealthProbe, metrics: Callable[[], bytes] | None = None
+    ) -> None:
+        self._host, self._port, self._probe, self._metrics = host, port, probe, metrics
         self._server: asyncio.Server | None = None
         self.port = port  # the bound port once started (port 0 picks a free one)
 
@@ -49,15 +51,21 @@ class HealthServer:
         try:
             request = await asyncio.wait_for(reader.readline(), 5)
             parts = request.decode("latin-1").split()
-            if len(parts) >= 2 and parts[0] == "GET" and parts[1] == "/healthz":
+            path = parts[1] if len(parts) >= 2 and parts[0] == "GET" else ""
+            content_type = "application/json"
+            if path == "/healthz":
                 report = await self._probe()
                 status = "200 OK" if report.healthy else "503 Service Unavailable"
-                payload = json.dumps({"healthy": report.healthy, "checks": report.checks})
+                payload = json.dumps({"healthy": report.healthy, "checks": report.checks}).encode()
+            elif path == "/metrics" and self._metrics is not None:
+                status, payload = "200 OK", self._metrics()
+                content_type = "text/plain; version=0.0.4; charset=utf-8"
             else:
-                status, payload = "404 Not Found", json.dumps({"error": "try /healthz"})
+                status, payload = "404 Not Found", b'{"error": "try /healthz or /metrics"}'
             writer.write(
-                f"HTTP/1.0 {status}\r\nContent-Type: application/json\r\n"
-                f"Content-Length: {len(payload)}\r\n\r\n{payload}".encode()
+                f"HTTP/1.0 {status}\r\nContent-Type: {content_type}\r\n"
+                f"Content-Length: {len(payload)}\r\n\r\n".encode()
+                + payload
             )
             await writer.drain()
         except (TimeoutError, ConnectionError):

@@ -191,6 +191,7 @@ class Paging:
             for row, (event_id, error) in zip(rows, outcomes, strict=True)
             if not event_id
         ]
+        self.deps.metrics.pages_sent.inc(len(delivered))
         async with self.deps.db.session() as session:
             await store.mark_many(session, delivered)  # type: ignore[arg-type]
             for row, error in failed:
@@ -416,6 +417,9 @@ class Paging:
         if activation is None:
             return  # a check outside an activation: nothing to escalate, no logbook
         if reason is None:
+            self.deps.metrics.acks.labels(how).inc()
+            if row.delivered_at is not None:
+                self.deps.metrics.ack_latency.observe((now - row.delivered_at).total_seconds())
             await self.deps.scheduler.cancel(session, unit_prefix(activation, page.id, unit))  # type: ignore[arg-type]
             latency = format_duration(now - (row.delivered_at or now))
             text = f"{page.ref} acknowledged by {row.name} ({how}, {latency})"
@@ -498,6 +502,7 @@ class Paging:
         backups: list[PageTargetRow],
     ) -> None:
         window = timedelta(seconds=page.ack_window_s)
+        self.deps.metrics.escalations.labels(ESCALATE).inc()
         if row.declined_at is None and row.event_id is not None:
             await self._send(page, activation, [row], repeat=True)
         contact = self.deps.directory.contacts.get(row.handle)
@@ -536,6 +541,7 @@ class Paging:
     async def _unreachable(
         self, page: PageRow, activation: ActivationRow, unit: list[PageTargetRow]
     ) -> None:
+        self.deps.metrics.escalations.labels(UNREACHABLE).inc()
         now = utcnow()
         async with self.deps.db.session() as session:
             for row in unit:

@@ -55,6 +55,7 @@ class Settings:
     device_name: str = "ICC liaison bot"
     classified_markings: tuple[str, ...] = DEFAULT_MARKINGS
     dg_digest: str | None = "daily 08:00"  # a schedule in ICC_TIMEZONE, or None for none
+    rate_limit: tuple[int, timedelta] = (30, timedelta(minutes=1))  # commands per sender
 
     @property
     def directory_path(self) -> Path:
@@ -96,6 +97,7 @@ _KNOWN = {
     "ICC_DEVICE_NAME",
     "ICC_CLASSIFIED_MARKINGS",
     "ICC_DG_DIGEST",
+    "ICC_RATE_LIMIT",
 }
 
 
@@ -192,6 +194,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         "ack_timeout": parsed("ICC_ACK_TIMEOUT", "15m", parse_duration),
         "max_command_age": parsed("ICC_MAX_COMMAND_AGE", "10m", parse_duration),
         "health_addr": parsed("ICC_HEALTH_ADDR", "127.0.0.1:9108", _parse_addr),
+        "rate_limit": parsed("ICC_RATE_LIMIT", "30/1m", _parse_rate),
     }
     if problems:
         raise SettingsError(problems)
@@ -236,3 +239,10 @@ def _markings(text: str | None) -> tuple[str, ...]:
     if text is None:
         return DEFAULT_MARKINGS
     return tuple(m.strip() for m in text.split(",") if m.strip())
+
+
+def _parse_rate(text: str) -> tuple[int, timedelta]:
+    count, sep, per = text.partition("/")
+    if not sep or not count.strip().isdigit() or int(count) < 1:
+        raise ValueError(f"`{text}` is not a rate such as 30/1m (commands per sender per period)")
+    return int(count), parse_duration(per)

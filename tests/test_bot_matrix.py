@@ -174,6 +174,11 @@ async def test_healthz_reports_sync_database_and_scheduler(bot: RunningBot) -> N
         "healthy": True,
         "checks": {"sync": True, "database": True, "scheduler": True},
     }
+    metrics_url = f"http://127.0.0.1:{bot.app.health.port}/metrics"
+    scraped = await asyncio.to_thread(urllib.request.urlopen, metrics_url, timeout=5)
+    text = scraped.read().decode()
+    assert "icc_sync_lag_seconds " in text
+    assert "# TYPE icc_commands_total counter" in text
 
 
 async def raw_event_type(person: Person, room_id: str, event_id: str) -> str:
@@ -289,3 +294,49 @@ async def test_revoked_session_stops_the_bot_with_a_clear_error(
     with pytest.raises(FatalSyncError, match="refused the session"):
         await asyncio.wait_for(running._task, 20)
     assert not app.deps.scheduler.aps.running  # type: ignore[union-attr]
+
+
+async def test_rate_limit_and_silence_towards_strangers_reactions(
+    bot_env: dict[str, str], people: dict[str, Person], cast: Cast
+) -> None:
+    async with bot_running(bot_env | {"ICC_RATE_LIMIT": "3/1m"}):
+        room_id = await shared_room(people, cast)
+        member = people["member"]
+        for _ in range(3):
+            reply = await member.ask(room_id, "!icc help", cast.bot.user_id)
+            assert "Commands you can use" in body(reply)
+        limited = await member.ask(room_id, "!icc help", cast.bot.user_id)
+        assert "Slow down: more than 3 commands from you within 1m" in body(limited)
+        other = await people["lead"].ask(room_id, "!icc help", cast.bot.user_id)  # per sender
+        assert "Commands you can use" in body(other)
+        await people["stranger"].react(room_id, other["event_id"], "✅")
+        await people["stranger"].send(
+            room_id, "ok", **{"m.relates_to": {"m.in_reply_to": {"event_id": other["event_id"]}}}
+        )
+        await people["stranger"].quiet_period(1.5)
+        answers = [
+            e
+            for e in people["stranger"].events(room_id, cast.bot.user_id)
+            if e["type"] == "m.room.message"
+        ]
+        assert all("not in the ICC directory" not in body(e) for e in answers)
+
+
+async def test_sigterm_finishes_and_exits_zero_within_ten_seconds(
+    bot_env: dict[str, str],
+    tmp_path,  # type: ignore[no-untyped-def]
+) -> None:
+    import signal
+
+    from tests.conftest import start_process, wait_for_log
+
+    log_path = tmp_path / "bot.log"
+    process = start_process(bot_env, log_path)
+    try:
+        await wait_for_log(log_path, "INFO bot.app: ready")
+        process.send_signal(signal.SIGTERM)
+        assert await asyncio.to_thread(process.wait, 10) == 0
+        assert "INFO bot.app: stopped" in log_path.read_text()
+    finally:
+        if process.poll() is None:
+            process.kill()

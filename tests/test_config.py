@@ -189,3 +189,13 @@ def test_cli_check_validates_the_directory(tmp_path: Path) -> None:
     good = run_cli(GOOD | {"ICC_CONFIG_DIR": str(REPO / "config")}, "check")
     assert good.returncode == 0, good.stderr
     assert "directory OK" in good.stdout
+
+
+def test_rate_limit_setting() -> None:
+    assert load_settings(GOOD).rate_limit == (30, timedelta(minutes=1))
+    assert load_settings(GOOD | {"ICC_RATE_LIMIT": "5/10s"}).rate_limit == (
+        5,
+        timedelta(seconds=10),
+    )
+    with pytest.raises(SettingsError, match="ICC_RATE_LIMIT: `lots` is not a rate"):
+        load_settings(GOOD | {"ICC_RATE_LIMIT": "lots"})

@@ -113,6 +113,11 @@ async def test_fan_out_and_the_three_ways_to_acknowledge(
         deputy_dm, lambda e: f"Ontvangst van {pg} bevestigd" in body(e), sender=cast.bot.user_id
     )
     final = await board_shows(member, room, cast, pg, "3/3 acknowledged")
+    metrics = paging_bot.app.metrics.render().decode()  # type: ignore[union-attr]
+    for how in ("command", "reaction", "reply"):
+        assert f'icc_acks_total{{how="{how}"}} 1.0' in metrics
+    assert "icc_pages_sent_total 3.0" in metrics
+    assert "icc_ack_latency_seconds_count 3.0" in metrics
     assert "(command)" in final
     assert "(reaction)" in final
     assert "(reply)" in final
