@@ -12,8 +12,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+from collections.abc import Coroutine
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from bot.checks import CLOSE_TIMER as CHECK_CLOSE
 from bot.checks import Checks
@@ -25,6 +27,7 @@ from bot.dispatch import CommandRunner
 from bot.health import HealthReport, HealthServer
 from bot.inputs import STEP_TIMER as REQUEST_STEP
 from bot.inputs import Inputs
+from bot.leader import Leadership, LostLeadership
 from bot.logs import add_secrets
 from bot.matrix.client import LoginFailed, log_in, make_client, private_dir
 from bot.matrix.send import Messenger
@@ -51,7 +54,7 @@ from bot.timeutil import utcnow
 log = logging.getLogger(__name__)
 
 # Exit codes of `icc-bot run`, distinct so that a supervisor can tell what to fix.
-EXIT_CONFIG, EXIT_LOGIN, EXIT_SCHEMA, EXIT_SESSION = 2, 3, 4, 5
+EXIT_CONFIG, EXIT_LOGIN, EXIT_SCHEMA, EXIT_SESSION, EXIT_LEADERSHIP = 2, 3, 4, 5, 7
 
 
 @dataclass(frozen=True)
@@ -91,7 +94,10 @@ class App:
         db = Database(settings.database_url)
         client = None
         scheduler = Scheduler(db)
+        leadership = Leadership(db, settings.user_id)
         try:
+            if not await self._unless_stopped(leadership.acquire()):
+                return  # stopped while standing by
             await db.upgrade()
             log.info("database at schema %s", await db.check_schema())
             await self._start_health(db, scheduler)
@@ -131,13 +137,16 @@ class App:
                 timeline_limit=self.tuning.timeline_limit,
             )
             sync_task = asyncio.create_task(self.sync.run(), name="sync")
+            watch_task = asyncio.create_task(leadership.watch(), name="leader")
             stop_task = asyncio.create_task(self._stopping.wait(), name="stop")
-            done, _ = await asyncio.wait({sync_task, stop_task}, return_when="FIRST_COMPLETED")
-            for task in (sync_task, stop_task):
+            tasks = {sync_task, watch_task, stop_task}
+            done, _ = await asyncio.wait(tasks, return_when="FIRST_COMPLETED")
+            for task in tasks:
                 task.cancel()
-            await asyncio.gather(sync_task, stop_task, return_exceptions=True)
-            if sync_task in done and sync_task.exception() is not None:
-                raise sync_task.exception()  # type: ignore[misc]
+            await asyncio.gather(*tasks, return_exceptions=True)
+            for task in (sync_task, watch_task):
+                if task in done and not task.cancelled() and task.exception() is not None:
+                    raise task.exception()  # type: ignore[misc]
         finally:
             log.info("shutting down")
             await scheduler.stop(self.tuning.drain_seconds / 2)
@@ -148,8 +157,19 @@ class App:
                 self._pid_file.unlink(missing_ok=True)
             if client is not None:
                 await client.close()
+            await leadership.release()
             await db.dispose()
             log.info("stopped")
+
+    async def _unless_stopped(self, work: Coroutine[Any, Any, None]) -> bool:
+        """Run `work` unless `stop()` comes first; True when it finished."""
+        job = asyncio.create_task(work)
+        stop = asyncio.create_task(self._stopping.wait())
+        done, _ = await asyncio.wait({job, stop}, return_when="FIRST_COMPLETED")
+        for task in (job, stop):
+            task.cancel()
+        await asyncio.gather(job, stop, return_exceptions=True)
+        return job in done and not job.cancelled() and job.exception() is None
 
     async def _start_health(self, db: Database, scheduler: Scheduler) -> None:
         host, port = self.settings.health_addr
@@ -239,4 +259,7 @@ async def serve(app: App) -> int:
     except FatalSyncError as exc:
         log.error("%s", exc)
         return EXIT_SESSION
+    except LostLeadership as exc:
+        log.error("%s; stopping so that another instance can take over", exc)
+        return EXIT_LEADERSHIP
     return 0

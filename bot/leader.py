@@ -1,0 +1,86 @@
+"""Active/standby: several `icc-bot run` on one PostgreSQL, exactly one of them active.
+
+The active instance holds a PostgreSQL session-level advisory lock on a connection of its own.
+A standby waits for the lock before doing anything else (no migration, no login, no sync); when
+the active one dies, PostgreSQL drops its session and the lock with it, and a standby takes over
+within a poll interval, carrying on from the shared database: pending escalations, reminders and
+rounds are rows, so nothing is lost, and nothing is sent twice (timer claims, transaction IDs).
+
+If the lock connection itself fails while active, the instance can no longer prove it is the only
+one, so it stops (exit code 7) and its supervisor restarts it as a candidate.
+SQLite has a single writer by nature; there the lock is not used.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import zlib
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from bot.storage.db import Database
+
+log = logging.getLogger(__name__)
+
+
+class LostLeadership(RuntimeError):
+    """The connection holding the advisory lock failed; another instance may take over."""
+
+
+class Leadership:
+    def __init__(self, db: Database, name: str, *, poll_seconds: float = 2.0) -> None:
+        self._db = db
+        # One lock per bot account: two bots of different accounts may share a database.
+        self._key = zlib.crc32(f"icc-bot:{name}".encode())
+        self._poll = poll_seconds
+        self._conn: AsyncConnection | None = None
+
+    @property
+    def applies(self) -> bool:
+        return self._db.dialect == "postgresql"
+
+    async def acquire(self) -> None:
+        """Return once this instance is the active one (at once on SQLite)."""
+        if not self.applies:
+            return
+        announced = False
+        while True:
+            try:
+                conn = await self._db.engine.connect()
+                got = (
+                    await conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": self._key})
+                ).scalar()
+            except Exception as exc:  # the database is down: wait for it like for the lock
+                log.warning("cannot reach the database for the leader lock (%s); retrying", exc)
+                await asyncio.sleep(self._poll)
+                continue
+            if got:
+                self._conn = conn
+                log.info("active: holding the leader lock")
+                return
+            await conn.close()
+            if not announced:
+                log.info("standby: another instance is active; waiting for the leader lock")
+                announced = True
+            await asyncio.sleep(self._poll)
+
+    async def watch(self) -> None:
+        """Raise LostLeadership when the lock's connection fails; runs until cancelled."""
+        if self._conn is None:
+            await asyncio.Event().wait()
+        while True:
+            await asyncio.sleep(self._poll)
+            try:
+                await self._conn.execute(text("SELECT 1"))  # type: ignore[union-attr]
+            except Exception as exc:
+                raise LostLeadership(f"the leader lock's connection failed: {exc}") from exc
+
+    async def release(self) -> None:
+        if self._conn is not None:
+            try:
+                await self._conn.close()
+            except Exception:
+                log.warning("closing the leader lock connection failed", exc_info=True)
+            self._conn = None

@@ -1,0 +1,57 @@
+"""Active/standby on one PostgreSQL: exactly one instance active; when it dies, the standby takes
+over within 10 s and carries on the pending escalation, sending nothing twice."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import Cast, start_process, wait_for_log
+from tests.matrix_people import Person, body
+from tests.test_paging import activation_room, page_received, pages_in
+
+pytestmark = pytest.mark.synapse
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+async def test_standby_takes_over_and_carries_on_the_escalation(
+    paging_env: dict[str, str], people: dict[str, Person], cast: Cast, tmp_path: Path
+) -> None:
+    env_a = paging_env
+    env_b = paging_env | {"ICC_DATA_DIR": str(tmp_path / "data-b")}
+    log_a, log_b = tmp_path / "a.log", tmp_path / "b.log"
+    active = start_process(env_a, log_a)
+    await wait_for_log(log_a, "INFO bot.app: ready")
+    standby = start_process(env_b, log_b)
+    try:
+        await wait_for_log(log_b, "standby: another instance is active")
+        _ref, room = await activation_room(people, cast)
+        partner, dg = people["partner"], people["dg"]
+        await people["member"].send(room, "!icc page partner Failover drill --ack 8s")
+        partner_dm, first = await page_received(partner, cast, "Failover drill")
+        pg = re.search(r"PG-\d+", body(first)).group(0)  # type: ignore[union-attr]
+        assert "INFO bot.app: ready" not in log_b.read_text()  # only one instance is active
+
+        active.send_signal(signal.SIGKILL)
+        killed_at = time.monotonic()
+        active.wait(10)
+        await wait_for_log(log_b, "INFO bot.app: ready", timeout=10)
+        assert time.monotonic() - killed_at < 10
+        await partner.wait_for(
+            partner_dm, lambda e: "RAPPEL" in body(e), sender=cast.bot.user_id, timeout=30
+        )
+        dg_dm, _ = await page_received(dg, cast, pg)
+        await partner.quiet_period(2)
+        await dg.quiet_period(0.5)
+        assert len(pages_in(partner, partner_dm, cast, pg)) == 2
+        assert len(pages_in(dg, dg_dm, cast, pg)) == 1
+    finally:
+        for process in (active, standby):
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+                await asyncio.to_thread(process.wait, 15)
