@@ -8,11 +8,14 @@ never a traceback.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import secrets
 import time
 from collections import deque
 from datetime import datetime, timedelta
+
+from sqlalchemy.exc import DBAPIError
 
 from bot.activations import Activations
 from bot.args import UsageError
@@ -120,6 +123,10 @@ class CommandRunner:
         name = self._deps.registry.match(text or "help")[2]
         try:
             name, outcome, answer = await self._answer(item, text, via)
+        except DBAPIError:
+            log.exception("database unavailable for event=%s", item.event_id)
+            self._deps.metrics.command_errors.inc()
+            answer = self._deps.renderer.render("database_unavailable", command=name)
         except Exception:
             ref = secrets.token_hex(3)
             log.exception("command failed ref=%s event=%s", ref, item.event_id)
@@ -137,8 +144,7 @@ class CommandRunner:
         except Exception:
             log.exception("could not answer event=%s", item.event_id)
             outcome = "unanswered"
-        async with self._deps.db.session() as session:
-            await core.finish_inbox(session, item.event_id, outcome)
+        await self._finish(item.event_id, outcome)
         self._deps.metrics.commands.labels(outcome).inc()
         log.info(
             "command=%s room=%s sender=%s event=%s outcome=%s ms=%d",
@@ -148,6 +154,21 @@ class CommandRunner:
             item.event_id,
             outcome,
             (time.monotonic() - started) * 1000,
+        )
+
+    async def _finish(self, event_id: str, outcome: str) -> None:
+        """Mark the event handled, retrying while the database is briefly away: an event left
+        pending would run again at the next start."""
+        for pause in (0, 1, 2, 4, 8):
+            await asyncio.sleep(pause)
+            try:
+                async with self._deps.db.session() as session:
+                    await core.finish_inbox(session, event_id, outcome)
+                return
+            except DBAPIError as exc:
+                log.warning("could not mark event=%s %s (%s)", event_id, outcome, exc)
+        log.error(
+            "event=%s stays pending; it runs again at the next start if still recent", event_id
         )
 
     async def _frame_for_room(self, room_id: str, answer: Message) -> Message:

@@ -6,8 +6,9 @@ the active one dies, PostgreSQL drops its session and the lock with it, and a st
 within a poll interval, carrying on from the shared database: pending escalations, reminders and
 rounds are rows, so nothing is lost, and nothing is sent twice (timer claims, transaction IDs).
 
-If the lock connection itself fails while active, the instance can no longer prove it is the only
-one, so it stops (exit code 7) and its supervisor restarts it as a candidate.
+If the lock's connection fails while active (a PostgreSQL restart), the instance keeps running and
+takes the lock again as soon as the database is back; only if another instance got there first
+does it stop (exit code 7), to come back through its supervisor as a standby.
 SQLite has a single writer by nature; there the lock is not used.
 """
 
@@ -41,6 +42,18 @@ class Leadership:
     def applies(self) -> bool:
         return self._db.dialect == "postgresql"
 
+    async def _try_lock(self) -> AsyncConnection | None:
+        """A connection holding the lock, or None when another instance holds it.
+
+        Raises when the database cannot be reached.
+        """
+        conn = await self._db.engine.connect()
+        query = text("SELECT pg_try_advisory_lock(:k)")
+        if (await conn.execute(query, {"k": self._key})).scalar():
+            return conn
+        await conn.close()
+        return None
+
     async def acquire(self) -> None:
         """Return once this instance is the active one (at once on SQLite)."""
         if not self.applies:
@@ -48,26 +61,21 @@ class Leadership:
         announced = False
         while True:
             try:
-                conn = await self._db.engine.connect()
-                got = (
-                    await conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": self._key})
-                ).scalar()
+                self._conn = await self._try_lock()
             except Exception as exc:  # the database is down: wait for it like for the lock
                 log.warning("cannot reach the database for the leader lock (%s); retrying", exc)
                 await asyncio.sleep(self._poll)
                 continue
-            if got:
-                self._conn = conn
+            if self._conn is not None:
                 log.info("active: holding the leader lock")
                 return
-            await conn.close()
             if not announced:
                 log.info("standby: another instance is active; waiting for the leader lock")
                 announced = True
             await asyncio.sleep(self._poll)
 
     async def watch(self) -> None:
-        """Raise LostLeadership when the lock's connection fails; runs until cancelled."""
+        """Keep the lock; raise LostLeadership if another instance took it. Runs until cancelled."""
         if self._conn is None:
             await asyncio.Event().wait()
         while True:
@@ -75,7 +83,21 @@ class Leadership:
             try:
                 await self._conn.execute(text("SELECT 1"))  # type: ignore[union-attr]
             except Exception as exc:
-                raise LostLeadership(f"the leader lock's connection failed: {exc}") from exc
+                log.warning("the leader lock's connection failed (%s); taking the lock again", exc)
+                await self.release()
+                await self._retake()
+
+    async def _retake(self) -> None:
+        while True:
+            try:
+                self._conn = await self._try_lock()
+            except Exception:
+                await asyncio.sleep(self._poll)  # the database is still away
+                continue
+            if self._conn is None:
+                raise LostLeadership("another instance became active while the database was away")
+            log.info("active: holding the leader lock again")
+            return
 
     async def release(self) -> None:
         if self._conn is not None:

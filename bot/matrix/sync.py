@@ -32,6 +32,7 @@ from nio import (
     SyncResponse,
     UploadFilterError,
 )
+from sqlalchemy.exc import SQLAlchemyError
 
 from bot.storage import core
 from bot.storage.db import Database
@@ -122,8 +123,16 @@ class SyncLoop:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self._backoff[1])
                 continue
+            try:
+                fresh = await self._persist(response, filter_id, history=since is None)
+            except (SQLAlchemyError, OSError) as exc:
+                # The database is away: keep the old token, so the same batch comes again and
+                # is recorded once it is back (the inbox deduplicates); nothing runs unrecorded.
+                log.warning("could not record the sync batch (%s); retrying in %.0fs", exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self._backoff[1])
+                continue
             delay = self._backoff[0]
-            fresh = await self._persist(response, filter_id, history=since is None)
             since = response.next_batch
             self.last_sync_at = utcnow()
             await self._maintain_keys()
