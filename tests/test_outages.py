@@ -61,3 +61,48 @@ async def test_a_postgresql_restart_loses_nothing(
             len([e for e in lead.events(room_id, cast.bot.user_id) if replies_to(e) == during]) == 1
         )
         assert isinstance(running, RunningBot)
+
+
+async def homeserver_down(server, seconds: float) -> None:  # type: ignore[no-untyped-def]
+    """Stop the session's Synapse, wait, start it again on the same port and data."""
+    from bot.devserver import start_synapse
+
+    port = int(server.base_url.rsplit(":", 1)[1])
+    await asyncio.to_thread(server.stop)
+    await asyncio.sleep(seconds)
+    again = await asyncio.to_thread(start_synapse, server.data_dir, port=port)
+    server.process = again.process
+
+
+async def test_homeserver_down_for_30s_during_an_escalation(
+    paging_bot: RunningBot,
+    people: dict[str, Person],
+    cast: Cast,
+    synapse,  # type: ignore[no-untyped-def]
+) -> None:
+    from tests.test_paging import activation_room, page_received, pages_in
+
+    _ref, room = await activation_room(people, cast)
+    partner, dg, member = people["partner"], people["dg"], people["member"]
+    await member.send(room, "!icc page partner Down-time drill --ack 4s")
+    partner_dm, first = await page_received(partner, cast, "Down-time drill")
+    pg = first and body(first).split("PG-")[1].split(" ")[0]
+    await homeserver_down(synapse, 30)  # the reminder, the backup page and the report fall due
+    await partner.wait_for(
+        partner_dm, lambda e: "RAPPEL" in body(e), sender=cast.bot.user_id, timeout=60
+    )
+    dg_dm, _ = await page_received(dg, cast, f"PG-{pg}")
+    await member.wait_for(
+        room, lambda e: "could not reach Partner" in body(e), sender=cast.bot.user_id, timeout=60
+    )
+    await partner.quiet_period(2)
+    await dg.quiet_period(0.5)
+    await member.quiet_period(0.5)
+    assert len(pages_in(partner, partner_dm, cast, f"PG-{pg}")) == 2
+    assert len(pages_in(dg, dg_dm, cast, f"PG-{pg}")) == 1
+    reports = [
+        e for e in member.events(room, cast.bot.user_id) if "could not reach Partner" in body(e)
+    ]
+    assert len(reports) == 1
+    after = await member.ask(room, "!icc pages", cast.bot.user_id)  # and the bot answers again
+    assert f"PG-{pg}" in body(after)

@@ -77,7 +77,7 @@ def make_client(settings: Settings) -> AsyncClient:
         encryption_enabled=settings.e2ee,
         store_sync_tokens=False,  # our own table keeps the sync position (bot.storage)
         pickle_key=store_key(settings) if settings.e2ee else "",
-        max_timeout_retry_wait_time=30,
+        max_timeout_retry_wait_time=10,  # back within 10 s of the homeserver returning
         request_timeout=60,
     )
     client = AsyncClient(
