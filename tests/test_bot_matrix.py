@@ -337,6 +337,11 @@ async def test_sigterm_finishes_and_exits_zero_within_ten_seconds(
         process.send_signal(signal.SIGTERM)
         assert await asyncio.to_thread(process.wait, 10) == 0
         assert "INFO bot.app: stopped" in log_path.read_text()
+        from pathlib import Path
+
+        data = Path(bot_env["ICC_DATA_DIR"])
+        assert data.stat().st_mode & 0o777 == 0o700  # tokens and keys: the bot's user only
+        assert (data / "credentials.json").stat().st_mode & 0o777 == 0o600
     finally:
         if process.poll() is None:
             process.kill()
