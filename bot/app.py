@@ -132,6 +132,7 @@ class App:
                 dispatch=lambda items: self._dispatch(runner, items),
                 on_invite=self._on_invite,
                 on_ready=lambda: self._on_ready(runner),
+                on_undecryptable=self._on_undecryptable,
                 timeout_ms=self.tuning.sync_timeout_ms,
                 backoff=self.tuning.backoff,
                 timeline_limit=self.tuning.timeline_limit,
@@ -227,6 +228,16 @@ class App:
     def _dispatch(self, runner: CommandRunner, items: list[InboxEvent]) -> None:
         for item in items:
             self.tasks.spawn(f"cmd:{item.event_id}", runner.run(item), lane=item.room_id)
+
+    async def _on_undecryptable(self, room_id: str, sender: str, event_id: str) -> None:
+        assert self.deps is not None
+        contact = self.deps.directory.contact_for(sender)
+        message = self.deps.renderer.render(
+            "undecryptable",
+            sender=contact.name if contact else sender,
+            device=self.deps.settings.device_name,
+        )
+        await self.deps.messenger.notice(room_id, message, txn_id=f"utd-{event_id}")
 
     async def _on_invite(self, room_id: str, inviter: str) -> None:
         assert self.deps is not None

@@ -220,9 +220,45 @@ async def test_encrypted_room_round_trip_and_restart(
         await running.start()  # same device, same keys: still reads and answers
         reply = await lead.ask(room_id, "!icc help help", cast.bot.user_id)
         assert "Example: !icc help page" in body(reply)
+        await send_undecryptable(lead, room_id)
+        report = await lead.wait_for(
+            room_id,
+            lambda e: "could not decrypt a message from Lead" in body(e),
+            sender=cast.bot.user_id,
+        )
+        assert report["content"]["msgtype"] == "m.notice"
     finally:
         await lead.close()
         await running.stop()
+
+
+async def send_undecryptable(person: Person, room_id: str) -> None:
+    """An encrypted event whose session nobody ever shared: what a bot sees when a client did
+    not send it the room key."""
+    import json
+    import secrets
+    import urllib.parse
+    import urllib.request
+
+    content = {
+        "algorithm": "m.megolm.v1.aes-sha2",
+        "ciphertext": "AwgAEnAC" + "A" * 80,
+        "device_id": "NOTADEVICE",
+        "sender_key": "IlRMeOPX2e0MurIyfWEucYBRVOEEUMrOHqn/8mLqMjA",
+        "session_id": "X3lUlvLELLYxeTx4yOVu6UDpasGEVO0Jbu+QFnm0cKQ",
+    }
+    quoted = urllib.parse.quote(room_id, safe="")
+    url = f"{person.client.homeserver}/_matrix/client/v3/rooms/{quoted}/send/m.room.encrypted/{secrets.token_hex(8)}"
+    request = urllib.request.Request(
+        url,
+        data=json.dumps(content).encode(),
+        method="PUT",
+        headers={
+            "Authorization": f"Bearer {person.client.access_token}",
+            "Content-Type": "application/json",
+        },
+    )
+    await asyncio.to_thread(urllib.request.urlopen, request, timeout=5)
 
 
 async def test_answers_inside_the_thread_it_was_asked_in(

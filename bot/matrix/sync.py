@@ -75,6 +75,7 @@ class SyncLoop:
         dispatch: Callable[[list[InboxEvent]], None],
         on_invite: Callable[[str, str], Awaitable[None]],
         on_ready: Callable[[], Awaitable[None]],
+        on_undecryptable: Callable[[str, str, str], Awaitable[None]] | None = None,
         timeout_ms: int = 30_000,
         backoff: tuple[float, float] = (5.0, 300.0),
         timeline_limit: int = 100,
@@ -85,6 +86,9 @@ class SyncLoop:
         self._dispatch = dispatch
         self._on_invite = on_invite
         self._on_ready = on_ready
+        self._on_undecryptable = on_undecryptable
+        self._undecryptable: list[tuple[str, MegolmEvent]] = []
+        self._sessions_reported: set[str] = set()
         self._timeout_ms = timeout_ms
         self._backoff = backoff
         self._timeline_limit = timeline_limit
@@ -136,6 +140,7 @@ class SyncLoop:
             since = response.next_batch
             self.last_sync_at = utcnow()
             await self._maintain_keys()
+            await self._report_undecryptable()
             await self._handle_invites(response)
             if first:
                 first = False
@@ -198,7 +203,10 @@ class SyncLoop:
                 timeline = await self._backfill(room_id, info.timeline.prev_batch) + timeline
             for event in timeline:
                 if isinstance(event, MegolmEvent):
-                    log.warning("undecryptable event %s in %s", event.event_id, room_id)
+                    if event.sender != self.user_id and (
+                        joined_at is None or origin_time(event) >= joined_at
+                    ):
+                        self._undecryptable.append((room_id, event))
                     continue
                 if not isinstance(event, RoomMessageText | ReactionEvent):
                     continue
@@ -250,6 +258,27 @@ class SyncLoop:
             log.warning("backfill of %s stopped after %d pages", room_id, BACKFILL_PAGES)
         log.info("backfilled %d events in %s after a gap", len(older), room_id)
         return list(reversed(older))
+
+    async def _report_undecryptable(self) -> None:
+        """Ask the sender's devices for the missing key, and say so once per session: a command
+        the bot cannot read must not vanish without a word."""
+        pending, self._undecryptable = self._undecryptable, []
+        for room_id, event in pending:
+            log.warning(
+                "undecryptable event %s in %s from %s", event.event_id, room_id, event.sender
+            )
+            if event.session_id in self._sessions_reported:
+                continue
+            self._sessions_reported.add(event.session_id)
+            try:
+                await self._client.request_room_key(event)
+            except Exception as exc:  # nio refuses a second request for the same session
+                log.info("room key request for %s not sent: %s", event.session_id, exc)
+            if self._on_undecryptable is not None:
+                try:
+                    await self._on_undecryptable(room_id, event.sender, event.event_id)
+                except Exception:
+                    log.exception("could not report the undecryptable event %s", event.event_id)
 
     async def _handle_invites(self, response: SyncResponse) -> None:
         for room_id, info in response.rooms.invite.items():
