@@ -84,8 +84,9 @@ class Activations:
     def marker(self) -> str:
         return self.deps.settings.exercise_marker
 
-    def frame(self, message: Message, activation: ActivationRow) -> Message:
-        return frame(message, activation, self.marker)
+    def frame(self, message: Message, activation: ActivationRow | None) -> Message:
+        """Framed for its activation; a message about none (a check, a DG round) as it is."""
+        return frame(message, activation, self.marker) if activation else message
 
     def local(self, moment: datetime, *, with_date: bool = False) -> str:
         return format_local_utc(moment, self.deps.settings.timezone, with_date=with_date)

@@ -112,7 +112,7 @@ class Checks:
             unreachable=unreachable,
             total=len(rows),
         )
-        framed = self.activations.frame(message, activation) if activation else message
+        framed = self.activations.frame(message, activation)
         await self.deps.messenger.notice(
             check.room_id or "", framed, txn_id=f"check-result-{check.id}"
         )

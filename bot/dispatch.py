@@ -120,9 +120,10 @@ class CommandRunner:
         started = time.monotonic()
         outcome = "failed"
         text, via = self.interpret(item.event_type, item.content) or ("help", "command")
-        name = self._deps.registry.match(text or "help")[2]
+        matched = self._deps.registry.match(text or "help")
+        name = matched[2]
         try:
-            name, outcome, answer = await self._answer(item, text, via)
+            name, outcome, answer = await self._answer(item, matched, via)
         except DBAPIError:
             log.exception("database unavailable for event=%s", item.event_id)
             self._deps.metrics.command_errors.inc()
@@ -181,14 +182,14 @@ class CommandRunner:
         except Exception:
             log.exception("could not tell whether %s is an activation room", room_id)
             return answer  # an unframed answer beats none
-        return activations.frame(answer, activation) if activation else answer
+        return activations.frame(answer, activation)
 
     async def _answer(
-        self, item: InboxEvent, text: str, via: str
+        self, item: InboxEvent, matched: tuple[CommandSpec | None, str, str], via: str
     ) -> tuple[str, str, Message | None]:
         deps = self._deps
         render = deps.renderer.render
-        spec, arg_text, typed = deps.registry.match(text or "help")
+        spec, arg_text, typed = matched
         late = self._lateness_minutes(item.origin_ts)
         if late is not None and not (spec and spec.any_age):
             return typed, "late", render("command_late", minutes=late, command=typed)

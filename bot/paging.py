@@ -260,7 +260,7 @@ class Paging:
             repeat=repeat,
             covers=row.covers and self._name(row.covers),
         )
-        return self.activations.frame(message, activation) if activation else message
+        return self.activations.frame(message, activation)
 
     def _name(self, handle: str) -> str:
         contact = self.deps.directory.contacts.get(handle)
@@ -346,7 +346,7 @@ class Paging:
         """Tell the activation's room (or, for a check outside one, the room it was asked in)."""
         room_id = activation.room_id if activation else page.room_id
         if room_id:
-            framed = self.activations.frame(message, activation) if activation else message
+            framed = self.activations.frame(message, activation)
             await self.deps.messenger.notice(room_id, framed, txn_id=txn_id)
 
     # -- answers ----------------------------------------------------------------------------------

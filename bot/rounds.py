@@ -277,7 +277,7 @@ class Rounds:
         )
         event_id = await self.deps.messenger.ring(
             series.room_id,
-            self._frame(prompt, activation),
+            self.activations.frame(prompt, activation),
             mentions=tuple(p["matrix_id"] for p in run.participants),
             txn_id=f"round-{run.id}",
         )
@@ -303,7 +303,7 @@ class Rounds:
         )
         await self.deps.messenger.ring(
             view.series.room_id,
-            self._frame(message, view.activation),
+            self.activations.frame(message, view.activation),
             mentions=tuple(p["matrix_id"] for p in waiting),
             txn_id=f"round-remind-{view.run.id}",
             thread=view.run.prompt_event_id,
@@ -405,14 +405,11 @@ class Rounds:
             return None
         return RunView(run, series, activation)
 
-    def _frame(self, message: Message, activation: ActivationRow | None) -> Message:
-        return self.activations.frame(message, activation) if activation else message
-
     async def _post(
         self, series: RoundSeriesRow, activation: ActivationRow | None, message: Message, txn: str
     ) -> None:
         await self.deps.messenger.notice(
-            series.room_id, self._frame(message, activation), txn_id=txn
+            series.room_id, self.activations.frame(message, activation), txn_id=txn
         )
 
     def _local(self, series: RoundSeriesRow, moment: datetime) -> str:

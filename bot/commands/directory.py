@@ -28,13 +28,13 @@ async def contacts(ctx: CommandContext) -> Message:
     directory = ctx.deps.directory
     query: str | None = ctx.args["query"]
     found = directory.search(query)
-    async with ctx.deps.db.session() as session:
-        checks = await page_store.check_results(session)
     pages = max(1, -(-len(found) // PAGE_SIZE))
     page = ctx.args["page"]
     if page > pages:
         raise UserError(f"There {'is' if pages == 1 else 'are'} only {pages} page(s) of results.")
     shown = found[(page - 1) * PAGE_SIZE : page * PAGE_SIZE]
+    async with ctx.deps.db.session() as session:  # the shown page's people only
+        checks = await page_store.check_results(session, [c.matrix_id for c in shown])
     rows = [
         {
             "handle": c.handle,
@@ -75,7 +75,7 @@ async def contact(ctx: CommandContext) -> Message:
         raise UserError(f"No contact `{ctx.args['handle']}` in the directory.{hint}")
     async with ctx.deps.db.session() as session:
         latency = await page_store.last_ack_latency(session, person.matrix_id)
-        check = (await page_store.check_results(session)).get(person.matrix_id)
+        check = (await page_store.check_results(session, [person.matrix_id])).get(person.matrix_id)
     backup = directory.contacts.get(person.backup) if person.backup else None
     backs_up = [c for c in directory.contacts.values() if c.backup == person.handle]
     return ctx.render(

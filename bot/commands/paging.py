@@ -112,8 +112,6 @@ def _reply(ctx: CommandContext, answer: Answer, *, declined: bool) -> Message:
         acked=row.acked_at is not None,
         at=format_local_utc(when or utcnow(), load_zone(row.timezone)),
     )
-    if answer.activation is None:
-        return message
     return Activations(ctx.deps).frame(message, answer.activation)
 
 

@@ -66,10 +66,6 @@ async def finish_inbox(session: AsyncSession, event_id: str, status: str) -> Non
     )
 
 
-async def get_inbox(session: AsyncSession, event_id: str) -> InboxEvent | None:
-    return await session.get(InboxEvent, event_id)
-
-
 async def save_join(session: AsyncSession, room_id: str, joined_at: datetime) -> None:
     join = await session.get(RoomJoin, room_id)
     if join is None:

@@ -113,14 +113,19 @@ async def answer_once(session: AsyncSession, target_id: int, **fields: object) -
     return result.rowcount == 1
 
 
-async def check_results(session: AsyncSession) -> dict[str, PageTargetRow]:
-    """Each person's row on the latest communication check sent to them."""
-    rows = await session.exec(
+async def check_results(
+    session: AsyncSession, matrix_ids: list[str] | None = None
+) -> dict[str, PageTargetRow]:
+    """Each person's row on the latest communication check sent to them (of `matrix_ids`, or of
+    everyone)."""
+    query = (
         select(PageTargetRow)
         .join(PageRow, col(PageRow.id) == col(PageTargetRow.page_id))
         .where(PageRow.kind == "check")
-        .order_by(col(PageTargetRow.page_id))
     )
+    if matrix_ids is not None:
+        query = query.where(col(PageTargetRow.matrix_id).in_(matrix_ids))
+    rows = await session.exec(query.order_by(col(PageTargetRow.page_id)))
     return {row.matrix_id: row for row in rows.all()}
 
 
