@@ -32,6 +32,7 @@ from bot.logs import add_secrets
 from bot.matrix.client import LoginFailed, log_in, make_client, private_dir
 from bot.matrix.send import Messenger
 from bot.matrix.sync import FatalSyncError, SyncLoop
+from bot.matrix.trust import DeviceTrust
 from bot.metrics import Metrics
 from bot.paging import STEP_TIMER as PAGE_STEP
 from bot.paging import Paging
@@ -82,6 +83,7 @@ class App:
         self.ready = asyncio.Event()  # set once the first sync is handled and commands flow
         self.deps: Deps | None = None
         self.sync: SyncLoop | None = None
+        self.trust: DeviceTrust | None = None
         self.health: HealthServer | None = None
         self.metrics = Metrics()
         self._pid_file: Path | None = None
@@ -125,6 +127,7 @@ class App:
             scheduler.on(ROUND_REMIND, rounds.on_remind)
             scheduler.on(ROUND_CLOSE, rounds.on_close)
             runner = CommandRunner(self.deps)
+            self.trust = DeviceTrust(client, self._member_ids)
             self.sync = SyncLoop(
                 client,
                 db,
@@ -133,6 +136,7 @@ class App:
                 on_invite=self._on_invite,
                 on_ready=lambda: self._on_ready(runner),
                 on_undecryptable=self._on_undecryptable,
+                on_keys=self.trust.review,
                 timeout_ms=self.tuning.sync_timeout_ms,
                 backoff=self.tuning.backoff,
                 timeline_limit=self.tuning.timeline_limit,
@@ -228,6 +232,10 @@ class App:
     def _dispatch(self, runner: CommandRunner, items: list[InboxEvent]) -> None:
         for item in items:
             self.tasks.spawn(f"cmd:{item.event_id}", runner.run(item), lane=item.room_id)
+
+    def _member_ids(self) -> set[str]:
+        """The directory's people, as now loaded: whose devices the bot trusts."""
+        return self.deps.directory.matrix_ids() if self.deps is not None else set()
 
     async def _on_undecryptable(self, room_id: str, sender: str, event_id: str) -> None:
         assert self.deps is not None

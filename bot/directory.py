@@ -97,6 +97,9 @@ class Directory:
     def contact_for(self, matrix_id: str) -> Contact | None:
         return self._by_matrix_id.get(matrix_id)
 
+    def matrix_ids(self) -> set[str]:
+        return set(self._by_matrix_id)
+
     def find(self, handle_or_matrix_id: str) -> Contact | None:
         key = handle_or_matrix_id.strip()
         return self.contacts.get(key.lower()) or self._by_matrix_id.get(key)

@@ -232,6 +232,81 @@ async def test_encrypted_room_round_trip_and_restart(
         await running.stop()
 
 
+async def test_member_devices_trusted_on_first_use_and_changes_logged(
+    bot_env: dict[str, str],
+    synapse,
+    cast: Cast,
+    tmp_path,
+    caplog,  # type: ignore[no-untyped-def]
+) -> None:
+    """The lead's device is trusted when first seen; a second device is trusted too but logged as
+    a change, and gets the bot's keys; a stranger's device is not vouched for; trust survives a
+    restart without being logged again."""
+    from bot.settings import load_settings
+
+    env = bot_env | {"ICC_E2EE": "true", "ICC_STORE_KEY": "test-store-key-0123456789"}
+    running = RunningBot(load_settings(env))
+    app = await running.start()
+    people: list[Person] = []
+
+    async def device(account, store: str) -> Person:  # type: ignore[no-untyped-def]
+        (tmp_path / store).mkdir()
+        person = await Person.login(
+            synapse.base_url, account.user_id, account.password, store_dir=str(tmp_path / store)
+        )
+        people.append(person)
+        return person
+
+    try:
+        lead, stranger = await device(cast.lead, "a"), await device(cast.stranger, "s")
+        room_id = await lead.create_room(
+            invite=[cast.bot.user_id, cast.stranger.user_id], encrypted=True
+        )
+        await lead.wait_for(room_id, bot_joined(cast.bot.user_id))
+        await stranger.join(room_id)
+        assert "Commands you can use" in body(
+            await lead.ask(room_id, "!icc help", cast.bot.user_id)
+        )
+        bot_client = app.deps.messenger._client  # type: ignore[union-attr]
+        lead_device = bot_client.device_store[cast.lead.user_id][lead.client.device_id]
+        assert lead_device.verified
+        assert f"trusted {cast.lead.user_id}'s device {lead.client.device_id}" in caplog.text
+        await wait_until(lambda: cast.stranger.user_id in bot_client.device_store.users)
+        stranger_device = bot_client.device_store[cast.stranger.user_id][stranger.client.device_id]
+        assert not stranger_device.verified
+        assert "device change" not in caplog.text
+
+        lead_phone = await device(cast.lead, "b")
+        phone = lead_phone.client.device_id
+        await wait_until(lambda: f"has a new device {phone}" in caplog.text)
+        assert bot_client.device_store[cast.lead.user_id][phone].verified
+        reply = await lead_phone.ask(room_id, "!icc help help", cast.bot.user_id)
+        assert "Example: !icc help page" in body(reply)  # the new device could decrypt it
+
+        await running.stop()
+        caplog.clear()
+        app = await running.start()
+        assert "on first use" not in caplog.text
+        assert "device change" not in caplog.text
+        bot_client = app.deps.messenger._client  # type: ignore[union-attr]
+        assert bot_client.device_store[cast.lead.user_id][phone].verified
+        assert not bot_client.device_store[cast.stranger.user_id][
+            stranger.client.device_id
+        ].verified
+    finally:
+        for person in people:
+            await person.close()
+        await running.stop()
+
+
+async def wait_until(condition, timeout: float = 20) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.2)
+
+
 async def send_undecryptable(person: Person, room_id: str) -> None:
     """An encrypted event whose session nobody ever shared: what a bot sees when a client did
     not send it the room key."""

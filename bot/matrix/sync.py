@@ -22,6 +22,7 @@ from typing import Any
 from nio import (
     AsyncClient,
     InviteMemberEvent,
+    KeysQueryResponse,
     MegolmEvent,
     MessageDirection,
     ReactionEvent,
@@ -76,6 +77,7 @@ class SyncLoop:
         on_invite: Callable[[str, str], Awaitable[None]],
         on_ready: Callable[[], Awaitable[None]],
         on_undecryptable: Callable[[str, str, str], Awaitable[None]] | None = None,
+        on_keys: Callable[[KeysQueryResponse | None], None] | None = None,
         timeout_ms: int = 30_000,
         backoff: tuple[float, float] = (5.0, 300.0),
         timeline_limit: int = 100,
@@ -87,6 +89,7 @@ class SyncLoop:
         self._on_invite = on_invite
         self._on_ready = on_ready
         self._on_undecryptable = on_undecryptable
+        self._on_keys = on_keys
         self._undecryptable: list[tuple[str, MegolmEvent]] = []
         self._sessions_reported: set[str] = set()
         self._timeout_ms = timeout_ms
@@ -311,8 +314,10 @@ class SyncLoop:
         try:
             if client.should_upload_keys:
                 await client.keys_upload()
-            if client.should_query_keys:
-                await client.keys_query()
+            queried = await client.keys_query() if client.should_query_keys else None
+            if self._on_keys is not None:
+                # Trust is settled before any key is shared, so a member's new device gets keys.
+                self._on_keys(queried if isinstance(queried, KeysQueryResponse) else None)
             if client.should_claim_keys:
                 await client.keys_claim(client.get_users_for_key_claiming())
             await client.send_to_device_messages()
