@@ -8,8 +8,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from aiohttp import ClientSession, web
 
-from tests.conftest import Cast, RunningBot, bot_running
+from tests.conftest import BACKENDS, Cast, RunningBot, bot_running
 from tests.matrix_people import Person, body, replies_to
 from tests.test_bot_matrix import shared_room
 
@@ -65,11 +66,15 @@ async def test_a_postgresql_restart_loses_nothing(
 
 async def homeserver_down(server, seconds: float) -> None:  # type: ignore[no-untyped-def]
     """Stop the session's Synapse, wait, start it again on the same port and data."""
+    await asyncio.to_thread(server.stop)
+    await asyncio.sleep(seconds)
+    await homeserver_back(server)
+
+
+async def homeserver_back(server) -> None:  # type: ignore[no-untyped-def]
     from bot.devserver import start_synapse
 
     port = int(server.base_url.rsplit(":", 1)[1])
-    await asyncio.to_thread(server.stop)
-    await asyncio.sleep(seconds)
     again = await asyncio.to_thread(start_synapse, server.data_dir, port=port)
     server.process = again.process
 
@@ -106,3 +111,172 @@ async def test_homeserver_down_for_30s_during_an_escalation(
     assert len(reports) == 1
     after = await member.ask(room, "!icc pages", cast.bot.user_id)  # and the bot answers again
     assert f"PG-{pg}" in body(after)
+
+
+@pytest.mark.parametrize("database_url", BACKENDS, indirect=True)
+async def test_homeserver_down_for_30s_in_the_middle_of_a_fan_out_and_a_round(
+    paging_bot: RunningBot,
+    people: dict[str, Person],
+    cast: Cast,
+    synapse,  # type: ignore[no-untyped-def]
+) -> None:
+    """The homeserver stops right after the first of three pages is out, while a round is open:
+    its reminder and its close fall due during the outage. Once it is back, every page arrives
+    once, the round is reminded and summed up once, and nothing is reported as failed."""
+    from tests.test_paging import activation_room, page_received, pages_in
+
+    _ref, room = await activation_room(people, cast)
+    member = people["member"]
+    await member.send(room, "!icc round now --with member,deputy --window 24s --agenda Roads")
+    prompt = await member.wait_for(
+        room, lambda e: "COORDINATION ROUND RD-" in body(e), sender=cast.bot.user_id
+    )
+    rd = body(prompt).split("COORDINATION ROUND ")[1].split(" ")[0]
+    recorded = await member.ask(room, "!icc update Roads: N4 closed", cast.bot.user_id)
+    assert f"Recorded for {rd}" in body(recorded)
+
+    messenger = paging_bot.app.deps.messenger  # type: ignore[union-attr]
+    first_out, stopped = asyncio.Event(), asyncio.Event()
+    original_ring = messenger.ring
+
+    async def ring_then_stop_the_homeserver(*args, **kwargs):  # type: ignore[no-untyped-def]
+        """The homeserver goes down right after the first page is stored, never before it."""
+        if first_out.is_set():
+            await stopped.wait()
+            return await original_ring(*args, **kwargs)
+        first_out.set()
+        event_id = await original_ring(*args, **kwargs)
+        await asyncio.to_thread(synapse.stop)
+        stopped.set()
+        return event_id
+
+    messenger.ring = ring_then_stop_the_homeserver
+    try:
+        await member.send(room, "!icc page partner,dg,deputy Fan-out drill --ack 10m")
+        await asyncio.wait_for(stopped.wait(), 30)
+        await asyncio.sleep(30)
+        await homeserver_back(synapse)
+    finally:
+        messenger.ring = original_ring
+
+    for role in ("partner", "dg", "deputy"):
+        dm, _page = await page_received(people[role], cast, "Fan-out drill")
+        await people[role].quiet_period(1)
+        assert len(pages_in(people[role], dm, cast, "Fan-out drill")) == 1, role
+    summary = await member.wait_for(
+        room, lambda e: f"{rd} #1 closed" in body(e), sender=cast.bot.user_id, timeout=60
+    )
+    assert "Member: Roads: N4 closed" in body(summary)
+    await member.quiet_period(2)
+    said = [body(e) for e in member.events(room, cast.bot.user_id)]
+    assert len([t for t in said if "halfway" in t]) == 1
+    assert len([t for t in said if f"{rd} #1 closed" in t]) == 1
+    assert not [t for t in said if "could not be delivered" in t]
+    after = await member.ask(room, "!icc pages", cast.bot.user_id)
+    assert body(after).count("⏳") == 3
+    assert body(after).count("delivered") == 3
+
+
+class Gateway:
+    """A reverse proxy in front of the test Synapse that can answer 502 Bad Gateway, as nginx does
+    while the homeserver behind it restarts."""
+
+    HOP_BY_HOP = frozenset(
+        {"connection", "keep-alive", "transfer-encoding", "content-length", "host"}
+    )
+
+    def __init__(self, upstream: str) -> None:
+        self.upstream = upstream
+        self.down = False
+        self.refused = 0
+        self._runner: web.AppRunner | None = None
+        self._session: ClientSession | None = None
+        self.url = ""
+
+    async def start(self) -> None:
+        app = web.Application(client_max_size=64 * 1024 * 1024)
+        app.router.add_route("*", "/{path:.*}", self._forward)
+        self._runner = web.AppRunner(app)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self.url = f"http://127.0.0.1:{port}"
+        self._session = ClientSession(auto_decompress=False)
+
+    async def stop(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    async def _forward(self, request: web.Request) -> web.StreamResponse:
+        if self.down:
+            self.refused += 1
+            return web.Response(
+                status=502, text="<html>502 Bad Gateway</html>", content_type="text/html"
+            )
+        assert self._session is not None
+        headers = {k: v for k, v in request.headers.items() if k.lower() not in self.HOP_BY_HOP}
+        async with self._session.request(
+            request.method,
+            self.upstream + request.rel_url.path_qs,
+            headers=headers,
+            data=await request.read(),
+        ) as upstream:
+            payload = await upstream.read()
+            out = {k: v for k, v in upstream.headers.items() if k.lower() not in self.HOP_BY_HOP}
+            return web.Response(status=upstream.status, body=payload, headers=out)
+
+
+async def test_a_gateway_answering_502_during_a_fan_out_delays_pages_but_loses_none(
+    paging_env: dict[str, str],
+    people: dict[str, Person],
+    cast: Cast,
+    synapse,  # type: ignore[no-untyped-def]
+) -> None:
+    """Behind a reverse proxy, a homeserver restart is a run of 502s, not a refused connection.
+    For 15 s — longer than the bot's own retries of a refused send — every request of the bot gets
+    502: the pages still all arrive once the gateway answers again, once each, none reported as
+    failed."""
+    from tests.test_paging import activation_room, page_received, pages_in
+
+    gateway = Gateway(synapse.base_url)
+    await gateway.start()
+    try:
+        async with bot_running(paging_env | {"ICC_HOMESERVER": gateway.url}) as running:
+            _ref, room = await activation_room(people, cast)
+            messenger = running.app.deps.messenger  # type: ignore[union-attr]
+            original_ring = messenger.ring
+            first_out = asyncio.Event()
+
+            async def ring_then_break_the_gateway(*args, **kwargs):  # type: ignore[no-untyped-def]
+                if first_out.is_set():
+                    await asyncio.sleep(0.2)  # the others go out while the gateway answers 502
+                    return await original_ring(*args, **kwargs)
+                first_out.set()
+                event_id = await original_ring(*args, **kwargs)
+                gateway.down = True
+                return event_id
+
+            messenger.ring = ring_then_break_the_gateway
+            try:
+                await people["member"].send(room, "!icc page partner,dg,deputy Gateway drill")
+                await asyncio.wait_for(first_out.wait(), 30)
+                await asyncio.sleep(15)
+                assert gateway.refused > 0
+                gateway.down = False
+            finally:
+                messenger.ring = original_ring
+            for role in ("partner", "dg", "deputy"):
+                dm, _page = await page_received(people[role], cast, "Gateway drill", timeout=40)
+                await people[role].quiet_period(1)
+                assert len(pages_in(people[role], dm, cast, "Gateway drill")) == 1, role
+            member = people["member"]
+            await member.quiet_period(2)
+            said = [body(e) for e in member.events(room, cast.bot.user_id)]
+            assert not [t for t in said if "could not be delivered" in t]
+            after = await member.ask(room, "!icc pages", cast.bot.user_id)
+            assert body(after).count("delivered") == 3
+    finally:
+        await gateway.stop()

@@ -41,13 +41,14 @@ def pages_in(person: Person, room_id: str, cast: Cast, ref: str) -> list[dict]:
 
 
 async def page_received(
-    person: Person, cast: Cast, ref: str, dm: str | None = None
+    person: Person, cast: Cast, ref: str, dm: str | None = None, timeout: float = 15
 ) -> tuple[str, dict]:
-    dm = dm or await person.join_invited(DM)
+    dm = dm or await person.join_invited(DM, timeout=timeout)
     event = await person.wait_for(
         dm,
         lambda e: e["content"].get("msgtype") == "m.text" and ref in body(e),
         sender=cast.bot.user_id,
+        timeout=timeout,
     )
     return dm, event
 

@@ -14,12 +14,38 @@ import secrets
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from aiohttp import ClientSession, ClientTimeout, TCPConnector
+from aiohttp import (
+    ClientConnectionError,
+    ClientResponse,
+    ClientSession,
+    ClientTimeout,
+    TCPConnector,
+)
 from nio import AsyncClient, AsyncClientConfig, LoginError, WhoamiError
 
 from bot.settings import DEMO_STORE_KEY, Settings
 
 log = logging.getLogger(__name__)
+
+
+# What a reverse proxy answers while the homeserver behind it restarts or is down.
+GATEWAY_ERRORS = frozenset({502, 503, 504})
+
+
+class HomeserverAway(ClientConnectionError):
+    """A gateway answered for an absent homeserver.
+
+    nio retries connection errors with backoff until the homeserver answers again, but returns any
+    HTTP error at once: behind nginx, a Synapse restart would turn every page sent during it into
+    a failure after the bot's own few retries. Raised as a connection error, a 502 means what a
+    refused connection means: wait, and deliver once it is back (the transaction IDs keep that
+    once)."""
+
+
+async def gateway_errors_as_outages(response: ClientResponse) -> None:
+    if response.status in GATEWAY_ERRORS:
+        response.release()
+        raise HomeserverAway(f"{response.status} {response.reason} from {response.url.host}")
 
 
 class LoginFailed(RuntimeError):
@@ -86,7 +112,9 @@ def make_client(settings: Settings) -> AsyncClient:
     # aiohttp's default pool is 100 connections, and the sync long-poll holds one: a page to
     # 100 people would queue its last send behind it. The homeserver is the one to limit.
     client.client_session = ClientSession(
-        timeout=ClientTimeout(total=config.request_timeout), connector=TCPConnector(limit=0)
+        timeout=ClientTimeout(total=config.request_timeout),
+        connector=TCPConnector(limit=0),
+        raise_for_status=gateway_errors_as_outages,
     )
     return client
 
