@@ -10,6 +10,12 @@ from pathlib import Path
 import pytest
 from aiohttp import ClientSession, web
 
+from bot.render import Message
+from bot.roles import Role
+from bot.router import CommandContext, CommandFamily
+from bot.storage.db import Database
+from bot.storage.models import InboxEvent
+from bot.timeutil import utcnow
 from tests.conftest import BACKENDS, Cast, RunningBot, bot_running
 from tests.matrix_people import Person, body, replies_to
 from tests.test_bot_matrix import shared_room
@@ -62,6 +68,65 @@ async def test_a_postgresql_restart_loses_nothing(
             len([e for e in lead.events(room_id, cast.bot.user_id) if replies_to(e) == during]) == 1
         )
         assert isinstance(running, RunningBot)
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+async def test_the_database_going_away_mid_command_is_a_clear_try_again(
+    bot_env: dict[str, str], people: dict[str, Person], cast: Cast
+) -> None:
+    """PostgreSQL stops while a command is half-way through its transaction: the person is told
+    the database is away and to check and resend, the half-done write is not in the database,
+    the command is marked finished (it will not run again at the next start), and the bot
+    answers by itself once the database is back."""
+    family = CommandFamily("test")
+
+    @family.command("halfway", role=Role.MEMBER, summary="writes, loses the db", example="halfway")
+    async def halfway(ctx: CommandContext) -> Message:
+        async with ctx.deps.db.session() as session:
+            session.add(half_written_row())
+            await session.flush()
+            await asyncio.to_thread(pg_cluster, "stop")
+        raise AssertionError("the commit above cannot succeed")
+
+    async with bot_running(bot_env, family):
+        room_id = await shared_room(people, cast)
+        member = people["member"]
+        try:
+            event_id = await member.send(room_id, "!icc halfway")
+            reply = await member.wait_for_reply(room_id, event_id, cast.bot.user_id, timeout=30)
+        finally:
+            await asyncio.to_thread(pg_cluster, "start")
+            await wait_for_postgres()
+        assert "database is unavailable for a moment" in body(reply)
+        assert "send it again" in body(reply)
+        again = await member.send(room_id, "!icc help help")
+        after = await member.wait_for_reply(room_id, again, cast.bot.user_id, timeout=30)
+        assert "Example: !icc help page" in body(after)
+        await asyncio.sleep(3)  # the finishing mark is retried while the database comes back
+        db = Database(bot_env["ICC_DATABASE_URL"])
+        try:
+            async with db.session() as session:
+                assert await session.get(InboxEvent, HALF_WRITTEN) is None
+                handled = await session.get(InboxEvent, event_id)
+                assert handled is not None
+                assert handled.status == "failed"
+        finally:
+            await db.dispose()
+
+
+HALF_WRITTEN = "$half-written"
+
+
+def half_written_row() -> InboxEvent:
+    now = utcnow()
+    return InboxEvent(
+        event_id=HALF_WRITTEN,
+        room_id="!x",
+        sender="@x:x",
+        origin_ts=now,
+        received_at=now,
+        content={},
+    )
 
 
 async def homeserver_down(server, seconds: float) -> None:  # type: ignore[no-untyped-def]
