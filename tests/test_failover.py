@@ -1,5 +1,5 @@
 """Active/standby on one PostgreSQL: exactly one instance active; when it dies, the standby takes
-over within 10 s and carries on the pending escalation, sending nothing twice."""
+over within 10 s and carries on the pending escalation and the open round, sending nothing twice."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ pytestmark = pytest.mark.synapse
 
 
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
-async def test_standby_takes_over_and_carries_on_the_escalation(
+async def test_standby_takes_over_and_carries_on_the_escalation_and_the_round(
     paging_env: dict[str, str], people: dict[str, Person], cast: Cast, tmp_path: Path
 ) -> None:
     env_a = paging_env
@@ -35,6 +35,13 @@ async def test_standby_takes_over_and_carries_on_the_escalation(
         await people["member"].send(room, "!icc page partner Failover drill --ack 8s")
         partner_dm, first = await page_received(partner, cast, "Failover drill")
         pg = re.search(r"PG-\d+", body(first)).group(0)  # type: ignore[union-attr]
+        member = people["member"]
+        await member.send(room, "!icc round now --with member,lead --window 16s")
+        prompt = await member.wait_for(
+            room, lambda e: "COORDINATION ROUND RD-" in body(e), sender=cast.bot.user_id
+        )
+        rd = body(prompt).split("COORDINATION ROUND ")[1].split(" ")[0]
+        await member.ask(room, "!icc update Liaison officer on site", cast.bot.user_id)
         assert "INFO bot.app: ready" not in log_b.read_text()  # only one instance is active
 
         active.send_signal(signal.SIGKILL)
@@ -50,6 +57,14 @@ async def test_standby_takes_over_and_carries_on_the_escalation(
         await dg.quiet_period(0.5)
         assert len(pages_in(partner, partner_dm, cast, pg)) == 2
         assert len(pages_in(dg, dg_dm, cast, pg)) == 1
+        summary = await member.wait_for(
+            room, lambda e: f"{rd} #1 closed" in body(e), sender=cast.bot.user_id, timeout=30
+        )
+        assert "Member: Liaison officer on site" in body(summary)
+        await member.quiet_period(1)
+        said = [body(e) for e in member.events(room, cast.bot.user_id)]
+        for once in ("COORDINATION ROUND", "halfway", f"{rd} #1 closed"):
+            assert len([t for t in said if once in t]) == 1, once
     finally:
         for process in (active, standby):
             if process.poll() is None:
