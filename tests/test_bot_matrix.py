@@ -10,7 +10,7 @@ import pytest
 from bot.render import Message
 from bot.roles import Role
 from bot.router import CommandContext, CommandFamily
-from tests.conftest import Cast, RunningBot, bot_running
+from tests.conftest import BACKENDS, Cast, RunningBot, bot_running
 from tests.matrix_people import Person, body
 
 pytestmark = pytest.mark.synapse
@@ -161,6 +161,7 @@ async def test_invites_from_directory_members_only(
     )
 
 
+@pytest.mark.parametrize("database_url", BACKENDS, indirect=True)
 async def test_healthz_reports_sync_database_and_scheduler(bot: RunningBot) -> None:
     import json
     import urllib.request
@@ -196,6 +197,7 @@ async def raw_event_type(person: Person, room_id: str, event_id: str) -> str:
     return json.loads(response.read())["type"]
 
 
+@pytest.mark.parametrize("database_url", BACKENDS, indirect=True)
 async def test_encrypted_room_round_trip_and_restart(
     bot_env: dict[str, str],
     synapse,
@@ -232,6 +234,7 @@ async def test_encrypted_room_round_trip_and_restart(
         await running.stop()
 
 
+@pytest.mark.parametrize("database_url", BACKENDS, indirect=True)
 async def test_member_devices_trusted_on_first_use_and_changes_logged(
     bot_env: dict[str, str],
     synapse,
@@ -433,6 +436,7 @@ async def test_rate_limit_and_silence_towards_strangers_reactions(
         assert all("not in the ICC directory" not in body(e) for e in answers)
 
 
+@pytest.mark.parametrize("database_url", BACKENDS, indirect=True)
 async def test_sigterm_finishes_and_exits_zero_within_ten_seconds(
     bot_env: dict[str, str],
     tmp_path,  # type: ignore[no-untyped-def]
