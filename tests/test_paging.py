@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from bot import paging as paging_module
-from tests.conftest import Cast, RunningBot, start_process, wait_for_log
+from tests.conftest import BACKENDS, Cast, RunningBot, start_process, wait_for_log
 from tests.matrix_people import Person, body
 from tests.test_activations import open_activation
 from tests.test_bot_matrix import shared_room
@@ -269,3 +269,64 @@ async def test_escalation_happens_once_and_on_time_across_a_kill(
     finally:
         process.send_signal(signal.SIGTERM)
         process.wait(15)
+
+
+@pytest.mark.parametrize("database_url", BACKENDS, indirect=True)
+async def test_an_encrypted_activation_page_and_acknowledgement(
+    paging_env: dict[str, str],
+    synapse,
+    cast: Cast,
+    tmp_path: Path,  # type: ignore[no-untyped-def]
+) -> None:
+    """With encryption on, the whole path is end-to-end encrypted: the activation room and the DM
+    room the bot creates, the page the partner's client decrypts, the reply-ack it sends back."""
+    from bot.settings import load_settings
+    from tests.test_bot_matrix import bot_joined, raw_event_type
+
+    env = paging_env | {"ICC_E2EE": "true", "ICC_STORE_KEY": "test-store-key-0123456789"}
+    running = RunningBot(load_settings(env))
+    app = await running.start()
+    people: list[Person] = []
+
+    async def encrypting(account) -> Person:  # type: ignore[no-untyped-def]
+        store = tmp_path / account.localpart
+        store.mkdir()
+        person = await Person.login(
+            synapse.base_url, account.user_id, account.password, store_dir=str(store)
+        )
+        people.append(person)
+        return person
+
+    try:
+        lead, partner = await encrypting(cast.lead), await encrypting(cast.partner)
+        control = await lead.create_room(invite=[cast.bot.user_id], encrypted=True)
+        await lead.wait_for(control, bot_joined(cast.bot.user_id))
+        _ref, room, _ = await open_activation(lead, control, cast, '!icc activate "Sealed drill"')
+        await lead.wait_for_invite(room)
+        await lead.join(room)
+        await lead.sync()
+        assert lead.client.rooms[room].encrypted
+
+        await lead.send(room, "!icc page partner Sealed page --ack 1h")
+        dm, page = await page_received(partner, cast, "Sealed page", timeout=30)
+        assert partner.client.rooms[dm].encrypted
+        assert await raw_event_type(partner, dm, page["event_id"]) == "m.room.encrypted"
+        pg = re.search(r"PG-\d+", body(page)).group(0)  # type: ignore[union-attr]
+        reply = {"m.relates_to": {"m.in_reply_to": {"event_id": page["event_id"]}}}
+        await partner.send(dm, "reçu", **reply)
+        thanks = await partner.wait_for(
+            dm, lambda e: f"Réception de {pg} confirmée" in body(e), sender=cast.bot.user_id
+        )
+        assert await raw_event_type(partner, dm, thanks["event_id"]) == "m.room.encrypted"
+        bot_client = app.deps.messenger._client  # type: ignore[union-attr]
+        assert bot_client.device_store[cast.partner.user_id][partner.client.device_id].verified
+        await lead.wait_for(room, lambda e: pg in body(e), sender=cast.bot.user_id)  # the board
+        for person, where in ((lead, room), (partner, dm)):
+            said = person.events(where, cast.bot.user_id)
+            assert [e for e in said if e["type"] == "m.room.message"], where
+            # Everything the bot wrote since the invite is readable, its first words included.
+            assert not [e for e in said if e["type"] == "m.room.encrypted"], where
+    finally:
+        for person in people:
+            await person.close()
+        await running.stop()

@@ -16,6 +16,7 @@ from typing import Any
 from nio import (
     AsyncClient,
     JoinError,
+    MatrixRoom,
     RoomCreateError,
     RoomGetStateEventError,
     RoomInviteError,
@@ -174,6 +175,7 @@ class Messenger:
         )
         if isinstance(response, RoomCreateError):
             raise MatrixSendError(name, response.status_code, response.message)
+        await self._expect_members(response.room_id, invite, new_encrypted_room=encrypted)
         for admin in admins:
             await self.set_power(response.room_id, admin, 100)
         return response.room_id
@@ -207,6 +209,37 @@ class Messenger:
         response = await self._client.room_invite(room_id, user_id)
         if isinstance(response, RoomInviteError) and "already in the room" not in response.message:
             raise MatrixSendError(room_id, response.status_code, response.message)
+        await self._expect_members(room_id, [user_id])
+
+    async def _expect_members(
+        self, room_id: str, invited: list[str], *, new_encrypted_room: bool = False
+    ) -> None:
+        """Tell nio who was just invited, before its sync does.
+
+        An encrypted message carries keys only for the members nio knows of. The bot invites and
+        then writes at once — a page into the DM room it just created, a welcome into a new
+        activation room — and until the sync brings the invite, nio knows neither the room nor
+        the invitee: the very page they are woken for would be one they cannot decrypt.
+        """
+        client = self._client
+        if client.olm is None:
+            return
+        room = client.rooms.get(room_id)
+        if room is None and new_encrypted_room:
+            room = client.rooms[room_id] = MatrixRoom(room_id, client.user_id, encrypted=True)
+            client.encrypted_rooms.add(room_id)
+            room.add_member(client.user_id, None, None)
+        if room is None or not room.encrypted:
+            return
+        added = [u for u in invited if u not in room.users]
+        for user_id in added:
+            room.add_member(user_id, None, None, invited=True)
+        if not added:
+            return
+        client.olm.update_tracked_users(room)
+        client.invalidate_outbound_session(room_id)  # the next message is shared with them too
+        if client.should_query_keys:
+            await client.keys_query()
 
     async def resolve_room(self, room: str) -> str:
         """A room ID as it is, or an alias resolved to one."""
