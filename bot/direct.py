@@ -8,11 +8,15 @@ once even when two messages to the same person leave at the same moment.
 from __future__ import annotations
 
 import asyncio
+import logging
 
 from bot.deps import Deps
 from bot.directory import Contact
+from bot.matrix.send import MatrixSendError
 from bot.storage import page_store as store
 from bot.timeutil import utcnow
+
+log = logging.getLogger(__name__)
 
 
 class DirectMessages:
@@ -36,7 +40,7 @@ class DirectMessages:
         async with self.deps.locks(f"dm:{matrix_id}"):
             async with self.deps.db.session() as session:
                 known = await store.dm_room(session, matrix_id)
-            if known is not None:
+            if known is not None and await self._still_there(known.room_id, matrix_id):
                 return known.room_id
             room_id = await self.deps.messenger.create_room(
                 name="ICC liaison",
@@ -50,6 +54,19 @@ class DirectMessages:
                 await store.save_dm_room(session, matrix_id, room_id, utcnow())
             return room_id
 
+    async def _still_there(self, room_id: str, matrix_id: str) -> bool:
+        """A person who left their DM room would never see a page there: invite them back.
+        False when that fails too (the room is gone for the bot): a new room is made."""
+        if not self.deps.messenger.has_left(room_id, matrix_id):
+            return True
+        try:
+            await self.deps.messenger.invite(room_id, matrix_id)
+        except MatrixSendError as exc:
+            log.warning("%s left %s and cannot be invited back (%s)", matrix_id, room_id, exc)
+            return False
+        log.info("%s had left their direct-message room %s; invited again", matrix_id, room_id)
+        return True
+
     async def rooms_for(self, matrix_ids: list[str]) -> dict[str, str]:
         """Everyone's room: the known ones in one query, the missing ones created at once.
 
@@ -57,6 +74,9 @@ class DirectMessages:
         """
         async with self.deps.db.session() as session:
             known = await store.dm_rooms(session, matrix_ids)
+        for matrix_id, room_id in list(known.items()):
+            if self.deps.messenger.has_left(room_id, matrix_id):
+                del known[matrix_id]  # room_for invites them back, or makes a new room
         missing = [m for m in dict.fromkeys(matrix_ids) if m not in known]
         created = await asyncio.gather(*(self.room_for(m) for m in missing), return_exceptions=True)
         known.update({m: r for m, r in zip(missing, created, strict=True) if isinstance(r, str)})

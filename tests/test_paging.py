@@ -330,3 +330,24 @@ async def test_an_encrypted_activation_page_and_acknowledgement(
         for person in people:
             await person.close()
         await running.stop()
+
+
+async def test_a_person_who_left_their_dm_room_is_invited_back_for_the_next_page(
+    paging_bot: RunningBot, people: dict[str, Person], cast: Cast
+) -> None:
+    _ref, room = await activation_room(people, cast)
+    member, partner = people["member"], people["partner"]
+    await member.send(room, "!icc page partner First call --ack 1h")
+    dm, _ = await page_received(partner, cast, "First call")
+    await partner.client.room_leave(dm)
+    partner.invites.discard(dm)
+    bot_client = paging_bot.app.deps.messenger._client  # type: ignore[union-attr]
+    deadline = asyncio.get_running_loop().time() + 15
+    while cast.partner.user_id in bot_client.rooms[dm].users:  # the bot's sync sees the leave
+        assert asyncio.get_running_loop().time() < deadline, "the bot never saw the leave"
+        await asyncio.sleep(0.1)
+    await member.send(room, "!icc page partner Second call --ack 1h")
+    await partner.wait_for_invite(dm)
+    await partner.join(dm)
+    _, second = await page_received(partner, cast, "Second call", dm=dm)
+    assert second["content"]["m.mentions"] == {"user_ids": [cast.partner.user_id]}

@@ -253,6 +253,13 @@ class Messenger:
     def is_joined(self, room_id: str) -> bool:
         return room_id in self._client.rooms
 
+    def has_left(self, room_id: str, user_id: str) -> bool:
+        """True when the sync has shown `user_id` leave (or never be in) a room the bot is in;
+        False when they are joined or invited, or when the bot's sync does not know the room yet
+        (a room created a moment ago)."""
+        room = self._client.rooms.get(room_id)
+        return room is not None and user_id not in room.users
+
     async def send_file(
         self, room_id: str, data: bytes, *, filename: str, mimetype: str, txn_id: str | None = None
     ) -> str:
