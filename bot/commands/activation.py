@@ -91,7 +91,8 @@ async def status(ctx: CommandContext) -> Message:
     activation = await activations.resolve(ctx.room_id, ctx.args["ref"])
     async with ctx.deps.db.session() as session:
         history = await level_history(session, activation)
-        entries = await store.log_entries(session, activation.id)  # type: ignore[arg-type]
+        entries = await store.count_log_entries(session, activation.id)  # type: ignore[arg-type]
+        decisions = await store.count_log_entries(session, activation.id, kinds=["decision"])  # type: ignore[arg-type]
         sitreps = await store.sitreps(session, activation.id)  # type: ignore[arg-type]
         pages = await page_summary(session, activation.id)  # type: ignore[arg-type]
         requests = await Inputs(ctx.deps).summary(session, activation.id)  # type: ignore[arg-type]
@@ -108,8 +109,8 @@ async def status(ctx: CommandContext) -> Message:
             opened=activations.local(activation.opened_at, with_date=True),
             age=format_duration((activation.closed_at or utcnow()) - activation.opened_at),
             history=[(activations.local(h.at), h.level) for h in history],
-            entries=len(entries),
-            decisions=sum(e.kind == "decision" for e in entries),
+            entries=entries,
+            decisions=decisions,
             last_sitrep=(last.number, activations.local(last.created_at)) if last else None,
             closed=activations.local(activation.closed_at) if activation.closed_at else None,
             pages=pages,

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot import record
 from bot.activations import Activations, level_history
@@ -13,10 +17,11 @@ from bot.render import Message
 from bot.roles import Role
 from bot.router import CommandContext, CommandFamily, UserError
 from bot.storage import activation_store as store
-from bot.storage.models import SitrepRow
+from bot.storage.models import LogEntryRow, SitrepRow
 from bot.timeutil import parse_past_time, utcnow
 
 commands = CommandFamily("logbook")
+SITREP_LIST = 20  # entries per list in a sitrep; older ones are in `log export`
 
 
 @commands.command(
@@ -124,9 +129,10 @@ async def sitrep(ctx: CommandContext) -> Message:
         await store.lock_activation(session, activation.id)  # type: ignore[arg-type]
         previous = await store.sitreps(session, activation.id)  # type: ignore[arg-type]
         start = previous[-1].period_end if previous else activation.opened_at
-        period = await store.log_entries(session, activation.id, since=start)  # type: ignore[arg-type]
+        key_points = await _listed(session, activation.id, ["info", "correction"], start)  # type: ignore[arg-type]
+        decisions = await _listed(session, activation.id, ["decision"], start)  # type: ignore[arg-type]
+        next_steps = await _listed(session, activation.id, ["action"], None)  # type: ignore[arg-type]
         history = await level_history(session, activation)
-        actions = await store.log_entries(session, activation.id, kinds=["action"])  # type: ignore[arg-type]
         pages = await page_summary(session, activation.id)  # type: ignore[arg-type]
         requests = await Inputs(ctx.deps).summary(session, activation.id)  # type: ignore[arg-type]
         number = len(previous) + 1
@@ -140,10 +146,10 @@ async def sitrep(ctx: CommandContext) -> Message:
             ),
             prepared_by=_name(ctx),
             at=activations.local(now, with_date=True),
-            key_points=[e for e in period if e.kind in ("info", "correction")],
-            decisions=[e for e in period if e.kind == "decision"],
+            key_points=key_points,
+            decisions=decisions,
             history=[(activations.local(h.at), h.level) for h in history],
-            next_steps=actions,
+            next_steps=next_steps,
             pages=pages,
             requests=requests,
             local=activations.local,
@@ -168,6 +174,26 @@ async def sitrep(ctx: CommandContext) -> Message:
             data={"number": number},
         )
     return message
+
+
+@dataclass(frozen=True)
+class Listed:
+    """The newest entries of one kind that a sitrep shows, and how many older ones it leaves to
+    the logbook: a Matrix event holds at most 64 KiB, and a sitrep listing 1,000 entries was
+    refused by the homeserver (bench/, storage growth)."""
+
+    entries: list[LogEntryRow]
+    omitted: int
+
+
+async def _listed(
+    session: AsyncSession, activation_id: int, kinds: list[str], since: datetime | None
+) -> Listed:
+    total = await store.count_log_entries(session, activation_id, kinds=kinds, since=since)
+    shown = await store.latest_log_entries(
+        session, activation_id, SITREP_LIST, kinds=kinds, since=since
+    )
+    return Listed(shown, total - len(shown))
 
 
 def _name(ctx: CommandContext) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import func, update
 from sqlmodel import col, select
@@ -81,13 +82,46 @@ async def log_entries(
     kinds: Sequence[str] | None = None,
     since: datetime | None = None,
 ) -> list[LogEntryRow]:
-    query = select(LogEntryRow).where(LogEntryRow.activation_id == activation_id)
-    if kinds is not None:
-        query = query.where(col(LogEntryRow.kind).in_(list(kinds)))
-    if since is not None:
-        query = query.where(col(LogEntryRow.recorded_at) > since)
+    query = select(LogEntryRow).where(*_log_filters(activation_id, kinds, since))
     rows = await session.exec(query.order_by(col(LogEntryRow.seq)))
     return list(rows.all())
+
+
+def _log_filters(
+    activation_id: int, kinds: Sequence[str] | None, since: datetime | None
+) -> list[Any]:
+    filters: list[Any] = [LogEntryRow.activation_id == activation_id]
+    if kinds is not None:
+        filters.append(col(LogEntryRow.kind).in_(list(kinds)))
+    if since is not None:
+        filters.append(col(LogEntryRow.recorded_at) > since)
+    return filters
+
+
+async def count_log_entries(
+    session: AsyncSession,
+    activation_id: int,
+    *,
+    kinds: Sequence[str] | None = None,
+    since: datetime | None = None,
+) -> int:
+    """Counted in the database: `status` must not load a 100,000-entry logbook to say its size."""
+    query = select(func.count()).where(*_log_filters(activation_id, kinds, since))
+    return (await session.exec(query)).one()
+
+
+async def latest_log_entries(
+    session: AsyncSession,
+    activation_id: int,
+    limit: int,
+    *,
+    kinds: Sequence[str] | None = None,
+    since: datetime | None = None,
+) -> list[LogEntryRow]:
+    """The newest `limit` matching entries, oldest first: what a message has room for."""
+    query = select(LogEntryRow).where(*_log_filters(activation_id, kinds, since))
+    newest = await session.exec(query.order_by(col(LogEntryRow.seq).desc()).limit(limit))
+    return list(newest.all())[::-1]
 
 
 async def log_entry(session: AsyncSession, activation_id: int, seq: int) -> LogEntryRow | None:
