@@ -1,30 +1,40 @@
-"""Paging fan-out benchmark (issue 5), side by side in one run on one local Synapse.
+"""Paging fan-out (issues 5 and 9): 10, 100 and 300 people, side by side on one local Synapse.
 
-The bot pages 100 people who already have DM rooms with it; the time from the command reaching
-the homeserver to the last page stored there is compared with a bare matrix-nio client sending
-the same 100 messages to the same rooms concurrently. Goal: ratio ≤ 1.5; first page out ≤ 1 s.
-Both are measured with the homeserver's own timestamps (`origin_server_ts`).
+The bot pages people who already have DM rooms with it; the time from the command reaching the
+homeserver to the last page stored there is compared with a bare matrix-nio client sending the
+same number of messages (the bot's exact content) to the same rooms concurrently. Both are read
+from the homeserver's own timestamps (`origin_server_ts`). Runs alternate bot and bare client.
+Goal: ratio ≤ 1.5; first page out ≤ 1 s.
 
-Run: .venv/bin/python -m bench.bench_paging [people]   (writes bench/results/paging.md)
+Run on its own: .venv/bin/python -m bench.bench_paging [--quick]
 """
 
 from __future__ import annotations
 
 import asyncio
-import platform
-import statistics
-import sys
-import tempfile
 import time
 from pathlib import Path
 
-from bench.harness import BOT_PASSWORD, login, server_ts, start_bot
+from bench.harness import (
+    BOT_PASSWORD,
+    Figure,
+    Section,
+    bounded,
+    directory,
+    login,
+    median,
+    register_many,
+    server_event,
+    server_ts,
+    standalone,
+    start_bot,
+)
 from bot.app import App, Tuning
-from bot.devserver import start_synapse
+from bot.devserver import DevServer
 from bot.storage import page_store
 
-RESULTS = Path(__file__).parent / "results" / "paging.md"
-RUNS = 9
+SIZES = (10, 100, 300)
+GOAL, FIRST_GOAL = 1.5, 1.0
 
 
 async def wait_delivered(app: App, page_id: int, people: int, timeout: float = 120) -> list:
@@ -38,121 +48,146 @@ async def wait_delivered(app: App, page_id: int, people: int, timeout: float = 1
     raise TimeoutError(f"page {page_id} not delivered to {people} people in {timeout}s")
 
 
-async def main(people: int) -> None:
-    with tempfile.TemporaryDirectory() as tmp:
-        work = Path(tmp)
-        server = start_synapse(work / "synapse")
-        try:
-            await run(server, work, people)
-        finally:
-            server.stop()
-
-
-async def run(server, work: Path, people: int) -> None:  # type: ignore[no-untyped-def]
-    lead_id = server.register("lead", "bench-password-2")
-    partners = [server.register(f"p{n:03d}", "bench-password-3") for n in range(people)]
-    directory = {
-        "organisations": [{"key": "nccn", "name": "NCCN", "kind": "national"}],
-        "groups": {"all": "everyone"},
-        "contacts": [
-            {"handle": "lead", "matrix_id": lead_id, "organisation": "nccn", "role": "icc-lead"}
-        ]
-        + [
-            {"handle": f"p{n:03d}", "matrix_id": m, "organisation": "nccn", "groups": ["all"]}
-            for n, m in enumerate(partners)
-        ],
-    }
-    app, task, bot_id = await start_bot(server, work, directory, Tuning(sync_timeout_ms=5_000))
-    lead = await login(server.base_url, lead_id, "bench-password-2")
+async def measure(server: DevServer, work: Path, quick: bool) -> Section:
+    runs = 3 if quick else 9
+    lead_id = server.register("lead-paging", "bench-password-2")
+    handles = [f"p{n:03d}" for n in range(max(SIZES))]
+    partners = dict(zip(handles, register_many(server, handles), strict=True))
+    groups = {f"g{size}": handles[:size] for size in SIZES}
+    app, task, bot_id = await start_bot(
+        server,
+        work,
+        directory(lead_id, partners, groups=groups),
+        Tuning(sync_timeout_ms=5_000),
+        name="iccbot-paging",
+    )
+    lead = await login(server.base_url, lead_id)
+    results: dict[int, dict[str, list[float]]] = {}
     try:
-        control = (await lead.room_create(invite=[bot_id])).room_id
-        await asyncio.sleep(1.5)  # the bot accepts the invite
-        await lead.room_send(
-            control, "m.room.message", {"msgtype": "m.text", "body": "!icc activate Bench"}
-        )
-        room = None
-        while room is None:
-            await lead.sync(timeout=1000)
-            room = next(iter(lead.invited_rooms), None)
-        await lead.join(room)
-        await lead.sync(timeout=0)
+        room = await _activation_room(lead, bot_id)
+        bot_client = app.deps.messenger._client  # type: ignore[union-attr]
 
-        async def page(text: str) -> tuple[int, list]:
+        async def page(size: int, text: str) -> tuple[list[float], list]:
             sent = await lead.room_send(
                 room,
                 "m.room.message",
-                {"msgtype": "m.text", "body": f"!icc page all {text} --ack 1h"},
+                {"msgtype": "m.text", "body": f"!icc page g{size} {text} --ack 1h"},
             )
             command_ts = await server_ts(lead, room, sent.event_id)
-            while True:
+            found = None
+            while found is None:
                 async with app.deps.db.session() as session:  # type: ignore[union-attr]
                     found = await page_store.page_by_event(session, sent.event_id)
-                if found:
-                    break
                 await asyncio.sleep(0.02)
-            rows = await wait_delivered(app, found.id, people)  # type: ignore[arg-type]
-            bot_client = app.deps.messenger._client  # type: ignore[union-attr]
-            stamps = await asyncio.gather(
-                *(server_ts(bot_client, r.dm_room_id, r.event_id) for r in rows)
+            rows = await wait_delivered(app, found.id, size)  # type: ignore[arg-type]
+            stamps = await bounded(
+                (server_ts(bot_client, r.dm_room_id, r.event_id) for r in rows), limit=20
             )
-            return command_ts, sorted(stamps)
+            return [(s - command_ts) / 1000 for s in sorted(stamps)], rows
 
-        await page("warm-up: creates the DM rooms")
-        await asyncio.sleep(3)  # let the bot's sync digest the hundred new rooms first
-        bot_times, first_times = [], []
-        for n in range(RUNS):
-            command_ts, stamps = await page(f"measured run {n}")
-            bot_times.append((stamps[-1] - command_ts) / 1000)
-            first_times.append((stamps[0] - command_ts) / 1000)
-
-        async with app.deps.db.session() as session:  # type: ignore[union-attr]
-            rooms = [(await page_store.dm_room(session, m)).room_id for m in partners]  # type: ignore[union-attr]
-        bare = await login(server.base_url, bot_id, BOT_PASSWORD)
+        await page(max(SIZES), "warm-up: creates the DM rooms")
+        await asyncio.sleep(3)  # let the bot's sync digest the new rooms first
+        bare = await login(server.base_url, bot_id, BOT_PASSWORD, pool=0)
         await bare.sync(timeout=0)
-        bare_times = []
-        for n in range(RUNS):
-            start_ms = time.time() * 1000
-            responses = await asyncio.gather(
-                *(
-                    bare.room_send(
-                        r,
-                        "m.room.message",
-                        {"msgtype": "m.text", "body": f"bare run {n}", "m.mentions": {}},
-                    )
-                    for r in rooms
-                )
-            )
-            stamps = await asyncio.gather(
-                *(
-                    server_ts(bare, r, resp.event_id)
-                    for r, resp in zip(rooms, responses, strict=True)
-                )
-            )
-            bare_times.append((max(stamps) - start_ms) / 1000)
+        for size in SIZES:
+            times = results.setdefault(size, {"bot": [], "first": [], "bare": []})
+            contents = None
+            for n in range(runs):
+                offsets, rows = await page(size, f"measured run {n}")
+                times["bot"].append(offsets[-1])
+                times["first"].append(offsets[0])
+                contents = contents or await _contents(bot_client, rows)
+                times["bare"].append(await _bare(bare, rows, contents))
         await bare.close()
     finally:
         await lead.close()
         app.stop()
         await task
+    return _section(results, runs)
 
-    bot_median, bare_median = statistics.median(bot_times), statistics.median(bare_times)
-    lines = [
-        "# Paging fan-out benchmark",
-        "",
-        f"Machine: {platform.machine()}, {platform.python_implementation()} {platform.python_version()}; "
-        f"{people} people with existing DM rooms; {RUNS} runs each, side by side on one local Synapse "
-        "(SQLite). Regenerate: `.venv/bin/python -m bench.bench_paging`.",
-        "",
-        "| measurement | median | runs | goal | ratio |",
-        "| --- | --- | --- | --- | --- |",
-        f"| bot: command → last page on the homeserver | {bot_median:.3f} s | {', '.join(f'{t:.3f}' for t in bot_times)} | ≤ 1.5× bare | {bot_median / bare_median:.2f} |",
-        f"| bare nio client: the same {people} messages, concurrently | {bare_median:.3f} s | {', '.join(f'{t:.3f}' for t in bare_times)} | baseline | 1.00 |",
-        f"| bot: command → first page on the homeserver | {statistics.median(first_times):.3f} s | {', '.join(f'{t:.3f}' for t in first_times)} | ≤ 1 s | {statistics.median(first_times):.2f} |",
+
+async def _activation_room(lead, bot_id: str) -> str:  # type: ignore[no-untyped-def]
+    control = (await lead.room_create(invite=[bot_id])).room_id
+    await asyncio.sleep(1.5)  # the bot accepts the invite
+    await lead.room_send(
+        control, "m.room.message", {"msgtype": "m.text", "body": "!icc activate Bench"}
+    )
+    room = None
+    while room is None:
+        await lead.sync(timeout=1000)
+        room = next(iter(lead.invited_rooms), None)
+    await lead.join(room)
+    await lead.sync(timeout=0)
+    return room
+
+
+async def _contents(bot_client, rows: list) -> list[dict]:  # type: ignore[no-untyped-def]
+    """The bot's messages of a page, as the homeserver holds them."""
+    return await bounded(
+        (server_event(bot_client, r.dm_room_id, r.event_id) for r in rows), limit=20
+    )
+
+
+async def _bare(bare, rows: list, contents: list[dict]) -> float:  # type: ignore[no-untyped-def]
+    """A bare client replays the bot's own messages of a page to the same rooms, concurrently;
+    seconds from its first send to the last message on the homeserver."""
+    start_ms = time.time() * 1000
+    responses = await asyncio.gather(
+        *(
+            bare.room_send(r.dm_room_id, "m.room.message", c["content"])
+            for r, c in zip(rows, contents, strict=True)
+        )
+    )
+    stamps = await bounded(
+        (
+            server_ts(bare, r.dm_room_id, resp.event_id)
+            for r, resp in zip(rows, responses, strict=True)
+        ),
+        limit=20,
+    )
+    return (max(stamps) - start_ms) / 1000
+
+
+def _section(results: dict[int, dict[str, list[float]]], runs: int) -> Section:
+    figures = []
+    for size, times in results.items():
+        bot, bare = median(times["bot"]), median(times["bare"])
+        figures.append(
+            Figure(
+                f"{size} people: command → last page on the homeserver (median of {runs})",
+                bot,
+                baseline=bare,
+                baseline_name="bare client",
+                goal=f"≤ {GOAL}× bare",
+                met=bot <= GOAL * bare,
+            )
+        )
+    for size, times in results.items():
+        first = median(times["first"])
+        figures.append(
+            Figure(
+                f"{size} people: command → first page out",
+                first,
+                goal=f"≤ {FIRST_GOAL:.0f} s",
+                met=first <= FIRST_GOAL,
+            )
+        )
+    details = [
+        f"{size} people, {side}: " + ", ".join(f"{t:.3f}" for t in times[side]) + " s"
+        for size, times in results.items()
+        for side in ("bot", "bare", "first")
     ]
-    RESULTS.parent.mkdir(exist_ok=True)
-    RESULTS.write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    return Section(
+        "Page fan-out",
+        "People with existing DM rooms paged by one command, against a bare matrix-nio client "
+        "sending the same messages (the bot's own content) to the same rooms concurrently; runs "
+        "alternate, both timed by the homeserver (`origin_server_ts`): the bot from its command, "
+        "the bare client from its first send. Bot in-process, SQLite.",
+        figures,
+        details=details,
+        data={"fanout": {s: t for s, t in results.items()}},
+    )
 
 
 if __name__ == "__main__":
-    asyncio.run(main(int(sys.argv[1]) if len(sys.argv) > 1 else 100))
+    standalone(measure)

@@ -1,137 +1,168 @@
-"""Rounds benchmark (issue 7) on one local Synapse.
+"""Rounds (issues 7 and 9) on one local Synapse.
 
 1. Start accuracy: 20 rounds armed for slots 1.5 s apart through the real round machinery; the
    lateness of each prompt is its `origin_server_ts` minus its slot (the homeserver's clock).
-   Goal: p95 ≤ 2 s.
+   Baseline: a bare nio client that sleeps until its own slots (half-way between the bot's) and
+   sends one message each. Goal: p95 ≤ 2 s.
 2. Idle cost: the bot's CPU time over an idle period with no schedule, then with 50 schedules
    (none due). Goal: no measurable difference.
 
-Run: .venv/bin/python -m bench.bench_rounds   (writes bench/results/rounds.md)
+Run on its own: .venv/bin/python -m bench.bench_rounds [--quick]
 """
 
 from __future__ import annotations
 
 import asyncio
-import platform
-import statistics
-import tempfile
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
-from bench.harness import login, server_ts, start_bot
-from bot.devserver import start_synapse
+from bench.harness import (
+    Figure,
+    Section,
+    directory,
+    login,
+    median,
+    percentile,
+    server_ts,
+    standalone,
+    start_bot,
+)
+from bot.devserver import DevServer
 from bot.rounds import Rounds
 from bot.storage import round_store
 from bot.timeutil import utcnow
 
-RESULTS = Path(__file__).parent / "results" / "rounds.md"
-RUNS, SPACING, IDLE_SECONDS, SCHEDULES = 20, 1.5, 20.0, 50
+SPACING, SCHEDULES, GOAL = 1.5, 50, 2.0
 
 
-async def main() -> None:
-    with tempfile.TemporaryDirectory() as tmp:
-        work = Path(tmp)
-        server = start_synapse(work / "synapse")
-        try:
-            await run(server, work)
-        finally:
-            server.stop()
-
-
-async def run(server, work: Path) -> None:  # type: ignore[no-untyped-def]
-    lead_id = server.register("lead", "bench-password-2")
-    directory = {
-        "organisations": [{"key": "nccn", "name": "NCCN", "kind": "national"}],
-        "contacts": [
-            {"handle": "lead", "matrix_id": lead_id, "organisation": "nccn", "role": "icc-lead"}
-        ],
-    }
-    app, task, bot_id = await start_bot(server, work, directory)
-    lead = await login(server.base_url, lead_id, "bench-password-2")
+async def measure(server: DevServer, work: Path, quick: bool) -> Section:
+    runs, idle = (5, 5.0) if quick else (20, 20.0)
+    lead_id = server.register("lead-rounds", "bench-password-2")
+    app, task, bot_id = await start_bot(server, work, directory(lead_id, {}), name="iccbot-rounds")
+    lead = await login(server.base_url, lead_id)
     try:
         room = (await lead.room_create(invite=[bot_id])).room_id
         await asyncio.sleep(1.5)  # the bot accepts the invite
-        deps = app.deps
-        assert deps is not None
-        rounds = Rounds(deps)
-        person = deps.directory.contacts["lead"]
-
-        # 1. Start accuracy.
-        series, _ = await rounds.create(
-            activation=None,
-            room_id=room,
-            when="bench",
-            cron=None,
-            timezone="Europe/Brussels",
-            window=timedelta(minutes=30),
-            agenda=None,
-            participants=[person],
-            created_by=lead_id,
-            event_id="$bench-accuracy",
-        )
+        rounds = Rounds(app.deps)  # type: ignore[arg-type]
+        person = app.deps.directory.contacts["lead"]  # type: ignore[union-attr]
+        series = await _series(rounds, room, person, lead_id, "bench", None, "$bench-accuracy")
         start = utcnow() + timedelta(seconds=3)
-        slots = [start + timedelta(seconds=SPACING * n) for n in range(RUNS)]
-        async with deps.db.session() as session:
+        slots = [start + timedelta(seconds=SPACING * n) for n in range(runs)]
+        async with app.deps.db.session() as session:  # type: ignore[union-attr]
             for slot in slots:
                 await rounds._arm_run(session, series, None, slot)
+        bare = [s + timedelta(seconds=SPACING / 2) for s in slots]
+        bare_lateness = await _bare(lead, room, bare)
         await asyncio.sleep((slots[-1] - utcnow()).total_seconds() + 3)
-        lateness = []
-        async with deps.db.session() as session:
-            for slot in slots:
-                run_row = await round_store.run_for_slot(session, series.id, slot)  # type: ignore[arg-type]
-                if run_row is None or not run_row.prompt_event_id:
-                    raise RuntimeError(f"no round started for {slot}")
-                stamp = await server_ts(lead, room, run_row.prompt_event_id)
-                lateness.append(stamp / 1000 - slot.timestamp())
+        lateness = await _lateness(app, lead, room, series.id, slots)  # type: ignore[arg-type]
 
-        # 2. Idle cost: CPU seconds of this process (bot + idle homeserver client) per idle period.
-        await asyncio.sleep(35)  # the first run's close timers are far away; let things settle
-        before = time.process_time()
-        await asyncio.sleep(IDLE_SECONDS)
-        idle_none = time.process_time() - before
+        # Idle cost: CPU seconds of this process (bot + idle homeserver client) per idle period.
+        await asyncio.sleep(5)
+        idle_none = await _cpu(idle)
         for n in range(SCHEDULES):
-            await rounds.create(
-                activation=None,
-                room_id=room,
-                when=f"daily {n % 24:02d}:{(7 * n) % 60:02d}",
-                cron=f"{(7 * n) % 60} {n % 24} * * *",
-                timezone="Europe/Brussels",
-                window=timedelta(minutes=30),
-                agenda=None,
-                participants=[person],
-                created_by=lead_id,
-                event_id=f"$bench-idle-{n}",
-            )
+            cron = f"{(7 * n) % 60} {n % 24} * * *"
+            await _series(rounds, room, person, lead_id, f"daily {n}", cron, f"$bench-idle-{n}")
         await asyncio.sleep(2)
-        before = time.process_time()
-        await asyncio.sleep(IDLE_SECONDS)
-        idle_fifty = time.process_time() - before
+        idle_fifty = await _cpu(idle)
     finally:
         await lead.close()
         app.stop()
         await task
+    return _section(lateness, bare_lateness, idle, idle_none, idle_fifty)
 
-    ordered = sorted(lateness)
-    p50 = statistics.median(ordered)
-    p95 = ordered[int(0.95 * (len(ordered) - 1))]
-    lines = [
-        "# Rounds benchmark",
-        "",
-        f"Machine: {platform.machine()}, {platform.python_implementation()} {platform.python_version()}; "
-        "one local Synapse (SQLite). Regenerate: `.venv/bin/python -m bench.bench_rounds`.",
-        "",
-        "| measurement | value | goal | ratio to goal |",
-        "| --- | --- | --- | --- |",
-        f"| round start lateness, p50 over {RUNS} (prompt on the homeserver − slot) | {p50:.3f} s | — | — |",
-        f"| round start lateness, p95 over {RUNS} | {p95:.3f} s | ≤ 2 s | {p95 / 2:.2f} |",
-        f"| bot CPU while idle for {IDLE_SECONDS:.0f} s, no schedule | {idle_none * 1000:.1f} ms | — | — |",
-        f"| bot CPU while idle for {IDLE_SECONDS:.0f} s, {SCHEDULES} schedules | {idle_fifty * 1000:.1f} ms | no measurable increase | {idle_fifty / max(idle_none, 1e-3):.2f}× |",
+
+async def _series(rounds: Rounds, room, person, lead_id, when, cron, event_id):  # type: ignore[no-untyped-def]
+    series, _ = await rounds.create(
+        activation=None,
+        room_id=room,
+        when=when,
+        cron=cron,
+        timezone="Europe/Brussels",
+        window=timedelta(minutes=30),
+        agenda=None,
+        participants=[person],
+        created_by=lead_id,
+        event_id=event_id,
+    )
+    return series
+
+
+async def _bare(client, room: str, slots: list[datetime]) -> list[float]:  # type: ignore[no-untyped-def]
+    """A bare client sends one message at each slot; lateness by the homeserver's clock."""
+    lateness = []
+    for slot in slots:
+        await asyncio.sleep(max(0.0, (slot - utcnow()).total_seconds()))
+        sent = await client.room_send(
+            room, "m.room.message", {"msgtype": "m.notice", "body": "bare timer"}
+        )
+        lateness.append(await server_ts(client, room, sent.event_id) / 1000 - slot.timestamp())
+    return lateness
+
+
+async def _lateness(app, lead, room: str, series_id: int, slots: list[datetime]) -> list[float]:  # type: ignore[no-untyped-def]
+    lateness = []
+    async with app.deps.db.session() as session:
+        for slot in slots:
+            run_row = await round_store.run_for_slot(session, series_id, slot)
+            if run_row is None or not run_row.prompt_event_id:
+                raise RuntimeError(f"no round started for {slot}")
+            stamp = await server_ts(lead, room, run_row.prompt_event_id)
+            lateness.append(stamp / 1000 - slot.timestamp())
+    return lateness
+
+
+async def _cpu(seconds: float) -> float:
+    before = time.process_time()
+    await asyncio.sleep(seconds)
+    return time.process_time() - before
+
+
+def _section(
+    lateness: list[float], bare: list[float], idle: float, idle_none: float, idle_fifty: float
+) -> Section:
+    runs = len(lateness)
+    p95 = percentile(lateness, 0.95)
+    figures = [
+        Figure(
+            f"round start lateness, p50 of {runs}",
+            median(lateness),
+            baseline=median(bare),
+            baseline_name="bare client timer",
+        ),
+        Figure(
+            f"round start lateness, p95 of {runs}",
+            p95,
+            baseline=percentile(bare, 0.95),
+            baseline_name="bare client timer",
+            goal=f"≤ {GOAL:.0f} s",
+            met=p95 <= GOAL,
+        ),
+        Figure(
+            f"bot CPU while idle {idle:.0f} s with {SCHEDULES} schedules",
+            idle_fifty,
+            baseline=max(idle_none, 1e-3),
+            baseline_name="no schedule (floor 1 ms)",
+            goal="no measurable increase",
+            met=idle_fifty <= max(idle_none, 1e-3) * 2 + 0.005,
+        ),
     ]
-    RESULTS.parent.mkdir(exist_ok=True)
-    RESULTS.write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    return Section(
+        "Scheduler accuracy: rounds",
+        f"{runs} rounds armed {SPACING} s apart through the real round machinery (bot in-process); "
+        "lateness = the prompt's `origin_server_ts` − its slot. The baseline is a bare nio client "
+        "sleeping until its own slots, half-way between the bot's, and sending one message. Idle "
+        "CPU is this process's CPU time (bot and an idle client).",
+        figures,
+        details=[
+            "round lateness: " + ", ".join(f"{t:.3f}" for t in lateness) + " s",
+            "bare timer lateness: " + ", ".join(f"{t:.3f}" for t in bare) + " s",
+            f"idle CPU: {idle_none * 1000:.1f} ms without schedules, "
+            f"{idle_fifty * 1000:.1f} ms with {SCHEDULES}",
+        ],
+        data={"rounds": {"bot": lateness, "bare": bare}},
+    )
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    standalone(measure)

@@ -1,49 +1,169 @@
-"""What every benchmark needs: a bot on a local Synapse, with a directory of its own."""
+"""What every benchmark needs: a bot on a local Synapse (in this process or as the real `icc-bot
+run` process), clients that time replies, a directory, a seeded logbook, and the shape of a result.
+
+Each bench module exposes `measure(server, work, quick) -> Section`; `python -m bench` runs them
+all against one Synapse and writes bench/results.md, and each module still runs on its own.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import yaml
-from nio import AsyncClient, RoomGetEventError
+from aiohttp import ClientSession, TCPConnector
+from nio import AsyncClient, RoomGetEventError, SyncError
+from sqlalchemy import insert
 
 from bot.app import App, Tuning
-from bot.devserver import DevServer
+from bot.devserver import DevServer, start_synapse
+from bot.logbook import GENESIS, entry_hash
 from bot.settings import load_settings
+from bot.storage import activation_store
+from bot.storage.db import Database
+from bot.storage.models import LogEntryRow
+from bot.timeutil import utcnow
 
 BOT_PASSWORD = "bench-password-1"
+PASSWORD = "bench-password-2"
+# The bot's own brake (30 commands a minute per sender) would throttle a benchmark's sender.
+RATE_LIMIT = "100000/1m"
+LANGS = [["en"], ["fr", "en"], ["nl", "fr"], ["de", "en"]]
+ZONES = ["Europe/Brussels", "Europe/Amsterdam", "Europe/Luxembourg", "Europe/Berlin", "UTC"]
 
 
-async def start_bot(
-    server: DevServer, work: Path, directory: dict[str, Any], tuning: Tuning | None = None
-) -> tuple[App, asyncio.Task[None], str]:
-    """Register the bot, write `directory`, run the real App in this loop until it is ready."""
-    bot_id = server.register("iccbot", BOT_PASSWORD)
-    config = work / "config"
-    config.mkdir(exist_ok=True)
-    (config / "directory.yaml").write_text(yaml.safe_dump(directory))
-    settings = load_settings(
-        {
-            "ICC_HOMESERVER": server.base_url,
-            "ICC_USER_ID": bot_id,
-            "ICC_PASSWORD": BOT_PASSWORD,
-            "ICC_DATABASE_URL": f"sqlite:///{work / 'icc.db'}",
-            "ICC_DATA_DIR": str(work / "data"),
-            "ICC_CONFIG_DIR": str(config),
-            "ICC_E2EE": "false",
-            "ICC_HEALTH_ADDR": "127.0.0.1:0",
-        }
-    )
-    app = App(settings, tuning or Tuning())
-    task = asyncio.create_task(app.run())
-    await app.ready.wait()
-    return app, task, bot_id
+# -- results ----------------------------------------------------------------------------------------
 
 
-async def login(base_url: str, user_id: str, password: str) -> AsyncClient:
+@dataclass
+class Figure:
+    """One line of the results table: a figure, what it is compared with, and the goal."""
+
+    name: str
+    value: float
+    unit: str = "s"
+    baseline: float | None = None
+    baseline_name: str = ""
+    goal: str = ""
+    met: bool | None = None  # None: informative, no goal
+
+    @property
+    def ratio(self) -> float | None:
+        return self.value / self.baseline if self.baseline else None
+
+
+@dataclass
+class Section:
+    """One benchmark's outcome: its figures, how it was measured, raw data for the chart."""
+
+    title: str
+    method: str
+    figures: list[Figure] = field(default_factory=list)
+    details: list[str] = field(default_factory=list)  # extra Markdown lines (samples, notes)
+    data: dict[str, Any] = field(default_factory=dict)
+
+    def markdown(self) -> str:
+        lines = [f"## {self.title}", "", self.method, "", *table(self.figures)]
+        if self.details:
+            lines += ["", *self.details]
+        return "\n".join(lines) + "\n"
+
+
+def fmt(value: float | None, unit: str) -> str:
+    if value is None:
+        return "—"
+    if unit == "s":
+        return f"{value * 1000:.0f} ms" if value < 1 else f"{value:.2f} s"
+    if unit == "MB":
+        return f"{value:.0f} MB"
+    return f"{value:.3g} {unit}".strip()
+
+
+def table(figures: Iterable[Figure]) -> list[str]:
+    lines = [
+        "| measurement | figure | baseline | ratio | goal | met |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for f in figures:
+        base = f"{fmt(f.baseline, f.unit)} ({f.baseline_name})" if f.baseline else "—"
+        ratio = f"{f.ratio:.2f}×" if f.ratio is not None else "—"
+        met = {True: "✅ met", False: "❌ missed", None: "—"}[f.met]
+        lines.append(
+            f"| {f.name} | {fmt(f.value, f.unit)} | {base} | {ratio} | {f.goal or '—'} | {met} |"
+        )
+    return lines
+
+
+def percentile(samples: list[float], share: float) -> float:
+    """Nearest-rank percentile (p95 of 50 samples is the 48th smallest)."""
+    ordered = sorted(samples)
+    rank = max(1, int(-(-share * len(ordered) // 1)))
+    return ordered[min(rank, len(ordered)) - 1]
+
+
+def median(samples: list[float]) -> float:
+    return statistics.median(samples)
+
+
+def samples_line(label: str, samples: list[float]) -> str:
+    return f"{label}: " + ", ".join(f"{s * 1000:.0f}" for s in samples) + " ms"
+
+
+# -- a homeserver and people on it ----------------------------------------------------------------
+
+
+def standalone(measure: Callable[[DevServer, Path, bool], Awaitable[Section]]) -> None:
+    """Run one bench module on its own Synapse and print its section (`--quick` for a smoke run)."""
+
+    async def main() -> None:
+        work = fresh_work_dir(Path(sys.modules[measure.__module__].__file__ or "bench").stem)
+        server = start_synapse(work / "synapse")
+        try:
+            section = await measure(server, work, "--quick" in sys.argv)
+        finally:
+            server.stop()
+        print(section.markdown())
+
+    asyncio.run(main())
+
+
+WORK_ROOT = Path(__file__).parent / ".work"
+
+
+def fresh_work_dir(name: str) -> Path:
+    """bench/.work/<name>, emptied: kept after the run (logs, databases) for a look when
+    something fails; git ignores it."""
+    work = WORK_ROOT / name
+    if work.exists():
+        shutil.rmtree(work)
+    work.mkdir(parents=True)
+    return work
+
+
+def register_many(server: DevServer, localparts: Iterable[str]) -> list[str]:
+    return [server.register(name, PASSWORD) for name in localparts]
+
+
+async def login(
+    base_url: str, user_id: str, password: str = PASSWORD, *, pool: int = 100
+) -> AsyncClient:
+    """A logged-in nio client; `pool=0` lifts aiohttp's 100-connection limit as the bot does
+    (bot.matrix.client), so that a baseline sending hundreds of messages at once is not held
+    back by a limit the bot does not have."""
     client = AsyncClient(base_url, user_id)
+    client.client_session = ClientSession(connector=TCPConnector(limit=pool))
     await client.login(password, device_name="bench")
     return client
 
@@ -57,3 +177,322 @@ async def server_event(client: AsyncClient, room_id: str, event_id: str) -> dict
 
 async def server_ts(client: AsyncClient, room_id: str, event_id: str) -> int:
     return (await server_event(client, room_id, event_id))["origin_server_ts"]
+
+
+async def bounded(jobs: Iterable[Awaitable[Any]], limit: int = 8) -> list[Any]:
+    """Run `jobs` at most `limit` at a time: setup must not flood a 2-core machine's Synapse."""
+    gate = asyncio.Semaphore(limit)
+
+    async def one(job: Awaitable[Any]) -> Any:
+        async with gate:
+            return await job
+
+    return await asyncio.gather(*(one(j) for j in jobs))
+
+
+def directory(
+    lead_id: str, partners: dict[str, str], *, groups: dict[str, list[str]] | None = None
+) -> dict[str, Any]:
+    """A small directory: one lead and `partners` (handle → Matrix ID) in the given groups."""
+    groups = groups or {}
+    return {
+        "organisations": [{"key": "nccn", "name": "NCCN", "kind": "national"}],
+        "groups": {name: name for name in groups} or {"all": "everyone"},
+        "contacts": [
+            {"handle": "lead", "matrix_id": lead_id, "organisation": "nccn", "role": "icc-lead"}
+        ]
+        + [
+            {
+                "handle": handle,
+                "matrix_id": matrix_id,
+                "organisation": "nccn",
+                "groups": [g for g, members in groups.items() if handle in members],
+            }
+            for handle, matrix_id in partners.items()
+        ],
+    }
+
+
+def big_directory(
+    contacts: int = 5_000, organisations: int = 2_000, *, members_every: int = 10
+) -> dict[str, Any]:
+    """A believable large directory: every `members_every`-th contact an ICC member (0: none)."""
+    return {
+        "organisations": [
+            {"key": f"org-{o}", "name": f"Organisation {o}", "kind": "national", "country": "BE"}
+            for o in range(organisations)
+        ],
+        "contacts": [
+            {
+                "handle": f"person-{c}",
+                "name": f"Person {c}",
+                "organisation": f"org-{c % organisations}",
+                "matrix_id": f"@person-{c}:crisis.example",
+                "role": "icc-member" if members_every and c % members_every == 0 else "partner",
+                "languages": LANGS[c % len(LANGS)],
+                "timezone": ZONES[c % len(ZONES)],
+                "groups": [f"group-{c % 50}"],
+                "backup": f"person-{c + 1}" if c % 2 == 0 and c + 1 < contacts else None,
+            }
+            for c in range(contacts)
+        ],
+        "groups": {f"group-{g}": f"Group {g}" for g in range(50)},
+    }
+
+
+# -- the bot --------------------------------------------------------------------------------------
+
+
+def echo_process(server: DevServer, work: Path, user_id: str, prefix: str = "!icc") -> BotProcess:
+    """The bare nio echo bot (bench.echo_bot) as a process, resuming from a token in `work`."""
+    work.mkdir(parents=True, exist_ok=True)
+    env = {
+        "ECHO_HOMESERVER": server.base_url,
+        "ECHO_USER_ID": user_id,
+        "ECHO_PASSWORD": BOT_PASSWORD,
+        "ECHO_PREFIX": prefix,
+        "ECHO_TOKEN_FILE": str(work / "since"),
+        "PYTHONPATH": str(Path(__file__).resolve().parent.parent),
+    }
+    return BotProcess(env, work, command=[sys.executable, "-m", "bench.echo_bot"])
+
+
+def bot_env(server: DevServer, work: Path, bot_id: str, dir_data: dict[str, Any]) -> dict[str, str]:
+    """The bot's configuration for `work` (its database, data and config dirs), as environment."""
+    config = work / "config"
+    config.mkdir(parents=True, exist_ok=True)
+    (config / "directory.yaml").write_text(yaml.safe_dump(dir_data, sort_keys=False))
+    return {
+        "ICC_HOMESERVER": server.base_url,
+        "ICC_USER_ID": bot_id,
+        "ICC_PASSWORD": BOT_PASSWORD,
+        "ICC_DATABASE_URL": f"sqlite:///{work / 'icc.db'}",
+        "ICC_DATA_DIR": str(work / "data"),
+        "ICC_CONFIG_DIR": str(config),
+        "ICC_E2EE": "false",
+        "ICC_HEALTH_ADDR": "127.0.0.1:0",
+        "ICC_RATE_LIMIT": RATE_LIMIT,
+    }
+
+
+async def start_bot(
+    server: DevServer,
+    work: Path,
+    dir_data: dict[str, Any],
+    tuning: Tuning | None = None,
+    *,
+    name: str = "iccbot",
+) -> tuple[App, asyncio.Task[None], str]:
+    """Register the bot `name`, write its directory, run the real App in this loop until ready."""
+    bot_id = server.register(name, BOT_PASSWORD)
+    app = App(load_settings(bot_env(server, work, bot_id, dir_data)), tuning or Tuning())
+    task = asyncio.create_task(app.run())
+    await app.ready.wait()
+    return app, task, bot_id
+
+
+class BotProcess:
+    """The real `icc-bot run` as a child process, as an operator starts it."""
+
+    def __init__(self, env: dict[str, str], work: Path, *, command: list[str] | None = None):
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith("ICC_")} | env
+        self.work = work
+        self.command = command or [str(Path(sys.executable).with_name("icc-bot")), "run"]
+        self.process: subprocess.Popen | None = None
+        self.started = 0.0
+
+    def start(self) -> float:
+        """Spawn; returns the perf_counter time just before the spawn (t0)."""
+        log = (self.work / "process.log").open("ab")
+        self.started = time.perf_counter()
+        self.process = subprocess.Popen(
+            self.command,
+            cwd=self.work,
+            env=self.env,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        log.close()
+        return self.started
+
+    def peak_rss_mb(self) -> float:
+        """VmHWM: the process's peak resident set so far, from the kernel."""
+        assert self.process is not None
+        status = Path(f"/proc/{self.process.pid}/status").read_text()
+        line = next(x for x in status.splitlines() if x.startswith("VmHWM:"))
+        return int(line.split()[1]) / 1024
+
+    def stop(self, timeout: float = 15) -> int | None:
+        if self.process is None or self.process.poll() is not None:
+            return self.process.returncode if self.process else None
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            return self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            return self.process.wait()
+
+    async def wait_output(self, text: str, timeout: float = 120) -> None:
+        """Until the process has written `text` to its log (e.g. the echo bot's "ready")."""
+        deadline = time.monotonic() + timeout
+        log = self.work / "process.log"
+        while text not in log.read_text(errors="replace"):
+            self.check_alive()
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{self.command} did not say {text!r} within {timeout}s")
+            await asyncio.sleep(0.05)
+
+    def check_alive(self) -> None:
+        if self.process is not None and self.process.poll() is not None:
+            tail = (self.work / "process.log").read_text(errors="replace")[-3000:]
+            raise RuntimeError(f"{self.command} exited {self.process.returncode}:\n{tail}")
+
+
+# -- a client that times answers ------------------------------------------------------------------
+
+
+class ReplyWatcher:
+    """A person's client that keeps syncing and notes when each reply to their messages arrives.
+
+    "Arrives" means: this client's /sync returned the event, i.e. what the person sees.
+    """
+
+    def __init__(self, client: AsyncClient) -> None:
+        self.client = client
+        self.replies: dict[str, tuple[float, dict]] = {}
+        self._changed = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._taken: set[str] = set()
+
+    async def start(self) -> None:
+        await self.client.sync(timeout=0, full_state=True)
+        self._task = asyncio.create_task(self._loop())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+
+    async def _loop(self) -> None:
+        while True:
+            response = await self.client.sync(timeout=30_000)
+            if isinstance(response, SyncError):
+                await asyncio.sleep(0.5)
+                continue
+            now = time.perf_counter()
+            for info in response.rooms.join.values():
+                for event in info.timeline.events:
+                    self._note(event.source, now)
+            self._changed.set()
+
+    def _note(self, source: dict, now: float) -> None:
+        if source.get("sender") == self.client.user_id:
+            return
+        relation = (source.get("content") or {}).get("m.relates_to") or {}
+        target = (relation.get("m.in_reply_to") or {}).get("event_id")
+        if target and target not in self.replies:
+            self.replies[target] = (now, source)
+
+    async def reply_to(self, event_id: str, timeout: float = 120) -> tuple[float, dict]:
+        """(arrival time, event) of the first reply to `event_id`."""
+        deadline = time.monotonic() + timeout
+        while event_id not in self.replies:
+            self._changed.clear()
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError(f"no reply to {event_id} within {timeout}s")
+            try:
+                await asyncio.wait_for(self._changed.wait(), left)
+            except TimeoutError:
+                continue
+        return self.replies[event_id]
+
+    async def send(self, room_id: str, body: str) -> tuple[float, str]:
+        """Send a text; (perf_counter before sending, event ID)."""
+        started = time.perf_counter()
+        response = await self.client.room_send(
+            room_id, "m.room.message", {"msgtype": "m.text", "body": body}
+        )
+        return started, response.event_id
+
+    async def round_trip(self, room_id: str, body: str, timeout: float = 120) -> float:
+        """Seconds from sending `body` to this client receiving the reply to it."""
+        started, event_id = await self.send(room_id, body)
+        arrived, _ = await self.reply_to(event_id, timeout)
+        return arrived - started
+
+    async def invited_room(self, timeout: float = 60) -> str:
+        """Wait for an invite (e.g. to an activation's room), join it, return its ID."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            room = next((r for r in self.client.invited_rooms if r not in self._taken), None)
+            if room is not None:
+                self._taken.add(room)
+                await self.client.join(room)
+                return room
+            await asyncio.sleep(0.1)
+        raise TimeoutError("no invite arrived")
+
+
+async def activate(watcher: ReplyWatcher, control_room: str, title: str) -> str:
+    """`!icc activate` in `control_room`; join the activation's room and return its ID."""
+    await watcher.round_trip(control_room, f"!icc activate {title}")
+    return await watcher.invited_room()
+
+
+async def wait_joined(
+    watcher: ReplyWatcher, room_id: str, bot_id: str, timeout: float = 60
+) -> None:
+    """Until the bot has joined `room_id` (it accepts an invite from someone in the directory)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        room = watcher.client.rooms.get(room_id)
+        if room is not None and bot_id in room.users and bot_id not in room.invited_users:
+            return
+        await asyncio.sleep(0.1)
+    raise TimeoutError(f"{bot_id} did not join {room_id}")
+
+
+# -- a logbook of any length ----------------------------------------------------------------------
+
+KIND_CYCLE = ["info"] * 7 + ["decision", "action", "info"]
+
+
+async def seed_logbook(
+    db: Database, activation_ref: str, count: int, author: str, *, batch: int = 10_000
+) -> None:
+    """Append `count` entries as `logbook.append` writes them (numbered, each hashed onto its
+    predecessor by `logbook.entry_hash`, so `icc-bot logbook verify` passes), into the model's
+    table in batches of one transaction each (one insert of many rows: 100,000 ORM objects
+    would take a minute)."""
+    async with db.session() as session:
+        activation = await activation_store.by_ref(session, activation_ref)
+        assert activation is not None
+        assert activation.id is not None
+        last = await activation_store.last_log_entry(session, activation.id)
+    seq, prev = (last.seq, last.hash) if last else (0, GENESIS)
+    now = utcnow()
+    table = LogEntryRow.__table__  # type: ignore[attr-defined]
+    for start in range(0, count, batch):
+        rows = []
+        for n in range(start, min(count, start + batch)):
+            seq += 1
+            entry = SimpleNamespace(
+                activation_id=activation.id,
+                seq=seq,
+                kind=KIND_CYCLE[n % len(KIND_CYCLE)],
+                text=f"Bench entry {n}: situation update from the field, roads and shelters",
+                author=author,
+                author_role="icc-lead",
+                occurred_at=now - timedelta(seconds=count - n),
+                recorded_at=now,
+                corrects_seq=None,
+                data={},
+                prev_hash=prev,
+                hash="",
+            )
+            entry.hash = prev = entry_hash(activation.ref, entry)  # type: ignore[arg-type]
+            rows.append(vars(entry))
+        async with db.session() as session:
+            await session.exec(insert(table), params=rows)  # type: ignore[call-overload]

@@ -1,0 +1,111 @@
+"""Command latency: `help` and `status` round trips against a bare matrix-nio echo bot.
+
+Both bots run as their own processes on the same Synapse: the real `icc-bot run` (SQLite) and
+bench.echo_bot, which answers every command at once with no work at all. One person's client
+sends each command and times it until its own /sync returns the reply (what the person sees).
+The two are interleaved (help to the bot, help to the echo bot, status to the bot, status to the
+echo bot, …) so that drift on a shared machine falls on both. `status` is asked in an
+activation's room. Goal: median ≤ 1.3× the echo bot.
+
+Run on its own: .venv/bin/python -m bench.bench_latency [--quick]
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from bench.harness import (
+    BOT_PASSWORD,
+    BotProcess,
+    Figure,
+    ReplyWatcher,
+    Section,
+    activate,
+    bot_env,
+    directory,
+    echo_process,
+    login,
+    median,
+    percentile,
+    samples_line,
+    standalone,
+    wait_joined,
+)
+from bot.devserver import DevServer
+
+GOAL = 1.3
+WARM_UP = 5
+
+
+async def measure(server: DevServer, work: Path, quick: bool) -> Section:
+    runs = 10 if quick else 50
+    bot_id = server.register("iccbot-latency", BOT_PASSWORD)
+    echo_id = server.register("echo-latency", BOT_PASSWORD)
+    lead_id = server.register("lead-latency", "bench-password-2")
+    bot = BotProcess(bot_env(server, work / "bot", bot_id, directory(lead_id, {})), work / "bot")
+    echo = echo_process(server, work / "echo", echo_id)
+    watcher = ReplyWatcher(await login(server.base_url, lead_id))
+    samples: dict[str, list[float]] = {
+        k: [] for k in ("help", "status", "echo help", "echo status")
+    }
+    try:
+        bot.start()
+        echo.start()
+        await echo.wait_output("ready")
+        await watcher.start()
+        control = (await watcher.client.room_create(invite=[bot_id])).room_id
+        echo_room = (await watcher.client.room_create(invite=[echo_id])).room_id
+        await wait_joined(watcher, control, bot_id, timeout=120)
+        await wait_joined(watcher, echo_room, echo_id)
+        room = await activate(watcher, control, "Latency bench")
+        for n in range(WARM_UP + runs):
+            for command in ("help", "status"):
+                mine = await watcher.round_trip(room, f"!icc {command}")
+                floor = await watcher.round_trip(echo_room, f"!icc {command}")
+                if n >= WARM_UP:
+                    samples[command].append(mine)
+                    samples[f"echo {command}"].append(floor)
+        bot.check_alive()
+    finally:
+        await watcher.stop()
+        await watcher.client.close()
+        bot.stop()
+        echo.stop()
+    return _section(samples, runs)
+
+
+def _section(samples: dict[str, list[float]], runs: int) -> Section:
+    figures = []
+    for command in ("help", "status"):
+        mine, floor = samples[command], samples[f"echo {command}"]
+        figures.append(
+            Figure(
+                f"`{command}` round trip, median of {runs}",
+                median(mine),
+                baseline=median(floor),
+                baseline_name="echo bot",
+                goal=f"≤ {GOAL}× echo",
+                met=median(mine) <= GOAL * median(floor),
+            )
+        )
+        figures.append(
+            Figure(
+                f"`{command}` round trip, p95 of {runs}",
+                percentile(mine, 0.95),
+                baseline=percentile(floor, 0.95),
+                baseline_name="echo bot",
+            )
+        )
+    return Section(
+        "Command latency",
+        "Command sent → reply received by the sender's client (its /sync), `!icc help` and "
+        "`!icc status` (in an activation room), against a bare matrix-nio echo bot on the same "
+        "homeserver; both bots are processes of their own, their round trips interleaved.",
+        figures,
+        details=[samples_line(k, v) for k, v in samples.items()],
+        data={"latency": samples},
+    )
+
+
+if __name__ == "__main__":
+    standalone(measure)

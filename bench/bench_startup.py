@@ -1,0 +1,195 @@
+"""Start-up and memory of the real `icc-bot run` process, against the bare echo bot.
+
+Set-up: a directory of 5,000 contacts (2,000 organisations), and 200 rooms the bot has joined.
+A first run records the bot's sync position and stops; so does a first run of the echo bot,
+logged in as the same Matrix user (so it is in the same 200 rooms; it answers `!echo …`, which
+the ICC bot ignores).
+
+Start-up: a person sends `!icc help` while the bot is down; t0 = the process is spawned; t1 = the
+reply reaches the person's client. The echo bot is timed the same way, runs alternating.
+Goal: ≤ 3 s.
+
+Memory: then 50 round schedules (by command) and 1,000 logbook entries (through the storage layer)
+are added; the bot is started once more, answers help, status, sitrep, pages, rounds, contacts
+and log export, and its peak resident set (VmHWM) is read. Goal: ≤ 200 MB.
+
+Run on its own: .venv/bin/python -m bench.bench_startup [--quick]
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from bench.harness import (
+    BOT_PASSWORD,
+    BotProcess,
+    Figure,
+    ReplyWatcher,
+    Section,
+    activate,
+    big_directory,
+    bot_env,
+    bounded,
+    echo_process,
+    login,
+    median,
+    seed_logbook,
+    standalone,
+)
+from bot.devserver import DevServer
+from bot.storage import activation_store
+from bot.storage.db import Database
+
+ROOMS, SCHEDULES, ENTRIES = 200, 50, 1_000
+START_GOAL, MEMORY_GOAL = 3.0, 200.0
+LOAD_COMMANDS = ("help", "status", "sitrep", "pages", "rounds", "contacts person-4", "log export")
+
+
+async def measure(server: DevServer, work: Path, quick: bool) -> Section:
+    runs = 2 if quick else 5
+    bot_id = server.register("iccbot-start", BOT_PASSWORD)
+    lead_id = server.register("lead-start", "bench-password-2")
+    people = big_directory(members_every=0)
+    people["contacts"].append(
+        {"handle": "lead", "matrix_id": lead_id, "organisation": "org-0", "role": "icc-lead"}
+    )
+    env = bot_env(server, work / "bot", bot_id, people)
+    bot = BotProcess(env, work / "bot")
+    echo = echo_process(server, work / "echo", bot_id, prefix="!echo")
+    watcher = ReplyWatcher(await login(server.base_url, lead_id))
+    try:
+        rooms = await _join_rooms(server, watcher, bot_id)
+        await watcher.start()
+        await _first_run(bot, watcher, rooms[0], "!icc help", "bot.app: ready")
+        await _first_run(echo, watcher, rooms[0], "!echo help", "ready")
+        times: dict[str, list[float]] = {"bot": [], "echo": []}
+        rss: dict[str, list[float]] = {"bot": [], "echo": []}
+        for n in range(runs):
+            for name, process, body in (("bot", bot, "!icc help"), ("echo", echo, "!echo help")):
+                seconds, peak = await _timed_start(process, watcher, rooms[n % ROOMS], body)
+                times[name].append(seconds)
+                rss[name].append(peak)
+        activation_room = await _load(bot, watcher, rooms[0], env)
+        loaded_start, peak = await _timed_start(
+            bot, watcher, activation_room, "!icc status", then=LOAD_COMMANDS
+        )
+    finally:
+        await watcher.stop()
+        await watcher.client.close()
+        bot.stop()
+        echo.stop()
+    return _section(times, rss, loaded_start, peak)
+
+
+async def _join_rooms(server: DevServer, watcher: ReplyWatcher, bot_id: str) -> list[str]:
+    """The person creates ROOMS rooms inviting the bot; a helper session of the bot joins them."""
+    created = await bounded(
+        (watcher.client.room_create(invite=[bot_id]) for _ in range(ROOMS)), limit=4
+    )
+    rooms = [r.room_id for r in created]
+    helper = await login(server.base_url, bot_id, BOT_PASSWORD)
+    await bounded((helper.join(r) for r in rooms), limit=4)
+    await helper.logout()
+    await helper.close()
+    return rooms
+
+
+async def _first_run(
+    process: BotProcess, watcher: ReplyWatcher, room: str, body: str, ready: str
+) -> None:
+    """Start once to record the sync position (and for the bot, its first migration and directory
+    load): until it says `ready` (a first start skips what was sent before), then answers."""
+    process.start()
+    await process.wait_output(ready, timeout=300)
+    await watcher.round_trip(room, body, timeout=60)
+    process.stop()
+
+
+async def _timed_start(
+    process: BotProcess,
+    watcher: ReplyWatcher,
+    room: str,
+    body: str,
+    then: tuple[str, ...] = (),
+) -> tuple[float, float]:
+    """(spawn → the reply to a command sent while it was down, peak RSS in MB after `then`)."""
+    _, event_id = await watcher.send(room, body)
+    started = process.start()
+    arrived, _ = await watcher.reply_to(event_id, timeout=120)
+    for command in then:
+        await watcher.round_trip(room, f"!icc {command}")
+    peak = process.peak_rss_mb()
+    process.check_alive()
+    process.stop()
+    return arrived - started, peak
+
+
+async def _load(bot: BotProcess, watcher: ReplyWatcher, room: str, env: dict[str, str]) -> str:
+    """An activation with SCHEDULES round schedules (by command) and ENTRIES logbook entries."""
+    bot.start()
+    await watcher.round_trip(room, "!icc help", timeout=120)
+    activation_room = await activate(watcher, room, "Memory bench")
+    for n in range(SCHEDULES):
+        await watcher.round_trip(
+            activation_room, f"!icc round schedule daily {n % 24:02d}:{(7 * n) % 60:02d}"
+        )
+    bot.stop()
+    db = Database(env["ICC_DATABASE_URL"])
+    try:
+        async with db.session() as session:
+            activation = await activation_store.by_room(session, activation_room)
+        assert activation is not None
+        await seed_logbook(db, activation.ref, ENTRIES, watcher.client.user_id)
+    finally:
+        await db.dispose()
+    return activation_room
+
+
+def _section(
+    times: dict[str, list[float]], rss: dict[str, list[float]], loaded: float, peak: float
+) -> Section:
+    start = median(times["bot"])
+    figures = [
+        Figure(
+            f"start-up: spawn → first answered command, {ROOMS} rooms, 5,000 contacts "
+            f"(median of {len(times['bot'])})",
+            start,
+            baseline=median(times["echo"]),
+            baseline_name="echo bot",
+            goal=f"≤ {START_GOAL:.0f} s",
+            met=start <= START_GOAL,
+        ),
+        Figure(
+            f"start-up with {SCHEDULES} schedules and {ENTRIES:,} logbook entries as well",
+            loaded,
+        ),
+        Figure(
+            f"memory: peak RSS (VmHWM), 5,000 contacts, {ROOMS} rooms, {SCHEDULES} schedules, "
+            f"{ENTRIES:,} logbook entries, after {len(LOAD_COMMANDS)} commands",
+            peak,
+            unit="MB",
+            baseline=median(rss["echo"]),
+            baseline_name="echo bot, same rooms",
+            goal=f"≤ {MEMORY_GOAL:.0f} MB",
+            met=peak <= MEMORY_GOAL,
+        ),
+        Figure("memory: peak RSS after the start-up runs (help only)", median(rss["bot"]), "MB"),
+    ]
+    return Section(
+        "Start-up and memory",
+        "The real `icc-bot run` process (SQLite). Start-up: a command is waiting when the process "
+        "is spawned; the clock stops when the reply reaches the sender's client. The echo bot is "
+        "logged in as the same user, so it is in the same rooms. Memory: VmHWM from "
+        "/proc/<pid>/status after the commands " + ", ".join(f"`{c}`" for c in LOAD_COMMANDS) + ".",
+        figures,
+        details=[
+            "start-up, bot: " + ", ".join(f"{t:.2f}" for t in times["bot"]) + " s",
+            "start-up, echo bot: " + ", ".join(f"{t:.2f}" for t in times["echo"]) + " s",
+            "peak RSS, echo bot: " + ", ".join(f"{m:.0f}" for m in rss["echo"]) + " MB",
+        ],
+        data={"startup": times, "rss": rss},
+    )
+
+
+if __name__ == "__main__":
+    standalone(measure)
