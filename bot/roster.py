@@ -22,6 +22,7 @@ log = logging.getLogger(__name__)
 
 STATUS_FILE = "directory-status.json"
 PID_FILE = "icc-bot.pid"
+CACHE_FILE = "directory-cache.json"  # the parsed directory.yaml, keyed by its SHA-256
 
 
 class Roster:
@@ -29,12 +30,13 @@ class Roster:
         self.path = path
         self._db = db
         self._status = data_dir / STATUS_FILE
+        self._cache = data_dir / CACHE_FILE
         self.current = Directory.empty()
 
     async def load(self) -> DirectoryChanges:
         """Validate, record and put in force; DirectoryError leaves everything as it was."""
         try:
-            directory = load_directory(self.path)
+            directory = load_directory(self.path, cache=self._cache)
         except DirectoryError as exc:
             self._write_status(ok=False, problems=exc.problems)
             raise

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import yaml
 
-from bot.directory import Directory, DirectoryError, parse_directory
+from bot.directory import Directory, DirectoryError, load_directory, parse_directory
 from bot.render import Renderer
 from bot.storage.db import Database
 from bot.storage.directory_store import contact_rows, store_directory
@@ -27,6 +27,26 @@ def sample() -> dict[str, Any]:
 @pytest.fixture
 def directory() -> Directory:
     return parse_directory(sample(), source="directory.yaml")
+
+
+def test_a_cached_parse_is_used_only_for_the_same_text(tmp_path: Path) -> None:
+    """The start-up cache (bench/: YAML parsing was a second of every start) never serves a
+    stale directory: it is keyed by the file's SHA-256, and a file JSON cannot hold exactly is
+    never cached."""
+    path, cache = tmp_path / "directory.yaml", tmp_path / "cache.json"
+    path.write_text(yaml.safe_dump(sample()))
+    first = load_directory(path, cache=cache)
+    assert cache.exists()
+    assert load_directory(path, cache=cache).contacts.keys() == first.contacts.keys()
+    changed = sample()
+    handle = changed["contacts"][0]["handle"]
+    changed["contacts"][0]["name"] = "Renamed Since"
+    path.write_text(yaml.safe_dump(changed))
+    assert load_directory(path, cache=cache).contacts[handle].name == "Renamed Since"
+    cache.unlink()
+    path.write_text(yaml.safe_dump(changed) + "notes: 2026-01-01\n")  # a YAML date
+    load_directory(path, cache=cache)
+    assert not cache.exists()
 
 
 def test_resolve_handles_organisations_and_groups(directory: Directory) -> None:
