@@ -59,6 +59,7 @@ async def run_all(names: list[str], quick: bool, work: Path) -> list[Section]:
             started = time.monotonic()
             print(f"== {name} …", flush=True)
             try:
+                (work / name).mkdir(parents=True, exist_ok=True)
                 section = await BENCHES[name](server, work / name, quick)
             except Exception as exc:
                 traceback.print_exc()
