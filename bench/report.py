@@ -25,6 +25,13 @@ HISTORY = [
     "newest entries and counts the rest, read with LIMIT/COUNT; first sitrep at 100,000 entries "
     "answered like at 10. `status` loaded every entry to count them: 1.5–3.6 s of database work "
     "at 100,000 entries → 0.05 s with COUNT.",
+    "- 2026-11-29, start-up (5,000 contacts, 200 rooms): 3.6–4.0 s spawn → first answer, goal "
+    "3 s. Profiled with pyinstrument: parsing directory.yaml (~1 s, PyYAML builds the objects in "
+    "Python even with libyaml), rewriting all 2,000 unchanged organisations (~0.3 s), imports "
+    "(nio, alembic: ~1.5 s, the echo bot pays nio's too), the first sync's full state of 200 rooms "
+    "parsed by nio (~1 s, the echo bot's too) → the parsed file is cached as JSON under its "
+    "SHA-256 and unchanged rows are left alone; spawn → ready 6.1–7.3 s → 3.4–3.8 s on the same "
+    "busy machine (profiling run, pyinstrument not attached).",
 ]
 
 
@@ -128,9 +135,14 @@ def write_chart(path: Path, sections: list[Section]) -> None:
     panels = [panel for panel, present in wanted.items() if present]
     if not panels:
         return
-    fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 4.5), squeeze=False)
-    for axis, panel in zip(axes[0], panels, strict=True):
+    columns = 2 if len(panels) > 1 else 1
+    rows = -(-len(panels) // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(6.5 * columns, 4.8 * rows), squeeze=False)
+    flat = list(axes.flat)
+    for axis, panel in zip(flat, panels, strict=False):
         panel(axis, data)
+    for axis in flat[len(panels) :]:
+        axis.set_visible(False)
     fig.suptitle(f"ICC liaison bot benchmarks — {datetime.now():%Y-%m-%d}")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
