@@ -86,9 +86,11 @@ async def activate(ctx: CommandContext) -> Message:
 )
 async def status(ctx: CommandContext) -> Message:
     activations = Activations(ctx.deps)
-    if ctx.args["ref"] is None and await activations.for_room(ctx.room_id) is None:
+    # Looked up once: each lookup is a database session of its own (bench/, command latency).
+    here = None if ctx.args["ref"] else await activations.for_room(ctx.room_id)
+    if ctx.args["ref"] is None and here is None:
         return await _overview(ctx, activations)
-    activation = await activations.resolve(ctx.room_id, ctx.args["ref"])
+    activation = here or await activations.resolve(ctx.room_id, ctx.args["ref"])
     async with ctx.deps.db.session() as session:
         history = await level_history(session, activation)
         entries = await store.count_log_entries(session, activation.id)  # type: ignore[arg-type]
