@@ -46,7 +46,7 @@ LOAD_COMMANDS = ("help", "status", "sitrep", "pages", "rounds", "contacts person
 
 
 async def measure(server: DevServer, work: Path, quick: bool) -> Section:
-    runs = 2 if quick else 5
+    runs, rooms_wanted = (2, 50) if quick else (5, ROOMS)
     bot_id = server.register("iccbot-start", BOT_PASSWORD)
     lead_id = server.register("lead-start", "bench-password-2")
     people = big_directory(members_every=0)
@@ -58,7 +58,7 @@ async def measure(server: DevServer, work: Path, quick: bool) -> Section:
     echo = echo_process(server, work / "echo", bot_id, prefix="!echo")
     watcher = ReplyWatcher(await login(server.base_url, lead_id))
     try:
-        rooms = await _join_rooms(server, watcher, bot_id)
+        rooms = await _join_rooms(server, watcher, bot_id, rooms_wanted)
         await watcher.start()
         await _first_run(bot, watcher, rooms[0], "!icc help", "bot.app: ready")
         await _first_run(echo, watcher, rooms[0], "!echo help", "ready")
@@ -66,7 +66,7 @@ async def measure(server: DevServer, work: Path, quick: bool) -> Section:
         rss: dict[str, list[float]] = {"bot": [], "echo": []}
         for n in range(runs):
             for name, process, body in (("bot", bot, "!icc help"), ("echo", echo, "!echo help")):
-                seconds, peak = await _timed_start(process, watcher, rooms[n % ROOMS], body)
+                seconds, peak = await _timed_start(process, watcher, rooms[n], body)
                 times[name].append(seconds)
                 rss[name].append(peak)
         activation_room = await _load(bot, watcher, rooms[0], env)
@@ -78,13 +78,15 @@ async def measure(server: DevServer, work: Path, quick: bool) -> Section:
         await watcher.client.close()
         bot.stop()
         echo.stop()
-    return _section(times, rss, loaded_start, peak)
+    return _section(times, rss, loaded_start, peak, len(rooms))
 
 
-async def _join_rooms(server: DevServer, watcher: ReplyWatcher, bot_id: str) -> list[str]:
-    """The person creates ROOMS rooms inviting the bot; a helper session of the bot joins them."""
+async def _join_rooms(
+    server: DevServer, watcher: ReplyWatcher, bot_id: str, count: int
+) -> list[str]:
+    """The person creates `count` rooms inviting the bot; a helper session of the bot joins them."""
     created = await bounded(
-        (watcher.client.room_create(invite=[bot_id]) for _ in range(ROOMS)), limit=4
+        (watcher.client.room_create(invite=[bot_id]) for _ in range(count)), limit=4
     )
     rooms = [r.room_id for r in created]
     helper = await login(server.base_url, bot_id, BOT_PASSWORD)
@@ -146,12 +148,16 @@ async def _load(bot: BotProcess, watcher: ReplyWatcher, room: str, env: dict[str
 
 
 def _section(
-    times: dict[str, list[float]], rss: dict[str, list[float]], loaded: float, peak: float
+    times: dict[str, list[float]],
+    rss: dict[str, list[float]],
+    loaded: float,
+    peak: float,
+    rooms: int,
 ) -> Section:
     start = median(times["bot"])
     figures = [
         Figure(
-            f"start-up: spawn → first answered command, {ROOMS} rooms, 5,000 contacts "
+            f"start-up: spawn → first answered command, {rooms} rooms, 5,000 contacts "
             f"(median of {len(times['bot'])})",
             start,
             baseline=median(times["echo"]),
@@ -164,7 +170,7 @@ def _section(
             loaded,
         ),
         Figure(
-            f"memory: peak RSS (VmHWM), 5,000 contacts, {ROOMS} rooms, {SCHEDULES} schedules, "
+            f"memory: peak RSS (VmHWM), 5,000 contacts, {rooms} rooms, {SCHEDULES} schedules, "
             f"{ENTRIES:,} logbook entries, after {len(LOAD_COMMANDS)} commands",
             peak,
             unit="MB",
