@@ -29,7 +29,7 @@ from bot.directory import Contact
 from bot.matrix.send import MatrixSendError, ReplyTo
 from bot.render import Message
 from bot.router import UserError
-from bot.storage import activation_store
+from bot.storage import activation_store, core
 from bot.storage import page_store as store
 from bot.storage.models import ActivationRow, PageRow, PageTargetRow, Timer
 from bot.timeutil import format_duration, format_local_utc, load_zone, utcnow
@@ -40,6 +40,10 @@ STEP_TIMER = "page.step"
 ESCALATE, UNREACHABLE = "escalate", "unreachable"
 URGENT_WINDOW = timedelta(minutes=5)
 SEND_RETRIES = (1.0, 2.0, 4.0)  # pause before each retry of a send the homeserver refused
+# An answer to an event not (yet) known as a page waits this long in all, step by step, while
+# something sent to its author may not be recorded yet (pages older than the horizon: stuck).
+RECORD_WAIT = (0.5, 1.0, 1.0, 2.0, 2.0, 4.0, 4.0, 5.0)
+RECORD_HORIZON = timedelta(minutes=10)
 
 
 def unit_prefix(activation: ActivationRow, page_id: int, handle: str) -> str:
@@ -352,11 +356,39 @@ class Paging:
     # -- answers ----------------------------------------------------------------------------------
 
     async def is_page_event(self, event_id: str | None, matrix_id: str) -> bool:
+        """Whether `event_id` is a page (or repeat) sent to this person.
+
+        A page that left just before a crash has its event recorded only when the command or
+        step that sent it runs again after the restart, side by side with the answers read in
+        the meantime: an answer to an event not known yet waits while something sent to its
+        author may still be unrecorded, so that an ack is never dropped for being early.
+        """
         if event_id is None:
             return False
-        async with self.deps.db.session() as session:
-            row = await store.target_by_event(session, event_id)
-        return row is not None and row.matrix_id == matrix_id
+        for pause in (0.0, *RECORD_WAIT):
+            await asyncio.sleep(pause)
+            async with self.deps.db.session() as session:
+                row = await store.target_by_event(session, event_id)
+                if row is not None:
+                    return row.matrix_id == matrix_id
+                if not await self._unrecorded_sends(session, matrix_id):
+                    return False
+        log.warning("%s answered %s, which no page of theirs became", matrix_id, event_id)
+        return False
+
+    async def _unrecorded_sends(self, session: AsyncSession, matrix_id: str) -> bool:
+        """Whether a page, backup page or repeat may have reached this person without its event
+        being recorded yet: a row not delivered (nor failed) as far as the database knows, or a
+        repeat whose escalation step fired and has not completed."""
+        rows = await store.open_rows_since(session, matrix_id, utcnow() - RECORD_HORIZON)
+        if any(row.event_id is None and row.send_error is None for row, _ in rows):
+            return True
+        steps = [
+            f"a{page.activation_id}:pg{page.id}:{row.handle}:{ESCALATE}"  # as unit_prefix
+            for row, page in rows
+            if page.activation_id and not row.covers and row.repage_event_id is None
+        ]
+        return await core.any_unfinished_claim(session, steps)
 
     async def answer(
         self,
@@ -390,18 +422,26 @@ class Paging:
             if reason is None
             else {"declined_at": now, "declined_reason": reason}
         )
+        # This very answer, recorded before a crash cut its handling short: what followed the
+        # record (the board, the answer to the person) is done again, the record is not.
+        again = [
+            r
+            for r in rows
+            if (reason is None and r.ack_event_id == event_id)
+            or (reason is not None and r.declined_at == now and r.declined_reason == reason)
+        ]
         first: list[PageTargetRow] = []
         async with self.deps.db.session() as session:
             for row in rows:
                 if await store.answer_once(session, row.id, **fields):  # type: ignore[arg-type]
                     first.append(row)
                     await self._after_answer(session, activation, page, row, reason, how, now)
-        if first:
+        if first or again:
             await self.refresh_board(page, activation)
-        shown = first[0] if first else rows[0]
+        shown = first[0] if first else again[0] if again else rows[0]
         async with self.deps.db.session() as session:
             shown = await store.target(session, shown.id) or shown  # type: ignore[arg-type]
-        return Answer(page=page, activation=activation, row=shown, first=bool(first))
+        return Answer(page=page, activation=activation, row=shown, first=bool(first or again))
 
     async def _after_answer(
         self,
@@ -511,7 +551,6 @@ class Paging:
         )
         now = utcnow()
         async with self.deps.db.session() as session:
-            await store.mark(session, row.id, escalated_at=now)  # type: ignore[arg-type]
             if backup is not None and not backups:
                 backup_row = self.target_row(page, backup, deadline=now + window, covers=row.handle)
                 session.add(backup_row)
@@ -519,23 +558,27 @@ class Paging:
                 backups = [backup_row]
             due = backups[0].deadline if backups else now + window
             await self._arm(session, activation, page, row.handle, UNREACHABLE, due)
-            standing_in = (
-                f"; paged their backup {backups[0].name}"
-                if backups
-                else "; no backup in the directory"
-            )
-            await self.activations.record(
-                session,
-                activation,
-                "system.escalation",
-                f"{page.ref}: no answer from {row.name}; paged again{standing_in}",
-                self.activations.bot_id,
-                data={
-                    "page": page.id,
-                    "handle": row.handle,
-                    "backup": backups[0].handle if backups else None,
-                },
-            )
+            # Recorded once: a step re-run after a crash finds it escalated already, and only
+            # sends again what may not have left (with the same transaction IDs).
+            if row.escalated_at is None:
+                await store.mark(session, row.id, escalated_at=now)  # type: ignore[arg-type]
+                standing_in = (
+                    f"; paged their backup {backups[0].name}"
+                    if backups
+                    else "; no backup in the directory"
+                )
+                await self.activations.record(
+                    session,
+                    activation,
+                    "system.escalation",
+                    f"{page.ref}: no answer from {row.name}; paged again{standing_in}",
+                    self.activations.bot_id,
+                    data={
+                        "page": page.id,
+                        "handle": row.handle,
+                        "backup": backups[0].handle if backups else None,
+                    },
+                )
         await self._send(page, activation, [b for b in backups if b.event_id is None])
 
     async def _unreachable(
@@ -543,19 +586,20 @@ class Paging:
     ) -> None:
         self.deps.metrics.escalations.labels(UNREACHABLE).inc()
         now = utcnow()
-        async with self.deps.db.session() as session:
-            for row in unit:
-                if row.unreachable_at is None:
-                    await store.mark(session, row.id, unreachable_at=now)  # type: ignore[arg-type]
-            names = ", ".join(r.name for r in unit)
-            await self.activations.record(
-                session,
-                activation,
-                "system.unreachable",
-                f"{page.ref}: could not reach {names}",
-                self.activations.bot_id,
-                data={"page": page.id, "handles": [r.handle for r in unit]},
-            )
+        if any(row.unreachable_at is None for row in unit):  # else recorded before a crash
+            async with self.deps.db.session() as session:
+                for row in unit:
+                    if row.unreachable_at is None:
+                        await store.mark(session, row.id, unreachable_at=now)  # type: ignore[arg-type]
+                names = ", ".join(r.name for r in unit)
+                await self.activations.record(
+                    session,
+                    activation,
+                    "system.unreachable",
+                    f"{page.ref}: could not reach {names}",
+                    self.activations.bot_id,
+                    data={"page": page.id, "handles": [r.handle for r in unit]},
+                )
         await self._tell_room(
             page,
             activation,

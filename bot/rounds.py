@@ -9,6 +9,7 @@ those who have not reported at half-window and close the run with a summary at i
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -29,6 +30,9 @@ from bot.timeutil import format_local_utc, load_zone, utcnow
 log = logging.getLogger(__name__)
 
 RUN_TIMER, REMIND_TIMER, CLOSE_TIMER = "round.run", "round.remind", "round.close"
+# A thread reply to an event not (yet) known as a prompt waits this long in all, step by step,
+# while a run in its room may have posted its prompt without recording it (as pages do).
+PROMPT_WAIT = (0.5, 1.0, 1.0, 2.0, 2.0, 4.0, 4.0, 5.0)
 DEFAULT_AGENDA = (
     "What do we know?",
     "What do we need to know?",
@@ -311,12 +315,15 @@ class Rounds:
 
     async def on_close(self, timer: Timer) -> None:
         view = await self._view(timer.payload["run"])
-        if view is None or view.run.status != "open":
+        if view is None or view.run.status not in ("open", "closed"):
             return
         async with self.deps.db.session() as session:
             reports = await store.reports(session, view.run.id)  # type: ignore[arg-type]
-            await store.set_run(session, view.run.id, status="closed", closed_at=utcnow())  # type: ignore[arg-type]
-            if view.activation is not None:
+            # Closed already: this step was cut short by a crash after closing the run, and
+            # posts the summary again (the same transaction ID: it shows once).
+            if view.run.status == "open":
+                await store.set_run(session, view.run.id, status="closed", closed_at=utcnow())  # type: ignore[arg-type]
+            if view.activation is not None and view.run.status == "open":
                 reporters = len({r.matrix_id for r in reports})
                 await self.activations.record(
                     session,
@@ -388,11 +395,24 @@ class Rounds:
             activation = await self._activation(session, series)
         return RunView(run, series, activation)
 
-    async def is_prompt(self, event_id: str | None) -> bool:
+    async def is_prompt(self, event_id: str | None, room_id: str) -> bool:
+        """Whether `event_id` is a run's prompt.
+
+        A prompt posted just before a crash has its event recorded only when the run starts
+        again after the restart, side by side with the thread replies read in the meantime: a
+        reply to an event not known yet waits while a run in its room is open without a
+        recorded prompt, so that a report is never dropped for being early.
+        """
         if event_id is None:
             return False
-        async with self.deps.db.session() as session:
-            return await store.run_by_prompt(session, event_id) is not None
+        for pause in (0.0, *PROMPT_WAIT):
+            await asyncio.sleep(pause)
+            async with self.deps.db.session() as session:
+                if await store.run_by_prompt(session, event_id) is not None:
+                    return True
+                if not await store.open_run_without_prompt(session, room_id):
+                    return False
+        return False
 
     # -- helpers ----------------------------------------------------------------------------------
 

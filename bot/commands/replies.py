@@ -31,7 +31,7 @@ async def reply_to_bot(ctx: CommandContext) -> Message | None:
     ack, ok, reçu…); a reply to an input request is the input; anything else is not for the bot."""
     text = ctx.args["text"]
     rounds = Rounds(ctx.deps)
-    if text and await rounds.is_prompt(ctx.thread_root):
+    if text and await rounds.is_prompt(ctx.thread_root, ctx.room_id):
         await rounds.report(
             room_id=ctx.room_id,
             thread_root=ctx.thread_root,

@@ -168,3 +168,21 @@ async def armed_timers(session: AsyncSession) -> list[Timer]:
         .order_by(col(Timer.due_at))
     )
     return list(rows.all())
+
+
+async def any_unfinished_claim(session: AsyncSession, keys: Sequence[str]) -> bool:
+    """Whether one of these timers was claimed (it fired) and has not completed: its handler is
+    running, or was cut short by a crash and runs again at the next start."""
+    if not keys:
+        return False
+    rows = await session.exec(
+        select(Timer.id)
+        .where(
+            col(Timer.key).in_(list(keys)),
+            col(Timer.fired_at).is_not(None),
+            col(Timer.completed_at).is_(None),
+            col(Timer.cancelled_at).is_(None),
+        )
+        .limit(1)
+    )
+    return rows.first() is not None

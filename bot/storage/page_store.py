@@ -141,3 +141,20 @@ async def last_ack_latency(session: AsyncSession, matrix_id: str) -> float | Non
     if row is None or row.acked_at is None or row.delivered_at is None:
         return None
     return (row.acked_at - row.delivered_at).total_seconds()
+
+
+async def open_rows_since(
+    session: AsyncSession, matrix_id: str, since: datetime
+) -> list[tuple[PageTargetRow, PageRow]]:
+    """The person's unanswered rows on pages created after `since`, with their pages."""
+    rows = await session.exec(
+        select(PageTargetRow, PageRow)
+        .join(PageRow, col(PageRow.id) == col(PageTargetRow.page_id))
+        .where(
+            PageTargetRow.matrix_id == matrix_id,
+            col(PageTargetRow.acked_at).is_(None),
+            col(PageTargetRow.declined_at).is_(None),
+            col(PageRow.created_at) > since,
+        )
+    )
+    return [(row, page) for row, page in rows.all()]

@@ -101,3 +101,19 @@ async def reports(session: AsyncSession, run_id: int) -> list[RoundReportRow]:
 async def report_by_event(session: AsyncSession, event_id: str) -> RoundReportRow | None:
     rows = await session.exec(select(RoundReportRow).where(RoundReportRow.event_id == event_id))
     return rows.first()
+
+
+async def open_run_without_prompt(session: AsyncSession, room_id: str) -> bool:
+    """Whether a run of a round posting in `room_id` is open with no prompt recorded: it is
+    starting, or a crash cut its start short (it starts again at the next start-up)."""
+    rows = await session.exec(
+        select(RoundRunRow.id)
+        .join(RoundSeriesRow, col(RoundSeriesRow.id) == col(RoundRunRow.series_id))
+        .where(
+            RoundSeriesRow.room_id == room_id,
+            RoundRunRow.status == "open",
+            col(RoundRunRow.prompt_event_id).is_(None),
+        )
+        .limit(1)
+    )
+    return rows.first() is not None
