@@ -83,6 +83,7 @@ class App:
         self.ready = asyncio.Event()  # set once the first sync is handled and commands flow
         self.deps: Deps | None = None
         self.sync: SyncLoop | None = None
+        self.runner: CommandRunner | None = None  # what the sync loop dispatches commands to
         self.trust: DeviceTrust | None = None
         self.health: HealthServer | None = None
         self.metrics = Metrics()
@@ -126,7 +127,7 @@ class App:
             scheduler.on(ROUND_RUN, rounds.on_run)
             scheduler.on(ROUND_REMIND, rounds.on_remind)
             scheduler.on(ROUND_CLOSE, rounds.on_close)
-            runner = CommandRunner(self.deps)
+            runner = self.runner = CommandRunner(self.deps)
             self.trust = DeviceTrust(client, self._member_ids)
             self.sync = SyncLoop(
                 client,

@@ -3,7 +3,7 @@
 A command declares its parameters (`Word`, `Text`, `Duration`, `Targets`, `Choice`, `Option`,
 `Flag`); the same declaration parses the line and writes the usage line, so help never drifts from
 behaviour. Free text keeps its exact spelling, line breaks included: only declared `--options` are
-cut out of it, so nothing a user typed is lost.
+cut out of it (and NUL characters, which nobody types on purpose), so nothing a user typed is lost.
 """
 
 from __future__ import annotations
@@ -18,6 +18,10 @@ from typing import Any
 from bot.timeutil import parse_duration
 
 QUOTES = {'"': '"', "'": "'", "“": "”", "‘": "’", "«": "»", "„": "“"}
+# The longest argument text a command takes. An answer may quote what was typed, in its body and
+# again, escaped, in its HTML; both must fit in one Matrix event (64 KiB, JSON-escaped), or the
+# answer cannot be sent at all and the sender hears nothing.
+MAX_LINE = 4000
 
 
 class UsageError(Exception):
@@ -109,7 +113,7 @@ class Number(Param):
     """A whole number from 1 up (a page, a count)."""
 
     def parse(self, text: str) -> int:
-        if not text.isdigit() or int(text) < 1:
+        if not text.isdecimal() or int(text) < 1:  # isdigit() also takes ² , which int() refuses
             raise UsageError(f"`{text}` is not a whole number from 1 up")
         return int(text)
 
@@ -184,9 +188,19 @@ class Signature:
         return " ".join([p.usage() for p in self.params] + [o.usage() for o in self.options])
 
     def parse(self, line: str) -> dict[str, Any]:
-        """Parse the argument part of a command line into {name: value}; raise UsageError."""
+        """Parse the argument part of a command line into {name: value}; raise UsageError.
+
+        NUL characters are dropped first: invisible, never meant, and PostgreSQL cannot store
+        them in text (the command would fail as if the database were down).
+        """
+        line = line.replace("\x00", "")
         if len(self.params) == 1 and isinstance(self.params[0], RawText) and not self.options:
             return {self.params[0].name: line.strip()}
+        if len(line.strip()) > MAX_LINE:
+            raise UsageError(
+                f"That is {len(line.strip()):,} characters; a command takes at most "
+                f"{MAX_LINE:,}. Shorten it, or split it over several commands."
+            )
         tokens = tokenize(line)
         values, remaining = self._take_options(tokens)
         values.update(self._take_positionals(line, remaining))

@@ -65,7 +65,8 @@ def export_logbook(activation: ActivationRow, entries: list[LogEntryRow], fmt: s
             f"<!doctype html><meta charset=utf-8><title>{title}</title><h1>{title}</h1>"
             f"<table border=1><tr>{head}</tr>{body}</table>"
         ).encode()
-    lines = [f"# {activation.tlp} · {activation.ref} — {activation.title}", "", "## Logbook", ""]
+    title = f"# {activation.tlp} · {activation.ref} — {_md(activation.title)}"
+    lines = [title, "", "## Logbook", ""]
     lines += [
         f"- **#{r['seq']}** {r['occurred_at']} (rec. {r['recorded_at']}) · {r['kind'].upper()} · "
         f"{r['author']} ({r['author_role']})"
@@ -86,6 +87,12 @@ def _cell(value: Any) -> Any:
 def _md(text: str) -> str:
     """User text inside a Markdown list item: one line, Markdown and HTML characters escaped."""
     return markdown_escape(" ⏎ ".join(text.splitlines()))
+
+
+def _md_lines(text: str) -> str:
+    """A plain-text message (a sitrep, which quotes the logbook) inside a Markdown document:
+    shown line for line as written, never read as Markdown or HTML."""
+    return "  \n".join(markdown_escape(line) for line in text.splitlines())
 
 
 @dataclass
@@ -175,7 +182,7 @@ async def build_bundle(session: AsyncSession, activation: ActivationRow) -> Bund
     }
     markdown = export_logbook(activation, entries, "md").decode()
     markdown += "\n## Situation reports\n\n" + (
-        "\n\n".join(f"### Sitrep {s.number}\n\n{s.body}" for s in sitreps) or "None.\n"
+        "\n\n".join(f"### Sitrep {s.number}\n\n{_md_lines(s.body)}" for s in sitreps) or "None.\n"
     )
     markdown += "\n\n## Input requests\n\n" + (
         "\n".join(_request_markdown(state) for state in requests) or "None.\n"

@@ -128,7 +128,8 @@ class Registry:
             if spec is not None:
                 return spec, stripped[found.end() :].strip(), name
         first = stripped.split(None, 1)
-        return None, "", first[0].lower() if first else ""
+        typed = first[0].lower() if first else ""
+        return None, "", typed if len(typed) <= 40 else typed[:40] + "…"  # it is quoted back
 
     def visible_to(self, role: Role) -> list[CommandSpec]:
         return [spec for spec in self if role.allows(spec.role)]

@@ -9,7 +9,7 @@ interval.
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import UTC, datetime
 
 from apscheduler.triggers.cron import CronTrigger
 
@@ -39,9 +39,11 @@ def to_cron(when: str) -> str:
         return f"{int(at.group(3))} {int(at.group(2))} * * {days}"
     if len(text.split()) == 5:
         try:
-            trigger(text, "UTC")
+            fires = trigger(text, "UTC").get_next_fire_time(None, datetime.now(UTC))
         except ValueError as exc:
             raise ValueError(f"`{text}` is not a valid cron expression: {exc}") from None
+        if fires is None:  # 0 0 31 2 *: a valid expression for a day that never comes
+            raise ValueError(f"`{text}` never runs: no date matches it")
         return text
     raise ValueError(
         f"`{text}` is not a schedule: use `every 30m`, `daily 09:00`, `weekdays 08:30` "

@@ -12,6 +12,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 _DURATION = re.compile(r"^(\d+)\s*([smhd])$", re.IGNORECASE)
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+# No deadline, window or period the bot keeps is longer; a longer one is a typo, and one of
+# billions of days would not even fit in a date.
+MAX_DURATION = timedelta(days=366)
 
 
 def parse_duration(text: str) -> timedelta:
@@ -19,7 +22,10 @@ def parse_duration(text: str) -> timedelta:
     match = _DURATION.match(text.strip())
     if not match or int(match.group(1)) == 0:
         raise ValueError(f"`{text}` is not a duration; use a number and a unit: 30s, 15m, 2h, 1d")
-    return timedelta(seconds=int(match.group(1)) * _UNIT_SECONDS[match.group(2).lower()])
+    seconds = int(match.group(1)) * _UNIT_SECONDS[match.group(2).lower()]
+    if seconds > MAX_DURATION.total_seconds():
+        raise ValueError(f"`{text}` is longer than {MAX_DURATION.days} days")
+    return timedelta(seconds=seconds)
 
 
 def format_duration(delta: timedelta) -> str:
@@ -82,14 +88,14 @@ def parse_past_time(text: str, zone: ZoneInfo, now: datetime) -> datetime:
             moment = (moment - timedelta(days=1)).replace(tzinfo=zone)
         return moment.astimezone(UTC)
     try:
-        moment = datetime.fromisoformat(text.strip())
+        moment = _aware(datetime.fromisoformat(text.strip()), zone)
     except ValueError:
         raise ValueError(f"`{text}` is not a time: use HH:MM or ISO 8601") from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=zone)
+    except OverflowError:
+        raise ValueError(f"`{text}` is out of range") from None
     if moment > now:
         raise ValueError(f"`{text}` is in the future")
-    return moment.astimezone(UTC)
+    return moment
 
 
 def parse_future_time(text: str, zone: ZoneInfo, now: datetime) -> datetime:
@@ -111,13 +117,23 @@ def parse_future_time(text: str, zone: ZoneInfo, now: datetime) -> datetime:
             moment = moment + timedelta(days=1)
         return moment.astimezone(UTC)
     try:
-        moment = datetime.fromisoformat(text.strip())
+        moment = _aware(datetime.fromisoformat(text.strip()), zone)
     except ValueError:
         raise ValueError(
             f"`{text}` is not a time: use HH:MM, ISO 8601 or a duration (2h)"
         ) from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=zone)
+    except OverflowError:
+        raise ValueError(f"`{text}` is out of range") from None
     if moment <= now:
         raise ValueError(f"`{text}` is in the past")
+    if moment - now > MAX_DURATION:
+        raise ValueError(f"`{text}` is more than {MAX_DURATION.days} days ahead")
+    return moment
+
+
+def _aware(moment: datetime, zone: ZoneInfo) -> datetime:
+    """A typed ISO time in UTC, read in `zone` when it has no offset. OverflowError when that
+    falls outside what a datetime holds (0001-01-01 in a zone east of UTC, 9999-12-31 west)."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=zone)
     return moment.astimezone(UTC)

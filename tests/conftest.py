@@ -13,7 +13,7 @@ import secrets
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -43,15 +43,12 @@ def _pg_schema_url(schema: str) -> str:
     return f"{PG_DSN}?options=-csearch_path%3D{schema}"
 
 
-@pytest.fixture
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A fresh, empty database: a SQLite file, or a throwaway schema on the PostgreSQL server.
-
-    Parametrise with `@pytest.mark.parametrize("database_url", BACKENDS, indirect=True)`.
-    """
-    backend = getattr(request, "param", "sqlite")
+@contextmanager
+def fresh_database(backend: str, directory: Path) -> Iterator[str]:
+    """A fresh, empty database: a SQLite file in `directory`, or a throwaway schema on the
+    PostgreSQL server, dropped afterwards."""
     if backend == "sqlite":
-        yield f"sqlite:///{tmp_path / 'icc.db'}"
+        yield f"sqlite:///{directory / 'icc.db'}"
         return
     schema = f"t_{secrets.token_hex(6)}"
     with psycopg.connect(PG_DSN, autocommit=True) as conn:
@@ -61,6 +58,16 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
     finally:
         with psycopg.connect(PG_DSN, autocommit=True) as conn:
             conn.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+@pytest.fixture
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh, empty database: a SQLite file, or a throwaway schema on the PostgreSQL server.
+
+    Parametrise with `@pytest.mark.parametrize("database_url", BACKENDS, indirect=True)`.
+    """
+    with fresh_database(getattr(request, "param", "sqlite"), tmp_path) as url:
+        yield url
 
 
 # -- the homeserver and its people ----------------------------------------------------------------
@@ -82,14 +89,19 @@ class Account:
     localpart: str
 
 
+def register_account(synapse: DevServer, name: str) -> Account:
+    """Register a fresh user on the test homeserver (unique localpart) and return its Account."""
+    localpart = f"{name}-{secrets.token_hex(3)}"
+    password = secrets.token_urlsafe(12)
+    return Account(synapse.register(localpart, password), password, localpart)
+
+
 @pytest.fixture
 def register(synapse: DevServer):  # type: ignore[no-untyped-def]
     """Register a fresh user (unique localpart per call) and return its Account."""
 
     def make(name: str) -> Account:
-        localpart = f"{name}-{secrets.token_hex(3)}"
-        password = secrets.token_urlsafe(12)
-        return Account(synapse.register(localpart, password), password, localpart)
+        return register_account(synapse, name)
 
     return make
 
@@ -133,16 +145,22 @@ class Cast:
         }
 
 
-@pytest.fixture
-def cast(register) -> Cast:  # type: ignore[no-untyped-def]
+def new_cast(synapse: DevServer) -> Cast:
     names = ("bot", "lead", "member", "partner", "dg", "stranger", "deputy")
-    return Cast(*(register(name) for name in names))
+    return Cast(*(register_account(synapse, name) for name in names))
 
 
 @pytest.fixture
-def bot_env(tmp_path: Path, synapse: DevServer, cast: Cast, database_url: str) -> dict[str, str]:
-    """The environment of a bot run: its own data dir, config dir and database."""
-    config_dir = tmp_path / "config"
+def cast(synapse: DevServer) -> Cast:
+    return new_cast(synapse)
+
+
+def make_bot_env(
+    directory: Path, synapse: DevServer, cast: Cast, database_url: str
+) -> dict[str, str]:
+    """The environment of a bot run under `directory`: its own data dir, config dir (with the
+    cast's directory.yaml) and database."""
+    config_dir = directory / "config"
     config_dir.mkdir()
     (config_dir / "directory.yaml").write_text(yaml.safe_dump(cast.directory()))
     return {
@@ -150,11 +168,17 @@ def bot_env(tmp_path: Path, synapse: DevServer, cast: Cast, database_url: str) -
         "ICC_USER_ID": cast.bot.user_id,
         "ICC_PASSWORD": cast.bot.password,
         "ICC_DATABASE_URL": database_url,
-        "ICC_DATA_DIR": str(tmp_path / "data"),
+        "ICC_DATA_DIR": str(directory / "data"),
         "ICC_CONFIG_DIR": str(config_dir),
         "ICC_E2EE": "false",
         "ICC_HEALTH_ADDR": "127.0.0.1:0",
     }
+
+
+@pytest.fixture
+def bot_env(tmp_path: Path, synapse: DevServer, cast: Cast, database_url: str) -> dict[str, str]:
+    """The environment of a bot run: its own data dir, config dir and database."""
+    return make_bot_env(tmp_path, synapse, cast, database_url)
 
 
 FAST = Tuning(sync_timeout_ms=1_000, backoff=(0.2, 1.0), drain_seconds=3.0)

@@ -5,14 +5,12 @@ Each is refused with a clear message, and the refusals together change nothing i
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import func
-from sqlmodel import select
 
 from bot.commands import all_families
 from bot.roles import Role
 from bot.router import Registry
-from bot.storage import models
 from tests.conftest import Cast, bot_running
+from tests.invariants import counts
 from tests.matrix_people import Person, body
 from tests.test_activations import open_activation
 from tests.test_bot_matrix import bot_joined, shared_room
@@ -20,28 +18,6 @@ from tests.test_bot_matrix import bot_joined, shared_room
 pytestmark = pytest.mark.synapse
 
 ROLES = {"stranger": Role.STRANGER, "partner": Role.PARTNER, "dg": Role.DG, "member": Role.MEMBER}
-TABLES = (
-    models.ActivationRow,
-    models.LogEntryRow,
-    models.SitrepRow,
-    models.PageRow,
-    models.PageTargetRow,
-    models.InputRequestRow,
-    models.InputAnswerRow,
-    models.AdviceDraftRow,
-    models.RoundSeriesRow,
-    models.RoundRunRow,
-    models.Timer,
-    models.DmRoom,
-)
-
-
-async def counts(db) -> dict[str, int]:  # type: ignore[no-untyped-def]
-    async with db.session() as session:
-        return {
-            t.__tablename__: (await session.exec(select(func.count()).select_from(t))).one()
-            for t in TABLES
-        }
 
 
 async def test_every_command_refused_below_its_role_in_every_kind_of_room(

@@ -11,6 +11,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.storage.models import ActivationRow, LogEntryRow, SitrepRow
+from bot.storage.types import could_be_id
 
 
 async def next_number(session: AsyncSession, *, exercise: bool, year: int) -> int:
@@ -125,6 +126,8 @@ async def latest_log_entries(
 
 
 async def log_entry(session: AsyncSession, activation_id: int, seq: int) -> LogEntryRow | None:
+    if not could_be_id(seq):
+        return None
     rows = await session.exec(
         select(LogEntryRow).where(
             LogEntryRow.activation_id == activation_id, LogEntryRow.seq == seq

@@ -7,6 +7,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.storage.models import AdviceDraftRow, InputAnswerRow, InputRequestRow, RequestTargetRow
+from bot.storage.types import could_be_id
 
 
 async def request_by_event(session: AsyncSession, event_id: str) -> InputRequestRow | None:
@@ -17,7 +18,7 @@ async def request_by_event(session: AsyncSession, event_id: str) -> InputRequest
 
 
 async def request(session: AsyncSession, request_id: int) -> InputRequestRow | None:
-    return await session.get(InputRequestRow, request_id)
+    return await session.get(InputRequestRow, request_id) if could_be_id(request_id) else None
 
 
 async def requests_of(session: AsyncSession, activation_id: int) -> list[InputRequestRow]:

@@ -9,6 +9,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.storage.models import DmRoom, PageRow, PageTargetRow
+from bot.storage.types import could_be_id
 
 
 async def dm_room(session: AsyncSession, matrix_id: str) -> DmRoom | None:
@@ -39,7 +40,7 @@ async def page_by_event(session: AsyncSession, event_id: str) -> PageRow | None:
 
 
 async def page(session: AsyncSession, page_id: int) -> PageRow | None:
-    return await session.get(PageRow, page_id)
+    return await session.get(PageRow, page_id) if could_be_id(page_id) else None
 
 
 async def set_board(session: AsyncSession, page_id: int, event_id: str) -> None:

@@ -9,6 +9,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.storage.models import RoundReportRow, RoundRunRow, RoundSeriesRow
+from bot.storage.types import could_be_id
 
 
 async def series_by_event(session: AsyncSession, event_id: str) -> RoundSeriesRow | None:
@@ -19,7 +20,7 @@ async def series_by_event(session: AsyncSession, event_id: str) -> RoundSeriesRo
 
 
 async def series(session: AsyncSession, series_id: int) -> RoundSeriesRow | None:
-    return await session.get(RoundSeriesRow, series_id)
+    return await session.get(RoundSeriesRow, series_id) if could_be_id(series_id) else None
 
 
 async def scheduled(session: AsyncSession) -> list[RoundSeriesRow]:

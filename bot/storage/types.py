@@ -9,6 +9,16 @@ from sqlalchemy import DateTime
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
 
+# Integer columns (ids, sequence numbers) are 32-bit on PostgreSQL. A number someone typed
+# (`PG-99999999999999999999`) is looked up only if a row could have it; sent to the database it
+# would overflow there (SQLite: OverflowError; PostgreSQL: an error that looks like an outage).
+MAX_INT = 2**31 - 1
+
+
+def could_be_id(number: int) -> bool:
+    """Whether a row's id (or sequence number, from 1) can be `number`."""
+    return 0 < number <= MAX_INT
+
 
 class UTCDateTime(TypeDecorator[datetime]):
     """An aware UTC datetime on every backend.
