@@ -78,7 +78,7 @@ pytestmark = pytest.mark.synapse
 
 REGISTRY = Registry(all_families())
 COMMANDS = [spec.name for spec in REGISTRY]
-GENERATED_EXAMPLES = 8  # per command, on top of the fixed nasty ones below
+GENERATED_EXAMPLES = 6  # per command, on top of the fixed nasty ones below
 MEGABYTE = 1_000_000
 YEAR = utcnow().year
 
