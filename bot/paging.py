@@ -289,17 +289,22 @@ class Paging:
             page.board_event_id = event_id
 
     async def refresh_board(self, page: PageRow, activation: ActivationRow) -> None:
-        async with self.deps.locks(f"board:{page.id}"):
-            async with self.deps.db.session() as session:
-                fresh = await store.page(session, page.id)  # type: ignore[arg-type]
-            if fresh is None or fresh.board_event_id is None or activation.room_id is None:
-                return
-            try:
-                await self.deps.messenger.edit(
-                    activation.room_id, fresh.board_event_id, await self._board(fresh, activation)
-                )
-            except MatrixSendError:
-                log.exception("could not update the board of %s", page.ref)
+        """Edit the board to show the page as it stands; calls made together share one edit."""
+        await self.deps.locks.coalesce(
+            f"board:{page.id}", lambda: self._edit_board(page, activation)
+        )
+
+    async def _edit_board(self, page: PageRow, activation: ActivationRow) -> None:
+        async with self.deps.db.session() as session:
+            fresh = await store.page(session, page.id)  # type: ignore[arg-type]
+        if fresh is None or fresh.board_event_id is None or activation.room_id is None:
+            return
+        try:
+            await self.deps.messenger.edit(
+                activation.room_id, fresh.board_event_id, await self._board(fresh, activation)
+            )
+        except MatrixSendError:
+            log.exception("could not update the board of %s", page.ref)
 
     async def _board(self, page: PageRow, activation: ActivationRow) -> Message:
         async with self.deps.db.session() as session:

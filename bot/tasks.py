@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -82,6 +82,24 @@ class KeyedLocks:
 
     def __init__(self) -> None:
         self._locks: dict[str, asyncio.Lock] = {}
+        self._asked: dict[str, int] = {}
+        self._covered: dict[str, int] = {}
 
     def __call__(self, key: str) -> asyncio.Lock:
         return self._locks.setdefault(key, asyncio.Lock())
+
+    async def coalesce(self, key: str, work: Callable[[], Awaitable[None]]) -> None:
+        """Run `work` under the key's lock, folding the calls that queue meanwhile into one run.
+
+        For work where only the latest state counts, like editing a page's board: fifty
+        escalation steps falling due together each ask for an edit, and taking the lock in turn
+        for fifty edits held the later steps (and their pages) back by seconds. A run that began
+        after a call asked covers that call, which then returns at once.
+        """
+        ticket = self._asked[key] = self._asked.get(key, 0) + 1
+        async with self(key):
+            if self._covered.get(key, 0) >= ticket:
+                return
+            covers = self._asked[key]
+            await work()
+            self._covered[key] = covers

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 
-from bot.tasks import TaskSupervisor
+import pytest
+
+from bot.tasks import KeyedLocks, TaskSupervisor
 
 
 async def test_same_lane_runs_in_spawn_order_other_lanes_in_parallel() -> None:
@@ -46,3 +48,30 @@ async def test_drain_cancels_what_outlives_the_deadline() -> None:
     tasks.spawn("stuck", asyncio.Event().wait())
     await tasks.drain(0.05)
     assert not tasks.running("stuck")
+
+
+async def test_coalesce_folds_calls_that_queue_into_one_run_that_sees_them_all() -> None:
+    locks = KeyedLocks()
+    state = {"changes": 0}
+    runs: list[int] = []
+
+    async def edit() -> None:
+        seen = state["changes"]
+        await asyncio.sleep(0.05)  # an edit in flight while more changes arrive
+        runs.append(seen)
+
+    async def change_then_refresh() -> None:
+        state["changes"] += 1
+        await locks.coalesce("board:1", edit)
+
+    await asyncio.gather(*(change_then_refresh() for _ in range(50)))
+    assert len(runs) == 2  # the first change's edit, then one edit for the 49 that queued
+    assert runs[-1] == 50  # the last edit shows every change
+
+    async def failing() -> None:
+        raise RuntimeError("homeserver said no")
+
+    with pytest.raises(RuntimeError):
+        await locks.coalesce("board:2", failing)
+    await locks.coalesce("board:2", edit)  # a failed run covers nobody: the next one runs
+    assert len(runs) == 3
