@@ -21,7 +21,7 @@ from bot.activations import Activations
 from bot.args import UsageError
 from bot.classification import ClassificationGuard
 from bot.deps import Deps
-from bot.matrix.send import ReplyTo
+from bot.matrix.send import ReplyTo, fits_one_event
 from bot.render import Message
 from bot.roles import Role
 from bot.router import CommandContext, CommandSpec, UserError, split_command
@@ -136,6 +136,8 @@ class CommandRunner:
         try:
             if answer is not None:
                 answer = await self._frame_for_room(item.room_id, answer)
+                if not fits_one_event(answer):
+                    answer = await self._as_file(item, name, answer)
                 await self._deps.messenger.notice(
                     item.room_id,
                     answer,
@@ -156,6 +158,23 @@ class CommandRunner:
             outcome,
             (time.monotonic() - started) * 1000,
         )
+
+    async def _as_file(self, item: InboxEvent, command: str, answer: Message) -> Message:
+        """An answer too long for one event (a sitrep of a long night) goes as a file, with a
+        short reply saying so: refused by the homeserver, it would reach nobody."""
+        data = answer.body.encode()
+        filename = f"{command.replace(' ', '-')}-{utcnow():%Y%m%dT%H%MZ}.txt"
+        await self._deps.messenger.send_file(
+            item.room_id,
+            data,
+            filename=filename,
+            mimetype="text/plain",
+            txn_id=f"reply-file-{item.event_id}",
+        )
+        short = self._deps.renderer.render(
+            "answer_as_file", command=command, filename=filename, kib=len(data) // 1024 + 1
+        )
+        return await self._frame_for_room(item.room_id, short)
 
     async def _finish(self, event_id: str, outcome: str) -> None:
         """Mark the event handled, retrying while the database is briefly away: an event left

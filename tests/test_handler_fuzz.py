@@ -783,16 +783,6 @@ def test_every_command_answers_bad_input_and_writes_nothing_half(world: World, n
     world.call(world.still_answers_help())
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "An answer longer than one Matrix event (64 KiB) is refused by the homeserver "
-        "(M_TOO_LARGE) and dispatch only logs it: the sender hears nothing, though the sitrep "
-        "was numbered and stored. Each line is within the limit; their sum is not. The fix "
-        "belongs where answers are sent (bot/matrix/send.py, bot/dispatch.py), being edited by "
-        "another engineer: on M_TOO_LARGE, post the full text as a file with a short notice."
-    ),
-)
 def test_an_answer_too_big_for_one_matrix_event_still_reaches_the_sender(world: World) -> None:
     log, sitrep = REGISTRY.get("log"), REGISTRY.get("sitrep")
     assert log is not None
@@ -802,3 +792,10 @@ def test_an_answer_too_big_for_one_matrix_event_still_reaches_the_sender(world: 
     for _ in range(12):  # twelve long entries: the sitrep quotes them all
         world.call(world.check(log, f"log {long}", "activation"))
     world.call(world.check(sitrep, "sitrep", "activation"))
+    name, mimetype, data = world.files[-1]
+    assert name.startswith("sitrep-")
+    assert mimetype == "text/plain"
+    assert data.decode().count("water levels still rising") >= 12 * 85
+    notice = str(world.sent[-1].content["body"])
+    assert "too long for one Matrix message" in notice
+    assert name in notice
