@@ -558,8 +558,8 @@ async def test_random_sigkills_lose_no_ack_and_duplicate_no_page_or_round(
         print(f"sent: {[(s.who, s.what, s.how, s.ref, s.covers) for s in soak.sent]}")
         print(f"not sent (too close to a deadline): {soak.skipped}")
         assert not soak.problems, (
-            f"soak seed={seed} (replay with SOAK_SEED={seed}); kills: {kills}\n"
-            + "\n".join(soak.problems)
+            f"soak seed={seed} (replay with SOAK_SEED={seed}); kills: {kills}; "
+            f"the bot's log: {soak.log_path}\n" + "\n".join(soak.problems)
         )
     finally:
         soak.stop.set()
