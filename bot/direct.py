@@ -19,6 +19,9 @@ from bot.timeutil import utcnow
 log = logging.getLogger(__name__)
 
 
+DM_NAME = "ICC liaison"
+
+
 class DirectMessages:
     def __init__(self, deps: Deps) -> None:
         self.deps = deps
@@ -42,8 +45,14 @@ class DirectMessages:
                 known = await store.dm_room(session, matrix_id)
             if known is not None and await self._still_there(known.room_id, matrix_id):
                 return known.room_id
+            # A crash between creating the room and recording it left a room without a row.
+            room_id = self.deps.messenger.room_with(DM_NAME, matrix_id)
+            if room_id is not None and (known is None or room_id != known.room_id):
+                async with self.deps.db.session() as session:
+                    await store.save_dm_room(session, matrix_id, room_id, utcnow())
+                return room_id
             room_id = await self.deps.messenger.create_room(
-                name="ICC liaison",
+                name=DM_NAME,
                 topic="Pages and requests from the ICC",
                 invite=[matrix_id],
                 admins=[],

@@ -1011,3 +1011,38 @@ async def test_a_thread_reply_to_a_prompt_posted_just_before_a_crash_counts(
         ]
     finally:
         await running.stop()
+
+
+async def test_a_dm_room_created_just_before_a_crash_is_the_one_reused(
+    paging_env: dict[str, str],
+    people: dict[str, Person],
+    cast: Cast,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The bot created a partner's DM room and died before recording it: after the restart,
+    the page goes to that room, and the partner is never invited to a second one."""
+    real_save = page_store.save_dm_room
+    stuck = asyncio.Event()
+
+    async def crash_before_recording(*args: Any, **kwargs: Any) -> None:
+        stuck.set()
+        await asyncio.Event().wait()  # until the stop cancels it: a crash at this point
+
+    monkeypatch.setattr(page_store, "save_dm_room", crash_before_recording)
+    running = RunningBot(load_settings(paging_env))
+    await running.start()
+    try:
+        _ref, room = await activation_room(people, cast)
+        partner = people["partner"]
+        await partner.sync(timeout_ms=0)
+        before = set(partner.client.rooms) | partner.invites
+        await people["member"].send(room, "!icc page partner Pumps in Liège? --ack 60s")
+        await asyncio.wait_for(stuck.wait(), 15)
+        await running.stop()
+        monkeypatch.setattr(page_store, "save_dm_room", real_save)
+        await running.start()
+        dm, _page = await page_received(partner, cast, "Pumps in Liège?")
+        await partner.quiet_period(2)
+        assert (set(partner.client.rooms) | partner.invites) - before == {dm}
+    finally:
+        await running.stop()

@@ -264,6 +264,16 @@ class Messenger:
     def is_joined(self, room_id: str) -> bool:
         return room_id in self._client.rooms
 
+    def room_with(self, name: str, user_id: str) -> str | None:
+        """A room of the bot's called `name` with only `user_id` (joined or invited) besides
+        the bot, as the sync knows them (every room after the first, full-state, sync): how a
+        room created just before a crash, whose ID was never recorded, is found again."""
+        for room_id, room in self._client.rooms.items():
+            people = (set(room.users) | set(room.invited_users)) - {self._client.user_id}
+            if room.name == name and people == {user_id}:
+                return room_id
+        return None
+
     def has_left(self, room_id: str, user_id: str) -> bool:
         """True when the sync has shown `user_id` leave (or never be in) a room the bot is in;
         False when they are joined or invited, or when the bot's sync does not know the room yet
