@@ -548,8 +548,6 @@ class Paging:
     ) -> None:
         window = timedelta(seconds=page.ack_window_s)
         self.deps.metrics.escalations.labels(ESCALATE).inc()
-        if row.declined_at is None and row.event_id is not None:
-            await self._send(page, activation, [row], repeat=True)
         contact = self.deps.directory.contacts.get(row.handle)
         backup = (
             self.deps.directory.contacts.get(contact.backup) if contact and contact.backup else None
@@ -584,7 +582,13 @@ class Paging:
                         "backup": backups[0].handle if backups else None,
                     },
                 )
-        await self._send(page, activation, [b for b in backups if b.event_id is None])
+        # Both pages leave together, once the step is recorded: a re-run after a crash sends
+        # them again with the same transaction IDs, which the homeserver does not repeat.
+        repage = [row] if row.declined_at is None and row.event_id is not None else []
+        await asyncio.gather(
+            self._send(page, activation, repage, repeat=True),
+            self._send(page, activation, [b for b in backups if b.event_id is None]),
+        )
 
     async def _unreachable(
         self, page: PageRow, activation: ActivationRow, unit: list[PageTargetRow]

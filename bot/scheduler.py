@@ -43,7 +43,7 @@ class Scheduler:
         self.claimant = secrets.token_hex(8)  # this process's claims, told apart from a dead one's
         # Handlers run as our own tasks, not inside APScheduler's executor, which would cancel
         # them on shutdown; this way a stop lets a step that is sending pages finish.
-        self._running = TaskSupervisor(concurrency=32)
+        self._running = TaskSupervisor(concurrency=128)
         # misfire_grace_time=None: a job found late (after a stall or a restart) still runs,
         # exactly once (coalesce); the handler decides whether "late" changes what it does.
         self.aps = AsyncIOScheduler(
