@@ -162,17 +162,19 @@ class Paging:
         activation: ActivationRow,
         rows: list[PageTargetRow],
         *,
-        repeat: bool = False,
+        repeated: list[PageTargetRow] | None = None,
     ) -> None:
-        """The page (or its repetition) to each of `rows`, concurrently: each send retried, the
-        outcomes recorded in one transaction, every failure told to the room — never dropped."""
-        if not rows:
+        """The page to each of `rows` and its repetition to each of `repeated`, all at once: each
+        send retried, the outcomes recorded in one transaction, every failure told to the room —
+        never dropped."""
+        sends = [(row, False) for row in rows] + [(row, True) for row in repeated or []]
+        if not sends:
             return
-        rooms = await self.direct.rooms_for([r.matrix_id for r in rows])
+        rooms = await self._rooms([row for row, _ in sends])
         outcomes = await asyncio.gather(
             *(
                 self._send_one(page, activation, row, rooms.get(row.matrix_id), repeat)
-                for row in rows
+                for row, repeat in sends
             )
         )
         now = utcnow()
@@ -187,18 +189,18 @@ class Paging:
                     "dm_room_id": room_id,
                 }
             )
-            for row, (event_id, room_id) in zip(rows, outcomes, strict=True)
+            for (row, repeat), (event_id, room_id) in zip(sends, outcomes, strict=True)
             if event_id
         }
         failed = [
-            (row, error)
-            for row, (event_id, error) in zip(rows, outcomes, strict=True)
+            (row, repeat, error)
+            for (row, repeat), (event_id, error) in zip(sends, outcomes, strict=True)
             if not event_id
         ]
         self.deps.metrics.pages_sent.inc(len(delivered))
         async with self.deps.db.session() as session:
             await store.mark_many(session, delivered)  # type: ignore[arg-type]
-            for row, error in failed:
+            for row, _repeat, error in failed:
                 await store.mark(session, row.id, send_error=error)  # type: ignore[arg-type]
                 if activation is None:
                     continue
@@ -210,13 +212,26 @@ class Paging:
                     self.activations.bot_id,
                     data={"page": page.id, "handle": row.handle},
                 )
-        for row, error in failed:
+        for row, repeat, error in failed:
             await self._tell_room(
                 page,
                 activation,
                 self.deps.renderer.render("page_failed", ref=page.ref, name=row.name, error=error),
                 txn_id=f"failed-{row.id}-{'repeat' if repeat else 'first'}",
             )
+
+    async def _rooms(self, rows: list[PageTargetRow]) -> dict[str, str]:
+        """Each person's DM room: where an earlier page to them went, unless they have left it
+        since; else the DM store's (one query for all, new rooms made at once)."""
+        rooms = {
+            row.matrix_id: row.dm_room_id
+            for row in rows
+            if row.dm_room_id and not self.deps.messenger.has_left(row.dm_room_id, row.matrix_id)
+        }
+        missing = [row.matrix_id for row in rows if row.matrix_id not in rooms]
+        if missing:
+            rooms.update(await self.direct.rooms_for(missing))
+        return rooms
 
     async def _send_one(
         self,
@@ -520,7 +535,7 @@ class Paging:
         )
         async with self.deps.db.session() as session:
             page = await store.page(session, page_id)
-            rows = await store.targets(session, page_id)
+            rows = await store.unit_targets(session, page_id, handle)
             activation = (
                 await activation_store.by_id(session, page.activation_id)
                 if page and page.activation_id
@@ -585,9 +600,8 @@ class Paging:
         # Both pages leave together, once the step is recorded: a re-run after a crash sends
         # them again with the same transaction IDs, which the homeserver does not repeat.
         repage = [row] if row.declined_at is None and row.event_id is not None else []
-        await asyncio.gather(
-            self._send(page, activation, repage, repeat=True),
-            self._send(page, activation, [b for b in backups if b.event_id is None]),
+        await self._send(
+            page, activation, [b for b in backups if b.event_id is None], repeated=repage
         )
 
     async def _unreachable(
