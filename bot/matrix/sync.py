@@ -167,10 +167,12 @@ class SyncLoop:
         joins = self._own_joins(response, history=history)
         # Rooms joined in this batch have no gap to fill: what came before the join is history.
         settled = {r for r, at in self._joins.items() if joins.get(r, at) <= at}
-        self._joins.update(joins)
+        # A restart's full-state sync shows every room's join again: write only what is new.
+        changed = {r: at for r, at in joins.items() if r not in self._joins or at > self._joins[r]}
+        self._joins.update(changed)
         candidates = [] if history else await self._commands(response, settled)
         async with self._db.session() as session:
-            for room_id, joined_at in joins.items():
+            for room_id, joined_at in changed.items():
                 await core.save_join(session, room_id, joined_at)
             fresh = await core.record_inbox(session, candidates)
             await core.save_sync_state(
