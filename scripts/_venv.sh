@@ -1,5 +1,5 @@
-# Sourced by scripts/demo and scripts/test: a project virtual environment in .venv, created on
-# first use and re-installed whenever pyproject.toml changes, so both commands work on a fresh
+# Sourced by scripts/demo, scripts/test and scripts/bench: a project virtual environment in .venv, created on
+# first use and re-installed whenever pyproject.toml changes, so each command works on a fresh
 # machine with nothing but Python 3.11+.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
