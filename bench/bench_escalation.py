@@ -23,9 +23,9 @@ from sqlmodel import col, select
 from bench.bench_paging import _activation_room, wait_delivered
 from bench.harness import (
     BOT_PASSWORD,
-    Figure,
     Section,
     bounded,
+    lateness_figures,
     login,
     median,
     percentile,
@@ -189,23 +189,9 @@ def _section(
     bare_unreachable: list[float],
 ) -> Section:
     steps, bare = escalate + unreachable, bare_escalate + bare_unreachable
-    p95 = percentile(steps, 0.95)
-    figures = [
-        Figure(
-            f"escalation step lateness, p50 of {len(steps)}",
-            median(steps),
-            baseline=median(bare),
-            baseline_name="bare client, same messages",
-        ),
-        Figure(
-            f"escalation step lateness, p95 of {len(steps)}",
-            p95,
-            baseline=percentile(bare, 0.95),
-            baseline_name="bare client, same messages",
-            goal=f"≤ {GOAL:.0f} s",
-            met=p95 <= GOAL,
-        ),
-    ]
+    figures = lateness_figures(
+        "escalation step lateness", steps, bare, "bare client, same messages", GOAL
+    )
     details = [
         f"{name}: p50 {median(v):.3f} s, p95 {percentile(v, 0.95):.3f} s, max {max(v):.3f} s"
         for name, v in (

@@ -21,9 +21,8 @@ from bench.harness import (
     Figure,
     Section,
     directory,
+    lateness_figures,
     login,
-    median,
-    percentile,
     server_ts,
     standalone,
     start_bot,
@@ -122,22 +121,8 @@ def _section(
     lateness: list[float], bare: list[float], idle: float, idle_none: float, idle_fifty: float
 ) -> Section:
     runs = len(lateness)
-    p95 = percentile(lateness, 0.95)
     figures = [
-        Figure(
-            f"round start lateness, p50 of {runs}",
-            median(lateness),
-            baseline=median(bare),
-            baseline_name="bare client timer",
-        ),
-        Figure(
-            f"round start lateness, p95 of {runs}",
-            p95,
-            baseline=percentile(bare, 0.95),
-            baseline_name="bare client timer",
-            goal=f"≤ {GOAL:.0f} s",
-            met=p95 <= GOAL,
-        ),
+        *lateness_figures("round start lateness", lateness, bare, "bare client timer", GOAL),
         Figure(
             f"bot CPU while idle {idle:.0f} s with {SCHEDULES} schedules",
             idle_fifty,

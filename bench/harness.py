@@ -117,6 +117,29 @@ def median(samples: list[float]) -> float:
     return statistics.median(samples)
 
 
+def lateness_figures(
+    what: str, lateness: list[float], bare: list[float], bare_name: str, goal: float
+) -> list[Figure]:
+    """p50 and p95 of `lateness` against the same of a bare baseline; the goal is on the p95."""
+    p95 = percentile(lateness, 0.95)
+    return [
+        Figure(
+            f"{what}, p50 of {len(lateness)}",
+            median(lateness),
+            baseline=median(bare),
+            baseline_name=bare_name,
+        ),
+        Figure(
+            f"{what}, p95 of {len(lateness)}",
+            p95,
+            baseline=percentile(bare, 0.95),
+            baseline_name=bare_name,
+            goal=f"≤ {goal:.0f} s",
+            met=p95 <= goal,
+        ),
+    ]
+
+
 def samples_line(label: str, samples: list[float]) -> str:
     return f"{label}: " + ", ".join(f"{s * 1000:.0f}" for s in samples) + " ms"
 
