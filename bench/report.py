@@ -32,6 +32,24 @@ HISTORY = [
     "parsed by nio (~1 s, the echo bot's too) → the parsed file is cached as JSON under its "
     "SHA-256 and unchanged rows are left alone; spawn → ready 6.1–7.3 s → 3.4–3.8 s on the same "
     "busy machine (profiling run, pyinstrument not attached).",
+    "- 2026-11-29, escalation (50 steps due at once, then 50 more; p95 goal 2 s): 6.7 s (busy "
+    "machine) / 4.2 s (quiet). Timed per phase: steps started up to 3.8 s late, waiting for one "
+    "of 32 timer slots while the running ones queued one by one for the page's board lock to "
+    "edit it; each step then sent its repeat page and its backup page one after the other, and "
+    "read all 150 rows of the page. → board edits coalesced (a burst shares one edit), 128 "
+    "timer slots, both pages of a step in one send batch and one write, a step reads its own "
+    "unit only, DM rooms taken from the rows: p95 2.1 s. What remains is the process's own CPU "
+    "during the burst (90 % busy: ORM and aiosqlite round trips, about ten short transactions "
+    "a step) and SQLite's single writer; profiled with cProfile over the burst window.",
+    "- 2026-11-29, page fan-out: the baseline timed a bare client from its first send, skipping "
+    "the trip through /sync that any bot makes before it can act; at 10 people that trip was "
+    "most of the 3.4×. The baseline is now a bare nio bot long-polling /sync that sends when it "
+    "sees a message, timed like the bot from that message (the old figure is kept in the "
+    "details as `bare sends`): 10 people 1.38×. At 100 and 300 the bot's cost before its first "
+    "send grows with the number of people (recording 300 targets and 300 timers, reading them "
+    "back, rendering each page) — the first page to 300 leaves after 1.7 s: the next thing to fix.",
+    "- 2026-11-29, start-up: a restart's full-state sync re-recorded the join of all 200 rooms "
+    "(200 look-ups) → only new joins are written; 2.7 s spawn → first answer (goal 3 s).",
 ]
 
 
