@@ -9,7 +9,7 @@ import pytest
 from bot.commands import all_families
 from bot.roles import Role
 from bot.router import Registry
-from tests.conftest import Cast, bot_running
+from tests.conftest import BACKENDS, Cast, bot_running
 from tests.invariants import counts
 from tests.matrix_people import Person, body
 from tests.test_activations import open_activation
@@ -20,6 +20,7 @@ pytestmark = pytest.mark.synapse
 ROLES = {"stranger": Role.STRANGER, "partner": Role.PARTNER, "dg": Role.DG, "member": Role.MEMBER}
 
 
+@pytest.mark.parametrize("database_url", BACKENDS, indirect=True)
 async def test_every_command_refused_below_its_role_in_every_kind_of_room(
     bot_env: dict[str, str], people: dict[str, Person], cast: Cast
 ) -> None:
