@@ -9,14 +9,49 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.deps import Deps
 from bot.directory import Contact
 from bot.matrix.send import MatrixSendError
 from bot.storage import page_store as store
+from bot.storage.db import Database
 from bot.timeutil import utcnow
 
 log = logging.getLogger(__name__)
+
+# An answer to an event not (yet) known as one of the bot's messages waits this long in all, step
+# by step, while something sent to its author may not be recorded yet (older than the horizon:
+# stuck, not in flight).
+RECORD_WAIT = (0.5, 1.0, 1.0, 2.0, 2.0, 4.0, 4.0, 5.0)
+RECORD_HORIZON = timedelta(minutes=10)
+
+
+async def owner_of_answered(
+    db: Database,
+    find: Callable[[AsyncSession], Awaitable[str | None]],
+    unrecorded: Callable[[AsyncSession], Awaitable[bool]],
+) -> str | None:
+    """Whom the bot's message that an answer refers to went to (`find`), or None if it is none.
+
+    A message that left just before a crash has its event recorded only when the command or step
+    that sent it runs again after the restart, side by side with the answers read meanwhile: an
+    answer to an event not known yet waits while `unrecorded` says something sent to its author
+    may still be unrecorded, so that an ack or an input is never dropped for being early.
+    """
+    for pause in (0.0, *RECORD_WAIT):
+        await asyncio.sleep(pause)
+        async with db.session() as session:
+            owner = await find(session)
+            if owner is not None:
+                return owner
+            if not await unrecorded(session):
+                return None
+    log.warning("an answer refers to a message that was never recorded as the bot's; ignored")
+    return None
 
 
 DM_NAME = "ICC liaison"

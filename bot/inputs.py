@@ -19,7 +19,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.activations import Activations, timer_prefix
 from bot.deps import Deps
-from bot.direct import DirectMessages
+from bot.direct import RECORD_HORIZON, DirectMessages, owner_of_answered
 from bot.directory import Contact
 from bot.matrix.send import MatrixSendError
 from bot.render import Message
@@ -237,11 +237,20 @@ class Inputs:
     # -- answers ----------------------------------------------------------------------------------
 
     async def is_request_event(self, event_id: str | None, matrix_id: str) -> bool:
+        """Whether `event_id` is an input request sent to this person; a reply read before a
+        request sent just before a crash is recorded waits for it (`owner_of_answered`)."""
         if event_id is None:
             return False
-        async with self.deps.db.session() as session:
+
+        async def find(session: AsyncSession) -> str | None:
             target = await store.target_by_event(session, event_id)
-        return target is not None and target.matrix_id == matrix_id
+            return target.matrix_id if target else None
+
+        async def unrecorded(session: AsyncSession) -> bool:
+            since = utcnow() - RECORD_HORIZON
+            return await store.has_unrecorded_target(session, matrix_id, since)
+
+        return await owner_of_answered(self.deps.db, find, unrecorded) == matrix_id
 
     async def record_answer(
         self,

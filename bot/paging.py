@@ -24,7 +24,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.activations import Activations, timer_prefix
 from bot.deps import Deps
-from bot.direct import DirectMessages
+from bot.direct import RECORD_HORIZON, DirectMessages, owner_of_answered
 from bot.directory import Contact
 from bot.matrix.send import MatrixSendError, ReplyTo
 from bot.render import Message
@@ -40,10 +40,6 @@ STEP_TIMER = "page.step"
 ESCALATE, UNREACHABLE = "escalate", "unreachable"
 URGENT_WINDOW = timedelta(minutes=5)
 SEND_RETRIES = (1.0, 2.0, 4.0)  # pause before each retry of a send the homeserver refused
-# An answer to an event not (yet) known as a page waits this long in all, step by step, while
-# something sent to its author may not be recorded yet (pages older than the horizon: stuck).
-RECORD_WAIT = (0.5, 1.0, 1.0, 2.0, 2.0, 4.0, 4.0, 5.0)
-RECORD_HORIZON = timedelta(minutes=10)
 
 
 def unit_prefix(activation: ActivationRow, page_id: int, handle: str) -> str:
@@ -392,23 +388,20 @@ class Paging:
     async def is_page_event(self, event_id: str | None, matrix_id: str) -> bool:
         """Whether `event_id` is a page (or repeat) sent to this person.
 
-        A page that left just before a crash has its event recorded only when the command or
-        step that sent it runs again after the restart, side by side with the answers read in
-        the meantime: an answer to an event not known yet waits while something sent to its
-        author may still be unrecorded, so that an ack is never dropped for being early.
+        An answer to a page sent just before a crash may be read before the page is recorded:
+        see `owner_of_answered`.
         """
         if event_id is None:
             return False
-        for pause in (0.0, *RECORD_WAIT):
-            await asyncio.sleep(pause)
-            async with self.deps.db.session() as session:
-                row = await store.target_by_event(session, event_id)
-                if row is not None:
-                    return row.matrix_id == matrix_id
-                if not await self._unrecorded_sends(session, matrix_id):
-                    return False
-        log.warning("%s answered %s, which no page of theirs became", matrix_id, event_id)
-        return False
+
+        async def find(session: AsyncSession) -> str | None:
+            row = await store.target_by_event(session, event_id)
+            return row.matrix_id if row else None
+
+        owner = await owner_of_answered(
+            self.deps.db, find, lambda session: self._unrecorded_sends(session, matrix_id)
+        )
+        return owner == matrix_id
 
     async def _unrecorded_sends(self, session: AsyncSession, matrix_id: str) -> bool:
         """Whether a page, backup page or repeat may have reached this person without its event

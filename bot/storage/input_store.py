@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from sqlalchemy import func, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -42,6 +44,23 @@ async def targets(session: AsyncSession, request_id: int) -> list[RequestTargetR
 async def target_by_event(session: AsyncSession, event_id: str) -> RequestTargetRow | None:
     rows = await session.exec(select(RequestTargetRow).where(RequestTargetRow.event_id == event_id))
     return rows.first()
+
+
+async def has_unrecorded_target(session: AsyncSession, matrix_id: str, since: datetime) -> bool:
+    """Whether a request made after `since` may have reached this person without its event being
+    recorded yet: a row neither delivered nor failed as far as the database knows."""
+    rows = await session.exec(
+        select(RequestTargetRow.id)
+        .join(InputRequestRow, col(InputRequestRow.id) == col(RequestTargetRow.request_id))
+        .where(
+            RequestTargetRow.matrix_id == matrix_id,
+            col(RequestTargetRow.event_id).is_(None),
+            col(RequestTargetRow.send_error).is_(None),
+            col(InputRequestRow.created_at) > since,
+        )
+        .limit(1)
+    )
+    return rows.first() is not None
 
 
 async def mark(session: AsyncSession, target_id: int, **fields: object) -> None:
