@@ -12,7 +12,7 @@ import os
 import secrets
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -320,3 +320,34 @@ def paging_env(bot_env: dict[str, str], cast: Cast) -> dict[str, str]:
 async def paging_bot(paging_env: dict[str, str]) -> AsyncIterator[RunningBot]:
     async with bot_running(paging_env) as running:
         yield running
+
+
+class CrashPoint:
+    """`owner.name` hangs, as if the process died right there, the first time `when(*args,
+    **kwargs)` holds; `reached` is set at that moment, `restore()` puts the real one back (for
+    the restart). The stop that follows cancels the hung call, which is what a kill leaves."""
+
+    def __init__(
+        self,
+        monkeypatch: pytest.MonkeyPatch,
+        owner: Any,
+        name: str,
+        when: Callable[..., bool] = lambda *args, **kwargs: True,
+    ) -> None:
+        self._monkeypatch, self._owner, self._name = monkeypatch, owner, name
+        self._real = getattr(owner, name)
+        self.reached = asyncio.Event()
+
+        async def hang_or_run(*args: Any, **kwargs: Any) -> Any:
+            if when(*args, **kwargs):
+                self.reached.set()
+                await asyncio.Event().wait()
+            return await self._real(*args, **kwargs)
+
+        monkeypatch.setattr(owner, name, hang_or_run)
+
+    async def wait(self, timeout: float = 15) -> None:
+        await asyncio.wait_for(self.reached.wait(), timeout)
+
+    def restore(self) -> None:
+        self._monkeypatch.setattr(self._owner, self._name, self._real)

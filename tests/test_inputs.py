@@ -3,16 +3,14 @@ and by reply, revisions, late answers, strangers, reminders and chases, the note
 
 from __future__ import annotations
 
-import asyncio
 import re
 from collections.abc import AsyncIterator
-from typing import Any
 
 import pytest
 
 from bot.settings import load_settings
 from bot.storage import input_store
-from tests.conftest import Cast, RunningBot, bot_running
+from tests.conftest import Cast, CrashPoint, RunningBot, bot_running
 from tests.matrix_people import Person, body, replies_to
 from tests.test_bot_matrix import shared_room
 from tests.test_paging import DM, activation_room
@@ -202,16 +200,7 @@ async def test_a_reply_to_a_request_sent_just_before_a_crash_counts(
     """The request left, the bot died before recording its event, the partner replied to it
     while the bot was down: after the restart the reply is read side by side with the re-run
     that records the request, and must count as their input all the same."""
-    real_mark = input_store.mark
-    stuck = asyncio.Event()
-
-    async def crash_before_recording(session: Any, target_id: int, **fields: object) -> None:
-        if "event_id" in fields:
-            stuck.set()
-            await asyncio.Event().wait()  # until the stop cancels it: a crash at this point
-        await real_mark(session, target_id, **fields)
-
-    monkeypatch.setattr(input_store, "mark", crash_before_recording)
+    crash = CrashPoint(monkeypatch, input_store, "mark", lambda *_, **fields: "event_id" in fields)
     running = RunningBot(load_settings(paging_env))
     await running.start()
     try:
@@ -219,9 +208,9 @@ async def test_a_reply_to_a_request_sent_just_before_a_crash_counts(
         partner = people["partner"]
         await people["member"].send(room, "!icc ask partner Pumps available? --by 10m")
         partner_dm, asked = await question(partner, cast, "RQ-1")
-        await asyncio.wait_for(stuck.wait(), 15)
+        await crash.wait()
         await running.stop()
-        monkeypatch.setattr(input_store, "mark", real_mark)
+        crash.restore()
         reply = await partner.send(
             partner_dm,
             "Trois pompes à Liège",

@@ -51,7 +51,7 @@ from bot.storage.models import (
     RoundSeriesRow,
     Timer,
 )
-from tests.conftest import Account, Cast, RunningBot, run_cli, start_process
+from tests.conftest import Account, Cast, CrashPoint, RunningBot, run_cli, start_process
 from tests.matrix_people import Person, body, replies_to
 from tests.test_paging import activation_room, page_received
 
@@ -919,16 +919,12 @@ async def test_an_ack_to_a_page_sent_just_before_a_crash_counts(
     reacted ✅ while it was down: after the restart, the reaction is read side by side with the
     re-run that records the event, and must count as the ack all the same."""
     recorded = "event_id" if step == "page" else "repage_event_id"
-    real_mark_many = page_store.mark_many
-    stuck = asyncio.Event()
-
-    async def crash_before_recording(session: Any, updates: dict[int, dict[str, object]]) -> None:
-        if any(recorded in fields for fields in updates.values()):
-            stuck.set()
-            await asyncio.Event().wait()  # until the stop cancels it: a crash at this point
-        await real_mark_many(session, updates)
-
-    monkeypatch.setattr(page_store, "mark_many", crash_before_recording)
+    crash = CrashPoint(
+        monkeypatch,
+        page_store,
+        "mark_many",
+        lambda _session, updates: any(recorded in fields for fields in updates.values()),
+    )
     running = RunningBot(load_settings(paging_env))
     await running.start()
     try:
@@ -941,9 +937,9 @@ async def test_an_ack_to_a_page_sent_just_before_a_crash_counts(
             page = await partner.wait_for(
                 dm, lambda e: "RAPPEL" in body(e), sender=cast.bot.user_id
             )  # the partner reads French
-        await asyncio.wait_for(stuck.wait(), 15)
+        await crash.wait()
         await running.stop()
-        monkeypatch.setattr(page_store, "mark_many", real_mark_many)
+        crash.restore()
         reaction = await partner.react(dm, page["event_id"], "✅")
         await running.start()
         answer = await partner.wait_for(
@@ -968,16 +964,9 @@ async def test_a_thread_reply_to_a_prompt_posted_just_before_a_crash_counts(
     """The round's prompt was posted, the bot died before recording its event, a participant
     replied in its thread while it was down: after the restart, the reply is read side by side
     with the run's restart that records the prompt, and must count as their report."""
-    real_set_run = round_store.set_run
-    stuck = asyncio.Event()
-
-    async def crash_before_recording(session: Any, run_id: int, **fields: object) -> None:
-        if "prompt_event_id" in fields:
-            stuck.set()
-            await asyncio.Event().wait()  # until the stop cancels it: a crash at this point
-        await real_set_run(session, run_id, **fields)
-
-    monkeypatch.setattr(round_store, "set_run", crash_before_recording)
+    crash = CrashPoint(
+        monkeypatch, round_store, "set_run", lambda *_, **fields: "prompt_event_id" in fields
+    )
     running = RunningBot(load_settings(paging_env))
     await running.start()
     try:
@@ -985,9 +974,9 @@ async def test_a_thread_reply_to_a_prompt_posted_just_before_a_crash_counts(
         member, bot = people["member"], cast.bot.user_id
         await member.send(room, "!icc round now --with member --window 60s")
         prompt = await member.wait_for(room, lambda e: "COORDINATION ROUND" in body(e), sender=bot)
-        await asyncio.wait_for(stuck.wait(), 15)
+        await crash.wait()
         await running.stop()
-        monkeypatch.setattr(round_store, "set_run", real_set_run)
+        crash.restore()
         thread = {
             "rel_type": "m.thread",
             "event_id": prompt["event_id"],
@@ -1021,14 +1010,7 @@ async def test_a_dm_room_created_just_before_a_crash_is_the_one_reused(
 ) -> None:
     """The bot created a partner's DM room and died before recording it: after the restart,
     the page goes to that room, and the partner is never invited to a second one."""
-    real_save = page_store.save_dm_room
-    stuck = asyncio.Event()
-
-    async def crash_before_recording(*args: Any, **kwargs: Any) -> None:
-        stuck.set()
-        await asyncio.Event().wait()  # until the stop cancels it: a crash at this point
-
-    monkeypatch.setattr(page_store, "save_dm_room", crash_before_recording)
+    crash = CrashPoint(monkeypatch, page_store, "save_dm_room")
     running = RunningBot(load_settings(paging_env))
     await running.start()
     try:
@@ -1037,9 +1019,9 @@ async def test_a_dm_room_created_just_before_a_crash_is_the_one_reused(
         await partner.sync(timeout_ms=0)
         before = set(partner.client.rooms) | partner.invites
         await people["member"].send(room, "!icc page partner Pumps in Liège? --ack 60s")
-        await asyncio.wait_for(stuck.wait(), 15)
+        await crash.wait()
         await running.stop()
-        monkeypatch.setattr(page_store, "save_dm_room", real_save)
+        crash.restore()
         await running.start()
         dm, _page = await page_received(partner, cast, "Pumps in Liège?")
         await partner.quiet_period(2)
