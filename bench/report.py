@@ -183,7 +183,10 @@ def _latency(axis: Any, data: dict[str, Any]) -> None:
 def _fanout(axis: Any, data: dict[str, Any]) -> None:
     fanout = data["fanout"]
     sizes = sorted(fanout)
-    for side, label in (("bot", "bot: command → last page"), ("bare", "bare client")):
+    for side, label in (
+        ("bot", "bot: command → last page"),
+        ("bare", "bare nio bot: sync, then the same sends"),
+    ):
         medians = [_median(fanout[s][side]) for s in sizes]
         low = [m - min(fanout[s][side]) for m, s in zip(medians, sizes, strict=True)]
         high = [max(fanout[s][side]) - m for m, s in zip(medians, sizes, strict=True)]
