@@ -51,7 +51,15 @@ from bot.storage.models import (
     RoundSeriesRow,
     Timer,
 )
-from tests.conftest import Account, Cast, CrashPoint, RunningBot, run_cli, start_process
+from tests.conftest import (
+    BACKENDS,
+    Account,
+    Cast,
+    CrashPoint,
+    RunningBot,
+    run_cli,
+    start_process,
+)
 from tests.matrix_people import Person, body, replies_to
 from tests.test_paging import activation_room, page_received
 
@@ -504,7 +512,7 @@ class Soak:
             calm = calm + 1 if not busy and self.peek.settled() else 0
 
 
-@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+@pytest.mark.parametrize("database_url", BACKENDS, indirect=True)
 async def test_random_sigkills_lose_no_ack_and_duplicate_no_page_or_round(
     bot_env: dict[str, str],
     cast: Cast,
