@@ -11,6 +11,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
+from typing import TypeVar
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -22,6 +23,7 @@ from bot.storage.db import Database
 from bot.timeutil import utcnow
 
 log = logging.getLogger(__name__)
+Found = TypeVar("Found")
 
 # An answer to an event not (yet) known as one of the bot's messages waits this long in all, step
 # by step, while something sent to its author may not be recorded yet (older than the horizon:
@@ -32,10 +34,11 @@ RECORD_HORIZON = timedelta(minutes=10)
 
 async def owner_of_answered(
     db: Database,
-    find: Callable[[AsyncSession], Awaitable[str | None]],
+    find: Callable[[AsyncSession], Awaitable[Found | None]],
     unrecorded: Callable[[AsyncSession], Awaitable[bool]],
-) -> str | None:
-    """Whom the bot's message that an answer refers to went to (`find`), or None if it is none.
+) -> Found | None:
+    """What `find` says of the bot's message that an answer refers to (whom a page went to, the
+    round run a prompt opened), or None if it is none of the bot's.
 
     A message that left just before a crash has its event recorded only when the command or step
     that sent it runs again after the restart, side by side with the answers read meanwhile: an

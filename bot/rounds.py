@@ -9,7 +9,6 @@ those who have not reported at half-window and close the run with a summary at i
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -18,6 +17,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.activations import Activations, timer_prefix
 from bot.deps import Deps
+from bot.direct import owner_of_answered
 from bot.directory import Contact
 from bot.render import Message
 from bot.router import UserError
@@ -30,9 +30,6 @@ from bot.timeutil import format_local_utc, load_zone, utcnow
 log = logging.getLogger(__name__)
 
 RUN_TIMER, REMIND_TIMER, CLOSE_TIMER = "round.run", "round.remind", "round.close"
-# A thread reply to an event not (yet) known as a prompt waits this long in all, step by step,
-# while a run in its room may have posted its prompt without recording it (as pages do).
-PROMPT_WAIT = (0.5, 1.0, 1.0, 2.0, 2.0, 4.0, 4.0, 5.0)
 DEFAULT_AGENDA = (
     "What do we know?",
     "What do we need to know?",
@@ -405,14 +402,14 @@ class Rounds:
         """
         if event_id is None:
             return False
-        for pause in (0.0, *PROMPT_WAIT):
-            await asyncio.sleep(pause)
-            async with self.deps.db.session() as session:
-                if await store.run_by_prompt(session, event_id) is not None:
-                    return True
-                if not await store.open_run_without_prompt(session, room_id):
-                    return False
-        return False
+
+        async def find(session: AsyncSession) -> RoundRunRow | None:
+            return await store.run_by_prompt(session, event_id)
+
+        async def unrecorded(session: AsyncSession) -> bool:
+            return await store.open_run_without_prompt(session, room_id)
+
+        return await owner_of_answered(self.deps.db, find, unrecorded) is not None
 
     # -- helpers ----------------------------------------------------------------------------------
 
