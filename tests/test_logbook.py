@@ -3,6 +3,7 @@ hash chain that names the first tampered entry."""
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 from collections.abc import AsyncIterator
 from datetime import timedelta
@@ -66,6 +67,26 @@ async def test_chain_verifies_after_a_round_trip(db: Database) -> None:
     assert [e.seq for e in entries] == [1, 2, 3, 4, 5]
     assert entries[0].prev_hash == logbook.GENESIS
     assert all(b.prev_hash == a.hash for a, b in itertools.pairwise(entries))
+    assert logbook.verify(activation.ref, entries).ok
+
+
+async def test_concurrent_writers_each_get_the_next_entry(db: Database) -> None:
+    """Twenty sessions appending at once, the append their first statement (as a note typed by
+    two people in the same second): each takes the next number and chains onto the one before.
+    On SQLite, whose transaction takes the write lock only at its first write, this failed with
+    duplicate sequence numbers before `lock_activation` took the lock itself."""
+    activation = await filled(db, entries=1)
+
+    async def note(n: int) -> None:
+        async with db.session() as session:
+            await logbook.append(
+                session, activation, kind="note", text=f"note {n}", author="@a:x", author_role="x"
+            )
+
+    await asyncio.gather(*(note(n) for n in range(20)))
+    async with db.session() as session:
+        entries = await store.log_entries(session, activation.id)  # type: ignore[arg-type]
+    assert [e.seq for e in entries] == list(range(1, 22))
     assert logbook.verify(activation.ref, entries).ok
 
 

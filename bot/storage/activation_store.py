@@ -54,7 +54,16 @@ async def by_status(session: AsyncSession, statuses: Sequence[str]) -> list[Acti
 
 
 async def lock_activation(session: AsyncSession, activation_id: int) -> None:
-    """Serialise writers of one activation (a row lock on PostgreSQL; SQLite locks the file)."""
+    """Serialise writers of one activation, from here to the end of the transaction.
+
+    PostgreSQL: a row lock. SQLite has none, and its transaction takes the database's write lock
+    only at its first write: two sessions whose first statements read the last logbook entry
+    would both chain onto it. A write that changes nothing takes that lock now.
+    """
+    if session.bind is not None and session.bind.dialect.name == "sqlite":
+        statement = update(ActivationRow).where(col(ActivationRow.id) == activation_id)
+        await session.exec(statement.values(id=ActivationRow.id))  # type: ignore[call-overload]
+        return
     await session.exec(  # type: ignore[call-overload]
         select(ActivationRow.id).where(ActivationRow.id == activation_id).with_for_update()
     )
