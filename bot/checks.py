@@ -54,11 +54,7 @@ class Checks:
                 opened_by_event=event_id,
                 created_at=now,
             )
-            session.add(check)
-            await session.flush()
-            session.add_all(
-                [self.paging.target_row(check, p, deadline=now + window) for p in people]
-            )
+            await self.paging.add_page(session, check, people, window)
             prefix = timer_prefix(activation) if activation else ""
             await self.deps.scheduler.arm_new(
                 session,

@@ -127,7 +127,7 @@ class Inputs:
             )
             session.add(request)
             await session.flush()
-            session.add_all([self._target(request, person) for person in people])
+            await store.add_targets(session, [self._target(request, p) for p in people])
             prefix = f"{timer_prefix(activation)}rq{request.id}:"
             halfway = now + (deadline - now) / 2
             await self.deps.scheduler.arm_new(
@@ -149,11 +149,9 @@ class Inputs:
             )
         return request
 
-    def _target(self, request: InputRequestRow, person: Contact) -> RequestTargetRow:
-        return RequestTargetRow(
-            request_id=request.id,  # type: ignore[arg-type]
-            **self.direct.snapshot(person, "request"),
-        )
+    def _target(self, request: InputRequestRow, person: Contact) -> dict[str, object]:
+        """A person's row on a request, as column values (a `RequestTargetRow`)."""
+        return {"request_id": request.id, **self.direct.snapshot(person, "request")}
 
     async def deliver(self, request: InputRequestRow, activation: ActivationRow) -> list[str]:
         """Send the question to everyone not reached yet; returns the names it failed for."""
@@ -178,22 +176,21 @@ class Inputs:
         )
         failed = []
         now = utcnow()
+        marks: dict[int, dict[str, object]] = {}
+        for row, result in zip(rows, results, strict=True):
+            if isinstance(result, BaseException):
+                failed.append(row.name)
+                marks[row.id] = {"send_error": str(result)}  # type: ignore[index]
+            elif step is None:
+                marks[row.id] = {  # type: ignore[index]
+                    "event_id": result,
+                    "delivered_at": now,
+                    "dm_room_id": rooms.get(row.matrix_id),
+                }
+            else:
+                marks[row.id] = {f"{'reminded' if step == REMIND else 'chased'}_at": now}  # type: ignore[index]
         async with self.deps.db.session() as session:
-            for row, result in zip(rows, results, strict=True):
-                if isinstance(result, BaseException):
-                    failed.append(row.name)
-                    await store.mark(session, row.id, send_error=str(result))  # type: ignore[arg-type]
-                    continue
-                fields = (
-                    {
-                        "event_id": result,
-                        "delivered_at": now,
-                        "dm_room_id": rooms.get(row.matrix_id),
-                    }
-                    if step is None
-                    else {f"{'reminded' if step == REMIND else 'chased'}_at": now}
-                )
-                await store.mark(session, row.id, **fields)  # type: ignore[arg-type]
+            await store.mark_many(session, marks)
             if failed:
                 await self.activations.record(
                     session,

@@ -102,8 +102,7 @@ class Scheduler:
         one insert for all, no look-up each — a 300-person page arms 300 steps at once."""
         if kind not in self._handlers:
             raise ValueError(f"no handler for timer kind `{kind}`")
-        rows = await core.insert_timers(session, kind, timers)
-        armed = [(row.id, row.due_at) for row in rows]
+        armed = await core.insert_timers(session, kind, timers)
         after_commit(session, lambda: [self._add_job(i, due) for i, due in armed])  # type: ignore[func-returns-value]
 
     async def cancel(

@@ -200,7 +200,12 @@ async def test_a_reply_to_a_request_sent_just_before_a_crash_counts(
     """The request left, the bot died before recording its event, the partner replied to it
     while the bot was down: after the restart the reply is read side by side with the re-run
     that records the request, and must count as their input all the same."""
-    crash = CrashPoint(monkeypatch, input_store, "mark", lambda *_, **fields: "event_id" in fields)
+    crash = CrashPoint(
+        monkeypatch,
+        input_store,
+        "mark_many",
+        lambda _session, updates: any("event_id" in fields for fields in updates.values()),
+    )
     running = RunningBot(load_settings(paging_env))
     await running.start()
     try:

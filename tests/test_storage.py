@@ -12,9 +12,10 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import text
+from sqlmodel import select
 
 from bot.scheduler import Scheduler
-from bot.storage import core
+from bot.storage import bulk, core
 from bot.storage.db import Database, SchemaError, alembic_config
 from bot.storage.models import InboxEvent, Timer, metadata
 from bot.timeutil import utcnow
@@ -115,6 +116,55 @@ async def test_rolled_back_batch_leaves_nothing(db: Database) -> None:
     async with db.session() as session:
         assert await core.pending_inbox(session) == []
         assert await core.load_sync_state(session, "@bot:x") is None
+
+
+async def test_bulk_insert_and_update_by_id(db: Database) -> None:
+    """One statement for many rows: each row's own values are stored (UTC times, JSON), the
+    returned columns tell the new rows apart, and an update touches only the rows it names —
+    one of many too."""
+    due = datetime(2026, 7, 1, 12, 0, tzinfo=UTC)
+    values = [
+        {
+            "kind": "k",
+            "key": f"t{n}",
+            "due_at": due + timedelta(minutes=n),
+            "payload": {"n": n},
+            "created_at": due,
+        }
+        for n in range(250)
+    ]
+    async with db.session() as session:
+        returned = await bulk.insert_rows(session, Timer, values, Timer.id, Timer.key)
+    ids = {row.key: row.id for row in returned}
+    assert len(ids) == 250
+    assert len(set(ids.values())) == 250
+    async with db.session() as session:
+        stored = {t.key: t for t in (await session.exec(select(Timer))).all()}
+    assert all(stored[f"t{n}"].payload == {"n": n} for n in range(250))
+    assert stored["t7"].due_at == due + timedelta(minutes=7)
+    assert all(stored[key].id == row_id for key, row_id in ids.items())
+    fired = datetime(2026, 7, 1, 13, 0, tzinfo=UTC)
+    async with db.session() as session:
+        await bulk.update_by_id(
+            session,
+            Timer,
+            {
+                ids["t0"]: {"claimed_by": "a"},
+                ids["t1"]: {"claimed_by": "b", "fired_at": fired},
+                ids["t2"]: {"claimed_by": "c"},
+            },
+        )
+    async with db.session() as session:
+        after = {t.key: t for t in (await session.exec(select(Timer))).all()}
+    assert [after[f"t{n}"].claimed_by for n in range(4)] == ["a", "b", "c", None]
+    assert after["t1"].fired_at == fired
+    assert after["t0"].fired_at is None
+    assert sum(1 for t in after.values() if t.claimed_by) == 3
+    async with db.session() as session:
+        await bulk.update_by_id(session, Timer, {ids["t9"]: {"claimed_by": "only"}})
+    async with db.session() as session:
+        claimed = (await session.exec(select(Timer).where(Timer.claimed_by == "only"))).all()
+    assert [t.key for t in claimed] == ["t9"]
 
 
 async def test_timer_claimed_once(db: Database) -> None:

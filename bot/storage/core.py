@@ -14,6 +14,7 @@ from sqlalchemy import or_, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from bot.storage import bulk
 from bot.storage.models import InboxEvent, RoomJoin, SyncState, Timer
 from bot.timeutil import utcnow
 
@@ -97,12 +98,15 @@ async def upsert_timer(
 
 async def insert_timers(
     session: AsyncSession, kind: str, timers: list[tuple[str, datetime, dict[str, Any]]]
-) -> list[Timer]:
+) -> list[tuple[int, datetime]]:
+    """New timers in one statement; returns (ID, due time) of each, in no particular order."""
     now = utcnow()
-    rows = [Timer(kind=kind, key=k, due_at=d, payload=p, created_at=now) for k, d, p in timers]
-    session.add_all(rows)
-    await session.flush()
-    return rows
+    values = [
+        {"kind": kind, "key": key, "due_at": due, "payload": payload, "created_at": now}
+        for key, due, payload in timers
+    ]
+    rows = await bulk.insert_rows(session, Timer, values, Timer.id, Timer.due_at)
+    return [(row.id, row.due_at) for row in rows]
 
 
 async def claim_timer(session: AsyncSession, timer_id: int, claimant: str) -> Timer | None:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import func, update
+from sqlalchemy import func
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from bot.storage import bulk
 from bot.storage.models import AdviceDraftRow, InputAnswerRow, InputRequestRow, RequestTargetRow
 from bot.storage.types import could_be_id
 
@@ -63,10 +64,13 @@ async def has_unrecorded_target(session: AsyncSession, matrix_id: str, since: da
     return rows.first() is not None
 
 
-async def mark(session: AsyncSession, target_id: int, **fields: object) -> None:
-    await session.exec(  # type: ignore[call-overload]
-        update(RequestTargetRow).where(col(RequestTargetRow.id) == target_id).values(**fields)
-    )
+async def add_targets(session: AsyncSession, rows: list[dict[str, object]]) -> None:
+    """New people on a request, one dict of `RequestTargetRow` columns each, in one statement."""
+    await bulk.insert_rows(session, RequestTargetRow, rows)
+
+
+async def mark_many(session: AsyncSession, updates: dict[int, dict[str, object]]) -> None:
+    await bulk.update_by_id(session, RequestTargetRow, updates)
 
 
 async def answers(session: AsyncSession, request_id: int) -> list[InputAnswerRow]:

@@ -8,6 +8,7 @@ from sqlalchemy import or_, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from bot.storage import bulk
 from bot.storage.models import DmRoom, PageRow, PageTargetRow
 from bot.storage.types import could_be_id
 
@@ -21,9 +22,13 @@ async def dm_rooms(session: AsyncSession, matrix_ids: list[str]) -> dict[str, st
     return {row.matrix_id: row.room_id for row in rows.all()}
 
 
+async def add_targets(session: AsyncSession, rows: list[dict[str, object]]) -> None:
+    """New people on a page, one dict of `PageTargetRow` columns each, in one statement."""
+    await bulk.insert_rows(session, PageTargetRow, rows)
+
+
 async def mark_many(session: AsyncSession, updates: dict[int, dict[str, object]]) -> None:
-    for target_id, fields in updates.items():
-        await mark(session, target_id, **fields)
+    await bulk.update_by_id(session, PageTargetRow, updates)
 
 
 async def save_dm_room(session: AsyncSession, matrix_id: str, room_id: str, at: datetime) -> None:
