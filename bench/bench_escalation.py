@@ -18,6 +18,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import func
 from sqlmodel import col, select
 
 from bench.bench_paging import _activation_room, wait_delivered
@@ -32,6 +33,7 @@ from bench.harness import (
     register_many,
     server_event,
     server_ts,
+    settle,
     standalone,
     start_bot,
 )
@@ -78,13 +80,15 @@ async def measure(server: DevServer, work: Path, quick: bool) -> Section:
     try:
         room = await _activation_room(lead, bot_id)
         await _page(app, lead, room, "paged,backups warm-up: creates the DM rooms --ack 1h")
-        await asyncio.sleep(3)
+        await settle(server)
         page_id = await _page(app, lead, room, f"paged Escalation bench --ack {ACK}s")
         await _wait_unreachable(app, page_id, people, timeout=4 * ACK + 60)
         bot_client = app.deps.messenger._client  # type: ignore[union-attr]
         escalate, unreachable, sends = await _lateness(app, bot_client, lead, room, page_id)
         bare = await login(server.base_url, bot_id, BOT_PASSWORD, pool=0)
+        await settle(server)
         bare_escalate = await _bare(bare, sends["escalate"], per_unit=2)
+        await settle(server)
         bare_unreachable = await _bare(bare, sends["unreachable"], per_unit=1)
         await bare.close()
     finally:
@@ -110,12 +114,20 @@ async def _page(app: App, lead, room: str, args: str) -> int:  # type: ignore[no
 
 
 async def _wait_unreachable(app: App, page_id: int, people: int, timeout: float) -> None:
+    done = (  # a count: the bot shares this process, the wait must not eat its CPU
+        select(func.count())
+        .select_from(PageTargetRow)
+        .where(
+            col(PageTargetRow.page_id) == page_id,
+            col(PageTargetRow.covers) == "",
+            col(PageTargetRow.unreachable_at).is_not(None),
+        )
+    )
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         async with app.deps.db.session() as session:  # type: ignore[union-attr]
-            rows = await page_store.targets(session, page_id)
-        done = [r for r in rows if not r.covers and r.unreachable_at]
-        if len(done) == people:
+            unreachable = (await session.exec(done)).one()
+        if unreachable == people:
             await asyncio.sleep(2)  # the last notices leave after the rows are marked
             return
         await asyncio.sleep(0.25)

@@ -16,6 +16,9 @@ import asyncio
 import time
 from pathlib import Path
 
+from sqlalchemy import func
+from sqlmodel import col, select
+
 from bench.harness import (
     BOT_PASSWORD,
     Figure,
@@ -27,26 +30,50 @@ from bench.harness import (
     register_many,
     server_event,
     server_ts,
+    settle,
     standalone,
     start_bot,
 )
 from bot.app import App, Tuning
 from bot.devserver import DevServer
 from bot.storage import page_store
+from bot.storage.models import PageTargetRow
 
 SIZES = (10, 100, 300)
 GOAL, FIRST_GOAL = 1.5, 1.0
 
 
 async def wait_delivered(app: App, page_id: int, people: int, timeout: float = 120) -> list:
+    """The page's rows once every one is delivered. The bot shares this process: the wait counts
+    (one cheap query a quarter-second) instead of reading the rows — reading 300 rows every 50 ms
+    took most of the CPU the bot was being measured on. Timings come from the homeserver, so
+    noticing late changes nothing measured."""
+    delivered = (
+        select(func.count())
+        .select_from(PageTargetRow)
+        .where(col(PageTargetRow.page_id) == page_id, col(PageTargetRow.event_id).is_not(None))
+    )
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
+        await asyncio.sleep(0.25)
         async with app.deps.db.session() as session:  # type: ignore[union-attr]
-            rows = await page_store.targets(session, page_id)
-        if len(rows) == people and all(r.event_id for r in rows):
-            return rows
-        await asyncio.sleep(0.05)
+            if (await session.exec(delivered)).one() < people:
+                continue
+            return await page_store.targets(session, page_id)
     raise TimeoutError(f"page {page_id} not delivered to {people} people in {timeout}s")
+
+
+async def wait_board(app: App, page_id: int, timeout: float = 60) -> None:
+    """Until the page's board is posted: the bot's last act for a page, which must not overlap
+    the baseline's run that follows."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        await asyncio.sleep(0.25)
+        async with app.deps.db.session() as session:  # type: ignore[union-attr]
+            page = await page_store.page(session, page_id)
+        if page is not None and page.board_event_id:
+            return
+    raise TimeoutError(f"page {page_id} has no board after {timeout}s")
 
 
 async def measure(server: DevServer, work: Path, quick: bool) -> Section:
@@ -79,8 +106,9 @@ async def measure(server: DevServer, work: Path, quick: bool) -> Section:
             while found is None:
                 async with app.deps.db.session() as session:  # type: ignore[union-attr]
                     found = await page_store.page_by_event(session, sent.event_id)
-                await asyncio.sleep(0.02)
+                await asyncio.sleep(0.1)
             rows = await wait_delivered(app, found.id, size)  # type: ignore[arg-type]
+            await wait_board(app, found.id)  # type: ignore[arg-type]
             stamps = await bounded(
                 (server_ts(bot_client, r.dm_room_id, r.event_id) for r in rows), limit=20
             )
@@ -94,11 +122,14 @@ async def measure(server: DevServer, work: Path, quick: bool) -> Section:
             times = results.setdefault(size, {"bot": [], "first": [], "bare": [], "bare sends": []})
             contents = None
             for n in range(runs):
+                await settle(server)
                 offsets, rows = await page(size, f"measured run {n}")
                 times["bot"].append(offsets[-1])
                 times["first"].append(offsets[0])
                 contents = contents or await _contents(bot_client, rows)
+                await settle(server)
                 times["bare"].append(await _bare_bot(bare, lead, room, rows, contents, n))
+                await settle(server)
                 times["bare sends"].append(await _bare(bare, rows, contents))
         await bare.close()
     finally:

@@ -202,6 +202,32 @@ async def server_ts(client: AsyncClient, room_id: str, event_id: str) -> int:
     return (await server_event(client, room_id, event_id))["origin_server_ts"]
 
 
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
+
+async def settle(server: DevServer, *, idle: float = 0.05, window: float = 0.5) -> None:
+    """Until the homeserver and this process (the in-process bot) are idle: each under `idle` of
+    a core over `window` seconds; 30 s at most.
+
+    After a burst of sends Synapse works on for a while (notifications, caches, statistics), and
+    the bot reads its own burst back through /sync; a run started then shares the machine with
+    the previous run's leftovers. Runs alternate bot and baseline, so without this each side paid
+    for the other's last burst, unevenly: the bot's run followed two baseline bursts (600 sends at
+    300 people), the baseline's one of the bot's.
+    """
+    pids = (server.process.pid, os.getpid())
+    deadline = time.monotonic() + 30
+    before = [_cpu_seconds(pid) for pid in pids]
+    while time.monotonic() < deadline:
+        await asyncio.sleep(window)
+        now = [_cpu_seconds(pid) for pid in pids]
+        if all(b - a < idle * window for a, b in zip(before, now, strict=True)):
+            return
+        before = now
+
+
 async def bounded(jobs: Iterable[Awaitable[Any]], limit: int = 8) -> list[Any]:
     """Run `jobs` at most `limit` at a time: setup must not flood a 2-core machine's Synapse."""
     gate = asyncio.Semaphore(limit)
