@@ -7,14 +7,12 @@ room it is in. `whoami` must then agree with the configuration, or the bot refus
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import os
 import secrets
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
 
 from aiohttp import (
     ClientConnectionError,
@@ -48,25 +46,6 @@ async def gateway_errors_as_outages(response: ClientResponse) -> None:
     if response.status in GATEWAY_ERRORS:
         response.release()
         raise HomeserverAway(f"{response.status} {response.reason} from {response.url.host}")
-
-
-class PacedConnector(TCPConnector):
-    """Any number of connections open, but at most `connecting` being opened at a time.
-
-    Synapse listens with a backlog of 50: a page to 300 people, sent at once on cold connections,
-    opened 300 at once, the kernel dropped the handshakes that did not fit, and those pages waited
-    for TCP's SYN retry — 1 s, then 3 s (bench: a 300-person page's last message at 4–6 s instead
-    of 2 s in about half the runs; `nstat` counted the drops as TcpExtListenOverflows). Opened a
-    few dozen at a time they fit, at the cost of a handshake's wait.
-    """
-
-    def __init__(self, *, connecting: int = 32, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self._connecting = asyncio.Semaphore(connecting)
-
-    async def _create_connection(self, *args: Any) -> Any:  # aiohttp's (request, traces, timeout)
-        async with self._connecting:
-            return await super()._create_connection(*args)
 
 
 class LoginFailed(RuntimeError):
@@ -134,7 +113,7 @@ def make_client(settings: Settings) -> AsyncClient:
     # 100 people would queue its last send behind it. The homeserver is the one to limit.
     client.client_session = ClientSession(
         timeout=ClientTimeout(total=config.request_timeout),
-        connector=PacedConnector(limit=0),
+        connector=TCPConnector(limit=0),
         raise_for_status=gateway_errors_as_outages,
     )
     return client
