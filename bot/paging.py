@@ -40,10 +40,6 @@ STEP_TIMER = "page.step"
 ESCALATE, UNREACHABLE = "escalate", "unreachable"
 URGENT_WINDOW = timedelta(minutes=5)
 SEND_RETRIES = (1.0, 2.0, 4.0)  # pause before each retry of a send the homeserver refused
-# Synapse works on concurrent sends side by side: with 300 at once even the first person waits
-# for nearly all of them (measured: first page 0.3–1.2 s after the sends began). A lead wave sent
-# alone lands in ~50 ms, and the rest, sent a moment behind it, end no later (bench/README.md).
-LEAD_WAVE, WAVE_PAUSE = 10, 0.1
 
 
 def unit_prefix(activation: ActivationRow, page_id: int, handle: str) -> str:
@@ -189,9 +185,8 @@ class Paging:
                     rooms.get(row.matrix_id),
                     repeat,
                     messages[_wording(row, repeat)],
-                    after=0.0 if n < LEAD_WAVE else WAVE_PAUSE,
                 )
-                for n, (row, repeat) in enumerate(sends)
+                for row, repeat in sends
             )
         )
         now = utcnow()
@@ -269,14 +264,11 @@ class Paging:
         room_id: str | None,
         repeat: bool,
         message: Message,
-        *,
-        after: float,
     ) -> tuple[str | None, str]:
-        """(event ID, DM room) once sent, or (None, why not) after the retries; the first try
-        `after` seconds from now."""
+        """(event ID, DM room) once sent, or (None, why not) after the retries."""
         txn = f"repage-{row.id}" if repeat else f"page-{page.id}-{row.id}"
         error = "no direct-message room could be created"
-        for pause in (after, *SEND_RETRIES):
+        for pause in (0.0, *SEND_RETRIES):
             await asyncio.sleep(pause)
             try:
                 room_id = room_id or await self.direct.room_for(row.matrix_id)
