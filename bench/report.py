@@ -25,11 +25,11 @@ HISTORY = [
     "now start once Synapse and the bot are idle (`settle`). Recording a 300-person page took "
     "0.4–0.7 s before the first send and marking it delivered as long again (the ORM wrote the "
     "300 targets, 300 timers and 300 delivery marks one statement each) → one executemany each "
-    "(`bot/storage/bulk.py`), 0.04–0.14 s. With 300 sends at once Synapse finishes nearly all "
-    "before any → a lead wave of 10 sent 0.1 s ahead: first page to 300 people 1.5 s → ~0.25 s, "
-    "100 people 1.58× → 1.21×. Bounding connection opening (Synapse's listen backlog of 50 "
-    "overflows) was tried and reverted: 2–3× slower. Still missed: 300 people (about half the "
-    "runs 2× slower than the rest, cause not found yet) and the escalation p95.",
+    "(`bot/storage/bulk.py`), 0.04–0.14 s. Last page: 100 people 1.58× → 1.09×, 300 people "
+    "1.77× → 1.01×; first page to 300 people 1.5–1.7 s → 0.41 s. Tried and reverted, each "
+    "making about half the 300-person runs 2× slower: a lead wave of 10 pages sent ahead, and "
+    "opening connections 32 at a time (Synapse's listen backlog of 50 overflows, at no "
+    "measurable cost). Still missed: the escalation p95, and on this (slower) machine start-up.",
     "- 2026-11-29, storage growth: `sitrep` went unanswered from about 1,000 logbook entries on "
     "(the homeserver refused the event: M_TOO_LARGE, over 64 KiB) → each list shows the 20 "
     "newest entries and counts the rest, read with LIMIT/COUNT; first sitrep at 100,000 entries "
