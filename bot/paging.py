@@ -180,11 +180,7 @@ class Paging:
         outcomes = await asyncio.gather(
             *(
                 self._send_one(
-                    page,
-                    row,
-                    rooms.get(row.matrix_id),
-                    repeat,
-                    messages[_wording(row, repeat)],
+                    page, row, rooms.get(row.matrix_id), repeat, messages[_wording(row, repeat)]
                 )
                 for row, repeat in sends
             )
