@@ -18,10 +18,9 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func
 from sqlmodel import col, select
 
-from bench.bench_paging import _activation_room, wait_delivered
+from bench.bench_paging import _activation_room, count_targets, wait_delivered
 from bench.harness import (
     BOT_PASSWORD,
     Section,
@@ -114,19 +113,14 @@ async def _page(app: App, lead, room: str, args: str) -> int:  # type: ignore[no
 
 
 async def _wait_unreachable(app: App, page_id: int, people: int, timeout: float) -> None:
-    done = (  # a count: the bot shares this process, the wait must not eat its CPU
-        select(func.count())
-        .select_from(PageTargetRow)
-        .where(
-            col(PageTargetRow.page_id) == page_id,
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        unreachable = await count_targets(
+            app,
+            page_id,
             col(PageTargetRow.covers) == "",
             col(PageTargetRow.unreachable_at).is_not(None),
         )
-    )
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        async with app.deps.db.session() as session:  # type: ignore[union-attr]
-            unreachable = (await session.exec(done)).one()
         if unreachable == people:
             await asyncio.sleep(2)  # the last notices leave after the rows are marked
             return

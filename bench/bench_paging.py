@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import time
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import func
 from sqlmodel import col, select
@@ -43,22 +44,28 @@ SIZES = (10, 100, 300)
 GOAL, FIRST_GOAL = 1.5, 1.0
 
 
-async def wait_delivered(app: App, page_id: int, people: int, timeout: float = 120) -> list:
-    """The page's rows once every one is delivered. The bot shares this process: the wait counts
-    (one cheap query a quarter-second) instead of reading the rows — reading 300 rows every 50 ms
-    took most of the CPU the bot was being measured on. Timings come from the homeserver, so
-    noticing late changes nothing measured."""
-    delivered = (
+async def count_targets(app: App, page_id: int, *where: Any) -> int:
+    """How many of the page's rows match `where`. The bot shares this process: waits count (one
+    cheap query a quarter-second) instead of reading the rows — reading 300 rows every 50 ms took
+    most of the CPU the bot was being measured on. Timings come from the homeserver, so noticing
+    late changes nothing measured."""
+    query = (
         select(func.count())
         .select_from(PageTargetRow)
-        .where(col(PageTargetRow.page_id) == page_id, col(PageTargetRow.event_id).is_not(None))
+        .where(col(PageTargetRow.page_id) == page_id, *where)
     )
+    async with app.deps.db.session() as session:  # type: ignore[union-attr]
+        return (await session.exec(query)).one()
+
+
+async def wait_delivered(app: App, page_id: int, people: int, timeout: float = 120) -> list:
+    """The page's rows once every one is delivered."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         await asyncio.sleep(0.25)
+        if await count_targets(app, page_id, col(PageTargetRow.event_id).is_not(None)) < people:
+            continue
         async with app.deps.db.session() as session:  # type: ignore[union-attr]
-            if (await session.exec(delivered)).one() < people:
-                continue
             return await page_store.targets(session, page_id)
     raise TimeoutError(f"page {page_id} not delivered to {people} people in {timeout}s")
 
