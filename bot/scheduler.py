@@ -9,6 +9,12 @@ transaction (handlers send messages; a database lock must not be held across the
 marks the row completed. A failing handler gives the claim back and is retried after a pause. A
 process killed mid-handler leaves a claim that the next start takes over: handlers must therefore
 be idempotent, which they are by sending with stable transaction IDs and checking their rows.
+
+Timers that fall due together are claimed together: the claims of one transaction gather every
+timer that fell due while the previous one ran (group commit). A kind registered with
+`on_batch` gets such a group in one call, so a page to fifty people escalates as one step, in
+a few transactions and one burst of messages, not fifty of each (bench/README.md: step by step,
+the steps queued on SQLite's write lock and the last went out seconds late).
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ from bot.timeutil import utcnow
 log = logging.getLogger(__name__)
 
 TimerHandler = Callable[[Timer], Awaitable[None]]
+BatchHandler = Callable[[list[Timer]], Awaitable[None]]
 RETRY_AFTER = timedelta(seconds=30)
 
 
@@ -39,7 +46,10 @@ class Scheduler:
     def __init__(self, db: Database, *, retry_after: timedelta = RETRY_AFTER) -> None:
         self._db = db
         self._retry_after = retry_after
-        self._handlers: dict[str, TimerHandler] = {}
+        self._handlers: dict[str, tuple[BatchHandler, bool]] = {}  # kind -> (handler, batched)
+        self._due: list[int] = []  # fell due, not claimed yet
+        self._claiming = False
+        self._claim_runs = 0
         self.claimant = secrets.token_hex(8)  # this process's claims, told apart from a dead one's
         # Handlers run as our own tasks, not inside APScheduler's executor, which would cancel
         # them on shutdown; this way a stop lets a step that is sending pages finish.
@@ -52,9 +62,22 @@ class Scheduler:
         )
 
     def on(self, kind: str, handler: TimerHandler) -> None:
+        """Handle timers of `kind` one by one: each is completed, or retried, on its own."""
+
+        async def one(timers: list[Timer]) -> None:
+            await handler(timers[0])
+
+        self._register(kind, one, batched=False)
+
+    def on_batch(self, kind: str, handler: BatchHandler) -> None:
+        """Handle the timers of `kind` that fell due together in one call. If it fails, the
+        whole group is retried: each timer's part must be idempotent, as every handler is."""
+        self._register(kind, handler, batched=True)
+
+    def _register(self, kind: str, handler: BatchHandler, *, batched: bool) -> None:
         if kind in self._handlers:
             raise ValueError(f"timer kind `{kind}` has a handler already")
-        self._handlers[kind] = handler
+        self._handlers[kind] = (handler, batched)
 
     async def start(self) -> int:
         """Start APScheduler and re-arm every timer that has not fired; returns how many."""
@@ -130,25 +153,73 @@ class Scheduler:
             job.remove()
 
     async def _launch(self, timer_id: int) -> None:
-        self._running.spawn(f"timer:{timer_id}", self.fire(timer_id))
+        """APScheduler's job: queue the timer for the next claim."""
+        self._due.append(timer_id)
+        if not self._claiming:
+            self._claiming = True
+            self._claim_runs += 1
+            self._running.spawn(f"timer-claims:{self._claim_runs}", self._claim_due())
 
-    async def fire(self, timer_id: int) -> None:
-        """Claim and run one timer. Public so that tests and start-up can fire on demand."""
-        async with self._db.session() as session:
-            timer = await core.claim_timer(session, timer_id, self.claimant)
-        if timer is None:
-            return  # completed, cancelled or running in this process already
-        lateness = (utcnow() - timer.due_at).total_seconds()
-        log.info("timer %s:%s fired (%.1fs late)", timer.kind, timer.key, lateness)
+    async def _claim_due(self) -> None:
+        """Claim what fell due, one transaction for all; what falls due meanwhile is claimed
+        next. Started as a task, it runs after the other jobs of APScheduler's pass have queued
+        their timers, so timers due at the same moment share the first claim."""
         try:
-            await self._handlers[timer.kind](timer)
+            while self._due:
+                ids, self._due = self._due, []
+                try:
+                    async with self._db.session() as session:
+                        timers = await core.claim_timers(session, ids, self.claimant)
+                except Exception:
+                    log.exception(
+                        "could not claim timers %s; retrying in %s", ids, self._retry_after
+                    )
+                    self._retry(ids)
+                    continue
+                self._dispatch(timers)  # those not won: completed, cancelled or running here
+        finally:
+            self._claiming = False
+
+    def _dispatch(self, timers: list[Timer]) -> None:
+        groups: dict[str, list[Timer]] = {}
+        for timer in timers:
+            groups.setdefault(timer.kind, []).append(timer)
+        for kind, group in groups.items():
+            if kind not in self._handlers:
+                log.error(
+                    "no handler for timer kind `%s`; %d timers left claimed", kind, len(group)
+                )
+                continue
+            handler, batched = self._handlers[kind]
+            for part in [group] if batched else [[timer] for timer in group]:
+                self._running.spawn(f"timer:{part[0].id}", self._run(handler, part))
+
+    async def _run(self, handler: BatchHandler, timers: list[Timer]) -> None:
+        """Run a handler outside any transaction; then complete its timers, or give them back
+        for a retry after a pause."""
+        now = utcnow()
+        for timer in timers:
+            lateness = (now - timer.due_at).total_seconds()
+            log.info("timer %s:%s fired (%.1fs late)", timer.kind, timer.key, lateness)
+        ids = [timer.id for timer in timers]
+        try:
+            await handler(timers)
         except Exception:
             log.exception(
-                "timer %s:%s failed; retrying in %s", timer.kind, timer.key, self._retry_after
+                "timer %s:%s failed (with %d others); retrying in %s",
+                timers[0].kind,
+                timers[0].key,
+                len(timers) - 1,
+                self._retry_after,
             )
             async with self._db.session() as session:
-                await core.release_timer(session, timer_id)
-            self._add_job(timer_id, utcnow() + self._retry_after)
+                await core.release_timers(session, ids)  # type: ignore[arg-type]
+            self._retry(ids)  # type: ignore[arg-type]
             return
         async with self._db.session() as session:
-            await core.complete_timer(session, timer_id)
+            await core.complete_timers(session, ids)  # type: ignore[arg-type]
+
+    def _retry(self, timer_ids: list[int]) -> None:
+        at = utcnow() + self._retry_after  # one moment for all: retried together, as a group
+        for timer_id in timer_ids:
+            self._add_job(timer_id, at)

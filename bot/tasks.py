@@ -65,11 +65,12 @@ class TaskSupervisor:
             task.cancel()
 
     async def drain(self, seconds: float) -> None:
-        """Wait up to `seconds` for running tasks, then cancel what is left."""
-        pending = list(self._tasks.values())
-        if not pending:
-            return
-        _done, still = await asyncio.wait(pending, timeout=seconds)
+        """Wait up to `seconds` for running tasks, and the tasks they start meanwhile (a claim of
+        timers starts their handlers), then cancel what is left."""
+        deadline = asyncio.get_running_loop().time() + seconds
+        while self._tasks and (left := deadline - asyncio.get_running_loop().time()) > 0:
+            await asyncio.wait(list(self._tasks.values()), timeout=left)
+        still = [task for task in self._tasks.values() if not task.done()]
         for task in still:
             task.cancel()
         if still:

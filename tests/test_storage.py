@@ -171,22 +171,24 @@ async def test_timer_claimed_once(db: Database) -> None:
     async with db.session() as session:
         timer = await core.upsert_timer(session, "test", "k1", utcnow(), {"n": 1})
         again = await core.upsert_timer(session, "test", "k1", utcnow(), {"n": 2})
+        other = await core.upsert_timer(session, "test", "k2", utcnow(), {"n": 3})
     assert timer.id == again.id
+    ids = [timer.id, other.id]
     async with db.session() as session:
-        first = await core.claim_timer(session, timer.id, "process-1")  # type: ignore[arg-type]
+        first = await core.claim_timers(session, ids, "process-1")  # type: ignore[arg-type]
     async with db.session() as session:
-        again = await core.claim_timer(session, timer.id, "process-1")  # type: ignore[arg-type]
-    assert first is not None
-    assert first.payload == {"n": 2}
-    assert again is None
-    # process-1 died mid-handler: the next process takes the claim over, once.
+        again = await core.claim_timers(session, ids, "process-1")  # type: ignore[arg-type]
+    assert [t.payload for t in first] == [{"n": 2}, {"n": 3}]
+    assert again == []
+    # process-1 died mid-handler: the next process takes the claims over, once.
     async with db.session() as session:
-        taken_over = await core.claim_timer(session, timer.id, "process-2")  # type: ignore[arg-type]
-        await core.complete_timer(session, timer.id)  # type: ignore[arg-type]
+        taken_over = await core.claim_timers(session, ids, "process-2")  # type: ignore[arg-type]
+        await core.complete_timers(session, [timer.id])  # type: ignore[list-item]
+        await core.release_timers(session, [other.id])  # type: ignore[list-item]
     async with db.session() as session:
-        after_completion = await core.claim_timer(session, timer.id, "process-3")  # type: ignore[arg-type]
-    assert taken_over is not None
-    assert after_completion is None
+        after = await core.claim_timers(session, ids, "process-3")  # type: ignore[arg-type]
+    assert [t.key for t in taken_over] == ["k1", "k2"]
+    assert [t.key for t in after] == ["k2"]  # completed stays done; released is claimed again
 
 
 class Recorder:
@@ -278,3 +280,36 @@ async def test_failing_handler_is_retried_and_cancel_stops_a_timer(db: Database)
     await asyncio.sleep(1.2)
     await scheduler.stop()
     assert recorder.fired == ["flaky"]
+
+
+async def test_timers_due_together_reach_a_batch_handler_together_and_retry_together(
+    db: Database,
+) -> None:
+    calls: list[list[str]] = []
+    retried = asyncio.Event()
+
+    async def escalate_all(timers: list[Timer]) -> None:
+        calls.append(sorted(t.key for t in timers))
+        if len(calls) == 1:
+            raise RuntimeError("homeserver said 500")
+        retried.set()
+
+    recorder = Recorder()
+    scheduler = Scheduler(db, retry_after=timedelta(milliseconds=200))
+    scheduler.on_batch("step", escalate_all)
+    scheduler.on("single", recorder)
+    await scheduler.start()
+    due = utcnow() + timedelta(milliseconds=300)
+    keys = sorted(f"s{n:02d}" for n in range(20))
+    async with db.session() as session:
+        for key in keys:
+            await scheduler.arm(session, "step", key, due)
+        await scheduler.arm(session, "single", "alone", due)
+    await asyncio.wait_for(retried.wait(), 5)
+    await asyncio.wait_for(recorder.event.wait(), 5)
+    await scheduler.stop()
+    assert calls == [keys, keys]  # one call for the twenty, and the failed call again, whole
+    assert recorder.fired == ["alone"]  # another kind, due at the same moment: its own handler
+    async with db.session() as session:
+        timers = (await session.exec(select(Timer))).all()
+    assert all(t.completed_at is not None for t in timers)

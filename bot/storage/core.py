@@ -109,38 +109,45 @@ async def insert_timers(
     return [(row.id, row.due_at) for row in rows]
 
 
-async def claim_timer(session: AsyncSession, timer_id: int, claimant: str) -> Timer | None:
-    """Claim a timer for `claimant` (this process), atomically.
+async def claim_timers(
+    session: AsyncSession, timer_ids: Sequence[int], claimant: str
+) -> list[Timer]:
+    """Claim timers for `claimant` (this process), atomically; returns those it won, by ID.
 
-    Wins when the timer is armed and unclaimed, or claimed by a process that is gone (any other
-    claimant: each process start has its own). Returns it only to the winner.
+    A timer is won when it is armed and unclaimed, or claimed by a process that is gone (any
+    other claimant: each process start has its own).
     """
+    if not timer_ids:
+        return []
     result = await session.exec(  # type: ignore[call-overload]
         update(Timer)
         .where(
-            col(Timer.id) == timer_id,
+            col(Timer.id).in_(timer_ids),
             col(Timer.completed_at).is_(None),
             col(Timer.cancelled_at).is_(None),
             or_(col(Timer.claimed_by).is_(None), col(Timer.claimed_by) != claimant),
         )
         .values(fired_at=utcnow(), claimed_by=claimant)
+        .returning(col(Timer.id))
     )
-    if result.rowcount != 1:
-        return None
-    return await session.get(Timer, timer_id)
+    won = [row[0] for row in result.all()]
+    if not won:
+        return []
+    rows = await session.exec(select(Timer).where(col(Timer.id).in_(won)).order_by(col(Timer.id)))
+    return list(rows.all())
 
 
-async def complete_timer(session: AsyncSession, timer_id: int) -> None:
+async def complete_timers(session: AsyncSession, timer_ids: Sequence[int]) -> None:
     await session.exec(  # type: ignore[call-overload]
-        update(Timer).where(col(Timer.id) == timer_id).values(completed_at=utcnow())
+        update(Timer).where(col(Timer.id).in_(timer_ids)).values(completed_at=utcnow())
     )
 
 
-async def release_timer(session: AsyncSession, timer_id: int) -> None:
-    """Give a claim back after the handler failed, so that the retry can claim it again."""
+async def release_timers(session: AsyncSession, timer_ids: Sequence[int]) -> None:
+    """Give claims back after the handler failed, so that the retry can claim them again."""
     await session.exec(  # type: ignore[call-overload]
         update(Timer)
-        .where(col(Timer.id) == timer_id, col(Timer.completed_at).is_(None))
+        .where(col(Timer.id).in_(timer_ids), col(Timer.completed_at).is_(None))
         .values(claimed_by=None, fired_at=None)
     )
 
