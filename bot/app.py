@@ -119,7 +119,7 @@ class App:
                 roster=roster,
                 metrics=self.metrics,
             )
-            scheduler.on(PAGE_STEP, Paging(self.deps).on_step)
+            scheduler.on_batch(PAGE_STEP, Paging(self.deps).on_steps)
             scheduler.on(REQUEST_STEP, Inputs(self.deps).on_step)
             scheduler.on(CHECK_CLOSE, Checks(self.deps).on_close)
             scheduler.on(DIGEST_TIMER, Digest(self.deps).on_digest)

@@ -61,17 +61,6 @@ async def pages_of(session: AsyncSession, activation_id: int) -> list[PageRow]:
     return list(rows.all())
 
 
-async def unit_targets(session: AsyncSession, page_id: int, handle: str) -> list[PageTargetRow]:
-    """One person's row of a page and their backups' (an escalation step's unit)."""
-    rows = await session.exec(
-        select(PageTargetRow)
-        .where(PageTargetRow.page_id == page_id)
-        .where(or_(PageTargetRow.handle == handle, PageTargetRow.covers == handle))
-        .order_by(col(PageTargetRow.id))
-    )
-    return list(rows.all())
-
-
 async def targets(session: AsyncSession, page_id: int) -> list[PageTargetRow]:
     rows = await session.exec(
         select(PageTargetRow)
