@@ -16,7 +16,7 @@ from sqlmodel import select
 
 from bot.scheduler import Scheduler
 from bot.storage import bulk, core
-from bot.storage.db import Database, SchemaError, alembic_config
+from bot.storage.db import Database, SchemaError, alembic_config, migration_graph
 from bot.storage.models import InboxEvent, Timer, metadata
 from bot.timeutil import utcnow
 from tests.conftest import BACKENDS
@@ -40,8 +40,11 @@ async def test_migrations_reach_head_and_match_the_models(database_url: str) -> 
         with pytest.raises(SchemaError, match="no schema"):
             await database.check_schema()
         await database.upgrade()
-        head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+        script = ScriptDirectory.from_config(alembic_config())
+        head = script.get_current_head()
         assert await database.check_schema() == head
+        # The start-up's own reading of the migration files agrees with Alembic's.
+        assert migration_graph() == (head, {r.revision for r in script.walk_revisions()})
         await database.upgrade()  # idempotent
         async with database.engine.connect() as conn:
             diff = await conn.run_sync(
