@@ -13,7 +13,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Row, insert, update
+from sqlalchemy import Row, insert, inspect, update
 from sqlmodel import SQLModel
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -36,12 +36,14 @@ async def insert_rows(
 
 
 async def update_by_id(
-    session: AsyncSession, model: type[SQLModel], updates: dict[int, dict[str, object]]
+    session: AsyncSession, model: type[SQLModel], updates: dict[Any, dict[str, object]]
 ) -> None:
-    """Set each row's fields, `{id: {field: value}}`: one statement per distinct set of fields."""
+    """Set each row's fields, `{primary key: {field: value}}` (an `id`, or an organisation's
+    `key`): one statement per distinct set of fields."""
+    (key,) = (column.name for column in inspect(model).primary_key)
     batches: dict[tuple[str, ...], list[dict[str, object]]] = defaultdict(list)
-    for row_id, fields in updates.items():
-        batches[tuple(sorted(fields))].append({"id": row_id, **fields})
+    for row_key, fields in updates.items():
+        batches[tuple(sorted(fields))].append({key: row_key, **fields})
     for params in batches.values():
         # A list of parameter sets: an UPDATE … WHERE id = :id per set. (A single dict instead of
         # a list would update every row of the table.)
