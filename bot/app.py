@@ -105,7 +105,6 @@ class App:
             log.info("database at schema %s", await db.check_schema())
             await self._start_health(db, scheduler)
             roster = Roster(settings.directory_path, db, settings.data_dir)
-            await roster.load()
             client = make_client(settings)
             credentials = await log_in(client, settings)
             add_secrets([credentials.access_token])
@@ -129,6 +128,10 @@ class App:
             scheduler.on(ROUND_CLOSE, rounds.on_close)
             runner = self.runner = CommandRunner(self.deps)
             self.trust = DeviceTrust(client, self._member_ids)
+            # The directory loads while the homeserver prepares the first sync (full state, every
+            # room: most of a start's wait, bench/ start-up); the sync loop handles nothing of
+            # that batch, invites included, before the directory is in force.
+            directory = asyncio.create_task(roster.load(), name="directory")
             self.sync = SyncLoop(
                 client,
                 db,
@@ -136,6 +139,7 @@ class App:
                 dispatch=lambda items: self._dispatch(runner, items),
                 on_invite=self._on_invite,
                 on_ready=lambda: self._on_ready(runner),
+                prepared=lambda: directory,
                 on_undecryptable=self._on_undecryptable,
                 on_keys=self.trust.review,
                 timeout_ms=self.tuning.sync_timeout_ms,
@@ -145,12 +149,12 @@ class App:
             sync_task = asyncio.create_task(self.sync.run(), name="sync")
             watch_task = asyncio.create_task(leadership.watch(), name="leader")
             stop_task = asyncio.create_task(self._stopping.wait(), name="stop")
-            tasks = {sync_task, watch_task, stop_task}
-            done, _ = await asyncio.wait(tasks, return_when="FIRST_COMPLETED")
+            tasks = {directory, sync_task, watch_task, stop_task}
+            done = await _until_one_ends(tasks, besides=directory)
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-            for task in (sync_task, watch_task):
+            for task in (directory, sync_task, watch_task):
                 if task in done and not task.cancelled() and task.exception() is not None:
                     raise task.exception()  # type: ignore[misc]
         finally:
@@ -214,8 +218,10 @@ class App:
 
     def request_reload(self) -> None:
         """SIGHUP: re-read the directory in the background; a bad file changes nothing."""
-        if self.deps is not None:
-            self.tasks.spawn("directory-reload", self.deps.roster.reload())
+        if self.deps is None or not self.ready.is_set():
+            log.warning("directory reload asked during start-up: ignored; ask again once ready")
+            return
+        self.tasks.spawn("directory-reload", self.deps.roster.reload())
 
     async def _on_ready(self, runner: CommandRunner) -> None:
         assert self.deps is not None
@@ -256,6 +262,18 @@ class App:
         else:
             log.info("accepting invite to %s from %s", room_id, inviter)
             await self.deps.messenger.join(room_id)
+
+
+async def _until_one_ends(
+    tasks: set[asyncio.Task[Any]], *, besides: asyncio.Task[Any]
+) -> set[asyncio.Task[Any]]:
+    """Wait until one of `tasks` ends; `besides` ending well is not the end (the directory
+    loading beside the sync loop: a broken file must stop the start even while the homeserver
+    is away, and a good one lets everything run on)."""
+    done, pending = await asyncio.wait(tasks, return_when="FIRST_COMPLETED")
+    if done == {besides} and besides.exception() is None:
+        done, _ = await asyncio.wait(pending, return_when="FIRST_COMPLETED")
+    return done
 
 
 async def serve(app: App) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import signal
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ from bot.storage.db import Database
 from bot.storage.directory_store import contact_rows, store_directory
 from tests.conftest import BACKENDS, Cast, bot_running, run_cli, start_process, wait_for_log
 from tests.matrix_people import Person, body
-from tests.test_bot_matrix import shared_room
+from tests.test_bot_matrix import bot_joined, shared_room
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -233,3 +234,57 @@ async def test_directory_reload_command_signals_the_running_bot(
     result = run_cli(bot_env | {"ICC_CONFIG_DIR": str(REPO / "config")}, "directory", "reload")
     assert result.returncode == 1
     assert "no running bot found" in result.stderr
+
+
+def _bot_left(bot_id: str):  # type: ignore[no-untyped-def]
+    def check(event: dict) -> bool:
+        return (
+            event.get("type") == "m.room.member"
+            and event.get("state_key") == bot_id
+            and event.get("content", {}).get("membership") == "leave"
+        )
+
+    return check
+
+
+@pytest_synapse
+async def test_invites_waiting_at_start_are_judged_by_the_directory_loading_meanwhile(
+    bot_env: dict[str, str], people: dict[str, Person], cast: Cast
+) -> None:
+    """The directory loads while the homeserver prepares the first sync (bench/, start-up); that
+    batch waits for it. 5,000 contacts take longer to load than this account's first sync: were
+    the invites judged before, the member's would be declined as a stranger's."""
+    big = cast.directory()
+    big["contacts"] += [
+        {
+            "handle": f"filler{n}",
+            "name": f"Filler {n}",
+            "organisation": "nccn",
+            "matrix_id": f"@filler{n}:localhost",
+            "role": "partner",
+        }
+        for n in range(5000)
+    ]
+    write_directory(bot_env, big)
+    async with bot_running(bot_env):
+        pass  # the first start records where the bot stopped reading
+    member_room = await people["member"].create_room(invite=[cast.bot.user_id])
+    stranger_room = await people["stranger"].create_room(invite=[cast.bot.user_id])
+    async with bot_running(bot_env):
+        await people["member"].wait_for(member_room, bot_joined(cast.bot.user_id))
+        await people["stranger"].wait_for(stranger_room, _bot_left(cast.bot.user_id))
+
+
+@pytest_synapse
+async def test_a_broken_directory_stops_the_bot_at_start_with_every_problem(
+    bot_env: dict[str, str], cast: Cast
+) -> None:
+    broken = cast.directory()
+    broken["contacts"][1]["organisation"] = "nowhere"
+    broken["contacts"][2]["backup"] = "ghost"
+    write_directory(bot_env, broken)
+    result = await asyncio.to_thread(run_cli, bot_env, "run")
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert "organisation: unknown organisation `nowhere`" in result.stderr
+    assert "backup: unknown contact `ghost`" in result.stderr
+    assert "INFO bot.app: ready" not in result.stderr

@@ -76,6 +76,7 @@ class SyncLoop:
         dispatch: Callable[[list[InboxEvent]], None],
         on_invite: Callable[[str, str], Awaitable[None]],
         on_ready: Callable[[], Awaitable[None]],
+        prepared: Callable[[], Awaitable[object]] | None = None,
         on_undecryptable: Callable[[str, str, str], Awaitable[None]] | None = None,
         on_keys: Callable[[KeysQueryResponse | None], None] | None = None,
         timeout_ms: int = 30_000,
@@ -88,6 +89,7 @@ class SyncLoop:
         self._dispatch = dispatch
         self._on_invite = on_invite
         self._on_ready = on_ready
+        self._prepared = prepared
         self._on_undecryptable = on_undecryptable
         self._on_keys = on_keys
         self._undecryptable: list[tuple[str, MegolmEvent]] = []
@@ -130,6 +132,10 @@ class SyncLoop:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self._backoff[1])
                 continue
+            if first and self._prepared is not None:
+                # What handling needs (the directory) was made ready while the homeserver
+                # prepared this first, full-state batch; nothing in it is handled before.
+                await self._prepared()
             try:
                 fresh = await self._persist(response, filter_id, history=since is None)
             except (SQLAlchemyError, OSError) as exc:
