@@ -14,10 +14,11 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import text
 from sqlmodel import select
 
+from bot.activations import make_ref
 from bot.scheduler import Scheduler
-from bot.storage import bulk, core
+from bot.storage import activation_store, bulk, core
 from bot.storage.db import Database, SchemaError, alembic_config, migration_graph
-from bot.storage.models import InboxEvent, Timer, metadata
+from bot.storage.models import ActivationRow, InboxEvent, Timer, metadata
 from bot.timeutil import utcnow
 from tests.conftest import BACKENDS
 
@@ -316,3 +317,32 @@ async def test_timers_due_together_reach_a_batch_handler_together_and_retry_toge
     async with db.session() as session:
         timers = (await session.exec(select(Timer))).all()
     assert all(t.completed_at is not None for t in timers)
+
+
+async def test_activations_opened_at_once_each_get_their_own_number(db: Database) -> None:
+    """Twenty activations opened in the same second, each in one transaction as
+    `Activations.open` does it: every one gets the next number. Before `next_number` held the
+    numbering, two could take the same one, and the second failed on the unique number."""
+
+    async def open_one(n: int) -> None:
+        async with db.session() as session:
+            assert await activation_store.by_opening_event(session, f"$open{n}") is None
+            number = await activation_store.next_number(session, exercise=False, year=2026)
+            session.add(
+                ActivationRow(
+                    ref=make_ref(exercise=False, year=2026, number=number),
+                    year=2026,
+                    number=number,
+                    title=f"Activation {n}",
+                    level="monitoring",
+                    tlp="TLP:AMBER",
+                    lead="@a:x",
+                    opened_by_event=f"$open{n}",
+                    opened_at=utcnow(),
+                )
+            )
+
+    await asyncio.gather(*(open_one(n) for n in range(20)))
+    async with db.session() as session:
+        numbers = (await session.exec(select(ActivationRow.number))).all()
+    assert sorted(numbers) == list(range(1, 21))

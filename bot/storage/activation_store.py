@@ -13,8 +13,19 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from bot.storage.models import ActivationRow, LogEntryRow, SitrepRow
 from bot.storage.types import could_be_id
 
+NUMBERING_LOCK = 0x1CC0_0001  # PostgreSQL advisory lock: who numbers an activation
+
 
 async def next_number(session: AsyncSession, *, exercise: bool, year: int) -> int:
+    """The year's next activation number (exercises count apart), held until the transaction
+    ends: two activations opened in the same second must not both take it (the second would
+    fail on the unique number). PostgreSQL: an advisory lock on the numbering; SQLite: its
+    write lock, taken now by a write that changes nothing (see lock_activation)."""
+    if _on_sqlite(session):
+        statement = update(ActivationRow).where(col(ActivationRow.id).is_(None))
+        await session.exec(statement.values(id=ActivationRow.id))  # type: ignore[call-overload]
+    else:
+        await session.exec(select(func.pg_advisory_xact_lock(NUMBERING_LOCK)))  # type: ignore[call-overload]
     result = await session.exec(
         select(func.max(ActivationRow.number)).where(
             ActivationRow.exercise == exercise, ActivationRow.year == year
@@ -60,7 +71,7 @@ async def lock_activation(session: AsyncSession, activation_id: int) -> None:
     only at its first write: two sessions whose first statements read the last logbook entry
     would both chain onto it. A write that changes nothing takes that lock now.
     """
-    if session.bind is not None and session.bind.dialect.name == "sqlite":
+    if _on_sqlite(session):
         statement = update(ActivationRow).where(col(ActivationRow.id) == activation_id)
         await session.exec(statement.values(id=ActivationRow.id))  # type: ignore[call-overload]
         return
@@ -152,3 +163,7 @@ async def sitreps(session: AsyncSession, activation_id: int) -> list[SitrepRow]:
         .order_by(col(SitrepRow.number))
     )
     return list(rows.all())
+
+
+def _on_sqlite(session: AsyncSession) -> bool:
+    return session.bind is not None and session.bind.dialect.name == "sqlite"
