@@ -16,15 +16,21 @@ from tests.matrix_people import Person, body
 pytestmark = pytest.mark.synapse
 
 
-def bot_joined(bot_id: str):  # type: ignore[no-untyped-def]
+def bot_joined(bot_id: str, membership: str = "join"):  # type: ignore[no-untyped-def]
+    """A check for the event of the bot's membership becoming `membership`."""
+
     def check(event: dict) -> bool:
         return (
             event.get("type") == "m.room.member"
             and event.get("state_key") == bot_id
-            and event.get("content", {}).get("membership") == "join"
+            and event.get("content", {}).get("membership") == membership
         )
 
     return check
+
+
+def bot_left(bot_id: str):  # type: ignore[no-untyped-def]
+    return bot_joined(bot_id, "leave")
 
 
 async def shared_room(people: dict[str, Person], cast: Cast) -> str:
@@ -151,14 +157,7 @@ async def test_invites_from_directory_members_only(
     stranger_room = await people["stranger"].create_room(invite=[cast.bot.user_id])
     member_room = await people["member"].create_room(invite=[cast.bot.user_id])
     await people["member"].wait_for(member_room, bot_joined(cast.bot.user_id))
-    await people["stranger"].wait_for(
-        stranger_room,
-        lambda e: (
-            e.get("type") == "m.room.member"
-            and e.get("state_key") == cast.bot.user_id
-            and e["content"].get("membership") == "leave"
-        ),
-    )
+    await people["stranger"].wait_for(stranger_room, bot_left(cast.bot.user_id))
 
 
 @pytest.mark.parametrize("database_url", BACKENDS, indirect=True)

@@ -16,7 +16,7 @@ from bot.storage.db import Database
 from bot.storage.directory_store import contact_rows, store_directory
 from tests.conftest import BACKENDS, Cast, bot_running, run_cli, start_process, wait_for_log
 from tests.matrix_people import Person, body
-from tests.test_bot_matrix import bot_joined, shared_room
+from tests.test_bot_matrix import bot_joined, bot_left, shared_room
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -236,17 +236,6 @@ async def test_directory_reload_command_signals_the_running_bot(
     assert "no running bot found" in result.stderr
 
 
-def _bot_left(bot_id: str):  # type: ignore[no-untyped-def]
-    def check(event: dict) -> bool:
-        return (
-            event.get("type") == "m.room.member"
-            and event.get("state_key") == bot_id
-            and event.get("content", {}).get("membership") == "leave"
-        )
-
-    return check
-
-
 @pytest_synapse
 async def test_invites_waiting_at_start_are_judged_by_the_directory_loading_meanwhile(
     bot_env: dict[str, str], people: dict[str, Person], cast: Cast
@@ -272,7 +261,7 @@ async def test_invites_waiting_at_start_are_judged_by_the_directory_loading_mean
     stranger_room = await people["stranger"].create_room(invite=[cast.bot.user_id])
     async with bot_running(bot_env):
         await people["member"].wait_for(member_room, bot_joined(cast.bot.user_id))
-        await people["stranger"].wait_for(stranger_room, _bot_left(cast.bot.user_id))
+        await people["stranger"].wait_for(stranger_room, bot_left(cast.bot.user_id))
 
 
 @pytest_synapse
