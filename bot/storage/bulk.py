@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import Row, insert, inspect, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import SQLModel
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -48,3 +49,33 @@ async def update_by_id(
         # A list of parameter sets: an UPDATE … WHERE id = :id per set. (A single dict instead of
         # a list would update every row of the table.)
         await session.exec(update(model), params=list(params))  # type: ignore[call-overload]
+
+
+async def insert_missing(
+    session: AsyncSession, model: type[SQLModel], values: Sequence[dict[str, Any]], key: str
+) -> set[Any]:
+    """Insert the rows whose `key` is not in the table yet, in one statement; returns the keys
+    of those inserted (a look-up first, then an insert, is one more round trip in the way of
+    every command: the sync loop records each one before it runs)."""
+    if not values:
+        return set()
+    statement = _insert(session, model).on_conflict_do_nothing(index_elements=[key])
+    result = await session.exec(  # type: ignore[call-overload]
+        statement.returning(getattr(model, key)), params=list(values)
+    )
+    return {row[0] for row in result.all()}
+
+
+async def upsert(
+    session: AsyncSession, model: type[SQLModel], values: dict[str, Any], key: str
+) -> None:
+    """Insert the row, or update it where `key` exists already: one statement."""
+    statement = _insert(session, model).values(**values)
+    changes = {name: value for name, value in values.items() if name != key}
+    await session.exec(statement.on_conflict_do_update(index_elements=[key], set_=changes))  # type: ignore[call-overload]
+
+
+def _insert(session: AsyncSession, model: type[SQLModel]) -> Any:
+    """The dialect's own INSERT, which knows ON CONFLICT (both dialects the bot runs on do)."""
+    dialect = session.bind.dialect.name if session.bind is not None else ""
+    return {"sqlite": sqlite.insert, "postgresql": postgresql.insert}[dialect](model)

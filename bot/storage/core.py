@@ -26,30 +26,16 @@ async def load_sync_state(session: AsyncSession, user_id: str) -> SyncState | No
 async def save_sync_state(
     session: AsyncSession, user_id: str, *, next_batch: str | None, filter_id: str | None
 ) -> None:
-    state = await session.get(SyncState, user_id)
-    if state is None:
-        state = SyncState(user_id=user_id)
-    state.next_batch = next_batch
-    state.filter_id = filter_id
-    state.updated_at = utcnow()
-    session.add(state)
-
-
-async def known_event_ids(session: AsyncSession, event_ids: Sequence[str]) -> set[str]:
-    if not event_ids:
-        return set()
-    rows = await session.exec(
-        select(InboxEvent.event_id).where(col(InboxEvent.event_id).in_(list(event_ids)))
-    )
-    return set(rows.all())
+    values = {"next_batch": next_batch, "filter_id": filter_id, "updated_at": utcnow()}
+    await bulk.upsert(session, SyncState, {"user_id": user_id, **values}, "user_id")
 
 
 async def record_inbox(session: AsyncSession, events: Sequence[InboxEvent]) -> list[InboxEvent]:
     """Add the events not seen before; returns the ones added (the rest are duplicates)."""
-    seen = await known_event_ids(session, [e.event_id for e in events])
-    fresh = [e for e in events if e.event_id not in seen]
-    session.add_all(fresh)
-    return fresh
+    unique = list({event.event_id: event for event in reversed(events)}.values())[::-1]
+    values = [event.model_dump() for event in unique]
+    added = await bulk.insert_missing(session, InboxEvent, values, "event_id")
+    return [event for event in unique if event.event_id in added]
 
 
 async def pending_inbox(session: AsyncSession) -> list[InboxEvent]:
