@@ -542,11 +542,12 @@ class Paging:
 
     # -- escalation -------------------------------------------------------------------------------
 
-    async def on_steps(self, timers: list[Timer]) -> None:
+    async def on_steps(self, timers: list[Timer]) -> list[Timer]:
         """Steps that fell due together, page by page: a page to a group escalates as one — one
-        read, one write and one burst of messages — and each unit acts only if nobody in it has
-        answered yet. Measured in bench/: fifty steps run one by one queued on the database, and
-        the last pages went out seconds after the deadline."""
+        write and one burst of messages — and each unit acts only if nobody in it has answered
+        yet. Measured in bench/: fifty steps run one by one queued on the database, and the
+        last pages went out seconds after the deadline. Returns the steps of pages that failed,
+        for the scheduler to retry; the other pages' steps are done."""
         by_page: dict[int, list[Timer]] = {}
         for timer in timers:
             by_page.setdefault(timer.payload["page"], []).append(timer)
@@ -554,14 +555,18 @@ class Paging:
             *(self._page_steps(page_id, steps) for page_id, steps in by_page.items()),
             return_exceptions=True,
         )
-        for outcome in outcomes:
-            if isinstance(outcome, BaseException):
-                raise outcome  # the scheduler retries the group; done units are skipped then
+        failed: list[Timer] = []
+        for (page_id, steps), outcome in zip(by_page.items(), outcomes, strict=True):
+            if isinstance(outcome, Exception):
+                log.error("escalation of page %d failed; retrying it", page_id, exc_info=outcome)
+                failed += steps
+            elif isinstance(outcome, BaseException):
+                raise outcome  # cancelled: the claims stay, the next start takes them over
+        return failed
 
     async def _page_steps(self, page_id: int, timers: list[Timer]) -> None:
         async with self.deps.db.session() as session:
             page = await store.page(session, page_id)
-            rows = await store.targets(session, page_id) if page else []
             activation = (
                 await activation_store.by_id(session, page.activation_id)
                 if page and page.activation_id
@@ -569,30 +574,40 @@ class Paging:
             )
         if page is None or activation is None or activation.status != "open":
             return
-        due: dict[str, list[list[PageTargetRow]]] = {ESCALATE: [], UNREACHABLE: []}
+        due: dict[str, list[str]] = {ESCALATE: [], UNREACHABLE: []}
         for timer in timers:
-            handle = timer.payload["handle"]
-            unit = [r for r in rows if r.handle == handle and not r.covers] + [
-                r for r in rows if r.covers == handle
-            ]
-            if unit and not any(r.acked_at for r in unit):
-                due[timer.payload["step"]].append(unit)
-        if due[ESCALATE]:
-            await self._escalate(page, activation, due[ESCALATE])
-        if due[UNREACHABLE]:
-            await self._unreachable(page, activation, due[UNREACHABLE])
-        if due[ESCALATE] or due[UNREACHABLE]:
+            due[timer.payload["step"]].append(timer.payload["handle"])
+        # A unit's unreachable step is armed by its escalation, so the two never share a unit.
+        acted = await asyncio.gather(
+            self._escalate(page, activation, due[ESCALATE]),
+            self._unreachable(page, activation, due[UNREACHABLE]),
+        )
+        if any(acted):
             await self.refresh_board(page, activation)
 
-    async def _escalate(
-        self, page: PageRow, activation: ActivationRow, units: list[list[PageTargetRow]]
-    ) -> None:
-        """Page each unit's person again and page their backup (the first time: their row is
-        added now), in one transaction; then send all of it at once."""
+    async def _waiting_units(
+        self, session: AsyncSession, page_id: int, handles: list[str]
+    ) -> list[list[PageTargetRow]]:
+        """The units of `handles` (the person's row, then their backups') in which nobody has
+        answered, read in the transaction that acts on them: an answer recorded a moment ago
+        (while the other steps of the group were sending) stops the step."""
+        rows = await store.targets(session, page_id)
+        units = [
+            [r for r in rows if r.handle == handle and not r.covers]
+            + [r for r in rows if r.covers == handle]
+            for handle in handles
+        ]
+        return [unit for unit in units if unit and not any(r.acked_at for r in unit)]
+
+    async def _escalate(self, page: PageRow, activation: ActivationRow, handles: list[str]) -> bool:
+        """Page each waiting unit's person again and page their backup (the first time: their
+        row is added now), in one transaction; then send all of it at once."""
+        if not handles:
+            return False
         window = timedelta(seconds=page.ack_window_s)
-        self.deps.metrics.escalations.labels(ESCALATE).inc(len(units))
         now = utcnow()
         async with self.deps.db.session() as session:
+            units = await self._waiting_units(session, page.id, handles)  # type: ignore[arg-type]
             steps = [
                 (unit[0], unit[1:] or self._new_backup(page, unit[0], now + window))
                 for unit in units
@@ -602,7 +617,8 @@ class Paging:
             )
             await session.flush()
             for row, backups in steps:
-                due = backups[0].deadline if backups else now + window
+                # A re-run (after a failure or a crash) keeps the deadline it set the first time.
+                due = backups[0].deadline if backups else (row.escalated_at or now) + window
                 await self._arm(session, activation, page, row.handle, UNREACHABLE, due)
             # Recorded once: a step re-run after a crash finds it escalated already, and only
             # sends again what may not have left (with the same transaction IDs).
@@ -610,11 +626,13 @@ class Paging:
             await store.mark_many(session, {row.id: {"escalated_at": now} for row, _ in fresh})  # type: ignore[misc]
             for row, backups in fresh:
                 await self._record_escalation(session, page, activation, row, backups)
+        self.deps.metrics.escalations.labels(ESCALATE).inc(len(steps))
         # The pages leave together, once the steps are recorded: a re-run after a crash sends
         # them again with the same transaction IDs, which the homeserver does not repeat.
         repeat = [row for row, _ in steps if row.declined_at is None and row.event_id is not None]
         backups = [b for _, unit_backups in steps for b in unit_backups if b.event_id is None]
         await self._send(page, activation, backups, repeated=repeat)
+        return bool(steps)
 
     def _new_backup(
         self, page: PageRow, row: PageTargetRow, deadline: datetime
@@ -651,34 +669,41 @@ class Paging:
         )
 
     async def _unreachable(
-        self, page: PageRow, activation: ActivationRow, units: list[list[PageTargetRow]]
-    ) -> None:
-        """Record each unit as unreachable (once: a re-run after a crash finds it recorded) in
-        one transaction; then tell the room, a notice per unit, all at once."""
-        self.deps.metrics.escalations.labels(UNREACHABLE).inc(len(units))
+        self, page: PageRow, activation: ActivationRow, handles: list[str]
+    ) -> bool:
+        """Record each waiting unit as unreachable (once: a re-run after a crash finds it
+        recorded) in one transaction; then tell the room, a notice per unit, all at once."""
+        if not handles:
+            return False
         now = utcnow()
-        fresh = [unit for unit in units if any(row.unreachable_at is None for row in unit)]
-        if fresh:
-            async with self.deps.db.session() as session:
-                await store.mark_many(
+        async with self.deps.db.session() as session:
+            units = await self._waiting_units(session, page.id, handles)  # type: ignore[arg-type]
+            fresh = [unit for unit in units if any(row.unreachable_at is None for row in unit)]
+            marks = {
+                row.id: {"unreachable_at": now}
+                for unit in fresh
+                for row in unit
+                if row.unreachable_at is None
+            }
+            await store.mark_many(session, marks)  # type: ignore[arg-type]
+            for unit in fresh:
+                await self.activations.record(
                     session,
-                    {
-                        row.id: {"unreachable_at": now}  # type: ignore[misc]
-                        for unit in fresh
-                        for row in unit
-                        if row.unreachable_at is None
-                    },
+                    activation,
+                    "system.unreachable",
+                    f"{page.ref}: could not reach {', '.join(r.name for r in unit)}",
+                    self.activations.bot_id,
+                    data={"page": page.id, "handles": [r.handle for r in unit]},
                 )
-                for unit in fresh:
-                    await self.activations.record(
-                        session,
-                        activation,
-                        "system.unreachable",
-                        f"{page.ref}: could not reach {', '.join(r.name for r in unit)}",
-                        self.activations.bot_id,
-                        data={"page": page.id, "handles": [r.handle for r in unit]},
-                    )
-        await asyncio.gather(*(self._tell_unreachable(page, activation, unit) for unit in units))
+        self.deps.metrics.escalations.labels(UNREACHABLE).inc(len(units))
+        told = await asyncio.gather(
+            *(self._tell_unreachable(page, activation, unit) for unit in units),
+            return_exceptions=True,
+        )
+        for outcome in told:
+            if isinstance(outcome, BaseException):
+                raise outcome  # every notice had its try; the retry sends the rest again
+        return bool(units)
 
     async def _tell_unreachable(
         self, page: PageRow, activation: ActivationRow, unit: list[PageTargetRow]

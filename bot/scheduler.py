@@ -38,7 +38,7 @@ from bot.timeutil import utcnow
 log = logging.getLogger(__name__)
 
 TimerHandler = Callable[[Timer], Awaitable[None]]
-BatchHandler = Callable[[list[Timer]], Awaitable[None]]
+BatchHandler = Callable[[list[Timer]], Awaitable[list[Timer] | None]]
 RETRY_AFTER = timedelta(seconds=30)
 
 
@@ -70,8 +70,9 @@ class Scheduler:
         self._register(kind, one, batched=False)
 
     def on_batch(self, kind: str, handler: BatchHandler) -> None:
-        """Handle the timers of `kind` that fell due together in one call. If it fails, the
-        whole group is retried: each timer's part must be idempotent, as every handler is."""
+        """Handle the timers of `kind` that fell due together in one call. It returns those that
+        failed (retried after a pause, the rest completed); if it raises, the whole group is
+        retried. Each timer's part must be idempotent, as every handler is."""
         self._register(kind, handler, batched=True)
 
     def _register(self, kind: str, handler: BatchHandler, *, batched: bool) -> None:
@@ -201,9 +202,8 @@ class Scheduler:
         for timer in timers:
             lateness = (now - timer.due_at).total_seconds()
             log.info("timer %s:%s fired (%.1fs late)", timer.kind, timer.key, lateness)
-        ids = [timer.id for timer in timers]
         try:
-            await handler(timers)
+            failed = {timer.id for timer in await handler(timers) or []}
         except Exception:
             log.exception(
                 "timer %s:%s failed (with %d others); retrying in %s",
@@ -212,12 +212,12 @@ class Scheduler:
                 len(timers) - 1,
                 self._retry_after,
             )
-            async with self._db.session() as session:
-                await core.release_timers(session, ids)  # type: ignore[arg-type]
-            self._retry(ids)  # type: ignore[arg-type]
-            return
+            failed = {timer.id for timer in timers}
+        done = [timer.id for timer in timers if timer.id not in failed]
         async with self._db.session() as session:
-            await core.complete_timers(session, ids)  # type: ignore[arg-type]
+            await core.complete_timers(session, done)  # type: ignore[arg-type]
+            await core.release_timers(session, list(failed))  # type: ignore[arg-type]
+        self._retry(list(failed))  # type: ignore[arg-type]
 
     def _retry(self, timer_ids: list[int]) -> None:
         at = utcnow() + self._retry_after  # one moment for all: retried together, as a group

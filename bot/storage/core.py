@@ -124,6 +124,8 @@ async def claim_timers(
 
 
 async def complete_timers(session: AsyncSession, timer_ids: Sequence[int]) -> None:
+    if not timer_ids:
+        return
     await session.exec(  # type: ignore[call-overload]
         update(Timer).where(col(Timer.id).in_(timer_ids)).values(completed_at=utcnow())
     )
@@ -131,6 +133,8 @@ async def complete_timers(session: AsyncSession, timer_ids: Sequence[int]) -> No
 
 async def release_timers(session: AsyncSession, timer_ids: Sequence[int]) -> None:
     """Give claims back after the handler failed, so that the retry can claim them again."""
+    if not timer_ids:
+        return
     await session.exec(  # type: ignore[call-overload]
         update(Timer)
         .where(col(Timer.id).in_(timer_ids), col(Timer.completed_at).is_(None))
