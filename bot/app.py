@@ -12,10 +12,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from bot.checks import CLOSE_TIMER as CHECK_CLOSE
 from bot.checks import Checks
@@ -52,6 +52,7 @@ from bot.storage.models import InboxEvent
 from bot.tasks import TaskSupervisor
 from bot.timeutil import utcnow
 
+T = TypeVar("T")
 log = logging.getLogger(__name__)
 
 # Exit codes of `icc-bot run`, distinct so that a supervisor can tell what to fix.
@@ -96,6 +97,7 @@ class App:
         private_dir(settings.data_dir)
         db = Database(settings.database_url)
         client = None
+        directory: asyncio.Task[Any] | None = None
         scheduler = Scheduler(db)
         leadership = Leadership(db, settings.user_id)
         try:
@@ -105,8 +107,12 @@ class App:
             log.info("database at schema %s", await db.check_schema())
             await self._start_health(db, scheduler)
             roster = Roster(settings.directory_path, db, settings.data_dir)
+            # The directory loads while the bot logs in and the homeserver prepares the first
+            # sync (full state, every room: most of a start's wait, bench/ start-up); the sync
+            # loop handles nothing of that batch, invites included, before it is in force.
+            directory = asyncio.create_task(roster.load(), name="directory")
             client = make_client(settings)
-            credentials = await log_in(client, settings)
+            credentials = await _unless_directory_fails(log_in(client, settings), directory)
             add_secrets([credentials.access_token])
             self.deps = Deps(
                 settings=settings,
@@ -128,10 +134,6 @@ class App:
             scheduler.on(ROUND_CLOSE, rounds.on_close)
             runner = self.runner = CommandRunner(self.deps)
             self.trust = DeviceTrust(client, self._member_ids)
-            # The directory loads while the homeserver prepares the first sync (full state, every
-            # room: most of a start's wait, bench/ start-up); the sync loop handles nothing of
-            # that batch, invites included, before the directory is in force.
-            directory = asyncio.create_task(roster.load(), name="directory")
             self.sync = SyncLoop(
                 client,
                 db,
@@ -155,10 +157,12 @@ class App:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             for task in (directory, sync_task, watch_task):
-                if task in done and not task.cancelled() and task.exception() is not None:
+                if task in done and _failed(task):
                     raise task.exception()  # type: ignore[misc]
         finally:
             log.info("shutting down")
+            if directory is not None and not directory.done():
+                directory.cancel()
             await scheduler.stop(self.tuning.drain_seconds / 2)
             await self.tasks.drain(self.tuning.drain_seconds)
             if self.health is not None:
@@ -218,10 +222,15 @@ class App:
 
     def request_reload(self) -> None:
         """SIGHUP: re-read the directory in the background; a bad file changes nothing."""
-        if self.deps is None or not self.ready.is_set():
-            log.warning("directory reload asked during start-up: ignored; ask again once ready")
-            return
-        self.tasks.spawn("directory-reload", self.deps.roster.reload())
+        self.tasks.spawn("directory-reload", self._reload())
+
+    async def _reload(self) -> None:
+        if not self.ready.is_set():  # the first load may have read the file before it changed
+            log.info("directory reload asked during start-up: done once the bot is ready")
+            if not await self._unless_stopped(self.ready.wait()):
+                return
+        assert self.deps is not None
+        await self.deps.roster.reload()
 
     async def _on_ready(self, runner: CommandRunner) -> None:
         assert self.deps is not None
@@ -262,6 +271,32 @@ class App:
         else:
             log.info("accepting invite to %s from %s", room_id, inviter)
             await self.deps.messenger.join(room_id)
+
+
+async def _unless_directory_fails(work: Awaitable[T], directory: asyncio.Task[Any]) -> T:
+    """`work`'s result (the login). A broken directory is reported first, as when it loaded
+    before the login: if it fails while `work` runs (a login can wait a long time on a
+    homeserver that is away), and if `work` fails too."""
+    job = asyncio.ensure_future(work)
+    try:
+        await asyncio.wait({job, directory}, return_when="FIRST_COMPLETED")
+        if not job.done() and _failed(directory):
+            raise directory.exception()  # type: ignore[misc]
+        try:
+            return await job
+        except BaseException:
+            await asyncio.wait({directory})
+            if _failed(directory):
+                raise directory.exception() from None  # type: ignore[misc]
+            raise
+    finally:
+        if not job.done():
+            job.cancel()
+            await asyncio.gather(job, return_exceptions=True)
+
+
+def _failed(task: asyncio.Task[Any]) -> bool:
+    return task.done() and not task.cancelled() and task.exception() is not None
 
 
 async def _until_one_ends(

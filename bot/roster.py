@@ -7,6 +7,7 @@ with every problem logged and the old directory stays in force. Each attempt is 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
@@ -36,7 +37,8 @@ class Roster:
     async def load(self) -> DirectoryChanges:
         """Validate, record and put in force; DirectoryError leaves everything as it was."""
         try:
-            directory = load_directory(self.path, cache=self._cache)
+            # In a thread: the event loop meanwhile sends the first sync and reads the answer.
+            directory = await asyncio.to_thread(load_directory, self.path, cache=self._cache)
         except DirectoryError as exc:
             self._write_status(ok=False, problems=exc.problems)
             raise
