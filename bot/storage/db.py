@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import ast
 import logging
-import re
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from functools import cache
@@ -60,24 +60,38 @@ def alembic_config() -> Config:
 @cache
 def migration_graph() -> tuple[str, frozenset[str]]:
     """(head revision, every revision), read from the migration files' `revision` and
-    `down_revision` lines.
+    `down_revision` assignments.
 
     Alembic itself is imported only when there is something to migrate: importing it costs
     about 0.3 s of every start (bench/, start-up), and a database already at head needs none
     of it. tests/test_storage.py checks this against Alembic's own answer.
     """
-    revisions: dict[str, str | None] = {}
+    revisions: dict[str, tuple[str, ...]] = {}
     for script in (MIGRATIONS / "versions").glob("*.py"):
-        source = script.read_text(encoding="utf-8")
-        revision = re.search(r"^revision\s*=\s*[\"']([^\"']+)[\"']", source, re.M)
-        down = re.search(r"^down_revision\s*=\s*(?:None|[\"']([^\"']+)[\"'])", source, re.M)
-        if revision is None or down is None:
-            raise SchemaError(f"{script.name}: no `revision` or `down_revision` line")
-        revisions[revision.group(1)] = down.group(1)
-    heads = set(revisions) - set(revisions.values())
+        found = _assignments(script, ("revision", "down_revision"))
+        if not isinstance(found.get("revision"), str) or "down_revision" not in found:
+            raise SchemaError(f"{script.name}: no `revision` or `down_revision` to read")
+        down = found["down_revision"]
+        revisions[found["revision"]] = (down,) if isinstance(down, str) else tuple(down or ())
+    heads = set(revisions) - {parent for parents in revisions.values() for parent in parents}
     if len(heads) != 1:
         raise SchemaError(f"the migrations have {len(heads)} heads, not one: {sorted(heads)}")
     return heads.pop(), frozenset(revisions)
+
+
+def _assignments(script: Path, names: tuple[str, ...]) -> dict[str, Any]:
+    """The literal values assigned to `names` at the top of a Python file (annotated or not)."""
+    found: dict[str, Any] = {}
+    for node in ast.parse(script.read_text(encoding="utf-8")).body:
+        if isinstance(node, ast.Assign) and len(node.targets) == 1:
+            target, value = node.targets[0], node.value
+        elif isinstance(node, ast.AnnAssign) and node.value is not None:
+            target, value = node.target, node.value
+        else:
+            continue
+        if isinstance(target, ast.Name) and target.id in names:
+            found[target.id] = ast.literal_eval(value)
+    return found
 
 
 class Database:
