@@ -20,6 +20,7 @@ Run on its own: .venv/bin/python -m bench.bench_startup [--quick]
 
 from __future__ import annotations
 
+import asyncio
 import compileall
 from pathlib import Path
 
@@ -123,13 +124,33 @@ async def _timed_start(
     """(spawn → the reply to a command sent while it was down, peak RSS in MB after `then`)."""
     _, event_id = await watcher.send(room, body)
     started = process.start()
-    arrived, _ = await watcher.reply_to(event_id, timeout=120)
+    arrived = await _answered(process, watcher, event_id, timeout=120)
     for command in then:
         await watcher.round_trip(room, f"!icc {command}")
     peak = process.peak_rss_mb()
     process.check_alive()
     process.stop()
     return arrived - started, peak
+
+
+async def _answered(
+    process: BotProcess, watcher: ReplyWatcher, event_id: str, timeout: float
+) -> float:
+    """When the reply to `event_id` arrived; fails at once if the process exits meanwhile, and
+    with the end of its log if no reply comes (a start that never answered, seen once, left
+    nothing to read)."""
+    reply = asyncio.create_task(watcher.reply_to(event_id, timeout=timeout))
+    try:
+        while not reply.done():
+            process.check_alive()
+            await asyncio.wait({reply}, timeout=0.5)
+        arrived, _ = reply.result()
+        return arrived
+    except TimeoutError:
+        tail = (process.work / "process.log").read_text(errors="replace")[-4000:]
+        raise TimeoutError(f"no reply to {event_id} within {timeout}s; log:\n{tail}") from None
+    finally:
+        reply.cancel()
 
 
 async def _load(bot: BotProcess, watcher: ReplyWatcher, room: str, env: dict[str, str]) -> str:
