@@ -79,6 +79,27 @@ class InputSummary:
 async def request_state(session: AsyncSession, request: InputRequestRow) -> RequestState:
     targets = await store.targets(session, request.id)  # type: ignore[arg-type]
     answers = await store.answers(session, request.id)  # type: ignore[arg-type]
+    return _state(request, targets, answers)
+
+
+async def request_states(session: AsyncSession, activation_id: int) -> list[RequestState]:
+    """Every request of an activation, in three queries however many there are (status,
+    sitrep and the record read them all; a request each was two round trips each)."""
+    requests = await store.requests_of(session, activation_id)
+    if not requests:
+        return []
+    targets: dict[int, list[RequestTargetRow]] = {r.id: [] for r in requests}  # type: ignore[misc]
+    answers: dict[int, list[InputAnswerRow]] = {r.id: [] for r in requests}  # type: ignore[misc]
+    for target in await store.targets_of_activation(session, activation_id):
+        targets[target.request_id].append(target)
+    for answer in await store.answers_of_activation(session, activation_id):
+        answers[answer.request_id].append(answer)
+    return [_state(r, targets[r.id], answers[r.id]) for r in requests]  # type: ignore[index]
+
+
+def _state(
+    request: InputRequestRow, targets: list[RequestTargetRow], answers: list[InputAnswerRow]
+) -> RequestState:
     latest: dict[int, InputAnswerRow] = {}
     versions: dict[int, int] = {}
     for answer in answers:
@@ -86,12 +107,6 @@ async def request_state(session: AsyncSession, request: InputRequestRow) -> Requ
         if answer.target_id not in latest or answer.version > latest[answer.target_id].version:
             latest[answer.target_id] = answer
     return RequestState(request, targets, latest, versions, answers)
-
-
-async def request_states(session: AsyncSession, activation_id: int) -> list[RequestState]:
-    return [
-        await request_state(session, r) for r in await store.requests_of(session, activation_id)
-    ]
 
 
 class Inputs:

@@ -734,6 +734,9 @@ class PageSummary:
     unreachable: list[tuple[str, str]]
 
 
+NO_PAGES = PageSummary(0, 0, 0, [], [])
+
+
 def _wording(row: PageTargetRow, repeat: bool) -> tuple:
     """What a page's text depends on besides the page: the person's language and time zone, the
     deadline shown, whether it is a repeat, and whom a backup stands in for."""
@@ -745,12 +748,11 @@ def unit_answered(row: PageTargetRow, backup: PageTargetRow | None) -> bool:
 
 
 async def page_summary(session: AsyncSession, activation_id: int) -> PageSummary:
-    pages = await store.pages_of(session, activation_id)
+    pages = await store.pages_with_targets(session, activation_id)
     people = acknowledged = 0
     waiting: list[tuple[str, str]] = []
     unreachable: list[tuple[str, str]] = []
-    for page in pages:
-        rows = await store.targets(session, page.id)  # type: ignore[arg-type]
+    for page, rows in pages:
         backups = {r.covers: r for r in rows if r.covers}
         for row in (r for r in rows if not r.covers):
             people += 1

@@ -141,10 +141,7 @@ async def build_bundle(session: AsyncSession, activation: ActivationRow) -> Bund
     entries = await store.log_entries(session, activation.id)  # type: ignore[arg-type]
     sitreps = await store.sitreps(session, activation.id)  # type: ignore[arg-type]
     check = logbook.verify(activation.ref, entries)
-    pages = [
-        (page, await page_store.targets(session, page.id))  # type: ignore[arg-type]
-        for page in await page_store.pages_of(session, activation.id)  # type: ignore[arg-type]
-    ]
+    pages = await page_store.pages_with_targets(session, activation.id)  # type: ignore[arg-type]
     requests = await request_states(session, activation.id)  # type: ignore[arg-type]
     drafts = await input_store.advice_drafts(session, activation.id)  # type: ignore[arg-type]
     document = {

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -11,14 +12,29 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import text
+from sqlalchemy import event, text
 from sqlmodel import select
+from sqlmodel.ext.asyncio.session import AsyncSession
 
+from bot import logbook
 from bot.activations import make_ref
+from bot.inputs import request_states
 from bot.scheduler import Scheduler
-from bot.storage import activation_store, bulk, core
+from bot.storage import activation_store, bulk, core, input_store, page_store, round_store
 from bot.storage.db import Database, SchemaError, alembic_config, migration_graph
-from bot.storage.models import ActivationRow, InboxEvent, Timer, metadata
+from bot.storage.models import (
+    ActivationRow,
+    InboxEvent,
+    InputAnswerRow,
+    InputRequestRow,
+    PageRow,
+    PageTargetRow,
+    RequestTargetRow,
+    RoundSeriesRow,
+    SitrepRow,
+    Timer,
+    metadata,
+)
 from bot.timeutil import utcnow
 from tests.conftest import BACKENDS
 
@@ -323,6 +339,25 @@ async def test_timers_due_together_reach_a_batch_handler_together_and_retry_toge
     assert all(t.completed_at is not None for t in timers)
 
 
+async def _activation(
+    session: AsyncSession, number: int, *, opened_by_event: str | None = None
+) -> ActivationRow:
+    activation = ActivationRow(
+        ref=make_ref(exercise=False, year=2026, number=number),
+        year=2026,
+        number=number,
+        title=f"Activation {number}",
+        level="monitoring",
+        tlp="TLP:AMBER",
+        lead="@a:x",
+        opened_by_event=opened_by_event or f"$open{number}",
+        opened_at=utcnow(),
+    )
+    session.add(activation)
+    await session.flush()
+    return activation
+
+
 async def test_activations_opened_at_once_each_get_their_own_number(db: Database) -> None:
     """Twenty activations opened in the same second, each in one transaction as
     `Activations.open` does it: every one gets the next number. Before `next_number` held the
@@ -332,21 +367,146 @@ async def test_activations_opened_at_once_each_get_their_own_number(db: Database
         async with db.session() as session:
             assert await activation_store.by_opening_event(session, f"$open{n}") is None
             number = await activation_store.next_number(session, exercise=False, year=2026)
-            session.add(
-                ActivationRow(
-                    ref=make_ref(exercise=False, year=2026, number=number),
-                    year=2026,
-                    number=number,
-                    title=f"Activation {n}",
-                    level="monitoring",
-                    tlp="TLP:AMBER",
-                    lead="@a:x",
-                    opened_by_event=f"$open{n}",
-                    opened_at=utcnow(),
-                )
-            )
+            await _activation(session, number, opened_by_event=f"$open{n}")
 
     await asyncio.gather(*(open_one(n) for n in range(20)))
     async with db.session() as session:
         numbers = (await session.exec(select(ActivationRow.number))).all()
     assert sorted(numbers) == list(range(1, 21))
+
+
+@contextmanager
+def _queries(db: Database) -> Iterator[list[str]]:
+    """Every statement sent to the database while the block runs."""
+    sent: list[str] = []
+
+    def record(_conn: object, _cursor: object, statement: str, *_: object) -> None:
+        sent.append(statement)
+
+    event.listen(db.engine.sync_engine, "before_cursor_execute", record)
+    try:
+        yield sent
+    finally:
+        event.remove(db.engine.sync_engine, "before_cursor_execute", record)
+
+
+async def _fill(session: AsyncSession, activation: ActivationRow, size: int) -> None:
+    """`size` of everything: log entries (one a decision), sitreps, pages of two people each,
+    requests of two people each with two versions of one answer, and schedules (besides one
+    cancelled and one single round, which are not in force)."""
+    aid: int = activation.id  # type: ignore[assignment]
+    now = utcnow()
+    for n in range(size):
+        kind = "decision" if n == 0 else "info"
+        await logbook.append(
+            session, activation, kind=kind, text=f"e{n}", author="@a:x", author_role="lead"
+        )
+        session.add(
+            SitrepRow(
+                activation_id=aid,
+                number=n + 1,
+                period_start=now,
+                period_end=now,
+                prepared_by="@a:x",
+                body=f"sitrep {n + 1}",
+                created_at=now + timedelta(minutes=n),
+            )
+        )
+        page = PageRow(
+            activation_id=aid,
+            sender="@a:x",
+            text=f"page {n}",
+            ack_window_s=600,
+            opened_by_event=f"$page{aid}-{n}",
+            created_at=now,
+        )
+        request = InputRequestRow(
+            activation_id=aid,
+            sender="@a:x",
+            question=f"q{n}",
+            deadline=now,
+            opened_by_event=f"$rq{aid}-{n}",
+            created_at=now,
+        )
+        session.add_all([page, request])
+        await session.flush()
+        person = {"matrix_id": "@p:x", "organisation": "O", "language": "en", "timezone": "UTC"}
+        for handle in ("anna", "ben"):
+            session.add(
+                PageTargetRow(page_id=page.id, handle=handle, name=handle, deadline=now, **person)
+            )
+            session.add(
+                RequestTargetRow(request_id=request.id, handle=handle, name=handle, **person)
+            )
+        await session.flush()
+        first = (await input_store.targets(session, request.id))[0]  # type: ignore[arg-type]
+        for version in (1, 2):
+            session.add(
+                InputAnswerRow(
+                    request_id=request.id,  # type: ignore[arg-type]
+                    target_id=first.id,  # type: ignore[arg-type]
+                    text=f"v{version}",
+                    version=version,
+                    answered_at=now + timedelta(seconds=version),
+                    via="dm",
+                    event_id=f"$answer{first.id}-{version}",
+                )
+            )
+    for n, (cron, cancelled) in enumerate(
+        [("0 9 * * *", None)] * size + [(None, None)] + [("0 9 * * *", now)]
+    ):
+        session.add(
+            RoundSeriesRow(
+                activation_id=aid,
+                room_id="!r:x",
+                when_text="daily 09:00",
+                cron=cron,
+                timezone="UTC",
+                window_s=600,
+                created_by="@a:x",
+                opened_by_event=f"$round{aid}-{n}",
+                created_at=now,
+                cancelled_at=cancelled,
+            )
+        )
+    await session.flush()
+
+
+async def test_an_activation_is_read_whole_in_a_fixed_number_of_queries(db: Database) -> None:
+    """`status`, sitrep and the record read an activation's pages and requests in a fixed number
+    of queries (a page or request each was a round trip each); each count, list and answer is
+    its own activation's and no other's."""
+    async with db.session() as session:
+        quiet = await _activation(session, 1)
+        busy = await _activation(session, 2)
+        other = await _activation(session, 3)
+        await _fill(session, busy, 3)
+        await _fill(session, other, 2)
+    async with db.session() as session:
+        with _queries(db) as queries:
+            empty = await activation_store.tally(session, quiet.id)  # type: ignore[arg-type]
+            assert await page_store.pages_with_targets(session, quiet.id) == []  # type: ignore[arg-type]
+            assert await request_states(session, quiet.id) == []  # type: ignore[arg-type]
+            assert len(queries) == 3  # the tally, and one each to find there is nothing
+            tally = await activation_store.tally(session, busy.id)  # type: ignore[arg-type]
+            pages = await page_store.pages_with_targets(session, busy.id)  # type: ignore[arg-type]
+            states = await request_states(session, busy.id)  # type: ignore[arg-type]
+            assert len(queries) == 3 + 1 + 2 + 3
+        assert empty == activation_store.Tally(0, 0, None, None, 0, 0, 0)
+        assert (tally.entries, tally.decisions, tally.last_sitrep) == (3, 1, 3)
+        sitreps = await activation_store.sitreps(session, busy.id)  # type: ignore[arg-type]
+        assert tally.last_sitrep_at == sitreps[-1].created_at  # UTC-aware, like every datetime
+        assert (tally.pages, tally.requests, tally.scheduled_rounds) == (3, 3, 3)
+        assert [(p.text, [t.handle for t in rows]) for p, rows in pages] == [
+            (f"page {n}", ["anna", "ben"]) for n in range(3)
+        ]
+        assert all(t.page_id == p.id for p, rows in pages for t in rows)
+        assert [s.request.question for s in states] == ["q0", "q1", "q2"]
+        for state in states:
+            assert [t.handle for t in state.targets] == ["anna", "ben"]
+            assert {t.request_id for t in state.targets} == {state.request.id}
+            assert [a.text for a in state.answers] == ["v1", "v2"]
+            assert [a.text for a in state.latest.values()] == ["v2"]
+            assert [t.handle for t in state.missing] == ["ben"]
+        series = await round_store.scheduled_for_activation(session, busy.id)  # type: ignore[arg-type]
+        assert [s.activation_id for s in series] == [busy.id] * 3

@@ -5,14 +5,11 @@ from __future__ import annotations
 from bot import record
 from bot.activations import LEVELS, Activations, ensure_open, level_history, parse_tlp
 from bot.args import Choice, Flag, Option, Text, Word
-from bot.inputs import Inputs
-from bot.paging import page_summary
 from bot.render import Message
 from bot.roles import Role
-from bot.rounds import Rounds
 from bot.router import CommandContext, CommandFamily, UserError
+from bot.situation import read_situation
 from bot.storage import activation_store as store
-from bot.storage import round_store
 from bot.timeutil import format_duration, utcnow
 
 commands = CommandFamily("activation")
@@ -91,18 +88,9 @@ async def status(ctx: CommandContext) -> Message:
     if ctx.args["ref"] is None and here is None:
         return await _overview(ctx, activations)
     activation = here or await activations.resolve(ctx.room_id, ctx.args["ref"])
-    async with ctx.deps.db.session() as session:
-        history = await level_history(session, activation)
-        entries = await store.count_log_entries(session, activation.id)  # type: ignore[arg-type]
-        decisions = await store.count_log_entries(session, activation.id, kinds=["decision"])  # type: ignore[arg-type]
-        sitreps = await store.sitreps(session, activation.id)  # type: ignore[arg-type]
-        pages = await page_summary(session, activation.id)  # type: ignore[arg-type]
-        requests = await Inputs(ctx.deps).summary(session, activation.id)  # type: ignore[arg-type]
-        series = await round_store.scheduled_for_activation(session, activation.id)  # type: ignore[arg-type]
-    rounds = Rounds(ctx.deps)
-    next_rounds = [(s.ref, s.when_text, rounds.next_local(s)) for s in series]
+    situation = await read_situation(ctx.deps, activation)
+    tally = situation.tally
     lead = ctx.deps.directory.contact_for(activation.lead)
-    last = sitreps[-1] if sitreps else None
     return activations.frame(
         ctx.render(
             "status",
@@ -110,14 +98,18 @@ async def status(ctx: CommandContext) -> Message:
             lead=lead.name if lead else activation.lead,
             opened=activations.local(activation.opened_at, with_date=True),
             age=format_duration((activation.closed_at or utcnow()) - activation.opened_at),
-            history=[(activations.local(h.at), h.level) for h in history],
-            entries=entries,
-            decisions=decisions,
-            last_sitrep=(last.number, activations.local(last.created_at)) if last else None,
+            history=[(activations.local(h.at), h.level) for h in situation.history],
+            entries=tally.entries,
+            decisions=tally.decisions,
+            last_sitrep=(
+                (tally.last_sitrep, activations.local(tally.last_sitrep_at))
+                if tally.last_sitrep_at
+                else None
+            ),
             closed=activations.local(activation.closed_at) if activation.closed_at else None,
-            pages=pages,
-            requests=requests,
-            next_rounds=next_rounds,
+            pages=situation.pages,
+            requests=situation.requests,
+            next_rounds=situation.next_rounds,
         ),
         activation,
     )
@@ -175,19 +167,16 @@ async def handover(ctx: CommandContext) -> Message:
     await ctx.deps.messenger.set_power(activation.room_id, successor.matrix_id, 100)
     async with ctx.deps.db.session() as session:
         summary = await record.handover_summary(session, activation)
-        pages = await page_summary(session, activation.id)  # type: ignore[arg-type]
-        requests = await Inputs(ctx.deps).summary(session, activation.id)  # type: ignore[arg-type]
-        series = await round_store.scheduled_for_activation(session, activation.id)  # type: ignore[arg-type]
-    rounds = Rounds(ctx.deps)
+    situation = await read_situation(ctx.deps, activation)
     return ctx.render(
         "handover",
         activation=activation,
         previous=_name(ctx, previous),
         successor=successor.name,
         summary=summary,
-        pages=pages,
-        requests=requests,
-        next_rounds=[(s.ref, s.when_text, rounds.next_local(s)) for s in series],
+        pages=situation.pages,
+        requests=situation.requests,
+        next_rounds=situation.next_rounds,
         local=activations.local,
     )
 

@@ -162,17 +162,15 @@ async def pages(ctx: CommandContext) -> Message:
             if one is None:
                 raise UserError(f"There is no page {wanted.upper()}.")
             activation = await activation_store.by_id(session, one.activation_id)
-            listed = [one]
+            listed = [(one, await page_store.targets(session, one.id))]  # type: ignore[arg-type]
     if activation is None:
         activation = await activations.resolve(ctx.room_id, wanted)
         async with ctx.deps.db.session() as session:
-            listed = await page_store.pages_of(session, activation.id)  # type: ignore[arg-type]
-    async with ctx.deps.db.session() as session:
-        rows = {p.id: await page_store.targets(session, p.id) for p in listed}  # type: ignore[arg-type]
+            listed = await page_store.pages_with_targets(session, activation.id)  # type: ignore[arg-type]
     entries = []
-    for item in listed:
-        backups = {r.covers: r for r in rows[item.id] if r.covers}
-        people = [r for r in rows[item.id] if not r.covers]
+    for item, rows in listed:
+        backups = {r.covers: r for r in rows if r.covers}
+        people = [r for r in rows if not r.covers]
         entries.append(
             {
                 "ref": item.ref,

@@ -42,6 +42,19 @@ async def targets(session: AsyncSession, request_id: int) -> list[RequestTargetR
     return list(rows.all())
 
 
+async def targets_of_activation(
+    session: AsyncSession, activation_id: int
+) -> list[RequestTargetRow]:
+    """Everyone asked by any of the activation's requests, in one query."""
+    rows = await session.exec(
+        select(RequestTargetRow)
+        .join(InputRequestRow, col(InputRequestRow.id) == col(RequestTargetRow.request_id))
+        .where(InputRequestRow.activation_id == activation_id)
+        .order_by(col(RequestTargetRow.id))
+    )
+    return list(rows.all())
+
+
 async def target_by_event(session: AsyncSession, event_id: str) -> RequestTargetRow | None:
     rows = await session.exec(select(RequestTargetRow).where(RequestTargetRow.event_id == event_id))
     return rows.first()
@@ -77,6 +90,17 @@ async def answers(session: AsyncSession, request_id: int) -> list[InputAnswerRow
     rows = await session.exec(
         select(InputAnswerRow)
         .where(InputAnswerRow.request_id == request_id)
+        .order_by(col(InputAnswerRow.answered_at), col(InputAnswerRow.version))
+    )
+    return list(rows.all())
+
+
+async def answers_of_activation(session: AsyncSession, activation_id: int) -> list[InputAnswerRow]:
+    """Every answer to any of the activation's requests, in one query, in the order given."""
+    rows = await session.exec(
+        select(InputAnswerRow)
+        .join(InputRequestRow, col(InputRequestRow.id) == col(InputAnswerRow.request_id))
+        .where(InputRequestRow.activation_id == activation_id)
         .order_by(col(InputAnswerRow.answered_at), col(InputAnswerRow.version))
     )
     return list(rows.all())

@@ -70,6 +70,26 @@ async def targets(session: AsyncSession, page_id: int) -> list[PageTargetRow]:
     return list(rows.all())
 
 
+async def pages_with_targets(
+    session: AsyncSession, activation_id: int
+) -> list[tuple[PageRow, list[PageTargetRow]]]:
+    """Every page of an activation with its people, in two queries however many pages it has:
+    status, sitrep and the record read them all, and a page each was a round trip each."""
+    pages = await pages_of(session, activation_id)
+    if not pages:
+        return []
+    rows = await session.exec(
+        select(PageTargetRow)
+        .join(PageRow, col(PageRow.id) == col(PageTargetRow.page_id))
+        .where(PageRow.activation_id == activation_id)
+        .order_by(col(PageTargetRow.id))
+    )
+    by_page: dict[int, list[PageTargetRow]] = {page.id: [] for page in pages}  # type: ignore[misc]
+    for row in rows.all():
+        by_page[row.page_id].append(row)
+    return [(page, by_page[page.id]) for page in pages]  # type: ignore[index]
+
+
 async def target(session: AsyncSession, target_id: int) -> PageTargetRow | None:
     return await session.get(PageTargetRow, target_id)
 

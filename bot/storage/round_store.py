@@ -23,12 +23,13 @@ async def series(session: AsyncSession, series_id: int) -> RoundSeriesRow | None
     return await session.get(RoundSeriesRow, series_id) if could_be_id(series_id) else None
 
 
+IN_FORCE = (col(RoundSeriesRow.cron).is_not(None), col(RoundSeriesRow.cancelled_at).is_(None))
+
+
 async def scheduled(session: AsyncSession) -> list[RoundSeriesRow]:
     """Every schedule still in force."""
     rows = await session.exec(
-        select(RoundSeriesRow)
-        .where(col(RoundSeriesRow.cron).is_not(None), col(RoundSeriesRow.cancelled_at).is_(None))
-        .order_by(col(RoundSeriesRow.id))
+        select(RoundSeriesRow).where(*IN_FORCE).order_by(col(RoundSeriesRow.id))
     )
     return list(rows.all())
 
@@ -36,7 +37,12 @@ async def scheduled(session: AsyncSession) -> list[RoundSeriesRow]:
 async def scheduled_for_activation(
     session: AsyncSession, activation_id: int
 ) -> list[RoundSeriesRow]:
-    return [s for s in await scheduled(session) if s.activation_id == activation_id]
+    rows = await session.exec(
+        select(RoundSeriesRow)
+        .where(*IN_FORCE, RoundSeriesRow.activation_id == activation_id)
+        .order_by(col(RoundSeriesRow.id))
+    )
+    return list(rows.all())
 
 
 async def cancel_series(session: AsyncSession, series_id: int, at: datetime) -> None:

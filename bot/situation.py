@@ -1,0 +1,51 @@
+"""Where one activation stands, as `status` and `handover` tell it: read in as few queries as
+the activation needs.
+
+A quiet activation (no page, request or schedule yet) is read in two queries: a tally and its
+level history. Each list is read only when the tally says it has something; on SQLite every
+query costs four hops to aiosqlite's thread, and `status` is the command asked most often
+(bench/, command latency).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bot.activations import LevelChange, level_history
+from bot.deps import Deps
+from bot.inputs import Inputs, InputSummary
+from bot.paging import NO_PAGES, PageSummary, page_summary
+from bot.rounds import Rounds
+from bot.storage import activation_store, round_store
+from bot.storage.activation_store import Tally
+from bot.storage.models import ActivationRow
+
+
+@dataclass(frozen=True)
+class Situation:
+    tally: Tally
+    history: list[LevelChange]
+    pages: PageSummary
+    requests: InputSummary
+    next_rounds: list[tuple[str, str, str | None]]  # (RD-n, when, next run in local time)
+
+
+async def read_situation(deps: Deps, activation: ActivationRow) -> Situation:
+    activation_id: int = activation.id  # type: ignore[assignment]
+    async with deps.db.session() as session:
+        tally = await activation_store.tally(session, activation_id)
+        history = await level_history(session, activation)
+        pages = await page_summary(session, activation_id) if tally.pages else NO_PAGES
+        requests = (
+            await Inputs(deps).summary(session, activation_id)
+            if tally.requests
+            else InputSummary(requests=[], overdue=[])
+        )
+        series = (
+            await round_store.scheduled_for_activation(session, activation_id)
+            if tally.scheduled_rounds
+            else []
+        )
+    rounds = Rounds(deps)
+    next_rounds = [(s.ref, s.when_text, rounds.next_local(s)) for s in series]
+    return Situation(tally, history, pages, requests, next_rounds)
