@@ -146,9 +146,9 @@ async def _answered(
             await asyncio.wait({reply}, timeout=0.5)
         arrived, _ = reply.result()
         return arrived
-    except TimeoutError:
+    except TimeoutError as exc:
         tail = (process.work / "process.log").read_text(errors="replace")[-4000:]
-        raise TimeoutError(f"no reply to {event_id} within {timeout}s; log:\n{tail}") from None
+        raise TimeoutError(f"{exc}; the bot's log:\n{tail}") from None
     finally:
         reply.cancel()
 

@@ -413,6 +413,7 @@ class ReplyWatcher:
         self._changed = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._taken: set[str] = set()
+        self.sync_errors: list[str] = []  # what went wrong with this client's /sync, in order
 
     async def start(self) -> None:
         await self.client.sync(timeout=0, full_state=True)
@@ -424,9 +425,15 @@ class ReplyWatcher:
             await asyncio.gather(self._task, return_exceptions=True)
 
     async def _loop(self) -> None:
+        """Sync until stopped; a failed sync, even one that raises, is noted and retried: a
+        watcher that stopped reading would time every later wait out with nothing to say why."""
         while True:
-            response = await self.client.sync(timeout=30_000)
+            try:
+                response = await self.client.sync(timeout=30_000)
+            except Exception as exc:
+                response = SyncError(repr(exc))
             if isinstance(response, SyncError):
+                self.sync_errors.append(f"{time.strftime('%H:%M:%S')} {response.message}")
                 await asyncio.sleep(0.5)
                 continue
             now = time.perf_counter()
@@ -450,7 +457,10 @@ class ReplyWatcher:
             self._changed.clear()
             left = deadline - time.monotonic()
             if left <= 0:
-                raise TimeoutError(f"no reply to {event_id} within {timeout}s")
+                raise TimeoutError(
+                    f"no reply to {event_id} within {timeout}s; the watcher's last sync errors: "
+                    f"{self.sync_errors[-3:] or 'none'}"
+                )
             try:
                 await asyncio.wait_for(self._changed.wait(), left)
             except TimeoutError:
