@@ -18,7 +18,6 @@ import asyncio
 import logging
 import zlib
 
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.storage.db import Database
@@ -43,16 +42,7 @@ class Leadership:
         return self._db.dialect == "postgresql"
 
     async def _try_lock(self) -> AsyncConnection | None:
-        """A connection holding the lock, or None when another instance holds it.
-
-        Raises when the database cannot be reached.
-        """
-        conn = await self._db.engine.connect()
-        query = text("SELECT pg_try_advisory_lock(:k)")
-        if (await conn.execute(query, {"k": self._key})).scalar():
-            return conn
-        await conn.close()
-        return None
+        return await self._db.hold_session_lock(self._key)
 
     async def acquire(self) -> None:
         """Return once this instance is the active one (at once on SQLite)."""
@@ -81,7 +71,7 @@ class Leadership:
         while True:
             await asyncio.sleep(self._poll)
             try:
-                await self._conn.execute(text("SELECT 1"))  # type: ignore[union-attr]
+                await self._db.check_connection(self._conn)  # type: ignore[arg-type]
             except Exception as exc:
                 log.warning("the leader lock's connection failed (%s); taking the lock again", exc)
                 await self.release()

@@ -12,7 +12,12 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import event, inspect, text
 from sqlalchemy.engine import Connection, make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
+    AsyncEngine,
+    async_sessionmaker,
+    create_async_engine,
+)
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 if TYPE_CHECKING:
@@ -151,6 +156,27 @@ class Database:
     async def ping(self) -> None:
         async with self.engine.connect() as conn:
             await conn.exec_driver_sql("SELECT 1")
+
+    async def hold_session_lock(self, key: int) -> AsyncConnection | None:
+        """A connection of its own holding PostgreSQL's session-level advisory lock `key`, or
+        None when another session holds it. The lock lasts as long as the connection: closed
+        (or dropped with a dead process), it is free. Raises when the database is away."""
+        conn = await self.engine.connect()
+        query = text("SELECT pg_try_advisory_lock(:k)")
+        try:
+            held = (await conn.execute(query, {"k": key})).scalar()
+        except BaseException:
+            await conn.close()
+            raise
+        if held:
+            return conn
+        await conn.close()
+        return None
+
+    @staticmethod
+    async def check_connection(conn: AsyncConnection) -> None:
+        """Raises if `conn` no longer reaches the database."""
+        await conn.exec_driver_sql("SELECT 1")
 
     async def dispose(self) -> None:
         await self.engine.dispose()
