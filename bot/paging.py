@@ -138,12 +138,11 @@ class Paging:
         session: AsyncSession,
         activation: ActivationRow,
         page: PageRow,
-        handle: str,
-        step: str,
-        due: datetime,
+        steps: list[tuple[str, str, datetime]],
     ) -> None:
-        key, due, payload = self._step(activation, page, handle, step, due)
-        await self.deps.scheduler.arm(session, STEP_TIMER, key, due, payload)  # type: ignore[arg-type]
+        """Arm each (handle, step, due time); re-arming a step that has not fired moves it."""
+        timers = [self._step(activation, page, handle, step, due) for handle, step, due in steps]
+        await self.deps.scheduler.arm_many(session, STEP_TIMER, timers)  # type: ignore[arg-type]
 
     async def deliver(self, page: PageRow, activation: ActivationRow | None, reply_to: str) -> None:
         """Send the page to everyone who has not had it yet, all at once; then post the board.
@@ -504,7 +503,7 @@ class Paging:
             # A decline escalates at once: for the person paged, to their backup; for a backup,
             # straight to telling the room.
             step = UNREACHABLE if row.covers else ESCALATE
-            await self._arm(session, activation, page, unit, step, now)
+            await self._arm(session, activation, page, [(unit, step, now)])
             text = f"{page.ref} declined by {row.name}: {reason}"
             kind = "system.unable"
         await self.activations.record(
@@ -616,10 +615,20 @@ class Paging:
                 backup for _row, backups in steps for backup in backups if backup.id is None
             )
             await session.flush()
-            for row, backups in steps:
-                # A re-run (after a failure or a crash) keeps the deadline it set the first time.
-                due = backups[0].deadline if backups else (row.escalated_at or now) + window
-                await self._arm(session, activation, page, row.handle, UNREACHABLE, due)
+            # A re-run (after a failure or a crash) keeps the deadline it set the first time.
+            await self._arm(
+                session,
+                activation,
+                page,
+                [
+                    (
+                        row.handle,
+                        UNREACHABLE,
+                        backups[0].deadline if backups else (row.escalated_at or now) + window,
+                    )
+                    for row, backups in steps
+                ],
+            )
             # Recorded once: a step re-run after a crash finds it escalated already, and only
             # sends again what may not have left (with the same transaction IDs).
             fresh = [(row, backups) for row, backups in steps if row.escalated_at is None]

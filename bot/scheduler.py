@@ -110,24 +110,32 @@ class Scheduler:
         key: str,
         due_at: datetime,
         payload: dict[str, Any] | None = None,
-    ) -> Timer:
-        """Arm in the caller's transaction; the job is scheduled only once that commits."""
-        if kind not in self._handlers:
-            raise ValueError(f"no handler for timer kind `{kind}`")
-        timer = await core.upsert_timer(session, kind, key, due_at, payload or {})
-        timer_id, due = timer.id, timer.due_at
-        after_commit(session, lambda: self._add_job(timer_id, due))  # type: ignore[arg-type]
-        return timer
+    ) -> None:
+        """Arm in the caller's transaction; the job is scheduled only once that commits.
+        Arming a (kind, key) again moves it, unless it has fired."""
+        await self.arm_many(session, kind, [(key, due_at, payload or {})])
+
+    async def arm_many(
+        self, session: AsyncSession, kind: str, timers: list[tuple[str, datetime, dict[str, Any]]]
+    ) -> None:
+        """`arm` for many at once, with one look-up, one insert and one update."""
+        self._check_kind(kind)
+        armed = await core.upsert_timers(session, kind, timers)
+        after_commit(session, lambda: [self._add_job(i, due) for i, due in armed])  # type: ignore[func-returns-value]
 
     async def arm_new(
         self, session: AsyncSession, kind: str, timers: list[tuple[str, datetime, dict[str, Any]]]
     ) -> None:
         """Arm many timers that cannot exist yet (keys of a row created in this transaction):
         one insert for all, no look-up each — a 300-person page arms 300 steps at once."""
-        if kind not in self._handlers:
-            raise ValueError(f"no handler for timer kind `{kind}`")
+        self._check_kind(kind)
         armed = await core.insert_timers(session, kind, timers)
         after_commit(session, lambda: [self._add_job(i, due) for i, due in armed])  # type: ignore[func-returns-value]
+
+    def _check_kind(self, kind: str) -> None:
+        """Arming a kind nobody handles is a programming error: it would never fire."""
+        if kind not in self._handlers:
+            raise ValueError(f"no handler for timer kind `{kind}`")
 
     async def cancel(
         self, session: AsyncSession, key_prefix: str, *, kind: str | None = None

@@ -187,12 +187,17 @@ async def test_bulk_insert_and_update_by_id(db: Database) -> None:
     assert [t.key for t in claimed] == ["t9"]
 
 
+async def _timers(db: Database) -> dict[str, Timer]:
+    async with db.session() as session:
+        return {t.key: t for t in (await session.exec(select(Timer))).all()}
+
+
 async def test_timer_claimed_once(db: Database) -> None:
     async with db.session() as session:
-        timer = await core.upsert_timer(session, "test", "k1", utcnow(), {"n": 1})
-        again = await core.upsert_timer(session, "test", "k1", utcnow(), {"n": 2})
-        other = await core.upsert_timer(session, "test", "k2", utcnow(), {"n": 3})
-    assert timer.id == again.id
+        await core.upsert_timers(session, "test", [("k1", utcnow(), {"n": 1})])
+        await core.upsert_timers(session, "test", [("k1", utcnow(), {"n": 2})])
+        await core.upsert_timers(session, "test", [("k2", utcnow(), {"n": 3})])
+    timer, other = (await _timers(db)).values()
     ids = [timer.id, other.id]
     async with db.session() as session:
         first = await core.claim_timers(session, ids, "process-1")  # type: ignore[arg-type]
@@ -209,6 +214,37 @@ async def test_timer_claimed_once(db: Database) -> None:
         after = await core.claim_timers(session, ids, "process-3")  # type: ignore[arg-type]
     assert [t.key for t in taken_over] == ["k1", "k2"]
     assert [t.key for t in after] == ["k2"]  # completed stays done; released is claimed again
+
+
+async def test_arming_again_moves_a_waiting_timer_and_leaves_a_fired_one(db: Database) -> None:
+    """What an escalation's re-run relies on when it arms every person's next step at once:
+    a new timer is inserted, one still waiting is moved (and revived if cancelled), one that
+    has fired stays as it fired; only those armed are handed back to be scheduled."""
+    now = utcnow()
+    later = now + timedelta(hours=1)
+    async with db.session() as session:
+        keys = ("waiting", "fired", "cancelled")
+        await core.upsert_timers(session, "test", [(key, now, {"n": 1}) for key in keys])
+    before = await _timers(db)
+    async with db.session() as session:
+        await core.claim_timers(session, [before["fired"].id], "process-1")  # type: ignore[list-item]
+        await core.cancel_timers(session, "cancelled", "test")
+    async with db.session() as session:
+        armed = await core.upsert_timers(
+            session, "test", [(key, later, {"n": 2}) for key in (*keys, "new")]
+        )
+    after = await _timers(db)
+    assert sorted(armed) == sorted(
+        (after[key].id, later) for key in ("waiting", "cancelled", "new")
+    )
+    for key in ("waiting", "cancelled", "new"):
+        assert (after[key].due_at, after[key].payload, after[key].cancelled_at) == (
+            later,
+            {"n": 2},
+            None,
+        )
+    assert (after["fired"].due_at, after["fired"].payload) == (now, {"n": 1})
+    assert after["waiting"].id == before["waiting"].id  # moved, not a second timer
 
 
 class Recorder:

@@ -67,19 +67,31 @@ async def load_joins(session: AsyncSession) -> dict[str, datetime]:
     return {row.room_id: row.joined_at for row in rows.all()}
 
 
-async def upsert_timer(
-    session: AsyncSession, kind: str, key: str, due_at: datetime, payload: dict[str, Any]
-) -> Timer:
-    """Arm (kind, key) at due_at. Re-arming one that has not fired moves it; a fired one stays."""
-    rows = await session.exec(select(Timer).where(Timer.kind == kind, Timer.key == key))
-    timer = rows.first()
-    if timer is None:
-        timer = Timer(kind=kind, key=key, due_at=due_at, payload=payload, created_at=utcnow())
-    elif timer.fired_at is None:
-        timer.due_at, timer.payload, timer.cancelled_at = due_at, payload, None
-    session.add(timer)
-    await session.flush()
-    return timer
+async def upsert_timers(
+    session: AsyncSession, kind: str, timers: list[tuple[str, datetime, dict[str, Any]]]
+) -> list[tuple[int, datetime]]:
+    """Arm each (kind, key) at its due time: a new one is inserted, one that has not fired is
+    moved (and un-cancelled), a fired one stays as it is. One look-up, one insert and one
+    update for all: an escalation arms a step for every person of a page at once. Returns
+    (ID, due time) of each timer armed, the fired ones left out."""
+    if not timers:
+        return []
+    wanted = {key: (due, payload) for key, due, payload in timers}
+    rows = await session.exec(
+        select(Timer.id, Timer.key, Timer.fired_at).where(
+            Timer.kind == kind, col(Timer.key).in_(list(wanted))
+        )
+    )
+    existing = {key: (timer_id, fired_at) for timer_id, key, fired_at in rows.all()}
+    moved = {
+        timer_id: {"due_at": wanted[key][0], "payload": wanted[key][1], "cancelled_at": None}
+        for key, (timer_id, fired_at) in existing.items()
+        if fired_at is None
+    }
+    await bulk.update_by_id(session, Timer, moved)
+    new = [(key, due, payload) for key, (due, payload) in wanted.items() if key not in existing]
+    armed = await insert_timers(session, kind, new)
+    return armed + [(timer_id, fields["due_at"]) for timer_id, fields in moved.items()]  # type: ignore[misc]
 
 
 async def insert_timers(
