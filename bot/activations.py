@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 from html import escape
+from typing import Any
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -132,16 +133,32 @@ class Activations:
         author: str,
         **fields: object,
     ) -> LogEntryRow:
-        role = self.deps.directory.role_of(author).value if author != self.bot_id else "bot"
         return await logbook.append(
             session,
             activation,
             kind=kind,
             text=text,
             author=author,
-            author_role=role,
+            author_role=self._role(author),
             **fields,  # type: ignore[arg-type]
         )
+
+    async def record_many(
+        self,
+        session: AsyncSession,
+        activation: ActivationRow,
+        author: str,
+        entries: list[tuple[str, str, dict[str, Any]]],
+    ) -> None:
+        """Several (kind, text, data) entries by one author, in order, in one write."""
+        role = self._role(author)
+        drafts = [
+            logbook.Draft(kind, text, author, role, data=data) for kind, text, data in entries
+        ]
+        await logbook.append_many(session, activation, drafts)
+
+    def _role(self, author: str) -> str:
+        return self.deps.directory.role_of(author).value if author != self.bot_id else "bot"
 
     @property
     def bot_id(self) -> str:

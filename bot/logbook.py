@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -49,6 +49,19 @@ def entry_hash(activation_ref: str, entry: LogEntryRow) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
+@dataclass(frozen=True)
+class Draft:
+    """An entry about to be written, as its author gives it; the chain adds the rest."""
+
+    kind: str
+    text: str
+    author: str
+    author_role: str
+    occurred_at: datetime | None = None
+    corrects_seq: int | None = None
+    data: dict[str, Any] = field(default_factory=dict)
+
+
 async def append(
     session: AsyncSession,
     activation: ActivationRow,
@@ -61,29 +74,53 @@ async def append(
     corrects_seq: int | None = None,
     data: dict[str, Any] | None = None,
 ) -> LogEntryRow:
-    """Add the next entry. The activation row is locked first, so two writers cannot both take
-    the same sequence number or chain onto the same predecessor."""
-    await store.lock_activation(session, activation.id)  # type: ignore[arg-type]
-    last = await store.last_log_entry(session, activation.id)  # type: ignore[arg-type]
-    recorded = utcnow()
-    entry = LogEntryRow(
-        activation_id=activation.id,  # type: ignore[arg-type]
-        seq=(last.seq + 1) if last else 1,
-        kind=kind,
-        text=text,
-        author=author,
-        author_role=author_role,
-        occurred_at=(occurred_at or recorded).astimezone(UTC),
-        recorded_at=recorded,
-        corrects_seq=corrects_seq,
-        data=data or {},
-        prev_hash=last.hash if last else GENESIS,
-        hash="",
-    )
-    entry.hash = entry_hash(activation.ref, entry)
+    """Add the next entry."""
+    draft = Draft(kind, text, author, author_role, occurred_at, corrects_seq, data or {})
+    (entry,) = await _chained(session, activation, [draft])
     session.add(entry)
     await session.flush()
     return entry
+
+
+async def append_many(
+    session: AsyncSession, activation: ActivationRow, drafts: list[Draft]
+) -> None:
+    """Add several entries, in order, each chained onto the one before: one lock, one read and
+    one insert for all (an escalation records every person of a page at once)."""
+    if drafts:
+        await store.add_log_entries(session, await _chained(session, activation, drafts))
+
+
+async def _chained(
+    session: AsyncSession, activation: ActivationRow, drafts: list[Draft]
+) -> list[LogEntryRow]:
+    """The entries for `drafts`, numbered and hashed on from the activation's last one. The
+    activation row is locked first, so two writers cannot both take the same sequence number
+    or chain onto the same predecessor."""
+    await store.lock_activation(session, activation.id)  # type: ignore[arg-type]
+    last = await store.last_log_entry(session, activation.id)  # type: ignore[arg-type]
+    seq, prev_hash = (last.seq, last.hash) if last else (0, GENESIS)
+    recorded = utcnow()
+    entries = []
+    for draft in drafts:
+        seq += 1
+        entry = LogEntryRow(
+            activation_id=activation.id,  # type: ignore[arg-type]
+            seq=seq,
+            kind=draft.kind,
+            text=draft.text,
+            author=draft.author,
+            author_role=draft.author_role,
+            occurred_at=(draft.occurred_at or recorded).astimezone(UTC),
+            recorded_at=recorded,
+            corrects_seq=draft.corrects_seq,
+            data=draft.data,
+            prev_hash=prev_hash,
+            hash="",
+        )
+        entry.hash = prev_hash = entry_hash(activation.ref, entry)
+        entries.append(entry)
+    return entries
 
 
 @dataclass(frozen=True)

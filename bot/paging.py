@@ -19,6 +19,7 @@ import asyncio
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -633,8 +634,12 @@ class Paging:
             # sends again what may not have left (with the same transaction IDs).
             fresh = [(row, backups) for row, backups in steps if row.escalated_at is None]
             await store.mark_many(session, {row.id: {"escalated_at": now} for row, _ in fresh})  # type: ignore[misc]
-            for row, backups in fresh:
-                await self._record_escalation(session, page, activation, row, backups)
+            await self.activations.record_many(
+                session,
+                activation,
+                self.activations.bot_id,
+                [self._escalation_entry(page, row, backups) for row, backups in fresh],
+            )
         self.deps.metrics.escalations.labels(ESCALATE).inc(len(steps))
         # The pages leave together, once the steps are recorded: a re-run after a crash sends
         # them again with the same transaction IDs, which the homeserver does not repeat.
@@ -653,24 +658,17 @@ class Paging:
         )
         return [PageTargetRow(**self.target(page, backup, deadline, row.handle))] if backup else []
 
-    async def _record_escalation(
-        self,
-        session: AsyncSession,
-        page: PageRow,
-        activation: ActivationRow,
-        row: PageTargetRow,
-        backups: list[PageTargetRow],
-    ) -> None:
+    @staticmethod
+    def _escalation_entry(
+        page: PageRow, row: PageTargetRow, backups: list[PageTargetRow]
+    ) -> tuple[str, str, dict[str, Any]]:
         standing_in = (
             f"; paged their backup {backups[0].name}" if backups else "; no backup in the directory"
         )
-        await self.activations.record(
-            session,
-            activation,
+        return (
             "system.escalation",
             f"{page.ref}: no answer from {row.name}; paged again{standing_in}",
-            self.activations.bot_id,
-            data={
+            {
                 "page": page.id,
                 "handle": row.handle,
                 "backup": backups[0].handle if backups else None,
@@ -695,15 +693,19 @@ class Paging:
                 if row.unreachable_at is None
             }
             await store.mark_many(session, marks)  # type: ignore[arg-type]
-            for unit in fresh:
-                await self.activations.record(
-                    session,
-                    activation,
-                    "system.unreachable",
-                    f"{page.ref}: could not reach {', '.join(r.name for r in unit)}",
-                    self.activations.bot_id,
-                    data={"page": page.id, "handles": [r.handle for r in unit]},
-                )
+            await self.activations.record_many(
+                session,
+                activation,
+                self.activations.bot_id,
+                [
+                    (
+                        "system.unreachable",
+                        f"{page.ref}: could not reach {', '.join(r.name for r in unit)}",
+                        {"page": page.id, "handles": [r.handle for r in unit]},
+                    )
+                    for unit in fresh
+                ],
+            )
         self.deps.metrics.escalations.labels(UNREACHABLE).inc(len(units))
         told = await asyncio.gather(
             *(self._tell_unreachable(page, activation, unit) for unit in units),

@@ -90,6 +90,39 @@ async def test_concurrent_writers_each_get_the_next_entry(db: Database) -> None:
     assert logbook.verify(activation.ref, entries).ok
 
 
+async def test_a_batch_is_chained_in_order_among_concurrent_writers(db: Database) -> None:
+    """An escalation records every person of a page in one write (`append_many`): its entries
+    take consecutive numbers in the order given and chain like single ones, while other
+    sessions append at the same time."""
+    activation = await filled(db, entries=1)
+
+    async def single(n: int) -> None:
+        async with db.session() as session:
+            await logbook.append(
+                session, activation, kind="note", text=f"note {n}", author="@a:x", author_role="x"
+            )
+
+    async def batch(n: int) -> None:
+        drafts = [
+            logbook.Draft("system.escalation", f"batch {n}.{k}", "@bot:x", "bot", data={"k": k})
+            for k in range(5)
+        ]
+        async with db.session() as session:
+            await logbook.append_many(session, activation, drafts)
+
+    await asyncio.gather(*(single(n) for n in range(5)), *(batch(n) for n in range(5)))
+    async with db.session() as session:
+        entries = await store.log_entries(session, activation.id)  # type: ignore[arg-type]
+    assert [e.seq for e in entries] == list(range(1, 32))
+    assert logbook.verify(activation.ref, entries).ok
+    for n in range(5):
+        mine = [e for e in entries if e.text.startswith(f"batch {n}.")]
+        assert [e.text for e in mine] == [f"batch {n}.{k}" for k in range(5)]
+        assert [e.seq for e in mine] == list(range(mine[0].seq, mine[0].seq + 5))
+        assert [e.data for e in mine] == [{"k": k} for k in range(5)]
+        assert all(e.occurred_at == e.recorded_at for e in mine)
+
+
 @pytest.mark.parametrize(
     "statement",
     [

@@ -11,6 +11,7 @@ from sqlalchemy import func, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from bot.storage import bulk
 from bot.storage.models import (
     ActivationRow,
     InputRequestRow,
@@ -103,6 +104,12 @@ async def last_log_entry(session: AsyncSession, activation_id: int) -> LogEntryR
         .limit(1)
     )
     return rows.first()
+
+
+async def add_log_entries(session: AsyncSession, entries: list[LogEntryRow]) -> None:
+    """Many entries in one statement (the ORM's flush would send one INSERT each on SQLite)."""
+    rows = [entry.model_dump(exclude={"id"}) for entry in entries]
+    await bulk.insert_rows(session, LogEntryRow, rows)
 
 
 async def log_entries(
