@@ -12,6 +12,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.storage import bulk
+from bot.storage.db import dialect_of
 from bot.storage.models import (
     ActivationRow,
     InputRequestRow,
@@ -31,7 +32,7 @@ async def next_number(session: AsyncSession, *, exercise: bool, year: int) -> in
     ends: two activations opened in the same second must not both take it (the second would
     fail on the unique number). PostgreSQL: an advisory lock on the numbering; SQLite: its
     write lock, taken now by a write that changes nothing (see lock_activation)."""
-    if _on_sqlite(session):
+    if dialect_of(session) == "sqlite":
         statement = update(ActivationRow).where(col(ActivationRow.id).is_(None))
         await session.exec(statement.values(id=ActivationRow.id))  # type: ignore[call-overload]
     else:
@@ -81,7 +82,7 @@ async def lock_activation(session: AsyncSession, activation_id: int) -> None:
     only at its first write: two sessions whose first statements read the last logbook entry
     would both chain onto it. A write that changes nothing takes that lock now.
     """
-    if _on_sqlite(session):
+    if dialect_of(session) == "sqlite":
         statement = update(ActivationRow).where(col(ActivationRow.id) == activation_id)
         await session.exec(statement.values(id=ActivationRow.id))  # type: ignore[call-overload]
         return
@@ -225,7 +226,3 @@ async def sitreps(session: AsyncSession, activation_id: int) -> list[SitrepRow]:
         .order_by(col(SitrepRow.number))
     )
     return list(rows.all())
-
-
-def _on_sqlite(session: AsyncSession) -> bool:
-    return session.bind is not None and session.bind.dialect.name == "sqlite"

@@ -18,6 +18,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import SQLModel
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from bot.storage.db import dialect_of
+
 
 async def insert_rows(
     session: AsyncSession, model: type[SQLModel], values: Sequence[dict[str, Any]], *returning: Any
@@ -77,5 +79,4 @@ async def upsert(
 
 def _insert(session: AsyncSession, model: type[SQLModel]) -> Any:
     """The dialect's own INSERT, which knows ON CONFLICT (both dialects the bot runs on do)."""
-    dialect = session.bind.dialect.name if session.bind is not None else ""
-    return {"sqlite": sqlite.insert, "postgresql": postgresql.insert}[dialect](model)
+    return {"sqlite": sqlite.insert, "postgresql": postgresql.insert}[dialect_of(session)](model)

@@ -40,6 +40,11 @@ def after_commit(session: AsyncSession, callback: Callable[[], object]) -> None:
     session.info.setdefault(AFTER_COMMIT, []).append(callback)
 
 
+def dialect_of(session: AsyncSession) -> str:
+    """`sqlite` or `postgresql`: what the session's statements run on, for the few that differ."""
+    return session.bind.dialect.name if session.bind is not None else ""
+
+
 class SchemaError(RuntimeError):
     """The database's schema is not one this version of the bot can run on."""
 
