@@ -90,10 +90,12 @@ async def request_states(session: AsyncSession, activation_id: int) -> list[Requ
         return []
     targets: dict[int, list[RequestTargetRow]] = {r.id: [] for r in requests}  # type: ignore[misc]
     answers: dict[int, list[InputAnswerRow]] = {r.id: [] for r in requests}  # type: ignore[misc]
+    # Each query sees what is committed when it runs: what belongs to a request added since
+    # the first is left for the next read.
     for target in await store.targets_of_activation(session, activation_id):
-        targets[target.request_id].append(target)
+        targets.get(target.request_id, []).append(target)
     for answer in await store.answers_of_activation(session, activation_id):
-        answers[answer.request_id].append(answer)
+        answers.get(answer.request_id, []).append(answer)
     return [_state(r, targets[r.id], answers[r.id]) for r in requests]  # type: ignore[index]
 
 

@@ -92,7 +92,7 @@ class Leadership:
     async def release(self) -> None:
         if self._conn is not None:
             try:
-                await self._conn.close()
+                await self._db.drop_connection(self._conn)
             except Exception:
                 log.warning("closing the leader lock connection failed", exc_info=True)
             self._conn = None

@@ -745,9 +745,6 @@ class PageSummary:
     unreachable: list[tuple[str, str]]
 
 
-NO_PAGES = PageSummary(0, 0, 0, [], [])
-
-
 def _wording(row: PageTargetRow, repeat: bool) -> tuple:
     """What a page's text depends on besides the page: the person's language and time zone, the
     deadline shown, whether it is a repeat, and whom a backup stands in for."""

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from bot.activations import LevelChange, level_history
 from bot.deps import Deps
 from bot.inputs import Inputs, InputSummary
-from bot.paging import NO_PAGES, PageSummary, page_summary
+from bot.paging import PageSummary, page_summary
 from bot.rounds import Rounds
 from bot.storage import activation_store, round_store
 from bot.storage.activation_store import Tally
@@ -35,7 +35,11 @@ async def read_situation(deps: Deps, activation: ActivationRow) -> Situation:
     async with deps.db.session() as session:
         tally = await activation_store.tally(session, activation_id)
         history = await level_history(session, activation)
-        pages = await page_summary(session, activation_id) if tally.pages else NO_PAGES
+        pages = (
+            await page_summary(session, activation_id)
+            if tally.pages
+            else PageSummary(pages=0, people=0, acknowledged=0, waiting=[], unreachable=[])
+        )
         requests = (
             await Inputs(deps).summary(session, activation_id)
             if tally.requests

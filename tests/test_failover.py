@@ -10,7 +10,10 @@ import time
 from pathlib import Path
 
 import pytest
+from sqlalchemy import text
 
+from bot.leader import Leadership
+from bot.storage.db import Database
 from tests.conftest import Cast, start_process, wait_for_log
 from tests.matrix_people import Person, body
 from tests.test_paging import activation_room, page_received, pages_in
@@ -70,3 +73,35 @@ async def test_standby_takes_over_and_carries_on_the_escalation_and_the_round(
             if process.poll() is None:
                 process.send_signal(signal.SIGTERM)
                 await asyncio.to_thread(process.wait, 15)
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+async def test_a_released_leader_lock_is_free_at_once_and_never_idle_in_a_transaction(
+    database_url: str,
+) -> None:
+    """The lock's connection runs in autocommit (idle in a transaction, a server's
+    `idle_in_transaction_session_timeout` would end it, and the lock with it) and is closed for
+    good on release: given back to the pool, it kept the lock, as PostgreSQL ends a session
+    lock with the session, not with a rollback, and a standby waited for it in vain."""
+    first_db, second_db, observer = (Database(database_url) for _ in range(3))
+    first = Leadership(first_db, "@bot:x", poll_seconds=0.1)
+    second = Leadership(second_db, "@bot:x", poll_seconds=0.1)
+    try:
+        await first.acquire()
+        async with observer.engine.connect() as conn:
+            states = await conn.execute(
+                text(
+                    "SELECT a.state FROM pg_stat_activity a JOIN pg_locks l USING (pid) "
+                    "WHERE l.locktype = 'advisory' AND l.granted"
+                )
+            )
+            assert states.scalars().all() == ["idle"]
+        standby = asyncio.create_task(second.acquire())
+        await asyncio.sleep(0.5)
+        assert not standby.done()  # one active instance at a time
+        await first.release()
+        await asyncio.wait_for(standby, 5)
+    finally:
+        await second.release()
+        for db in (first_db, second_db, observer):
+            await db.dispose()

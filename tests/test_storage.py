@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -13,7 +14,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import event, text
-from sqlmodel import select
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot import logbook
@@ -189,7 +190,8 @@ async def test_bulk_insert_and_update_by_id(db: Database) -> None:
 
 async def _timers(db: Database) -> dict[str, Timer]:
     async with db.session() as session:
-        return {t.key: t for t in (await session.exec(select(Timer))).all()}
+        rows = await session.exec(select(Timer).order_by(col(Timer.id)))
+        return {t.key: t for t in rows.all()}
 
 
 async def test_timer_claimed_once(db: Database) -> None:
@@ -197,7 +199,9 @@ async def test_timer_claimed_once(db: Database) -> None:
         await core.upsert_timers(session, "test", [("k1", utcnow(), {"n": 1})])
         await core.upsert_timers(session, "test", [("k1", utcnow(), {"n": 2})])
         await core.upsert_timers(session, "test", [("k2", utcnow(), {"n": 3})])
-    timer, other = (await _timers(db)).values()
+    armed = await _timers(db)
+    assert sorted(armed) == ["k1", "k2"]  # arming k1 again moved it: no second timer
+    timer, other = armed["k1"], armed["k2"]
     ids = [timer.id, other.id]
     async with db.session() as session:
         first = await core.claim_timers(session, ids, "process-1")  # type: ignore[arg-type]
@@ -426,71 +430,80 @@ def _queries(db: Database) -> Iterator[list[str]]:
         event.remove(db.engine.sync_engine, "before_cursor_execute", record)
 
 
-async def _fill(session: AsyncSession, activation: ActivationRow, size: int) -> None:
-    """`size` of everything: log entries (one a decision), sitreps, pages of two people each,
-    requests of two people each with two versions of one answer, and schedules (besides one
-    cancelled and one single round, which are not in force)."""
+async def _fill(
+    session: AsyncSession, activation: ActivationRow, pages: int, tag: str = ""
+) -> None:
+    """A different number of each, so that no count can stand in for another: `pages` pages of
+    two people each, one request more (two people asked, two versions of one answer), one
+    schedule in force more again (besides a cancelled one and a single round), one sitrep more
+    again (the highest number written first) and one log entry more again, two of them
+    decisions."""
     aid: int = activation.id  # type: ignore[assignment]
     now = utcnow()
-    for n in range(size):
-        kind = "decision" if n == 0 else "info"
+    person = {"matrix_id": "@p:x", "organisation": "O", "language": "en", "timezone": "UTC"}
+    for n in range(pages + 4):
+        kind = "decision" if n < 2 else "info"
         await logbook.append(
             session, activation, kind=kind, text=f"e{n}", author="@a:x", author_role="lead"
         )
+    for n in range(pages + 3):
         session.add(
             SitrepRow(
                 activation_id=aid,
-                number=n + 1,
+                number=n + 1 + len(tag) * 100,
                 period_start=now,
                 period_end=now,
                 prepared_by="@a:x",
                 body=f"sitrep {n + 1}",
-                created_at=now + timedelta(minutes=n),
+                created_at=now - timedelta(minutes=n),
             )
         )
+    for n in range(pages):
         page = PageRow(
             activation_id=aid,
             sender="@a:x",
             text=f"page {n}",
             ack_window_s=600,
-            opened_by_event=f"$page{aid}-{n}",
+            opened_by_event=f"$page{aid}{tag}-{n}",
             created_at=now,
         )
+        session.add(page)
+        await session.flush()
+        session.add_all(
+            PageTargetRow(page_id=page.id, handle=handle, name=handle, deadline=now, **person)
+            for handle in ("anna", "ben")
+        )
+    for n in range(pages + 1):
         request = InputRequestRow(
             activation_id=aid,
             sender="@a:x",
             question=f"q{n}",
             deadline=now,
-            opened_by_event=f"$rq{aid}-{n}",
+            opened_by_event=f"$rq{aid}{tag}-{n}",
             created_at=now,
         )
-        session.add_all([page, request])
+        session.add(request)
         await session.flush()
-        person = {"matrix_id": "@p:x", "organisation": "O", "language": "en", "timezone": "UTC"}
-        for handle in ("anna", "ben"):
-            session.add(
-                PageTargetRow(page_id=page.id, handle=handle, name=handle, deadline=now, **person)
-            )
-            session.add(
-                RequestTargetRow(request_id=request.id, handle=handle, name=handle, **person)
-            )
+        asked = [
+            RequestTargetRow(request_id=request.id, handle=handle, name=handle, **person)
+            for handle in ("anna", "ben")
+        ]
+        session.add_all(asked)
         await session.flush()
-        first = (await input_store.targets(session, request.id))[0]  # type: ignore[arg-type]
-        for version in (1, 2):
-            session.add(
-                InputAnswerRow(
-                    request_id=request.id,  # type: ignore[arg-type]
-                    target_id=first.id,  # type: ignore[arg-type]
-                    text=f"v{version}",
-                    version=version,
-                    answered_at=now + timedelta(seconds=version),
-                    via="dm",
-                    event_id=f"$answer{first.id}-{version}",
-                )
+        session.add_all(
+            InputAnswerRow(
+                request_id=request.id,  # type: ignore[arg-type]
+                target_id=asked[0].id,  # type: ignore[arg-type]
+                text=f"v{version}",
+                version=version,
+                answered_at=now + timedelta(seconds=version),
+                via="dm",
+                event_id=f"$answer{asked[0].id}-{version}",
             )
-    for n, (cron, cancelled) in enumerate(
-        [("0 9 * * *", None)] * size + [(None, None)] + [("0 9 * * *", now)]
-    ):
+            for version in (1, 2)
+        )
+    schedules = [("0 9 * * *", None)] * (pages + 2) + [(None, None), ("0 9 * * *", now)]
+    for n, (cron, cancelled) in enumerate(schedules):
         session.add(
             RoundSeriesRow(
                 activation_id=aid,
@@ -500,7 +513,7 @@ async def _fill(session: AsyncSession, activation: ActivationRow, size: int) -> 
                 timezone="UTC",
                 window_s=600,
                 created_by="@a:x",
-                opened_by_event=f"$round{aid}-{n}",
+                opened_by_event=f"$round{aid}{tag}-{n}",
                 created_at=now,
                 cancelled_at=cancelled,
             )
@@ -529,15 +542,16 @@ async def test_an_activation_is_read_whole_in_a_fixed_number_of_queries(db: Data
             states = await request_states(session, busy.id)  # type: ignore[arg-type]
             assert len(queries) == 3 + 1 + 2 + 3
         assert empty == activation_store.Tally(0, 0, None, None, 0, 0, 0)
-        assert (tally.entries, tally.decisions, tally.last_sitrep) == (3, 1, 3)
+        assert (tally.entries, tally.decisions) == (7, 2)
+        assert (tally.pages, tally.requests, tally.scheduled_rounds) == (3, 4, 5)
         sitreps = await activation_store.sitreps(session, busy.id)  # type: ignore[arg-type]
+        assert tally.last_sitrep == 6  # the highest number, though not the latest written
         assert tally.last_sitrep_at == sitreps[-1].created_at  # UTC-aware, like every datetime
-        assert (tally.pages, tally.requests, tally.scheduled_rounds) == (3, 3, 3)
         assert [(p.text, [t.handle for t in rows]) for p, rows in pages] == [
             (f"page {n}", ["anna", "ben"]) for n in range(3)
         ]
         assert all(t.page_id == p.id for p, rows in pages for t in rows)
-        assert [s.request.question for s in states] == ["q0", "q1", "q2"]
+        assert [s.request.question for s in states] == ["q0", "q1", "q2", "q3"]
         for state in states:
             assert [t.handle for t in state.targets] == ["anna", "ben"]
             assert {t.request_id for t in state.targets} == {state.request.id}
@@ -545,4 +559,37 @@ async def test_an_activation_is_read_whole_in_a_fixed_number_of_queries(db: Data
             assert [a.text for a in state.latest.values()] == ["v2"]
             assert [t.handle for t in state.missing] == ["ben"]
         series = await round_store.scheduled_for_activation(session, busy.id)  # type: ignore[arg-type]
-        assert [s.activation_id for s in series] == [busy.id] * 3
+        assert [s.activation_id for s in series] == [busy.id] * 5
+
+
+async def test_what_is_added_between_an_activations_two_reads_waits_for_the_next(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Pages and their people (requests and theirs) are two queries, each seeing what is
+    committed when it runs: a page added in between has people whose page the first query did
+    not see. They are left for the next read; they once made status fail with a KeyError."""
+    async with db.session() as session:
+        busy = await _activation(session, 1)
+        await _fill(session, busy, 1)
+    reads = {"pages": page_store.pages_of, "requests": input_store.requests_of}
+
+    def then_more(name: str) -> Any:
+        async def read(session: AsyncSession, activation_id: int) -> list[Any]:
+            found = await reads[name](session, activation_id)
+            async with db.session() as meanwhile:
+                await _fill(meanwhile, busy, 1, tag=name)
+            return found
+
+        return read
+
+    monkeypatch.setattr(page_store, "pages_of", then_more("pages"))
+    monkeypatch.setattr(input_store, "requests_of", then_more("requests"))
+    async with db.session() as session:
+        pages = await page_store.pages_with_targets(session, busy.id)  # type: ignore[arg-type]
+        states = await request_states(session, busy.id)  # type: ignore[arg-type]
+    assert [(p.text, len(rows)) for p, rows in pages] == [("page 0", 2)]
+    # The two requests from before, and the two added while pages were read.
+    assert [(s.request.question, len(s.targets), len(s.answers)) for s in states] == [
+        ("q0", 2, 2),
+        ("q1", 2, 2),
+    ] * 2

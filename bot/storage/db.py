@@ -164,19 +164,32 @@ class Database:
 
     async def hold_session_lock(self, key: int) -> AsyncConnection | None:
         """A connection of its own holding PostgreSQL's session-level advisory lock `key`, or
-        None when another session holds it. The lock lasts as long as the connection: closed
-        (or dropped with a dead process), it is free. Raises when the database is away."""
+        None when another session holds it; raises when the database is away.
+
+        The lock lasts as long as the connection's database session, so the connection is
+        given up with `drop_connection`, never back to the pool, where it would keep the lock
+        for whoever borrowed it next. It runs in autocommit: never idle in a transaction, which
+        `idle_in_transaction_session_timeout` would end, and the lock with it."""
         conn = await self.engine.connect()
         query = text("SELECT pg_try_advisory_lock(:k)")
         try:
+            await conn.execution_options(isolation_level="AUTOCOMMIT")
             held = (await conn.execute(query, {"k": key})).scalar()
         except BaseException:
-            await conn.close()
+            await self.drop_connection(conn)
             raise
         if held:
             return conn
-        await conn.close()
+        await conn.close()  # holds nothing: back to the pool, which resets its isolation level
         return None
+
+    @staticmethod
+    async def drop_connection(conn: AsyncConnection) -> None:
+        """Close `conn` for good, ending its database session and any session lock it holds."""
+        try:
+            await conn.invalidate()
+        finally:
+            await conn.close()
 
     @staticmethod
     async def check_connection(conn: AsyncConnection) -> None:

@@ -86,7 +86,10 @@ async def pages_with_targets(
     )
     by_page: dict[int, list[PageTargetRow]] = {page.id: [] for page in pages}  # type: ignore[misc]
     for row in rows.all():
-        by_page[row.page_id].append(row)
+        # Each query sees what is committed when it runs: people of a page added since the
+        # first are left for the next read.
+        if row.page_id in by_page:
+            by_page[row.page_id].append(row)
     return [(page, by_page[page.id]) for page in pages]  # type: ignore[index]
 
 
