@@ -177,12 +177,8 @@ async def tally(session: AsyncSession, activation_id: int) -> Tally:
     row = (
         await session.exec(
             select(  # type: ignore[call-overload]
-                count(LogEntryRow, LogEntryRow.activation_id == activation_id),
-                count(
-                    LogEntryRow,
-                    LogEntryRow.activation_id == activation_id,
-                    LogEntryRow.kind == "decision",
-                ),
+                count(LogEntryRow, *_log_filters(activation_id, None, None)),
+                count(LogEntryRow, *_log_filters(activation_id, ["decision"], None)),
                 select(newest.c.number).scalar_subquery(),
                 select(newest.c.created_at).scalar_subquery(),
                 count(PageRow, PageRow.activation_id == activation_id),

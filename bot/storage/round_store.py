@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import func, update
 from sqlmodel import col, select
@@ -26,10 +27,10 @@ async def series(session: AsyncSession, series_id: int) -> RoundSeriesRow | None
 IN_FORCE = (col(RoundSeriesRow.cron).is_not(None), col(RoundSeriesRow.cancelled_at).is_(None))
 
 
-async def scheduled(session: AsyncSession) -> list[RoundSeriesRow]:
-    """Every schedule still in force."""
+async def scheduled(session: AsyncSession, *where: Any) -> list[RoundSeriesRow]:
+    """Every schedule still in force (that also meets `where`)."""
     rows = await session.exec(
-        select(RoundSeriesRow).where(*IN_FORCE).order_by(col(RoundSeriesRow.id))
+        select(RoundSeriesRow).where(*IN_FORCE, *where).order_by(col(RoundSeriesRow.id))
     )
     return list(rows.all())
 
@@ -37,12 +38,7 @@ async def scheduled(session: AsyncSession) -> list[RoundSeriesRow]:
 async def scheduled_for_activation(
     session: AsyncSession, activation_id: int
 ) -> list[RoundSeriesRow]:
-    rows = await session.exec(
-        select(RoundSeriesRow)
-        .where(*IN_FORCE, RoundSeriesRow.activation_id == activation_id)
-        .order_by(col(RoundSeriesRow.id))
-    )
-    return list(rows.all())
+    return await scheduled(session, RoundSeriesRow.activation_id == activation_id)
 
 
 async def cancel_series(session: AsyncSession, series_id: int, at: datetime) -> None:
