@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -282,3 +285,109 @@ async def test_a_broken_directory_stops_the_bot_at_start_with_every_problem(
     )
     assert away.returncode == 2, away.stderr[-2000:]
     assert "organisation: unknown organisation `nowhere`" in away.stderr
+
+
+# -- hostile files (issue 16) ---------------------------------------------------------------------
+
+ANCHORS_REFUSED = (
+    "anchors and aliases (&, *) are not allowed in directory.yaml; write each entry out"
+)
+
+# Nine levels of nine aliases: 9**9 (387 million) strings once expanded, some gigabytes. PyYAML
+# itself builds the shared lists once, but anything that walks the value (the JSON cache, str()
+# of a field) expands it all; refused up front, nothing ever does.
+BOMB = "\n".join(
+    ['lol0: &lol0 ["lol"]']
+    + [f"lol{n}: &lol{n} [{', '.join([f'*lol{n - 1}'] * 9)}]" for n in range(1, 10)]
+    + [
+        "organisations: [{key: nccn, name: NCCN}]",
+        "contacts:",
+        "  - {handle: lol, name: *lol9, organisation: nccn, matrix_id: '@lol:crisis.example'}",
+    ]
+)
+
+MERGED = """\
+defaults: &belgian
+  organisation: nccn
+  timezone: Europe/Brussels
+organisations:
+  - {key: nccn, name: NCCN}
+contacts:
+  - <<: *belgian
+    handle: lead
+    matrix_id: '@lead:crisis.example'
+"""
+
+# In a child with 1 GB of address space and a minute: if the refusal ever comes after the
+# expansion, the test fails on a MemoryError or the timeout instead of taking the machine down.
+LOAD_IN_A_BOX = """
+import resource, sys
+from pathlib import Path
+resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))
+from bot.directory import DirectoryError, load_directory
+try:
+    load_directory(Path(sys.argv[1]), cache=Path(sys.argv[2]))
+except DirectoryError as exc:
+    print("\\n".join(exc.problems))
+else:
+    print("accepted")
+"""
+
+
+def test_an_alias_bomb_is_refused_before_anything_expands_it(tmp_path: Path) -> None:
+    """A 'billion laughs' file is refused, naming the file and the lines, before it is composed,
+    cached or validated; `icc-bot check`, start and reload (SIGHUP, `icc-bot directory reload`)
+    all read the file through load_directory."""
+    path, cache = tmp_path / "directory.yaml", tmp_path / "cache.json"
+    path.write_text(BOMB)
+    done = subprocess.run(
+        [sys.executable, "-c", LOAD_IN_A_BOX, str(path), str(cache)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == f"{path}: lines 1, 2, 3, 4, 5 and 6 more: {ANCHORS_REFUSED}"
+    assert not cache.exists()
+
+
+def test_a_merge_key_is_an_alias_and_is_refused_too(tmp_path: Path) -> None:
+    """`<<: *defaults` is the everyday use of aliases; still refused, with the lines to rewrite."""
+    path = tmp_path / "directory.yaml"
+    path.write_text(MERGED)
+    with pytest.raises(DirectoryError) as caught:
+        load_directory(path)
+    assert caught.value.problems == [f"{path}: lines 1, 7: {ANCHORS_REFUSED}"]
+
+
+def test_ampersands_and_asterisks_in_text_are_not_anchors(tmp_path: Path) -> None:
+    """Only YAML's own `&x`/`*x` are refused: an `R&D *duty* desk` name loads as written."""
+    raw = sample()
+    raw["organisations"][0]["name"] = "R&D *duty* desk"
+    raw["contacts"][0]["name"] = "*Anne* & co"
+    path = tmp_path / "directory.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    directory = load_directory(path)
+    assert directory.contacts[raw["contacts"][0]["handle"]].name == "*Anne* & co"
+    assert "R&D *duty* desk" in [o.name for o in directory.organisations.values()]
+
+
+async def test_a_reload_refuses_an_aliased_file_and_says_why(tmp_path: Path) -> None:
+    """SIGHUP and `icc-bot directory reload` land in Roster.reload: the same refusal, written to
+    the status file the reload command reads; the directory in force stays."""
+    path = tmp_path / "directory.yaml"
+    path.write_text(yaml.safe_dump(sample()))
+    db = Database(f"sqlite:///{tmp_path / 'icc.db'}")
+    await db.upgrade()
+    try:
+        roster = roster_module.Roster(path, db, tmp_path)
+        assert await roster.reload()
+        in_force = roster.current
+        path.write_text(MERGED)  # not the bomb: this test runs in the suite's own process
+        assert not await roster.reload()
+        assert roster.current is in_force
+        status = json.loads((tmp_path / roster_module.STATUS_FILE).read_text())
+        assert status["problems"] == [f"{path}: lines 1, 7: {ANCHORS_REFUSED}"]
+    finally:
+        await db.dispose()
