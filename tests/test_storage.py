@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import stat
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -593,3 +595,39 @@ async def test_what_is_added_between_an_activations_two_reads_waits_for_the_next
         ("q0", 2, 2),
         ("q1", 2, 2),
     ] * 2
+
+
+def _mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+async def test_a_sqlite_database_and_its_side_files_are_owner_only(
+    database_url: str, tmp_path: Path
+) -> None:
+    """The database holds the cell's pages, answers and logbook: 0600 from its first byte, its
+    WAL and shared-memory files too (SQLite gives them the main file's mode), and files left
+    0644 (by an older bot, or copied in) are tightened at start. SQLite's question only."""
+    if not database_url.startswith("sqlite"):
+        pytest.skip("a PostgreSQL database has no file of ours")
+    path = tmp_path / "new" / "icc.db"
+    first = Database(f"sqlite:///{path}")
+    try:
+        assert _mode(path) == 0o600  # before SQLite ever opened it
+        await first.upgrade()
+        async with first.session() as session:
+            await core.record_inbox(session, [inbox("$1")])
+        files = sorted(path.parent.iterdir())
+        assert {f.name: _mode(f) for f in files} == {
+            n: 0o600 for n in ("icc.db", "icc.db-shm", "icc.db-wal")
+        }
+        for file in files:
+            file.chmod(0o644)
+        second = Database(f"sqlite:///{path}")
+        try:
+            assert [_mode(f) for f in files] == [0o600] * 3
+            async with second.session() as session:
+                assert [e.event_id for e in await core.pending_inbox(session)] == ["$1"]
+        finally:
+            await second.dispose()
+    finally:
+        await first.dispose()

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import ast
 import logging
+import os
+import stat
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from functools import cache
@@ -11,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import event, inspect, text
-from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
     AsyncEngine,
@@ -26,6 +28,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 MIGRATIONS = Path(__file__).parent / "migrations"
 VERSION_TABLE = "alembic_version"
+# What SQLite writes next to the database file; it gives them the database file's own mode.
+SQLITE_SIDE_FILES = ("-wal", "-shm", "-journal")
 
 
 AFTER_COMMIT = "icc_after_commit"
@@ -111,8 +115,8 @@ class Database:
         self.url = async_url(url)
         parsed = make_url(self.url)
         self.dialect = parsed.get_backend_name()
-        if self.dialect == "sqlite" and parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        if self.dialect == "sqlite" and (path := _sqlite_path(parsed)):
+            _private_sqlite_file(path)
         self.engine: AsyncEngine = create_async_engine(
             self.url, connect_args=connect_args or {}, pool_pre_ping=self.dialect != "sqlite"
         )
@@ -198,6 +202,41 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+
+
+def _sqlite_path(url: URL) -> Path | None:
+    """The database file a SQLite URL names; None for memory or a `file:` URI (SQLite's own)."""
+    if not url.database or url.database == ":memory:" or url.query.get("uri"):
+        return None
+    return Path(url.database)
+
+
+def _private_sqlite_file(path: Path) -> None:
+    """Create the database file owner-only (0600) before SQLite opens it, and take group and
+    other access away from one that exists, with its -wal/-shm/-journal.
+
+    The file holds every page, answer and logbook entry of the crisis cell. SQLite creates it
+    0644 (umask permitting), and operators point ICC_DATABASE_URL outside the 0700 data dir.
+    SQLite creates the side files with the database file's mode, so a private main file keeps
+    them private too; existing ones are fixed here in case they were made before.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    os.close(os.open(path, os.O_CREAT | os.O_RDWR, 0o600))  # a new file only; never truncates
+    for file in (path, *(path.with_name(path.name + side) for side in SQLITE_SIDE_FILES)):
+        _owner_only(file)
+
+
+def _owner_only(path: Path) -> None:
+    """Drop group and other permission bits from `path` if it exists; say so, or why not."""
+    try:
+        mode = stat.S_IMODE(path.stat().st_mode)
+        if mode & 0o077:
+            path.chmod(mode & 0o700)
+            log.info("%s was %04o; now %04o, readable by its owner only", path, mode, mode & 0o700)
+    except FileNotFoundError:
+        return
+    except PermissionError as exc:
+        log.warning("%s: cannot make it owner-only (%s); fix its permissions by hand", path, exc)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
