@@ -221,7 +221,7 @@ def _private_sqlite_file(path: Path) -> None:
     them private too; existing ones are fixed here in case they were made before.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    os.close(os.open(path, os.O_CREAT | os.O_RDWR, 0o600))  # a new file only; never truncates
+    os.close(os.open(path, os.O_CREAT | os.O_RDONLY, 0o600))  # creates only; a read-only copy opens
     for file in (path, *(path.with_name(path.name + side) for side in SQLITE_SIDE_FILES)):
         _owner_only(file)
 
