@@ -278,7 +278,7 @@ def big_directory(
                 "organisation": f"org-{c % organisations}",
                 "matrix_id": f"@person-{c}:crisis.example",
                 "role": "icc-member" if members_every and c % members_every == 0 else "partner",
-                "languages": LANGS[c % len(LANGS)],
+                "languages": list(LANGS[c % len(LANGS)]),  # own copy: shared lists dump as aliases
                 "timezone": ZONES[c % len(ZONES)],
                 "groups": [f"group-{c % 50}"],
                 "backup": f"person-{c + 1}" if c % 2 == 0 and c + 1 < contacts else None,
