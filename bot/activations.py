@@ -18,6 +18,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot import logbook
 from bot.deps import Deps
+from bot.matrix.send import ACTIVATION_INVITE_POWER
 from bot.render import Message
 from bot.roles import Role
 from bot.router import UserError
@@ -222,6 +223,7 @@ class Activations:
             invite=invite,
             admins=[activation.lead],
             encrypted=self.deps.settings.e2ee,
+            invite_power=ACTIVATION_INVITE_POWER,
         )
         async with self.deps.db.session() as session:
             await store.set_fields(session, activation.id, room_id=room_id)  # type: ignore[arg-type]

@@ -34,6 +34,7 @@ from bot.matrix.send import Messenger
 from bot.matrix.sync import FatalSyncError, SyncLoop
 from bot.matrix.trust import DeviceTrust
 from bot.metrics import Metrics
+from bot.outsiders import Outsiders
 from bot.paging import STEP_TIMER as PAGE_STEP
 from bot.paging import Paging
 from bot.render import Renderer
@@ -119,7 +120,7 @@ class App:
                 db=db,
                 registry=Registry(self.families),
                 renderer=Renderer(settings.template_dir, prefix=settings.command_prefix),
-                messenger=Messenger(client),
+                messenger=Messenger(client, trusted=self._in_directory),
                 scheduler=scheduler,
                 roster=roster,
                 metrics=self.metrics,
@@ -142,8 +143,10 @@ class App:
                 on_invite=self._on_invite,
                 on_ready=lambda: self._on_ready(runner),
                 prepared=lambda: directory,
-                on_undecryptable=self._on_undecryptable,
+                on_undecryptable=runner.notify_undecryptable,
                 on_keys=self.trust.review,
+                on_room_created=self.deps.messenger.note_creator,
+                on_arrival=self._on_arrival,
                 timeout_ms=self.tuning.sync_timeout_ms,
                 backoff=self.tuning.backoff,
                 timeline_limit=self.tuning.timeline_limit,
@@ -253,15 +256,15 @@ class App:
         """The directory's people, as now loaded: whose devices the bot trusts."""
         return self.deps.directory.matrix_ids() if self.deps is not None else set()
 
-    async def _on_undecryptable(self, room_id: str, sender: str, event_id: str) -> None:
-        assert self.deps is not None
-        contact = self.deps.directory.contact_for(sender)
-        message = self.deps.renderer.render(
-            "undecryptable",
-            sender=contact.name if contact else sender,
-            device=self.deps.settings.device_name,
-        )
-        await self.deps.messenger.notice(room_id, message, txn_id=f"utd-{event_id}")
+    def _in_directory(self, user_id: str) -> bool:
+        return self.deps is not None and self.deps.directory.contact_for(user_id) is not None
+
+    def _on_arrival(self, room_id: str, user_id: str) -> None:
+        """Someone joined or was invited: the lead hears of it if it is an outsider in one of
+        the bot's own rooms (checked in the task, off the sync loop)."""
+        if self.deps is not None and not self._in_directory(user_id):
+            outsiders = Outsiders(self.deps)
+            self.tasks.spawn(f"outsider:{room_id}:{user_id}", outsiders.arrived(room_id, user_id))
 
     async def _on_invite(self, room_id: str, inviter: str) -> None:
         assert self.deps is not None

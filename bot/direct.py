@@ -17,7 +17,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.deps import Deps
 from bot.directory import Contact
-from bot.matrix.send import MatrixSendError
+from bot.matrix.send import DIRECT_INVITE_POWER, MatrixSendError
 from bot.storage import page_store as store
 from bot.storage.db import Database
 from bot.timeutil import utcnow
@@ -84,7 +84,9 @@ class DirectMessages:
             if known is not None and await self._still_there(known.room_id, matrix_id):
                 return known.room_id
             # A crash between creating the room and recording it left a room without a row.
-            room_id = self.deps.messenger.room_with(DM_NAME, matrix_id)
+            room_id = self.deps.messenger.room_with(
+                DM_NAME, matrix_id, encrypted=self.deps.settings.e2ee
+            )
             if room_id is not None and (known is None or room_id != known.room_id):
                 async with self.deps.db.session() as session:
                     await store.save_dm_room(session, matrix_id, room_id, utcnow())
@@ -95,6 +97,7 @@ class DirectMessages:
                 invite=[matrix_id],
                 admins=[],
                 encrypted=self.deps.settings.e2ee,
+                invite_power=DIRECT_INVITE_POWER,
                 direct=True,
             )
             async with self.deps.db.session() as session:

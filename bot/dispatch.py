@@ -14,6 +14,7 @@ import secrets
 import time
 from collections import deque
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy.exc import DBAPIError
 
@@ -21,6 +22,7 @@ from bot.activations import Activations
 from bot.args import UsageError
 from bot.classification import ClassificationGuard
 from bot.deps import Deps
+from bot.matrix.content import ANNOTATION, Relation, relation_of, text_field, without_reply_fallback
 from bot.matrix.send import ReplyTo, fits_one_event
 from bot.render import Message
 from bot.roles import Role
@@ -37,33 +39,16 @@ ACK_REACTIONS = ("✅", "👍", "✔", "☑")
 # A reply (not a command) goes to this internal command, which finds what it answers: a page
 # (an acknowledgement) or an input request (the input); a reply to anything else is ignored.
 REPLY_COMMAND = "reply-to-bot"
-
-
-def relates_to(content: dict) -> str | None:
-    """The event a message replies to (or a reaction annotates)."""
-    relation = content.get("m.relates_to") or {}
-    if relation.get("rel_type") == "m.annotation":
-        return relation.get("event_id")
-    return (relation.get("m.in_reply_to") or {}).get("event_id")
-
-
-def without_reply_fallback(body: str) -> str:
-    """A reply's own text: clients quote the original as `> …` lines before it."""
-    lines = body.splitlines()
-    while lines and lines[0].startswith(">"):
-        lines.pop(0)
-    return "\n".join(lines).strip()
+STRANGER_BUDGET = (5, timedelta(minutes=10))
 
 
 def is_ack_reaction(key: str) -> bool:
     return any(key.startswith(emoji) for emoji in ACK_REACTIONS)  # skin tones, variation selectors
 
 
-def reply_target(event_id: str, content: dict) -> ReplyTo:
+def reply_target(event_id: str, relation: Relation) -> ReplyTo:
     """Answer inside the thread the command was typed in, else as a reply to it."""
-    relation = content.get("m.relates_to") or {}
-    thread = relation.get("event_id") if relation.get("rel_type") == "m.thread" else None
-    return ReplyTo(event_id=event_id, thread_root=thread)
+    return ReplyTo(event_id=event_id, thread_root=relation.thread_root)
 
 
 class RateLimiter:
@@ -90,6 +75,10 @@ class CommandRunner:
         self._deps = deps
         self._guard = ClassificationGuard(deps.settings.classified_markings)
         self._limiter = RateLimiter(*deps.settings.rate_limit)
+        self._told_limited = RateLimiter(1, deps.settings.rate_limit[1])
+        # Answers to strangers and notices of undecryptable events, per room: anyone can send
+        # those events, so they must not make the bot post without limit.
+        self._stranger_budget = RateLimiter(*STRANGER_BUDGET)
 
     def command_text(self, body: str) -> str | None:
         return split_command(body, self._deps.settings.command_prefix, ALIASES)
@@ -98,32 +87,42 @@ class CommandRunner:
         """Is this event for the bot: a command, or an answer to a page?"""
         return self.interpret(event_type, content) is not None
 
-    def interpret(self, event_type: str, content: dict) -> tuple[str, str] | None:
-        """(command text, how it came) for an event the bot acts on, else None."""
+    def interpret(self, event_type: str, content: dict[str, Any]) -> tuple[str, str] | None:
+        """(command text, how it came) for an event the bot acts on, else None.
+
+        How it came: `command`; `reply` (a plain reply to one of the bot's messages); `reaction`;
+        `edit` (an edited command: never run again, the sender is told so).
+        """
+        relation = relation_of(content)
         if event_type == "m.reaction":
-            key = str((content.get("m.relates_to") or {}).get("key", ""))
-            return ("ack", "reaction") if is_ack_reaction(key) else None
-        if content.get("msgtype") != "m.text":
+            acks = relation.rel_type == ANNOTATION and is_ack_reaction(relation.key or "")
+            return ("ack", "reaction") if acks else None
+        if text_field(content, "msgtype") != "m.text":
             return None
-        text = self.command_text(str(content.get("body", "")))
+        if relation.is_edit:
+            edited = self.command_text(text_field(content.get("m.new_content"), "body"))
+            return (edited, "edit") if edited is not None else None
+        body = text_field(content, "body")
+        if relation.in_reply_to is not None:
+            body = without_reply_fallback(body)
+        text = self.command_text(body)
         if text is not None:
             return text, "command"
-        if relates_to(content) is not None:
-            return (
-                f"{REPLY_COMMAND} {without_reply_fallback(str(content.get('body', '')))}",
-                "reply",
-            )
+        if relation.answers is not None:
+            return f"{REPLY_COMMAND} {body.strip()}", "reply"
         return None
 
     async def run(self, item: InboxEvent) -> None:
-        """Handle one inbox event and mark it finished. Never raises."""
+        """Handle one inbox event and mark it finished. Never raises: an event that makes the bot
+        fail is recorded as failed, with a reference in the log, and the next one runs."""
         started = time.monotonic()
-        outcome = "failed"
-        text, via = self.interpret(item.event_type, item.content) or ("help", "command")
-        matched = self._deps.registry.match(text or "help")
-        name = matched[2]
+        name, outcome, answer = "?", "failed", None
+        relation = relation_of(item.content)
         try:
-            name, outcome, answer = await self._answer(item, matched, via)
+            text, via = self.interpret(item.event_type, item.content) or ("help", "command")
+            matched = self._deps.registry.match(text or "help")
+            name = matched[2]
+            name, outcome, answer = await self._answer(item, matched, via, relation)
         except DBAPIError:
             log.exception("database unavailable for event=%s", item.event_id)
             self._deps.metrics.command_errors.inc()
@@ -133,6 +132,9 @@ class CommandRunner:
             log.exception("command failed ref=%s event=%s", ref, item.event_id)
             self._deps.metrics.command_errors.inc()
             answer = self._deps.renderer.render("internal_error", ref=ref)
+        if answer is not None and not self._may_answer(item.sender, item.room_id):
+            log.info("answer to %s held back: over the room's budget", item.event_id)
+            answer = None
         try:
             if answer is not None:
                 answer = await self._frame_for_room(item.room_id, answer)
@@ -141,7 +143,7 @@ class CommandRunner:
                 await self._deps.messenger.notice(
                     item.room_id,
                     answer,
-                    reply_to=reply_target(item.event_id, item.content),
+                    reply_to=reply_target(item.event_id, relation),
                     txn_id=f"reply-{item.event_id}",
                 )
         except Exception:
@@ -158,6 +160,29 @@ class CommandRunner:
             outcome,
             (time.monotonic() - started) * 1000,
         )
+
+    def _may_answer(self, sender: str, room_id: str) -> bool:
+        """People in the directory are always answered; strangers within a per-room budget, so
+        that nobody outside the cell can make the bot post without limit."""
+        if self._deps.directory.role_of(sender) is not Role.STRANGER:
+            return True
+        return self._stranger_budget.allow(room_id)
+
+    async def notify_undecryptable(self, room_id: str, sender: str, event_id: str) -> None:
+        """Say once that a message could not be read, framed like every message of the room's
+        activation; within the room's budget, since anyone can forge such events."""
+        if not self._stranger_budget.allow(room_id):
+            log.info("undecryptable notice for %s held back: over the room's budget", event_id)
+            return
+        deps = self._deps
+        contact = deps.directory.contact_for(sender)
+        message = deps.renderer.render(
+            "undecryptable",
+            sender=contact.name if contact else sender,
+            device=deps.settings.device_name,
+        )
+        message = await self._frame_for_room(room_id, message)
+        await deps.messenger.notice(room_id, message, txn_id=f"utd-{event_id}")
 
     async def _as_file(self, item: InboxEvent, command: str, answer: Message) -> Message:
         """An answer too long for one event (a sitrep of a long night) goes as a file, with a
@@ -204,55 +229,26 @@ class CommandRunner:
         return activations.frame(answer, activation)
 
     async def _answer(
-        self, item: InboxEvent, matched: tuple[CommandSpec | None, str, str], via: str
+        self,
+        item: InboxEvent,
+        matched: tuple[CommandSpec | None, str, str],
+        via: str,
+        relation: Relation,
     ) -> tuple[str, str, Message | None]:
         deps = self._deps
-        render = deps.renderer.render
         spec, arg_text, typed = matched
-        late = self._lateness_minutes(item.origin_ts)
-        if late is not None and not (spec and spec.any_age):
-            return typed, "late", render("command_late", minutes=late, command=typed)
         role = deps.directory.role_of(item.sender)
-        if spec is None:
-            return (
-                typed,
-                "unknown",
-                render(
-                    "unknown_command",
-                    typed=typed,
-                    suggestion=deps.registry.suggest(typed),
-                    prefix=deps.settings.command_prefix,
-                ),
-            )
-        if not role.allows(spec.role) and via != "command":
-            return spec.name, "ignored", None  # a stranger's 👍 or reply is not addressed to us
-        if via == "command" and not self._limiter.allow(item.sender):
-            return (
-                spec.name,
-                "rate-limited",
-                render(
-                    "rate_limited",
-                    count=self._limiter.count,
-                    per=format_duration(self._limiter.per),
-                ),
-            )
-        if not role.allows(spec.role):
-            return (
-                spec.name,
-                "refused",
-                render(
-                    "refused",
-                    command=spec.name,
-                    required=spec.role.value,
-                    stranger=role is Role.STRANGER,
-                    prefix=deps.settings.command_prefix,
-                ),
-            )
+        refusal = self._refusal(item, spec, typed, via, role)
+        if refusal is not None:
+            return refusal
+        assert spec is not None
         try:
             args = spec.signature.parse(arg_text)
             marking = self._classified(args)
             if marking is not None:
-                return spec.name, "refused", render("classified_refused", marking=marking)
+                return spec.name, "refused", self._render("classified_refused", marking=marking)
+            if (not_here := self._not_private(spec, item.room_id)) is not None:
+                return spec.name, "refused", not_here
             context = CommandContext(
                 deps=deps,
                 sender=item.sender,
@@ -262,15 +258,65 @@ class CommandRunner:
                 event_id=item.event_id,
                 sent_at=item.origin_ts,
                 args=args,
-                relates_to=relates_to(item.content),
-                thread_root=reply_target(item.event_id, item.content).thread_root,
+                relates_to=relation.answers,
+                thread_root=relation.thread_root,
                 via=via,
             )
             return spec.name, "done", await spec.handler(context)
         except UsageError as exc:
             return spec.name, "usage", self._usage(spec, str(exc))
         except UserError as exc:
-            return spec.name, "refused", render("user_error", text=str(exc))
+            return spec.name, "refused", self._render("user_error", text=str(exc))
+
+    def _render(self, template: str, /, **context: Any) -> Message:
+        return self._deps.renderer.render(template, **context)
+
+    def _refusal(
+        self, item: InboxEvent, spec: CommandSpec | None, typed: str, via: str, role: Role
+    ) -> tuple[str, str, Message | None] | None:
+        """Why this event is not run, as (command, outcome, answer); None when it may run."""
+        prefix = self._deps.settings.command_prefix
+        name = spec.name if spec else typed
+        late = self._lateness_minutes(item.origin_ts)
+        if late is not None and not (spec and spec.any_age):
+            return name, "late", self._render("command_late", minutes=late, command=typed)
+        if via != "command" and (spec is None or not role.allows(spec.role)):
+            return name, "ignored", None  # a stranger's 👍, reply or edit is not for the bot
+        if via == "edit":
+            return name, "edited", self._render("command_edited", command=typed)
+        if via == "command" and not self._limiter.allow(item.sender):
+            # Said once per window: the refusals must not become the flood they stop.
+            told = self._told_limited.allow(item.sender)
+            limited = self._render(
+                "rate_limited", count=self._limiter.count, per=format_duration(self._limiter.per)
+            )
+            return name, "rate-limited", limited if told else None
+        if spec is None:
+            suggestion = self._deps.registry.suggest(typed)
+            unknown = self._render(
+                "unknown_command", typed=typed, suggestion=suggestion, prefix=prefix
+            )
+            return name, "unknown", unknown
+        if not role.allows(spec.role):
+            refused = self._render(
+                "refused",
+                command=spec.name,
+                required=spec.role.value,
+                stranger=role is Role.STRANGER,
+                prefix=prefix,
+            )
+            return name, "refused", refused
+        return None
+
+    def _not_private(self, spec: CommandSpec, room_id: str) -> Message | None:
+        """The refusal of an answer with activation content in a room with outsiders."""
+        outsiders = self._deps.messenger.outsiders(room_id) if spec.confidential else set()
+        if not outsiders:
+            return None
+        listed = ", ".join(sorted(outsiders))
+        return self._render(
+            "confidential_refused", command=spec.name, outsiders=listed, count=len(outsiders)
+        )
 
     def _classified(self, args: dict[str, object]) -> str | None:
         """The classification marking in any text argument; such text is never stored or sent."""

@@ -59,6 +59,9 @@ class CommandSpec:
     signature: Signature = field(default_factory=Signature)
     any_age: bool = False  # an answer (ack) stays true however late it is handled
     hidden: bool = False  # internal (a reply routed to its handler): not in help
+    # Its answer shows activation content (status, pages, contacts, exports): refused in a room
+    # where someone outside the directory is joined or invited.
+    confidential: bool = False
 
     def usage(self, prefix: str) -> str:
         args = self.signature.usage()
@@ -83,11 +86,14 @@ class CommandFamily:
         options: Iterable[Option | Flag] = (),
         any_age: bool = False,
         hidden: bool = False,
+        confidential: bool = False,
     ) -> Callable[[Handler], Handler]:
         def register(handler: Handler) -> Handler:
             signature = Signature(tuple(params), tuple(options))
             self.commands.append(
-                CommandSpec(name, role, summary, example, handler, signature, any_age, hidden)
+                CommandSpec(
+                    name, role, summary, example, handler, signature, any_age, hidden, confidential
+                )
             )
             return handler
 

@@ -80,6 +80,7 @@ async def activate(ctx: CommandContext) -> Message:
     summary="level, lead, age, logbook and last sitrep of an activation",
     example="status ICC-2026-007",
     params=[Word("ref", required=False, help="the activation; in its room it may be left out")],
+    confidential=True,
 )
 async def status(ctx: CommandContext) -> Message:
     activations = Activations(ctx.deps)
@@ -152,6 +153,7 @@ async def level(ctx: CommandContext) -> Message:
     summary="hand the lead to another ICC lead, with a handover summary",
     example="handover @jdupont:crisis.example",
     params=[Word("lead", metavar="@user", help="the new lead: Matrix ID or directory handle")],
+    confidential=True,
 )
 async def handover(ctx: CommandContext) -> Message:
     activations = Activations(ctx.deps)
@@ -187,6 +189,7 @@ async def handover(ctx: CommandContext) -> Message:
     summary="close: pending steps end, the closing report and the record bundle are posted",
     example="close Water levels back to normal; municipalities stood down",
     params=[Text("summary", required=False, help="one or two lines for the closing report")],
+    confidential=True,
 )
 async def close(ctx: CommandContext) -> Message:
     activations = Activations(ctx.deps)

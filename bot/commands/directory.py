@@ -23,6 +23,7 @@ PAGE_SIZE = 20
     example="contacts benelux",
     params=[Text("query", required=False, help="words that must all match; none lists everyone")],
     options=[Option("page", Number("page", metavar="N"), default=1, help="page of the results")],
+    confidential=True,
 )
 async def contacts(ctx: CommandContext) -> Message:
     directory = ctx.deps.directory
@@ -65,6 +66,7 @@ async def contacts(ctx: CommandContext) -> Message:
     summary="one contact: organisation, role, languages, time zone, groups, backup",
     example="contact ercc-duty",
     params=[Word("handle", help="a contact handle or Matrix ID")],
+    confidential=True,
 )
 async def contact(ctx: CommandContext) -> Message:
     directory = ctx.deps.directory

@@ -112,6 +112,7 @@ async def input_command(ctx: CommandContext) -> Message:
     summary="draft the advice note from partners' input: posted, and attached as files",
     example="advice RQ-3 RQ-4",
     params=[Text("requests", required=False, metavar="RQ-n…", help="default: every request")],
+    confidential=True,
 )
 async def advice(ctx: CommandContext) -> Message:
     activations = Activations(ctx.deps)

@@ -96,6 +96,7 @@ async def log_correct(ctx: CommandContext) -> Message:
     summary="the logbook as a file: Markdown, CSV or HTML",
     example="log export csv",
     params=[Choice("format", choices=record.EXPORT_FORMATS, required=False)],
+    confidential=True,
 )
 async def log_export(ctx: CommandContext) -> Message | None:
     activations = Activations(ctx.deps)
@@ -120,6 +121,7 @@ async def log_export(ctx: CommandContext) -> Message | None:
     role=Role.MEMBER,
     summary="the next numbered situation report, covering the time since the last one",
     example="sitrep",
+    confidential=True,
 )
 async def sitrep(ctx: CommandContext) -> Message:
     activations = Activations(ctx.deps)

@@ -15,8 +15,13 @@ from bot.timeutil import format_local_utc, load_zone, utcnow
 
 commands = CommandFamily("paging")
 PAGE_REF = re.compile(r"^PG-(\d+)$", re.IGNORECASE)
-# A reply to a page saying one of these acknowledges it.
-ACK_WORDS = {"ack", "ok", "okay", "reçu", "recu", "bien reçu", "ontvangen", "erhalten", "roger"}
+# A reply to a page that opens with one of these acknowledges it.
+ACK_WORDS = {
+    *("ack", "acknowledged", "ok", "okay", "received", "roger", "copy", "noted"),
+    *("reçu", "recu", "bien reçu", "bien recu", "compris"),
+    *("ontvangen", "gezien", "begrepen", "oké"),
+    *("erhalten", "empfangen", "verstanden"),
+}
 
 
 def page_ref(text: str | None) -> str | None:
@@ -150,6 +155,7 @@ async def unable(ctx: CommandContext) -> Message | None:
     summary="per person: delivered, acknowledged (latency), escalated, unreachable",
     example="pages PG-12",
     params=[Word("ref", required=False, metavar="ref", help="a page, or an activation")],
+    confidential=True,
 )
 async def pages(ctx: CommandContext) -> Message:
     activations = Activations(ctx.deps)

@@ -1,18 +1,26 @@
 """Plain replies to the bot's messages, routed to what they answer: a report in a round's thread,
-an acknowledgement of a page, or the input to a request. A reply to anything else is ignored."""
+an acknowledgement of a page, or the input to a request. A reply to a page that does not read as
+an acknowledgement is answered with how to give one; a reply to anything else is ignored."""
 
 from __future__ import annotations
 
+import logging
+import re
+
+from bot.activations import Activations
 from bot.args import RawText
 from bot.commands.inputs import record_reply
 from bot.commands.paging import ACK_WORDS, acknowledge
-from bot.dispatch import REPLY_COMMAND
+from bot.dispatch import REPLY_COMMAND, is_ack_reaction
 from bot.inputs import Inputs
 from bot.paging import Paging
 from bot.render import Message
 from bot.roles import Role
 from bot.rounds import Rounds
 from bot.router import CommandContext, CommandFamily
+from bot.storage import activation_store, page_store
+
+log = logging.getLogger(__name__)
 
 commands = CommandFamily("replies")
 
@@ -44,9 +52,9 @@ async def reply_to_bot(ctx: CommandContext) -> Message | None:
         await ctx.deps.messenger.react(ctx.room_id, ctx.event_id, "✅")
         return None
     if await Paging(ctx.deps).is_page_event(ctx.relates_to, ctx.sender):
-        if text.lower().strip(" .!✅👍") in ACK_WORDS:
+        if says_ack(text):
             return await acknowledge(ctx)
-        return None
+        return await _how_to_answer_page(ctx)
     inputs = Inputs(ctx.deps)
     if text and await inputs.is_request_event(ctx.relates_to, ctx.sender):
         recorded = await inputs.record_answer(
@@ -60,3 +68,28 @@ async def reply_to_bot(ctx: CommandContext) -> Message | None:
         )
         return record_reply(ctx, recorded)
     return None
+
+
+def says_ack(text: str) -> bool:
+    """Whether a reply to a page acknowledges it: it opens with an ack word ("Received",
+    "ok thanks", "Reçu, on s'en occupe"), or is only ✅ or 👍."""
+    words = re.findall(r"[^\W\d_]+", text.lower())
+    if not words:
+        return is_ack_reaction(text.strip())
+    return words[0] in ACK_WORDS or " ".join(words[:2]) in ACK_WORDS
+
+
+async def _how_to_answer_page(ctx: CommandContext) -> Message | None:
+    """A reply to a page that says something else: the person is told, in their language, how
+    to acknowledge or decline, and the reply is logged; it is never silently dropped."""
+    assert ctx.relates_to is not None
+    async with ctx.deps.db.session() as session:
+        row = await page_store.target_by_event(session, ctx.relates_to)
+        page = await page_store.page(session, row.page_id) if row else None
+        activation = await activation_store.by_id(session, page.activation_id) if page else None
+    if row is None or page is None:
+        return None
+    log.info("reply from %s to %s is not an acknowledgement; told how", ctx.sender, page.ref)
+    prefix = ctx.deps.settings.command_prefix
+    message = ctx.render("page_reply_unread", lang=row.language, ref=page.ref, prefix=prefix)
+    return Activations(ctx.deps).frame(message, activation)

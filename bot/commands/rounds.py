@@ -148,6 +148,7 @@ async def update(ctx: CommandContext) -> Message | None:
     role=Role.MEMBER,
     summary="scheduled rounds and their next run (local and UTC)",
     example="rounds",
+    confidential=True,
 )
 async def rounds(ctx: CommandContext) -> Message:
     helper = Rounds(ctx.deps)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,6 +40,16 @@ class MatrixSendError(RuntimeError):
         super().__init__(f"sending to {room_id} failed: {status or ''} {message}".strip())
         self.room_id = room_id
         self.status = status
+
+
+class RoomNotPrivate(MatrixSendError):
+    """One of the bot's own rooms holds someone outside the directory: nothing is sent there
+    (and so no room key reaches their devices) until they are gone."""
+
+    def __init__(self, room_id: str, outsiders: set[str]) -> None:
+        names = ", ".join(sorted(outsiders))
+        super().__init__(room_id, "NOT_PRIVATE", f"{names} in the room, not in the directory")
+        self.outsiders = outsiders
 
 
 @dataclass(frozen=True)
@@ -85,11 +96,45 @@ def message_content(
     return content
 
 
-class Messenger:
-    """Sends on behalf of the bot. The only holder of the nio client besides the sync loop."""
+# Who may invite into the bot's rooms: in an activation room the lead (100) and the bot; in a
+# direct-message room the bot alone. Anyone at 0 inviting a stranger was how a page leaked.
+ACTIVATION_INVITE_POWER, DIRECT_INVITE_POWER = 50, 100
 
-    def __init__(self, client: AsyncClient) -> None:
+
+class Messenger:
+    """Sends on behalf of the bot. The only holder of the nio client besides the sync loop.
+
+    `trusted` tells whether a Matrix ID is in the directory. A room the bot created (an
+    activation room, a direct-message room) is for the directory's people only: while anyone else
+    is joined or invited there, every send into it is refused with `RoomNotPrivate`.
+    """
+
+    def __init__(self, client: AsyncClient, trusted: Callable[[str], bool] | None = None) -> None:
         self._client = client
+        self._trusted = trusted or (lambda _user_id: True)
+        self._creators: dict[str, str] = {}  # room → who created it, as the sync showed
+
+    def note_creator(self, room_id: str, creator: str) -> None:
+        self._creators[room_id] = creator
+
+    def is_own_room(self, room_id: str) -> bool:
+        """Whether the bot created this room (its `m.room.create` event is the bot's)."""
+        return self._creators.get(room_id) == self._client.user_id
+
+    def members(self, room_id: str) -> set[str]:
+        """Everyone joined or invited, the bot excepted, as the sync knows the room."""
+        room = self._client.rooms.get(room_id)
+        if room is None:
+            return set()
+        return (set(room.users) | set(room.invited_users)) - {self._client.user_id}
+
+    def outsiders(self, room_id: str) -> set[str]:
+        """Members of the room who are not in the directory."""
+        return {user_id for user_id in self.members(room_id) if not self._trusted(user_id)}
+
+    def _check_private(self, room_id: str) -> None:
+        if self.is_own_room(room_id) and (outsiders := self.outsiders(room_id)):
+            raise RoomNotPrivate(room_id, outsiders)
 
     async def send(
         self,
@@ -101,6 +146,7 @@ class Messenger:
     ) -> str:
         """Send and return the event ID. A stable `txn_id` makes a retried send idempotent:
         the homeserver answers a repeated transaction with the first event instead of a copy."""
+        self._check_private(room_id)
         response = await self._client.room_send(
             room_id, event_type, content, tx_id=txn_id, ignore_unverified_devices=True
         )
@@ -158,9 +204,11 @@ class Messenger:
         invite: list[str],
         admins: list[str],
         encrypted: bool,
+        invite_power: int,
         direct: bool = False,
     ) -> str:
-        """An invite-only room with `admins` (and the bot) at power 100; encrypted if asked.
+        """An invite-only room with `admins` (and the bot) at power 100, where inviting needs
+        `invite_power`; encrypted if asked.
 
         Admins get their power after creation, not through the creation's power-level override:
         from room version 12 the creator must not be listed there, before it must be.
@@ -183,9 +231,11 @@ class Messenger:
             invite=invite,
             initial_state=initial_state,
             is_direct=direct,
+            power_level_override={"invite": invite_power},
         )
         if isinstance(response, RoomCreateError):
             raise MatrixSendError(name, response.status_code, response.message)
+        self.note_creator(response.room_id, self._client.user_id)
         await self._expect_members(response.room_id, invite, new_encrypted_room=encrypted)
         for admin in admins:
             await self.set_power(response.room_id, admin, 100)
@@ -207,11 +257,18 @@ class Messenger:
 
     async def set_power(self, room_id: str, user_id: str, level: int) -> None:
         """Give `user_id` power `level` in the room, keeping everyone else's."""
+        await self._change_power_levels(
+            room_id, lambda content: {"users": {**content.get("users", {}), user_id: level}}
+        )
+
+    async def _change_power_levels(
+        self, room_id: str, change: Callable[[dict[str, Any]], dict[str, Any]]
+    ) -> None:
+        """Read the room's power levels, apply `change` (the keys it returns), write them back."""
         current = await self._client.room_get_state_event(room_id, "m.room.power_levels")
         if isinstance(current, RoomGetStateEventError):
             raise MatrixSendError(room_id, current.status_code, current.message)
-        content = dict(current.content)
-        content["users"] = {**content.get("users", {}), user_id: level}
+        content = {**current.content, **change(dict(current.content))}
         response = await self._client.room_put_state(room_id, "m.room.power_levels", content)
         if isinstance(response, RoomPutStateError):
             raise MatrixSendError(room_id, response.status_code, response.message)
@@ -264,15 +321,31 @@ class Messenger:
     def is_joined(self, room_id: str) -> bool:
         return room_id in self._client.rooms
 
-    def room_with(self, name: str, user_id: str) -> str | None:
-        """A room of the bot's called `name` with only `user_id` (joined or invited) besides
-        the bot, as the sync knows them (every room after the first, full-state, sync): how a
-        room created just before a crash, whose ID was never recorded, is found again."""
+    def room_with(self, name: str, user_id: str, *, encrypted: bool) -> str | None:
+        """A room the bot created, called `name`, invite-only, encrypted when asked, with only
+        `user_id` (joined or invited) besides the bot, as the sync knows them: how a room created
+        just before a crash, whose ID was never recorded, is found again. A room someone else
+        made, whatever its name and members, is never taken for one of the bot's."""
         for room_id, room in self._client.rooms.items():
-            people = (set(room.users) | set(room.invited_users)) - {self._client.user_id}
-            if room.name == name and people == {user_id}:
+            if (
+                self.is_own_room(room_id)
+                and room.name == name
+                and room.join_rule == "invite"
+                and (room.encrypted or not encrypted)
+                and self.members(room_id) == {user_id}
+            ):
                 return room_id
         return None
+
+    async def ensure_invite_power(self, room_id: str, level: int) -> None:
+        """Raise who may invite in a room the bot made before invites were restricted."""
+        room = self._client.rooms.get(room_id)
+        if room is None or not self.is_own_room(room_id):
+            return
+        if room.power_levels.defaults.invite >= level:
+            return
+        await self._change_power_levels(room_id, lambda _content: {"invite": level})
+        log.info("invites in %s now need power %d", room_id, level)
 
     def has_left(self, room_id: str, user_id: str) -> bool:
         """True when the sync has shown `user_id` leave (or never be in) a room the bot is in;

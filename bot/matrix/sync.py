@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -26,6 +27,7 @@ from nio import (
     MegolmEvent,
     MessageDirection,
     ReactionEvent,
+    RoomCreateEvent,
     RoomMemberEvent,
     RoomMessagesError,
     RoomMessageText,
@@ -79,6 +81,8 @@ class SyncLoop:
         prepared: Callable[[], Awaitable[object]] | None = None,
         on_undecryptable: Callable[[str, str, str], Awaitable[None]] | None = None,
         on_keys: Callable[[KeysQueryResponse | None], None] | None = None,
+        on_room_created: Callable[[str, str], None] | None = None,
+        on_arrival: Callable[[str, str], None] | None = None,
         timeout_ms: int = 30_000,
         backoff: tuple[float, float] = (5.0, 300.0),
         timeline_limit: int = 100,
@@ -92,6 +96,8 @@ class SyncLoop:
         self._prepared = prepared
         self._on_undecryptable = on_undecryptable
         self._on_keys = on_keys
+        self._on_room_created = on_room_created
+        self._on_arrival = on_arrival
         self._undecryptable: list[tuple[str, MegolmEvent]] = []
         self._sessions_reported: set[str] = set()
         self._timeout_ms = timeout_ms
@@ -125,6 +131,9 @@ class SyncLoop:
                 )
             except (OSError, TimeoutError) as exc:
                 response = SyncError(str(exc))
+            except Exception as exc:  # nio failing on what the homeserver sent: never fatal
+                log.exception("sync response could not be read")
+                response = SyncError(f"unreadable sync response ({type(exc).__name__})")
             if isinstance(response, SyncError):
                 if response.status_code == "M_UNKNOWN_TOKEN":
                     raise FatalSyncError(f"the homeserver refused the session: {response.message}")
@@ -151,6 +160,7 @@ class SyncLoop:
             await self._maintain_keys()
             await self._report_undecryptable()
             await self._handle_invites(response)
+            self._watch_members(response, arrivals=not first)
             if first:
                 first = False
                 await self._on_ready()  # dispatches every pending inbox row, these included
@@ -213,35 +223,44 @@ class SyncLoop:
             if gap and room_id in settled:
                 timeline = await self._backfill(room_id, info.timeline.prev_batch) + timeline
             for event in timeline:
-                if isinstance(event, MegolmEvent):
-                    if event.sender != self.user_id and (
-                        joined_at is None or origin_time(event) >= joined_at
-                    ):
-                        self._undecryptable.append((room_id, event))
-                    continue
-                if not isinstance(event, RoomMessageText | ReactionEvent):
-                    continue
-                if event.sender == self.user_id:
-                    continue
-                sent = origin_time(event)
-                if joined_at is not None and sent < joined_at:
-                    continue  # history from before the bot joined
-                event_type = event.source.get("type", "m.room.message")
-                content = event.source.get("content") or {}
-                if not self._wants(event_type, content):
-                    continue
-                events.append(
-                    InboxEvent(
-                        event_id=event.event_id,
-                        room_id=room_id,
-                        sender=event.sender,
-                        origin_ts=sent,
-                        received_at=received,
-                        content=content,
-                        event_type=event_type,
-                    )
-                )
+                try:
+                    item = self._command_in(room_id, event, joined_at, received)
+                except Exception:
+                    item = _failed_item(room_id, event, received)
+                if item is not None:
+                    events.append(item)
         return events
+
+    def _command_in(
+        self, room_id: str, event: Any, joined_at: datetime | None, received: datetime
+    ) -> InboxEvent | None:
+        """The inbox row of a timeline event the bot acts on, else None (an undecryptable one
+        is kept aside to be reported)."""
+        if isinstance(event, MegolmEvent):
+            if event.sender != self.user_id and (
+                joined_at is None or origin_time(event) >= joined_at
+            ):
+                self._undecryptable.append((room_id, event))
+            return None
+        if not isinstance(event, RoomMessageText | ReactionEvent) or event.sender == self.user_id:
+            return None
+        sent = origin_time(event)
+        if joined_at is not None and sent < joined_at:
+            return None  # history from before the bot joined
+        event_type = event.source.get("type", "m.room.message")
+        content = event.source.get("content")
+        content = content if isinstance(content, dict) else {}
+        if not self._wants(event_type, content):
+            return None
+        return InboxEvent(
+            event_id=event.event_id,
+            room_id=room_id,
+            sender=event.sender,
+            origin_ts=sent,
+            received_at=received,
+            content=content,
+            event_type=event_type,
+        )
 
     async def _backfill(self, room_id: str, prev_batch: str) -> list[Any]:
         """Events the limited timeline left out since the last stored sync (oldest first).
@@ -291,6 +310,22 @@ class SyncLoop:
                 except Exception:
                     log.exception("could not report the undecryptable event %s", event.event_id)
 
+    def _watch_members(self, response: SyncResponse, *, arrivals: bool) -> None:
+        """Tell who created each room (the bot's own rooms are private to the directory) and,
+        after the first sync, who joined or was invited since."""
+        for room_id, info in response.rooms.join.items():
+            for event in [*info.state, *info.timeline.events]:
+                if isinstance(event, RoomCreateEvent) and self._on_room_created is not None:
+                    self._on_room_created(room_id, event.sender)
+                elif (
+                    arrivals
+                    and self._on_arrival is not None
+                    and isinstance(event, RoomMemberEvent)
+                    and event.membership in ("join", "invite")
+                    and event.state_key != self.user_id
+                ):
+                    self._on_arrival(room_id, event.state_key)
+
     async def _handle_invites(self, response: SyncResponse) -> None:
         for room_id, info in response.rooms.invite.items():
             if room_id in self._invites_seen:
@@ -331,6 +366,28 @@ class SyncLoop:
             await client.send_to_device_messages()
         except Exception:
             log.exception("end-to-end key maintenance failed; will retry after the next sync")
+
+
+def _failed_item(room_id: str, event: Any, received: datetime) -> InboxEvent | None:
+    """An event the bot could not even read: logged with a reference and recorded as failed,
+    so that the sync position moves past it and the next start does not meet it again."""
+    ref = secrets.token_hex(3)
+    event_id = getattr(event, "event_id", None)
+    log.exception("unreadable event ref=%s event=%s room=%s", ref, event_id, room_id)
+    if not isinstance(event_id, str):
+        return None
+    sender = getattr(event, "sender", None)
+    return InboxEvent(
+        event_id=event_id,
+        room_id=room_id,
+        sender=sender if isinstance(sender, str) else "",
+        origin_ts=received,
+        received_at=received,
+        content={},
+        event_type="unreadable",
+        status="failed",
+        finished_at=received,
+    )
 
 
 def _has_ts(event: Any) -> bool:

@@ -187,3 +187,9 @@ async def open_rows_since(
         )
     )
     return [(row, page) for row, page in rows.all()]
+
+
+async def dm_owner(session: AsyncSession, room_id: str) -> str | None:
+    """Whose direct-message room this is, by the bot's own record."""
+    rows = await session.exec(select(DmRoom.matrix_id).where(DmRoom.room_id == room_id))
+    return rows.first()

@@ -1,0 +1,59 @@
+"""Someone outside the directory in one of the bot's own rooms.
+
+An activation room or a direct-message room holds TLP:AMBER or RED traffic; the messenger already
+refuses to send there while an outsider is joined or invited (`RoomNotPrivate`). This tells the
+people who can act: the activation's lead for an activation room, the leads of every running
+activation for a partner's direct-message room. They remove the person, or add them to the
+directory; sending resumes by itself once nobody outside it is left.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from bot.activations import Activations
+from bot.deps import Deps
+from bot.direct import DirectMessages
+from bot.roles import Role
+from bot.storage import activation_store, page_store
+
+log = logging.getLogger(__name__)
+
+
+class Outsiders:
+    def __init__(self, deps: Deps) -> None:
+        self.deps = deps
+
+    async def arrived(self, room_id: str, user_id: str) -> None:
+        """`user_id`, not in the directory, joined or was invited to `room_id`."""
+        deps = self.deps
+        stranger = deps.directory.role_of(user_id) is Role.STRANGER
+        if not (stranger and deps.messenger.is_own_room(room_id)):
+            return
+        activations = Activations(deps)
+        activation = await activations.for_room(room_id)
+        async with deps.db.session() as session:
+            owner = None if activation else await page_store.dm_owner(session, room_id)
+            running = [] if activation else await activation_store.by_status(session, ["open"])
+        if activation is None and owner is None:
+            return
+        leads = [activation.lead] if activation else sorted({a.lead for a in running})
+        log.warning("%s, not in the directory, is in %s; nothing is sent there", user_id, room_id)
+        owner_contact = deps.directory.contact_for(owner) if owner else None
+        message = deps.renderer.render(
+            "outsider_in_room",
+            outsider=user_id,
+            ref=activation.ref if activation else None,
+            title=activation.title if activation else None,
+            owner=owner_contact.name if owner_contact else owner,
+            room_id=room_id,
+        )
+        message = activations.frame(message, activation)
+        direct = DirectMessages(deps)
+        for lead in leads:
+            try:
+                lead_room = await direct.room_for(lead)
+                txn_id = f"outsider-{room_id}-{user_id}-{lead}"
+                await deps.messenger.notice(lead_room, message, txn_id=txn_id)
+            except Exception:
+                log.exception("could not tell %s about %s in %s", lead, user_id, room_id)
