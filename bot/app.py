@@ -34,7 +34,7 @@ from bot.matrix.send import Messenger
 from bot.matrix.sync import FatalSyncError, SyncLoop
 from bot.matrix.trust import DeviceTrust
 from bot.metrics import Metrics
-from bot.outsiders import Outsiders
+from bot.outsiders import Outsiders, tighten_invites
 from bot.paging import STEP_TIMER as PAGE_STEP
 from bot.paging import Paging
 from bot.render import Renderer
@@ -244,6 +244,7 @@ class App:
         if pending:
             log.info("resuming %d commands received but not finished", len(pending))
         self._dispatch(runner, pending)
+        self.tasks.spawn("tighten-invites", tighten_invites(self.deps))
         self.ready.set()
         self._pid_file = write_pid_file(self.settings.data_dir)
         log.info("ready")

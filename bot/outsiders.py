@@ -14,6 +14,7 @@ import logging
 from bot.activations import Activations
 from bot.deps import Deps
 from bot.direct import DirectMessages
+from bot.matrix.send import ACTIVATION_INVITE_POWER, DIRECT_INVITE_POWER
 from bot.roles import Role
 from bot.storage import activation_store, page_store
 
@@ -57,3 +58,18 @@ class Outsiders:
                 await deps.messenger.notice(lead_room, message, txn_id=txn_id)
             except Exception:
                 log.exception("could not tell %s about %s in %s", lead, user_id, room_id)
+
+
+async def tighten_invites(deps: Deps) -> None:
+    """Rooms the bot made before invites were restricted: invites in direct-message rooms
+    now need the bot's power, in running activations' rooms a lead's. Once at start."""
+    async with deps.db.session() as session:
+        direct_rooms = await page_store.all_dm_rooms(session)
+        running = await activation_store.by_status(session, ["open", "suspended"])
+    wanted = {room_id: DIRECT_INVITE_POWER for room_id in direct_rooms}
+    wanted |= {a.room_id: ACTIVATION_INVITE_POWER for a in running if a.room_id}
+    for room_id, level in wanted.items():
+        try:
+            await deps.messenger.ensure_invite_power(room_id, level)
+        except Exception:
+            log.exception("could not restrict invites in %s", room_id)

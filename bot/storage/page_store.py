@@ -142,6 +142,37 @@ async def answer_once(session: AsyncSession, target_id: int, **fields: object) -
     return result.rowcount == 1
 
 
+async def acked_by_reaction(
+    session: AsyncSession, reaction_event_id: str, matrix_id: str
+) -> list[PageTargetRow]:
+    """The person's rows acknowledged by their reaction `reaction_event_id` (one reaction acks
+    all of a person's rows on a page: paged directly and standing in for someone)."""
+    rows = await session.exec(
+        select(PageTargetRow)
+        .where(
+            PageTargetRow.matrix_id == matrix_id,
+            PageTargetRow.ack_event_id == reaction_event_id,
+            PageTargetRow.ack_how == "reaction",
+        )
+        .order_by(col(PageTargetRow.id))
+    )
+    return list(rows.all())
+
+
+async def withdraw_ack_once(session: AsyncSession, target_ids: list[int], at: datetime) -> bool:
+    """Record when an acknowledgement was withdrawn, on rows where none was recorded yet; False
+    when every row had one (the same withdrawal handled again)."""
+    result = await session.exec(  # type: ignore[call-overload]
+        update(PageTargetRow)
+        .where(
+            col(PageTargetRow.id).in_(target_ids),
+            col(PageTargetRow.ack_withdrawn_at).is_(None),
+        )
+        .values(ack_withdrawn_at=at)
+    )
+    return result.rowcount > 0
+
+
 async def check_results(
     session: AsyncSession, matrix_ids: list[str] | None = None
 ) -> dict[str, PageTargetRow]:
@@ -193,3 +224,8 @@ async def dm_owner(session: AsyncSession, room_id: str) -> str | None:
     """Whose direct-message room this is, by the bot's own record."""
     rows = await session.exec(select(DmRoom.matrix_id).where(DmRoom.room_id == room_id))
     return rows.first()
+
+
+async def all_dm_rooms(session: AsyncSession) -> list[str]:
+    rows = await session.exec(select(DmRoom.room_id))
+    return list(rows.all())

@@ -1,0 +1,242 @@
+"""Hostile rooms, on the real homeserver: the bot's rooms are closed to people outside the
+directory, a room someone else made is never taken for a direct-message room, answers with
+activation content are not given where a stranger listens, replies and edits are read as people
+mean them, and strangers cannot make the bot post without limit."""
+
+from __future__ import annotations
+
+import re
+import secrets
+from typing import Any
+
+import pytest
+from nio import RoomGetStateEventResponse, RoomInviteError, RoomKickResponse
+
+from tests.conftest import Cast, RunningBot
+from tests.matrix_people import Person, body
+from tests.test_activations import framed_as_exercise, open_activation
+from tests.test_bot_matrix import bot_joined, shared_room
+from tests.test_paging import DM, activation_room, board_shows, page_received
+
+pytestmark = pytest.mark.synapse
+
+
+async def invite_power(person: Person, room_id: str) -> int:
+    state = await person.client.room_get_state_event(room_id, "m.room.power_levels")
+    assert isinstance(state, RoomGetStateEventResponse), state
+    return int(state.content.get("invite", 0))
+
+
+async def paged(people: dict[str, Person], cast: Cast, room: str, who: str) -> tuple[str, str, dict]:
+    """`member` pages `who`; returns (PG ref, their DM room, the page event)."""
+    await people["member"].send(room, f"!icc page {who} Dyke breach at Visé --ack 60s")
+    dm, page = await page_received(people[who], cast, "PG-")
+    ref = re.search(r"PG-\d+", body(page)).group(0)  # type: ignore[union-attr]
+    return ref, dm, page
+
+
+def as_reply(event_id: str) -> dict[str, Any]:
+    return {"m.relates_to": {"m.in_reply_to": {"event_id": event_id}}}
+
+
+def bot_said(person: Person, room_id: str, cast: Cast, text: str) -> list[dict]:
+    return [e for e in person.events(room_id, cast.bot.user_id) if text in body(e)]
+
+
+async def test_a_room_someone_else_named_like_a_direct_room_never_carries_a_page(
+    paging_bot: RunningBot, people: dict[str, Person], cast: Cast
+) -> None:
+    partner, deputy = people["partner"], people["deputy"]
+    decoy = await partner.create_room(invite=[cast.bot.user_id, deputy.user_id], name=DM)
+    await partner.wait_for(decoy, bot_joined(cast.bot.user_id))
+    await partner.client.room_leave(decoy)
+    _, room = await activation_room(people, cast)
+    await people["member"].send(room, "!icc page deputy Dyke breach at Visé --ack 60s")
+    invited = deputy.client.invited_rooms
+    while not (rooms := [r for r, i in invited.items() if r != decoy and i.name == DM]):
+        await deputy.sync()
+    await deputy.join(rooms[0])
+    _, page = await page_received(deputy, cast, "PG-", dm=rooms[0])
+    ref = re.search(r"PG-\d+", body(page)).group(0)  # type: ignore[union-attr]
+    await deputy.join(decoy)
+    await deputy.quiet_period(1)
+    assert not bot_said(deputy, decoy, cast, ref)
+
+
+async def test_only_the_bot_invites_into_a_direct_room_and_only_a_lead_into_an_activation_room(
+    paging_bot: RunningBot, people: dict[str, Person], cast: Cast
+) -> None:
+    _, room = await activation_room(people, cast)
+    _, dm, _ = await paged(people, cast, room, "partner")
+    assert await invite_power(people["partner"], dm) == 100
+    assert await invite_power(people["member"], room) == 50
+    refused = await people["partner"].client.room_invite(dm, cast.stranger.user_id)
+    assert isinstance(refused, RoomInviteError)
+    refused = await people["member"].client.room_invite(room, cast.stranger.user_id)
+    assert isinstance(refused, RoomInviteError)
+
+
+async def test_an_outsider_in_an_activation_room_silences_the_bot_there_and_the_lead_is_told(
+    paging_bot: RunningBot, people: dict[str, Person], cast: Cast
+) -> None:
+    lead, member, stranger = people["lead"], people["member"], people["stranger"]
+    ref, room = await activation_room(people, cast)
+    await lead.client.room_invite(room, stranger.user_id)
+    await stranger.join(room)
+    lead_dm = await lead.join_invited(DM)
+    warning = await lead.wait_for(
+        lead_dm, lambda e: stranger.user_id in body(e), sender=cast.bot.user_id
+    )
+    assert f"the room of {ref}" in body(warning)
+    assert "Nothing more is sent there until they are gone" in body(warning)
+    asked = await member.send(room, "!icc status")
+    await member.quiet_period(3)
+    assert not [e for e in member.events(room, cast.bot.user_id) if _replies(e) == asked]
+
+    kicked = await lead.client.room_kick(room, stranger.user_id)
+    assert isinstance(kicked, RoomKickResponse)
+    await member.quiet_period(1)
+    status = await member.ask(room, "!icc status", cast.bot.user_id)
+    assert ref in body(status)
+
+
+def _replies(event: dict) -> str | None:
+    relation = event.get("content", {}).get("m.relates_to") or {}
+    return (relation.get("m.in_reply_to") or {}).get("event_id")
+
+
+async def test_activation_content_is_refused_in_a_room_where_a_stranger_sits(
+    paging_bot: RunningBot, people: dict[str, Person], cast: Cast
+) -> None:
+    ref, _ = await activation_room(people, cast)
+    control = await shared_room(people, cast)  # the stranger is in it
+    for command in (f"!icc status {ref}", "!icc contacts", "!icc contact partner"):
+        answer = await people["member"].ask(control, command, cast.bot.user_id)
+        assert "Not here:" in body(answer), command
+        assert cast.stranger.user_id in body(answer)
+    helped = await people["member"].ask(control, "!icc help", cast.bot.user_id)
+    assert "Not here" not in body(helped)
+
+
+async def test_a_reply_with_the_quoted_fallback_runs_the_command_it_carries(
+    paging_bot: RunningBot, people: dict[str, Person], cast: Cast
+) -> None:
+    _, room = await activation_room(people, cast)
+    ref, dm, page = await paged(people, cast, room, "partner")
+    quoted = f"> <{cast.bot.user_id}> PAGE {ref}\n> Dyke breach at Visé\n\n!icc ack {ref}"
+    answer_id = await people["partner"].send(dm, quoted, **as_reply(page["event_id"]))
+    answer = await people["partner"].wait_for_reply(dm, answer_id, cast.bot.user_id)
+    assert f"Réception de {ref} confirmée" in body(answer)
+
+
+@pytest.mark.parametrize("said", ["Received", "ok thanks", "Reçu, on s'en occupe"])
+async def test_a_reply_that_opens_with_an_ack_word_acknowledges(
+    paging_bot: RunningBot, people: dict[str, Person], cast: Cast, said: str
+) -> None:
+    _, room = await activation_room(people, cast)
+    ref, dm, page = await paged(people, cast, room, "partner")
+    await people["partner"].send(dm, f"> <{cast.bot.user_id}> {ref}\n\n{said}", **as_reply(page["event_id"]))
+    await people["partner"].wait_for(
+        dm, lambda e: f"Réception de {ref} confirmée" in body(e), sender=cast.bot.user_id
+    )
+    await board_shows(people["member"], room, cast, ref, "1/1 acknowledged")
+
+
+async def test_a_reply_to_a_page_that_is_no_ack_is_answered_with_how_to_acknowledge(
+    paging_bot: RunningBot, people: dict[str, Person], cast: Cast
+) -> None:
+    _, room = await activation_room(people, cast)
+    ref, dm, page = await paged(people, cast, room, "partner")
+    asked = await people["partner"].send(dm, "C'est à quel sujet ?", **as_reply(page["event_id"]))
+    answer = await people["partner"].wait_for_reply(dm, asked, cast.bot.user_id)
+    assert f"{ref} n’est donc pas encore confirmé" in body(answer)  # in the partner's French
+    assert f"!ack {ref}" in body(answer)
+    await board_shows(people["member"], room, cast, ref, "0/1 acknowledged")
+
+
+async def test_a_command_sent_as_a_reply_runs(
+    paging_bot: RunningBot, people: dict[str, Person], cast: Cast
+) -> None:
+    control = await shared_room(people, cast)
+    help_id = await people["member"].send(control, "!icc help")
+    await people["member"].wait_for_reply(control, help_id, cast.bot.user_id)
+    quoted = f"> <{cast.member.user_id}> !icc help\n\n!icc help page"
+    asked = await people["member"].send(control, quoted, **as_reply(help_id))
+    answer = await people["member"].wait_for_reply(control, asked, cast.bot.user_id)
+    assert "!icc page" in body(answer)
+
+
+async def test_an_edited_command_is_not_run_again_and_the_sender_is_told(
+    paging_bot: RunningBot, people: dict[str, Person], cast: Cast
+) -> None:
+    _, room = await activation_room(people, cast)
+    original = await people["member"].send(room, "!icc page partner Dyke breach at Visé")
+    await page_received(people["partner"], cast, "PG-")
+    edit = {
+        "m.new_content": {"msgtype": "m.text", "body": "!icc page partner Dyke breach at Huy"},
+        "m.relates_to": {"rel_type": "m.replace", "event_id": original},
+    }
+    edited = await people["member"].send(room, "!icc page partner Dyke breach at Huy", **edit)
+    answer = await people["member"].wait_for_reply(room, edited, cast.bot.user_id)
+    assert "an edit is never run" in body(answer)
+    await people["partner"].quiet_period(2)
+    pages = [e for dm in people["partner"].seen.values() for e in dm if "Huy" in body(e)]
+    assert not pages
+
+
+async def test_strangers_cannot_make_the_bot_post_without_limit(
+    paging_bot: RunningBot, people: dict[str, Person], cast: Cast
+) -> None:
+    control = await shared_room(people, cast)
+    stranger = people["stranger"]
+    for n in range(8):
+        await stranger.send(control, f"!icc nonsense{n}")
+        await people["lead"].sync(timeout_ms=200)  # a sync of its own each: none is cut short
+    await people["lead"].ask(control, "!icc help", cast.bot.user_id)  # after all eight
+    await people["lead"].quiet_period(1)
+    answers = bot_said(people["lead"], control, cast, "There is no command `nonsense")
+    assert len(answers) == 5
+
+
+async def test_the_undecryptable_notice_is_framed_like_its_activation_and_budgeted(
+    paging_bot: RunningBot, people: dict[str, Person], cast: Cast
+) -> None:
+    lead, member = people["lead"], people["member"]
+    control = await shared_room(people, cast)
+    _, room, _ = await open_activation(lead, control, cast, '!icc activate "Drill" --exercise')
+    await member.wait_for_invite(room)
+    await member.join(room)
+    for _ in range(7):  # each with a session of its own, as a forger would
+        await member.sync(timeout_ms=200)
+        forged = {
+            "algorithm": "m.megolm.v1.aes-sha2",
+            "ciphertext": secrets.token_urlsafe(40),
+            "device_id": "FORGED",
+            "sender_key": secrets.token_urlsafe(32),
+            "session_id": secrets.token_urlsafe(32),
+        }
+        await member.client.room_send(room, "m.room.encrypted", forged)
+    notice = await member.wait_for(
+        room, lambda e: "could not decrypt" in body(e), sender=cast.bot.user_id
+    )
+    assert framed_as_exercise(notice)
+    await member.quiet_period(2)
+    assert len(bot_said(member, room, cast, "could not decrypt")) == 5
+
+
+async def test_rooms_made_before_invites_were_restricted_are_tightened_at_start(
+    paging_bot: RunningBot, people: dict[str, Person], cast: Cast
+) -> None:
+    _, room = await activation_room(people, cast)
+    _, dm, _ = await paged(people, cast, room, "partner")
+    assert paging_bot.app is not None
+    assert paging_bot.app.deps is not None
+    messenger = paging_bot.app.deps.messenger
+    for loosened in (dm, room):  # as every room the bot made before this release
+        await messenger._change_power_levels(loosened, lambda _content: {"invite": 0})
+    assert await invite_power(people["partner"], dm) == 0
+    await paging_bot.stop()
+    await paging_bot.start()
+    await people["member"].ask(room, "!icc status", cast.bot.user_id)
+    assert await invite_power(people["partner"], dm) == 100
+    assert await invite_power(people["member"], room) == 50
