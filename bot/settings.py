@@ -56,6 +56,8 @@ class Settings:
     classified_markings: tuple[str, ...] = DEFAULT_MARKINGS
     dg_digest: str | None = "daily 08:00"  # a schedule in ICC_TIMEZONE, or None for none
     rate_limit: tuple[int, timedelta] = (30, timedelta(minutes=1))  # commands per sender
+    # Answers to people outside the directory and undecryptable-event notices, per room.
+    stranger_budget: tuple[int, timedelta] = (5, timedelta(minutes=10))
 
     @property
     def directory_path(self) -> Path:
@@ -98,6 +100,7 @@ _KNOWN = {
     "ICC_CLASSIFIED_MARKINGS",
     "ICC_DG_DIGEST",
     "ICC_RATE_LIMIT",
+    "ICC_STRANGER_BUDGET",
 }
 
 
@@ -195,6 +198,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         "max_command_age": parsed("ICC_MAX_COMMAND_AGE", "10m", parse_duration),
         "health_addr": parsed("ICC_HEALTH_ADDR", "127.0.0.1:9108", _parse_addr),
         "rate_limit": parsed("ICC_RATE_LIMIT", "30/1m", _parse_rate),
+        "stranger_budget": parsed("ICC_STRANGER_BUDGET", "5/10m", _parse_rate),
     }
     if problems:
         raise SettingsError(problems)

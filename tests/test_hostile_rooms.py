@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import re
 import secrets
+import signal
+from pathlib import Path
 from typing import Any
 
 import pytest
 from nio import RoomGetStateEventResponse, RoomInviteError, RoomKickResponse
 
-from tests.conftest import Cast, RunningBot
+from tests.conftest import Cast, RunningBot, start_process, wait_for_log
 from tests.matrix_people import Person, body
 from tests.test_activations import framed_as_exercise, open_activation
 from tests.test_bot_matrix import bot_joined, shared_room
@@ -240,3 +242,32 @@ async def test_rooms_made_before_invites_were_restricted_are_tightened_at_start(
     await people["member"].ask(room, "!icc status", cast.bot.user_id)
     assert await invite_power(people["partner"], dm) == 100
     assert await invite_power(people["member"], room) == 50
+
+
+async def test_a_strangers_malformed_event_leaves_the_real_process_answering_across_a_restart(
+    bot_env: dict[str, str], people: dict[str, Person], cast: Cast, tmp_path: Path
+) -> None:
+    """The outage as it was found: `icc-bot run` as a process, a stranger's
+    `"m.relates_to": "boom"` and a partner's `{"m.in_reply_to": "x"}` in rooms the bot is in;
+    it answers after them, is killed, and answers again after a restart."""
+    log_path = tmp_path / "bot.log"
+    process = start_process(bot_env, log_path)
+    try:
+        await wait_for_log(log_path, "INFO bot.app: ready")
+        room = await shared_room(people, cast)
+        poison = (("stranger", "boom"), ("partner", {"m.in_reply_to": "x"}))
+        for sender, relation in poison:
+            await people[sender].send(room, "hello", **{"m.relates_to": relation})
+        assert "Commands" in body(await people["member"].ask(room, "!icc help", cast.bot.user_id))
+        process.send_signal(signal.SIGKILL)
+        process.wait(10)
+        for sender, relation in poison:  # and while it is down: the first sync after meets them
+            await people[sender].send(room, "hello again", **{"m.relates_to": relation})
+        process = start_process(bot_env, log_path)
+        await wait_for_log(log_path, "INFO bot.app: ready")
+        answer = await people["member"].ask(room, "!icc help", cast.bot.user_id)
+        assert "Commands" in body(answer)
+        assert process.poll() is None
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(15)
