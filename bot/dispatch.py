@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import secrets
 import time
 from collections import deque
@@ -22,7 +23,14 @@ from bot.activations import Activations
 from bot.args import UsageError
 from bot.classification import ClassificationGuard
 from bot.deps import Deps
-from bot.matrix.content import ANNOTATION, Relation, relation_of, text_field, without_reply_fallback
+from bot.matrix.content import (
+    ANNOTATION,
+    REDACTION,
+    Relation,
+    relation_of,
+    text_field,
+    without_reply_fallback,
+)
 from bot.matrix.send import ReplyTo, fits_one_event
 from bot.render import Message
 from bot.roles import Role
@@ -39,6 +47,10 @@ ACK_REACTIONS = ("✅", "👍", "✔", "☑")
 # A reply (not a command) goes to this internal command, which finds what it answers: a page
 # (an acknowledgement) or an input request (the input); a reply to anything else is ignored.
 REPLY_COMMAND = "reply-to-bot"
+# A redaction goes to this internal command with the ID of the event it removes: a person taking
+# back their ✅ on a page is recorded; any other redaction is ignored.
+WITHDRAW_COMMAND = "withdraw-reaction"
+EVENT_ID = re.compile(r"\$\S{1,254}")  # as `PageTargetRow.ack_event_id` can hold it
 STRANGER_BUDGET = (5, timedelta(minutes=10))
 
 
@@ -91,8 +103,16 @@ class CommandRunner:
         """(command text, how it came) for an event the bot acts on, else None.
 
         How it came: `command`; `reply` (a plain reply to one of the bot's messages); `reaction`;
-        `edit` (an edited command: never run again, the sender is told so).
+        `redaction` (something taken back, perhaps an ack reaction); `edit` (an edited command:
+        never run again, the sender is told so).
         """
+        if event_type == REDACTION:
+            redacts = text_field(content, "redacts")
+            # Anything but an event ID (one word, as stored) cannot name a reaction the bot
+            # recorded: not worth a handler.
+            if not EVENT_ID.fullmatch(redacts):
+                return None
+            return f"{WITHDRAW_COMMAND} {redacts}", "redaction"
         relation = relation_of(content)
         if event_type == "m.reaction":
             acks = relation.rel_type == ANNOTATION and is_ack_reaction(relation.key or "")

@@ -363,7 +363,12 @@ class Paging:
         local = self.activations.local
         if row.acked_at:
             latency = format_duration(row.acked_at - (row.delivered_at or row.acked_at))
-            state = ("✅", f"{latency} ({row.ack_how})")
+            withdrawn = (
+                f" · reaction withdrawn {local(row.ack_withdrawn_at)}; the ack stands"
+                if row.ack_withdrawn_at
+                else ""
+            )
+            state = ("✅", f"{latency} ({row.ack_how}){withdrawn}")
         elif row.declined_at:
             state = ("⛔", f"unable: {row.declined_reason}")
         elif row.unreachable_at:
@@ -515,6 +520,45 @@ class Paging:
             row.matrix_id,
             data={"page": page.id, "handle": row.handle, "how": how},
         )
+
+    async def withdraw_ack(self, matrix_id: str, *, reaction: str, at: datetime) -> bool:
+        """The person redacted the reaction `reaction`: if it acknowledged a page of theirs, record
+        the withdrawal (on their rows, in the logbook) and show it on the page's board.
+
+        The acknowledgement itself stands: the first answer wins and is never undone, because
+        the cell may already have acted on it (stopped the escalation, told the DG). What the
+        cell must not miss is that the person took it back. A redaction of anything else, or of
+        someone else's reaction (a moderator tidying up is not the person withdrawing), is no
+        withdrawal: False, and nothing is written.
+        """
+        now = min(at, utcnow())  # when they took it back, even if the bot reads it later
+        async with self.deps.db.session() as session:
+            rows = await store.acked_by_reaction(session, reaction, matrix_id)
+            page = await store.page(session, rows[0].page_id) if rows else None
+            activation = (
+                await activation_store.by_id(session, page.activation_id)
+                if page and page.activation_id
+                else None
+            )
+            if page is None or (activation is not None and activation.status != "open"):
+                return False  # a closed activation's record is final
+            first = await store.withdraw_ack_once(session, [r.id for r in rows], now)  # type: ignore[misc]
+            if first and activation is not None:
+                await self.activations.record(
+                    session,
+                    activation,
+                    "system.ack_withdrawn",
+                    f"{rows[0].name} withdrew their ✅ acknowledgement of {page.ref} at "
+                    f"{self.activations.local(now)}; the acknowledgement stands",
+                    matrix_id,
+                    occurred_at=now,
+                    data={"page": page.id, "handle": rows[0].handle, "reaction": reaction},
+                )
+        log.info("%s withdrew their reaction acknowledging %s", matrix_id, page.ref)
+        if activation is not None:
+            # Also when handled again after a crash: the board may not have been edited.
+            await self.refresh_board(page, activation)
+        return True
 
     async def _rows_answered(
         self, session: AsyncSession, matrix_id: str, ref: str | None, relates_to: str | None

@@ -1,11 +1,13 @@
-"""`page`, `ack`, `unable`, `pages`: reaching partners and knowing that they got it."""
+"""`page`, `ack`, `unable`, `pages`: reaching partners and knowing that they got it; and, hidden,
+what a person's redacted ✅ on a page means."""
 
 from __future__ import annotations
 
 import re
 
 from bot.activations import Activations
-from bot.args import Duration, Flag, Option, Targets, Text, Word
+from bot.args import Duration, Flag, Option, RawText, Targets, Text, Word
+from bot.dispatch import WITHDRAW_COMMAND
 from bot.paging import URGENT_WINDOW, Answer, Paging
 from bot.render import Message
 from bot.roles import Role
@@ -147,6 +149,25 @@ async def unable(ctx: CommandContext) -> Message | None:
     if not reason:
         raise UserError("Say why you are unable, so the cell can plan: unable PG-12 <reason>.")
     return await _answer(ctx, ref, reason)
+
+
+@commands.command(
+    WITHDRAW_COMMAND,
+    role=Role.PARTNER,
+    summary="a redaction: perhaps someone taking back their ✅ on a page",
+    example=WITHDRAW_COMMAND,
+    params=[RawText("event", help="the ID of the redacted event")],
+    any_age=True,  # taken back when it was, however late the bot reads it
+    hidden=True,
+)
+async def withdraw_reaction(ctx: CommandContext) -> None:
+    """Silent whatever it finds: a withdrawn ack shows on the page's board and in the logbook,
+    and any other redaction is not for the bot. Typed as a command (hidden commands match like
+    any other), it does nothing: only a real redaction takes a reaction back."""
+    if ctx.via != "redaction":
+        return None
+    await Paging(ctx.deps).withdraw_ack(ctx.sender, reaction=ctx.args["event"], at=ctx.sent_at)
+    return None
 
 
 @commands.command(

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 THREAD, ANNOTATION, REPLACE = "m.thread", "m.annotation", "m.replace"
+REDACTION = "m.room.redaction"
 
 
 def text_field(content: Any, key: str) -> str:
@@ -66,6 +67,20 @@ def relation_of(content: Any) -> Relation:
         in_reply_to=_event_id(reply.get("event_id")) if isinstance(reply, dict) else None,
         key=raw.get("key") if isinstance(raw.get("key"), str) else None,
     )
+
+
+def redaction_content(source: Any) -> dict[str, Any]:
+    """A redaction's content, with the event it removes under `redacts` wherever the event put
+    it: at the top level before room version 11, inside the content from 11 on (MSC2174; the
+    homeserver then sends no top-level copy, and nio cannot parse the event as a redaction).
+    A top-level value wins, as the older room versions read it; a `redacts` of the wrong shape
+    is passed on as it is, for the reader to find absent."""
+    content = source.get("content") if isinstance(source, dict) else None
+    content = dict(content) if isinstance(content, dict) else {}
+    top = source.get("redacts") if isinstance(source, dict) else None
+    if isinstance(top, str):
+        content["redacts"] = top
+    return content
 
 
 def without_reply_fallback(body: str) -> str:

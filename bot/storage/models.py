@@ -235,7 +235,9 @@ class PageTargetRow(SQLModel, table=True):
     """One person on one page: a snapshot of who they were, and what happened to the page.
 
     `covers` is empty for a person paged directly, or the handle of the person a backup stands
-    in for. The first answer wins: `acked_at`/`declined_at` are written once.
+    in for. The first answer wins: `acked_at`/`declined_at` are written once. An ack given by
+    reaction and later redacted by its author still stands (the cell relied on it); when it was
+    withdrawn is kept in `ack_withdrawn_at`, written once too.
     """
 
     __tablename__ = "page_target"
@@ -263,6 +265,7 @@ class PageTargetRow(SQLModel, table=True):
     acked_at: datetime | None = utc_column(nullable=True)
     ack_how: str | None = Field(default=None, max_length=16)
     ack_event_id: str | None = Field(default=None, max_length=255)
+    ack_withdrawn_at: datetime | None = utc_column(nullable=True)
     declined_at: datetime | None = utc_column(nullable=True)
     declined_reason: str | None = None
     escalated_at: datetime | None = utc_column(nullable=True)
