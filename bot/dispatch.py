@@ -51,7 +51,6 @@ REPLY_COMMAND = "reply-to-bot"
 # back their ✅ on a page is recorded; any other redaction is ignored.
 WITHDRAW_COMMAND = "withdraw-reaction"
 EVENT_ID = re.compile(r"\$\S{1,254}")  # as `PageTargetRow.ack_event_id` can hold it
-STRANGER_BUDGET = (5, timedelta(minutes=10))
 
 
 def is_ack_reaction(key: str) -> bool:
@@ -90,7 +89,7 @@ class CommandRunner:
         self._told_limited = RateLimiter(1, deps.settings.rate_limit[1])
         # Answers to strangers and notices of undecryptable events, per room: anyone can send
         # those events, so they must not make the bot post without limit.
-        self._stranger_budget = RateLimiter(*STRANGER_BUDGET)
+        self._stranger_budget = RateLimiter(*deps.settings.stranger_budget)
 
     def command_text(self, body: str) -> str | None:
         return split_command(body, self._deps.settings.command_prefix, ALIASES)
@@ -311,7 +310,7 @@ class CommandRunner:
                 "rate_limited", count=self._limiter.count, per=format_duration(self._limiter.per)
             )
             return name, "rate-limited", limited if told else None
-        if spec is None:
+        if spec is None or spec.hidden:  # internal commands are reached only as routed
             suggestion = self._deps.registry.suggest(typed)
             unknown = self._render(
                 "unknown_command", typed=typed, suggestion=suggestion, prefix=prefix
