@@ -36,7 +36,7 @@ async def test_every_command_refused_below_its_role_in_every_kind_of_room(
         | {"ICC_DG_ROOM": dg_room, "ICC_RATE_LIMIT": "10000/1m", "ICC_STRANGER_BUDGET": "10000/1m"}
     ) as running:
         await people["dg"].wait_for(dg_room, bot_joined(cast.bot.user_id))
-        unrelated = await shared_room(people, cast)
+        unrelated = await shared_room(people, cast, with_stranger=True)
         _ref, activation_room, _ = await open_activation(
             people["lead"], unrelated, cast, "!icc activate Access"
         )

@@ -33,10 +33,14 @@ def bot_left(bot_id: str):  # type: ignore[no-untyped-def]
     return bot_joined(bot_id, "leave")
 
 
-async def shared_room(people: dict[str, Person], cast: Cast) -> str:
-    """A room made by the lead with the bot and every test person in it."""
+async def shared_room(
+    people: dict[str, Person], cast: Cast, *, with_stranger: bool = False
+) -> str:
+    """A room made by the lead with the bot and every test person in it; the stranger only
+    when asked (where one sits, answers with activation content are refused)."""
     lead = people["lead"]
-    others = [p for role, p in people.items() if role != "lead"]
+    left_out = {"lead"} if with_stranger else {"lead", "stranger"}
+    others = [p for role, p in people.items() if role not in left_out]
     room_id = await lead.create_room(invite=[cast.bot.user_id] + [p.user_id for p in others])
     for person in others:
         await person.join(room_id)
@@ -71,7 +75,7 @@ async def test_slash_prefix_and_help_for_one_command(
 async def test_stranger_gets_help_only(
     bot: RunningBot, people: dict[str, Person], cast: Cast
 ) -> None:
-    room_id = await shared_room(people, cast)
+    room_id = await shared_room(people, cast, with_stranger=True)
     stranger = people["stranger"]
     reply = await stranger.ask(room_id, "!icc help", cast.bot.user_id)
     assert "not in the ICC directory" in body(reply)
@@ -90,7 +94,7 @@ async def test_role_check_before_the_handler(
         return ctx.render("user_error", text="ran")
 
     async with bot_running(bot_env, family):
-        room_id = await shared_room(people, cast)
+        room_id = await shared_room(people, cast, with_stranger=True)
         for role in ("stranger", "partner", "member"):
             reply = await people[role].ask(room_id, "!icc secret", cast.bot.user_id)
             assert "nothing was done" in body(reply) or "not in the ICC directory" in body(reply)
@@ -413,7 +417,7 @@ async def test_rate_limit_and_silence_towards_strangers_reactions(
     bot_env: dict[str, str], people: dict[str, Person], cast: Cast
 ) -> None:
     async with bot_running(bot_env | {"ICC_RATE_LIMIT": "3/1m"}):
-        room_id = await shared_room(people, cast)
+        room_id = await shared_room(people, cast, with_stranger=True)
         member = people["member"]
         for _ in range(3):
             reply = await member.ask(room_id, "!icc help", cast.bot.user_id)

@@ -194,7 +194,7 @@ async def test_reload_puts_a_good_file_in_force_and_refuses_a_bad_one(
     bot_env: dict[str, str], people: dict[str, Person], cast: Cast
 ) -> None:
     async with bot_running(bot_env) as running:
-        room_id = await shared_room(people, cast)
+        room_id = await shared_room(people, cast, with_stranger=True)
         stranger = people["stranger"]
         assert running.app is not None
         write_directory(bot_env, with_stranger_as_member(cast))

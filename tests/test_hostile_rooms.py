@@ -111,7 +111,7 @@ async def test_activation_content_is_refused_in_a_room_where_a_stranger_sits(
     paging_bot: RunningBot, people: dict[str, Person], cast: Cast
 ) -> None:
     ref, _ = await activation_room(people, cast)
-    control = await shared_room(people, cast)  # the stranger is in it
+    control = await shared_room(people, cast, with_stranger=True)
     for command in (f"!icc status {ref}", "!icc contacts", "!icc contact partner"):
         answer = await people["member"].ask(control, command, cast.bot.user_id)
         assert "Not here:" in body(answer), command
@@ -189,7 +189,7 @@ async def test_an_edited_command_is_not_run_again_and_the_sender_is_told(
 async def test_strangers_cannot_make_the_bot_post_without_limit(
     paging_bot: RunningBot, people: dict[str, Person], cast: Cast
 ) -> None:
-    control = await shared_room(people, cast)
+    control = await shared_room(people, cast, with_stranger=True)
     stranger = people["stranger"]
     for n in range(8):
         await stranger.send(control, f"!icc nonsense{n}")
@@ -254,7 +254,7 @@ async def test_a_strangers_malformed_event_leaves_the_real_process_answering_acr
     process = start_process(bot_env, log_path)
     try:
         await wait_for_log(log_path, "INFO bot.app: ready")
-        room = await shared_room(people, cast)
+        room = await shared_room(people, cast, with_stranger=True)
         poison = (("stranger", "boom"), ("partner", {"m.in_reply_to": "x"}))
         for sender, relation in poison:
             await people[sender].send(room, "hello", **{"m.relates_to": relation})

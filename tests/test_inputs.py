@@ -108,7 +108,7 @@ async def test_requests_answers_reminders_and_the_advice_note(
 
     not_asked = await member.ask(room, "!icc input RQ-1 I was not asked", cast.bot.user_id)
     assert "RQ-1 was not sent to you" in body(not_asked)
-    control = await shared_room(people, cast)
+    control = await shared_room(people, cast, with_stranger=True)
     stranger = await people["stranger"].ask(control, "!icc input RQ-1 hello", cast.bot.user_id)
     assert "not in the ICC directory" in body(stranger)
 
