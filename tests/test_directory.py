@@ -166,7 +166,7 @@ async def test_contacts_and_contact_commands(
     assert "No contact `leed` in the directory. Did you mean `lead`?" in body(reply)
     reply = await member.ask(room_id, "!icc contacts --page 3", cast.bot.user_id)
     assert "only 1 page(s)" in body(reply)
-    for role in ("partner", "dg", "stranger"):
+    for role in ("partner", "dg"):  # a stranger's refusal: tests/test_access.py
         reply = await people[role].ask(room_id, "!icc contacts", cast.bot.user_id)
         assert "Contacts:" not in body(reply)
 
@@ -218,7 +218,7 @@ async def test_directory_reload_command_signals_the_running_bot(
     process = start_process(bot_env, log_path)
     try:
         await wait_for_log(log_path, "INFO bot.app: ready")
-        room_id = await shared_room(people, cast)
+        room_id = await shared_room(people, cast, with_stranger=True)
         write_directory(bot_env, with_stranger_as_member(cast))
         result = run_cli(bot_env, "directory", "reload")
         assert result.returncode == 0, result.stderr
