@@ -310,7 +310,7 @@ class CommandRunner:
                 "rate_limited", count=self._limiter.count, per=format_duration(self._limiter.per)
             )
             return name, "rate-limited", limited if told else None
-        if spec is None or spec.hidden:  # internal commands are reached only as routed
+        if spec is None or (spec.hidden and via == "command"):  # internal: only as routed
             suggestion = self._deps.registry.suggest(typed)
             unknown = self._render(
                 "unknown_command", typed=typed, suggestion=suggestion, prefix=prefix
