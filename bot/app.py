@@ -2,7 +2,8 @@
 mirror order.
 
 Start: settings → database (migrate, check head) → directory → Matrix login (whoami must match) →
-first sync (history skipped or resumed) → scheduler re-armed → pending commands dispatched → sync.
+first sync (history skipped or resumed) → pending commands dispatched → scheduler re-armed (its
+timers wait until what was sent before they fell due is handled: `bot.catchup`) → sync.
 Stop: stop syncing → scheduler down → running commands finish (bounded) → client and database
 closed.
 """
@@ -14,9 +15,11 @@ import logging
 import signal
 from collections.abc import Awaitable, Coroutine
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
+from bot.catchup import CatchUp
 from bot.checks import CLOSE_TIMER as CHECK_CLOSE
 from bot.checks import Checks
 from bot.commands import all_families
@@ -30,6 +33,7 @@ from bot.inputs import Inputs
 from bot.leader import Leadership, LostLeadership
 from bot.logs import add_secrets
 from bot.matrix.client import LoginFailed, log_in, make_client, private_dir
+from bot.matrix.sealed import KEY_WAIT
 from bot.matrix.send import Messenger
 from bot.matrix.sync import FatalSyncError, SyncLoop
 from bot.matrix.trust import DeviceTrust
@@ -68,6 +72,7 @@ class Tuning:
     backoff: tuple[float, float] = (5.0, 300.0)
     drain_seconds: float = 8.0
     timeline_limit: int = 100
+    key_wait: timedelta = KEY_WAIT  # how long an encrypted event waits for its room key
 
 
 class App:
@@ -89,6 +94,7 @@ class App:
         self.trust: DeviceTrust | None = None
         self.health: HealthServer | None = None
         self.metrics = Metrics()
+        self.catch_up = CatchUp(counts=self._in_directory)
         self._pid_file: Path | None = None
 
     async def run(self) -> None:
@@ -99,7 +105,7 @@ class App:
         db = Database(settings.database_url)
         client = None
         directory: asyncio.Task[Any] | None = None
-        scheduler = Scheduler(db)
+        scheduler = Scheduler(db, catch_up=self.catch_up)
         leadership = Leadership(db, settings.user_id)
         try:
             if not await self._unless_stopped(leadership.acquire()):
@@ -147,10 +153,13 @@ class App:
                 on_keys=self.trust.review,
                 on_room_created=self.deps.messenger.note_creator,
                 on_arrival=self._on_arrival,
+                catch_up=self.catch_up,
+                key_wait=self.tuning.key_wait,
                 timeout_ms=self.tuning.sync_timeout_ms,
                 backoff=self.tuning.backoff,
                 timeline_limit=self.tuning.timeline_limit,
             )
+            self.catch_up.probe_with(self.sync.nothing_new)
             sync_task = asyncio.create_task(self.sync.run(), name="sync")
             watch_task = asyncio.create_task(leadership.watch(), name="leader")
             stop_task = asyncio.create_task(self._stopping.wait(), name="stop")
@@ -236,14 +245,16 @@ class App:
         await self.deps.roster.reload()
 
     async def _on_ready(self, runner: CommandRunner) -> None:
+        """The first sync is recorded: what arrived while the bot was away is handed over before
+        any timer is re-armed, and the timers wait for it to be handled (`bot.catchup`)."""
         assert self.deps is not None
-        await self.deps.scheduler.start()
-        await Digest(self.deps).ensure_armed()
         async with self.deps.db.session() as session:
             pending = await core.pending_inbox(session)
         if pending:
             log.info("resuming %d commands received but not finished", len(pending))
         self._dispatch(runner, pending)
+        await self.deps.scheduler.start()
+        await Digest(self.deps).ensure_armed()
         self.tasks.spawn("tighten-invites", tighten_invites(self.deps))
         self.ready.set()
         self._pid_file = write_pid_file(self.settings.data_dir)
@@ -251,7 +262,14 @@ class App:
 
     def _dispatch(self, runner: CommandRunner, items: list[InboxEvent]) -> None:
         for item in items:
-            self.tasks.spawn(f"cmd:{item.event_id}", runner.run(item), lane=item.room_id)
+            self.catch_up.reading(item.event_id, item.origin_ts, item.sender)
+            self.tasks.spawn(f"cmd:{item.event_id}", self._handle(runner, item), lane=item.room_id)
+
+    async def _handle(self, runner: CommandRunner, item: InboxEvent) -> None:
+        try:
+            await runner.run(item)
+        finally:
+            self.catch_up.handled(item.event_id)
 
     def _member_ids(self) -> set[str]:
         """The directory's people, as now loaded: whose devices the bot trusts."""

@@ -10,6 +10,10 @@ marks the row completed. A failing handler gives the claim back and is retried a
 process killed mid-handler leaves a claim that the next start takes over: handlers must therefore
 be idempotent, which they are by sending with stable transaction IDs and checking their rows.
 
+A timer never acts on a picture older than its moment: its handler waits until everything sent
+before it fell due has been read and handled (`bot.catchup`), so that after a restart or an
+outage the answers sent meanwhile count before any step, reminder or close.
+
 Timers that fall due together are claimed together: the claims of one transaction gather every
 timer that fell due while the previous one ran (group commit). A kind registered with
 `on_batch` gets such a group in one call, so a page to fifty people escalates as one step, in
@@ -29,6 +33,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.date import DateTrigger
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from bot.catchup import CatchUp
 from bot.storage import core
 from bot.storage.db import Database, after_commit
 from bot.storage.models import Timer
@@ -43,9 +48,16 @@ RETRY_AFTER = timedelta(seconds=30)
 
 
 class Scheduler:
-    def __init__(self, db: Database, *, retry_after: timedelta = RETRY_AFTER) -> None:
+    def __init__(
+        self,
+        db: Database,
+        *,
+        retry_after: timedelta = RETRY_AFTER,
+        catch_up: CatchUp | None = None,
+    ) -> None:
         self._db = db
         self._retry_after = retry_after
+        self._catch_up = catch_up
         self._handlers: dict[str, tuple[BatchHandler, bool]] = {}  # kind -> (handler, batched)
         self._due: list[int] = []  # fell due, not claimed yet
         self._claiming = False
@@ -132,6 +144,12 @@ class Scheduler:
         armed = await core.insert_timers(session, kind, timers)
         after_commit(session, lambda: [self._add_job(i, due) for i, due in armed])  # type: ignore[func-returns-value]
 
+    async def move(self, session: AsyncSession, kind: str, moves: dict[str, datetime]) -> None:
+        """Move timers of `kind` (by key) that have neither fired nor been cancelled, in the
+        caller's transaction: a deadline that starts later than planned (a page sent late)."""
+        moved = await core.move_timers(session, kind, moves)
+        after_commit(session, lambda: [self._add_job(i, due) for i, due in moved])  # type: ignore[func-returns-value]
+
     def _check_kind(self, kind: str) -> None:
         """Arming a kind nobody handles is a programming error: it would never fire."""
         if kind not in self._handlers:
@@ -204,8 +222,11 @@ class Scheduler:
                 self._running.spawn(f"timer:{part[0].id}", self._run(handler, part))
 
     async def _run(self, handler: BatchHandler, timers: list[Timer]) -> None:
-        """Run a handler outside any transaction; then complete its timers, or give them back
-        for a retry after a pause."""
+        """Run a handler outside any transaction, once everything sent before the timers fell
+        due has been read (`CatchUp`); then complete its timers, or give them back for a retry
+        after a pause."""
+        if self._catch_up is not None:
+            await self._catch_up.wait_past(max(timer.due_at for timer in timers))
         now = utcnow()
         for timer in timers:
             lateness = (now - timer.due_at).total_seconds()

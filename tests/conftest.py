@@ -15,6 +15,7 @@ import sys
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -181,7 +182,9 @@ def bot_env(tmp_path: Path, synapse: DevServer, cast: Cast, database_url: str) -
     return make_bot_env(tmp_path, synapse, cast, database_url)
 
 
-FAST = Tuning(sync_timeout_ms=1_000, backoff=(0.2, 1.0), drain_seconds=3.0)
+FAST = Tuning(
+    sync_timeout_ms=1_000, backoff=(0.2, 1.0), drain_seconds=3.0, key_wait=timedelta(seconds=3)
+)
 
 
 class RunningBot:

@@ -20,7 +20,9 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from aiohttp import ClientError
 from nio import (
+    Api,
     AsyncClient,
     BadEvent,
     InviteMemberEvent,
@@ -39,7 +41,9 @@ from nio import (
 )
 from sqlalchemy.exc import SQLAlchemyError
 
+from bot.catchup import CatchUp
 from bot.matrix.content import REDACTION, redaction_content
+from bot.matrix.sealed import KEY_WAIT, SEALED, UNDECRYPTABLE, Sealed, SealedEvents
 from bot.storage import core
 from bot.storage.db import Database
 from bot.storage.models import InboxEvent
@@ -86,6 +90,8 @@ class SyncLoop:
         on_keys: Callable[[KeysQueryResponse | None], None] | None = None,
         on_room_created: Callable[[str, str], None] | None = None,
         on_arrival: Callable[[str, str], None] | None = None,
+        catch_up: CatchUp | None = None,
+        key_wait: timedelta = KEY_WAIT,
         timeout_ms: int = 30_000,
         backoff: tuple[float, float] = (5.0, 300.0),
         timeline_limit: int = 100,
@@ -101,12 +107,15 @@ class SyncLoop:
         self._on_keys = on_keys
         self._on_room_created = on_room_created
         self._on_arrival = on_arrival
-        self._undecryptable: list[tuple[str, MegolmEvent]] = []
+        self._catch_up = catch_up or CatchUp()
+        self._sealed = SealedEvents(client, key_wait)
         self._sessions_reported: set[str] = set()
         self._timeout_ms = timeout_ms
         self._backoff = backoff
         self._timeline_limit = timeline_limit
         self._persisted_at: datetime | None = None  # when the stored token was written
+        self._handed_over: str | None = None  # the token after the last batch dispatched
+        self._filter: str | None = None
         self._joins: dict[str, datetime] = {}
         self._invites_seen: set[str] = set()
         self.last_sync_at: datetime | None = None
@@ -119,12 +128,18 @@ class SyncLoop:
         async with self._db.session() as session:
             state = await core.load_sync_state(session, self.user_id)
             self._joins = await core.load_joins(session)
+            kept = await core.inbox_with_status(session, SEALED)
+            for broken in self._sealed.restore(kept):
+                await core.finish_inbox(session, broken.event_id, "failed")
+        for sealed in self._sealed.waiting():
+            self._catch_up.reading(sealed.event.event_id, sealed.sent_at, sealed.event.sender)
         since = state.next_batch if state else None
         self._persisted_at = state.updated_at if state else None
-        filter_id = await self._filter_id(state.filter_id if state else None)
+        filter_id = self._filter = await self._filter_id(state.filter_id if state else None)
         delay = self._backoff[0]
         first = True
         while True:
+            began = utcnow()  # everything the homeserver held by now is in this sync's answer
             try:
                 response = await self._client.sync(
                     timeout=0 if first else self._timeout_ms,
@@ -161,14 +176,47 @@ class SyncLoop:
             since = response.next_batch
             self.last_sync_at = utcnow()
             await self._maintain_keys()
-            await self._report_undecryptable()
             await self._handle_invites(response)
             self._watch_members(response, arrivals=not first)
+            for item in fresh:
+                if item.status == SEALED:
+                    self._catch_up.reading(item.event_id, item.origin_ts, item.sender)
             if first:
                 first = False
                 await self._on_ready()  # dispatches every pending inbox row, these included
-            elif fresh:
-                self._dispatch(fresh)
+            else:
+                self._dispatch([item for item in fresh if item.status == "pending"])
+            await self._unseal()
+            self._handed_over = since
+            self._catch_up.synced(began)
+
+    async def nothing_new(self) -> datetime | None:
+        """When a sync of our own, begun now, found nothing for the bot beyond what the loop has
+        handed over; None if it found something (the loop's long-poll is returning it) or the
+        homeserver did not answer.
+
+        The loop's long-poll returns as soon as anything arrives, so a due timer learns this way,
+        in one round trip, that nothing sent before its moment is unread, instead of waiting up
+        to a whole long-poll for the loop's next batch. Only looked at: the loop's position does
+        not move, and to-device messages are not acknowledged.
+        """
+        if self._handed_over is None:
+            return None
+        began = utcnow()
+        method, path = Api.sync(
+            self._client.access_token, since=self._handed_over, timeout=0, filter=self._filter
+        )
+        try:
+            response = await self._client.send(method, path, timeout=10)
+            try:
+                if response.status != 200:
+                    return None
+                answer = await response.json()
+            finally:
+                response.release()
+        except (ClientError, OSError, TimeoutError, ValueError):
+            return None
+        return began if not _anything_for_the_bot(answer) else None
 
     async def _filter_id(self, stored: str | None) -> str | None:
         if stored:
@@ -237,14 +285,14 @@ class SyncLoop:
     def _command_in(
         self, room_id: str, event: Any, joined_at: datetime | None, received: datetime
     ) -> InboxEvent | None:
-        """The inbox row of a timeline event the bot acts on, else None (an undecryptable one
-        is kept aside to be reported)."""
+        """The inbox row of a timeline event the bot acts on, else None; an encrypted one not
+        decrypted yet is kept as a sealed row (`bot.matrix.sealed`)."""
         if isinstance(event, MegolmEvent):
-            if event.sender != self.user_id and (
-                joined_at is None or origin_time(event) >= joined_at
+            if event.sender == self.user_id or (
+                joined_at is not None and origin_time(event) < joined_at
             ):
-                self._undecryptable.append((room_id, event))
-            return None
+                return None
+            return self._sealed.keep(room_id, event, received)
         if isinstance(event, RoomMessageText | ReactionEvent):
             event_type = event.source.get("type", "m.room.message")
             content = event.source.get("content")
@@ -297,26 +345,63 @@ class SyncLoop:
         log.info("backfilled %d events in %s after a gap", len(older), room_id)
         return list(reversed(older))
 
-    async def _report_undecryptable(self) -> None:
-        """Ask the sender's devices for the missing key, and say so once per session: a command
-        the bot cannot read must not vanish without a word."""
-        pending, self._undecryptable = self._undecryptable, []
-        for room_id, event in pending:
-            log.warning(
-                "undecryptable event %s in %s from %s", event.event_id, room_id, event.sender
-            )
-            if event.session_id in self._sessions_reported:
-                continue
-            self._sessions_reported.add(event.session_id)
+    async def _unseal(self) -> None:
+        """Try the kept encrypted events with the keys known now: a command opened joins the
+        inbox as pending and runs; one given up on is recorded and reported."""
+        if not len(self._sealed):
+            return
+        await self._sealed.ask_for_keys()
+        opened, given_up = self._sealed.open()
+        if not opened and not given_up:
+            return
+        received = utcnow()
+        commands: list[InboxEvent] = []
+        other: list[Sealed] = []
+        for sealed, clear in opened:
             try:
-                await self._client.request_room_key(event)
-            except Exception as exc:  # nio refuses a second request for the same session
-                log.info("room key request for %s not sent: %s", event.session_id, exc)
-            if self._on_undecryptable is not None:
-                try:
-                    await self._on_undecryptable(room_id, event.sender, event.event_id)
-                except Exception:
-                    log.exception("could not report the undecryptable event %s", event.event_id)
+                item = self._command_in(
+                    sealed.room_id, clear, self._joins.get(sealed.room_id), received
+                )
+            except Exception:
+                log.exception("decrypted event %s could not be read", sealed.event.event_id)
+                item = None
+            if item is not None:
+                commands.append(item)
+            else:
+                other.append(sealed)
+        try:
+            async with self._db.session() as session:
+                for item in commands:
+                    await core.unseal_inbox(session, item)
+                for sealed in other:
+                    await core.finish_inbox(session, sealed.event.event_id, "done")
+                for sealed in given_up:
+                    await core.finish_inbox(session, sealed.event.event_id, UNDECRYPTABLE)
+        except (SQLAlchemyError, OSError) as exc:
+            log.warning("could not record decrypted events (%s); trying again", exc)
+            self._sealed.put_back([sealed for sealed, _ in opened] + given_up)
+            return
+        log.info("decrypted %d kept events (%d commands)", len(opened), len(commands))
+        self._dispatch(commands)
+        for sealed in other + given_up:
+            self._catch_up.handled(sealed.event.event_id)
+        for sealed in given_up:
+            await self._report_undecryptable(sealed)
+
+    async def _report_undecryptable(self, sealed: Sealed) -> None:
+        """Say once per session that a message could not be read: a command the bot cannot
+        read must not vanish without a word."""
+        event = sealed.event
+        log.warning(
+            "undecryptable event %s in %s from %s", event.event_id, sealed.room_id, event.sender
+        )
+        if event.session_id in self._sessions_reported or self._on_undecryptable is None:
+            return
+        self._sessions_reported.add(event.session_id)
+        try:
+            await self._on_undecryptable(sealed.room_id, event.sender, event.event_id)
+        except Exception:
+            log.exception("could not report the undecryptable event %s", event.event_id)
 
     def _watch_members(self, response: SyncResponse, *, arrivals: bool) -> None:
         """Tell who created each room (the bot's own rooms are private to the directory) and,
@@ -396,6 +481,20 @@ def _failed_item(room_id: str, event: Any, received: datetime) -> InboxEvent | N
         status="failed",
         finished_at=received,
     )
+
+
+def _anything_for_the_bot(answer: Any) -> bool:
+    """Whether a sync answer holds what the loop must read: a timeline event, a membership
+    change, a to-device message (a room key)."""
+    if not isinstance(answer, dict):
+        return True
+    rooms = answer.get("rooms") or {}
+    joined = rooms.get("join") or {}
+    if any(((info or {}).get("timeline") or {}).get("events") for info in joined.values()):
+        return True
+    if rooms.get("invite") or rooms.get("leave") or rooms.get("knock"):
+        return True
+    return bool((answer.get("to_device") or {}).get("events"))
 
 
 def _is_redaction(event: Any) -> bool:

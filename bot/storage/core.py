@@ -45,6 +45,27 @@ async def pending_inbox(session: AsyncSession) -> list[InboxEvent]:
     return list(rows.all())
 
 
+async def inbox_with_status(session: AsyncSession, status: str) -> list[InboxEvent]:
+    rows = await session.exec(
+        select(InboxEvent).where(InboxEvent.status == status).order_by(col(InboxEvent.origin_ts))
+    )
+    return list(rows.all())
+
+
+async def unseal_inbox(session: AsyncSession, item: InboxEvent) -> None:
+    """A kept encrypted event, decrypted: it becomes the pending command it carries."""
+    await session.exec(  # type: ignore[call-overload]
+        update(InboxEvent)
+        .where(col(InboxEvent.event_id) == item.event_id)
+        .values(
+            content=item.content,
+            event_type=item.event_type,
+            received_at=item.received_at,
+            status=item.status,
+        )
+    )
+
+
 async def finish_inbox(session: AsyncSession, event_id: str, status: str) -> None:
     await session.exec(  # type: ignore[call-overload]
         update(InboxEvent)
@@ -92,6 +113,26 @@ async def upsert_timers(
     new = [(key, due, payload) for key, (due, payload) in wanted.items() if key not in existing]
     armed = await insert_timers(session, kind, new)
     return armed + [(timer_id, fields["due_at"]) for timer_id, fields in moved.items()]  # type: ignore[misc]
+
+
+async def move_timers(
+    session: AsyncSession, kind: str, moves: dict[str, datetime]
+) -> list[tuple[int, datetime]]:
+    """Move each (kind, key) that is still armed (not fired, not cancelled) to its new due time;
+    returns (ID, due time) of those moved. Unlike arming again, a cancelled timer stays so."""
+    if not moves:
+        return []
+    rows = await session.exec(
+        select(Timer.id, Timer.key).where(
+            Timer.kind == kind,
+            col(Timer.key).in_(list(moves)),
+            col(Timer.fired_at).is_(None),
+            col(Timer.cancelled_at).is_(None),
+        )
+    )
+    moved = {timer_id: {"due_at": moves[key]} for timer_id, key in rows.all()}
+    await bulk.update_by_id(session, Timer, moved)
+    return [(timer_id, fields["due_at"]) for timer_id, fields in moved.items()]
 
 
 async def insert_timers(
