@@ -40,6 +40,8 @@ log = logging.getLogger(__name__)
 STEP_TIMER = "page.step"
 ESCALATE, UNREACHABLE = "escalate", "unreachable"
 URGENT_WINDOW = timedelta(minutes=5)
+# A page that leaves later than this after it was made gets its deadline from when it left.
+DEADLINE_SLACK = timedelta(seconds=1)
 SEND_RETRIES = (1.0, 2.0, 4.0)  # pause before each retry of a send the homeserver refused
 
 
@@ -175,12 +177,18 @@ class Paging:
         sends = [(row, False) for row in rows] + [(row, True) for row in repeated or []]
         if not sends:
             return
+        answer_by = utcnow() + timedelta(seconds=page.ack_window_s)
+        moved = self._start_deadlines(page, rows, answer_by)
         rooms = await self._rooms([row for row, _ in sends])
-        messages = self._messages(page, activation, sends)
+        messages = self._messages(page, activation, sends, answer_by)
         outcomes = await asyncio.gather(
             *(
                 self._send_one(
-                    page, row, rooms.get(row.matrix_id), repeat, messages[_wording(row, repeat)]
+                    page,
+                    row,
+                    rooms.get(row.matrix_id),
+                    repeat,
+                    messages[_wording(row, repeat, answer_by)],
                 )
                 for row, repeat in sends
             )
@@ -195,6 +203,7 @@ class Paging:
                     "delivered_at": now,
                     "send_error": None,
                     "dm_room_id": room_id,
+                    "deadline": row.deadline,
                 }
             )
             for (row, repeat), (event_id, room_id) in zip(sends, outcomes, strict=True)
@@ -208,6 +217,15 @@ class Paging:
         self.deps.metrics.pages_sent.inc(len(delivered))
         async with self.deps.db.session() as session:
             await store.mark_many(session, delivered)  # type: ignore[arg-type]
+            if activation is not None:
+                # A person's first step runs from when their page went out, not from when it
+                # was made: nobody loses the time the bot (or the homeserver) was away.
+                late = {
+                    unit_prefix(activation, page.id, row.handle) + ESCALATE: row.deadline  # type: ignore[arg-type]
+                    for row in moved
+                    if row.id in delivered and not row.covers
+                }
+                await self.deps.scheduler.move(session, STEP_TIMER, late)
             for row, _repeat, error in failed:
                 await store.mark(session, row.id, send_error=error)  # type: ignore[arg-type]
                 if activation is None:
@@ -241,16 +259,36 @@ class Paging:
             rooms.update(await self.direct.rooms_for(missing))
         return rooms
 
+    @staticmethod
+    def _start_deadlines(
+        page: PageRow, rows: list[PageTargetRow], answer_by: datetime
+    ) -> list[PageTargetRow]:
+        """Give the people about to be paged the full window from now: a page handled after a
+        restart, or a backup page held back by an outage, must not arrive with half its time
+        gone. Returns the rows whose deadline moved (a communication check keeps one end for
+        everyone)."""
+        if page.kind != "page":
+            return []
+        moved = [row for row in rows if answer_by - row.deadline > DEADLINE_SLACK]
+        for row in moved:
+            row.deadline = answer_by
+        return moved
+
     def _messages(
-        self, page: PageRow, activation: ActivationRow, sends: list[tuple[PageTargetRow, bool]]
+        self,
+        page: PageRow,
+        activation: ActivationRow,
+        sends: list[tuple[PageTargetRow, bool]],
+        answer_by: datetime,
     ) -> dict[tuple, Message]:
         """Each distinct wording once: 300 people in three languages and one time zone are three
         renderings, not 300 (measured: rendering per person delayed a big page's first send)."""
         messages: dict[tuple, Message] = {}
         for row, repeat in sends:
-            key = _wording(row, repeat)
+            key = _wording(row, repeat, answer_by)
             if key not in messages:
-                messages[key] = self._page_message(page, activation, row, repeat=repeat)
+                deadline = answer_by if repeat else row.deadline
+                messages[key] = self._page_message(page, activation, row, deadline, repeat=repeat)
         return messages
 
     async def _send_one(
@@ -279,7 +317,13 @@ class Paging:
         return None, error
 
     def _page_message(
-        self, page: PageRow, activation: ActivationRow, row: PageTargetRow, *, repeat: bool
+        self,
+        page: PageRow,
+        activation: ActivationRow,
+        row: PageTargetRow,
+        deadline: datetime,
+        *,
+        repeat: bool,
     ) -> Message:
         zone = load_zone(row.timezone)
         sender = self.deps.directory.contact_for(page.sender)
@@ -293,7 +337,7 @@ class Paging:
             sender_org=self.deps.directory.organisations[sender.organisation].name
             if sender
             else "",
-            deadline=format_local_utc(row.deadline, zone),
+            deadline=format_local_utc(deadline, zone),
             urgent=page.urgent,
             repeat=repeat,
             covers=row.covers and self._name(row.covers),
@@ -644,8 +688,9 @@ class Paging:
         return [unit for unit in units if unit and not any(r.acked_at for r in unit)]
 
     async def _escalate(self, page: PageRow, activation: ActivationRow, handles: list[str]) -> bool:
-        """Page each waiting unit's person again and page their backup (the first time: their
-        row is added now), in one transaction; then send all of it at once."""
+        """Page each waiting unit's person again, then page their backup (the first time: their
+        row is added now), recorded in one transaction and sent in that order; then arm each
+        unit's last step, a window after what was sent actually left."""
         if not handles:
             return False
         window = timedelta(seconds=page.ack_window_s)
@@ -660,20 +705,6 @@ class Paging:
                 backup for _row, backups in steps for backup in backups if backup.id is None
             )
             await session.flush()
-            # A re-run (after a failure or a crash) keeps the deadline it set the first time.
-            await self._arm(
-                session,
-                activation,
-                page,
-                [
-                    (
-                        row.handle,
-                        UNREACHABLE,
-                        backups[0].deadline if backups else (row.escalated_at or now) + window,
-                    )
-                    for row, backups in steps
-                ],
-            )
             # Recorded once: a step re-run after a crash finds it escalated already, and only
             # sends again what may not have left (with the same transaction IDs).
             fresh = [(row, backups) for row, backups in steps if row.escalated_at is None]
@@ -685,12 +716,37 @@ class Paging:
                 [self._escalation_entry(page, row, backups) for row, backups in fresh],
             )
         self.deps.metrics.escalations.labels(ESCALATE).inc(len(steps))
-        # The pages leave together, once the steps are recorded: a re-run after a crash sends
-        # them again with the same transaction IDs, which the homeserver does not repeat.
-        repeat = [row for row, _ in steps if row.declined_at is None and row.event_id is not None]
+        # The person hears again before their backup is paged: each is sent once the steps are
+        # recorded, and a re-run after a crash sends only what was not recorded as sent.
+        repeat = [
+            row
+            for row, _ in steps
+            if row.declined_at is None and row.event_id is not None and row.repage_event_id is None
+        ]
         backups = [b for _, unit_backups in steps for b in unit_backups if b.event_id is None]
-        await self._send(page, activation, backups, repeated=repeat)
+        await self._send(page, activation, [], repeated=repeat)
+        await self._send(page, activation, backups)
+        await self._arm_unreachable(page, activation, [row for row, _ in steps])
         return bool(steps)
+
+    async def _arm_unreachable(
+        self, page: PageRow, activation: ActivationRow, people: list[PageTargetRow]
+    ) -> None:
+        """Each unit's last step: a window after its repeat and its backup's page went out, as
+        recorded (so a re-run after a crash arms it where the first run did), or a window from
+        now if neither could be sent. Armed only now, after the sends: however late they left
+        (an outage), the report can never come before them, and the backup has their full time."""
+        window = timedelta(seconds=page.ack_window_s)
+        async with self.deps.db.session() as session:
+            rows = await store.targets(session, page.id)  # type: ignore[arg-type]
+            steps = []
+            for person in people:
+                sent = [row.repaged_at for row in rows if row.id == person.id] + [
+                    row.delivered_at for row in rows if row.covers == person.handle
+                ]
+                last = max((moment for moment in sent if moment is not None), default=utcnow())
+                steps.append((person.handle, UNREACHABLE, last + window))
+            await self._arm(session, activation, page, steps)
 
     def _new_backup(
         self, page: PageRow, row: PageTargetRow, deadline: datetime
@@ -789,10 +845,11 @@ class PageSummary:
     unreachable: list[tuple[str, str]]
 
 
-def _wording(row: PageTargetRow, repeat: bool) -> tuple:
+def _wording(row: PageTargetRow, repeat: bool, answer_by: datetime) -> tuple:
     """What a page's text depends on besides the page: the person's language and time zone, the
-    deadline shown, whether it is a repeat, and whom a backup stands in for."""
-    return (row.language, row.timezone, row.deadline, repeat, row.covers)
+    deadline shown (a repeat's: a window from now), whether it is a repeat, and whom a backup
+    stands in for."""
+    return (row.language, row.timezone, answer_by if repeat else row.deadline, repeat, row.covers)
 
 
 def unit_answered(row: PageTargetRow, backup: PageTargetRow | None) -> bool:
