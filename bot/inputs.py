@@ -352,6 +352,8 @@ class Inputs:
         if request is None or activation is None or state is None or activation.status != "open":
             return
         step = timer.payload["step"]
+        if step == REMIND and utcnow() >= request.deadline:
+            return  # fell due while the bot was away: the chase says it, never after it
         done = "reminded_at" if step == REMIND else "chased_at"
         waiting = [t for t in state.missing if t.event_id and getattr(t, done) is None]
         if not waiting:

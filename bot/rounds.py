@@ -223,7 +223,8 @@ class Rounds:
     async def start(
         self, series: RoundSeriesRow, activation: ActivationRow | None, slot: datetime
     ) -> RoundRunRow:
-        """Open the run: participants invited, the prompt posted, its end and reminder armed."""
+        """Open the run: participants invited, the prompt posted; its window, and with it the
+        reminder and the end, starts only then, when people can see it and act."""
         people = [c for h in series.participants if (c := self.deps.directory.contacts.get(h))]
         async with self.deps.db.session() as session:
             run = await store.run_for_slot(session, series.id, slot)  # type: ignore[arg-type]
@@ -240,18 +241,6 @@ class Rounds:
                 )
                 session.add(run)
                 await session.flush()
-                window = timedelta(seconds=series.window_s)
-                prefix = f"{self._prefix(series, activation)}{run.id}:"
-                await self.deps.scheduler.arm_new(
-                    session,
-                    REMIND_TIMER,
-                    [(prefix + "remind", run.started_at + window / 2, {"run": run.id})],
-                )  # type: ignore[operator]
-                await self.deps.scheduler.arm_new(
-                    session,
-                    CLOSE_TIMER,
-                    [(prefix + "close", run.started_at + window, {"run": run.id})],
-                )  # type: ignore[operator]
                 if activation is not None:
                     await self.activations.record(
                         session,
@@ -265,6 +254,8 @@ class Rounds:
             return run
         for person in people:
             await self.deps.messenger.invite(series.room_id, person.matrix_id)
+        window = timedelta(seconds=series.window_s)
+        opens = utcnow()
         prompt = self.deps.renderer.render(
             "round_prompt",
             ref=series.ref,
@@ -274,7 +265,7 @@ class Rounds:
             if series.agenda
             else DEFAULT_AGENDA,
             people=[p["name"] for p in run.participants],
-            until=self._local(series, run.started_at + timedelta(seconds=series.window_s)),  # type: ignore[operator]
+            until=self._local(series, opens + window),
         )
         event_id = await self.deps.messenger.ring(
             series.room_id,
@@ -283,13 +274,23 @@ class Rounds:
             txn_id=f"round-{run.id}",
         )
         async with self.deps.db.session() as session:
-            await store.set_run(session, run.id, prompt_event_id=event_id)  # type: ignore[arg-type]
-        run.prompt_event_id = event_id
+            await store.set_run(session, run.id, prompt_event_id=event_id, started_at=opens)  # type: ignore[arg-type]
+            prefix = f"{self._prefix(series, activation)}{run.id}:"
+            await self.deps.scheduler.arm(
+                session, REMIND_TIMER, prefix + "remind", opens + window / 2, {"run": run.id}
+            )
+            await self.deps.scheduler.arm(
+                session, CLOSE_TIMER, prefix + "close", opens + window, {"run": run.id}
+            )
+        run.prompt_event_id, run.started_at = event_id, opens
         return run
 
     async def on_remind(self, timer: Timer) -> None:
+        """Halfway: those who have not reported yet are reminded in the round's thread. A
+        reminder that could only go out at the run's end (the bot was away) is left to the
+        summary, which names them: never a reminder after the close."""
         view = await self._view(timer.payload["run"])
-        if view is None or view.run.status != "open":
+        if view is None or view.run.status != "open" or utcnow() >= _end(view.run, view.series):
             return
         async with self.deps.db.session() as session:
             reported = {r.matrix_id for r in await store.reports(session, view.run.id)}  # type: ignore[arg-type]
@@ -370,7 +371,9 @@ class Rounds:
             if found is None or found[1] is None:
                 raise UserError("No round is open in this room; updates go in a running round.")
             run, series = found
-            if run.status != "open":
+            # Judged by when it was sent: an update sent inside the window counts, even if it
+            # is read after the run closed (held up on its way to the homeserver).
+            if run.status != "open" and not (run.status == "closed" and at <= _end(run, series)):
                 raise UserError(
                     f"{series.ref} #{run.number} is closed; your update was not recorded."
                 )
@@ -440,3 +443,9 @@ class Rounds:
             load_zone(series.timezone),
             with_date=True,
         )
+
+
+def _end(run: RoundRunRow, series: RoundSeriesRow) -> datetime:
+    """When a run's window ends: its window after its prompt went out."""
+    assert run.started_at is not None
+    return run.started_at + timedelta(seconds=series.window_s)

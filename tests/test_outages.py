@@ -187,7 +187,8 @@ async def test_homeserver_down_for_30s_in_the_middle_of_a_fan_out_and_a_round(
 ) -> None:
     """The homeserver stops right after the first of three pages is out, while a round is open:
     its reminder and its close fall due during the outage. Once it is back, every page arrives
-    once, the round is reminded and summed up once, and nothing is reported as failed."""
+    once, the round is summed up once, and nothing is reported as failed; the reminder, which
+    could only go out after the round's end, is left to the summary (never after the close)."""
     from tests.test_paging import activation_room, page_received, pages_in
 
     _ref, room = await activation_room(people, cast)
@@ -234,7 +235,7 @@ async def test_homeserver_down_for_30s_in_the_middle_of_a_fan_out_and_a_round(
     assert "Member: Roads: N4 closed" in body(summary)
     await member.quiet_period(2)
     said = [body(e) for e in member.events(room, cast.bot.user_id)]
-    assert len([t for t in said if "halfway" in t]) == 1
+    assert not [t for t in said if "halfway" in t]
     assert len([t for t in said if f"{rd} #1 closed" in t]) == 1
     assert not [t for t in said if "could not be delivered" in t]
     after = await member.ask(room, "!icc pages", cast.bot.user_id)
