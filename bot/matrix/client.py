@@ -13,6 +13,7 @@ import os
 import secrets
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 from aiohttp import (
     ClientConnectionError,
@@ -170,7 +171,32 @@ async def _confirm(client: AsyncClient, settings: Settings, path: Path) -> Crede
     )
     save_credentials(path, credentials)
     log.info("logged in as %s on device %s", credentials.user_id, credentials.device_id)
+    keys_kept_before_upload(client)
     return credentials
+
+
+def keys_kept_before_upload(client: AsyncClient) -> None:
+    """Write the bot's account, one-time keys included, to its store *before* those keys are
+    published.
+
+    nio generates one-time keys in memory, uploads them, and saves the account only once the
+    homeserver has answered. A bot killed in between comes back without the private halves of
+    keys the homeserver now hands out: every partner who claims one opens an Olm session the
+    bot cannot read, and their room keys, and so their encrypted commands, never reach it
+    (the bot then generates different keys under the same IDs, which the homeserver refuses).
+    Saving first leaves, at worst, keys kept that were never published, which is harmless.
+    """
+    olm = client.olm
+    if olm is None:
+        return
+    share_keys = olm.share_keys
+
+    def share_and_save() -> dict[str, Any]:
+        keys = share_keys()
+        olm.save_account()
+        return keys
+
+    olm.share_keys = share_and_save  # type: ignore[method-assign]
 
 
 def _why(response: object) -> str:
