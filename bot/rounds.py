@@ -165,8 +165,11 @@ class Rounds:
                 )
         if activation is not None and activation.status != "open":
             return
+        async with self.deps.db.session() as session:
+            begun = await store.run_for_slot(session, series.id, slot)  # type: ignore[arg-type]
         lateness = utcnow() - slot
-        if lateness > timedelta(seconds=series.window_s):
+        # A run begun before a crash is finished, however late: its prompt may be out already.
+        if begun is None and lateness > timedelta(seconds=series.window_s):
             await self._missed(series, activation, slot)
             return
         if series.kind == "check":

@@ -14,7 +14,7 @@ import pytest
 
 from tests.conftest import Cast, RunningBot, bot_running, run_cli
 from tests.matrix_people import Person, body
-from tests.test_bot_matrix import bot_joined, shared_room
+from tests.support.rooms import bot_joined, open_activation, shared_room
 
 pytestmark = pytest.mark.synapse
 MARKER = "EXERCISE EXERCISE EXERCISE"
@@ -37,18 +37,6 @@ async def icc_bot(
     async with bot_running(bot_env | {"ICC_DG_ROOM": dg_room}) as running:
         await people["dg"].wait_for(dg_room, bot_joined(cast.bot.user_id))
         yield running
-
-
-async def open_activation(
-    person: Person, room_id: str, cast: Cast, command: str
-) -> tuple[str, str, dict]:
-    """Send `activate …`; return (ref, activation room ID, the reply)."""
-    reply = await person.ask(room_id, command, cast.bot.user_id)
-    found = re.search(r"Opened ((?:EX-)?ICC-\d{4}-\d{3})", body(reply))
-    assert found, body(reply)
-    link = re.search(r"https://matrix.to/#/(!\S+)", body(reply))
-    assert link, body(reply)
-    return found.group(1), link.group(1), reply
 
 
 def bot_messages(person: Person, room_id: str, cast: Cast) -> list[dict]:

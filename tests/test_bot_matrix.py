@@ -12,40 +12,9 @@ from bot.roles import Role
 from bot.router import CommandContext, CommandFamily
 from tests.conftest import BACKENDS, Cast, RunningBot, bot_running
 from tests.matrix_people import Person, body
+from tests.support.rooms import bot_joined, bot_left, shared_room
 
 pytestmark = pytest.mark.synapse
-
-
-def bot_joined(bot_id: str, membership: str = "join"):  # type: ignore[no-untyped-def]
-    """A check for the event of the bot's membership becoming `membership`."""
-
-    def check(event: dict) -> bool:
-        return (
-            event.get("type") == "m.room.member"
-            and event.get("state_key") == bot_id
-            and event.get("content", {}).get("membership") == membership
-        )
-
-    return check
-
-
-def bot_left(bot_id: str):  # type: ignore[no-untyped-def]
-    return bot_joined(bot_id, "leave")
-
-
-async def shared_room(
-    people: dict[str, Person], cast: Cast, *, with_stranger: bool = False
-) -> str:
-    """A room made by the lead with the bot and every test person in it; the stranger only
-    when asked (where one sits, answers with activation content are refused)."""
-    lead = people["lead"]
-    left_out = {"lead"} if with_stranger else {"lead", "stranger"}
-    others = [p for role, p in people.items() if role not in left_out]
-    room_id = await lead.create_room(invite=[cast.bot.user_id] + [p.user_id for p in others])
-    for person in others:
-        await person.join(room_id)
-    await lead.wait_for(room_id, bot_joined(cast.bot.user_id))
-    return room_id
 
 
 async def test_help_round_trip(bot: RunningBot, people: dict[str, Person], cast: Cast) -> None:

@@ -8,7 +8,6 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from aiohttp import ClientSession, web
 
 from bot.render import Message
 from bot.roles import Role
@@ -18,6 +17,7 @@ from bot.storage.models import InboxEvent
 from bot.timeutil import utcnow
 from tests.conftest import BACKENDS, Cast, RunningBot, bot_running
 from tests.matrix_people import Person, body, replies_to
+from tests.support.gateway import Gateway
 from tests.test_bot_matrix import shared_room
 
 pytestmark = pytest.mark.synapse
@@ -241,58 +241,6 @@ async def test_homeserver_down_for_30s_in_the_middle_of_a_fan_out_and_a_round(
     after = await member.ask(room, "!icc pages", cast.bot.user_id)
     assert body(after).count("⏳") == 3
     assert body(after).count("delivered") == 3
-
-
-class Gateway:
-    """A reverse proxy in front of the test Synapse that can answer 502 Bad Gateway, as nginx does
-    while the homeserver behind it restarts."""
-
-    HOP_BY_HOP = frozenset(
-        {"connection", "keep-alive", "transfer-encoding", "content-length", "host"}
-    )
-
-    def __init__(self, upstream: str) -> None:
-        self.upstream = upstream
-        self.down = False
-        self.refused = 0
-        self._runner: web.AppRunner | None = None
-        self._session: ClientSession | None = None
-        self.url = ""
-
-    async def start(self) -> None:
-        app = web.Application(client_max_size=64 * 1024 * 1024)
-        app.router.add_route("*", "/{path:.*}", self._forward)
-        self._runner = web.AppRunner(app)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        self.url = f"http://127.0.0.1:{port}"
-        self._session = ClientSession(auto_decompress=False)
-
-    async def stop(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-        if self._runner is not None:
-            await self._runner.cleanup()
-
-    async def _forward(self, request: web.Request) -> web.StreamResponse:
-        if self.down:
-            self.refused += 1
-            return web.Response(
-                status=502, text="<html>502 Bad Gateway</html>", content_type="text/html"
-            )
-        assert self._session is not None
-        headers = {k: v for k, v in request.headers.items() if k.lower() not in self.HOP_BY_HOP}
-        async with self._session.request(
-            request.method,
-            self.upstream + request.rel_url.path_qs,
-            headers=headers,
-            data=await request.read(),
-        ) as upstream:
-            payload = await upstream.read()
-            out = {k: v for k, v in upstream.headers.items() if k.lower() not in self.HOP_BY_HOP}
-            return web.Response(status=upstream.status, body=payload, headers=out)
 
 
 async def test_a_gateway_answering_502_during_a_fan_out_delays_pages_but_loses_none(

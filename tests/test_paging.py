@@ -14,43 +14,16 @@ import pytest
 from bot import paging as paging_module
 from tests.conftest import BACKENDS, Cast, RunningBot, start_process, wait_for_log
 from tests.matrix_people import Person, body
-from tests.test_activations import open_activation
-from tests.test_bot_matrix import shared_room
+from tests.support.rooms import (
+    DM,
+    activation_room,
+    open_activation,
+    page_received,
+    pages_in,
+    shared_room,
+)
 
 pytestmark = pytest.mark.synapse
-DM = "ICC liaison"
-
-
-async def activation_room(
-    people: dict[str, Person], cast: Cast, title: str = "Meuse flooding"
-) -> tuple[str, str]:
-    control = await shared_room(people, cast)
-    ref, room, _ = await open_activation(people["lead"], control, cast, f'!icc activate "{title}"')
-    for person in (people["member"], people["lead"]):
-        await person.wait_for_invite(room)
-        await person.join(room)
-    return ref, room
-
-
-def pages_in(person: Person, room_id: str, cast: Cast, ref: str) -> list[dict]:
-    return [
-        e
-        for e in person.events(room_id, cast.bot.user_id)
-        if e["content"].get("msgtype") == "m.text" and ref in body(e)
-    ]
-
-
-async def page_received(
-    person: Person, cast: Cast, ref: str, dm: str | None = None, timeout: float = 15
-) -> tuple[str, dict]:
-    dm = dm or await person.join_invited(DM, timeout=timeout)
-    event = await person.wait_for(
-        dm,
-        lambda e: e["content"].get("msgtype") == "m.text" and ref in body(e),
-        sender=cast.bot.user_id,
-        timeout=timeout,
-    )
-    return dm, event
 
 
 def board(person: Person, room_id: str, cast: Cast, ref: str) -> str:
