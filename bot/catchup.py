@@ -30,7 +30,7 @@ from datetime import datetime, timedelta
 log = logging.getLogger(__name__)
 
 CATCH_UP_LIMIT = timedelta(minutes=10)
-PROBE_EVERY = 1.0  # s: at most one probe a second, however many timers wait
+PROBE_EVERY = 0.25  # s: at most four probes a second, however many timers wait
 Probe = Callable[[], Awaitable[datetime | None]]
 
 
@@ -103,7 +103,7 @@ class CatchUp:
 
     async def _probed(self) -> datetime | None:
         """The latest probe's answer: one probe at a time, shared by every waiter, at most one
-        a second (None meanwhile)."""
+        every PROBE_EVERY (None meanwhile)."""
         if self._probe is None:
             return None
         if self._probing is None:

@@ -52,7 +52,9 @@ async def owner_of_answered(
             if owner is not None:
                 return owner
             if not await unrecorded(session):
-                return None
+                # Nothing left unrecorded; but the record may have landed between the two
+                # reads (the re-run that records it runs side by side): look once more.
+                return await find(session)
     log.warning("an answer refers to a message that was never recorded as the bot's; ignored")
     return None
 

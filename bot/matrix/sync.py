@@ -216,7 +216,7 @@ class SyncLoop:
                 response.release()
         except (ClientError, OSError, TimeoutError, ValueError):
             return None
-        return began if not _anything_for_the_bot(answer) else None
+        return began if not _anything_for_the_bot(answer, self.user_id) else None
 
     async def _filter_id(self, stored: str | None) -> str | None:
         if stored:
@@ -483,15 +483,18 @@ def _failed_item(room_id: str, event: Any, received: datetime) -> InboxEvent | N
     )
 
 
-def _anything_for_the_bot(answer: Any) -> bool:
-    """Whether a sync answer holds what the loop must read: a timeline event, a membership
-    change, a to-device message (a room key)."""
+def _anything_for_the_bot(answer: Any, bot_id: str) -> bool:
+    """Whether a sync answer holds what the loop must read: someone else's timeline event (the
+    bot's own messages are never commands), a membership change, a to-device message (a room
+    key)."""
     if not isinstance(answer, dict):
         return True
     rooms = answer.get("rooms") or {}
     joined = rooms.get("join") or {}
-    if any(((info or {}).get("timeline") or {}).get("events") for info in joined.values()):
-        return True
+    for info in joined.values():
+        events = ((info or {}).get("timeline") or {}).get("events") or []
+        if any(not isinstance(e, dict) or e.get("sender") != bot_id for e in events):
+            return True
     if rooms.get("invite") or rooms.get("leave") or rooms.get("knock"):
         return True
     return bool((answer.get("to_device") or {}).get("events"))
