@@ -18,7 +18,7 @@ import yaml
 
 from bench.harness import Figure, Section, big_directory, standalone
 from bot.devserver import DevServer
-from bot.directory import load_directory
+from bot.directory.model import load_directory
 from bot.storage.db import Database
 from bot.storage.directory_store import store_directory
 

@@ -28,7 +28,7 @@ from bench.harness import (
     start_bot,
 )
 from bot.devserver import DevServer
-from bot.rounds import Rounds
+from bot.rounds.runs import Rounds
 from bot.storage import round_store
 from bot.timeutil import utcnow
 

@@ -27,9 +27,9 @@ from aiohttp import ClientSession, TCPConnector
 from nio import AsyncClient, RoomGetEventError, SyncError
 from sqlalchemy import insert
 
+from bot.activations.logbook import GENESIS, entry_hash
 from bot.app import App, Tuning
 from bot.devserver import DevServer, start_synapse
-from bot.logbook import GENESIS, entry_hash
 from bot.settings import load_settings
 from bot.storage import activation_store
 from bot.storage.db import Database

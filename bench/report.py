@@ -23,7 +23,7 @@ HISTORY = [
     "- 2026-11-30, command latency: `status` made eight queries (6 ms; on SQLite each is four "
     "hops to aiosqlite's thread, ~0.6 ms) and sat at the goal's edge, 1.24–1.30× → a tally "
     "reads the counts in one query and each list only when it has something "
-    "(`bot/situation.py`; a quiet activation in two queries); pages and requests read in a "
+    "(`bot/activations/situation.py`; a quiet activation in two queries); pages and requests read in a "
     "fixed number of queries, not one per page or request. status 1.18–1.28× over five runs.",
     "- 2026-11-30, escalation: each of 50 steps due at once claimed, read, wrote, marked and "
     "completed in transactions of its own (about 250 in the burst, queued on SQLite's one "

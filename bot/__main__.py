@@ -15,9 +15,9 @@ import sys
 import time
 from collections.abc import Sequence
 
-from bot.directory import DirectoryError, load_directory
-from bot.logs import setup_logging
-from bot.roster import PID_FILE, STATUS_FILE
+from bot.directory.model import DirectoryError, load_directory
+from bot.directory.roster import PID_FILE, STATUS_FILE
+from bot.runtime.logs import setup_logging
 from bot.settings import Settings, SettingsError, load_settings
 
 log = logging.getLogger("bot")
@@ -98,7 +98,7 @@ def run(settings: Settings) -> int:
 
 async def verify_logbook(settings: Settings, ref: str) -> int:
     """Recompute the hash chain of one activation's logbook; name the first broken entry."""
-    from bot import logbook
+    from bot.activations import logbook
     from bot.storage import activation_store
     from bot.storage.db import Database
 

@@ -3,7 +3,7 @@ mirror order.
 
 Start: settings → database (migrate, check head) → directory → Matrix login (whoami must match) →
 first sync (history skipped or resumed) → pending commands dispatched → scheduler re-armed (its
-timers wait until what was sent before they fell due is handled: `bot.catchup`) → sync.
+timers wait until what was sent before they fell due is handled: `bot.runtime.catchup`) → sync.
 Stop: stop syncing → scheduler down → running commands finish (bounded) → client and database
 closed.
 """
@@ -19,42 +19,42 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
-from bot.catchup import CatchUp
-from bot.checks import CLOSE_TIMER as CHECK_CLOSE
-from bot.checks import Checks
+from bot.activations.digest import DIGEST_TIMER, Digest
+from bot.chat.deps import Deps
+from bot.chat.dispatch import CommandRunner
+from bot.chat.registry import CommandFamily, Registry
+from bot.chat.render import Renderer
 from bot.commands import all_families
-from bot.deps import Deps
-from bot.digest import DIGEST_TIMER, Digest
-from bot.directory import DirectoryError
-from bot.dispatch import CommandRunner
-from bot.health import HealthReport, HealthServer
-from bot.inputs import STEP_TIMER as REQUEST_STEP
-from bot.inputs import Inputs
-from bot.leader import Leadership, LostLeadership
-from bot.logs import add_secrets
+from bot.directory.model import DirectoryError
+from bot.directory.outsiders import Outsiders, tighten_invites
+from bot.directory.roles import Role
+from bot.directory.roster import Roster, write_pid_file
+from bot.inputs.requests import STEP_TIMER as REQUEST_STEP
+from bot.inputs.requests import Inputs
 from bot.matrix.client import LoginFailed, log_in, make_client, private_dir
 from bot.matrix.sealed import KEY_WAIT
 from bot.matrix.send import Messenger
 from bot.matrix.sync import FatalSyncError, SyncLoop
 from bot.matrix.trust import DeviceTrust
-from bot.metrics import Metrics
-from bot.outsiders import Outsiders, tighten_invites
-from bot.paging import STEP_TIMER as PAGE_STEP
-from bot.paging import Paging
-from bot.render import Renderer
-from bot.roles import Role
-from bot.roster import Roster, write_pid_file
-from bot.rounds import CLOSE_TIMER as ROUND_CLOSE
-from bot.rounds import REMIND_TIMER as ROUND_REMIND
-from bot.rounds import RUN_TIMER as ROUND_RUN
-from bot.rounds import Rounds
-from bot.router import CommandFamily, Registry
-from bot.scheduler import Scheduler
+from bot.paging.checks import CLOSE_TIMER as CHECK_CLOSE
+from bot.paging.checks import Checks
+from bot.paging.pages import STEP_TIMER as PAGE_STEP
+from bot.paging.pages import Paging
+from bot.rounds.runs import CLOSE_TIMER as ROUND_CLOSE
+from bot.rounds.runs import REMIND_TIMER as ROUND_REMIND
+from bot.rounds.runs import RUN_TIMER as ROUND_RUN
+from bot.rounds.runs import Rounds
+from bot.runtime.catchup import CatchUp
+from bot.runtime.health import HealthReport, HealthServer
+from bot.runtime.leader import Leadership, LostLeadership
+from bot.runtime.logs import add_secrets
+from bot.runtime.metrics import Metrics
+from bot.runtime.scheduler import Scheduler
+from bot.runtime.tasks import TaskSupervisor
 from bot.settings import Settings
 from bot.storage import core
 from bot.storage.db import Database, SchemaError
 from bot.storage.models import InboxEvent
-from bot.tasks import TaskSupervisor
 from bot.timeutil import utcnow
 
 T = TypeVar("T")
@@ -246,7 +246,7 @@ class App:
 
     async def _on_ready(self, runner: CommandRunner) -> None:
         """The first sync is recorded: what arrived while the bot was away is handed over before
-        any timer is re-armed, and the timers wait for it to be handled (`bot.catchup`)."""
+        any timer is re-armed, and the timers wait for it to be handled (`bot.runtime.catchup`)."""
         assert self.deps is not None
         async with self.deps.db.session() as session:
             pending = await core.pending_inbox(session)

@@ -18,9 +18,9 @@ from zoneinfo import ZoneInfo
 
 from dotenv import dotenv_values
 
-from bot.classification import DEFAULT_MARKINGS
-from bot.problems import ProblemList
-from bot.schedules import to_cron
+from bot.chat.classification import DEFAULT_MARKINGS
+from bot.chat.problems import ProblemList
+from bot.rounds.schedules import to_cron
 from bot.timeutil import load_zone, parse_duration
 
 MATRIX_USER_ID = re.compile(r"^@[a-z0-9._=\-/+]+:[A-Za-z0-9.\-]+(:\d{1,5})?$")

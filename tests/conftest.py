@@ -24,9 +24,9 @@ import pytest
 import yaml
 
 from bot.app import App, Tuning
+from bot.chat.registry import CommandFamily
 from bot.commands import all_families
 from bot.devserver import DevServer, start_synapse
-from bot.router import CommandFamily
 from bot.settings import Settings, load_settings
 from tests.matrix_people import Person
 

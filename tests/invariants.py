@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import Table, func
 from sqlmodel import select
 
-from bot import logbook
+from bot.activations import logbook
 from bot.storage import models
 from bot.storage.db import Database
 

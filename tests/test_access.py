@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import pytest
 
+from bot.chat.registry import Registry
 from bot.commands import all_families
-from bot.roles import Role
-from bot.router import Registry
+from bot.directory.roles import Role
 from tests.conftest import BACKENDS, Cast, bot_running
 from tests.invariants import counts
 from tests.matrix_people import Person, body

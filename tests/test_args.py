@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import pytest
 
-from bot.args import (
+from bot.chat.args import (
     Choice,
     Duration,
     Flag,
@@ -18,7 +18,7 @@ from bot.args import (
     Word,
     tokenize,
 )
-from bot.router import split_command
+from bot.chat.registry import split_command
 
 PAGE = Signature(
     params=(Targets("targets"), Text("message")),

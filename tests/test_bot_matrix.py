@@ -7,9 +7,9 @@ import time
 
 import pytest
 
-from bot.render import Message
-from bot.roles import Role
-from bot.router import CommandContext, CommandFamily
+from bot.chat.registry import CommandContext, CommandFamily
+from bot.chat.render import Message
+from bot.directory.roles import Role
 from tests.conftest import BACKENDS, Cast, RunningBot, bot_running
 from tests.matrix_people import Person, body
 from tests.support.rooms import bot_joined, bot_left, shared_room

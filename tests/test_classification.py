@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.classification import DEFAULT_MARKINGS, ClassificationGuard
+from bot.chat.classification import DEFAULT_MARKINGS, ClassificationGuard
 
 GUARD = ClassificationGuard()
 

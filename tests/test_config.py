@@ -10,9 +10,9 @@ from zoneinfo import ZoneInfo
 import pytest
 import yaml
 
-from bot.directory import DirectoryError, load_directory
-from bot.logs import RedactSecrets
-from bot.roles import Role
+from bot.directory.model import DirectoryError, load_directory
+from bot.directory.roles import Role
+from bot.runtime.logs import RedactSecrets
 from bot.settings import SettingsError, load_settings
 from bot.timeutil import format_duration, format_local_utc
 from tests.conftest import run_cli

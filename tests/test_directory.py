@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 import yaml
 
-from bot import roster as roster_module
-from bot.directory import Directory, DirectoryError, load_directory, parse_directory
-from bot.render import Renderer
+from bot.chat.render import Renderer
+from bot.directory import roster as roster_module
+from bot.directory.model import Directory, DirectoryError, load_directory, parse_directory
 from bot.storage.db import Database
 from bot.storage.directory_store import contact_rows, store_directory
 from tests.conftest import BACKENDS, Cast, bot_running, run_cli, start_process, wait_for_log
@@ -324,7 +324,7 @@ LOAD_IN_A_BOX = """
 import resource, sys
 from pathlib import Path
 resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))
-from bot.directory import DirectoryError, load_directory
+from bot.directory.model import DirectoryError, load_directory
 try:
     load_directory(Path(sys.argv[1]), cache=Path(sys.argv[2]))
 except DirectoryError as exc:

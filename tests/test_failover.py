@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from bot.leader import Leadership
+from bot.runtime.leader import Leadership
 from bot.storage.db import Database
 from tests.conftest import Cast, start_process, wait_for_log
 from tests.matrix_people import Person, body

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot.args import (
+from bot.chat.args import (
     MAX_LINE,
     Duration,
     Flag,
@@ -24,9 +24,9 @@ from bot.args import (
     UsageError,
     tokenize,
 )
-from bot.render import Renderer
-from bot.router import split_command
-from bot.schedules import to_cron
+from bot.chat.registry import split_command
+from bot.chat.render import Renderer
+from bot.rounds.schedules import to_cron
 from bot.storage.types import could_be_id
 from bot.timeutil import load_zone, parse_duration, parse_future_time, parse_past_time, utcnow
 

@@ -38,9 +38,9 @@ from hypothesis import HealthCheck, Phase, example, given, settings
 from hypothesis import strategies as st
 from sqlmodel import col, or_, select
 
-from bot.activations import Activations
+from bot.activations.activation import Activations
 from bot.app import App
-from bot.args import (
+from bot.chat.args import (
     MAX_LINE,
     Choice,
     Duration,
@@ -53,10 +53,10 @@ from bot.args import (
     Text,
     Word,
 )
+from bot.chat.registry import CommandSpec, Registry
+from bot.chat.render import Renderer
 from bot.commands import all_families
 from bot.devserver import DevServer
-from bot.render import Renderer
-from bot.router import CommandSpec, Registry
 from bot.settings import load_settings
 from bot.storage import activation_store, core, round_store
 from bot.storage.models import InboxEvent, Timer

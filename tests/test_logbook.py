@@ -12,7 +12,7 @@ import pytest
 import sqlalchemy.exc
 from sqlalchemy import text
 
-from bot import logbook
+from bot.activations import logbook
 from bot.storage import activation_store as store
 from bot.storage.db import Database
 from bot.storage.models import ActivationRow
@@ -170,7 +170,7 @@ async def test_tampering_behind_the_triggers_is_detected(
 async def test_exports_escape_user_text(db: Database) -> None:
     import html.parser
 
-    from bot.record import export_logbook
+    from bot.activations.record import export_logbook
 
     activation = await filled(db, entries=2)
     async with db.session() as session:
@@ -194,7 +194,7 @@ async def test_csv_export_defuses_spreadsheet_formulas(db: Database) -> None:
     import csv
     import io
 
-    from bot.record import export_logbook
+    from bot.activations.record import export_logbook
 
     activation = await filled(db, entries=1)
     async with db.session() as session:

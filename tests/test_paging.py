@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from bot import paging as paging_module
+from bot.paging import pages as paging_module
 from tests.conftest import BACKENDS, Cast, RunningBot, start_process, wait_for_log
 from tests.matrix_people import Person, body
 from tests.support.rooms import (

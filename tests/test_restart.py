@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from bot.chat.registry import CommandContext, CommandFamily
+from bot.chat.render import Message
 from bot.commands import all_families
-from bot.render import Message
-from bot.roles import Role
-from bot.router import CommandContext, CommandFamily
+from bot.directory.roles import Role
 from bot.settings import load_settings
 from tests.conftest import BACKENDS, FAST, Cast, RunningBot, start_process, wait_for_log
 from tests.matrix_people import Person, body, replies_to

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlmodel import col, select
 
-from bot.schedules import next_run, to_cron
+from bot.rounds.schedules import next_run, to_cron
 from bot.settings import load_settings
 from bot.storage.db import Database
 from bot.storage.models import Timer
@@ -241,7 +241,7 @@ async def test_communication_check_with_one_partner_silent(
 async def test_dg_rounds_and_the_dg_digest(
     bot_env: dict[str, str], people: dict[str, Person], cast: Cast
 ) -> None:
-    from bot.digest import DIGEST_TIMER, Digest
+    from bot.activations.digest import DIGEST_TIMER, Digest
     from tests.conftest import bot_running
     from tests.test_activations import open_activation
     from tests.test_bot_matrix import bot_joined, shared_room

@@ -19,10 +19,10 @@ from sqlalchemy import event, text
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot import logbook
-from bot.activations import make_ref
-from bot.inputs import request_states
-from bot.scheduler import Scheduler
+from bot.activations import logbook
+from bot.activations.activation import make_ref
+from bot.inputs.requests import request_states
+from bot.runtime.scheduler import Scheduler
 from bot.storage import activation_store, bulk, core, input_store, page_store, round_store
 from bot.storage.db import Database, SchemaError, alembic_config, migration_graph
 from bot.storage.models import (

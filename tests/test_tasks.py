@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from bot.tasks import KeyedLocks, TaskSupervisor
+from bot.runtime.tasks import KeyedLocks, TaskSupervisor
 
 
 async def test_same_lane_runs_in_spawn_order_other_lanes_in_parallel() -> None:

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from nio import Event, RoomRedactError
 
-from bot.dispatch import WITHDRAW_COMMAND, CommandRunner
+from bot.chat.dispatch import WITHDRAW_COMMAND, CommandRunner
 from bot.matrix.sync import SyncLoop
 from bot.settings import load_settings
 from bot.storage import activation_store, page_store

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from bot.chat.registry import CommandFamily, Registry
 from bot.commands import activation as activation_commands
 from bot.commands import directory as directory_commands
 from bot.commands import help as help_commands
@@ -10,7 +11,6 @@ from bot.commands import logbook as logbook_commands
 from bot.commands import paging as paging_commands
 from bot.commands import replies as replies_commands
 from bot.commands import rounds as rounds_commands
-from bot.router import CommandFamily, Registry
 
 
 def all_families() -> list[CommandFamily]:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from bot import record
-from bot.activations import LEVELS, Activations, ensure_open, level_history, parse_tlp
-from bot.args import Choice, Flag, Option, Text, Word
-from bot.render import Message
-from bot.roles import Role
-from bot.router import CommandContext, CommandFamily, UserError
-from bot.situation import read_situation
+from bot.activations import record
+from bot.activations.activation import LEVELS, Activations, ensure_open, level_history, parse_tlp
+from bot.activations.situation import read_situation
+from bot.chat.args import Choice, Flag, Option, Text, Word
+from bot.chat.registry import CommandContext, CommandFamily, UserError
+from bot.chat.render import Message
+from bot.directory.roles import Role
 from bot.storage import activation_store as store
 from bot.timeutil import format_duration, utcnow
 

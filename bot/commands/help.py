@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from bot.args import Text
-from bot.render import Message
-from bot.roles import ANYONE
-from bot.router import CommandContext, CommandFamily, UserError
+from bot.chat.args import Text
+from bot.chat.registry import CommandContext, CommandFamily, UserError
+from bot.chat.render import Message
+from bot.directory.roles import ANYONE
 
 commands = CommandFamily("help")
 

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import re
 
-from bot.activations import Activations
-from bot.args import Option, Targets, Text, Word
+from bot.activations.activation import Activations
+from bot.chat.args import Option, Targets, Text, Word
+from bot.chat.registry import CommandContext, CommandFamily, UserError
+from bot.chat.render import Message
 from bot.commands.paging import resolve_people
-from bot.inputs import Inputs, Recorded
-from bot.render import Message
-from bot.roles import Role
-from bot.router import CommandContext, CommandFamily, UserError
+from bot.directory.roles import Role
+from bot.inputs.requests import Inputs, Recorded
 from bot.timeutil import format_local_utc, load_zone, parse_future_time, utcnow
 
 commands = CommandFamily("inputs")

@@ -8,14 +8,14 @@ from datetime import datetime
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot import record
-from bot.activations import Activations, level_history
-from bot.args import Choice, Flag, Option, Text, Word
-from bot.inputs import Inputs
-from bot.paging import page_summary
-from bot.render import Message
-from bot.roles import Role
-from bot.router import CommandContext, CommandFamily, UserError
+from bot.activations import record
+from bot.activations.activation import Activations, level_history
+from bot.chat.args import Choice, Flag, Option, Text, Word
+from bot.chat.registry import CommandContext, CommandFamily, UserError
+from bot.chat.render import Message
+from bot.directory.roles import Role
+from bot.inputs.requests import Inputs
+from bot.paging.pages import page_summary
 from bot.storage import activation_store as store
 from bot.storage.models import LogEntryRow, SitrepRow
 from bot.timeutil import parse_past_time, utcnow

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import re
 
-from bot.activations import Activations
-from bot.args import Duration, Flag, Option, RawText, Targets, Text, Word
-from bot.dispatch import WITHDRAW_COMMAND
-from bot.paging import URGENT_WINDOW, Answer, Paging
-from bot.render import Message
-from bot.roles import Role
-from bot.router import CommandContext, CommandFamily, UserError
+from bot.activations.activation import Activations
+from bot.chat.args import Duration, Flag, Option, RawText, Targets, Text, Word
+from bot.chat.dispatch import WITHDRAW_COMMAND
+from bot.chat.registry import CommandContext, CommandFamily, UserError
+from bot.chat.render import Message
+from bot.directory.roles import Role
+from bot.paging.pages import URGENT_WINDOW, Answer, Paging
 from bot.storage import activation_store, page_store
 from bot.timeutil import format_local_utc, load_zone, utcnow
 

@@ -7,17 +7,17 @@ from __future__ import annotations
 import logging
 import re
 
-from bot.activations import Activations
-from bot.args import RawText
+from bot.activations.activation import Activations
+from bot.chat.args import RawText
+from bot.chat.dispatch import REPLY_COMMAND, is_ack_reaction
+from bot.chat.registry import CommandContext, CommandFamily
+from bot.chat.render import Message
 from bot.commands.inputs import record_reply
 from bot.commands.paging import ACK_WORDS, acknowledge
-from bot.dispatch import REPLY_COMMAND, is_ack_reaction
-from bot.inputs import Inputs
-from bot.paging import Paging
-from bot.render import Message
-from bot.roles import Role
-from bot.rounds import Rounds
-from bot.router import CommandContext, CommandFamily
+from bot.directory.roles import Role
+from bot.inputs.requests import Inputs
+from bot.paging.pages import Paging
+from bot.rounds.runs import Rounds
 from bot.storage import activation_store, page_store
 
 log = logging.getLogger(__name__)

@@ -5,17 +5,17 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 
-from bot.activations import Activations
-from bot.args import Choice, Duration, Option, Targets, Text, Word
-from bot.checks import Checks
+from bot.activations.activation import Activations
+from bot.chat.args import Choice, Duration, Option, Targets, Text, Word
+from bot.chat.registry import CommandContext, CommandFamily, UserError
+from bot.chat.render import Message
 from bot.commands.paging import resolve_people
-from bot.directory import Contact
-from bot.paging import Paging
-from bot.render import Message
-from bot.roles import Role
-from bot.rounds import Rounds
-from bot.router import CommandContext, CommandFamily, UserError
-from bot.schedules import to_cron
+from bot.directory.model import Contact
+from bot.directory.roles import Role
+from bot.paging.checks import Checks
+from bot.paging.pages import Paging
+from bot.rounds.runs import Rounds
+from bot.rounds.schedules import to_cron
 from bot.storage import round_store
 from bot.storage.models import ActivationRow
 from bot.timeutil import format_local_utc, load_zone

@@ -41,9 +41,9 @@ from nio import (
 )
 from sqlalchemy.exc import SQLAlchemyError
 
-from bot.catchup import CatchUp
 from bot.matrix.content import REDACTION, redaction_content
 from bot.matrix.sealed import KEY_WAIT, SEALED, UNDECRYPTABLE, Sealed, SealedEvents
+from bot.runtime.catchup import CatchUp
 from bot.storage import core
 from bot.storage.db import Database
 from bot.storage.models import InboxEvent

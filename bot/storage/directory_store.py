@@ -8,7 +8,7 @@ from sqlalchemy import inspect
 from sqlmodel import SQLModel, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.directory import Contact, Directory
+from bot.directory.model import Contact, Directory
 from bot.storage import bulk
 from bot.storage.models import ContactRow, GroupRow, OrganisationRow
 from bot.timeutil import utcnow

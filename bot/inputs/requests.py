@@ -17,13 +17,13 @@ from datetime import datetime
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.activations import Activations, timer_prefix
-from bot.deps import Deps
-from bot.direct import RECORD_HORIZON, DirectMessages, owner_of_answered
-from bot.directory import Contact
+from bot.activations.activation import Activations, timer_prefix
+from bot.chat.deps import Deps
+from bot.chat.registry import UserError
+from bot.chat.render import Message
+from bot.directory.model import Contact
 from bot.matrix.send import MatrixSendError
-from bot.render import Message
-from bot.router import UserError
+from bot.reach.direct import RECORD_HORIZON, DirectMessages, owner_of_answered
 from bot.storage import activation_store
 from bot.storage import input_store as store
 from bot.storage.models import (

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import logging
 
-from bot.activations import Activations
-from bot.deps import Deps
-from bot.inputs import Inputs
-from bot.paging import page_summary
-from bot.render import Message
-from bot.schedules import next_run, to_cron
+from bot.activations.activation import Activations
+from bot.chat.deps import Deps
+from bot.chat.render import Message
+from bot.inputs.requests import Inputs
+from bot.paging.pages import page_summary
+from bot.rounds.schedules import next_run, to_cron
 from bot.storage import activation_store, core
 from bot.storage.models import Timer
 from bot.timeutil import format_duration, utcnow

@@ -23,13 +23,13 @@ from typing import Any
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.activations import Activations, timer_prefix
-from bot.deps import Deps
-from bot.direct import RECORD_HORIZON, DirectMessages, owner_of_answered
-from bot.directory import Contact
+from bot.activations.activation import Activations, timer_prefix
+from bot.chat.deps import Deps
+from bot.chat.registry import UserError
+from bot.chat.render import Message
+from bot.directory.model import Contact
 from bot.matrix.send import MatrixSendError, ReplyTo
-from bot.render import Message
-from bot.router import UserError
+from bot.reach.direct import RECORD_HORIZON, DirectMessages, owner_of_answered
 from bot.storage import activation_store, core
 from bot.storage import page_store as store
 from bot.storage.models import ActivationRow, PageRow, PageTargetRow, Timer

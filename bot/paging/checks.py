@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from bot.activations import Activations, timer_prefix
-from bot.deps import Deps
-from bot.directory import Contact
-from bot.paging import Paging
+from bot.activations.activation import Activations, timer_prefix
+from bot.chat.deps import Deps
+from bot.directory.model import Contact
+from bot.paging.pages import Paging
 from bot.storage import activation_store
 from bot.storage import page_store as store
 from bot.storage.models import ActivationRow, PageRow, Timer

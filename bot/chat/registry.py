@@ -13,13 +13,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from bot.args import Flag, Option, Param, Signature
-from bot.render import Message
-from bot.roles import Role
+from bot.chat.args import Flag, Option, Param, Signature
+from bot.chat.render import Message
+from bot.directory.roles import Role
 
 if TYPE_CHECKING:
-    from bot.deps import Deps
-    from bot.directory import Contact
+    from bot.chat.deps import Deps
+    from bot.directory.model import Contact
 
 
 class UserError(Exception):

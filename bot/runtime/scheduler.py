@@ -11,7 +11,7 @@ process killed mid-handler leaves a claim that the next start takes over: handle
 be idempotent, which they are by sending with stable transaction IDs and checking their rows.
 
 A timer never acts on a picture older than its moment: its handler waits until everything sent
-before it fell due has been read and handled (`bot.catchup`), so that after a restart or an
+before it fell due has been read and handled (`bot.runtime.catchup`), so that after a restart or an
 outage the answers sent meanwhile count before any step, reminder or close.
 
 Timers that fall due together are claimed together: the claims of one transaction gather every
@@ -33,11 +33,11 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.date import DateTrigger
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.catchup import CatchUp
+from bot.runtime.catchup import CatchUp
+from bot.runtime.tasks import TaskSupervisor
 from bot.storage import core
 from bot.storage.db import Database, after_commit
 from bot.storage.models import Timer
-from bot.tasks import TaskSupervisor
 from bot.timeutil import utcnow
 
 log = logging.getLogger(__name__)

@@ -16,12 +16,12 @@ from typing import Any
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot import logbook
-from bot.deps import Deps
+from bot.activations import logbook
+from bot.chat.deps import Deps
+from bot.chat.registry import UserError
+from bot.chat.render import Message
+from bot.directory.roles import Role
 from bot.matrix.send import ACTIVATION_INVITE_POWER
-from bot.render import Message
-from bot.roles import Role
-from bot.router import UserError
 from bot.storage import activation_store as store
 from bot.storage.models import ActivationRow, LogEntryRow
 from bot.timeutil import format_local_utc, utcnow

@@ -18,9 +18,9 @@ from typing import Any
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot import logbook
-from bot.inputs import RequestState, request_states
-from bot.render import markdown_escape
+from bot.activations import logbook
+from bot.chat.render import markdown_escape
+from bot.inputs.requests import RequestState, request_states
 from bot.storage import activation_store as store
 from bot.storage import input_store, page_store
 from bot.storage.models import ActivationRow, LogEntryRow, PageRow, PageTargetRow, SitrepRow

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bot.activations import LevelChange, level_history
-from bot.deps import Deps
-from bot.inputs import Inputs, InputSummary
-from bot.paging import PageSummary, page_summary
-from bot.rounds import Rounds
+from bot.activations.activation import LevelChange, level_history
+from bot.chat.deps import Deps
+from bot.inputs.requests import Inputs, InputSummary
+from bot.paging.pages import PageSummary, page_summary
+from bot.rounds.runs import Rounds
 from bot.storage import activation_store, round_store
 from bot.storage.activation_store import Tally
 from bot.storage.models import ActivationRow

@@ -14,7 +14,7 @@ import os
 from dataclasses import asdict
 from pathlib import Path
 
-from bot.directory import Directory, DirectoryError, load_directory
+from bot.directory.model import Directory, DirectoryError, load_directory
 from bot.storage.db import Database
 from bot.storage.directory_store import DirectoryChanges, store_directory
 from bot.timeutil import utcnow

@@ -19,10 +19,13 @@ from typing import Any
 
 from sqlalchemy.exc import DBAPIError
 
-from bot.activations import Activations
-from bot.args import UsageError
-from bot.classification import ClassificationGuard
-from bot.deps import Deps
+from bot.activations.activation import Activations
+from bot.chat.args import UsageError
+from bot.chat.classification import ClassificationGuard
+from bot.chat.deps import Deps
+from bot.chat.registry import CommandContext, CommandSpec, UserError, split_command
+from bot.chat.render import Message
+from bot.directory.roles import Role
 from bot.matrix.content import (
     ANNOTATION,
     REDACTION,
@@ -32,9 +35,6 @@ from bot.matrix.content import (
     without_reply_fallback,
 )
 from bot.matrix.send import ReplyTo, fits_one_event
-from bot.render import Message
-from bot.roles import Role
-from bot.router import CommandContext, CommandSpec, UserError, split_command
 from bot.storage import core
 from bot.storage.models import InboxEvent
 from bot.timeutil import format_duration, utcnow

@@ -15,8 +15,8 @@ from typing import TypeVar
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.deps import Deps
-from bot.directory import Contact
+from bot.chat.deps import Deps
+from bot.directory.model import Contact
 from bot.matrix.send import DIRECT_INVITE_POWER, MatrixSendError
 from bot.storage import page_store as store
 from bot.storage.db import Database

@@ -20,8 +20,8 @@ from zoneinfo import ZoneInfo
 
 import yaml
 
-from bot.problems import ProblemList
-from bot.roles import Role
+from bot.chat.problems import ProblemList
+from bot.directory.roles import Role
 from bot.settings import MATRIX_USER_ID
 from bot.timeutil import load_zone
 

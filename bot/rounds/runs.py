@@ -15,13 +15,13 @@ from datetime import datetime, timedelta
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.activations import Activations, timer_prefix
-from bot.deps import Deps
-from bot.direct import owner_of_answered
-from bot.directory import Contact
-from bot.render import Message
-from bot.router import UserError
-from bot.schedules import next_run
+from bot.activations.activation import Activations, timer_prefix
+from bot.chat.deps import Deps
+from bot.chat.registry import UserError
+from bot.chat.render import Message
+from bot.directory.model import Contact
+from bot.reach.direct import owner_of_answered
+from bot.rounds.schedules import next_run
 from bot.storage import activation_store
 from bot.storage import round_store as store
 from bot.storage.models import ActivationRow, RoundReportRow, RoundRunRow, RoundSeriesRow, Timer
@@ -181,8 +181,10 @@ class Rounds:
         self, series: RoundSeriesRow, activation: ActivationRow | None, slot: datetime
     ) -> None:
         """A scheduled communication check: the same as `commscheck` typed at `slot`."""
-        from bot.checks import Checks  # checks build on paging, which the rounds need not load
-        from bot.paging import Paging
+        from bot.paging.checks import (
+            Checks,  # checks build on paging, which the rounds need not load
+        )
+        from bot.paging.pages import Paging
 
         people = [c for h in series.participants if (c := self.deps.directory.contacts.get(h))]
         key = f"series-{series.id}-{slot.isoformat()}"

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import logging
 
-from bot.activations import Activations
-from bot.deps import Deps
-from bot.direct import DirectMessages
+from bot.activations.activation import Activations
+from bot.chat.deps import Deps
+from bot.directory.roles import Role
 from bot.matrix.send import ACTIVATION_INVITE_POWER, DIRECT_INVITE_POWER
-from bot.roles import Role
+from bot.reach.direct import DirectMessages
 from bot.storage import activation_store, page_store
 
 log = logging.getLogger(__name__)

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from bot.directory import Directory
+from bot.chat.registry import Registry
+from bot.chat.render import Renderer
+from bot.directory.model import Directory
+from bot.directory.roster import Roster
 from bot.matrix.send import Messenger
-from bot.metrics import Metrics
-from bot.render import Renderer
-from bot.roster import Roster
-from bot.router import Registry
-from bot.scheduler import Scheduler
+from bot.runtime.metrics import Metrics
+from bot.runtime.scheduler import Scheduler
+from bot.runtime.tasks import KeyedLocks
 from bot.settings import Settings
 from bot.storage.db import Database
-from bot.tasks import KeyedLocks
 
 
 @dataclass

@@ -1,0 +1,1 @@
+"""Coordination rounds (`RD-n`): schedules, runs with prompt, reminder and summary."""

@@ -1,0 +1,2 @@
+"""What keeps the bot running: durable timers, background tasks, catching up after an absence,
+active/standby leadership, health, metrics and logs."""
