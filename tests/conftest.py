@@ -28,6 +28,7 @@ from bot.chat.registry import CommandFamily
 from bot.commands import all_families
 from bot.devserver import DevServer, start_synapse
 from bot.settings import Settings, load_settings
+from bot.storage.db import Database
 from tests.matrix_people import Person
 
 for _noisy in ("nio", "aiohttp", "apscheduler", "alembic"):
@@ -69,6 +70,17 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
     """
     with fresh_database(getattr(request, "param", "sqlite"), tmp_path) as url:
         yield url
+
+
+@pytest.fixture
+async def db(database_url: str) -> AsyncIterator[Database]:
+    """The bot's database at the schema's head, on the backend `database_url` names."""
+    database = Database(database_url)
+    await database.upgrade()
+    try:
+        yield database
+    finally:
+        await database.dispose()
 
 
 # -- the homeserver and its people ----------------------------------------------------------------

@@ -12,8 +12,7 @@ from bot.directory.roles import Role
 from tests.conftest import BACKENDS, Cast, bot_running
 from tests.invariants import counts
 from tests.matrix_people import Person, body
-from tests.test_activations import open_activation
-from tests.test_bot_matrix import bot_joined, shared_room
+from tests.support.rooms import bot_joined, open_activation, shared_room
 
 pytestmark = pytest.mark.synapse
 

@@ -14,10 +14,10 @@ import pytest
 
 from tests.conftest import Cast, RunningBot, bot_running, run_cli
 from tests.matrix_people import Person, body
+from tests.support.reading import framed_as_exercise
 from tests.support.rooms import bot_joined, open_activation, shared_room
 
 pytestmark = pytest.mark.synapse
-MARKER = "EXERCISE EXERCISE EXERCISE"
 
 
 @pytest.fixture
@@ -177,18 +177,6 @@ async def test_lifecycle_with_logbook_sitreps_handover_and_close(
     verified = run_cli(bot_env, "logbook", "verify", ref)
     assert verified.returncode == 0, verified.stderr
     assert "logbook intact, 10 entries" in verified.stdout
-
-
-def framed_as_exercise(event: dict) -> bool:
-    lines = body(event).splitlines()
-    html = event["content"].get("formatted_body", "")
-    return (
-        len(lines) >= 3
-        and lines[0] == MARKER
-        and lines[-1] == MARKER
-        and html.startswith(f"<p><b>{MARKER}</b></p>")
-        and html.endswith(f"<p><b>{MARKER}</b></p>")
-    )
 
 
 async def test_exercise_markers_on_every_message_and_realworld(

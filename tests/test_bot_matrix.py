@@ -12,6 +12,7 @@ from bot.chat.render import Message
 from bot.directory.roles import Role
 from tests.conftest import BACKENDS, Cast, RunningBot, bot_running
 from tests.matrix_people import Person, body
+from tests.support.reading import raw_event_type
 from tests.support.rooms import bot_joined, bot_left, shared_room
 
 pytestmark = pytest.mark.synapse
@@ -152,21 +153,6 @@ async def test_healthz_reports_sync_database_and_scheduler(bot: RunningBot) -> N
     text = scraped.read().decode()
     assert "icc_sync_lag_seconds " in text
     assert "# TYPE icc_commands_total counter" in text
-
-
-async def raw_event_type(person: Person, room_id: str, event_id: str) -> str:
-    """The event's type as stored on the homeserver, before any client-side decryption."""
-    import json
-    import urllib.parse
-    import urllib.request
-
-    quoted = [urllib.parse.quote(part, safe="") for part in (room_id, event_id)]
-    request = urllib.request.Request(
-        f"{person.client.homeserver}/_matrix/client/v3/rooms/{quoted[0]}/event/{quoted[1]}",
-        headers={"Authorization": f"Bearer {person.client.access_token}"},
-    )
-    response = await asyncio.to_thread(urllib.request.urlopen, request, timeout=5)
-    return json.loads(response.read())["type"]
 
 
 @pytest.mark.parametrize("database_url", BACKENDS, indirect=True)

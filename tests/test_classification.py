@@ -25,10 +25,14 @@ DISGUISED = [
     pytest.param("SE\u1160CRET UE", "SECRET UE", id="conjoining hangul filler"),
     pytest.param("S\u0415CRET UE", "SECRET UE", id="cyrillic capital E"),
     pytest.param("NAT\u039f CONFIDENTIAL", "NATO CONFIDENTIAL", id="greek capital omicron"),
-    pytest.param("diffusion r\u0435str\u0435int\u0435", "DIFFUSION RESTREINTE", id="cyrillic small e"),
+    pytest.param(
+        "diffusion r\u0435str\u0435int\u0435", "DIFFUSION RESTREINTE", id="cyrillic small e"
+    ),
     pytest.param("sec\u0433et ue", "SECRET UE", id="cyrillic small ghe as r"),
     pytest.param("\u13da\u13acCRET UE", "SECRET UE", id="cherokee S and E"),
-    pytest.param("DEPARTEMENTAAL VERTROUWEL\u0406JK", "DEPARTEMENTAAL VERTROUWELIJK", id="cyrillic I"),
+    pytest.param(
+        "DEPARTEMENTAAL VERTROUWEL\u0406JK", "DEPARTEMENTAAL VERTROUWELIJK", id="cyrillic I"
+    ),
     pytest.param("C0NF1DENTIEL UE", "CONFIDENTIEL UE", id="digits for O and I"),
     pytest.param("EU CONFIDENTIA|", "EU CONFIDENTIAL", id="bar for l"),
     pytest.param("ＲＥＳＴＲＥＩＮＴ ＵＥ", "RESTREINT UE", id="full-width"),
@@ -38,7 +42,9 @@ DISGUISED = [
     pytest.param("RESTREINT.UE", "RESTREINT UE", id="dot"),
     pytest.param("SECRET-UE", "SECRET UE", id="hyphen"),
     pytest.param("EU • SECRET", "EU SECRET", id="bullet"),
-    pytest.param("VS_NUR_FÜR_DEN_DIENSTGEBRAUCH", "VS-NUR FÜR DEN DIENSTGEBRAUCH", id="underscores"),
+    pytest.param(
+        "VS_NUR_FÜR_DEN_DIENSTGEBRAUCH", "VS-NUR FÜR DEN DIENSTGEBRAUCH", id="underscores"
+    ),
     pytest.param("SECRET\u3164UE", "SECRET UE", id="blank hangul filler between words"),
     pytest.param("SECRET\uffa0UE", "SECRET UE", id="half-width hangul filler between words"),
     pytest.param("S E C R E T UE", "SECRET UE", id="letter-spaced"),

@@ -21,7 +21,7 @@ from bot.storage.db import Database
 from bot.storage.directory_store import contact_rows, store_directory
 from tests.conftest import BACKENDS, Cast, bot_running, run_cli, start_process, wait_for_log
 from tests.matrix_people import Person, body
-from tests.test_bot_matrix import bot_joined, bot_left, shared_room
+from tests.support.rooms import bot_joined, bot_left, shared_room
 
 REPO = Path(__file__).resolve().parent.parent
 

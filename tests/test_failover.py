@@ -16,7 +16,7 @@ from bot.runtime.leader import Leadership
 from bot.storage.db import Database
 from tests.conftest import Cast, start_process, wait_for_log
 from tests.matrix_people import Person, body
-from tests.test_paging import activation_room, page_received, pages_in
+from tests.support.rooms import activation_room, page_received, pages_in
 
 pytestmark = pytest.mark.synapse
 

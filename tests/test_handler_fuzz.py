@@ -71,8 +71,7 @@ from tests.conftest import (
 )
 from tests.invariants import counts, problems
 from tests.matrix_people import Person, body, replies_to
-from tests.test_activations import open_activation
-from tests.test_bot_matrix import bot_joined
+from tests.support.rooms import bot_joined, open_activation
 
 pytestmark = pytest.mark.synapse
 

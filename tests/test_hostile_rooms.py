@@ -16,9 +16,15 @@ from nio import RoomGetStateEventResponse, RoomInviteError, RoomKickResponse
 
 from tests.conftest import Cast, RunningBot, start_process, wait_for_log
 from tests.matrix_people import Person, body
-from tests.test_activations import framed_as_exercise, open_activation
-from tests.test_bot_matrix import bot_joined, shared_room
-from tests.test_paging import DM, activation_room, board_shows, page_received
+from tests.support.reading import board_shows, framed_as_exercise
+from tests.support.rooms import (
+    DM,
+    activation_room,
+    bot_joined,
+    open_activation,
+    page_received,
+    shared_room,
+)
 
 pytestmark = pytest.mark.synapse
 
@@ -29,7 +35,9 @@ async def invite_power(person: Person, room_id: str) -> int:
     return int(state.content.get("invite", 0))
 
 
-async def paged(people: dict[str, Person], cast: Cast, room: str, who: str) -> tuple[str, str, dict]:
+async def paged(
+    people: dict[str, Person], cast: Cast, room: str, who: str
+) -> tuple[str, str, dict]:
     """`member` pages `who`; returns (PG ref, their DM room, the page event)."""
     await people["member"].send(room, f"!icc page {who} Dyke breach at Visé --ack 60s")
     dm, page = await page_received(people[who], cast, "PG-")
@@ -137,7 +145,9 @@ async def test_a_reply_that_opens_with_an_ack_word_acknowledges(
 ) -> None:
     _, room = await activation_room(people, cast)
     ref, dm, page = await paged(people, cast, room, "partner")
-    await people["partner"].send(dm, f"> <{cast.bot.user_id}> {ref}\n\n{said}", **as_reply(page["event_id"]))
+    await people["partner"].send(
+        dm, f"> <{cast.bot.user_id}> {ref}\n\n{said}", **as_reply(page["event_id"])
+    )
     await people["partner"].wait_for(
         dm, lambda e: f"Réception de {ref} confirmée" in body(e), sender=cast.bot.user_id
     )

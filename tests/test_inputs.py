@@ -12,8 +12,7 @@ from bot.settings import load_settings
 from bot.storage import input_store
 from tests.conftest import Cast, CrashPoint, RunningBot, bot_running
 from tests.matrix_people import Person, body, replies_to
-from tests.test_bot_matrix import shared_room
-from tests.test_paging import DM, activation_room
+from tests.support.rooms import DM, activation_room, shared_room
 
 pytestmark = pytest.mark.synapse
 

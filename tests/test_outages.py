@@ -18,7 +18,7 @@ from bot.timeutil import utcnow
 from tests.conftest import BACKENDS, Cast, RunningBot, bot_running
 from tests.matrix_people import Person, body, replies_to
 from tests.support.gateway import Gateway
-from tests.test_bot_matrix import shared_room
+from tests.support.rooms import shared_room
 
 pytestmark = pytest.mark.synapse
 
@@ -150,7 +150,7 @@ async def test_homeserver_down_for_30s_during_an_escalation(
     cast: Cast,
     synapse,  # type: ignore[no-untyped-def]
 ) -> None:
-    from tests.test_paging import activation_room, page_received, pages_in
+    from tests.support.rooms import activation_room, page_received, pages_in
 
     _ref, room = await activation_room(people, cast)
     partner, dg, member = people["partner"], people["dg"], people["member"]
@@ -189,7 +189,7 @@ async def test_homeserver_down_for_30s_in_the_middle_of_a_fan_out_and_a_round(
     its reminder and its close fall due during the outage. Once it is back, every page arrives
     once, the round is summed up once, and nothing is reported as failed; the reminder, which
     could only go out after the round's end, is left to the summary (never after the close)."""
-    from tests.test_paging import activation_room, page_received, pages_in
+    from tests.support.rooms import activation_room, page_received, pages_in
 
     _ref, room = await activation_room(people, cast)
     member = people["member"]
@@ -253,7 +253,7 @@ async def test_a_gateway_answering_502_during_a_fan_out_delays_pages_but_loses_n
     For 15 s — longer than the bot's own retries of a refused send — every request of the bot gets
     502: the pages still all arrive once the gateway answers again, once each, none reported as
     failed."""
-    from tests.test_paging import activation_room, page_received, pages_in
+    from tests.support.rooms import activation_room, page_received, pages_in
 
     gateway = Gateway(synapse.base_url)
     await gateway.start()

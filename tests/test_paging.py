@@ -14,6 +14,7 @@ import pytest
 from bot.paging import pages as paging_module
 from tests.conftest import BACKENDS, Cast, RunningBot, start_process, wait_for_log
 from tests.matrix_people import Person, body
+from tests.support.reading import board_shows
 from tests.support.rooms import (
     DM,
     activation_room,
@@ -24,28 +25,6 @@ from tests.support.rooms import (
 )
 
 pytestmark = pytest.mark.synapse
-
-
-def board(person: Person, room_id: str, cast: Cast, ref: str) -> str:
-    """The board's text as it stands now: the newest edit, or the original."""
-    texts = [
-        (e["content"].get("m.new_content") or e["content"])["body"]
-        for e in person.events(room_id, cast.bot.user_id)
-        if (e["content"].get("m.new_content") or e["content"]).get("body", "").split("\n")[1:2]
-        and f"{ref} · " in (e["content"].get("m.new_content") or e["content"])["body"]
-    ]
-    return texts[-1] if texts else ""
-
-
-async def board_shows(
-    person: Person, room_id: str, cast: Cast, ref: str, text: str, timeout: float = 15
-) -> str:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while text not in (current := board(person, room_id, cast, ref)):
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"board never showed {text!r}; it says:\n{current}")
-        await person.sync()
-    return current
 
 
 async def test_fan_out_and_the_three_ways_to_acknowledge(
@@ -254,7 +233,8 @@ async def test_an_encrypted_activation_page_and_acknowledgement(
     """With encryption on, the whole path is end-to-end encrypted: the activation room and the DM
     room the bot creates, the page the partner's client decrypts, the reply-ack it sends back."""
     from bot.settings import load_settings
-    from tests.test_bot_matrix import bot_joined, raw_event_type
+    from tests.support.reading import raw_event_type
+    from tests.support.rooms import bot_joined
 
     env = paging_env | {"ICC_E2EE": "true", "ICC_STORE_KEY": "test-store-key-0123456789"}
     running = RunningBot(load_settings(env))

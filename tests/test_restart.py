@@ -16,14 +16,11 @@ from bot.commands import all_families
 from bot.directory.roles import Role
 from bot.settings import load_settings
 from tests.conftest import BACKENDS, FAST, Cast, RunningBot, start_process, wait_for_log
-from tests.matrix_people import Person, body, replies_to
-from tests.test_bot_matrix import shared_room
+from tests.matrix_people import Person, body
+from tests.support.reading import answers_to
+from tests.support.rooms import shared_room
 
 pytestmark = pytest.mark.synapse
-
-
-def answers_to(person: Person, room_id: str, event_id: str, bot_id: str) -> list[dict]:
-    return [e for e in person.events(room_id, bot_id) if replies_to(e) == event_id]
 
 
 @pytest.mark.parametrize("database_url", BACKENDS, indirect=True)

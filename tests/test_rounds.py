@@ -16,7 +16,7 @@ from bot.storage.models import Timer
 from bot.timeutil import utcnow
 from tests.conftest import Cast, RunningBot
 from tests.matrix_people import Person, body
-from tests.test_paging import activation_room
+from tests.support.rooms import activation_room
 
 
 @pytest.mark.parametrize(
@@ -208,8 +208,7 @@ async def test_runs_due_while_down_run_once_or_are_reported_missed(
 async def test_communication_check_with_one_partner_silent(
     paging_bot: RunningBot, people: dict[str, Person], cast: Cast
 ) -> None:
-    from tests.test_bot_matrix import shared_room
-    from tests.test_paging import page_received
+    from tests.support.rooms import page_received, shared_room
 
     lead, member, partner = people["lead"], people["member"], people["partner"]
     control = await shared_room(people, cast)
@@ -243,8 +242,7 @@ async def test_dg_rounds_and_the_dg_digest(
 ) -> None:
     from bot.activations.digest import DIGEST_TIMER, Digest
     from tests.conftest import bot_running
-    from tests.test_activations import open_activation
-    from tests.test_bot_matrix import bot_joined, shared_room
+    from tests.support.rooms import bot_joined, open_activation, shared_room
 
     dg, lead, member = people["dg"], people["lead"], people["member"]
     dg_room = await dg.create_room(invite=[cast.bot.user_id, cast.lead.user_id], name="DG platform")
@@ -297,8 +295,7 @@ async def test_dg_rounds_and_the_dg_digest(
 async def test_a_scheduled_communication_check_runs_from_its_schedule(
     paging_env: dict[str, str], people: dict[str, Person], cast: Cast
 ) -> None:
-    from tests.test_bot_matrix import shared_room
-    from tests.test_paging import page_received
+    from tests.support.rooms import page_received, shared_room
 
     running = RunningBot(load_settings(paging_env))
     await running.start()

@@ -61,7 +61,7 @@ from tests.conftest import (
     start_process,
 )
 from tests.matrix_people import Person, body, replies_to
-from tests.test_paging import activation_room, page_received
+from tests.support.rooms import activation_room, page_received
 
 pytestmark = pytest.mark.synapse
 

@@ -26,9 +26,10 @@ from bot.storage.models import InboxEvent, PageTargetRow
 from bot.timeutil import utcnow
 from tests.conftest import Cast, RunningBot
 from tests.matrix_people import Person, body
+from tests.support.reading import board, board_shows
+from tests.support.rooms import DM
 
 pytestmark = pytest.mark.synapse
-DM = "ICC liaison"
 WITHDRAWN = "reaction withdrawn"
 
 
@@ -59,27 +60,6 @@ async def activation_room(people: dict[str, Person], cast: Cast) -> tuple[str, s
         await person.wait_for_invite(room.group(1))
         await person.join(room.group(1))
     return ref.group(1), room.group(1)
-
-
-def board(person: Person, room_id: str, cast: Cast, ref: str) -> str:
-    """The page's board as it stands now: the newest edit, or the original."""
-    texts = [
-        text
-        for e in person.events(room_id, cast.bot.user_id)
-        if (text := str((e["content"].get("m.new_content") or e["content"]).get("body", "")))
-        and text.split("\n")[1:2]
-        and f"{ref} · " in text
-    ]
-    return texts[-1] if texts else ""
-
-
-async def board_shows(person: Person, room_id: str, cast: Cast, ref: str, text: str) -> str:
-    deadline = asyncio.get_running_loop().time() + 15
-    while text not in (current := board(person, room_id, cast, ref)):
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"board never showed {text!r}; it says:\n{current}")
-        await person.sync()
-    return current
 
 
 async def handled(bot: RunningBot, event_id: str) -> str:
