@@ -109,7 +109,7 @@ async def verify_logbook(settings: Settings, ref: str) -> int:
             if activation is None:
                 print(f"no activation {ref.upper()} in {settings.database_url}", file=sys.stderr)
                 return 1
-            entries = await activation_store.log_entries(session, activation.id)  # type: ignore[arg-type]
+            entries = await activation_store.log_entries(session, activation.id)
     finally:
         await db.dispose()
     result = logbook.verify(activation.ref, entries)

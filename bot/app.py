@@ -187,7 +187,7 @@ class App:
             await db.dispose()
             log.info("stopped")
 
-    async def _unless_stopped(self, work: Coroutine[Any, Any, None]) -> bool:
+    async def _unless_stopped(self, work: Coroutine[Any, Any, object]) -> bool:
         """Run `work` unless `stop()` comes first; True when it finished."""
         job = asyncio.create_task(work)
         stop = asyncio.create_task(self._stopping.wait())

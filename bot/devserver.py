@@ -269,9 +269,9 @@ def _launch(data_dir: Path, config_path: Path, port: int, timeout: float) -> sub
         reason = f"Synapse did not answer on {base_url} within {timeout}s"
     else:
         reason = f"Synapse exited with code {process.returncode} while starting"
-    output = _tail(output_path)
-    error = _PortInUseError if "Address already in use" in output else DevServerError
-    raise error(f"{reason}\n{output}\n{_tail(data_dir / LOG_FILE)}")
+    printed = _tail(output_path)
+    error = _PortInUseError if "Address already in use" in printed else DevServerError
+    raise error(f"{reason}\n{printed}\n{_tail(data_dir / LOG_FILE)}")
 
 
 def start_synapse(

@@ -10,10 +10,11 @@ from __future__ import annotations
 import logging
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from dotenv import dotenv_values
@@ -128,8 +129,9 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         value = env.get(name)
         return value.strip() if value is not None and value.strip() != "" else default
 
-    def parsed(name: str, default: str, parse):  # type: ignore[no-untyped-def]
-        raw = get(name, default)
+    def parsed(name: str, default: str, parse: Callable[[str], Any]) -> Any:
+        """The parsed value, or None with the problem noted (checked before Settings is made)."""
+        raw = get(name, default) or default
         try:
             return parse(raw)
         except ValueError as exc:
@@ -179,8 +181,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             f"ICC_DG_ROOM: `{dg_room}` is neither a room ID (!id) nor an alias (#a:server)"
         )
 
-    dg_digest = get("ICC_DG_DIGEST", "daily 08:00") or "daily 08:00"
-    if dg_digest.lower() == "off":
+    dg_digest: str | None = get("ICC_DG_DIGEST", "daily 08:00") or "daily 08:00"
+    if dg_digest is None or dg_digest.lower() == "off":
         dg_digest = None
     else:
         try:
@@ -218,7 +220,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         device_name=get("ICC_DEVICE_NAME", "ICC liaison bot") or "ICC liaison bot",
         dg_digest=dg_digest,
         classified_markings=_markings(get("ICC_CLASSIFIED_MARKINGS")),
-        **settings_values,  # type: ignore[arg-type]
+        **settings_values,
     )
 
 

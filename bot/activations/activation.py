@@ -18,9 +18,9 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.activations import logbook
 from bot.chat.deps import Deps
-from bot.chat.registry import UserError
 from bot.chat.render import Message
 from bot.directory.roles import Role
+from bot.errors import UserError
 from bot.matrix.send import ACTIVATION_INVITE_POWER
 from bot.storage import activation_store as store
 from bot.storage.models import ActivationRow, LogEntryRow
@@ -71,7 +71,7 @@ async def level_history(session: AsyncSession, activation: ActivationRow) -> lis
     entries = await store.log_entries(
         session,
         activation.id,
-        kinds=["system.activate", "system.level"],  # type: ignore[arg-type]
+        kinds=["system.activate", "system.level"],
     )
     return [LevelChange(e.occurred_at, str(e.data.get("level")), e.author) for e in entries]
 
@@ -226,7 +226,7 @@ class Activations:
             invite_power=ACTIVATION_INVITE_POWER,
         )
         async with self.deps.db.session() as session:
-            await store.set_fields(session, activation.id, room_id=room_id)  # type: ignore[arg-type]
+            await store.set_fields(session, activation.id, room_id=room_id)
         activation.room_id = room_id
         log.info("activation %s opened in %s", activation.ref, room_id)
         return activation
@@ -237,7 +237,7 @@ class Activations:
             raise UserError(f"{activation.ref} is already at level {level}; nothing changed.")
         previous = activation.level
         async with self.deps.db.session() as session:
-            await store.set_fields(session, activation.id, level=level)  # type: ignore[arg-type]
+            await store.set_fields(session, activation.id, level=level)
             await self.record(
                 session,
                 activation,
@@ -254,7 +254,7 @@ class Activations:
         if new_lead == previous:
             raise UserError("You already lead this activation; nothing changed.")
         async with self.deps.db.session() as session:
-            await store.set_fields(session, activation.id, lead=new_lead)  # type: ignore[arg-type]
+            await store.set_fields(session, activation.id, lead=new_lead)
             await self.record(
                 session,
                 activation,
@@ -269,7 +269,7 @@ class Activations:
     async def close(self, activation: ActivationRow, summary: str | None, by: str) -> int:
         """Close; cancels every pending step of the activation. Returns how many were pending."""
         async with self.deps.db.session() as session:
-            await store.lock_activation(session, activation.id)  # type: ignore[arg-type]
+            await store.lock_activation(session, activation.id)
             fresh = await store.by_ref(session, activation.ref)
             assert fresh is not None
             ensure_open(fresh)
@@ -278,7 +278,7 @@ class Activations:
                 session,
                 activation.id,
                 status="closed",
-                closed_at=now,  # type: ignore[arg-type]
+                closed_at=now,
                 closing_summary=summary,
             )
             cancelled = await self.deps.scheduler.cancel(session, timer_prefix(activation))
@@ -300,7 +300,7 @@ class Activations:
             for activation in await store.by_status(session, ["open"]):
                 if not activation.exercise:
                     continue
-                await store.set_fields(session, activation.id, status="suspended")  # type: ignore[arg-type]
+                await store.set_fields(session, activation.id, status="suspended")
                 await self.deps.scheduler.cancel(session, timer_prefix(activation))
                 await self.record(
                     session,

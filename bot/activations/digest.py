@@ -9,6 +9,9 @@ configured one armed; one due while the bot was down is posted late rather than 
 from __future__ import annotations
 
 import logging
+from typing import Any
+
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.activations.activation import Activations
 from bot.chat.deps import Deps
@@ -48,7 +51,7 @@ class Digest:
             if cron:
                 await self._arm(session, cron)
 
-    async def _arm(self, session, cron: str) -> None:  # type: ignore[no-untyped-def]
+    async def _arm(self, session: AsyncSession, cron: str) -> None:
         slot = next_run(cron, str(self.deps.settings.timezone.key), utcnow())
         await self.deps.scheduler.arm(
             session, DIGEST_TIMER, f"digest:{slot.isoformat()}", slot, {"cron": cron}
@@ -63,10 +66,10 @@ class Digest:
                 await self._arm(session, cron)
             running = await activation_store.by_status(session, ["open", "suspended"])
             inputs = Inputs(self.deps)
-            rows = []
+            rows: list[dict[str, Any]] = []
             for activation in running:
-                pages = await page_summary(session, activation.id)  # type: ignore[arg-type]
-                requests = await inputs.summary(session, activation.id)  # type: ignore[arg-type]
+                pages = await page_summary(session, activation.id)
+                requests = await inputs.summary(session, activation.id)
                 lead = self.deps.directory.contact_for(activation.lead)
                 rows.append(
                     {

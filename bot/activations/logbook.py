@@ -97,15 +97,15 @@ async def _chained(
     """The entries for `drafts`, numbered and hashed on from the activation's last one. The
     activation row is locked first, so two writers cannot both take the same sequence number
     or chain onto the same predecessor."""
-    await store.lock_activation(session, activation.id)  # type: ignore[arg-type]
-    last = await store.last_log_entry(session, activation.id)  # type: ignore[arg-type]
+    await store.lock_activation(session, activation.id)
+    last = await store.last_log_entry(session, activation.id)
     seq, prev_hash = (last.seq, last.hash) if last else (0, GENESIS)
     recorded = utcnow()
     entries = []
     for draft in drafts:
         seq += 1
         entry = LogEntryRow(
-            activation_id=activation.id,  # type: ignore[arg-type]
+            activation_id=activation.id,
             seq=seq,
             kind=draft.kind,
             text=draft.text,

@@ -102,7 +102,7 @@ class HandoverSummary:
 
 
 async def handover_summary(session: AsyncSession, activation: ActivationRow) -> HandoverSummary:
-    entries = await store.log_entries(session, activation.id, kinds=["action", "decision"])  # type: ignore[arg-type]
+    entries = await store.log_entries(session, activation.id, kinds=["action", "decision"])
     return HandoverSummary(
         open_actions=[e for e in entries if e.kind == "action"],
         last_decisions=[e for e in entries if e.kind == "decision"][-5:],
@@ -138,12 +138,12 @@ class Bundle:
 
 async def build_bundle(session: AsyncSession, activation: ActivationRow) -> Bundle:
     """Everything the activation recorded, in both forms, with the logbook's verification."""
-    entries = await store.log_entries(session, activation.id)  # type: ignore[arg-type]
-    sitreps = await store.sitreps(session, activation.id)  # type: ignore[arg-type]
+    entries = await store.log_entries(session, activation.id)
+    sitreps = await store.sitreps(session, activation.id)
     check = logbook.verify(activation.ref, entries)
-    pages = await page_store.pages_with_targets(session, activation.id)  # type: ignore[arg-type]
-    requests = await request_states(session, activation.id)  # type: ignore[arg-type]
-    drafts = await input_store.advice_drafts(session, activation.id)  # type: ignore[arg-type]
+    pages = await page_store.pages_with_targets(session, activation.id)
+    requests = await request_states(session, activation.id)
+    drafts = await input_store.advice_drafts(session, activation.id)
     document = {
         "activation": {
             "ref": activation.ref,

@@ -31,7 +31,7 @@ class Situation:
 
 
 async def read_situation(deps: Deps, activation: ActivationRow) -> Situation:
-    activation_id: int = activation.id  # type: ignore[assignment]
+    activation_id: int = activation.id
     async with deps.db.session() as session:
         tally = await activation_store.tally(session, activation_id)
         history = await level_history(session, activation)

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
+from bot.errors import UsageError
 from bot.timeutil import parse_duration
 
 QUOTES = {'"': '"', "'": "'", "“": "”", "‘": "’", "«": "»", "„": "“"}
@@ -22,10 +23,6 @@ QUOTES = {'"': '"', "'": "'", "“": "”", "‘": "’", "«": "»", "„": "�
 # again, escaped, in its HTML; both must fit in one Matrix event (64 KiB, JSON-escaped), or the
 # answer cannot be sent at all and the sender hears nothing.
 MAX_LINE = 4000
-
-
-class UsageError(Exception):
-    """The line does not fit the command's declaration; shown with the usage and an example."""
 
 
 @dataclass(frozen=True)

@@ -47,7 +47,7 @@ import sys
 import unicodedata
 from collections.abc import Iterable, Iterator
 
-from confusable_homoglyphs.confusables import confusables_data  # type: ignore[import-untyped]  # the package ships no type hints
+from confusable_homoglyphs.confusables import confusables_data  # the package ships no type hints
 
 DEFAULT_MARKINGS = (
     # EU classified information (Council Decision 2013/488/EU), in its French and English forms.

@@ -20,12 +20,12 @@ from typing import Any
 from sqlalchemy.exc import DBAPIError
 
 from bot.activations.activation import Activations
-from bot.chat.args import UsageError
 from bot.chat.classification import ClassificationGuard
 from bot.chat.deps import Deps
-from bot.chat.registry import CommandContext, CommandSpec, UserError, split_command
+from bot.chat.registry import CommandContext, CommandSpec, split_command
 from bot.chat.render import Message
 from bot.directory.roles import Role
+from bot.errors import UsageError, UserError
 from bot.matrix.content import (
     ANNOTATION,
     REDACTION,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -20,10 +20,6 @@ from bot.directory.roles import Role
 if TYPE_CHECKING:
     from bot.chat.deps import Deps
     from bot.directory.model import Contact
-
-
-class UserError(Exception):
-    """A refusal or a problem the sender can fix; its text is shown to them as it is."""
 
 
 @dataclass(frozen=True)
@@ -109,7 +105,7 @@ class Registry:
                     raise ValueError(f"command `{spec.name}` declared twice")
                 self._by_name[spec.name] = spec
 
-    def __iter__(self):  # type: ignore[no-untyped-def]
+    def __iter__(self) -> Iterator[CommandSpec]:
         """The commands people can type, by name."""
         return iter(
             sorted((s for s in self._by_name.values() if not s.hidden), key=lambda s: s.name)

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from jinja2 import (
+    BaseLoader,
     ChoiceLoader,
     Environment,
     FileSystemLoader,
@@ -41,17 +42,20 @@ class Message:
 
 class Renderer:
     def __init__(self, override_dir: Path | None = None, **globals_: Any) -> None:
-        loaders = [PackageLoader("bot", "templates")]
+        loaders: list[BaseLoader] = [PackageLoader("bot", "templates")]
         if override_dir is not None and override_dir.is_dir():
             loaders.insert(0, FileSystemLoader(str(override_dir)))
-        common = {
-            "undefined": StrictUndefined,
-            "trim_blocks": True,
-            "lstrip_blocks": True,
-            "keep_trailing_newline": False,
-        }
-        self._text = Environment(loader=ChoiceLoader(loaders), autoescape=False, **common)
-        self._html = Environment(loader=ChoiceLoader(loaders), autoescape=True, **common)
+        self._text, self._html = (
+            Environment(
+                loader=ChoiceLoader(loaders),
+                autoescape=autoescape,
+                undefined=StrictUndefined,
+                trim_blocks=True,
+                lstrip_blocks=True,
+                keep_trailing_newline=False,
+            )
+            for autoescape in (False, True)
+        )
         for env in (self._text, self._html):
             env.globals.update(globals_)
             env.filters["md"] = markdown_escape

@@ -6,9 +6,10 @@ from bot.activations import record
 from bot.activations.activation import LEVELS, Activations, ensure_open, level_history, parse_tlp
 from bot.activations.situation import read_situation
 from bot.chat.args import Choice, Flag, Option, Text, Word
-from bot.chat.registry import CommandContext, CommandFamily, UserError
+from bot.chat.registry import CommandContext, CommandFamily
 from bot.chat.render import Message
 from bot.directory.roles import Role
+from bot.errors import UserError
 from bot.storage import activation_store as store
 from bot.timeutil import format_duration, utcnow
 

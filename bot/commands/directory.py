@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import timedelta
 
 from bot.chat.args import Number, Option, Text, Word
-from bot.chat.registry import CommandContext, CommandFamily, UserError
+from bot.chat.registry import CommandContext, CommandFamily
 from bot.chat.render import Message
 from bot.directory.roles import Role
+from bot.errors import UserError
 from bot.storage import page_store
 from bot.storage.models import PageTargetRow
 from bot.timeutil import format_duration, format_local_utc, utcnow, zone_label

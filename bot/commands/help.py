@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from bot.chat.args import Text
-from bot.chat.registry import CommandContext, CommandFamily, UserError
+from bot.chat.registry import CommandContext, CommandFamily
 from bot.chat.render import Message
 from bot.directory.roles import ANYONE
+from bot.errors import UserError
 
 commands = CommandFamily("help")
 

@@ -11,9 +11,10 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from bot.activations import record
 from bot.activations.activation import Activations, level_history
 from bot.chat.args import Choice, Flag, Option, Text, Word
-from bot.chat.registry import CommandContext, CommandFamily, UserError
+from bot.chat.registry import CommandContext, CommandFamily
 from bot.chat.render import Message
 from bot.directory.roles import Role
+from bot.errors import UserError
 from bot.inputs.requests import Inputs
 from bot.paging.pages import page_summary
 from bot.storage import activation_store as store
@@ -75,7 +76,7 @@ async def log_correct(ctx: CommandContext) -> Message:
     activation = await activations.open_in_room(ctx.room_id)
     seq = int(match.group(1))
     async with ctx.deps.db.session() as session:
-        original = await store.log_entry(session, activation.id, seq)  # type: ignore[arg-type]
+        original = await store.log_entry(session, activation.id, seq)
         if original is None:
             raise UserError(f"{activation.ref} has no logbook entry #{seq}.")
         entry = await activations.record(
@@ -103,7 +104,7 @@ async def log_export(ctx: CommandContext) -> Message | None:
     activation = await activations.resolve(ctx.room_id, None)
     fmt = ctx.args["format"] or "md"
     async with ctx.deps.db.session() as session:
-        entries = await store.log_entries(session, activation.id)  # type: ignore[arg-type]
+        entries = await store.log_entries(session, activation.id)
     data = record.export_logbook(activation, entries, fmt)
     mimetype = {"md": "text/markdown", "csv": "text/csv", "html": "text/html"}[fmt]
     await ctx.deps.messenger.send_file(
@@ -128,15 +129,15 @@ async def sitrep(ctx: CommandContext) -> Message:
     activation = await activations.open_in_room(ctx.room_id)
     now = utcnow()
     async with ctx.deps.db.session() as session:
-        await store.lock_activation(session, activation.id)  # type: ignore[arg-type]
-        previous = await store.sitreps(session, activation.id)  # type: ignore[arg-type]
+        await store.lock_activation(session, activation.id)
+        previous = await store.sitreps(session, activation.id)
         start = previous[-1].period_end if previous else activation.opened_at
-        key_points = await _listed(session, activation.id, ["info", "correction"], start)  # type: ignore[arg-type]
-        decisions = await _listed(session, activation.id, ["decision"], start)  # type: ignore[arg-type]
-        next_steps = await _listed(session, activation.id, ["action"], None)  # type: ignore[arg-type]
+        key_points = await _listed(session, activation.id, ["info", "correction"], start)
+        decisions = await _listed(session, activation.id, ["decision"], start)
+        next_steps = await _listed(session, activation.id, ["action"], None)
         history = await level_history(session, activation)
-        pages = await page_summary(session, activation.id)  # type: ignore[arg-type]
-        requests = await Inputs(ctx.deps).summary(session, activation.id)  # type: ignore[arg-type]
+        pages = await page_summary(session, activation.id)
+        requests = await Inputs(ctx.deps).summary(session, activation.id)
         number = len(previous) + 1
         message = ctx.render(
             "sitrep",
@@ -160,7 +161,7 @@ async def sitrep(ctx: CommandContext) -> Message:
             SitrepRow(
                 activation_id=activation.id,
                 number=number,
-                period_start=start,  # type: ignore[arg-type]
+                period_start=start,
                 period_end=now,
                 prepared_by=ctx.sender,
                 body=message.body,

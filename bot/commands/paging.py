@@ -8,9 +8,11 @@ import re
 from bot.activations.activation import Activations
 from bot.chat.args import Duration, Flag, Option, RawText, Targets, Text, Word
 from bot.chat.dispatch import WITHDRAW_COMMAND
-from bot.chat.registry import CommandContext, CommandFamily, UserError
+from bot.chat.registry import CommandContext, CommandFamily
 from bot.chat.render import Message
+from bot.directory.model import Contact
 from bot.directory.roles import Role
+from bot.errors import UserError
 from bot.paging.pages import URGENT_WINDOW, Answer, Paging
 from bot.storage import activation_store, page_store
 from bot.timeutil import format_local_utc, load_zone, utcnow
@@ -34,7 +36,7 @@ def page_ref(text: str | None) -> str | None:
     return text.upper()
 
 
-def resolve_people(ctx: CommandContext, keys: list[str]):  # type: ignore[no-untyped-def]
+def resolve_people(ctx: CommandContext, keys: list[str]) -> list[Contact]:
     """Targets → people, or a refusal naming every unknown key with the closest known one."""
     resolution = ctx.deps.directory.resolve(keys)
     if resolution.unknown:
@@ -188,12 +190,13 @@ async def pages(ctx: CommandContext) -> Message:
             one = await page_store.page(session, int(wanted.split("-")[1]))
             if one is None:
                 raise UserError(f"There is no page {wanted.upper()}.")
-            activation = await activation_store.by_id(session, one.activation_id)
-            listed = [(one, await page_store.targets(session, one.id))]  # type: ignore[arg-type]
+            if one.activation_id is not None:
+                activation = await activation_store.by_id(session, one.activation_id)
+            listed = [(one, await page_store.targets(session, one.id))]
     if activation is None:
         activation = await activations.resolve(ctx.room_id, wanted)
         async with ctx.deps.db.session() as session:
-            listed = await page_store.pages_with_targets(session, activation.id)  # type: ignore[arg-type]
+            listed = await page_store.pages_with_targets(session, activation.id)
     entries = []
     for item, rows in listed:
         backups = {r.covers: r for r in rows if r.covers}

@@ -86,7 +86,11 @@ async def _how_to_answer_page(ctx: CommandContext) -> Message | None:
     async with ctx.deps.db.session() as session:
         row = await page_store.target_by_event(session, ctx.relates_to)
         page = await page_store.page(session, row.page_id) if row else None
-        activation = await activation_store.by_id(session, page.activation_id) if page else None
+        activation = (
+            await activation_store.by_id(session, page.activation_id)
+            if page and page.activation_id
+            else None
+        )
     if row is None or page is None:
         return None
     log.info("reply from %s to %s is not an acknowledgement; told how", ctx.sender, page.ref)

@@ -7,11 +7,12 @@ from datetime import timedelta
 
 from bot.activations.activation import Activations
 from bot.chat.args import Choice, Duration, Option, Targets, Text, Word
-from bot.chat.registry import CommandContext, CommandFamily, UserError
+from bot.chat.registry import CommandContext, CommandFamily
 from bot.chat.render import Message
 from bot.commands.paging import resolve_people
 from bot.directory.model import Contact
 from bot.directory.roles import Role
+from bot.errors import UserError
 from bot.paging.checks import Checks
 from bot.paging.pages import Paging
 from bot.rounds.runs import Rounds

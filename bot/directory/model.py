@@ -403,8 +403,9 @@ class _Parser:
             if contact.backup not in contacts:
                 self.problem(entry, "backup", f"unknown contact `{contact.backup}`")
                 continue
-            chain, current = [contact.handle], contact.backup
-            while current in contacts and current not in chain:
+            chain: list[str] = [contact.handle]
+            current: str | None = contact.backup
+            while current is not None and current in contacts and current not in chain:
                 chain.append(current)
                 current = contacts[current].backup
             if current == contact.handle:

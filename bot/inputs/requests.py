@@ -19,9 +19,9 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.activations.activation import Activations, timer_prefix
 from bot.chat.deps import Deps
-from bot.chat.registry import UserError
 from bot.chat.render import Message
 from bot.directory.model import Contact
+from bot.errors import UserError
 from bot.matrix.send import MatrixSendError
 from bot.reach.direct import RECORD_HORIZON, DirectMessages, owner_of_answered
 from bot.storage import activation_store
@@ -77,8 +77,8 @@ class InputSummary:
 
 
 async def request_state(session: AsyncSession, request: InputRequestRow) -> RequestState:
-    targets = await store.targets(session, request.id)  # type: ignore[arg-type]
-    answers = await store.answers(session, request.id)  # type: ignore[arg-type]
+    targets = await store.targets(session, request.id)
+    answers = await store.answers(session, request.id)
     return _state(request, targets, answers)
 
 
@@ -88,15 +88,15 @@ async def request_states(session: AsyncSession, activation_id: int) -> list[Requ
     requests = await store.requests_of(session, activation_id)
     if not requests:
         return []
-    targets: dict[int, list[RequestTargetRow]] = {r.id: [] for r in requests}  # type: ignore[misc]
-    answers: dict[int, list[InputAnswerRow]] = {r.id: [] for r in requests}  # type: ignore[misc]
+    targets: dict[int, list[RequestTargetRow]] = {r.id: [] for r in requests}
+    answers: dict[int, list[InputAnswerRow]] = {r.id: [] for r in requests}
     # Each query sees what is committed when it runs: what belongs to a request added since
     # the first is left for the next read.
     for target in await store.targets_of_activation(session, activation_id):
         targets.get(target.request_id, []).append(target)
     for answer in await store.answers_of_activation(session, activation_id):
         answers.get(answer.request_id, []).append(answer)
-    return [_state(r, targets[r.id], answers[r.id]) for r in requests]  # type: ignore[index]
+    return [_state(r, targets[r.id], answers[r.id]) for r in requests]
 
 
 def _state(
@@ -137,7 +137,7 @@ class Inputs:
             request = InputRequestRow(
                 activation_id=activation.id,
                 sender=sender,
-                question=question,  # type: ignore[arg-type]
+                question=question,
                 deadline=deadline,
                 opened_by_event=event_id,
                 created_at=now,
@@ -173,7 +173,7 @@ class Inputs:
     async def deliver(self, request: InputRequestRow, activation: ActivationRow) -> list[str]:
         """Send the question to everyone not reached yet; returns the names it failed for."""
         async with self.deps.db.session() as session:
-            rows = [t for t in await store.targets(session, request.id) if t.event_id is None]  # type: ignore[arg-type]
+            rows = [t for t in await store.targets(session, request.id) if t.event_id is None]
         return await self._send(request, activation, rows, step=None)
 
     async def _send(
@@ -197,15 +197,15 @@ class Inputs:
         for row, result in zip(rows, results, strict=True):
             if isinstance(result, BaseException):
                 failed.append(row.name)
-                marks[row.id] = {"send_error": str(result)}  # type: ignore[index]
+                marks[row.id] = {"send_error": str(result)}
             elif step is None:
-                marks[row.id] = {  # type: ignore[index]
+                marks[row.id] = {
                     "event_id": result,
                     "delivered_at": now,
                     "dm_room_id": rooms.get(row.matrix_id),
                 }
             else:
-                marks[row.id] = {f"{'reminded' if step == REMIND else 'chased'}_at": now}  # type: ignore[index]
+                marks[row.id] = {f"{'reminded' if step == REMIND else 'chased'}_at": now}
         async with self.deps.db.session() as session:
             await store.mark_many(session, marks)
             if failed:
@@ -293,8 +293,8 @@ class Inputs:
             answer = InputAnswerRow(
                 request_id=request.id,
                 target_id=target.id,
-                text=text,  # type: ignore[arg-type]
-                version=await store.next_version(session, target.id),  # type: ignore[arg-type]
+                text=text,
+                version=await store.next_version(session, target.id),
                 answered_at=answered,
                 late=answered > request.deadline,
                 via=via,
@@ -316,10 +316,10 @@ class Inputs:
 
     async def _asked(
         self,
-        session,
+        session: AsyncSession,
         matrix_id: str,
         ref: str | None,
-        relates_to: str | None,  # type: ignore[no-untyped-def]
+        relates_to: str | None,
     ) -> tuple[InputRequestRow, RequestTargetRow]:
         """The request the person answers, and their row on it; refuses anyone not asked."""
         if ref is None and relates_to is not None:
@@ -333,7 +333,7 @@ class Inputs:
         request = await store.request(session, int(ref.split("-")[1]))
         if request is None:
             raise UserError(f"There is no request {ref}.")
-        mine = [t for t in await store.targets(session, request.id) if t.matrix_id == matrix_id]  # type: ignore[arg-type]
+        mine = [t for t in await store.targets(session, request.id) if t.matrix_id == matrix_id]
         if not mine:
             raise UserError(
                 f"{ref} was not sent to you, so your input cannot be recorded under it."
@@ -372,7 +372,7 @@ class Inputs:
 
     # -- reading ----------------------------------------------------------------------------------
 
-    async def summary(self, session, activation_id: int) -> InputSummary:  # type: ignore[no-untyped-def]
+    async def summary(self, session: AsyncSession, activation_id: int) -> InputSummary:
         now = utcnow()
         states = await request_states(session, activation_id)
         return InputSummary(
@@ -392,7 +392,7 @@ class Inputs:
     ) -> tuple[AdviceDraftRow, Message, list[dict]]:
         """The next version of the advice note from the answers to `refs` (default: all)."""
         async with self.deps.db.session() as session:
-            states = await request_states(session, activation.id)  # type: ignore[arg-type]
+            states = await request_states(session, activation.id)
             if refs:
                 wanted = {int(r.split("-")[1]) for r in refs}
                 unknown = wanted - {s.request.id for s in states}
@@ -406,8 +406,8 @@ class Inputs:
                 raise UserError(
                     f"{activation.ref} has no input request yet; first: ask <targets> <question>."
                 )
-            await activation_store.lock_activation(session, activation.id)  # type: ignore[arg-type]
-            version = await store.next_advice_version(session, activation.id)  # type: ignore[arg-type]
+            await activation_store.lock_activation(session, activation.id)
+            version = await store.next_advice_version(session, activation.id)
             views = [self._request_view(s) for s in states]
             note = self.deps.renderer.render(
                 "advice_note",
@@ -419,7 +419,7 @@ class Inputs:
             )
             draft = AdviceDraftRow(
                 activation_id=activation.id,
-                version=version,  # type: ignore[arg-type]
+                version=version,
                 requests=[s.request.id for s in states],
                 markdown=note.body,
                 created_by=author,

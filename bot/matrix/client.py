@@ -196,7 +196,7 @@ def keys_kept_before_upload(client: AsyncClient) -> None:
         olm.save_account()
         return keys
 
-    olm.share_keys = share_and_save  # type: ignore[method-assign]
+    olm.share_keys = share_and_save
 
 
 def _why(response: object) -> str:

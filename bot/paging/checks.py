@@ -77,7 +77,7 @@ class Checks:
             check = await store.page(session, timer.payload["page"])
             if check is None:
                 return
-            rows = await store.targets(session, check.id)  # type: ignore[arg-type]
+            rows = await store.targets(session, check.id)
             activation = (
                 await activation_store.by_id(session, check.activation_id)
                 if check.activation_id

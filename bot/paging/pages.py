@@ -25,9 +25,9 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.activations.activation import Activations, timer_prefix
 from bot.chat.deps import Deps
-from bot.chat.registry import UserError
 from bot.chat.render import Message
 from bot.directory.model import Contact
+from bot.errors import UserError
 from bot.matrix.send import MatrixSendError, ReplyTo
 from bot.reach.direct import RECORD_HORIZON, DirectMessages, owner_of_answered
 from bot.storage import activation_store, core
@@ -88,7 +88,7 @@ class Paging:
                 activation_id=activation.id,
                 sender=sender,
                 text=text,
-                urgent=urgent,  # type: ignore[arg-type]
+                urgent=urgent,
                 ack_window_s=int(window.total_seconds()),
                 opened_by_event=event_id,
                 created_at=now,
@@ -121,7 +121,7 @@ class Paging:
 
     def target(
         self, page: PageRow, person: Contact, deadline: datetime, covers: str = ""
-    ) -> dict[str, object]:
+    ) -> dict[str, Any]:
         """A person's row on a page, as column values (a `PageTargetRow`)."""
         return {
             "page_id": page.id,
@@ -133,7 +133,7 @@ class Paging:
     def _step(
         self, activation: ActivationRow, page: PageRow, handle: str, step: str, due: datetime
     ) -> tuple[str, datetime, dict[str, object]]:
-        key = unit_prefix(activation, page.id, handle) + step  # type: ignore[arg-type]
+        key = unit_prefix(activation, page.id, handle) + step
         return key, due, {"page": page.id, "handle": handle, "step": step}
 
     async def _arm(
@@ -145,7 +145,7 @@ class Paging:
     ) -> None:
         """Arm each (handle, step, due time); re-arming a step that has not fired moves it."""
         timers = [self._step(activation, page, handle, step, due) for handle, step, due in steps]
-        await self.deps.scheduler.arm_many(session, STEP_TIMER, timers)  # type: ignore[arg-type]
+        await self.deps.scheduler.arm_many(session, STEP_TIMER, timers)
 
     async def deliver(self, page: PageRow, activation: ActivationRow | None, reply_to: str) -> None:
         """Send the page to everyone who has not had it yet, all at once; then post the board.
@@ -154,7 +154,7 @@ class Paging:
         posting the board before or alongside them made the slowest page slower).
         """
         async with self.deps.db.session() as session:
-            rows = [r for r in await store.targets(session, page.id) if r.event_id is None]  # type: ignore[arg-type]
+            rows = [r for r in await store.targets(session, page.id) if r.event_id is None]
         await self._send(page, activation, rows)
         if page.kind != "page" or activation is None:
             return  # a communication check reports once, at its end
@@ -166,7 +166,7 @@ class Paging:
     async def _send(
         self,
         page: PageRow,
-        activation: ActivationRow,
+        activation: ActivationRow | None,
         rows: list[PageTargetRow],
         *,
         repeated: list[PageTargetRow] | None = None,
@@ -221,13 +221,13 @@ class Paging:
                 # A person's first step runs from when their page went out, not from when it
                 # was made: nobody loses the time the bot (or the homeserver) was away.
                 late = {
-                    unit_prefix(activation, page.id, row.handle) + ESCALATE: row.deadline  # type: ignore[arg-type]
+                    unit_prefix(activation, page.id, row.handle) + ESCALATE: row.deadline
                     for row in moved
                     if row.id in delivered and not row.covers
                 }
                 await self.deps.scheduler.move(session, STEP_TIMER, late)
             for row, _repeat, error in failed:
-                await store.mark(session, row.id, send_error=error)  # type: ignore[arg-type]
+                await store.mark(session, row.id, send_error=error)
                 if activation is None:
                     continue
                 await self.activations.record(
@@ -277,7 +277,7 @@ class Paging:
     def _messages(
         self,
         page: PageRow,
-        activation: ActivationRow,
+        activation: ActivationRow | None,
         sends: list[tuple[PageTargetRow, bool]],
         answer_by: datetime,
     ) -> dict[tuple, Message]:
@@ -319,7 +319,7 @@ class Paging:
     def _page_message(
         self,
         page: PageRow,
-        activation: ActivationRow,
+        activation: ActivationRow | None,
         row: PageTargetRow,
         deadline: datetime,
         *,
@@ -356,14 +356,15 @@ class Paging:
             if page.board_event_id:
                 return
             message = await self._board(page, activation)
+            assert activation.room_id is not None  # an activation's board is in its room
             event_id = await self.deps.messenger.notice(
                 activation.room_id,
                 message,
                 reply_to=ReplyTo(reply_to),
-                txn_id=f"board-{page.id}",  # type: ignore[arg-type]
+                txn_id=f"board-{page.id}",
             )
             async with self.deps.db.session() as session:
-                await store.set_board(session, page.id, event_id)  # type: ignore[arg-type]
+                await store.set_board(session, page.id, event_id)
             page.board_event_id = event_id
 
     async def refresh_board(self, page: PageRow, activation: ActivationRow) -> None:
@@ -374,7 +375,7 @@ class Paging:
 
     async def _edit_board(self, page: PageRow, activation: ActivationRow) -> None:
         async with self.deps.db.session() as session:
-            fresh = await store.page(session, page.id)  # type: ignore[arg-type]
+            fresh = await store.page(session, page.id)
         if fresh is None or fresh.board_event_id is None or activation.room_id is None:
             return
         try:
@@ -386,7 +387,7 @@ class Paging:
 
     async def _board(self, page: PageRow, activation: ActivationRow) -> Message:
         async with self.deps.db.session() as session:
-            rows = await store.targets(session, page.id)  # type: ignore[arg-type]
+            rows = await store.targets(session, page.id)
         units = [r for r in rows if not r.covers]
         backups = {r.covers: r for r in rows if r.covers}
         lines = [self.person_status(r, backups.get(r.handle)) for r in units]
@@ -518,14 +519,14 @@ class Paging:
         first: list[PageTargetRow] = []
         async with self.deps.db.session() as session:
             for row in rows:
-                if await store.answer_once(session, row.id, **fields):  # type: ignore[arg-type]
+                if await store.answer_once(session, row.id, **fields):
                     first.append(row)
                     await self._after_answer(session, activation, page, row, reason, how, now)
-        if first or again:
+        if (first or again) and activation is not None:
             await self.refresh_board(page, activation)
         shown = first[0] if first else again[0] if again else rows[0]
         async with self.deps.db.session() as session:
-            shown = await store.target(session, shown.id) or shown  # type: ignore[arg-type]
+            shown = await store.target(session, shown.id) or shown
         return Answer(page=page, activation=activation, row=shown, first=bool(first or again))
 
     async def _after_answer(
@@ -545,7 +546,7 @@ class Paging:
             self.deps.metrics.acks.labels(how).inc()
             if row.delivered_at is not None:
                 self.deps.metrics.ack_latency.observe((now - row.delivered_at).total_seconds())
-            await self.deps.scheduler.cancel(session, unit_prefix(activation, page.id, unit))  # type: ignore[arg-type]
+            await self.deps.scheduler.cancel(session, unit_prefix(activation, page.id, unit))
             latency = format_duration(now - (row.delivered_at or now))
             text = f"{page.ref} acknowledged by {row.name} ({how}, {latency})"
             kind = "system.ack"
@@ -586,7 +587,7 @@ class Paging:
             )
             if page is None or (activation is not None and activation.status != "open"):
                 return False  # a closed activation's record is final
-            first = await store.withdraw_ack_once(session, [r.id for r in rows], now)  # type: ignore[misc]
+            first = await store.withdraw_ack_once(session, [r.id for r in rows], now)
             if first and activation is not None:
                 await self.activations.record(
                     session,
@@ -612,7 +613,7 @@ class Paging:
             page = await store.page(session, int(ref.split("-")[1]))
             if page is None:
                 raise UserError(f"There is no page {ref}.")
-            rows = [r for r in await store.targets(session, page.id) if r.matrix_id == matrix_id]  # type: ignore[arg-type]
+            rows = [r for r in await store.targets(session, page.id) if r.matrix_id == matrix_id]
             if not rows:
                 raise UserError(f"{ref} was not sent to you.")
             return rows
@@ -696,7 +697,7 @@ class Paging:
         window = timedelta(seconds=page.ack_window_s)
         now = utcnow()
         async with self.deps.db.session() as session:
-            units = await self._waiting_units(session, page.id, handles)  # type: ignore[arg-type]
+            units = await self._waiting_units(session, page.id, handles)
             steps = [
                 (unit[0], unit[1:] or self._new_backup(page, unit[0], now + window))
                 for unit in units
@@ -708,7 +709,7 @@ class Paging:
             # Recorded once: a step re-run after a crash finds it escalated already, and only
             # sends again what may not have left (with the same transaction IDs).
             fresh = [(row, backups) for row, backups in steps if row.escalated_at is None]
-            await store.mark_many(session, {row.id: {"escalated_at": now} for row, _ in fresh})  # type: ignore[misc]
+            await store.mark_many(session, {row.id: {"escalated_at": now} for row, _ in fresh})
             await self.activations.record_many(
                 session,
                 activation,
@@ -738,7 +739,7 @@ class Paging:
         (an outage), the report can never come before them, and the backup has their full time."""
         window = timedelta(seconds=page.ack_window_s)
         async with self.deps.db.session() as session:
-            rows = await store.targets(session, page.id)  # type: ignore[arg-type]
+            rows = await store.targets(session, page.id)
             steps = []
             for person in people:
                 sent = [row.repaged_at for row in rows if row.id == person.id] + [
@@ -784,7 +785,7 @@ class Paging:
             return False
         now = utcnow()
         async with self.deps.db.session() as session:
-            units = await self._waiting_units(session, page.id, handles)  # type: ignore[arg-type]
+            units = await self._waiting_units(session, page.id, handles)
             fresh = [unit for unit in units if any(row.unreachable_at is None for row in unit)]
             marks = {
                 row.id: {"unreachable_at": now}

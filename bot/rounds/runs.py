@@ -17,9 +17,9 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.activations.activation import Activations, timer_prefix
 from bot.chat.deps import Deps
-from bot.chat.registry import UserError
 from bot.chat.render import Message
 from bot.directory.model import Contact
+from bot.errors import UserError
 from bot.reach.direct import owner_of_answered
 from bot.rounds.schedules import next_run
 from bot.storage import activation_store
@@ -166,7 +166,7 @@ class Rounds:
         if activation is not None and activation.status != "open":
             return
         async with self.deps.db.session() as session:
-            begun = await store.run_for_slot(session, series.id, slot)  # type: ignore[arg-type]
+            begun = await store.run_for_slot(session, series.id, slot)
         lateness = utcnow() - slot
         # A run begun before a crash is finished, however late: its prompt may be out already.
         if begun is None and lateness > timedelta(seconds=series.window_s):
@@ -202,12 +202,12 @@ class Rounds:
         self, series: RoundSeriesRow, activation: ActivationRow | None, slot: datetime
     ) -> None:
         async with self.deps.db.session() as session:
-            if await store.run_for_slot(session, series.id, slot) is not None:  # type: ignore[arg-type]
+            if await store.run_for_slot(session, series.id, slot) is not None:
                 return
-            number = await store.next_run_number(session, series.id)  # type: ignore[arg-type]
+            number = await store.next_run_number(session, series.id)
             session.add(
                 RoundRunRow(series_id=series.id, number=number, scheduled_for=slot, status="missed")
-            )  # type: ignore[arg-type]
+            )
             if activation is not None:
                 await self.activations.record(
                     session,
@@ -232,11 +232,11 @@ class Rounds:
         reminder and the end, starts only then, when people can see it and act."""
         people = [c for h in series.participants if (c := self.deps.directory.contacts.get(h))]
         async with self.deps.db.session() as session:
-            run = await store.run_for_slot(session, series.id, slot)  # type: ignore[arg-type]
+            run = await store.run_for_slot(session, series.id, slot)
             if run is None:
                 run = RoundRunRow(
                     series_id=series.id,
-                    number=await store.next_run_number(session, series.id),  # type: ignore[arg-type]
+                    number=await store.next_run_number(session, series.id),
                     scheduled_for=slot,
                     started_at=utcnow(),
                     participants=[
@@ -279,7 +279,7 @@ class Rounds:
             txn_id=f"round-{run.id}",
         )
         async with self.deps.db.session() as session:
-            await store.set_run(session, run.id, prompt_event_id=event_id, started_at=opens)  # type: ignore[arg-type]
+            await store.set_run(session, run.id, prompt_event_id=event_id, started_at=opens)
             prefix = f"{self._prefix(series, activation)}{run.id}:"
             await self.deps.scheduler.arm(
                 session, REMIND_TIMER, prefix + "remind", opens + window / 2, {"run": run.id}
@@ -298,7 +298,7 @@ class Rounds:
         if view is None or view.run.status != "open" or utcnow() >= _end(view.run, view.series):
             return
         async with self.deps.db.session() as session:
-            reported = {r.matrix_id for r in await store.reports(session, view.run.id)}  # type: ignore[arg-type]
+            reported = {r.matrix_id for r in await store.reports(session, view.run.id)}
         waiting = [p for p in view.run.participants if p["matrix_id"] not in reported]
         if not waiting:
             return
@@ -321,11 +321,11 @@ class Rounds:
         if view is None or view.run.status not in ("open", "closed"):
             return
         async with self.deps.db.session() as session:
-            reports = await store.reports(session, view.run.id)  # type: ignore[arg-type]
+            reports = await store.reports(session, view.run.id)
             # Closed already: this step was cut short by a crash after closing the run, and
             # posts the summary again (the same transaction ID: it shows once).
             if view.run.status == "open":
-                await store.set_run(session, view.run.id, status="closed", closed_at=utcnow())  # type: ignore[arg-type]
+                await store.set_run(session, view.run.id, status="closed", closed_at=utcnow())
             if view.activation is not None and view.run.status == "open":
                 reporters = len({r.matrix_id for r in reports})
                 await self.activations.record(
@@ -373,9 +373,9 @@ class Rounds:
                     found = (run, await store.series(session, run.series_id))
             if found is None:
                 found = await store.open_run_in_room(session, room_id)
-            if found is None or found[1] is None:
+            run, series = found if found is not None else (None, None)
+            if run is None or series is None:
                 raise UserError("No round is open in this room; updates go in a running round.")
-            run, series = found
             # Judged by when it was sent: an update sent inside the window counts, even if it
             # is read after the run closed (held up on its way to the homeserver).
             if run.status != "open" and not (run.status == "closed" and at <= _end(run, series)):
@@ -391,7 +391,7 @@ class Rounds:
                         run_id=run.id,
                         matrix_id=sender,
                         name=person["name"],
-                        text=text,  # type: ignore[arg-type]
+                        text=text,
                         reported_at=min(at, utcnow()),
                         via=via,
                         event_id=event_id,

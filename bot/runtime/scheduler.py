@@ -98,7 +98,7 @@ class Scheduler:
         async with self._db.session() as session:
             timers = await core.armed_timers(session)
         for timer in timers:
-            self._add_job(timer.id, timer.due_at)  # type: ignore[arg-type]
+            self._add_job(timer.id, timer.due_at)
         log.info("scheduler started, %d timers re-armed", len(timers))
         return len(timers)
 
@@ -133,7 +133,7 @@ class Scheduler:
         """`arm` for many at once, with one look-up, one insert and one update."""
         self._check_kind(kind)
         armed = await core.upsert_timers(session, kind, timers)
-        after_commit(session, lambda: [self._add_job(i, due) for i, due in armed])  # type: ignore[func-returns-value]
+        after_commit(session, lambda: self._add_jobs(armed))
 
     async def arm_new(
         self, session: AsyncSession, kind: str, timers: list[tuple[str, datetime, dict[str, Any]]]
@@ -142,13 +142,13 @@ class Scheduler:
         one insert for all, no look-up each — a 300-person page arms 300 steps at once."""
         self._check_kind(kind)
         armed = await core.insert_timers(session, kind, timers)
-        after_commit(session, lambda: [self._add_job(i, due) for i, due in armed])  # type: ignore[func-returns-value]
+        after_commit(session, lambda: self._add_jobs(armed))
 
     async def move(self, session: AsyncSession, kind: str, moves: dict[str, datetime]) -> None:
         """Move timers of `kind` (by key) that have neither fired nor been cancelled, in the
         caller's transaction: a deadline that starts later than planned (a page sent late)."""
         moved = await core.move_timers(session, kind, moves)
-        after_commit(session, lambda: [self._add_job(i, due) for i, due in moved])  # type: ignore[func-returns-value]
+        after_commit(session, lambda: self._add_jobs(moved))
 
     def _check_kind(self, kind: str) -> None:
         """Arming a kind nobody handles is a programming error: it would never fire."""
@@ -160,8 +160,17 @@ class Scheduler:
     ) -> int:
         """Cancel what is armed under key_prefix (timer keys of an activation start `a<id>:`)."""
         ids = await core.cancel_timers(session, key_prefix, kind)
-        after_commit(session, lambda: [self._remove_job(i) for i in ids])
+
+        def remove_jobs() -> None:
+            for timer_id in ids:
+                self._remove_job(timer_id)
+
+        after_commit(session, remove_jobs)
         return len(ids)
+
+    def _add_jobs(self, timers: list[tuple[int, datetime]]) -> None:
+        for timer_id, due_at in timers:
+            self._add_job(timer_id, due_at)
 
     def _add_job(self, timer_id: int, due_at: datetime) -> None:
         if not self.aps.running:
@@ -244,9 +253,9 @@ class Scheduler:
             failed = {timer.id for timer in timers}
         done = [timer.id for timer in timers if timer.id not in failed]
         async with self._db.session() as session:
-            await core.complete_timers(session, done)  # type: ignore[arg-type]
-            await core.release_timers(session, list(failed))  # type: ignore[arg-type]
-        self._retry(list(failed))  # type: ignore[arg-type]
+            await core.complete_timers(session, done)
+            await core.release_timers(session, list(failed))
+        self._retry(list(failed))
 
     def _retry(self, timer_ids: list[int]) -> None:
         at = utcnow() + self._retry_after  # one moment for all: retried together, as a group

@@ -34,9 +34,9 @@ async def next_number(session: AsyncSession, *, exercise: bool, year: int) -> in
     write lock, taken now by a write that changes nothing (see lock_activation)."""
     if dialect_of(session) == "sqlite":
         statement = update(ActivationRow).where(col(ActivationRow.id).is_(None))
-        await session.exec(statement.values(id=ActivationRow.id))  # type: ignore[call-overload]
+        await session.exec(statement.values(id=ActivationRow.id))
     else:
-        await session.exec(select(func.pg_advisory_xact_lock(NUMBERING_LOCK)))  # type: ignore[call-overload]
+        await session.exec(select(func.pg_advisory_xact_lock(NUMBERING_LOCK)))
     result = await session.exec(
         select(func.max(ActivationRow.number)).where(
             ActivationRow.exercise == exercise, ActivationRow.year == year
@@ -84,15 +84,15 @@ async def lock_activation(session: AsyncSession, activation_id: int) -> None:
     """
     if dialect_of(session) == "sqlite":
         statement = update(ActivationRow).where(col(ActivationRow.id) == activation_id)
-        await session.exec(statement.values(id=ActivationRow.id))  # type: ignore[call-overload]
+        await session.exec(statement.values(id=ActivationRow.id))
         return
-    await session.exec(  # type: ignore[call-overload]
+    await session.exec(
         select(ActivationRow.id).where(ActivationRow.id == activation_id).with_for_update()
     )
 
 
 async def set_fields(session: AsyncSession, activation_id: int, **fields: object) -> None:
-    await session.exec(  # type: ignore[call-overload]
+    await session.exec(
         update(ActivationRow).where(col(ActivationRow.id) == activation_id).values(**fields)
     )
 

@@ -10,7 +10,7 @@ first message, and between the last message and the board.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import Row, insert, inspect, update
@@ -33,13 +33,13 @@ async def insert_rows(
         return []
     statement = insert(model)
     if returning:
-        statement = statement.returning(*returning)  # type: ignore[assignment]
-    result = await session.exec(statement, params=list(values))  # type: ignore[call-overload]
+        statement = statement.returning(*returning)
+    result = await session.exec(statement, params=list(values))
     return list(result.all()) if returning else []
 
 
 async def update_by_id(
-    session: AsyncSession, model: type[SQLModel], updates: dict[Any, dict[str, object]]
+    session: AsyncSession, model: type[SQLModel], updates: Mapping[Any, Mapping[str, object]]
 ) -> None:
     """Set each row's fields, `{primary key: {field: value}}` (an `id`, or an organisation's
     `key`): one statement per distinct set of fields."""
@@ -50,7 +50,7 @@ async def update_by_id(
     for params in batches.values():
         # A list of parameter sets: an UPDATE … WHERE id = :id per set. (A single dict instead of
         # a list would update every row of the table.)
-        await session.exec(update(model), params=list(params))  # type: ignore[call-overload]
+        await session.exec(update(model), params=list(params))
 
 
 async def insert_missing(
@@ -62,9 +62,7 @@ async def insert_missing(
     if not values:
         return set()
     statement = _insert(session, model).on_conflict_do_nothing(index_elements=[key])
-    result = await session.exec(  # type: ignore[call-overload]
-        statement.returning(getattr(model, key)), params=list(values)
-    )
+    result = await session.exec(statement.returning(getattr(model, key)), params=list(values))
     return {row[0] for row in result.all()}
 
 
@@ -74,7 +72,7 @@ async def upsert(
     """Insert the row, or update it where `key` exists already: one statement."""
     statement = _insert(session, model).values(**values)
     changes = {name: value for name, value in values.items() if name != key}
-    await session.exec(statement.on_conflict_do_update(index_elements=[key], set_=changes))  # type: ignore[call-overload]
+    await session.exec(statement.on_conflict_do_update(index_elements=[key], set_=changes))
 
 
 def _insert(session: AsyncSession, model: type[SQLModel]) -> Any:

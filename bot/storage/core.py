@@ -54,7 +54,7 @@ async def inbox_with_status(session: AsyncSession, status: str) -> list[InboxEve
 
 async def unseal_inbox(session: AsyncSession, item: InboxEvent) -> None:
     """A kept encrypted event, decrypted: it becomes the pending command it carries."""
-    await session.exec(  # type: ignore[call-overload]
+    await session.exec(
         update(InboxEvent)
         .where(col(InboxEvent.event_id) == item.event_id)
         .values(
@@ -67,7 +67,7 @@ async def unseal_inbox(session: AsyncSession, item: InboxEvent) -> None:
 
 
 async def finish_inbox(session: AsyncSession, event_id: str, status: str) -> None:
-    await session.exec(  # type: ignore[call-overload]
+    await session.exec(
         update(InboxEvent)
         .where(col(InboxEvent.event_id) == event_id)
         .values(status=status, finished_at=utcnow())
@@ -158,7 +158,7 @@ async def claim_timers(
     """
     if not timer_ids:
         return []
-    result = await session.exec(  # type: ignore[call-overload]
+    result = await session.exec(
         update(Timer)
         .where(
             col(Timer.id).in_(timer_ids),
@@ -179,7 +179,7 @@ async def claim_timers(
 async def complete_timers(session: AsyncSession, timer_ids: Sequence[int]) -> None:
     if not timer_ids:
         return
-    await session.exec(  # type: ignore[call-overload]
+    await session.exec(
         update(Timer).where(col(Timer.id).in_(timer_ids)).values(completed_at=utcnow())
     )
 
@@ -188,7 +188,7 @@ async def release_timers(session: AsyncSession, timer_ids: Sequence[int]) -> Non
     """Give claims back after the handler failed, so that the retry can claim them again."""
     if not timer_ids:
         return
-    await session.exec(  # type: ignore[call-overload]
+    await session.exec(
         update(Timer)
         .where(col(Timer.id).in_(timer_ids), col(Timer.completed_at).is_(None))
         .values(claimed_by=None, fired_at=None)

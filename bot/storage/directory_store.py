@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from sqlalchemy import inspect
@@ -93,7 +94,7 @@ async def _sync(
     model: type[SQLModel],
     key: str,
     fields: tuple[str, ...],
-    wanted: dict[str, dict[str, object]],
+    wanted: Mapping[str, Mapping[str, object]],
     stamps: _Stamps,
 ) -> DirectoryChanges:
     """Rows of `model` named by `key`: add what is new, rewrite what differs in `fields` or was

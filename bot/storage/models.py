@@ -80,7 +80,7 @@ class Timer(SQLModel, table=True):
     __tablename__ = "timer"
     __table_args__ = (UniqueConstraint("kind", "key", name="uq_timer_kind_key"),)
 
-    id: int | None = Field(default=None, primary_key=True)
+    id: int = Field(default=None, primary_key=True)  # None only until the row is flushed
     kind: str = Field(max_length=64)
     key: str = Field(sa_column=Column(String(255), nullable=False))
     due_at: datetime = utc_column(index=True)
@@ -111,7 +111,7 @@ class ContactRow(SQLModel, table=True):
 
     __tablename__ = "contact"
 
-    id: int | None = Field(default=None, primary_key=True)
+    id: int = Field(default=None, primary_key=True)  # None only until the row is flushed
     handle: str = Field(max_length=64, unique=True)
     name: str = Field(max_length=255)
     organisation: str = Field(max_length=64)
@@ -142,7 +142,7 @@ class ActivationRow(SQLModel, table=True):
     __tablename__ = "activation"
     __table_args__ = (UniqueConstraint("exercise", "year", "number", name="uq_activation_number"),)
 
-    id: int | None = Field(default=None, primary_key=True)
+    id: int = Field(default=None, primary_key=True)  # None only until the row is flushed
     ref: str = Field(max_length=32, unique=True)
     exercise: bool = False
     year: int
@@ -166,7 +166,7 @@ class LogEntryRow(SQLModel, table=True):
     __tablename__ = "log_entry"
     __table_args__ = (UniqueConstraint("activation_id", "seq", name="uq_log_entry_seq"),)
 
-    id: int | None = Field(default=None, primary_key=True)
+    id: int = Field(default=None, primary_key=True)  # None only until the row is flushed
     activation_id: int = Field(foreign_key="activation.id", index=True)
     seq: int
     kind: str = Field(max_length=32)
@@ -185,7 +185,7 @@ class SitrepRow(SQLModel, table=True):
     __tablename__ = "sitrep"
     __table_args__ = (UniqueConstraint("activation_id", "number", name="uq_sitrep_number"),)
 
-    id: int | None = Field(default=None, primary_key=True)
+    id: int = Field(default=None, primary_key=True)  # None only until the row is flushed
     activation_id: int = Field(foreign_key="activation.id", index=True)
     number: int
     period_start: datetime = utc_column()
@@ -214,7 +214,7 @@ class PageRow(SQLModel, table=True):
 
     __tablename__ = "page"
 
-    id: int | None = Field(default=None, primary_key=True)
+    id: int = Field(default=None, primary_key=True)  # None only until the row is flushed
     activation_id: int | None = Field(default=None, foreign_key="activation.id", index=True)
     kind: str = Field(default="page", max_length=16)
     room_id: str | None = Field(default=None, max_length=255)
@@ -246,7 +246,7 @@ class PageTargetRow(SQLModel, table=True):
         Index("ix_page_target_events", "event_id", "repage_event_id"),
     )
 
-    id: int | None = Field(default=None, primary_key=True)
+    id: int = Field(default=None, primary_key=True)  # None only until the row is flushed
     page_id: int = Field(foreign_key="page.id", index=True)
     handle: str = Field(max_length=64)
     matrix_id: str = Field(max_length=255, index=True)
@@ -277,7 +277,7 @@ class InputRequestRow(SQLModel, table=True):
 
     __tablename__ = "input_request"
 
-    id: int | None = Field(default=None, primary_key=True)
+    id: int = Field(default=None, primary_key=True)  # None only until the row is flushed
     activation_id: int = Field(foreign_key="activation.id", index=True)
     sender: str = Field(max_length=255)
     question: str
@@ -296,7 +296,7 @@ class RequestTargetRow(SQLModel, table=True):
     __tablename__ = "request_target"
     __table_args__ = (UniqueConstraint("request_id", "handle", name="uq_request_target_person"),)
 
-    id: int | None = Field(default=None, primary_key=True)
+    id: int = Field(default=None, primary_key=True)  # None only until the row is flushed
     request_id: int = Field(foreign_key="input_request.id", index=True)
     handle: str = Field(max_length=64)
     matrix_id: str = Field(max_length=255, index=True)
@@ -318,7 +318,7 @@ class InputAnswerRow(SQLModel, table=True):
     __tablename__ = "input_answer"
     __table_args__ = (UniqueConstraint("target_id", "version", name="uq_input_answer_version"),)
 
-    id: int | None = Field(default=None, primary_key=True)
+    id: int = Field(default=None, primary_key=True)  # None only until the row is flushed
     request_id: int = Field(foreign_key="input_request.id", index=True)
     target_id: int = Field(foreign_key="request_target.id")
     text: str
@@ -335,7 +335,7 @@ class AdviceDraftRow(SQLModel, table=True):
     __tablename__ = "advice_draft"
     __table_args__ = (UniqueConstraint("activation_id", "version", name="uq_advice_draft_version"),)
 
-    id: int | None = Field(default=None, primary_key=True)
+    id: int = Field(default=None, primary_key=True)  # None only until the row is flushed
     activation_id: int = Field(foreign_key="activation.id", index=True)
     version: int
     requests: list[int] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
@@ -349,7 +349,7 @@ class RoundSeriesRow(SQLModel, table=True):
 
     __tablename__ = "round_series"
 
-    id: int | None = Field(default=None, primary_key=True)
+    id: int = Field(default=None, primary_key=True)  # None only until the row is flushed
     kind: str = Field(default="round", max_length=16)  # round | check (a scheduled commscheck)
     activation_id: int | None = Field(default=None, foreign_key="activation.id", index=True)
     room_id: str = Field(max_length=255)
@@ -375,7 +375,7 @@ class RoundRunRow(SQLModel, table=True):
     __tablename__ = "round_run"
     __table_args__ = (UniqueConstraint("series_id", "scheduled_for", name="uq_round_run_slot"),)
 
-    id: int | None = Field(default=None, primary_key=True)
+    id: int = Field(default=None, primary_key=True)  # None only until the row is flushed
     series_id: int = Field(foreign_key="round_series.id", index=True)
     number: int
     scheduled_for: datetime = utc_column()
@@ -391,7 +391,7 @@ class RoundRunRow(SQLModel, table=True):
 class RoundReportRow(SQLModel, table=True):
     __tablename__ = "round_report"
 
-    id: int | None = Field(default=None, primary_key=True)
+    id: int = Field(default=None, primary_key=True)  # None only until the row is flushed
     run_id: int = Field(foreign_key="round_run.id", index=True)
     matrix_id: str = Field(max_length=255)
     name: str = Field(max_length=255)

@@ -49,7 +49,7 @@ async def page(session: AsyncSession, page_id: int) -> PageRow | None:
 
 
 async def set_board(session: AsyncSession, page_id: int, event_id: str) -> None:
-    await session.exec(  # type: ignore[call-overload]
+    await session.exec(
         update(PageRow).where(col(PageRow.id) == page_id).values(board_event_id=event_id)
     )
 
@@ -84,13 +84,13 @@ async def pages_with_targets(
         .where(PageRow.activation_id == activation_id)
         .order_by(col(PageTargetRow.id))
     )
-    by_page: dict[int, list[PageTargetRow]] = {page.id: [] for page in pages}  # type: ignore[misc]
+    by_page: dict[int, list[PageTargetRow]] = {page.id: [] for page in pages}
     for row in rows.all():
         # Each query sees what is committed when it runs: people of a page added since the
         # first are left for the next read.
         if row.page_id in by_page:
             by_page[row.page_id].append(row)
-    return [(page, by_page[page.id]) for page in pages]  # type: ignore[index]
+    return [(page, by_page[page.id]) for page in pages]
 
 
 async def target(session: AsyncSession, target_id: int) -> PageTargetRow | None:
@@ -101,7 +101,10 @@ async def target_by_event(session: AsyncSession, event_id: str) -> PageTargetRow
     """The person's row whose page (or repeat page) is the event `event_id`."""
     rows = await session.exec(
         select(PageTargetRow).where(
-            or_(PageTargetRow.event_id == event_id, PageTargetRow.repage_event_id == event_id)
+            or_(
+                col(PageTargetRow.event_id) == event_id,
+                col(PageTargetRow.repage_event_id) == event_id,
+            )
         )
     )
     return rows.first()
@@ -123,14 +126,14 @@ async def open_rows_of(session: AsyncSession, matrix_id: str) -> list[PageTarget
 
 
 async def mark(session: AsyncSession, target_id: int, **fields: object) -> None:
-    await session.exec(  # type: ignore[call-overload]
+    await session.exec(
         update(PageTargetRow).where(col(PageTargetRow.id) == target_id).values(**fields)
     )
 
 
 async def answer_once(session: AsyncSession, target_id: int, **fields: object) -> bool:
     """Record the first answer (ack or decline) on a row; False when one was recorded before."""
-    result = await session.exec(  # type: ignore[call-overload]
+    result = await session.exec(
         update(PageTargetRow)
         .where(
             col(PageTargetRow.id) == target_id,
@@ -162,7 +165,7 @@ async def acked_by_reaction(
 async def withdraw_ack_once(session: AsyncSession, target_ids: list[int], at: datetime) -> bool:
     """Record when an acknowledgement was withdrawn, on rows where none was recorded yet; False
     when every row had one (the same withdrawal handled again)."""
-    result = await session.exec(  # type: ignore[call-overload]
+    result = await session.exec(
         update(PageTargetRow)
         .where(
             col(PageTargetRow.id).in_(target_ids),

@@ -42,7 +42,7 @@ async def scheduled_for_activation(
 
 
 async def cancel_series(session: AsyncSession, series_id: int, at: datetime) -> None:
-    await session.exec(  # type: ignore[call-overload]
+    await session.exec(
         update(RoundSeriesRow).where(col(RoundSeriesRow.id) == series_id).values(cancelled_at=at)
     )
 
@@ -87,9 +87,7 @@ async def run_by_prompt(session: AsyncSession, event_id: str) -> RoundRunRow | N
 
 
 async def set_run(session: AsyncSession, run_id: int, **fields: object) -> None:
-    await session.exec(  # type: ignore[call-overload]
-        update(RoundRunRow).where(col(RoundRunRow.id) == run_id).values(**fields)
-    )
+    await session.exec(update(RoundRunRow).where(col(RoundRunRow.id) == run_id).values(**fields))
 
 
 async def reports(session: AsyncSession, run_id: int) -> list[RoundReportRow]:
