@@ -15,8 +15,8 @@ import sys
 import time
 from collections.abc import Sequence
 
+from bot.directory.keeper import PID_FILE, STATUS_FILE
 from bot.directory.model import DirectoryError, load_directory
-from bot.directory.roster import PID_FILE, STATUS_FILE
 from bot.runtime.logs import setup_logging
 from bot.settings import Settings, SettingsError, load_settings
 

@@ -25,10 +25,10 @@ from bot.chat.dispatch import CommandRunner
 from bot.chat.registry import CommandFamily, Registry
 from bot.chat.render import Renderer
 from bot.commands import all_families
+from bot.directory.keeper import DirectoryKeeper, write_pid_file
 from bot.directory.model import DirectoryError
 from bot.directory.outsiders import Outsiders, tighten_invites
 from bot.directory.roles import Role
-from bot.directory.roster import Roster, write_pid_file
 from bot.inputs.requests import STEP_TIMER as REQUEST_STEP
 from bot.inputs.requests import Inputs
 from bot.matrix.client import LoginFailed, log_in, make_client, private_dir
@@ -36,8 +36,8 @@ from bot.matrix.sealed import KEY_WAIT
 from bot.matrix.send import Messenger
 from bot.matrix.sync import FatalSyncError, SyncLoop
 from bot.matrix.trust import DeviceTrust
-from bot.paging.checks import CLOSE_TIMER as CHECK_CLOSE
-from bot.paging.checks import Checks
+from bot.paging.commchecks import CLOSE_TIMER as CHECK_CLOSE
+from bot.paging.commchecks import CommChecks
 from bot.paging.pages import STEP_TIMER as PAGE_STEP
 from bot.paging.pages import Paging
 from bot.rounds.runs import CLOSE_TIMER as ROUND_CLOSE
@@ -113,11 +113,11 @@ class App:
             await db.upgrade()
             log.info("database at schema %s", await db.check_schema())
             await self._start_health(db, scheduler)
-            roster = Roster(settings.directory_path, db, settings.data_dir)
+            keeper = DirectoryKeeper(settings.directory_path, db, settings.data_dir)
             # The directory loads while the bot logs in and the homeserver prepares the first
             # sync (full state, every room: most of a start's wait, bench/ start-up); the sync
             # loop handles nothing of that batch, invites included, before it is in force.
-            directory = asyncio.create_task(roster.load(), name="directory")
+            directory = asyncio.create_task(keeper.load(), name="directory")
             client = make_client(settings)
             credentials = await _unless_directory_fails(log_in(client, settings), directory)
             add_secrets([credentials.access_token])
@@ -128,12 +128,12 @@ class App:
                 renderer=Renderer(settings.template_dir, prefix=settings.command_prefix),
                 messenger=Messenger(client, trusted=self._in_directory),
                 scheduler=scheduler,
-                roster=roster,
+                keeper=keeper,
                 metrics=self.metrics,
             )
             scheduler.on_batch(PAGE_STEP, Paging(self.deps).on_steps)
             scheduler.on(REQUEST_STEP, Inputs(self.deps).on_step)
-            scheduler.on(CHECK_CLOSE, Checks(self.deps).on_close)
+            scheduler.on(CHECK_CLOSE, CommChecks(self.deps).on_close)
             scheduler.on(DIGEST_TIMER, Digest(self.deps).on_digest)
             rounds = Rounds(self.deps)
             scheduler.on(ROUND_RUN, rounds.on_run)
@@ -242,7 +242,7 @@ class App:
             if not await self._unless_stopped(self.ready.wait()):
                 return
         assert self.deps is not None
-        await self.deps.roster.reload()
+        await self.deps.keeper.reload()
 
     async def _on_ready(self, runner: CommandRunner) -> None:
         """The first sync is recorded: what arrived while the bot was away is handed over before

@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from bot.chat.render import Renderer
-from bot.directory import roster as roster_module
+from bot.directory import keeper as keeper_module
 from bot.directory.model import Directory, DirectoryError, load_directory, parse_directory
 from bot.storage.db import Database
 from bot.storage.directory_store import contact_rows, store_directory
@@ -198,14 +198,14 @@ async def test_reload_puts_a_good_file_in_force_and_refuses_a_bad_one(
         stranger = people["stranger"]
         assert running.app is not None
         write_directory(bot_env, with_stranger_as_member(cast))
-        assert await running.app.deps.roster.reload()  # type: ignore[union-attr]
+        assert await running.app.deps.keeper.reload()  # type: ignore[union-attr]
         reply = await stranger.ask(room_id, "!icc contacts", cast.bot.user_id)
         assert "Contacts: 6" in body(reply)
 
         broken = with_stranger_as_member(cast)
         broken["contacts"][0]["organisation"] = "nowhere"
         write_directory(bot_env, broken)
-        assert not await running.app.deps.roster.reload()  # type: ignore[union-attr]
+        assert not await running.app.deps.keeper.reload()  # type: ignore[union-attr]
         reply = await stranger.ask(room_id, "!icc contacts", cast.bot.user_id)
         assert "Contacts: 6" in body(reply)  # the previous directory stays in force
 
@@ -260,7 +260,7 @@ async def test_invites_waiting_at_start_are_judged_by_the_directory_loading_mean
         time.sleep(2)  # a big file on a slow disk (the load runs in a thread)
         return load_directory(path, cache=cache)
 
-    monkeypatch.setattr(roster_module, "load_directory", slow_load)
+    monkeypatch.setattr(keeper_module, "load_directory", slow_load)
     async with bot_running(bot_env):
         await people["member"].wait_for(member_room, bot_joined(cast.bot.user_id))
         await people["stranger"].wait_for(stranger_room, bot_left(cast.bot.user_id))
@@ -374,20 +374,20 @@ def test_ampersands_and_asterisks_in_text_are_not_anchors(tmp_path: Path) -> Non
 
 
 async def test_a_reload_refuses_an_aliased_file_and_says_why(tmp_path: Path) -> None:
-    """SIGHUP and `icc-bot directory reload` land in Roster.reload: the same refusal, written to
+    """SIGHUP and `icc-bot directory reload` land in DirectoryKeeper.reload: the same refusal, written to
     the status file the reload command reads; the directory in force stays."""
     path = tmp_path / "directory.yaml"
     path.write_text(yaml.safe_dump(sample()))
     db = Database(f"sqlite:///{tmp_path / 'icc.db'}")
     await db.upgrade()
     try:
-        roster = roster_module.Roster(path, db, tmp_path)
-        assert await roster.reload()
-        in_force = roster.current
+        keeper = keeper_module.DirectoryKeeper(path, db, tmp_path)
+        assert await keeper.reload()
+        in_force = keeper.current
         path.write_text(MERGED)  # not the bomb: this test runs in the suite's own process
-        assert not await roster.reload()
-        assert roster.current is in_force
-        status = json.loads((tmp_path / roster_module.STATUS_FILE).read_text())
+        assert not await keeper.reload()
+        assert keeper.current is in_force
+        status = json.loads((tmp_path / keeper_module.STATUS_FILE).read_text())
         assert status["problems"] == [f"{path}: lines 1, 7: {ANCHORS_REFUSED}"]
     finally:
         await db.dispose()

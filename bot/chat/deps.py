@@ -6,8 +6,8 @@ from dataclasses import dataclass, field
 
 from bot.chat.registry import Registry
 from bot.chat.render import Renderer
+from bot.directory.keeper import DirectoryKeeper
 from bot.directory.model import Directory
-from bot.directory.roster import Roster
 from bot.matrix.send import Messenger
 from bot.runtime.metrics import Metrics
 from bot.runtime.scheduler import Scheduler
@@ -24,11 +24,11 @@ class Deps:
     registry: Registry
     messenger: Messenger
     scheduler: Scheduler
-    roster: Roster
+    keeper: DirectoryKeeper
     locks: KeyedLocks = field(default_factory=KeyedLocks)
     metrics: Metrics = field(default_factory=Metrics)
 
     @property
     def directory(self) -> Directory:
         """The directory in force now; a reload swaps it whole, so read it once per use."""
-        return self.roster.current
+        return self.keeper.current

@@ -13,7 +13,7 @@ from bot.commands.paging import resolve_people
 from bot.directory.model import Contact
 from bot.directory.roles import Role
 from bot.errors import UserError
-from bot.paging.checks import Checks
+from bot.paging.commchecks import CommChecks
 from bot.paging.pages import Paging
 from bot.rounds.runs import Rounds
 from bot.rounds.schedules import to_cron
@@ -213,7 +213,7 @@ async def commscheck(ctx: CommandContext) -> Message:
     window = ctx.args["window"] or timedelta(minutes=15)
     if ctx.args["every"]:
         return await _schedule_check(ctx, activation, people, window)
-    check = await Checks(ctx.deps).create(
+    check = await CommChecks(ctx.deps).create(
         activation=activation,
         room_id=ctx.room_id,
         sender=ctx.sender,

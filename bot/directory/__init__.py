@@ -1,2 +1,2 @@
 """The liaison directory: who is who (the model and its validation), the directory in force
-(the roster), roles, and outsiders in the bot's own rooms."""
+(its keeper), roles, and outsiders in the bot's own rooms."""

@@ -181,14 +181,14 @@ class Rounds:
         self, series: RoundSeriesRow, activation: ActivationRow | None, slot: datetime
     ) -> None:
         """A scheduled communication check: the same as `commscheck` typed at `slot`."""
-        from bot.paging.checks import (
-            Checks,  # checks build on paging, which the rounds need not load
+        from bot.paging.commchecks import (
+            CommChecks,  # checks build on paging, which the rounds need not load
         )
         from bot.paging.pages import Paging
 
         people = [c for h in series.participants if (c := self.deps.directory.contacts.get(h))]
         key = f"series-{series.id}-{slot.isoformat()}"
-        check = await Checks(self.deps).create(
+        check = await CommChecks(self.deps).create(
             activation=activation,
             room_id=series.room_id,
             sender=series.created_by,

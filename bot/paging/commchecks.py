@@ -23,7 +23,7 @@ CLOSE_TIMER = "check.close"
 CHECK_TEXT = "Communication check"
 
 
-class Checks:
+class CommChecks:
     def __init__(self, deps: Deps) -> None:
         self.deps = deps
         self.activations = Activations(deps)

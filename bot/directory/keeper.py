@@ -26,7 +26,7 @@ PID_FILE = "icc-bot.pid"
 CACHE_FILE = "directory-cache.json"  # the parsed directory.yaml, keyed by its SHA-256
 
 
-class Roster:
+class DirectoryKeeper:
     def __init__(self, path: Path, db: Database, data_dir: Path) -> None:
         self.path = path
         self._db = db
