@@ -156,6 +156,7 @@ class Rounds:
             if series is None or series.cancelled_at is not None:
                 return
             activation = await self._activation(session, series)
+            begun = await store.run_for_slot(session, series.id, slot)
             if series.cron:
                 await self._arm_run(
                     session,
@@ -165,8 +166,6 @@ class Rounds:
                 )
         if activation is not None and activation.status != "open":
             return
-        async with self.deps.db.session() as session:
-            begun = await store.run_for_slot(session, series.id, slot)
         lateness = utcnow() - slot
         # A run begun before a crash is finished, however late: its prompt may be out already.
         if begun is None and lateness > timedelta(seconds=series.window_s):
