@@ -82,7 +82,7 @@ async def measure(server: DevServer, work: Path, quick: bool) -> Section:
         await settle(server)
         page_id = await _page(app, lead, room, f"paged Escalation bench --ack {ACK}s")
         await _wait_unreachable(app, page_id, people, timeout=4 * ACK + 60)
-        bot_client = app.deps.messenger._client  # type: ignore[union-attr]
+        bot_client = app.services.messenger._client  # type: ignore[union-attr]
         escalate, unreachable, sends = await _lateness(app, bot_client, lead, room, page_id)
         bare = await login(server.base_url, bot_id, BOT_PASSWORD, pool=0)
         await settle(server)
@@ -104,9 +104,9 @@ async def _page(app: App, lead, room: str, args: str) -> int:  # type: ignore[no
     found = None
     while found is None:
         await asyncio.sleep(0.05)
-        async with app.deps.db.session() as session:  # type: ignore[union-attr]
+        async with app.services.db.session() as session:  # type: ignore[union-attr]
             found = await page_store.page_by_event(session, sent.event_id)
-    async with app.deps.db.session() as session:  # type: ignore[union-attr]
+    async with app.services.db.session() as session:  # type: ignore[union-attr]
         count = len(await page_store.targets(session, found.id))  # type: ignore[arg-type]
     await wait_delivered(app, found.id, count)  # type: ignore[arg-type]
     return found.id  # type: ignore[return-value]
@@ -130,7 +130,7 @@ async def _wait_unreachable(app: App, page_id: int, people: int, timeout: float)
 
 async def _lateness(app: App, bot_client, lead, room: str, page_id: int):  # type: ignore[no-untyped-def]
     """Per unit: (escalate lateness, unreachable lateness), and the bot's messages to replay."""
-    async with app.deps.db.session() as session:  # type: ignore[union-attr]
+    async with app.services.db.session() as session:  # type: ignore[union-attr]
         rows = await page_store.targets(session, page_id)
         timers = (
             await session.exec(

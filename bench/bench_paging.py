@@ -54,7 +54,7 @@ async def count_targets(app: App, page_id: int, *where: Any) -> int:
         .select_from(PageTargetRow)
         .where(col(PageTargetRow.page_id) == page_id, *where)
     )
-    async with app.deps.db.session() as session:  # type: ignore[union-attr]
+    async with app.services.db.session() as session:  # type: ignore[union-attr]
         return (await session.exec(query)).one()
 
 
@@ -65,7 +65,7 @@ async def wait_delivered(app: App, page_id: int, people: int, timeout: float = 1
         await asyncio.sleep(0.25)
         if await count_targets(app, page_id, col(PageTargetRow.event_id).is_not(None)) < people:
             continue
-        async with app.deps.db.session() as session:  # type: ignore[union-attr]
+        async with app.services.db.session() as session:  # type: ignore[union-attr]
             return await page_store.targets(session, page_id)
     raise TimeoutError(f"page {page_id} not delivered to {people} people in {timeout}s")
 
@@ -76,7 +76,7 @@ async def wait_board(app: App, page_id: int, timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         await asyncio.sleep(0.25)
-        async with app.deps.db.session() as session:  # type: ignore[union-attr]
+        async with app.services.db.session() as session:  # type: ignore[union-attr]
             page = await page_store.page(session, page_id)
         if page is not None and page.board_event_id:
             return
@@ -100,7 +100,7 @@ async def measure(server: DevServer, work: Path, quick: bool) -> Section:
     results: dict[int, dict[str, list[float]]] = {}
     try:
         room = await _activation_room(lead, bot_id)
-        bot_client = app.deps.messenger._client  # type: ignore[union-attr]
+        bot_client = app.services.messenger._client  # type: ignore[union-attr]
 
         async def page(size: int, text: str) -> tuple[list[float], list]:
             sent = await lead.room_send(
@@ -111,7 +111,7 @@ async def measure(server: DevServer, work: Path, quick: bool) -> Section:
             command_ts = await server_ts(lead, room, sent.event_id)
             found = None
             while found is None:
-                async with app.deps.db.session() as session:  # type: ignore[union-attr]
+                async with app.services.db.session() as session:  # type: ignore[union-attr]
                     found = await page_store.page_by_event(session, sent.event_id)
                 await asyncio.sleep(0.1)
             rows = await wait_delivered(app, found.id, size)  # type: ignore[arg-type]

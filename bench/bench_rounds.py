@@ -43,12 +43,13 @@ async def measure(server: DevServer, work: Path, quick: bool) -> Section:
     try:
         room = (await lead.room_create(invite=[bot_id])).room_id
         await asyncio.sleep(1.5)  # the bot accepts the invite
-        rounds = Rounds(app.deps)  # type: ignore[arg-type]
-        person = app.deps.directory.contacts["lead"]  # type: ignore[union-attr]
+        assert app.services is not None
+        rounds = app.services.rounds
+        person = app.services.directory.contacts["lead"]  # type: ignore[union-attr]
         series = await _series(rounds, room, person, lead_id, "bench", None, "$bench-accuracy")
         start = utcnow() + timedelta(seconds=3)
         slots = [start + timedelta(seconds=SPACING * n) for n in range(runs)]
-        async with app.deps.db.session() as session:  # type: ignore[union-attr]
+        async with app.services.db.session() as session:  # type: ignore[union-attr]
             for slot in slots:
                 await rounds._arm_run(session, series, None, slot)
         bare = [s + timedelta(seconds=SPACING / 2) for s in slots]
@@ -101,7 +102,7 @@ async def _bare(client, room: str, slots: list[datetime]) -> list[float]:  # typ
 
 async def _lateness(app, lead, room: str, series_id: int, slots: list[datetime]) -> list[float]:  # type: ignore[no-untyped-def]
     lateness = []
-    async with app.deps.db.session() as session:
+    async with app.services.db.session() as session:
         for slot in slots:
             run_row = await round_store.run_for_slot(session, series_id, slot)
             if run_row is None or not run_row.prompt_event_id:

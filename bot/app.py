@@ -19,31 +19,26 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
-from bot.activations.digest import DIGEST_TIMER, Digest
-from bot.chat.deps import Deps
+from bot.activations.digest import DIGEST_TIMER
 from bot.chat.dispatch import CommandRunner
 from bot.chat.registry import CommandFamily, Registry
 from bot.chat.render import Renderer
 from bot.commands import all_families
 from bot.directory.keeper import DirectoryKeeper, write_pid_file
 from bot.directory.model import DirectoryError
-from bot.directory.outsiders import Outsiders, tighten_invites
+from bot.directory.outsiders import tighten_invites
 from bot.directory.roles import Role
 from bot.inputs.requests import STEP_TIMER as REQUEST_STEP
-from bot.inputs.requests import Inputs
 from bot.matrix.client import LoginFailed, log_in, make_client, private_dir
 from bot.matrix.sealed import KEY_WAIT
 from bot.matrix.send import Messenger
 from bot.matrix.sync import FatalSyncError, SyncLoop
 from bot.matrix.trust import DeviceTrust
 from bot.paging.commchecks import CLOSE_TIMER as CHECK_CLOSE
-from bot.paging.commchecks import CommChecks
 from bot.paging.pages import STEP_TIMER as PAGE_STEP
-from bot.paging.pages import Paging
 from bot.rounds.runs import CLOSE_TIMER as ROUND_CLOSE
 from bot.rounds.runs import REMIND_TIMER as ROUND_REMIND
 from bot.rounds.runs import RUN_TIMER as ROUND_RUN
-from bot.rounds.runs import Rounds
 from bot.runtime.catchup import CatchUp
 from bot.runtime.health import HealthReport, HealthServer
 from bot.runtime.leader import Leadership, LostLeadership
@@ -51,6 +46,7 @@ from bot.runtime.logs import add_secrets
 from bot.runtime.metrics import Metrics
 from bot.runtime.scheduler import Scheduler
 from bot.runtime.tasks import TaskSupervisor
+from bot.services import Services, build_services
 from bot.settings import Settings
 from bot.storage import core
 from bot.storage.db import Database, SchemaError
@@ -88,7 +84,7 @@ class App:
         self.tasks = TaskSupervisor()
         self._stopping = asyncio.Event()
         self.ready = asyncio.Event()  # set once the first sync is handled and commands flow
-        self.deps: Deps | None = None
+        self.services: Services | None = None
         self.sync: SyncLoop | None = None
         self.runner: CommandRunner | None = None  # what the sync loop dispatches commands to
         self.trust: DeviceTrust | None = None
@@ -121,7 +117,7 @@ class App:
             client = make_client(settings)
             credentials = await _unless_directory_fails(log_in(client, settings), directory)
             add_secrets([credentials.access_token])
-            self.deps = Deps(
+            services = self.services = build_services(
                 settings=settings,
                 db=db,
                 registry=Registry(self.families),
@@ -131,15 +127,15 @@ class App:
                 keeper=keeper,
                 metrics=self.metrics,
             )
-            scheduler.on_batch(PAGE_STEP, Paging(self.deps).on_steps)
-            scheduler.on(REQUEST_STEP, Inputs(self.deps).on_step)
-            scheduler.on(CHECK_CLOSE, CommChecks(self.deps).on_close)
-            scheduler.on(DIGEST_TIMER, Digest(self.deps).on_digest)
-            rounds = Rounds(self.deps)
+            scheduler.on_batch(PAGE_STEP, services.paging.on_steps)
+            scheduler.on(REQUEST_STEP, services.inputs.on_step)
+            scheduler.on(CHECK_CLOSE, services.commchecks.on_close)
+            scheduler.on(DIGEST_TIMER, services.digest.on_digest)
+            rounds = services.rounds
             scheduler.on(ROUND_RUN, rounds.on_run)
             scheduler.on(ROUND_REMIND, rounds.on_remind)
             scheduler.on(ROUND_CLOSE, rounds.on_close)
-            runner = self.runner = CommandRunner(self.deps)
+            runner = self.runner = CommandRunner(services)
             self.trust = DeviceTrust(client, self._member_ids)
             self.sync = SyncLoop(
                 client,
@@ -151,7 +147,7 @@ class App:
                 prepared=lambda: directory,
                 on_undecryptable=runner.notify_undecryptable,
                 on_keys=self.trust.review,
-                on_room_created=self.deps.messenger.note_creator,
+                on_room_created=services.messenger.note_creator,
                 on_arrival=self._on_arrival,
                 catch_up=self.catch_up,
                 key_wait=self.tuning.key_wait,
@@ -241,21 +237,22 @@ class App:
             log.info("directory reload asked during start-up: done once the bot is ready")
             if not await self._unless_stopped(self.ready.wait()):
                 return
-        assert self.deps is not None
-        await self.deps.keeper.reload()
+        assert self.services is not None
+        await self.services.keeper.reload()
 
     async def _on_ready(self, runner: CommandRunner) -> None:
         """The first sync is recorded: what arrived while the bot was away is handed over before
         any timer is re-armed, and the timers wait for it to be handled (`bot.runtime.catchup`)."""
-        assert self.deps is not None
-        async with self.deps.db.session() as session:
+        services = self.services
+        assert services is not None
+        async with services.db.session() as session:
             pending = await core.pending_inbox(session)
         if pending:
             log.info("resuming %d commands received but not finished", len(pending))
         self._dispatch(runner, pending)
-        await self.deps.scheduler.start()
-        await Digest(self.deps).ensure_armed()
-        self.tasks.spawn("tighten-invites", tighten_invites(self.deps))
+        await services.scheduler.start()
+        await services.digest.ensure_armed()
+        self.tasks.spawn("tighten-invites", tighten_invites(services.db, services.messenger))
         self.ready.set()
         self._pid_file = write_pid_file(self.settings.data_dir)
         log.info("ready")
@@ -273,26 +270,28 @@ class App:
 
     def _member_ids(self) -> set[str]:
         """The directory's people, as now loaded: whose devices the bot trusts."""
-        return self.deps.directory.matrix_ids() if self.deps is not None else set()
+        return self.services.directory.matrix_ids() if self.services is not None else set()
 
     def _in_directory(self, user_id: str) -> bool:
-        return self.deps is not None and self.deps.directory.contact_for(user_id) is not None
+        services = self.services
+        return services is not None and services.directory.contact_for(user_id) is not None
 
     def _on_arrival(self, room_id: str, user_id: str) -> None:
         """Someone joined or was invited: the lead hears of it if it is an outsider in one of
         the bot's own rooms (checked in the task, off the sync loop)."""
-        if self.deps is not None and not self._in_directory(user_id):
-            outsiders = Outsiders(self.deps)
+        if self.services is not None and not self._in_directory(user_id):
+            outsiders = self.services.outsiders
             self.tasks.spawn(f"outsider:{room_id}:{user_id}", outsiders.arrived(room_id, user_id))
 
     async def _on_invite(self, room_id: str, inviter: str) -> None:
-        assert self.deps is not None
-        if self.deps.directory.role_of(inviter) is Role.STRANGER:
+        services = self.services
+        assert services is not None
+        if services.directory.role_of(inviter) is Role.STRANGER:
             log.info("declining invite to %s from %s (not in the directory)", room_id, inviter)
-            await self.deps.messenger.leave(room_id)
+            await services.messenger.leave(room_id)
         else:
             log.info("accepting invite to %s from %s", room_id, inviter)
-            await self.deps.messenger.join(room_id)
+            await services.messenger.join(room_id)
 
 
 async def _unless_directory_fails(work: Awaitable[T], directory: asyncio.Task[Any]) -> T:

@@ -55,7 +55,7 @@ async def test_every_command_refused_below_its_role_in_every_kind_of_room(
             await people[role].wait_for(dms[role], bot_joined(cast.bot.user_id))
 
         assert running.app is not None
-        db = running.app.deps.db  # type: ignore[union-attr]
+        db = running.app.services.db  # type: ignore[union-attr]
         before = await counts(db)
         specs = list(Registry(all_families()))
         tried = 0

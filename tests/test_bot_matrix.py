@@ -228,7 +228,7 @@ async def test_member_devices_trusted_on_first_use_and_changes_logged(
         assert "Commands you can use" in body(
             await lead.ask(room_id, "!icc help", cast.bot.user_id)
         )
-        bot_client = app.deps.messenger._client  # type: ignore[union-attr]
+        bot_client = app.services.messenger._client  # type: ignore[union-attr]
         lead_device = bot_client.device_store[cast.lead.user_id][lead.client.device_id]
         assert lead_device.verified
         assert f"trusted {cast.lead.user_id}'s device {lead.client.device_id}" in caplog.text
@@ -249,7 +249,7 @@ async def test_member_devices_trusted_on_first_use_and_changes_logged(
         app = await running.start()
         assert "on first use" not in caplog.text
         assert "device change" not in caplog.text
-        bot_client = app.deps.messenger._client  # type: ignore[union-attr]
+        bot_client = app.services.messenger._client  # type: ignore[union-attr]
         assert bot_client.device_store[cast.lead.user_id][phone].verified
         assert not bot_client.device_store[cast.stranger.user_id][
             stranger.client.device_id
@@ -365,7 +365,7 @@ async def test_revoked_session_stops_the_bot_with_a_clear_error(
     assert running._task is not None
     with pytest.raises(FatalSyncError, match="refused the session"):
         await asyncio.wait_for(running._task, 20)
-    assert not app.deps.scheduler.aps.running  # type: ignore[union-attr]
+    assert not app.services.scheduler.aps.running  # type: ignore[union-attr]
 
 
 async def test_rate_limit_and_silence_towards_strangers_reactions(

@@ -198,14 +198,14 @@ async def test_reload_puts_a_good_file_in_force_and_refuses_a_bad_one(
         stranger = people["stranger"]
         assert running.app is not None
         write_directory(bot_env, with_stranger_as_member(cast))
-        assert await running.app.deps.keeper.reload()  # type: ignore[union-attr]
+        assert await running.app.services.keeper.reload()  # type: ignore[union-attr]
         reply = await stranger.ask(room_id, "!icc contacts", cast.bot.user_id)
         assert "Contacts: 6" in body(reply)
 
         broken = with_stranger_as_member(cast)
         broken["contacts"][0]["organisation"] = "nowhere"
         write_directory(bot_env, broken)
-        assert not await running.app.deps.keeper.reload()  # type: ignore[union-attr]
+        assert not await running.app.services.keeper.reload()  # type: ignore[union-attr]
         reply = await stranger.ask(room_id, "!icc contacts", cast.bot.user_id)
         assert "Contacts: 6" in body(reply)  # the previous directory stays in force
 

@@ -38,7 +38,6 @@ from hypothesis import HealthCheck, Phase, example, given, settings
 from hypothesis import strategies as st
 from sqlmodel import col, or_, select
 
-from bot.activations.activation import Activations
 from bot.app import App
 from bot.chat.args import (
     MAX_LINE,
@@ -497,7 +496,7 @@ class World:
 
     def _spy(self) -> None:
         """Record every message and file the bot sends; they still go to Synapse."""
-        messenger = self.app.deps.messenger  # type: ignore[union-attr]
+        messenger = self.app.services.messenger  # type: ignore[union-attr]
         send, send_file = messenger.send, messenger.send_file
 
         async def recording_send(
@@ -542,13 +541,13 @@ class World:
     async def settle(self, context: str, *, hold: bool = True) -> None:
         """Let every timer due within the next second run to its end, then (with `hold`) pause
         the scheduler, so that nothing but the next command changes the database."""
-        scheduler = self.app.deps.scheduler  # type: ignore[union-attr]
+        scheduler = self.app.services.scheduler  # type: ignore[union-attr]
         scheduler.aps.resume()
         errors = len(self.errors.records)
         deadline = time.monotonic() + 30
         while True:
             soon = utcnow() + timedelta(seconds=1)
-            async with self.app.deps.db.session() as session:  # type: ignore[union-attr]
+            async with self.app.services.db.session() as session:  # type: ignore[union-attr]
                 busy = (
                     await session.exec(
                         select(Timer).where(
@@ -587,24 +586,24 @@ class World:
         )
 
     async def check(self, spec: CommandSpec, line: str, place: str) -> None:
-        deps = self.app.deps
-        assert deps is not None
+        services = self.app.services
+        assert services is not None
         assert self.app.runner is not None
         context = f"command {spec.name!r} in the {place}: {line[:300]!r}… ({len(line)} chars)"
         if not self.held:
             await self.settle(context)
         room_id = self.rooms[place]
-        before = await counts(deps.db)
+        before = await counts(services.db)
         sent_mark, files_mark, errors_mark = (
             len(self.sent),
             len(self.files),
             len(self.errors.records),
         )
-        item = self.inbox_event(room_id, f"{deps.settings.command_prefix} {line}")
-        async with deps.db.session() as session:
+        item = self.inbox_event(room_id, f"{services.settings.command_prefix} {line}")
+        async with services.db.session() as session:
             await core.record_inbox(session, [item])
         await asyncio.wait_for(self.app.runner.run(item), 120)
-        async with deps.db.session() as session:
+        async with services.db.session() as session:
             status = (await session.get(InboxEvent, item.event_id)).status  # type: ignore[union-attr]
         sent, files = self.sent[sent_mark:], self.files[files_mark:]
         replies = [s for s in sent if replies_to({"content": s.content}) == item.event_id]
@@ -626,7 +625,7 @@ class World:
             assert len(replies) == 1, f"one refusal\n{context}"
             assert len(sent) == 1, f"nothing but the refusal sent\n{context}"
             assert not files, f"no file with a refusal\n{context}"
-            assert await counts(deps.db) == before, f"a refusal changed the database\n{context}"
+            assert await counts(services.db) == before, f"a refusal changed the database\n{context}"
         else:
             started = await self._round_started(spec, item.event_id)
             assert len(replies) == (0 if started else 1), f"one answer\n{context}"
@@ -636,7 +635,7 @@ class World:
         if status not in REFUSED:  # (a refusal changed nothing, so what held still holds)
             if spec.name == "round now":
                 await self._prompted(item.event_id, sent_mark, context)
-            found = await problems(deps.db)
+            found = await problems(services.db)
             assert not found, "inconsistent database:\n" + "\n".join(found) + f"\n{context}"
             await self.keep_activation_open()
 
@@ -644,11 +643,11 @@ class World:
         """`round now` answers with the round's prompt (a ring), not a reply."""
         if spec.name != "round now":
             return False
-        async with self.app.deps.db.session() as session:  # type: ignore[union-attr]
+        async with self.app.services.db.session() as session:  # type: ignore[union-attr]
             return await round_store.series_by_event(session, event_id) is not None
 
     async def _prompted(self, event_id: str, since: int, context: str) -> None:
-        async with self.app.deps.db.session() as session:  # type: ignore[union-attr]
+        async with self.app.services.db.session() as session:  # type: ignore[union-attr]
             series = await round_store.series_by_event(session, event_id)
         assert series is not None, context
         prompts = [
@@ -662,13 +661,13 @@ class World:
 
     async def keep_activation_open(self) -> None:
         """`close` (or a hand-over game) may end the activation the examples run in: open another."""
-        deps = self.app.deps
-        assert deps is not None
-        async with deps.db.session() as session:
+        services = self.app.services
+        assert services is not None
+        async with services.db.session() as session:
             activation = await activation_store.by_room(session, self.rooms["activation"])
         if activation is not None and activation.status == "open":
             return
-        opened, _ = await Activations(deps).open(
+        opened, _ = await services.activations.open(
             title=f"Fuzzing {self.examples}",
             level="monitoring",
             exercise=False,
@@ -683,27 +682,27 @@ class World:
 
     async def through_synapse(self, spec: CommandSpec, line: str) -> None:
         """The lead types `line` in a real client; the answer arrives through Synapse."""
-        deps = self.app.deps
-        assert deps is not None
+        services = self.app.services
+        assert services is not None
         context = f"end to end: {line[:300]!r}"
         await self.settle(context, hold=False)
         lead, room_id = self.people["lead"], self.rooms["activation"]
         await lead.join(room_id)
         errors = len(self.errors.records)
         reply = await lead.ask(
-            room_id, f"{deps.settings.command_prefix} {line}", self.cast.bot.user_id
+            room_id, f"{services.settings.command_prefix} {line}", self.cast.bot.user_id
         )
         assert not any(a in body(reply) for a in APOLOGIES), f"{body(reply)}\n{context}"
         check_message(Sent(room_id, reply["type"], reply["content"]), context)
         await self.settle(context, hold=False)
         self._no_new_errors(errors, context)
-        found = await problems(deps.db)
+        found = await problems(services.db)
         assert not found, "inconsistent database:\n" + "\n".join(found) + f"\n{context}"
         await self.keep_activation_open()
 
     async def still_answers_help(self) -> None:
         lead = self.people["lead"]
-        prefix = self.app.deps.settings.command_prefix  # type: ignore[union-attr]
+        prefix = self.app.services.settings.command_prefix  # type: ignore[union-attr]
         reply = await lead.ask(self.rooms["dm"], f"{prefix} help", self.cast.bot.user_id)
         assert f"{prefix} help [<command>]" in body(reply), body(reply)
 

@@ -396,7 +396,7 @@ class World:
         """Inbox rows not yet finished, once the last answer had time to be marked done."""
         deadline = time.monotonic() + 10
         while True:
-            async with self.app.deps.db.session() as session:  # type: ignore[union-attr]
+            async with self.app.services.db.session() as session:  # type: ignore[union-attr]
                 rows = list(
                     (
                         await session.exec(

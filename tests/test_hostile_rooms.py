@@ -254,8 +254,8 @@ async def test_rooms_made_before_invites_were_restricted_are_tightened_at_start(
     _, room = await activation_room(people, cast)
     _, dm, _ = await paged(people, cast, room, "partner")
     assert paging_bot.app is not None
-    assert paging_bot.app.deps is not None
-    messenger = paging_bot.app.deps.messenger
+    assert paging_bot.app.services is not None
+    messenger = paging_bot.app.services.messenger
     for loosened in (dm, room):  # as every room the bot made before this release
         await messenger._change_power_levels(loosened, lambda _content: {"invite": 0})
     assert await invite_power(people["partner"], dm) == 0

@@ -82,7 +82,7 @@ async def test_the_database_going_away_mid_command_is_a_clear_try_again(
 
     @family.command("halfway", role=Role.MEMBER, summary="writes, loses the db", example="halfway")
     async def halfway(ctx: CommandContext) -> Message:
-        async with ctx.deps.db.session() as session:
+        async with ctx.services.db.session() as session:
             session.add(half_written_row())
             await session.flush()
             await asyncio.to_thread(pg_cluster, "stop")
@@ -201,7 +201,7 @@ async def test_homeserver_down_for_30s_in_the_middle_of_a_fan_out_and_a_round(
     recorded = await member.ask(room, "!icc update Roads: N4 closed", cast.bot.user_id)
     assert f"Recorded for {rd}" in body(recorded)
 
-    messenger = paging_bot.app.deps.messenger  # type: ignore[union-attr]
+    messenger = paging_bot.app.services.messenger  # type: ignore[union-attr]
     first_out, stopped = asyncio.Event(), asyncio.Event()
     original_ring = messenger.ring
 
@@ -260,7 +260,7 @@ async def test_a_gateway_answering_502_during_a_fan_out_delays_pages_but_loses_n
     try:
         async with bot_running(paging_env | {"ICC_HOMESERVER": gateway.url}) as running:
             _ref, room = await activation_room(people, cast)
-            messenger = running.app.deps.messenger  # type: ignore[union-attr]
+            messenger = running.app.services.messenger  # type: ignore[union-attr]
             original_ring = messenger.ring
             first_out = asyncio.Event()
 

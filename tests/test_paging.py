@@ -271,7 +271,7 @@ async def test_an_encrypted_activation_page_and_acknowledgement(
             dm, lambda e: f"Réception de {pg} confirmée" in body(e), sender=cast.bot.user_id
         )
         assert await raw_event_type(partner, dm, thanks["event_id"]) == "m.room.encrypted"
-        bot_client = app.deps.messenger._client  # type: ignore[union-attr]
+        bot_client = app.services.messenger._client  # type: ignore[union-attr]
         assert bot_client.device_store[cast.partner.user_id][partner.client.device_id].verified
         await lead.wait_for(room, lambda e: pg in body(e), sender=cast.bot.user_id)  # the board
         for person, where in ((lead, room), (partner, dm)):
@@ -294,7 +294,7 @@ async def test_a_person_who_left_their_dm_room_is_invited_back_for_the_next_page
     dm, _ = await page_received(partner, cast, "First call")
     await partner.client.room_leave(dm)
     partner.invites.discard(dm)
-    bot_client = paging_bot.app.deps.messenger._client  # type: ignore[union-attr]
+    bot_client = paging_bot.app.services.messenger._client  # type: ignore[union-attr]
     deadline = asyncio.get_running_loop().time() + 15
     while cast.partner.user_id in bot_client.rooms[dm].users:  # the bot's sync sees the leave
         assert asyncio.get_running_loop().time() < deadline, "the bot never saw the leave"

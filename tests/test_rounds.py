@@ -240,7 +240,7 @@ async def test_communication_check_with_one_partner_silent(
 async def test_dg_rounds_and_the_dg_digest(
     bot_env: dict[str, str], people: dict[str, Person], cast: Cast
 ) -> None:
-    from bot.activations.digest import DIGEST_TIMER, Digest
+    from bot.activations.digest import DIGEST_TIMER
     from tests.conftest import bot_running
     from tests.support.rooms import bot_joined, open_activation, shared_room
 
@@ -251,7 +251,7 @@ async def test_dg_rounds_and_the_dg_digest(
     ) as running:
         await dg.wait_for(dg_room, bot_joined(cast.bot.user_id))
         assert running.app is not None
-        db = running.app.deps.db  # type: ignore[union-attr]
+        db = running.app.services.db  # type: ignore[union-attr]
         async with db.session() as session:
             digests = (await session.exec(select(Timer).where(Timer.kind == DIGEST_TIMER))).all()
         assert [t.payload["cron"] for t in digests] == ["45 7 * * 1-5"]
@@ -274,13 +274,14 @@ async def test_dg_rounds_and_the_dg_digest(
         )
         assert "Dg: NL: no cross-border effects expected" in body(summary)
 
-        await Digest(running.app.deps).on_digest(digests[0])  # type: ignore[arg-type]
+        assert running.app.services is not None
+        await running.app.services.digest.on_digest(digests[0])
         digest = await dg.wait_for(
             dg_room, lambda e: "ICC digest" in body(e), sender=cast.bot.user_id
         )
         assert f"• {ref} Heatwave · TLP:AMBER · level monitoring" in body(digest)
     async with bot_running(bot_env | {"ICC_DG_ROOM": dg_room, "ICC_DG_DIGEST": "off"}) as running:
-        async with running.app.deps.db.session() as session:  # type: ignore[union-attr]
+        async with running.app.services.db.session() as session:  # type: ignore[union-attr]
             left = (
                 await session.exec(
                     select(Timer).where(

@@ -954,7 +954,7 @@ async def test_an_ack_to_a_page_sent_just_before_a_crash_counts(
             dm, lambda e: replies_to(e) == reaction, sender=cast.bot.user_id, timeout=30
         )
         assert "Réception de PG-1 confirmée" in body(answer)
-        async with running.app.deps.db.session() as session:  # type: ignore[union-attr]
+        async with running.app.services.db.session() as session:  # type: ignore[union-attr]
             row = (
                 await session.exec(select(PageTargetRow).where(PageTargetRow.covers == ""))
             ).one()
@@ -1001,7 +1001,7 @@ async def test_a_thread_reply_to_a_prompt_posted_just_before_a_crash_counts(
             sender=bot,
             timeout=30,
         )
-        async with running.app.deps.db.session() as session:  # type: ignore[union-attr]
+        async with running.app.services.db.session() as session:  # type: ignore[union-attr]
             reports = (await session.exec(select(RoundReportRow))).all()
         assert [(r.event_id, r.text, r.via) for r in reports] == [
             (reply, "Roads: N4 closed at Namur", "thread")

@@ -67,7 +67,7 @@ async def handled(bot: RunningBot, event_id: str) -> str:
     assert bot.app is not None
     deadline = asyncio.get_running_loop().time() + 15
     while True:
-        async with bot.app.deps.db.session() as session:
+        async with bot.app.services.db.session() as session:
             row = await session.get(InboxEvent, event_id)
         if row is not None and row.status != "pending":
             return row.status
@@ -85,14 +85,14 @@ async def redact(person: Person, room_id: str, event_id: str) -> str:
 
 async def partner_row(bot: RunningBot, cast: Cast, ref: str) -> PageTargetRow:
     assert bot.app is not None
-    async with bot.app.deps.db.session() as session:
+    async with bot.app.services.db.session() as session:
         rows = await page_store.targets(session, int(ref.split("-")[1]))
     return next(r for r in rows if r.matrix_id == cast.partner.user_id)
 
 
 async def withdrawals_logged(bot: RunningBot, ref: str) -> list[Any]:
     assert bot.app is not None
-    async with bot.app.deps.db.session() as session:
+    async with bot.app.services.db.session() as session:
         activation = await activation_store.by_ref(session, ref)
         assert activation is not None
         return await activation_store.log_entries(
@@ -222,7 +222,7 @@ async def test_a_moderator_removing_the_reaction_is_no_withdrawal(
     acked = await acked_by_reaction(people, cast)
     lead = people["lead"]
     assert paging_bot.app is not None
-    messenger = paging_bot.app.deps.messenger
+    messenger = paging_bot.app.services.messenger
     await messenger.invite(acked.dm, cast.lead.user_id)
     await messenger.set_power(acked.dm, cast.lead.user_id, 50)
     await lead.wait_for_invite(acked.dm)

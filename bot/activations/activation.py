@@ -12,12 +12,11 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 from html import escape
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.activations import logbook
-from bot.chat.deps import Deps
 from bot.chat.render import Message
 from bot.directory.roles import Role
 from bot.errors import UserError
@@ -25,6 +24,14 @@ from bot.matrix.send import ACTIVATION_INVITE_POWER
 from bot.storage import activation_store as store
 from bot.storage.models import ActivationRow, LogEntryRow
 from bot.timeutil import format_local_utc, utcnow
+
+if TYPE_CHECKING:
+    from bot.directory.keeper import DirectoryKeeper
+    from bot.directory.model import Directory
+    from bot.matrix.send import Messenger
+    from bot.runtime.scheduler import Scheduler
+    from bot.settings import Settings
+    from bot.storage.db import Database
 
 log = logging.getLogger(__name__)
 
@@ -79,29 +86,46 @@ async def level_history(session: AsyncSession, activation: ActivationRow) -> lis
 class Activations:
     """Operations on activations; each takes what it needs and returns data or a UserError."""
 
-    def __init__(self, deps: Deps) -> None:
-        self.deps = deps
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        db: Database,
+        keeper: DirectoryKeeper,
+        messenger: Messenger,
+        scheduler: Scheduler,
+    ) -> None:
+        self.settings = settings
+        self.db = db
+        self.keeper = keeper
+        self.messenger = messenger
+        self.scheduler = scheduler
+
+    @property
+    def directory(self) -> Directory:
+        """The directory in force now; a reload swaps it whole."""
+        return self.keeper.current
 
     @property
     def marker(self) -> str:
-        return self.deps.settings.exercise_marker
+        return self.settings.exercise_marker
 
     def frame(self, message: Message, activation: ActivationRow | None) -> Message:
         """Framed for its activation; a message about none (a check, a DG round) as it is."""
         return frame(message, activation, self.marker) if activation else message
 
     def local(self, moment: datetime, *, with_date: bool = False) -> str:
-        return format_local_utc(moment, self.deps.settings.timezone, with_date=with_date)
+        return format_local_utc(moment, self.settings.timezone, with_date=with_date)
 
     # -- finding the activation a command is about ------------------------------------------------
 
     async def for_room(self, room_id: str) -> ActivationRow | None:
-        async with self.deps.db.session() as session:
+        async with self.db.session() as session:
             return await store.by_room(session, room_id)
 
     async def resolve(self, room_id: str, ref: str | None) -> ActivationRow:
         """The activation named by `ref`, else the one whose room this is."""
-        async with self.deps.db.session() as session:
+        async with self.db.session() as session:
             if ref:
                 if not REF.match(ref):
                     raise UserError(f"`{ref}` is not an activation reference (ICC-2026-007).")
@@ -159,11 +183,11 @@ class Activations:
         await logbook.append_many(session, activation, drafts)
 
     def _role(self, author: str) -> str:
-        return self.deps.directory.role_of(author).value if author != self.bot_id else "bot"
+        return self.directory.role_of(author).value if author != self.bot_id else "bot"
 
     @property
     def bot_id(self) -> str:
-        return self.deps.settings.user_id
+        return self.settings.user_id
 
     # -- lifecycle --------------------------------------------------------------------------------
 
@@ -175,7 +199,7 @@ class Activations:
         Keyed by the command's event ID, so a command re-run after a crash finds the activation
         it began instead of opening a second one.
         """
-        async with self.deps.db.session() as session:
+        async with self.db.session() as session:
             existing = await store.by_opening_event(session, event_id)
             if existing is None:
                 year = utcnow().year
@@ -209,7 +233,7 @@ class Activations:
         return activation, created
 
     async def _create_room(self, activation: ActivationRow) -> ActivationRow:
-        directory = self.deps.directory
+        directory = self.directory
         roster = [
             c.matrix_id
             for c in directory.contacts.values()
@@ -217,15 +241,15 @@ class Activations:
         ]
         invite = sorted(set(roster) | {activation.lead})
         name = f"[ICC]{' [EX]' if activation.exercise else ''} {activation.ref} {activation.title}"
-        room_id = await self.deps.messenger.create_room(
+        room_id = await self.messenger.create_room(
             name=name[:255],
             topic=f"{activation.ref} · {activation.tlp} · {activation.title}",
             invite=invite,
             admins=[activation.lead],
-            encrypted=self.deps.settings.e2ee,
+            encrypted=self.settings.e2ee,
             invite_power=ACTIVATION_INVITE_POWER,
         )
-        async with self.deps.db.session() as session:
+        async with self.db.session() as session:
             await store.set_fields(session, activation.id, room_id=room_id)
         activation.room_id = room_id
         log.info("activation %s opened in %s", activation.ref, room_id)
@@ -236,7 +260,7 @@ class Activations:
         if level == activation.level:
             raise UserError(f"{activation.ref} is already at level {level}; nothing changed.")
         previous = activation.level
-        async with self.deps.db.session() as session:
+        async with self.db.session() as session:
             await store.set_fields(session, activation.id, level=level)
             await self.record(
                 session,
@@ -253,7 +277,7 @@ class Activations:
         previous = activation.lead
         if new_lead == previous:
             raise UserError("You already lead this activation; nothing changed.")
-        async with self.deps.db.session() as session:
+        async with self.db.session() as session:
             await store.set_fields(session, activation.id, lead=new_lead)
             await self.record(
                 session,
@@ -268,7 +292,7 @@ class Activations:
 
     async def close(self, activation: ActivationRow, summary: str | None, by: str) -> int:
         """Close; cancels every pending step of the activation. Returns how many were pending."""
-        async with self.deps.db.session() as session:
+        async with self.db.session() as session:
             await store.lock_activation(session, activation.id)
             fresh = await store.by_ref(session, activation.ref)
             assert fresh is not None
@@ -281,7 +305,7 @@ class Activations:
                 closed_at=now,
                 closing_summary=summary,
             )
-            cancelled = await self.deps.scheduler.cancel(session, timer_prefix(activation))
+            cancelled = await self.scheduler.cancel(session, timer_prefix(activation))
             await self.record(
                 session,
                 activation,
@@ -296,12 +320,12 @@ class Activations:
     async def suspend_exercises(self, reason: str, by: str) -> list[ActivationRow]:
         """`realworld`: every running exercise stops at once, its pending steps with it."""
         suspended: list[ActivationRow] = []
-        async with self.deps.db.session() as session:
+        async with self.db.session() as session:
             for activation in await store.by_status(session, ["open"]):
                 if not activation.exercise:
                     continue
                 await store.set_fields(session, activation.id, status="suspended")
-                await self.deps.scheduler.cancel(session, timer_prefix(activation))
+                await self.scheduler.cancel(session, timer_prefix(activation))
                 await self.record(
                     session,
                     activation,
@@ -317,14 +341,14 @@ class Activations:
     async def announce_dg(self, message: Message, activation: ActivationRow) -> str | None:
         """Post in the DG platform room when one is configured. Returns an error text, if any,
         for the caller to show in the activation room: a DG notice never fails silently."""
-        dg_room = self.deps.settings.dg_room
+        dg_room = self.settings.dg_room
         if not dg_room:
             return None
         try:
-            room_id = await self.deps.messenger.resolve_room(dg_room)
-            if not self.deps.messenger.is_joined(room_id):
-                await self.deps.messenger.join(room_id)
-            await self.deps.messenger.notice(room_id, self.frame(message, activation))
+            room_id = await self.messenger.resolve_room(dg_room)
+            if not self.messenger.is_joined(room_id):
+                await self.messenger.join(room_id)
+            await self.messenger.notice(room_id, self.frame(message, activation))
         except Exception as exc:
             log.exception("posting to the DG room %s failed", dg_room)
             return f"The notice to the DG platform room ({dg_room}) could not be posted: {exc}"

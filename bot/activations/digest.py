@@ -9,12 +9,11 @@ configured one armed; one due while the bot was down is posted late rather than 
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.activations.activation import Activations
-from bot.chat.deps import Deps
 from bot.chat.render import Message
 from bot.inputs.requests import Inputs
 from bot.paging.pages import page_summary
@@ -23,37 +22,68 @@ from bot.storage import activation_store, core
 from bot.storage.models import Timer
 from bot.timeutil import format_duration, utcnow
 
+if TYPE_CHECKING:
+    from bot.chat.render import Renderer
+    from bot.directory.keeper import DirectoryKeeper
+    from bot.directory.model import Directory
+    from bot.matrix.send import Messenger
+    from bot.runtime.scheduler import Scheduler
+    from bot.settings import Settings
+    from bot.storage.db import Database
+
 log = logging.getLogger(__name__)
 
 DIGEST_TIMER = "dg.digest"
 
 
 class Digest:
-    def __init__(self, deps: Deps) -> None:
-        self.deps = deps
-        self.activations = Activations(deps)
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        db: Database,
+        keeper: DirectoryKeeper,
+        renderer: Renderer,
+        messenger: Messenger,
+        scheduler: Scheduler,
+        activations: Activations,
+        inputs: Inputs,
+    ) -> None:
+        self.settings = settings
+        self.db = db
+        self.keeper = keeper
+        self.renderer = renderer
+        self.messenger = messenger
+        self.scheduler = scheduler
+        self.activations = activations
+        self.inputs = inputs
+
+    @property
+    def directory(self) -> Directory:
+        """The directory in force now; a reload swaps it whole."""
+        return self.keeper.current
 
     @property
     def cron(self) -> str | None:
-        settings = self.deps.settings
+        settings = self.settings
         return to_cron(settings.dg_digest) if settings.dg_digest and settings.dg_room else None
 
     async def ensure_armed(self) -> None:
         """Exactly one digest armed, under the configured schedule (or none when off)."""
         cron = self.cron
-        async with self.deps.db.session() as session:
+        async with self.db.session() as session:
             armed = [t for t in await core.armed_timers(session) if t.kind == DIGEST_TIMER]
             keep = [t for t in armed if cron and t.payload.get("cron") == cron]
             if keep:
                 return
             if armed:
-                await self.deps.scheduler.cancel(session, "digest:", kind=DIGEST_TIMER)
+                await self.scheduler.cancel(session, "digest:", kind=DIGEST_TIMER)
             if cron:
                 await self._arm(session, cron)
 
     async def _arm(self, session: AsyncSession, cron: str) -> None:
-        slot = next_run(cron, str(self.deps.settings.timezone.key), utcnow())
-        await self.deps.scheduler.arm(
+        slot = next_run(cron, str(self.settings.timezone.key), utcnow())
+        await self.scheduler.arm(
             session, DIGEST_TIMER, f"digest:{slot.isoformat()}", slot, {"cron": cron}
         )
 
@@ -61,16 +91,16 @@ class Digest:
         cron = self.cron
         if cron is None:
             return
-        async with self.deps.db.session() as session:
+        async with self.db.session() as session:
             if timer.payload.get("cron") == cron:
                 await self._arm(session, cron)
             running = await activation_store.by_status(session, ["open", "suspended"])
-            inputs = Inputs(self.deps)
+            inputs = self.inputs
             rows: list[dict[str, Any]] = []
             for activation in running:
                 pages = await page_summary(session, activation.id)
                 requests = await inputs.summary(session, activation.id)
-                lead = self.deps.directory.contact_for(activation.lead)
+                lead = self.directory.contact_for(activation.lead)
                 rows.append(
                     {
                         "activation": activation,
@@ -80,15 +110,15 @@ class Digest:
                         "overdue": requests.overdue,
                     }
                 )
-        message = self.deps.renderer.render(
+        message = self.renderer.render(
             "dg_digest", rows=rows, at=self.activations.local(utcnow(), with_date=True)
         )
         if any(r["activation"].exercise for r in rows):  # about an exercise: marked first and last
-            marker = self.deps.settings.exercise_marker
+            marker = self.settings.exercise_marker
             message = Message(
                 body=f"{marker}\n{message.body}\n{marker}",
                 html=f"<p><b>{marker}</b></p>{message.html}<p><b>{marker}</b></p>",
             )
-        assert self.deps.settings.dg_room is not None
-        room_id = await self.deps.messenger.resolve_room(self.deps.settings.dg_room)
-        await self.deps.messenger.notice(room_id, message, txn_id=f"digest-{timer.key}")
+        assert self.settings.dg_room is not None
+        room_id = await self.messenger.resolve_room(self.settings.dg_room)
+        await self.messenger.notice(room_id, message, txn_id=f"digest-{timer.key}")

@@ -12,12 +12,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from bot.activations.activation import LevelChange, level_history
-from bot.chat.deps import Deps
 from bot.inputs.requests import Inputs, InputSummary
 from bot.paging.pages import PageSummary, page_summary
 from bot.rounds.runs import Rounds
 from bot.storage import activation_store, round_store
 from bot.storage.activation_store import Tally
+from bot.storage.db import Database
 from bot.storage.models import ActivationRow
 
 
@@ -30,9 +30,11 @@ class Situation:
     next_rounds: list[tuple[str, str, str | None]]  # (RD-n, when, next run in local time)
 
 
-async def read_situation(deps: Deps, activation: ActivationRow) -> Situation:
+async def read_situation(
+    activation: ActivationRow, *, db: Database, inputs: Inputs, rounds: Rounds
+) -> Situation:
     activation_id: int = activation.id
-    async with deps.db.session() as session:
+    async with db.session() as session:
         tally = await activation_store.tally(session, activation_id)
         history = await level_history(session, activation)
         pages = (
@@ -41,7 +43,7 @@ async def read_situation(deps: Deps, activation: ActivationRow) -> Situation:
             else PageSummary(pages=0, people=0, acknowledged=0, waiting=[], unreachable=[])
         )
         requests = (
-            await Inputs(deps).summary(session, activation_id)
+            await inputs.summary(session, activation_id)
             if tally.requests
             else InputSummary(requests=[], overdue=[])
         )
@@ -50,6 +52,5 @@ async def read_situation(deps: Deps, activation: ActivationRow) -> Situation:
             if tally.scheduled_rounds
             else []
         )
-    rounds = Rounds(deps)
     next_rounds = [(s.ref, s.when_text, rounds.next_local(s)) for s in series]
     return Situation(tally, history, pages, requests, next_rounds)

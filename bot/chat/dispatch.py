@@ -15,13 +15,11 @@ import secrets
 import time
 from collections import deque
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.exc import DBAPIError
 
-from bot.activations.activation import Activations
 from bot.chat.classification import ClassificationGuard
-from bot.chat.deps import Deps
 from bot.chat.registry import CommandContext, CommandSpec, split_command
 from bot.chat.render import Message
 from bot.directory.roles import Role
@@ -38,6 +36,9 @@ from bot.matrix.send import ReplyTo, fits_one_event
 from bot.storage import core
 from bot.storage.models import InboxEvent
 from bot.timeutil import format_duration, utcnow
+
+if TYPE_CHECKING:
+    from bot.services import Services
 
 log = logging.getLogger(__name__)
 
@@ -82,17 +83,18 @@ class RateLimiter:
 
 
 class CommandRunner:
-    def __init__(self, deps: Deps) -> None:
-        self._deps = deps
-        self._guard = ClassificationGuard(deps.settings.classified_markings)
-        self._limiter = RateLimiter(*deps.settings.rate_limit)
-        self._told_limited = RateLimiter(1, deps.settings.rate_limit[1])
+    def __init__(self, services: Services) -> None:
+        self._services = services
+        settings = services.settings
+        self._guard = ClassificationGuard(settings.classified_markings)
+        self._limiter = RateLimiter(*settings.rate_limit)
+        self._told_limited = RateLimiter(1, settings.rate_limit[1])
         # Answers to strangers and notices of undecryptable events, per room: anyone can send
         # those events, so they must not make the bot post without limit.
-        self._stranger_budget = RateLimiter(*deps.settings.stranger_budget)
+        self._stranger_budget = RateLimiter(*settings.stranger_budget)
 
     def command_text(self, body: str) -> str | None:
-        return split_command(body, self._deps.settings.command_prefix, ALIASES)
+        return split_command(body, self._services.settings.command_prefix, ALIASES)
 
     def wants(self, event_type: str, content: dict) -> bool:
         """Is this event for the bot: a command, or an answer to a page?"""
@@ -139,18 +141,18 @@ class CommandRunner:
         relation = relation_of(item.content)
         try:
             text, via = self.interpret(item.event_type, item.content) or ("help", "command")
-            matched = self._deps.registry.match(text or "help")
+            matched = self._services.registry.match(text or "help")
             name = matched[2]
             name, outcome, answer = await self._answer(item, matched, via, relation)
         except DBAPIError:
             log.exception("database unavailable for event=%s", item.event_id)
-            self._deps.metrics.command_errors.inc()
-            answer = self._deps.renderer.render("database_unavailable", command=name)
+            self._services.metrics.command_errors.inc()
+            answer = self._services.renderer.render("database_unavailable", command=name)
         except Exception:
             ref = secrets.token_hex(3)
             log.exception("command failed ref=%s event=%s", ref, item.event_id)
-            self._deps.metrics.command_errors.inc()
-            answer = self._deps.renderer.render("internal_error", ref=ref)
+            self._services.metrics.command_errors.inc()
+            answer = self._services.renderer.render("internal_error", ref=ref)
         if answer is not None and not self._may_answer(item.sender, item.room_id):
             log.info("answer to %s held back: over the room's budget", item.event_id)
             answer = None
@@ -159,7 +161,7 @@ class CommandRunner:
                 answer = await self._frame_for_room(item.room_id, answer)
                 if not fits_one_event(answer):
                     answer = await self._as_file(item, name, answer)
-                await self._deps.messenger.notice(
+                await self._services.messenger.notice(
                     item.room_id,
                     answer,
                     reply_to=reply_target(item.event_id, relation),
@@ -169,7 +171,7 @@ class CommandRunner:
             log.exception("could not answer event=%s", item.event_id)
             outcome = "unanswered"
         await self._finish(item.event_id, outcome)
-        self._deps.metrics.commands.labels(outcome).inc()
+        self._services.metrics.commands.labels(outcome).inc()
         log.info(
             "command=%s room=%s sender=%s event=%s outcome=%s ms=%d",
             name,
@@ -183,7 +185,7 @@ class CommandRunner:
     def _may_answer(self, sender: str, room_id: str) -> bool:
         """People in the directory are always answered; strangers within a per-room budget, so
         that nobody outside the cell can make the bot post without limit."""
-        if self._deps.directory.role_of(sender) is not Role.STRANGER:
+        if self._services.directory.role_of(sender) is not Role.STRANGER:
             return True
         return self._stranger_budget.allow(room_id)
 
@@ -193,29 +195,29 @@ class CommandRunner:
         if not self._stranger_budget.allow(room_id):
             log.info("undecryptable notice for %s held back: over the room's budget", event_id)
             return
-        deps = self._deps
-        contact = deps.directory.contact_for(sender)
-        message = deps.renderer.render(
+        services = self._services
+        contact = services.directory.contact_for(sender)
+        message = services.renderer.render(
             "undecryptable",
             sender=contact.name if contact else sender,
-            device=deps.settings.device_name,
+            device=services.settings.device_name,
         )
         message = await self._frame_for_room(room_id, message)
-        await deps.messenger.notice(room_id, message, txn_id=f"utd-{event_id}")
+        await services.messenger.notice(room_id, message, txn_id=f"utd-{event_id}")
 
     async def _as_file(self, item: InboxEvent, command: str, answer: Message) -> Message:
         """An answer too long for one event (a sitrep of a long night) goes as a file, with a
         short reply saying so: refused by the homeserver, it would reach nobody."""
         data = answer.body.encode()
         filename = f"{command.replace(' ', '-')}-{utcnow():%Y%m%dT%H%MZ}.txt"
-        await self._deps.messenger.send_file(
+        await self._services.messenger.send_file(
             item.room_id,
             data,
             filename=filename,
             mimetype="text/plain",
             txn_id=f"reply-file-{item.event_id}",
         )
-        short = self._deps.renderer.render(
+        short = self._services.renderer.render(
             "answer_as_file", command=command, filename=filename, kib=len(data) // 1024 + 1
         )
         return await self._frame_for_room(item.room_id, short)
@@ -226,7 +228,7 @@ class CommandRunner:
         for pause in (0, 1, 2, 4, 8):
             await asyncio.sleep(pause)
             try:
-                async with self._deps.db.session() as session:
+                async with self._services.db.session() as session:
                     await core.finish_inbox(session, event_id, outcome)
                 return
             except DBAPIError as exc:
@@ -239,7 +241,7 @@ class CommandRunner:
         """In an activation's room every answer carries its TLP (and exercise markers)."""
         if answer.framed:
             return answer
-        activations = Activations(self._deps)
+        activations = self._services.activations
         try:
             activation = await activations.for_room(room_id)
         except Exception:
@@ -254,9 +256,9 @@ class CommandRunner:
         via: str,
         relation: Relation,
     ) -> tuple[str, str, Message | None]:
-        deps = self._deps
+        services = self._services
         spec, arg_text, typed = matched
-        role = deps.directory.role_of(item.sender)
+        role = services.directory.role_of(item.sender)
         refusal = self._refusal(item, spec, typed, via, role)
         if refusal is not None:
             return refusal
@@ -269,10 +271,10 @@ class CommandRunner:
             if (not_here := self._not_private(spec, item.room_id)) is not None:
                 return spec.name, "refused", not_here
             context = CommandContext(
-                deps=deps,
+                services=services,
                 sender=item.sender,
                 role=role,
-                contact=deps.directory.contact_for(item.sender),
+                contact=services.directory.contact_for(item.sender),
                 room_id=item.room_id,
                 event_id=item.event_id,
                 sent_at=item.origin_ts,
@@ -288,13 +290,13 @@ class CommandRunner:
             return spec.name, "refused", self._render("user_error", text=str(exc))
 
     def _render(self, template: str, /, **context: Any) -> Message:
-        return self._deps.renderer.render(template, **context)
+        return self._services.renderer.render(template, **context)
 
     def _refusal(
         self, item: InboxEvent, spec: CommandSpec | None, typed: str, via: str, role: Role
     ) -> tuple[str, str, Message | None] | None:
         """Why this event is not run, as (command, outcome, answer); None when it may run."""
-        prefix = self._deps.settings.command_prefix
+        prefix = self._services.settings.command_prefix
         name = spec.name if spec else typed
         late = self._lateness_minutes(item.origin_ts)
         if late is not None and not (spec and spec.any_age):
@@ -311,7 +313,7 @@ class CommandRunner:
             )
             return name, "rate-limited", limited if told else None
         if spec is None or (spec.hidden and via == "command"):  # internal: only as routed
-            suggestion = self._deps.registry.suggest(typed)
+            suggestion = self._services.registry.suggest(typed)
             unknown = self._render(
                 "unknown_command", typed=typed, suggestion=suggestion, prefix=prefix
             )
@@ -329,7 +331,7 @@ class CommandRunner:
 
     def _not_private(self, spec: CommandSpec, room_id: str) -> Message | None:
         """The refusal of an answer with activation content in a room with outsiders."""
-        outsiders = self._deps.messenger.outsiders(room_id) if spec.confidential else set()
+        outsiders = self._services.messenger.outsiders(room_id) if spec.confidential else set()
         if not outsiders:
             return None
         listed = ", ".join(sorted(outsiders))
@@ -347,8 +349,8 @@ class CommandRunner:
         return None
 
     def _usage(self, spec: CommandSpec, problem: str) -> Message:
-        prefix = self._deps.settings.command_prefix
-        return self._deps.renderer.render(
+        prefix = self._services.settings.command_prefix
+        return self._services.renderer.render(
             "usage_error",
             problem=problem,
             usage=spec.usage(prefix),
@@ -359,6 +361,6 @@ class CommandRunner:
 
     def _lateness_minutes(self, sent_at: datetime) -> int | None:
         age = utcnow() - sent_at
-        if age <= self._deps.settings.max_command_age:
+        if age <= self._services.settings.max_command_age:
             return None
         return max(1, round(age.total_seconds() / 60))

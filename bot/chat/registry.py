@@ -18,15 +18,15 @@ from bot.chat.render import Message
 from bot.directory.roles import Role
 
 if TYPE_CHECKING:
-    from bot.chat.deps import Deps
     from bot.directory.model import Contact
+    from bot.services import Services
 
 
 @dataclass(frozen=True)
 class CommandContext:
     """What a handler knows about the command it runs: who, where, with which arguments."""
 
-    deps: Deps
+    services: Services
     sender: str
     role: Role
     contact: Contact | None
@@ -39,7 +39,7 @@ class CommandContext:
     via: str = "command"  # how it came: command, reply or reaction
 
     def render(self, template: str, /, **context: Any) -> Message:
-        return self.deps.renderer.render(template, **context)
+        return self.services.renderer.render(template, **context)
 
 
 Handler = Callable[[CommandContext], Awaitable[Message | None]]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from bot.activations import record
 from bot.activations.activation import LEVELS, Activations, ensure_open, level_history, parse_tlp
-from bot.activations.situation import read_situation
 from bot.chat.args import Choice, Flag, Option, Text, Word
 from bot.chat.registry import CommandContext, CommandFamily
 from bot.chat.render import Message
@@ -43,7 +42,7 @@ def matrix_link(room_id: str) -> str:
     ],
 )
 async def activate(ctx: CommandContext) -> Message:
-    activations = Activations(ctx.deps)
+    activations = ctx.services.activations
     title = " ".join(ctx.args["title"].split())
     if len(title) > 200:
         raise UserError("The title is longer than 200 characters; keep it to one line.")
@@ -55,7 +54,7 @@ async def activate(ctx: CommandContext) -> Message:
         lead=ctx.sender,
         event_id=ctx.event_id,
     )
-    lead = ctx.deps.directory.contact_for(activation.lead)
+    lead = ctx.services.directory.contact_for(activation.lead)
     facts = {
         "activation": activation,
         "lead": lead.name if lead else activation.lead,
@@ -65,10 +64,12 @@ async def activate(ctx: CommandContext) -> Message:
     if created:
         assert activation.room_id is not None
         notice = activations.frame(ctx.render("activation_opened", **facts), activation)
-        await ctx.deps.messenger.notice(activation.room_id, notice, txn_id=f"open-{activation.ref}")
+        await ctx.services.messenger.notice(
+            activation.room_id, notice, txn_id=f"open-{activation.ref}"
+        )
         problem = await activations.announce_dg(ctx.render("dg_activation", **facts), activation)
         if problem:
-            await ctx.deps.messenger.notice(
+            await ctx.services.messenger.notice(
                 activation.room_id,
                 activations.frame(ctx.render("user_error", text=problem), activation),
             )
@@ -84,15 +85,15 @@ async def activate(ctx: CommandContext) -> Message:
     confidential=True,
 )
 async def status(ctx: CommandContext) -> Message:
-    activations = Activations(ctx.deps)
+    activations = ctx.services.activations
     # Looked up once: each lookup is a database session of its own (bench/, command latency).
     here = None if ctx.args["ref"] else await activations.for_room(ctx.room_id)
     if ctx.args["ref"] is None and here is None:
         return await _overview(ctx, activations)
     activation = here or await activations.resolve(ctx.room_id, ctx.args["ref"])
-    situation = await read_situation(ctx.deps, activation)
+    situation = await ctx.services.situation(activation)
     tally = situation.tally
-    lead = ctx.deps.directory.contact_for(activation.lead)
+    lead = ctx.services.directory.contact_for(activation.lead)
     return activations.frame(
         ctx.render(
             "status",
@@ -118,13 +119,13 @@ async def status(ctx: CommandContext) -> Message:
 
 
 async def _overview(ctx: CommandContext, activations: Activations) -> Message:
-    async with ctx.deps.db.session() as session:
+    async with ctx.services.db.session() as session:
         running = await store.by_status(session, ["open", "suspended"])
     rows = [
         (a.ref, a.title, a.level, a.tlp, a.status, a.room_id and matrix_link(a.room_id))
         for a in running
     ]
-    return ctx.render("status_overview", rows=rows, prefix=ctx.deps.settings.command_prefix)
+    return ctx.render("status_overview", rows=rows, prefix=ctx.services.settings.command_prefix)
 
 
 @commands.command(
@@ -135,7 +136,7 @@ async def _overview(ctx: CommandContext, activations: Activations) -> Message:
     params=[Choice("level", choices=LEVELS, help="monitoring, information-sharing or full")],
 )
 async def level(ctx: CommandContext) -> Message:
-    activations = Activations(ctx.deps)
+    activations = ctx.services.activations
     activation = await activations.open_in_room(ctx.room_id)
     previous = await activations.change_level(activation, ctx.args["level"], ctx.sender)
     facts = {
@@ -157,20 +158,20 @@ async def level(ctx: CommandContext) -> Message:
     confidential=True,
 )
 async def handover(ctx: CommandContext) -> Message:
-    activations = Activations(ctx.deps)
+    activations = ctx.services.activations
     activation = await activations.open_in_room(ctx.room_id)
-    successor = ctx.deps.directory.find(ctx.args["lead"])
+    successor = ctx.services.directory.find(ctx.args["lead"])
     if successor is None:
         raise UserError(f"`{ctx.args['lead']}` is not in the directory.")
     if successor.role is not Role.LEAD:
         raise UserError(f"{successor.name} is {successor.role.value}, not icc-lead; pick a lead.")
     previous = await activations.hand_over(activation, successor.matrix_id, ctx.sender)
     assert activation.room_id is not None
-    await ctx.deps.messenger.invite(activation.room_id, successor.matrix_id)
-    await ctx.deps.messenger.set_power(activation.room_id, successor.matrix_id, 100)
-    async with ctx.deps.db.session() as session:
+    await ctx.services.messenger.invite(activation.room_id, successor.matrix_id)
+    await ctx.services.messenger.set_power(activation.room_id, successor.matrix_id, 100)
+    async with ctx.services.db.session() as session:
         summary = await record.handover_summary(session, activation)
-    situation = await read_situation(ctx.deps, activation)
+    situation = await ctx.services.situation(activation)
     return ctx.render(
         "handover",
         activation=activation,
@@ -193,16 +194,16 @@ async def handover(ctx: CommandContext) -> Message:
     confidential=True,
 )
 async def close(ctx: CommandContext) -> Message:
-    activations = Activations(ctx.deps)
+    activations = ctx.services.activations
     activation = await activations.resolve(ctx.room_id, None)
     ensure_open(activation)
     cancelled = await activations.close(activation, ctx.args["summary"], ctx.sender)
     assert activation.room_id is not None
-    async with ctx.deps.db.session() as session:
+    async with ctx.services.db.session() as session:
         bundle = await record.build_bundle(session, activation)
         history = await level_history(session, activation)
     for name, data, mimetype in bundle.files():
-        await ctx.deps.messenger.send_file(
+        await ctx.services.messenger.send_file(
             activation.room_id,
             data,
             filename=name,
@@ -230,7 +231,7 @@ async def close(ctx: CommandContext) -> Message:
     params=[Text("reason", help="why the exercises stop")],
 )
 async def realworld(ctx: CommandContext) -> Message:
-    activations = Activations(ctx.deps)
+    activations = ctx.services.activations
     suspended = await activations.suspend_exercises(ctx.args["reason"], ctx.sender)
     for activation in suspended:
         banner = ctx.render(
@@ -241,7 +242,7 @@ async def realworld(ctx: CommandContext) -> Message:
             at=activations.local(utcnow()),
         )
         if activation.room_id:
-            await ctx.deps.messenger.notice(
+            await ctx.services.messenger.notice(
                 activation.room_id, activations.frame(banner, activation)
             )
         await activations.announce_dg(banner, activation)
@@ -249,5 +250,5 @@ async def realworld(ctx: CommandContext) -> Message:
 
 
 def _name(ctx: CommandContext, matrix_id: str) -> str:
-    contact = ctx.deps.directory.contact_for(matrix_id)
+    contact = ctx.services.directory.contact_for(matrix_id)
     return contact.name if contact else matrix_id

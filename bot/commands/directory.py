@@ -27,7 +27,7 @@ PAGE_SIZE = 20
     confidential=True,
 )
 async def contacts(ctx: CommandContext) -> Message:
-    directory = ctx.deps.directory
+    directory = ctx.services.directory
     query: str | None = ctx.args["query"]
     found = directory.search(query)
     pages = max(1, -(-len(found) // PAGE_SIZE))
@@ -35,7 +35,7 @@ async def contacts(ctx: CommandContext) -> Message:
     if page > pages:
         raise UserError(f"There {'is' if pages == 1 else 'are'} only {pages} page(s) of results.")
     shown = found[(page - 1) * PAGE_SIZE : page * PAGE_SIZE]
-    async with ctx.deps.db.session() as session:  # the shown page's people only
+    async with ctx.services.db.session() as session:  # the shown page's people only
         checks = await page_store.check_results(session, [c.matrix_id for c in shown])
     rows = [
         {
@@ -57,7 +57,7 @@ async def contacts(ctx: CommandContext) -> Message:
         everyone=len(directory.contacts),
         page=page,
         pages=pages,
-        prefix=ctx.deps.settings.command_prefix,
+        prefix=ctx.services.settings.command_prefix,
     )
 
 
@@ -70,13 +70,13 @@ async def contacts(ctx: CommandContext) -> Message:
     confidential=True,
 )
 async def contact(ctx: CommandContext) -> Message:
-    directory = ctx.deps.directory
+    directory = ctx.services.directory
     person = directory.find(ctx.args["handle"])
     if person is None:
         suggestion = directory.closest(ctx.args["handle"].lower())
         hint = f" Did you mean `{suggestion}`?" if suggestion else ""
         raise UserError(f"No contact `{ctx.args['handle']}` in the directory.{hint}")
-    async with ctx.deps.db.session() as session:
+    async with ctx.services.db.session() as session:
         latency = await page_store.last_ack_latency(session, person.matrix_id)
         check = (await page_store.check_results(session, [person.matrix_id])).get(person.matrix_id)
     backup = directory.contacts.get(person.backup) if person.backup else None

@@ -19,8 +19,8 @@ commands = CommandFamily("help")
     params=[Text("command", required=False, help="a command name, e.g. `page`")],
 )
 async def help_command(ctx: CommandContext) -> Message:
-    registry = ctx.deps.registry
-    prefix = ctx.deps.settings.command_prefix
+    registry = ctx.services.registry
+    prefix = ctx.services.settings.command_prefix
     asked = ctx.args["command"]
     if not asked:
         visible = registry.visible_to(ctx.role)

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import re
 
-from bot.activations.activation import Activations
 from bot.chat.args import Option, Targets, Text, Word
 from bot.chat.registry import CommandContext, CommandFamily
 from bot.chat.render import Message
 from bot.commands.paging import resolve_people
 from bot.directory.roles import Role
 from bot.errors import UserError
-from bot.inputs.requests import Inputs, Recorded
+from bot.inputs.requests import Recorded
 from bot.timeutil import format_local_utc, load_zone, parse_future_time, utcnow
 
 commands = CommandFamily("inputs")
@@ -43,14 +42,14 @@ def request_ref(text: str) -> str:
     ],
 )
 async def ask(ctx: CommandContext) -> Message:
-    activations = Activations(ctx.deps)
+    activations = ctx.services.activations
     activation = await activations.open_in_room(ctx.room_id)
     people = resolve_people(ctx, ctx.args["targets"])
     try:
-        deadline = parse_future_time(ctx.args["by"], ctx.deps.settings.timezone, utcnow())
+        deadline = parse_future_time(ctx.args["by"], ctx.services.settings.timezone, utcnow())
     except ValueError as exc:
         raise UserError(str(exc)) from None
-    inputs = Inputs(ctx.deps)
+    inputs = ctx.services.inputs
     request = await inputs.create(
         activation,
         sender=ctx.sender,
@@ -80,7 +79,7 @@ def record_reply(ctx: CommandContext, recorded: Recorded) -> Message:
         late=answer.late,
         at=format_local_utc(answer.answered_at, load_zone(target.timezone)),
     )
-    return Activations(ctx.deps).frame(message, recorded.activation)
+    return ctx.services.activations.frame(message, recorded.activation)
 
 
 @commands.command(
@@ -95,7 +94,7 @@ def record_reply(ctx: CommandContext, recorded: Recorded) -> Message:
     any_age=True,
 )
 async def input_command(ctx: CommandContext) -> Message:
-    recorded = await Inputs(ctx.deps).record_answer(
+    recorded = await ctx.services.inputs.record_answer(
         ctx.sender,
         ref=request_ref(ctx.args["request"]),
         relates_to=None,
@@ -116,16 +115,16 @@ async def input_command(ctx: CommandContext) -> Message:
     confidential=True,
 )
 async def advice(ctx: CommandContext) -> Message:
-    activations = Activations(ctx.deps)
+    activations = ctx.services.activations
     activation = await activations.open_in_room(ctx.room_id)
     refs = [request_ref(r) for r in (ctx.args["requests"] or "").replace(",", " ").split()]
-    draft, note, views = await Inputs(ctx.deps).draft_advice(activation, refs, ctx.sender)
+    draft, note, views = await ctx.services.inputs.draft_advice(activation, refs, ctx.sender)
     stem = f"{activation.ref}-advice-v{draft.version}"
     for suffix, data, mimetype in (
         ("md", note.body.encode(), "text/markdown"),
         ("html", note.html.encode(), "text/html"),
     ):
-        await ctx.deps.messenger.send_file(
+        await ctx.services.messenger.send_file(
             ctx.room_id,
             data,
             filename=f"{stem}.{suffix}",

@@ -9,13 +9,12 @@ from datetime import datetime
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.activations import record
-from bot.activations.activation import Activations, level_history
+from bot.activations.activation import level_history
 from bot.chat.args import Choice, Flag, Option, Text, Word
 from bot.chat.registry import CommandContext, CommandFamily
 from bot.chat.render import Message
 from bot.directory.roles import Role
 from bot.errors import UserError
-from bot.inputs.requests import Inputs
 from bot.paging.pages import page_summary
 from bot.storage import activation_store as store
 from bot.storage.models import LogEntryRow, SitrepRow
@@ -41,15 +40,15 @@ async def log_entry(ctx: CommandContext) -> Message:
     if ctx.args["decision"] and ctx.args["action"]:
         raise UserError("An entry is a decision or an action, not both.")
     kind = "decision" if ctx.args["decision"] else "action" if ctx.args["action"] else "info"
-    activations = Activations(ctx.deps)
+    activations = ctx.services.activations
     activation = await activations.open_in_room(ctx.room_id)
     occurred = None
     if ctx.args["at"]:
         try:
-            occurred = parse_past_time(ctx.args["at"], ctx.deps.settings.timezone, utcnow())
+            occurred = parse_past_time(ctx.args["at"], ctx.services.settings.timezone, utcnow())
         except ValueError as exc:
             raise UserError(str(exc)) from None
-    async with ctx.deps.db.session() as session:
+    async with ctx.services.db.session() as session:
         entry = await activations.record(
             session, activation, kind, ctx.args["text"], ctx.sender, occurred_at=occurred
         )
@@ -72,10 +71,10 @@ async def log_correct(ctx: CommandContext) -> Message:
     match = re.fullmatch(r"#?(\d+)", ctx.args["entry"])
     if not match:
         raise UserError(f"`{ctx.args['entry']}` is not a logbook entry number such as #12.")
-    activations = Activations(ctx.deps)
+    activations = ctx.services.activations
     activation = await activations.open_in_room(ctx.room_id)
     seq = int(match.group(1))
-    async with ctx.deps.db.session() as session:
+    async with ctx.services.db.session() as session:
         original = await store.log_entry(session, activation.id, seq)
         if original is None:
             raise UserError(f"{activation.ref} has no logbook entry #{seq}.")
@@ -100,14 +99,14 @@ async def log_correct(ctx: CommandContext) -> Message:
     confidential=True,
 )
 async def log_export(ctx: CommandContext) -> Message | None:
-    activations = Activations(ctx.deps)
+    activations = ctx.services.activations
     activation = await activations.resolve(ctx.room_id, None)
     fmt = ctx.args["format"] or "md"
-    async with ctx.deps.db.session() as session:
+    async with ctx.services.db.session() as session:
         entries = await store.log_entries(session, activation.id)
     data = record.export_logbook(activation, entries, fmt)
     mimetype = {"md": "text/markdown", "csv": "text/csv", "html": "text/html"}[fmt]
-    await ctx.deps.messenger.send_file(
+    await ctx.services.messenger.send_file(
         ctx.room_id,
         data,
         filename=f"{activation.ref}-logbook.{fmt}",
@@ -125,10 +124,10 @@ async def log_export(ctx: CommandContext) -> Message | None:
     confidential=True,
 )
 async def sitrep(ctx: CommandContext) -> Message:
-    activations = Activations(ctx.deps)
+    activations = ctx.services.activations
     activation = await activations.open_in_room(ctx.room_id)
     now = utcnow()
-    async with ctx.deps.db.session() as session:
+    async with ctx.services.db.session() as session:
         await store.lock_activation(session, activation.id)
         previous = await store.sitreps(session, activation.id)
         start = previous[-1].period_end if previous else activation.opened_at
@@ -137,7 +136,7 @@ async def sitrep(ctx: CommandContext) -> Message:
         next_steps = await _listed(session, activation.id, ["action"], None)
         history = await level_history(session, activation)
         pages = await page_summary(session, activation.id)
-        requests = await Inputs(ctx.deps).summary(session, activation.id)
+        requests = await ctx.services.inputs.summary(session, activation.id)
         number = len(previous) + 1
         message = ctx.render(
             "sitrep",

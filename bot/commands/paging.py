@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import re
 
-from bot.activations.activation import Activations
 from bot.chat.args import Duration, Flag, Option, RawText, Targets, Text, Word
 from bot.chat.dispatch import WITHDRAW_COMMAND
 from bot.chat.registry import CommandContext, CommandFamily
@@ -13,7 +12,7 @@ from bot.chat.render import Message
 from bot.directory.model import Contact
 from bot.directory.roles import Role
 from bot.errors import UserError
-from bot.paging.pages import URGENT_WINDOW, Answer, Paging
+from bot.paging.pages import URGENT_WINDOW, Answer
 from bot.storage import activation_store, page_store
 from bot.timeutil import format_local_utc, load_zone, utcnow
 
@@ -38,14 +37,14 @@ def page_ref(text: str | None) -> str | None:
 
 def resolve_people(ctx: CommandContext, keys: list[str]) -> list[Contact]:
     """Targets → people, or a refusal naming every unknown key with the closest known one."""
-    resolution = ctx.deps.directory.resolve(keys)
+    resolution = ctx.services.directory.resolve(keys)
     if resolution.unknown:
         parts = [
             f"`{key}`" + (f" (did you mean `{hint}`?)" if hint else "")
             for key, hint in resolution.unknown
         ]
         raise UserError(f"Unknown target {', '.join(parts)}; nothing was sent.")
-    people = [p for p in resolution.people if p.matrix_id != ctx.deps.settings.user_id]
+    people = [p for p in resolution.people if p.matrix_id != ctx.services.settings.user_id]
     if not people:
         raise UserError("Those targets resolve to nobody; nothing was sent.")
     return people
@@ -68,13 +67,13 @@ def resolve_people(ctx: CommandContext, keys: list[str]) -> list[Contact]:
     ],
 )
 async def page(ctx: CommandContext) -> None:
-    activations = Activations(ctx.deps)
+    activations = ctx.services.activations
     activation = await activations.open_in_room(ctx.room_id)
     people = resolve_people(ctx, ctx.args["targets"])
     window = ctx.args["ack"] or (
-        URGENT_WINDOW if ctx.args["urgent"] else ctx.deps.settings.ack_timeout
+        URGENT_WINDOW if ctx.args["urgent"] else ctx.services.settings.ack_timeout
     )
-    paging = Paging(ctx.deps)
+    paging = ctx.services.paging
     sent = await paging.create(
         activation,
         sender=ctx.sender,
@@ -94,7 +93,7 @@ async def acknowledge(ctx: CommandContext) -> Message | None:
 
 
 async def _answer(ctx: CommandContext, ref: str | None, reason: str | None) -> Message | None:
-    paging = Paging(ctx.deps)
+    paging = ctx.services.paging
     if ctx.via != "command" and not await paging.is_page_event(ctx.relates_to, ctx.sender):
         return None  # a 👍 on something else: not for the bot
     answer = await paging.answer(
@@ -121,7 +120,7 @@ def _reply(ctx: CommandContext, answer: Answer, *, declined: bool) -> Message:
         acked=row.acked_at is not None,
         at=format_local_utc(when or utcnow(), load_zone(row.timezone)),
     )
-    return Activations(ctx.deps).frame(message, answer.activation)
+    return ctx.services.activations.frame(message, answer.activation)
 
 
 @commands.command(
@@ -168,7 +167,7 @@ async def withdraw_reaction(ctx: CommandContext) -> None:
     any other), it does nothing: only a real redaction takes a reaction back."""
     if ctx.via != "redaction":
         return None
-    await Paging(ctx.deps).withdraw_ack(ctx.sender, reaction=ctx.args["event"], at=ctx.sent_at)
+    await ctx.services.paging.withdraw_ack(ctx.sender, reaction=ctx.args["event"], at=ctx.sent_at)
     return None
 
 
@@ -181,11 +180,11 @@ async def withdraw_reaction(ctx: CommandContext) -> None:
     confidential=True,
 )
 async def pages(ctx: CommandContext) -> Message:
-    activations = Activations(ctx.deps)
-    paging = Paging(ctx.deps)
+    activations = ctx.services.activations
+    paging = ctx.services.paging
     wanted = ctx.args["ref"]
     activation = None
-    async with ctx.deps.db.session() as session:
+    async with ctx.services.db.session() as session:
         if wanted and PAGE_REF.match(wanted):
             one = await page_store.page(session, int(wanted.split("-")[1]))
             if one is None:
@@ -195,7 +194,7 @@ async def pages(ctx: CommandContext) -> Message:
             listed = [(one, await page_store.targets(session, one.id))]
     if activation is None:
         activation = await activations.resolve(ctx.room_id, wanted)
-        async with ctx.deps.db.session() as session:
+        async with ctx.services.db.session() as session:
             listed = await page_store.pages_with_targets(session, activation.id)
     entries = []
     for item, rows in listed:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import logging
 import re
 
-from bot.activations.activation import Activations
 from bot.chat.args import RawText
 from bot.chat.dispatch import REPLY_COMMAND, is_ack_reaction
 from bot.chat.registry import CommandContext, CommandFamily
@@ -15,9 +14,6 @@ from bot.chat.render import Message
 from bot.commands.inputs import record_reply
 from bot.commands.paging import ACK_WORDS, acknowledge
 from bot.directory.roles import Role
-from bot.inputs.requests import Inputs
-from bot.paging.pages import Paging
-from bot.rounds.runs import Rounds
 from bot.storage import activation_store, page_store
 
 log = logging.getLogger(__name__)
@@ -38,7 +34,7 @@ async def reply_to_bot(ctx: CommandContext) -> Message | None:
     """A reply in a round's thread is a report; a reply to a page acknowledges it (when it says
     ack, ok, reçu…); a reply to an input request is the input; anything else is not for the bot."""
     text = ctx.args["text"]
-    rounds = Rounds(ctx.deps)
+    rounds = ctx.services.rounds
     if text and await rounds.is_prompt(ctx.thread_root, ctx.room_id):
         await rounds.report(
             room_id=ctx.room_id,
@@ -49,13 +45,13 @@ async def reply_to_bot(ctx: CommandContext) -> Message | None:
             event_id=ctx.event_id,
             at=ctx.sent_at,
         )
-        await ctx.deps.messenger.react(ctx.room_id, ctx.event_id, "✅")
+        await ctx.services.messenger.react(ctx.room_id, ctx.event_id, "✅")
         return None
-    if await Paging(ctx.deps).is_page_event(ctx.relates_to, ctx.sender):
+    if await ctx.services.paging.is_page_event(ctx.relates_to, ctx.sender):
         if says_ack(text):
             return await acknowledge(ctx)
         return await _how_to_answer_page(ctx)
-    inputs = Inputs(ctx.deps)
+    inputs = ctx.services.inputs
     if text and await inputs.is_request_event(ctx.relates_to, ctx.sender):
         recorded = await inputs.record_answer(
             ctx.sender,
@@ -83,7 +79,7 @@ async def _how_to_answer_page(ctx: CommandContext) -> Message | None:
     """A reply to a page that says something else: the person is told, in their language, how
     to acknowledge or decline, and the reply is logged; it is never silently dropped."""
     assert ctx.relates_to is not None
-    async with ctx.deps.db.session() as session:
+    async with ctx.services.db.session() as session:
         row = await page_store.target_by_event(session, ctx.relates_to)
         page = await page_store.page(session, row.page_id) if row else None
         activation = (
@@ -94,6 +90,6 @@ async def _how_to_answer_page(ctx: CommandContext) -> Message | None:
     if row is None or page is None:
         return None
     log.info("reply from %s to %s is not an acknowledgement; told how", ctx.sender, page.ref)
-    prefix = ctx.deps.settings.command_prefix
+    prefix = ctx.services.settings.command_prefix
     message = ctx.render("page_reply_unread", lang=row.language, ref=page.ref, prefix=prefix)
-    return Activations(ctx.deps).frame(message, activation)
+    return ctx.services.activations.frame(message, activation)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 
-from bot.activations.activation import Activations
 from bot.chat.args import Choice, Duration, Option, Targets, Text, Word
 from bot.chat.registry import CommandContext, CommandFamily
 from bot.chat.render import Message
@@ -13,9 +12,6 @@ from bot.commands.paging import resolve_people
 from bot.directory.model import Contact
 from bot.directory.roles import Role
 from bot.errors import UserError
-from bot.paging.commchecks import CommChecks
-from bot.paging.pages import Paging
-from bot.rounds.runs import Rounds
 from bot.rounds.schedules import to_cron
 from bot.storage import round_store
 from bot.storage.models import ActivationRow
@@ -43,12 +39,12 @@ _ROOM = Option(
 async def _place(ctx: CommandContext) -> tuple[str, ActivationRow | None, list[Contact]]:
     """Where the round posts, the activation it belongs to, and its default participants:
     in the DG platform room the DGs, elsewhere the ICC roster."""
-    activations = Activations(ctx.deps)
-    directory = ctx.deps.directory
+    activations = ctx.services.activations
+    directory = ctx.services.directory
     if ctx.args["room"] == "dg":
-        if not ctx.deps.settings.dg_room:
+        if not ctx.services.settings.dg_room:
             raise UserError("No DG platform room is configured (ICC_DG_ROOM).")
-        room_id = await ctx.deps.messenger.resolve_room(ctx.deps.settings.dg_room)
+        room_id = await ctx.services.messenger.resolve_room(ctx.services.settings.dg_room)
         default = [c for c in directory.contacts.values() if c.role is Role.DG]
         return room_id, None, default
     activation = await activations.for_room(ctx.room_id)
@@ -61,10 +57,10 @@ async def _place(ctx: CommandContext) -> tuple[str, ActivationRow | None, list[C
 async def _create(ctx: CommandContext, *, when: str, cron: str | None, timezone: str) -> tuple:
     room_id, activation, default = await _place(ctx)
     people = resolve_people(ctx, ctx.args["with"]) if ctx.args["with"] else default
-    people = [p for p in people if p.matrix_id != ctx.deps.settings.user_id]
+    people = [p for p in people if p.matrix_id != ctx.services.settings.user_id]
     if not people:
         raise UserError("Nobody to take part; name them with --with.")
-    return await Rounds(ctx.deps).create(
+    return await ctx.services.rounds.create(
         activation=activation,
         room_id=room_id,
         when=when,
@@ -96,7 +92,7 @@ async def round_schedule(ctx: CommandContext) -> Message:
     when = " ".join(ctx.args["when"].split())
     try:
         cron = to_cron(when)
-        zone = load_zone(ctx.args["tz"]) if ctx.args["tz"] else ctx.deps.settings.timezone
+        zone = load_zone(ctx.args["tz"]) if ctx.args["tz"] else ctx.services.settings.timezone
     except ValueError as exc:
         raise UserError(str(exc)) from None
     series, first = await _create(ctx, when=when, cron=cron, timezone=str(zone.key))
@@ -119,7 +115,7 @@ async def round_schedule(ctx: CommandContext) -> Message:
     options=[_WITH, _ROOM, _AGENDA, _WINDOW],
 )
 async def round_now(ctx: CommandContext) -> None:
-    await _create(ctx, when="now", cron=None, timezone=str(ctx.deps.settings.timezone.key))
+    await _create(ctx, when="now", cron=None, timezone=str(ctx.services.settings.timezone.key))
     return None  # the round's prompt is the answer
 
 
@@ -132,7 +128,7 @@ async def round_now(ctx: CommandContext) -> None:
     any_age=True,
 )
 async def update(ctx: CommandContext) -> Message | None:
-    view = await Rounds(ctx.deps).report(
+    view = await ctx.services.rounds.report(
         room_id=ctx.room_id,
         thread_root=ctx.thread_root,
         sender=ctx.sender,
@@ -152,8 +148,8 @@ async def update(ctx: CommandContext) -> Message | None:
     confidential=True,
 )
 async def rounds(ctx: CommandContext) -> Message:
-    helper = Rounds(ctx.deps)
-    async with ctx.deps.db.session() as session:
+    helper = ctx.services.rounds
+    async with ctx.services.db.session() as session:
         listed = await round_store.scheduled(session)
     rows = [
         (
@@ -179,7 +175,7 @@ async def round_cancel(ctx: CommandContext) -> Message:
     found = ROUND_REF.match(ctx.args["round"])
     if not found:
         raise UserError(f"`{ctx.args['round']}` is not a round reference such as RD-5.")
-    series = await Rounds(ctx.deps).cancel(int(found.group(1)), ctx.sender)
+    series = await ctx.services.rounds.cancel(int(found.group(1)), ctx.sender)
     return ctx.render("round_cancelled", ref=series.ref, when=series.when_text)
 
 
@@ -199,21 +195,21 @@ async def round_cancel(ctx: CommandContext) -> Message:
     ],
 )
 async def commscheck(ctx: CommandContext) -> Message:
-    activation = await Activations(ctx.deps).for_room(ctx.room_id)
+    activation = await ctx.services.activations.for_room(ctx.room_id)
     if activation is not None and activation.status != "open":
         raise UserError(f"{activation.ref} is {activation.status}; run the check elsewhere.")
     if ctx.args["targets"]:
         people = resolve_people(ctx, ctx.args["targets"])
     else:
         people = [
-            c for c in ctx.deps.directory.contacts.values() if c.role in (Role.PARTNER, Role.DG)
+            c for c in ctx.services.directory.contacts.values() if c.role in (Role.PARTNER, Role.DG)
         ]
     if not people:
         raise UserError("Nobody to check; name them: commscheck <targets>.")
     window = ctx.args["window"] or timedelta(minutes=15)
     if ctx.args["every"]:
         return await _schedule_check(ctx, activation, people, window)
-    check = await CommChecks(ctx.deps).create(
+    check = await ctx.services.commchecks.create(
         activation=activation,
         room_id=ctx.room_id,
         sender=ctx.sender,
@@ -221,12 +217,12 @@ async def commscheck(ctx: CommandContext) -> Message:
         window=window,
         event_id=ctx.event_id,
     )
-    await Paging(ctx.deps).deliver(check, activation, reply_to=ctx.event_id)
+    await ctx.services.paging.deliver(check, activation, reply_to=ctx.event_id)
     return ctx.render(
         "commscheck_sent",
         ref=check.ref,
         count=len(people),
-        until=Activations(ctx.deps).local(check.created_at + window),
+        until=ctx.services.activations.local(check.created_at + window),
     )
 
 
@@ -238,8 +234,8 @@ async def _schedule_check(
         cron = to_cron(when)
     except ValueError as exc:
         raise UserError(str(exc)) from None
-    zone = ctx.deps.settings.timezone
-    series, first = await Rounds(ctx.deps).create(
+    zone = ctx.services.settings.timezone
+    series, first = await ctx.services.rounds.create(
         activation=activation,
         room_id=ctx.room_id,
         when=when,

@@ -12,36 +12,56 @@ from __future__ import annotations
 import logging
 
 from bot.activations.activation import Activations
-from bot.chat.deps import Deps
+from bot.chat.render import Renderer
+from bot.directory.keeper import DirectoryKeeper
+from bot.directory.model import Directory
 from bot.directory.roles import Role
-from bot.matrix.send import ACTIVATION_INVITE_POWER, DIRECT_INVITE_POWER
+from bot.matrix.send import ACTIVATION_INVITE_POWER, DIRECT_INVITE_POWER, Messenger
 from bot.reach.direct import DirectMessages
 from bot.storage import activation_store, page_store
+from bot.storage.db import Database
 
 log = logging.getLogger(__name__)
 
 
 class Outsiders:
-    def __init__(self, deps: Deps) -> None:
-        self.deps = deps
+    def __init__(
+        self,
+        *,
+        db: Database,
+        keeper: DirectoryKeeper,
+        renderer: Renderer,
+        messenger: Messenger,
+        activations: Activations,
+        direct: DirectMessages,
+    ) -> None:
+        self.db = db
+        self.keeper = keeper
+        self.renderer = renderer
+        self.messenger = messenger
+        self.activations = activations
+        self.direct = direct
+
+    @property
+    def directory(self) -> Directory:
+        """The directory in force now; a reload swaps it whole."""
+        return self.keeper.current
 
     async def arrived(self, room_id: str, user_id: str) -> None:
         """`user_id`, not in the directory, joined or was invited to `room_id`."""
-        deps = self.deps
-        stranger = deps.directory.role_of(user_id) is Role.STRANGER
-        if not (stranger and deps.messenger.is_own_room(room_id)):
+        stranger = self.directory.role_of(user_id) is Role.STRANGER
+        if not (stranger and self.messenger.is_own_room(room_id)):
             return
-        activations = Activations(deps)
-        activation = await activations.for_room(room_id)
-        async with deps.db.session() as session:
+        activation = await self.activations.for_room(room_id)
+        async with self.db.session() as session:
             owner = None if activation else await page_store.dm_owner(session, room_id)
             running = [] if activation else await activation_store.by_status(session, ["open"])
         if activation is None and owner is None:
             return
         leads = [activation.lead] if activation else sorted({a.lead for a in running})
         log.warning("%s, not in the directory, is in %s; nothing is sent there", user_id, room_id)
-        owner_contact = deps.directory.contact_for(owner) if owner else None
-        message = deps.renderer.render(
+        owner_contact = self.directory.contact_for(owner) if owner else None
+        message = self.renderer.render(
             "outsider_in_room",
             outsider=user_id,
             ref=activation.ref if activation else None,
@@ -49,27 +69,26 @@ class Outsiders:
             owner=owner_contact.name if owner_contact else owner,
             room_id=room_id,
         )
-        message = activations.frame(message, activation)
-        direct = DirectMessages(deps)
+        message = self.activations.frame(message, activation)
         for lead in leads:
             try:
-                lead_room = await direct.room_for(lead)
+                lead_room = await self.direct.room_for(lead)
                 txn_id = f"outsider-{room_id}-{user_id}-{lead}"
-                await deps.messenger.notice(lead_room, message, txn_id=txn_id)
+                await self.messenger.notice(lead_room, message, txn_id=txn_id)
             except Exception:
                 log.exception("could not tell %s about %s in %s", lead, user_id, room_id)
 
 
-async def tighten_invites(deps: Deps) -> None:
+async def tighten_invites(db: Database, messenger: Messenger) -> None:
     """Rooms the bot made before invites were restricted: invites in direct-message rooms
     now need the bot's power, in running activations' rooms a lead's. Once at start."""
-    async with deps.db.session() as session:
+    async with db.session() as session:
         direct_rooms = await page_store.all_dm_rooms(session)
         running = await activation_store.by_status(session, ["open", "suspended"])
     wanted = {room_id: DIRECT_INVITE_POWER for room_id in direct_rooms}
     wanted |= {a.room_id: ACTIVATION_INVITE_POWER for a in running if a.room_id}
     for room_id, level in wanted.items():
         try:
-            await deps.messenger.ensure_invite_power(room_id, level)
+            await messenger.ensure_invite_power(room_id, level)
         except Exception:
             log.exception("could not restrict invites in %s", room_id)

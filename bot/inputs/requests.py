@@ -14,11 +14,11 @@ import asyncio
 import logging
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.activations.activation import Activations, timer_prefix
-from bot.chat.deps import Deps
 from bot.chat.render import Message
 from bot.directory.model import Contact
 from bot.errors import UserError
@@ -35,6 +35,14 @@ from bot.storage.models import (
     Timer,
 )
 from bot.timeutil import format_local_utc, load_zone, utcnow
+
+if TYPE_CHECKING:
+    from bot.chat.render import Renderer
+    from bot.directory.keeper import DirectoryKeeper
+    from bot.directory.model import Directory
+    from bot.matrix.send import Messenger
+    from bot.runtime.scheduler import Scheduler
+    from bot.storage.db import Database
 
 log = logging.getLogger(__name__)
 
@@ -112,10 +120,29 @@ def _state(
 
 
 class Inputs:
-    def __init__(self, deps: Deps) -> None:
-        self.deps = deps
-        self.activations = Activations(deps)
-        self.direct = DirectMessages(deps)
+    def __init__(
+        self,
+        *,
+        db: Database,
+        keeper: DirectoryKeeper,
+        renderer: Renderer,
+        messenger: Messenger,
+        scheduler: Scheduler,
+        activations: Activations,
+        direct: DirectMessages,
+    ) -> None:
+        self.db = db
+        self.keeper = keeper
+        self.renderer = renderer
+        self.messenger = messenger
+        self.scheduler = scheduler
+        self.activations = activations
+        self.direct = direct
+
+    @property
+    def directory(self) -> Directory:
+        """The directory in force now; a reload swaps it whole."""
+        return self.keeper.current
 
     # -- asking -----------------------------------------------------------------------------------
 
@@ -129,7 +156,7 @@ class Inputs:
         deadline: datetime,
         event_id: str,
     ) -> InputRequestRow:
-        async with self.deps.db.session() as session:
+        async with self.db.session() as session:
             existing = await store.request_by_event(session, event_id)
             if existing is not None:
                 return existing
@@ -147,7 +174,7 @@ class Inputs:
             await store.add_targets(session, [self._target(request, p) for p in people])
             prefix = f"{timer_prefix(activation)}rq{request.id}:"
             halfway = now + (deadline - now) / 2
-            await self.deps.scheduler.arm_new(
+            await self.scheduler.arm_new(
                 session,
                 STEP_TIMER,
                 [
@@ -172,7 +199,7 @@ class Inputs:
 
     async def deliver(self, request: InputRequestRow, activation: ActivationRow) -> list[str]:
         """Send the question to everyone not reached yet; returns the names it failed for."""
-        async with self.deps.db.session() as session:
+        async with self.db.session() as session:
             rows = [t for t in await store.targets(session, request.id) if t.event_id is None]
         return await self._send(request, activation, rows, step=None)
 
@@ -206,7 +233,7 @@ class Inputs:
                 }
             else:
                 marks[row.id] = {f"{'reminded' if step == REMIND else 'chased'}_at": now}
-        async with self.deps.db.session() as session:
+        async with self.db.session() as session:
             await store.mark_many(session, marks)
             if failed:
                 await self.activations.record(
@@ -229,8 +256,8 @@ class Inputs:
     ) -> str:
         if room_id is None:
             raise MatrixSendError(row.matrix_id, None, "no direct-message room")
-        sender = self.deps.directory.contact_for(request.sender)
-        message = self.deps.renderer.render(
+        sender = self.directory.contact_for(request.sender)
+        message = self.renderer.render(
             "request",
             lang=row.language,
             ref=request.ref,
@@ -241,7 +268,7 @@ class Inputs:
             deadline=format_local_utc(request.deadline, load_zone(row.timezone), with_date=True),
         )
         txn = f"rq-{row.id}-{step or 'ask'}"
-        return await self.deps.messenger.ring(
+        return await self.messenger.ring(
             room_id,
             self.activations.frame(message, activation),
             mentions=(row.matrix_id,),
@@ -264,7 +291,7 @@ class Inputs:
             since = utcnow() - RECORD_HORIZON
             return await store.has_unrecorded_target(session, matrix_id, since)
 
-        return await owner_of_answered(self.deps.db, find, unrecorded) == matrix_id
+        return await owner_of_answered(self.db, find, unrecorded) == matrix_id
 
     async def record_answer(
         self,
@@ -277,7 +304,7 @@ class Inputs:
         event_id: str,
         at: datetime,
     ) -> Recorded:
-        async with self.deps.db.session() as session:
+        async with self.db.session() as session:
             request, target = await self._asked(session, matrix_id, ref, relates_to)
             activation = await activation_store.by_id(session, request.activation_id)
             assert activation is not None
@@ -343,7 +370,7 @@ class Inputs:
     # -- reminders and chases ---------------------------------------------------------------------
 
     async def on_step(self, timer: Timer) -> None:
-        async with self.deps.db.session() as session:
+        async with self.db.session() as session:
             request = await store.request(session, timer.payload["request"])
             activation = (
                 await activation_store.by_id(session, request.activation_id) if request else None
@@ -359,7 +386,7 @@ class Inputs:
         if not waiting:
             return
         await self._send(request, activation, waiting, step=step)
-        async with self.deps.db.session() as session:
+        async with self.db.session() as session:
             await self.activations.record(
                 session,
                 activation,
@@ -391,7 +418,7 @@ class Inputs:
         self, activation: ActivationRow, refs: list[str], author: str
     ) -> tuple[AdviceDraftRow, Message, list[dict]]:
         """The next version of the advice note from the answers to `refs` (default: all)."""
-        async with self.deps.db.session() as session:
+        async with self.db.session() as session:
             states = await request_states(session, activation.id)
             if refs:
                 wanted = {int(r.split("-")[1]) for r in refs}
@@ -409,7 +436,7 @@ class Inputs:
             await activation_store.lock_activation(session, activation.id)
             version = await store.next_advice_version(session, activation.id)
             views = [self._request_view(s) for s in states]
-            note = self.deps.renderer.render(
+            note = self.renderer.render(
                 "advice_note",
                 activation=activation,
                 version=version,
@@ -461,5 +488,5 @@ class Inputs:
         }
 
     def _name(self, matrix_id: str) -> str:
-        contact = self.deps.directory.contact_for(matrix_id)
+        contact = self.directory.contact_for(matrix_id)
         return contact.name if contact else matrix_id

@@ -9,9 +9,9 @@ latest result per person is what `contact` and `contacts` show, so stale contact
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 from bot.activations.activation import Activations, timer_prefix
-from bot.chat.deps import Deps
 from bot.directory.model import Contact
 from bot.paging.pages import Paging
 from bot.storage import activation_store
@@ -19,15 +19,33 @@ from bot.storage import page_store as store
 from bot.storage.models import ActivationRow, PageRow, Timer
 from bot.timeutil import format_duration, utcnow
 
+if TYPE_CHECKING:
+    from bot.chat.render import Renderer
+    from bot.matrix.send import Messenger
+    from bot.runtime.scheduler import Scheduler
+    from bot.storage.db import Database
+
 CLOSE_TIMER = "check.close"
 CHECK_TEXT = "Communication check"
 
 
 class CommChecks:
-    def __init__(self, deps: Deps) -> None:
-        self.deps = deps
-        self.activations = Activations(deps)
-        self.paging = Paging(deps)
+    def __init__(
+        self,
+        *,
+        db: Database,
+        renderer: Renderer,
+        messenger: Messenger,
+        scheduler: Scheduler,
+        activations: Activations,
+        paging: Paging,
+    ) -> None:
+        self.db = db
+        self.renderer = renderer
+        self.messenger = messenger
+        self.scheduler = scheduler
+        self.activations = activations
+        self.paging = paging
 
     async def create(
         self,
@@ -39,7 +57,7 @@ class CommChecks:
         window: timedelta,
         event_id: str,
     ) -> PageRow:
-        async with self.deps.db.session() as session:
+        async with self.db.session() as session:
             existing = await store.page_by_event(session, event_id)
             if existing is not None:
                 return existing
@@ -56,7 +74,7 @@ class CommChecks:
             )
             await self.paging.add_page(session, check, people, window)
             prefix = timer_prefix(activation) if activation else ""
-            await self.deps.scheduler.arm_new(
+            await self.scheduler.arm_new(
                 session,
                 CLOSE_TIMER,
                 [(f"{prefix}chk{check.id}:close", now + window, {"page": check.id})],
@@ -73,7 +91,7 @@ class CommChecks:
         return check
 
     async def on_close(self, timer: Timer) -> None:
-        async with self.deps.db.session() as session:
+        async with self.db.session() as session:
             check = await store.page(session, timer.payload["page"])
             if check is None:
                 return
@@ -91,7 +109,7 @@ class CommChecks:
         silent = [(r.name, r.organisation) for r in rows if not r.acked_at and r.event_id]
         unreachable = [(r.name, r.organisation) for r in rows if r.event_id is None]
         if activation is not None:
-            async with self.deps.db.session() as session:
+            async with self.db.session() as session:
                 await self.activations.record(
                     session,
                     activation,
@@ -100,7 +118,7 @@ class CommChecks:
                     self.activations.bot_id,
                     data={"page": check.id},
                 )
-        message = self.deps.renderer.render(
+        message = self.renderer.render(
             "commscheck_result",
             ref=check.ref,
             answered=answered,
@@ -109,6 +127,4 @@ class CommChecks:
             total=len(rows),
         )
         framed = self.activations.frame(message, activation)
-        await self.deps.messenger.notice(
-            check.room_id or "", framed, txn_id=f"check-result-{check.id}"
-        )
+        await self.messenger.notice(check.room_id or "", framed, txn_id=f"check-result-{check.id}")

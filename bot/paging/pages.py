@@ -19,12 +19,11 @@ import asyncio
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.activations.activation import Activations, timer_prefix
-from bot.chat.deps import Deps
 from bot.chat.render import Message
 from bot.directory.model import Contact
 from bot.errors import UserError
@@ -34,6 +33,16 @@ from bot.storage import activation_store, core
 from bot.storage import page_store as store
 from bot.storage.models import ActivationRow, PageRow, PageTargetRow, Timer
 from bot.timeutil import format_duration, format_local_utc, load_zone, utcnow
+
+if TYPE_CHECKING:
+    from bot.chat.render import Renderer
+    from bot.directory.keeper import DirectoryKeeper
+    from bot.directory.model import Directory
+    from bot.matrix.send import Messenger
+    from bot.runtime.metrics import Metrics
+    from bot.runtime.scheduler import Scheduler
+    from bot.runtime.tasks import KeyedLocks
+    from bot.storage.db import Database
 
 log = logging.getLogger(__name__)
 
@@ -60,10 +69,33 @@ class Answer:
 
 
 class Paging:
-    def __init__(self, deps: Deps) -> None:
-        self.deps = deps
-        self.activations = Activations(deps)
-        self.direct = DirectMessages(deps)
+    def __init__(
+        self,
+        *,
+        db: Database,
+        keeper: DirectoryKeeper,
+        renderer: Renderer,
+        messenger: Messenger,
+        scheduler: Scheduler,
+        locks: KeyedLocks,
+        metrics: Metrics,
+        activations: Activations,
+        direct: DirectMessages,
+    ) -> None:
+        self.db = db
+        self.keeper = keeper
+        self.renderer = renderer
+        self.messenger = messenger
+        self.scheduler = scheduler
+        self.locks = locks
+        self.metrics = metrics
+        self.activations = activations
+        self.direct = direct
+
+    @property
+    def directory(self) -> Directory:
+        """The directory in force now; a reload swaps it whole."""
+        return self.keeper.current
 
     # -- sending ----------------------------------------------------------------------------------
 
@@ -79,7 +111,7 @@ class Paging:
         event_id: str,
     ) -> PageRow:
         """Record the page and arm each person's first step; keyed by the command's event."""
-        async with self.deps.db.session() as session:
+        async with self.db.session() as session:
             existing = await store.page_by_event(session, event_id)
             if existing is not None:
                 return existing
@@ -94,7 +126,7 @@ class Paging:
                 created_at=now,
             )
             await self.add_page(session, page, people, window)
-            await self.deps.scheduler.arm_new(
+            await self.scheduler.arm_new(
                 session,
                 STEP_TIMER,
                 [self._step(activation, page, p.handle, ESCALATE, now + window) for p in people],
@@ -145,7 +177,7 @@ class Paging:
     ) -> None:
         """Arm each (handle, step, due time); re-arming a step that has not fired moves it."""
         timers = [self._step(activation, page, handle, step, due) for handle, step, due in steps]
-        await self.deps.scheduler.arm_many(session, STEP_TIMER, timers)
+        await self.scheduler.arm_many(session, STEP_TIMER, timers)
 
     async def deliver(self, page: PageRow, activation: ActivationRow | None, reply_to: str) -> None:
         """Send the page to everyone who has not had it yet, all at once; then post the board.
@@ -153,7 +185,7 @@ class Paging:
         The pages go first: nothing the room needs to see may delay them (measured in bench/,
         posting the board before or alongside them made the slowest page slower).
         """
-        async with self.deps.db.session() as session:
+        async with self.db.session() as session:
             rows = [r for r in await store.targets(session, page.id) if r.event_id is None]
         await self._send(page, activation, rows)
         if page.kind != "page" or activation is None:
@@ -214,8 +246,8 @@ class Paging:
             for (row, repeat), (event_id, error) in zip(sends, outcomes, strict=True)
             if not event_id
         ]
-        self.deps.metrics.pages_sent.inc(len(delivered))
-        async with self.deps.db.session() as session:
+        self.metrics.pages_sent.inc(len(delivered))
+        async with self.db.session() as session:
             await store.mark_many(session, delivered)  # type: ignore[arg-type]
             if activation is not None:
                 # A person's first step runs from when their page went out, not from when it
@@ -225,7 +257,7 @@ class Paging:
                     for row in moved
                     if row.id in delivered and not row.covers
                 }
-                await self.deps.scheduler.move(session, STEP_TIMER, late)
+                await self.scheduler.move(session, STEP_TIMER, late)
             for row, _repeat, error in failed:
                 await store.mark(session, row.id, send_error=error)
                 if activation is None:
@@ -242,7 +274,7 @@ class Paging:
             await self._tell_room(
                 page,
                 activation,
-                self.deps.renderer.render("page_failed", ref=page.ref, name=row.name, error=error),
+                self.renderer.render("page_failed", ref=page.ref, name=row.name, error=error),
                 txn_id=f"failed-{row.id}-{'repeat' if repeat else 'first'}",
             )
 
@@ -252,7 +284,7 @@ class Paging:
         rooms = {
             row.matrix_id: row.dm_room_id
             for row in rows
-            if row.dm_room_id and not self.deps.messenger.has_left(row.dm_room_id, row.matrix_id)
+            if row.dm_room_id and not self.messenger.has_left(row.dm_room_id, row.matrix_id)
         }
         missing = [row.matrix_id for row in rows if row.matrix_id not in rooms]
         if missing:
@@ -306,7 +338,7 @@ class Paging:
             await asyncio.sleep(pause)
             try:
                 room_id = room_id or await self.direct.room_for(row.matrix_id)
-                event_id = await self.deps.messenger.ring(
+                event_id = await self.messenger.ring(
                     room_id, message, mentions=(row.matrix_id,), txn_id=txn
                 )
             except MatrixSendError as exc:
@@ -326,17 +358,15 @@ class Paging:
         repeat: bool,
     ) -> Message:
         zone = load_zone(row.timezone)
-        sender = self.deps.directory.contact_for(page.sender)
-        message = self.deps.renderer.render(
+        sender = self.directory.contact_for(page.sender)
+        message = self.renderer.render(
             "commscheck" if page.kind == "check" else "page",
             lang=row.language,
             ref=page.ref,
             activation=activation,
             text=page.text,
             sender=sender.name if sender else page.sender,
-            sender_org=self.deps.directory.organisations[sender.organisation].name
-            if sender
-            else "",
+            sender_org=self.directory.organisations[sender.organisation].name if sender else "",
             deadline=format_local_utc(deadline, zone),
             urgent=page.urgent,
             repeat=repeat,
@@ -345,54 +375,52 @@ class Paging:
         return self.activations.frame(message, activation)
 
     def _name(self, handle: str) -> str:
-        contact = self.deps.directory.contacts.get(handle)
+        contact = self.directory.contacts.get(handle)
         return contact.name if contact else handle
 
     # -- the board --------------------------------------------------------------------------------
 
     async def post_board(self, page: PageRow, activation: ActivationRow, reply_to: str) -> None:
         """The page's status message in the activation room, posted once, then edited."""
-        async with self.deps.locks(f"board:{page.id}"):
+        async with self.locks(f"board:{page.id}"):
             if page.board_event_id:
                 return
             message = await self._board(page, activation)
             assert activation.room_id is not None  # an activation's board is in its room
-            event_id = await self.deps.messenger.notice(
+            event_id = await self.messenger.notice(
                 activation.room_id,
                 message,
                 reply_to=ReplyTo(reply_to),
                 txn_id=f"board-{page.id}",
             )
-            async with self.deps.db.session() as session:
+            async with self.db.session() as session:
                 await store.set_board(session, page.id, event_id)
             page.board_event_id = event_id
 
     async def refresh_board(self, page: PageRow, activation: ActivationRow) -> None:
         """Edit the board to show the page as it stands; calls made together share one edit."""
-        await self.deps.locks.coalesce(
-            f"board:{page.id}", lambda: self._edit_board(page, activation)
-        )
+        await self.locks.coalesce(f"board:{page.id}", lambda: self._edit_board(page, activation))
 
     async def _edit_board(self, page: PageRow, activation: ActivationRow) -> None:
-        async with self.deps.db.session() as session:
+        async with self.db.session() as session:
             fresh = await store.page(session, page.id)
         if fresh is None or fresh.board_event_id is None or activation.room_id is None:
             return
         try:
-            await self.deps.messenger.edit(
+            await self.messenger.edit(
                 activation.room_id, fresh.board_event_id, await self._board(fresh, activation)
             )
         except MatrixSendError:
             log.exception("could not update the board of %s", page.ref)
 
     async def _board(self, page: PageRow, activation: ActivationRow) -> Message:
-        async with self.deps.db.session() as session:
+        async with self.db.session() as session:
             rows = await store.targets(session, page.id)
         units = [r for r in rows if not r.covers]
         backups = {r.covers: r for r in rows if r.covers}
         lines = [self.person_status(r, backups.get(r.handle)) for r in units]
         done = sum(1 for r in units if unit_answered(r, backups.get(r.handle)))
-        message = self.deps.renderer.render(
+        message = self.renderer.render(
             "page_board",
             ref=page.ref,
             text=page.text,
@@ -440,7 +468,7 @@ class Paging:
         room_id = activation.room_id if activation else page.room_id
         if room_id:
             framed = self.activations.frame(message, activation)
-            await self.deps.messenger.notice(room_id, framed, txn_id=txn_id)
+            await self.messenger.notice(room_id, framed, txn_id=txn_id)
 
     # -- answers ----------------------------------------------------------------------------------
 
@@ -458,7 +486,7 @@ class Paging:
             return row.matrix_id if row else None
 
         owner = await owner_of_answered(
-            self.deps.db, find, lambda session: self._unrecorded_sends(session, matrix_id)
+            self.db, find, lambda session: self._unrecorded_sends(session, matrix_id)
         )
         return owner == matrix_id
 
@@ -488,7 +516,7 @@ class Paging:
         reason: str | None = None,
     ) -> Answer:
         """Record an ack (reason None) or a decline for the person's rows on one page."""
-        async with self.deps.db.session() as session:
+        async with self.db.session() as session:
             rows = await self._rows_answered(session, matrix_id, ref, relates_to)
             page = await store.page(session, rows[0].page_id)
             activation = (
@@ -517,7 +545,7 @@ class Paging:
             or (reason is not None and r.declined_at == now and r.declined_reason == reason)
         ]
         first: list[PageTargetRow] = []
-        async with self.deps.db.session() as session:
+        async with self.db.session() as session:
             for row in rows:
                 if await store.answer_once(session, row.id, **fields):
                     first.append(row)
@@ -525,7 +553,7 @@ class Paging:
         if (first or again) and activation is not None:
             await self.refresh_board(page, activation)
         shown = first[0] if first else again[0] if again else rows[0]
-        async with self.deps.db.session() as session:
+        async with self.db.session() as session:
             shown = await store.target(session, shown.id) or shown
         return Answer(page=page, activation=activation, row=shown, first=bool(first or again))
 
@@ -543,10 +571,10 @@ class Paging:
         if activation is None:
             return  # a check outside an activation: nothing to escalate, no logbook
         if reason is None:
-            self.deps.metrics.acks.labels(how).inc()
+            self.metrics.acks.labels(how).inc()
             if row.delivered_at is not None:
-                self.deps.metrics.ack_latency.observe((now - row.delivered_at).total_seconds())
-            await self.deps.scheduler.cancel(session, unit_prefix(activation, page.id, unit))
+                self.metrics.ack_latency.observe((now - row.delivered_at).total_seconds())
+            await self.scheduler.cancel(session, unit_prefix(activation, page.id, unit))
             latency = format_duration(now - (row.delivered_at or now))
             text = f"{page.ref} acknowledged by {row.name} ({how}, {latency})"
             kind = "system.ack"
@@ -577,7 +605,7 @@ class Paging:
         withdrawal: False, and nothing is written.
         """
         now = min(at, utcnow())  # when they took it back, even if the bot reads it later
-        async with self.deps.db.session() as session:
+        async with self.db.session() as session:
             rows = await store.acked_by_reaction(session, reaction, matrix_id)
             page = await store.page(session, rows[0].page_id) if rows else None
             activation = (
@@ -654,7 +682,7 @@ class Paging:
         return failed
 
     async def _page_steps(self, page_id: int, timers: list[Timer]) -> None:
-        async with self.deps.db.session() as session:
+        async with self.db.session() as session:
             page = await store.page(session, page_id)
             activation = (
                 await activation_store.by_id(session, page.activation_id)
@@ -696,7 +724,7 @@ class Paging:
             return False
         window = timedelta(seconds=page.ack_window_s)
         now = utcnow()
-        async with self.deps.db.session() as session:
+        async with self.db.session() as session:
             units = await self._waiting_units(session, page.id, handles)
             steps = [
                 (unit[0], unit[1:] or self._new_backup(page, unit[0], now + window))
@@ -716,7 +744,7 @@ class Paging:
                 self.activations.bot_id,
                 [self._escalation_entry(page, row, backups) for row, backups in fresh],
             )
-        self.deps.metrics.escalations.labels(ESCALATE).inc(len(steps))
+        self.metrics.escalations.labels(ESCALATE).inc(len(steps))
         # The person hears again before their backup is paged: each is sent once the steps are
         # recorded, and a re-run after a crash sends only what was not recorded as sent.
         repeat = [
@@ -738,7 +766,7 @@ class Paging:
         now if neither could be sent. Armed only now, after the sends: however late they left
         (an outage), the report can never come before them, and the backup has their full time."""
         window = timedelta(seconds=page.ack_window_s)
-        async with self.deps.db.session() as session:
+        async with self.db.session() as session:
             rows = await store.targets(session, page.id)
             steps = []
             for person in people:
@@ -753,10 +781,8 @@ class Paging:
         self, page: PageRow, row: PageTargetRow, deadline: datetime
     ) -> list[PageTargetRow]:
         """The row of the person's backup in the directory (none if they have no backup)."""
-        contact = self.deps.directory.contacts.get(row.handle)
-        backup = (
-            self.deps.directory.contacts.get(contact.backup) if contact and contact.backup else None
-        )
+        contact = self.directory.contacts.get(row.handle)
+        backup = self.directory.contacts.get(contact.backup) if contact and contact.backup else None
         return [PageTargetRow(**self.target(page, backup, deadline, row.handle))] if backup else []
 
     @staticmethod
@@ -784,7 +810,7 @@ class Paging:
         if not handles:
             return False
         now = utcnow()
-        async with self.deps.db.session() as session:
+        async with self.db.session() as session:
             units = await self._waiting_units(session, page.id, handles)
             fresh = [unit for unit in units if any(row.unreachable_at is None for row in unit)]
             marks = {
@@ -807,7 +833,7 @@ class Paging:
                     for unit in fresh
                 ],
             )
-        self.deps.metrics.escalations.labels(UNREACHABLE).inc(len(units))
+        self.metrics.escalations.labels(UNREACHABLE).inc(len(units))
         told = await asyncio.gather(
             *(self._tell_unreachable(page, activation, unit) for unit in units),
             return_exceptions=True,
@@ -823,7 +849,7 @@ class Paging:
         await self._tell_room(
             page,
             activation,
-            self.deps.renderer.render(
+            self.renderer.render(
                 "page_unreachable",
                 ref=page.ref,
                 person=unit[0].name,

@@ -11,16 +11,23 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.chat.deps import Deps
 from bot.directory.model import Contact
 from bot.matrix.send import DIRECT_INVITE_POWER, MatrixSendError
 from bot.storage import page_store as store
 from bot.storage.db import Database
 from bot.timeutil import utcnow
+
+if TYPE_CHECKING:
+    from bot.chat.render import Renderer
+    from bot.directory.keeper import DirectoryKeeper
+    from bot.directory.model import Directory
+    from bot.matrix.send import Messenger
+    from bot.runtime.tasks import KeyedLocks
+    from bot.settings import Settings
 
 log = logging.getLogger(__name__)
 Found = TypeVar("Found")
@@ -63,56 +70,73 @@ DM_NAME = "ICC liaison"
 
 
 class DirectMessages:
-    def __init__(self, deps: Deps) -> None:
-        self.deps = deps
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        db: Database,
+        keeper: DirectoryKeeper,
+        renderer: Renderer,
+        messenger: Messenger,
+        locks: KeyedLocks,
+    ) -> None:
+        self.settings = settings
+        self.db = db
+        self.keeper = keeper
+        self.renderer = renderer
+        self.messenger = messenger
+        self.locks = locks
+
+    @property
+    def directory(self) -> Directory:
+        """The directory in force now; a reload swaps it whole."""
+        return self.keeper.current
 
     def snapshot(self, person: Contact, template: str) -> dict[str, str]:
         """Who a message went to, as they were then: the directory may change later, the record
         must not. `template` picks the language (the first of theirs it is written in)."""
-        organisation = self.deps.directory.organisations.get(person.organisation)
+        organisation = self.directory.organisations.get(person.organisation)
         return {
             "handle": person.handle,
             "matrix_id": person.matrix_id,
             "name": person.name,
             "organisation": organisation.name if organisation else person.organisation,
-            "language": self.deps.renderer.language_for(template, person.languages),
+            "language": self.renderer.language_for(template, person.languages),
             "timezone": person.timezone,
         }
 
     async def room_for(self, matrix_id: str) -> str:
-        async with self.deps.locks(f"dm:{matrix_id}"):
-            async with self.deps.db.session() as session:
+        async with self.locks(f"dm:{matrix_id}"):
+            async with self.db.session() as session:
                 known = await store.dm_room(session, matrix_id)
             if known is not None and await self._still_there(known.room_id, matrix_id):
                 return known.room_id
             # A crash between creating the room and recording it left a room without a row.
-            room_id = self.deps.messenger.room_with(
-                DM_NAME, matrix_id, encrypted=self.deps.settings.e2ee
-            )
+            room_id = self.messenger.room_with(DM_NAME, matrix_id, encrypted=self.settings.e2ee)
             if room_id is not None and (known is None or room_id != known.room_id):
-                async with self.deps.db.session() as session:
+                async with self.db.session() as session:
                     await store.save_dm_room(session, matrix_id, room_id, utcnow())
                 return room_id
-            room_id = await self.deps.messenger.create_room(
+            room_id = await self.messenger.create_room(
                 name=DM_NAME,
                 topic="Pages and requests from the ICC",
                 invite=[matrix_id],
                 admins=[],
-                encrypted=self.deps.settings.e2ee,
+                encrypted=self.settings.e2ee,
                 invite_power=DIRECT_INVITE_POWER,
                 direct=True,
             )
-            async with self.deps.db.session() as session:
+            async with self.db.session() as session:
                 await store.save_dm_room(session, matrix_id, room_id, utcnow())
             return room_id
 
     async def _still_there(self, room_id: str, matrix_id: str) -> bool:
         """A person who left their DM room would never see a page there: invite them back.
         False when that fails too (the room is gone for the bot): a new room is made."""
-        if not self.deps.messenger.has_left(room_id, matrix_id):
+        if not self.messenger.has_left(room_id, matrix_id):
             return True
         try:
-            await self.deps.messenger.invite(room_id, matrix_id)
+            await self.messenger.invite(room_id, matrix_id)
         except MatrixSendError as exc:
             log.warning("%s left %s and cannot be invited back (%s)", matrix_id, room_id, exc)
             return False
@@ -124,10 +148,10 @@ class DirectMessages:
 
         A person whose room cannot be created is left out; the caller reports them.
         """
-        async with self.deps.db.session() as session:
+        async with self.db.session() as session:
             known = await store.dm_rooms(session, matrix_ids)
         for matrix_id, room_id in list(known.items()):
-            if self.deps.messenger.has_left(room_id, matrix_id):
+            if self.messenger.has_left(room_id, matrix_id):
                 del known[matrix_id]  # room_for invites them back, or makes a new room
         missing = [m for m in dict.fromkeys(matrix_ids) if m not in known]
         created = await asyncio.gather(*(self.room_for(m) for m in missing), return_exceptions=True)

@@ -12,11 +12,11 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.activations.activation import Activations, timer_prefix
-from bot.chat.deps import Deps
 from bot.chat.render import Message
 from bot.directory.model import Contact
 from bot.errors import UserError
@@ -26,6 +26,16 @@ from bot.storage import activation_store
 from bot.storage import round_store as store
 from bot.storage.models import ActivationRow, RoundReportRow, RoundRunRow, RoundSeriesRow, Timer
 from bot.timeutil import format_local_utc, load_zone, utcnow
+
+if TYPE_CHECKING:
+    from bot.chat.render import Renderer
+    from bot.directory.keeper import DirectoryKeeper
+    from bot.directory.model import Directory
+    from bot.matrix.send import Messenger
+    from bot.paging.commchecks import CommChecks
+    from bot.paging.pages import Paging
+    from bot.runtime.scheduler import Scheduler
+    from bot.storage.db import Database
 
 log = logging.getLogger(__name__)
 
@@ -46,9 +56,31 @@ class RunView:
 
 
 class Rounds:
-    def __init__(self, deps: Deps) -> None:
-        self.deps = deps
-        self.activations = Activations(deps)
+    def __init__(
+        self,
+        *,
+        db: Database,
+        keeper: DirectoryKeeper,
+        renderer: Renderer,
+        messenger: Messenger,
+        scheduler: Scheduler,
+        activations: Activations,
+        paging: Paging,
+        commchecks: CommChecks,
+    ) -> None:
+        self.db = db
+        self.keeper = keeper
+        self.renderer = renderer
+        self.messenger = messenger
+        self.scheduler = scheduler
+        self.activations = activations
+        self.paging = paging
+        self.commchecks = commchecks
+
+    @property
+    def directory(self) -> Directory:
+        """The directory in force now; a reload swaps it whole."""
+        return self.keeper.current
 
     def _prefix(self, series: RoundSeriesRow, activation: ActivationRow | None) -> str:
         base = timer_prefix(activation) if activation else ""
@@ -81,7 +113,7 @@ class Rounds:
         kind: str = "round",
     ) -> tuple[RoundSeriesRow, datetime]:
         """A round series (or a scheduled check) and its first run's timer; keyed by the event."""
-        async with self.deps.db.session() as session:
+        async with self.db.session() as session:
             series = await store.series_by_event(session, event_id)
             if series is None:
                 series = RoundSeriesRow(
@@ -123,18 +155,18 @@ class Rounds:
         slot: datetime,
     ) -> None:
         key = f"{self._prefix(series, activation)}run:{slot.isoformat()}"
-        await self.deps.scheduler.arm(
+        await self.scheduler.arm(
             session, RUN_TIMER, key, slot, {"series": series.id, "slot": slot.isoformat()}
         )
 
     async def cancel(self, series_id: int, by: str) -> RoundSeriesRow:
-        async with self.deps.db.session() as session:
+        async with self.db.session() as session:
             series = await store.series(session, series_id)
             if series is None or series.cancelled_at is not None:
                 raise UserError(f"There is no scheduled round RD-{series_id} to cancel.")
             activation = await self._activation(session, series)
             await store.cancel_series(session, series_id, utcnow())
-            await self.deps.scheduler.cancel(session, f"{self._prefix(series, activation)}run:")
+            await self.scheduler.cancel(session, f"{self._prefix(series, activation)}run:")
             if activation is not None:
                 await self.activations.record(
                     session,
@@ -151,7 +183,7 @@ class Rounds:
     async def on_run(self, timer: Timer) -> None:
         """A run fell due: start it (or report it missed), and arm the next one."""
         slot = datetime.fromisoformat(timer.payload["slot"])
-        async with self.deps.db.session() as session:
+        async with self.db.session() as session:
             series = await store.series(session, timer.payload["series"])
             if series is None or series.cancelled_at is not None:
                 return
@@ -180,14 +212,9 @@ class Rounds:
         self, series: RoundSeriesRow, activation: ActivationRow | None, slot: datetime
     ) -> None:
         """A scheduled communication check: the same as `commscheck` typed at `slot`."""
-        from bot.paging.commchecks import (
-            CommChecks,  # checks build on paging, which the rounds need not load
-        )
-        from bot.paging.pages import Paging
-
-        people = [c for h in series.participants if (c := self.deps.directory.contacts.get(h))]
+        people = [c for h in series.participants if (c := self.directory.contacts.get(h))]
         key = f"series-{series.id}-{slot.isoformat()}"
-        check = await CommChecks(self.deps).create(
+        check = await self.commchecks.create(
             activation=activation,
             room_id=series.room_id,
             sender=series.created_by,
@@ -195,12 +222,12 @@ class Rounds:
             window=timedelta(seconds=series.window_s),
             event_id=key,
         )
-        await Paging(self.deps).deliver(check, activation, reply_to=key)
+        await self.paging.deliver(check, activation, reply_to=key)
 
     async def _missed(
         self, series: RoundSeriesRow, activation: ActivationRow | None, slot: datetime
     ) -> None:
-        async with self.deps.db.session() as session:
+        async with self.db.session() as session:
             if await store.run_for_slot(session, series.id, slot) is not None:
                 return
             number = await store.next_run_number(session, series.id)
@@ -217,7 +244,7 @@ class Rounds:
                     self.activations.bot_id,
                     data={"round": series.id},
                 )
-        message = self.deps.renderer.render(
+        message = self.renderer.render(
             "round_missed", ref=series.ref, number=number, due=self._local(series, slot)
         )
         await self._post(
@@ -229,8 +256,8 @@ class Rounds:
     ) -> RoundRunRow:
         """Open the run: participants invited, the prompt posted; its window, and with it the
         reminder and the end, starts only then, when people can see it and act."""
-        people = [c for h in series.participants if (c := self.deps.directory.contacts.get(h))]
-        async with self.deps.db.session() as session:
+        people = [c for h in series.participants if (c := self.directory.contacts.get(h))]
+        async with self.db.session() as session:
             run = await store.run_for_slot(session, series.id, slot)
             if run is None:
                 run = RoundRunRow(
@@ -257,10 +284,10 @@ class Rounds:
         if run.prompt_event_id:
             return run
         for person in people:
-            await self.deps.messenger.invite(series.room_id, person.matrix_id)
+            await self.messenger.invite(series.room_id, person.matrix_id)
         window = timedelta(seconds=series.window_s)
         opens = utcnow()
-        prompt = self.deps.renderer.render(
+        prompt = self.renderer.render(
             "round_prompt",
             ref=series.ref,
             number=run.number,
@@ -271,19 +298,19 @@ class Rounds:
             people=[p["name"] for p in run.participants],
             until=self._local(series, opens + window),
         )
-        event_id = await self.deps.messenger.ring(
+        event_id = await self.messenger.ring(
             series.room_id,
             self.activations.frame(prompt, activation),
             mentions=tuple(p["matrix_id"] for p in run.participants),
             txn_id=f"round-{run.id}",
         )
-        async with self.deps.db.session() as session:
+        async with self.db.session() as session:
             await store.set_run(session, run.id, prompt_event_id=event_id, started_at=opens)
             prefix = f"{self._prefix(series, activation)}{run.id}:"
-            await self.deps.scheduler.arm(
+            await self.scheduler.arm(
                 session, REMIND_TIMER, prefix + "remind", opens + window / 2, {"run": run.id}
             )
-            await self.deps.scheduler.arm(
+            await self.scheduler.arm(
                 session, CLOSE_TIMER, prefix + "close", opens + window, {"run": run.id}
             )
         run.prompt_event_id, run.started_at = event_id, opens
@@ -296,18 +323,18 @@ class Rounds:
         view = await self._view(timer.payload["run"])
         if view is None or view.run.status != "open" or utcnow() >= _end(view.run, view.series):
             return
-        async with self.deps.db.session() as session:
+        async with self.db.session() as session:
             reported = {r.matrix_id for r in await store.reports(session, view.run.id)}
         waiting = [p for p in view.run.participants if p["matrix_id"] not in reported]
         if not waiting:
             return
-        message = self.deps.renderer.render(
+        message = self.renderer.render(
             "round_reminder",
             ref=view.series.ref,
             number=view.run.number,
             people=[p["name"] for p in waiting],
         )
-        await self.deps.messenger.ring(
+        await self.messenger.ring(
             view.series.room_id,
             self.activations.frame(message, view.activation),
             mentions=tuple(p["matrix_id"] for p in waiting),
@@ -319,7 +346,7 @@ class Rounds:
         view = await self._view(timer.payload["run"])
         if view is None or view.run.status not in ("open", "closed"):
             return
-        async with self.deps.db.session() as session:
+        async with self.db.session() as session:
             reports = await store.reports(session, view.run.id)
             # Closed already: this step was cut short by a crash after closing the run, and
             # posts the summary again (the same transaction ID: it shows once).
@@ -339,7 +366,7 @@ class Rounds:
         latest: dict[str, RoundReportRow] = {}
         for report in reports:
             latest.setdefault(report.matrix_id, report)
-        summary = self.deps.renderer.render(
+        summary = self.renderer.render(
             "round_summary",
             ref=view.series.ref,
             number=view.run.number,
@@ -364,7 +391,7 @@ class Rounds:
         event_id: str,
         at: datetime,
     ) -> RunView:
-        async with self.deps.db.session() as session:
+        async with self.db.session() as session:
             found = None
             if thread_root is not None:
                 run = await store.run_by_prompt(session, thread_root)
@@ -416,12 +443,12 @@ class Rounds:
         async def unrecorded(session: AsyncSession) -> bool:
             return await store.open_run_without_prompt(session, room_id)
 
-        return await owner_of_answered(self.deps.db, find, unrecorded) is not None
+        return await owner_of_answered(self.db, find, unrecorded) is not None
 
     # -- helpers ----------------------------------------------------------------------------------
 
     async def _view(self, run_id: int) -> RunView | None:
-        async with self.deps.db.session() as session:
+        async with self.db.session() as session:
             run = await store.run(session, run_id)
             series = await store.series(session, run.series_id) if run else None
             activation = await self._activation(session, series) if series else None
@@ -432,7 +459,7 @@ class Rounds:
     async def _post(
         self, series: RoundSeriesRow, activation: ActivationRow | None, message: Message, txn: str
     ) -> None:
-        await self.deps.messenger.notice(
+        await self.messenger.notice(
             series.room_id, self.activations.frame(message, activation), txn_id=txn
         )
 

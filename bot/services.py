@@ -1,0 +1,155 @@
+"""The services the chat surface calls, built once by the composition root (`bot.app`).
+
+Each capability receives only the parts it uses, through its constructor; this is the one place
+that knows how they fit together, so a test (the fast tier's recording messenger, say) builds the
+same graph the running bot does.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bot.activations.activation import Activations
+from bot.activations.digest import Digest
+from bot.activations.situation import Situation, read_situation
+from bot.chat.registry import Registry
+from bot.chat.render import Renderer
+from bot.directory.keeper import DirectoryKeeper
+from bot.directory.model import Directory
+from bot.directory.outsiders import Outsiders
+from bot.inputs.requests import Inputs
+from bot.matrix.send import Messenger
+from bot.paging.commchecks import CommChecks
+from bot.paging.pages import Paging
+from bot.reach.direct import DirectMessages
+from bot.rounds.runs import Rounds
+from bot.runtime.metrics import Metrics
+from bot.runtime.scheduler import Scheduler
+from bot.runtime.tasks import KeyedLocks
+from bot.settings import Settings
+from bot.storage.db import Database
+from bot.storage.models import ActivationRow
+
+
+@dataclass(frozen=True)
+class Services:
+    settings: Settings
+    db: Database
+    keeper: DirectoryKeeper
+    renderer: Renderer
+    registry: Registry
+    messenger: Messenger
+    scheduler: Scheduler
+    metrics: Metrics
+    activations: Activations
+    direct: DirectMessages
+    paging: Paging
+    commchecks: CommChecks
+    inputs: Inputs
+    rounds: Rounds
+    digest: Digest
+    outsiders: Outsiders
+
+    @property
+    def directory(self) -> Directory:
+        """The directory in force now; a reload swaps it whole, so read it once per use."""
+        return self.keeper.current
+
+    async def situation(self, activation: ActivationRow) -> Situation:
+        """Where `activation` stands, as `status` and `handover` tell it."""
+        return await read_situation(activation, db=self.db, inputs=self.inputs, rounds=self.rounds)
+
+
+def build_services(
+    *,
+    settings: Settings,
+    db: Database,
+    keeper: DirectoryKeeper,
+    renderer: Renderer,
+    registry: Registry,
+    messenger: Messenger,
+    scheduler: Scheduler,
+    metrics: Metrics,
+) -> Services:
+    """Every capability, each given what it uses; one lock table shared by all of them."""
+    locks = KeyedLocks()
+    activations = Activations(
+        settings=settings, db=db, keeper=keeper, messenger=messenger, scheduler=scheduler
+    )
+    direct = DirectMessages(
+        settings=settings, keeper=keeper, locks=locks, db=db, renderer=renderer, messenger=messenger
+    )
+    paging = Paging(
+        keeper=keeper,
+        scheduler=scheduler,
+        locks=locks,
+        metrics=metrics,
+        activations=activations,
+        direct=direct,
+        db=db,
+        renderer=renderer,
+        messenger=messenger,
+    )
+    commchecks = CommChecks(
+        scheduler=scheduler,
+        activations=activations,
+        paging=paging,
+        db=db,
+        renderer=renderer,
+        messenger=messenger,
+    )
+    inputs = Inputs(
+        keeper=keeper,
+        scheduler=scheduler,
+        activations=activations,
+        direct=direct,
+        db=db,
+        renderer=renderer,
+        messenger=messenger,
+    )
+    rounds = Rounds(
+        keeper=keeper,
+        scheduler=scheduler,
+        activations=activations,
+        paging=paging,
+        commchecks=commchecks,
+        db=db,
+        renderer=renderer,
+        messenger=messenger,
+    )
+    digest = Digest(
+        settings=settings,
+        keeper=keeper,
+        scheduler=scheduler,
+        activations=activations,
+        inputs=inputs,
+        db=db,
+        renderer=renderer,
+        messenger=messenger,
+    )
+    outsiders = Outsiders(
+        keeper=keeper,
+        activations=activations,
+        direct=direct,
+        db=db,
+        renderer=renderer,
+        messenger=messenger,
+    )
+    return Services(
+        settings=settings,
+        db=db,
+        keeper=keeper,
+        renderer=renderer,
+        registry=registry,
+        messenger=messenger,
+        scheduler=scheduler,
+        metrics=metrics,
+        activations=activations,
+        direct=direct,
+        paging=paging,
+        commchecks=commchecks,
+        inputs=inputs,
+        rounds=rounds,
+        digest=digest,
+        outsiders=outsiders,
+    )
