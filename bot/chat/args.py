@@ -13,7 +13,8 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any
+from keyword import iskeyword
+from typing import Any, ClassVar
 
 from bot.errors import UsageError
 from bot.timeutil import parse_duration
@@ -70,6 +71,7 @@ class Param:
     required: bool = True
     metavar: str = ""
     shown: str = ""  # the usage text itself, where the generated one would mislead
+    produces: ClassVar[Any] = str  # the type `parse` returns: the handler's parameter type
 
     def parse(self, text: str) -> Any:
         return text
@@ -98,6 +100,8 @@ class RawText(Param):
 
 @dataclass(frozen=True)
 class Duration(Param):
+    produces: ClassVar[Any] = timedelta
+
     def parse(self, text: str) -> timedelta:
         try:
             return parse_duration(text)
@@ -108,6 +112,8 @@ class Duration(Param):
 @dataclass(frozen=True)
 class Number(Param):
     """A whole number from 1 up (a page, a count)."""
+
+    produces: ClassVar[Any] = int
 
     def parse(self, text: str) -> int:
         if not text.isdecimal() or int(text) < 1:  # isdigit() also takes ² , which int() refuses
@@ -130,6 +136,8 @@ class Choice(Param):
 @dataclass(frozen=True)
 class Targets(Param):
     """Comma-separated directory keys; `ercc, benelux` (with spaces after commas) works too."""
+
+    produces: ClassVar[Any] = list[str]
 
     def parse(self, text: str) -> list[str]:
         keys = [part.strip().lower() for part in text.split(",")]
@@ -154,11 +162,18 @@ class Option:
     def usage(self) -> str:
         return f"[--{self.name} {self.value.metavar or self.value.name}]"
 
+    @property
+    def produces(self) -> Any:
+        """Its value's type; `T | None` when it has no default."""
+        kind = self.value.produces
+        return kind | None if self.default is None else kind
+
 
 @dataclass(frozen=True)
 class Flag:
     name: str
     help: str = ""
+    produces: ClassVar[Any] = bool
 
     def usage(self) -> str:
         return f"[--{self.name}]"
@@ -176,23 +191,36 @@ def parse_choice(name: str, text: str, choices: Sequence[str]) -> str:
 # -- the signature --------------------------------------------------------------------------------
 
 
+def keyword(name: str) -> str:
+    """The handler's keyword for an argument: `--dry-run` is `dry_run`, `--with` is `with_`."""
+    word = name.replace("-", "_")
+    return f"{word}_" if iskeyword(word) else word
+
+
 @dataclass(frozen=True)
 class Signature:
     params: tuple[Param, ...] = ()
     options: tuple[Option | Flag, ...] = field(default=())
 
+    def types(self) -> dict[str, Any]:
+        """{keyword: type} of what `parse` returns: what the handler must declare."""
+        types = {
+            keyword(p.name): p.produces if p.required else p.produces | None for p in self.params
+        }
+        return types | {keyword(o.name): o.produces for o in self.options}
+
     def usage(self) -> str:
         return " ".join([p.usage() for p in self.params] + [o.usage() for o in self.options])
 
     def parse(self, line: str) -> dict[str, Any]:
-        """Parse the argument part of a command line into {name: value}; raise UsageError.
+        """Parse the argument part of a command line into {keyword: value}; raise UsageError.
 
         NUL characters are dropped first: invisible, never meant, and PostgreSQL cannot store
         them in text (the command would fail as if the database were down).
         """
         line = line.replace("\x00", "")
         if len(self.params) == 1 and isinstance(self.params[0], RawText) and not self.options:
-            return {self.params[0].name: line.strip()}
+            return {keyword(self.params[0].name): line.strip()}
         if len(line.strip()) > MAX_LINE:
             raise UsageError(
                 f"That is {len(line.strip()):,} characters; a command takes at most "
@@ -201,7 +229,7 @@ class Signature:
         tokens = tokenize(line)
         values, remaining = self._take_options(tokens)
         values.update(self._take_positionals(line, remaining))
-        return values
+        return {keyword(name): value for name, value in values.items()}
 
     def _take_options(self, tokens: list[Token]) -> tuple[dict[str, Any], list[Token]]:
         by_name = {o.name: o for o in self.options}

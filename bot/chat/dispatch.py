@@ -278,12 +278,11 @@ class CommandRunner:
                 room_id=item.room_id,
                 event_id=item.event_id,
                 sent_at=item.origin_ts,
-                args=args,
                 relates_to=relation.answers,
                 thread_root=relation.thread_root,
                 via=via,
             )
-            return spec.name, "done", await spec.handler(context)
+            return spec.name, "done", await spec.handler(context, **args)
         except UsageError as exc:
             return spec.name, "usage", self._usage(spec, str(exc))
         except UserError as exc:

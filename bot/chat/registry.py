@@ -7,7 +7,9 @@ A declaration carries everything a person needs — name, role, arguments, summa
 from __future__ import annotations
 
 import difflib
+import inspect
 import re
+import typing
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -33,7 +35,6 @@ class CommandContext:
     room_id: str
     event_id: str
     sent_at: datetime
-    args: dict[str, Any]
     relates_to: str | None = None  # the event this one replies or reacts to
     thread_root: str | None = None  # the thread it was typed in
     via: str = "command"  # how it came: command, reply or reaction
@@ -42,7 +43,31 @@ class CommandContext:
         return self.services.renderer.render(template, **context)
 
 
-Handler = Callable[[CommandContext], Awaitable[Message | None]]
+# `async def page(ctx, *, targets: list[str], message: str, ack: timedelta | None, urgent: bool)`:
+# the context, then one keyword argument per declared parameter, typed as it parses.
+Handler = Callable[..., Awaitable[Message | None]]
+
+
+def check_handler(name: str, handler: Handler, signature: Signature) -> None:
+    """Refuse, at import, a handler whose keyword parameters differ from the declaration.
+
+    mypy checks each handler against its annotations; this checks the annotations against what
+    the declared arguments parse to, so that the two cannot drift apart.
+    """
+    declared = signature.types()
+    parameters = list(inspect.signature(handler).parameters.values())[1:]
+    keywords = {p.name for p in parameters if p.kind is inspect.Parameter.KEYWORD_ONLY}
+    if keywords != set(declared) or len(parameters) != len(keywords):
+        raise TypeError(
+            f"`{name}` declares {sorted(declared)} but its handler takes "
+            f"{[p.name for p in parameters]} (keyword-only, after the context)"
+        )
+    hints = typing.get_type_hints(handler)
+    for keyword, kind in declared.items():
+        if hints.get(keyword) != kind:
+            raise TypeError(
+                f"`{name}`: `{keyword}` parses to {kind}, annotated {hints.get(keyword)}"
+            )
 
 
 @dataclass(frozen=True)
@@ -86,6 +111,7 @@ class CommandFamily:
     ) -> Callable[[Handler], Handler]:
         def register(handler: Handler) -> Handler:
             signature = Signature(tuple(params), tuple(options))
+            check_handler(name, handler, signature)
             self.commands.append(
                 CommandSpec(
                     name, role, summary, example, handler, signature, any_age, hidden, confidential

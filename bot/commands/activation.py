@@ -41,16 +41,18 @@ def matrix_link(room_id: str) -> str:
         ),
     ],
 )
-async def activate(ctx: CommandContext) -> Message:
+async def activate(
+    ctx: CommandContext, *, title: str, level: str, exercise: bool, tlp: str
+) -> Message:
     activations = ctx.services.activations
-    title = " ".join(ctx.args["title"].split())
+    title = " ".join(title.split())
     if len(title) > 200:
         raise UserError("The title is longer than 200 characters; keep it to one line.")
     activation, created = await activations.open(
         title=title,
-        level=ctx.args["level"],
-        exercise=ctx.args["exercise"],
-        tlp=parse_tlp(ctx.args["tlp"]),
+        level=level,
+        exercise=exercise,
+        tlp=parse_tlp(tlp),
         lead=ctx.sender,
         event_id=ctx.event_id,
     )
@@ -84,13 +86,13 @@ async def activate(ctx: CommandContext) -> Message:
     params=[Word("ref", required=False, help="the activation; in its room it may be left out")],
     confidential=True,
 )
-async def status(ctx: CommandContext) -> Message:
+async def status(ctx: CommandContext, *, ref: str | None) -> Message:
     activations = ctx.services.activations
     # Looked up once: each lookup is a database session of its own (bench/, command latency).
-    here = None if ctx.args["ref"] else await activations.for_room(ctx.room_id)
-    if ctx.args["ref"] is None and here is None:
+    here = None if ref else await activations.for_room(ctx.room_id)
+    if ref is None and here is None:
         return await _overview(ctx, activations)
-    activation = here or await activations.resolve(ctx.room_id, ctx.args["ref"])
+    activation = here or await activations.resolve(ctx.room_id, ref)
     situation = await ctx.services.situation(activation)
     tally = situation.tally
     lead = ctx.services.directory.contact_for(activation.lead)
@@ -135,10 +137,10 @@ async def _overview(ctx: CommandContext, activations: Activations) -> Message:
     example="level full",
     params=[Choice("level", choices=LEVELS, help="monitoring, information-sharing or full")],
 )
-async def level(ctx: CommandContext) -> Message:
+async def level(ctx: CommandContext, *, level: str) -> Message:
     activations = ctx.services.activations
     activation = await activations.open_in_room(ctx.room_id)
-    previous = await activations.change_level(activation, ctx.args["level"], ctx.sender)
+    previous = await activations.change_level(activation, level, ctx.sender)
     facts = {
         "activation": activation,
         "previous": previous,
@@ -157,12 +159,12 @@ async def level(ctx: CommandContext) -> Message:
     params=[Word("lead", metavar="@user", help="the new lead: Matrix ID or directory handle")],
     confidential=True,
 )
-async def handover(ctx: CommandContext) -> Message:
+async def handover(ctx: CommandContext, *, lead: str) -> Message:
     activations = ctx.services.activations
     activation = await activations.open_in_room(ctx.room_id)
-    successor = ctx.services.directory.find(ctx.args["lead"])
+    successor = ctx.services.directory.find(lead)
     if successor is None:
-        raise UserError(f"`{ctx.args['lead']}` is not in the directory.")
+        raise UserError(f"`{lead}` is not in the directory.")
     if successor.role is not Role.LEAD:
         raise UserError(f"{successor.name} is {successor.role.value}, not icc-lead; pick a lead.")
     previous = await activations.hand_over(activation, successor.matrix_id, ctx.sender)
@@ -193,11 +195,11 @@ async def handover(ctx: CommandContext) -> Message:
     params=[Text("summary", required=False, help="one or two lines for the closing report")],
     confidential=True,
 )
-async def close(ctx: CommandContext) -> Message:
+async def close(ctx: CommandContext, *, summary: str | None) -> Message:
     activations = ctx.services.activations
     activation = await activations.resolve(ctx.room_id, None)
     ensure_open(activation)
-    cancelled = await activations.close(activation, ctx.args["summary"], ctx.sender)
+    cancelled = await activations.close(activation, summary, ctx.sender)
     assert activation.room_id is not None
     async with ctx.services.db.session() as session:
         bundle = await record.build_bundle(session, activation)
@@ -230,14 +232,14 @@ async def close(ctx: CommandContext) -> Message:
     example="realworld Explosion at the port of Antwerp, all staff to the real event",
     params=[Text("reason", help="why the exercises stop")],
 )
-async def realworld(ctx: CommandContext) -> Message:
+async def realworld(ctx: CommandContext, *, reason: str) -> Message:
     activations = ctx.services.activations
-    suspended = await activations.suspend_exercises(ctx.args["reason"], ctx.sender)
+    suspended = await activations.suspend_exercises(reason, ctx.sender)
     for activation in suspended:
         banner = ctx.render(
             "realworld_banner",
             activation=activation,
-            reason=ctx.args["reason"],
+            reason=reason,
             by=_name(ctx, ctx.sender),
             at=activations.local(utcnow()),
         )

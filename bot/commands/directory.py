@@ -26,12 +26,10 @@ PAGE_SIZE = 20
     options=[Option("page", Number("page", metavar="N"), default=1, help="page of the results")],
     confidential=True,
 )
-async def contacts(ctx: CommandContext) -> Message:
+async def contacts(ctx: CommandContext, *, query: str | None, page: int) -> Message:
     directory = ctx.services.directory
-    query: str | None = ctx.args["query"]
     found = directory.search(query)
     pages = max(1, -(-len(found) // PAGE_SIZE))
-    page = ctx.args["page"]
     if page > pages:
         raise UserError(f"There {'is' if pages == 1 else 'are'} only {pages} page(s) of results.")
     shown = found[(page - 1) * PAGE_SIZE : page * PAGE_SIZE]
@@ -69,13 +67,13 @@ async def contacts(ctx: CommandContext) -> Message:
     params=[Word("handle", help="a contact handle or Matrix ID")],
     confidential=True,
 )
-async def contact(ctx: CommandContext) -> Message:
+async def contact(ctx: CommandContext, *, handle: str) -> Message:
     directory = ctx.services.directory
-    person = directory.find(ctx.args["handle"])
+    person = directory.find(handle)
     if person is None:
-        suggestion = directory.closest(ctx.args["handle"].lower())
+        suggestion = directory.closest(handle.lower())
         hint = f" Did you mean `{suggestion}`?" if suggestion else ""
-        raise UserError(f"No contact `{ctx.args['handle']}` in the directory.{hint}")
+        raise UserError(f"No contact `{handle}` in the directory.{hint}")
     async with ctx.services.db.session() as session:
         latency = await page_store.last_ack_latency(session, person.matrix_id)
         check = (await page_store.check_results(session, [person.matrix_id])).get(person.matrix_id)

@@ -18,10 +18,10 @@ commands = CommandFamily("help")
     example="help page",
     params=[Text("command", required=False, help="a command name, e.g. `page`")],
 )
-async def help_command(ctx: CommandContext) -> Message:
+async def help_command(ctx: CommandContext, *, command: str | None) -> Message:
     registry = ctx.services.registry
     prefix = ctx.services.settings.command_prefix
-    asked = ctx.args["command"]
+    asked = command
     if not asked:
         visible = registry.visible_to(ctx.role)
         return ctx.render(

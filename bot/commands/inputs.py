@@ -41,19 +41,19 @@ def request_ref(text: str) -> str:
         )
     ],
 )
-async def ask(ctx: CommandContext) -> Message:
+async def ask(ctx: CommandContext, *, targets: list[str], question: str, by: str) -> Message:
     activations = ctx.services.activations
     activation = await activations.open_in_room(ctx.room_id)
-    people = resolve_people(ctx, ctx.args["targets"])
+    people = resolve_people(ctx, targets)
     try:
-        deadline = parse_future_time(ctx.args["by"], ctx.services.settings.timezone, utcnow())
+        deadline = parse_future_time(by, ctx.services.settings.timezone, utcnow())
     except ValueError as exc:
         raise UserError(str(exc)) from None
     inputs = ctx.services.inputs
     request = await inputs.create(
         activation,
         sender=ctx.sender,
-        question=ctx.args["question"],
+        question=question,
         people=people,
         deadline=deadline,
         event_id=ctx.event_id,
@@ -93,12 +93,12 @@ def record_reply(ctx: CommandContext, recorded: Recorded) -> Message:
     ],
     any_age=True,
 )
-async def input_command(ctx: CommandContext) -> Message:
+async def input_command(ctx: CommandContext, *, request: str, text: str) -> Message:
     recorded = await ctx.services.inputs.record_answer(
         ctx.sender,
-        ref=request_ref(ctx.args["request"]),
+        ref=request_ref(request),
         relates_to=None,
-        text=ctx.args["text"],
+        text=text,
         via="command",
         event_id=ctx.event_id,
         at=ctx.sent_at,
@@ -114,10 +114,10 @@ async def input_command(ctx: CommandContext) -> Message:
     params=[Text("requests", required=False, metavar="RQ-n…", help="default: every request")],
     confidential=True,
 )
-async def advice(ctx: CommandContext) -> Message:
+async def advice(ctx: CommandContext, *, requests: str | None) -> Message:
     activations = ctx.services.activations
     activation = await activations.open_in_room(ctx.room_id)
-    refs = [request_ref(r) for r in (ctx.args["requests"] or "").replace(",", " ").split()]
+    refs = [request_ref(r) for r in (requests or "").replace(",", " ").split()]
     draft, note, views = await ctx.services.inputs.draft_advice(activation, refs, ctx.sender)
     stem = f"{activation.ref}-advice-v{draft.version}"
     for suffix, data, mimetype in (

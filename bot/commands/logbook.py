@@ -36,21 +36,23 @@ SITREP_LIST = 20  # entries per list in a sitrep; older ones are in `log export`
         Option("at", Word("at", metavar="HH:MM"), help="when it happened (default: now)"),
     ],
 )
-async def log_entry(ctx: CommandContext) -> Message:
-    if ctx.args["decision"] and ctx.args["action"]:
+async def log_entry(
+    ctx: CommandContext, *, text: str, decision: bool, action: bool, at: str | None
+) -> Message:
+    if decision and action:
         raise UserError("An entry is a decision or an action, not both.")
-    kind = "decision" if ctx.args["decision"] else "action" if ctx.args["action"] else "info"
+    kind = "decision" if decision else "action" if action else "info"
     activations = ctx.services.activations
     activation = await activations.open_in_room(ctx.room_id)
     occurred = None
-    if ctx.args["at"]:
+    if at:
         try:
-            occurred = parse_past_time(ctx.args["at"], ctx.services.settings.timezone, utcnow())
+            occurred = parse_past_time(at, ctx.services.settings.timezone, utcnow())
         except ValueError as exc:
             raise UserError(str(exc)) from None
     async with ctx.services.db.session() as session:
         entry = await activations.record(
-            session, activation, kind, ctx.args["text"], ctx.sender, occurred_at=occurred
+            session, activation, kind, text, ctx.sender, occurred_at=occurred
         )
     return ctx.render(
         "log_added",
@@ -67,10 +69,10 @@ async def log_entry(ctx: CommandContext) -> Message:
     example="log correct #12 Two pumping modules, not three",
     params=[Word("entry", metavar="#n"), Text("text", help="the corrected text")],
 )
-async def log_correct(ctx: CommandContext) -> Message:
-    match = re.fullmatch(r"#?(\d+)", ctx.args["entry"])
+async def log_correct(ctx: CommandContext, *, entry: str, text: str) -> Message:
+    match = re.fullmatch(r"#?(\d+)", entry)
     if not match:
-        raise UserError(f"`{ctx.args['entry']}` is not a logbook entry number such as #12.")
+        raise UserError(f"`{entry}` is not a logbook entry number such as #12.")
     activations = ctx.services.activations
     activation = await activations.open_in_room(ctx.room_id)
     seq = int(match.group(1))
@@ -78,16 +80,16 @@ async def log_correct(ctx: CommandContext) -> Message:
         original = await store.log_entry(session, activation.id, seq)
         if original is None:
             raise UserError(f"{activation.ref} has no logbook entry #{seq}.")
-        entry = await activations.record(
+        correction = await activations.record(
             session,
             activation,
             "correction",
-            ctx.args["text"],
+            text,
             ctx.sender,
             occurred_at=original.occurred_at,
             corrects_seq=seq,
         )
-    return ctx.render("log_corrected", entry=entry, original=original)
+    return ctx.render("log_corrected", entry=correction, original=original)
 
 
 @commands.command(
@@ -98,10 +100,10 @@ async def log_correct(ctx: CommandContext) -> Message:
     params=[Choice("format", choices=record.EXPORT_FORMATS, required=False)],
     confidential=True,
 )
-async def log_export(ctx: CommandContext) -> Message | None:
+async def log_export(ctx: CommandContext, *, format: str | None) -> Message | None:
     activations = ctx.services.activations
     activation = await activations.resolve(ctx.room_id, None)
-    fmt = ctx.args["format"] or "md"
+    fmt = format or "md"
     async with ctx.services.db.session() as session:
         entries = await store.log_entries(session, activation.id)
     data = record.export_logbook(activation, entries, fmt)

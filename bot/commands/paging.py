@@ -4,6 +4,7 @@ what a person's redacted ✅ on a page means."""
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 
 from bot.chat.args import Duration, Flag, Option, RawText, Targets, Text, Word
 from bot.chat.dispatch import WITHDRAW_COMMAND
@@ -66,21 +67,21 @@ def resolve_people(ctx: CommandContext, keys: list[str]) -> list[Contact]:
         Flag("urgent", help="5-minute ack deadline"),
     ],
 )
-async def page(ctx: CommandContext) -> None:
+async def page(
+    ctx: CommandContext, *, targets: list[str], message: str, ack: timedelta | None, urgent: bool
+) -> None:
     activations = ctx.services.activations
     activation = await activations.open_in_room(ctx.room_id)
-    people = resolve_people(ctx, ctx.args["targets"])
-    window = ctx.args["ack"] or (
-        URGENT_WINDOW if ctx.args["urgent"] else ctx.services.settings.ack_timeout
-    )
+    people = resolve_people(ctx, targets)
+    window = ack or (URGENT_WINDOW if urgent else ctx.services.settings.ack_timeout)
     paging = ctx.services.paging
     sent = await paging.create(
         activation,
         sender=ctx.sender,
-        text=ctx.args["message"],
+        text=message,
         people=people,
         window=window,
-        urgent=ctx.args["urgent"],
+        urgent=urgent,
         event_id=ctx.event_id,
     )
     await paging.deliver(sent, activation, reply_to=ctx.event_id)
@@ -131,8 +132,8 @@ def _reply(ctx: CommandContext, answer: Answer, *, declined: bool) -> Message:
     params=[Word("page", required=False, metavar="PG-n", help="default: your newest open page")],
     any_age=True,
 )
-async def ack(ctx: CommandContext) -> Message | None:
-    return await _answer(ctx, page_ref(ctx.args["page"]), None)
+async def ack(ctx: CommandContext, *, page: str | None) -> Message | None:
+    return await _answer(ctx, page_ref(page), None)
 
 
 @commands.command(
@@ -143,10 +144,10 @@ async def ack(ctx: CommandContext) -> Message | None:
     params=[Text("reason", shown="[PG-n] <reason>", help="optionally the page, then why")],
     any_age=True,
 )
-async def unable(ctx: CommandContext) -> Message | None:
-    first, _, rest = ctx.args["reason"].partition(" ")
+async def unable(ctx: CommandContext, *, reason: str) -> Message | None:
+    first, _, rest = reason.partition(" ")
     ref = page_ref(first) if PAGE_REF.match(first) else None
-    reason = rest.strip() if ref else ctx.args["reason"].strip()
+    reason = rest.strip() if ref else reason.strip()
     if not reason:
         raise UserError("Say why you are unable, so the cell can plan: unable PG-12 <reason>.")
     return await _answer(ctx, ref, reason)
@@ -161,13 +162,13 @@ async def unable(ctx: CommandContext) -> Message | None:
     any_age=True,  # taken back when it was, however late the bot reads it
     hidden=True,
 )
-async def withdraw_reaction(ctx: CommandContext) -> None:
+async def withdraw_reaction(ctx: CommandContext, *, event: str) -> None:
     """Silent whatever it finds: a withdrawn ack shows on the page's board and in the logbook,
     and any other redaction is not for the bot. Typed as a command (hidden commands match like
     any other), it does nothing: only a real redaction takes a reaction back."""
     if ctx.via != "redaction":
         return None
-    await ctx.services.paging.withdraw_ack(ctx.sender, reaction=ctx.args["event"], at=ctx.sent_at)
+    await ctx.services.paging.withdraw_ack(ctx.sender, reaction=event, at=ctx.sent_at)
     return None
 
 
@@ -179,10 +180,10 @@ async def withdraw_reaction(ctx: CommandContext) -> None:
     params=[Word("ref", required=False, metavar="ref", help="a page, or an activation")],
     confidential=True,
 )
-async def pages(ctx: CommandContext) -> Message:
+async def pages(ctx: CommandContext, *, ref: str | None) -> Message:
     activations = ctx.services.activations
     paging = ctx.services.paging
-    wanted = ctx.args["ref"]
+    wanted = ref
     activation = None
     async with ctx.services.db.session() as session:
         if wanted and PAGE_REF.match(wanted):

@@ -30,10 +30,9 @@ commands = CommandFamily("replies")
     any_age=True,
     hidden=True,
 )
-async def reply_to_bot(ctx: CommandContext) -> Message | None:
+async def reply_to_bot(ctx: CommandContext, *, text: str) -> Message | None:
     """A reply in a round's thread is a report; a reply to a page acknowledges it (when it says
     ack, ok, reçu…); a reply to an input request is the input; anything else is not for the bot."""
-    text = ctx.args["text"]
     rounds = ctx.services.rounds
     if text and await rounds.is_prompt(ctx.thread_root, ctx.room_id):
         await rounds.report(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from datetime import timedelta
 
 from bot.chat.args import Choice, Duration, Option, Targets, Text, Word
@@ -36,12 +37,22 @@ _ROOM = Option(
 )
 
 
-async def _place(ctx: CommandContext) -> tuple[str, ActivationRow | None, list[Contact]]:
+@dataclass(frozen=True)
+class Setup:
+    """The options `round schedule` and `round now` share."""
+
+    with_: list[str] | None
+    room: str
+    agenda: str | None
+    window: timedelta | None
+
+
+async def _place(ctx: CommandContext, room: str) -> tuple[str, ActivationRow | None, list[Contact]]:
     """Where the round posts, the activation it belongs to, and its default participants:
     in the DG platform room the DGs, elsewhere the ICC roster."""
     activations = ctx.services.activations
     directory = ctx.services.directory
-    if ctx.args["room"] == "dg":
+    if room == "dg":
         if not ctx.services.settings.dg_room:
             raise UserError("No DG platform room is configured (ICC_DG_ROOM).")
         room_id = await ctx.services.messenger.resolve_room(ctx.services.settings.dg_room)
@@ -54,9 +65,11 @@ async def _place(ctx: CommandContext) -> tuple[str, ActivationRow | None, list[C
     return ctx.room_id, activation, roster
 
 
-async def _create(ctx: CommandContext, *, when: str, cron: str | None, timezone: str) -> tuple:
-    room_id, activation, default = await _place(ctx)
-    people = resolve_people(ctx, ctx.args["with"]) if ctx.args["with"] else default
+async def _create(
+    ctx: CommandContext, setup: Setup, *, when: str, cron: str | None, timezone: str
+) -> tuple:
+    room_id, activation, default = await _place(ctx, setup.room)
+    people = resolve_people(ctx, setup.with_) if setup.with_ else default
     people = [p for p in people if p.matrix_id != ctx.services.settings.user_id]
     if not people:
         raise UserError("Nobody to take part; name them with --with.")
@@ -66,8 +79,8 @@ async def _create(ctx: CommandContext, *, when: str, cron: str | None, timezone:
         when=when,
         cron=cron,
         timezone=timezone,
-        window=ctx.args["window"] or DEFAULT_WINDOW,
-        agenda=ctx.args["agenda"],
+        window=setup.window or DEFAULT_WINDOW,
+        agenda=setup.agenda,
         participants=people,
         created_by=ctx.sender,
         event_id=ctx.event_id,
@@ -88,14 +101,24 @@ async def _create(ctx: CommandContext, *, when: str, cron: str | None, timezone:
         Option("tz", Word("tz", metavar="zone"), help="IANA time zone (default ICC_TIMEZONE)"),
     ],
 )
-async def round_schedule(ctx: CommandContext) -> Message:
-    when = " ".join(ctx.args["when"].split())
+async def round_schedule(
+    ctx: CommandContext,
+    *,
+    when: str,
+    with_: list[str] | None,
+    room: str,
+    agenda: str | None,
+    window: timedelta | None,
+    tz: str | None,
+) -> Message:
+    when = " ".join(when.split())
     try:
         cron = to_cron(when)
-        zone = load_zone(ctx.args["tz"]) if ctx.args["tz"] else ctx.services.settings.timezone
+        zone = load_zone(tz) if tz else ctx.services.settings.timezone
     except ValueError as exc:
         raise UserError(str(exc)) from None
-    series, first = await _create(ctx, when=when, cron=cron, timezone=str(zone.key))
+    setup = Setup(with_, room, agenda, window)
+    series, first = await _create(ctx, setup, when=when, cron=cron, timezone=str(zone.key))
     return ctx.render(
         "round_scheduled",
         ref=series.ref,
@@ -114,8 +137,18 @@ async def round_schedule(ctx: CommandContext) -> Message:
     example="round now --with icc --window 15m",
     options=[_WITH, _ROOM, _AGENDA, _WINDOW],
 )
-async def round_now(ctx: CommandContext) -> None:
-    await _create(ctx, when="now", cron=None, timezone=str(ctx.services.settings.timezone.key))
+async def round_now(
+    ctx: CommandContext,
+    *,
+    with_: list[str] | None,
+    room: str,
+    agenda: str | None,
+    window: timedelta | None,
+) -> None:
+    setup = Setup(with_, room, agenda, window)
+    await _create(
+        ctx, setup, when="now", cron=None, timezone=str(ctx.services.settings.timezone.key)
+    )
     return None  # the round's prompt is the answer
 
 
@@ -127,12 +160,12 @@ async def round_now(ctx: CommandContext) -> None:
     params=[Text("text", help="your report")],
     any_age=True,
 )
-async def update(ctx: CommandContext) -> Message | None:
+async def update(ctx: CommandContext, *, text: str) -> Message | None:
     view = await ctx.services.rounds.report(
         room_id=ctx.room_id,
         thread_root=ctx.thread_root,
         sender=ctx.sender,
-        text=ctx.args["text"],
+        text=text,
         via="command",
         event_id=ctx.event_id,
         at=ctx.sent_at,
@@ -171,10 +204,10 @@ async def rounds(ctx: CommandContext) -> Message:
     example="round cancel RD-5",
     params=[Word("round", metavar="RD-n")],
 )
-async def round_cancel(ctx: CommandContext) -> Message:
-    found = ROUND_REF.match(ctx.args["round"])
+async def round_cancel(ctx: CommandContext, *, round: str) -> Message:
+    found = ROUND_REF.match(round)
     if not found:
-        raise UserError(f"`{ctx.args['round']}` is not a round reference such as RD-5.")
+        raise UserError(f"`{round}` is not a round reference such as RD-5.")
     series = await ctx.services.rounds.cancel(int(found.group(1)), ctx.sender)
     return ctx.render("round_cancelled", ref=series.ref, when=series.when_text)
 
@@ -194,21 +227,23 @@ async def round_cancel(ctx: CommandContext) -> Message:
         ),
     ],
 )
-async def commscheck(ctx: CommandContext) -> Message:
+async def commscheck(
+    ctx: CommandContext, *, targets: list[str] | None, window: timedelta | None, every: str | None
+) -> Message:
     activation = await ctx.services.activations.for_room(ctx.room_id)
     if activation is not None and activation.status != "open":
         raise UserError(f"{activation.ref} is {activation.status}; run the check elsewhere.")
-    if ctx.args["targets"]:
-        people = resolve_people(ctx, ctx.args["targets"])
+    if targets:
+        people = resolve_people(ctx, targets)
     else:
         people = [
             c for c in ctx.services.directory.contacts.values() if c.role in (Role.PARTNER, Role.DG)
         ]
     if not people:
         raise UserError("Nobody to check; name them: commscheck <targets>.")
-    window = ctx.args["window"] or timedelta(minutes=15)
-    if ctx.args["every"]:
-        return await _schedule_check(ctx, activation, people, window)
+    window = window or timedelta(minutes=15)
+    if every:
+        return await _schedule_check(ctx, activation, people, window, every)
     check = await ctx.services.commchecks.create(
         activation=activation,
         room_id=ctx.room_id,
@@ -227,9 +262,13 @@ async def commscheck(ctx: CommandContext) -> Message:
 
 
 async def _schedule_check(
-    ctx: CommandContext, activation: ActivationRow | None, people: list[Contact], window: timedelta
+    ctx: CommandContext,
+    activation: ActivationRow | None,
+    people: list[Contact],
+    window: timedelta,
+    every: str,
 ) -> Message:
-    when = " ".join(ctx.args["every"].split())
+    when = " ".join(every.split())
     try:
         cron = to_cron(when)
     except ValueError as exc:
