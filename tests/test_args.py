@@ -18,7 +18,8 @@ from bot.chat.args import (
     Word,
     tokenize,
 )
-from bot.chat.registry import split_command
+from bot.chat.registry import CommandContext, CommandFamily, split_command
+from bot.directory.roles import Role
 
 PAGE = Signature(
     params=(Targets("targets"), Text("message")),
@@ -139,3 +140,42 @@ def test_usage_line() -> None:
 )
 def test_split_command(body: str, expected: str | None) -> None:
     assert split_command(body, "!icc", {"!ack": "ack"}) == expected
+
+
+def test_a_handler_must_take_the_declared_arguments_typed_as_they_parse() -> None:
+    family = CommandFamily("test")
+    declare = family.command(
+        "page",
+        role=Role.MEMBER,
+        summary="s",
+        example="page x y",
+        params=PAGE.params,
+        options=PAGE.options,
+    )
+
+    async def right(
+        ctx: CommandContext, *, targets: list[str], message: str, ack: timedelta, urgent: bool
+    ) -> None:
+        return None
+
+    async def missing(ctx: CommandContext, *, targets: list[str], message: str) -> None:
+        return None
+
+    async def mistyped(
+        ctx: CommandContext, *, targets: str, message: str, ack: timedelta, urgent: bool
+    ) -> None:
+        return None
+
+    declare(right)
+    with pytest.raises(TypeError, match="declares"):
+        declare(missing)
+    with pytest.raises(TypeError, match="`targets` parses to list"):
+        declare(mistyped)
+
+
+def test_python_keywords_and_dashes_become_handler_keywords() -> None:
+    signature = Signature(
+        options=(Option("with", Targets("with")), Option("dry-run", Word("dry-run"))),
+    )
+    assert signature.parse("--with ercc --dry-run yes") == {"with_": ["ercc"], "dry_run": "yes"}
+    assert signature.types() == {"with_": list[str] | None, "dry_run": str | None}
