@@ -47,7 +47,6 @@ from bot.chat.args import (
     Number,
     Option,
     Param,
-    RawText,
     Targets,
     Text,
     Word,
@@ -198,7 +197,7 @@ def valid_looking(param: Param) -> st.SearchStrategy[str]:
         return st.sampled_from(NUMBERS)
     if isinstance(param, Targets):
         return st.lists(st.sampled_from(KEYS), min_size=1, max_size=4).map(",".join)
-    if isinstance(param, Text | RawText):
+    if isinstance(param, Text):
         return st.sampled_from(SENTENCES) | st.sampled_from(WORDS)
     return st.sampled_from(WORDS_BY_NAME.get(param.name, WORDS))
 
@@ -206,7 +205,7 @@ def valid_looking(param: Param) -> st.SearchStrategy[str]:
 def value_of(param: Param) -> st.SearchStrategy[str]:
     """A value for one declared parameter: mostly what it expects, often something hostile."""
     valid = valid_looking(param)
-    if isinstance(param, Text | RawText):
+    if isinstance(param, Text):
         return st.one_of(
             valid, hostile, st.lists(valid | hostile, min_size=2, max_size=4).map(" ".join)
         )

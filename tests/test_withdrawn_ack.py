@@ -18,7 +18,9 @@ from typing import Any
 import pytest
 from nio import Event, RoomRedactError
 
-from bot.chat.dispatch import WITHDRAW_COMMAND, CommandRunner
+from bot.chat.dispatch import CommandRunner, Incoming
+from bot.chat.registry import Registry, Via
+from bot.commands import all_families
 from bot.matrix.sync import SyncLoop
 from bot.settings import load_settings
 from bot.storage import activation_store, page_store
@@ -241,7 +243,8 @@ async def test_a_moderator_removing_the_reaction_is_no_withdrawal(
 
 
 def runner() -> CommandRunner:
-    """The dispatcher's reading of events; it needs no more of the bot than its settings."""
+    """The dispatcher's reading of events; it needs no more of the bot than its settings and
+    its commands."""
     settings = load_settings(
         {
             "ICC_HOMESERVER": "https://matrix.crisis.example",
@@ -250,7 +253,8 @@ def runner() -> CommandRunner:
             "ICC_STORE_KEY": "another-long-random-value",
         }
     )
-    return CommandRunner(SimpleNamespace(settings=settings))  # type: ignore[arg-type]
+    services = SimpleNamespace(settings=settings, registry=Registry(all_families()))
+    return CommandRunner(services)  # type: ignore[arg-type]
 
 
 def reader() -> SyncLoop:
@@ -287,9 +291,8 @@ def test_a_redaction_reaches_the_inbox_with_what_it_removes_in_every_room_versio
         assert item is not None
         assert item.event_type == "m.room.redaction"
         assert item.content["redacts"] in ("$old-style", "$new-style")
-        assert runner().interpret(item.event_type, item.content) == (
-            f"{WITHDRAW_COMMAND} {item.content['redacts']}",
-            "redaction",
+        assert runner().interpret(item.event_type, item.content) == Incoming(
+            Via.REDACTION, item.content["redacts"]
         )
 
 

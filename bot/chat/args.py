@@ -94,11 +94,6 @@ class Text(Param):
 
 
 @dataclass(frozen=True)
-class RawText(Param):
-    """The whole argument text as typed, not tokenised (a reply's body)."""
-
-
-@dataclass(frozen=True)
 class Duration(Param):
     produces: ClassVar[Any] = timedelta
 
@@ -219,8 +214,6 @@ class Signature:
         them in text (the command would fail as if the database were down).
         """
         line = line.replace("\x00", "")
-        if len(self.params) == 1 and isinstance(self.params[0], RawText) and not self.options:
-            return {keyword(self.params[0].name): line.strip()}
         if len(line.strip()) > MAX_LINE:
             raise UsageError(
                 f"That is {len(line.strip()):,} characters; a command takes at most "

@@ -14,13 +14,14 @@ import re
 import secrets
 import time
 from collections import deque
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.exc import DBAPIError
 
 from bot.chat.classification import ClassificationGuard
-from bot.chat.registry import CommandContext, CommandSpec, split_command
+from bot.chat.registry import PASSIVE, CommandContext, CommandSpec, Via, split_command
 from bot.chat.render import Message
 from bot.directory.roles import Role
 from bot.errors import UsageError, UserError
@@ -43,19 +44,16 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 ALIASES = {"!ack": "ack"}
-# An answer to a page without a command: a reaction with one of these.
-ACK_REACTIONS = ("✅", "👍", "✔", "☑")
-# A reply (not a command) goes to this internal command, which finds what it answers: a page
-# (an acknowledgement) or an input request (the input); a reply to anything else is ignored.
-REPLY_COMMAND = "reply-to-bot"
-# A redaction goes to this internal command with the ID of the event it removes: a person taking
-# back their ✅ on a page is recorded; any other redaction is ignored.
-WITHDRAW_COMMAND = "withdraw-reaction"
 EVENT_ID = re.compile(r"\$\S{1,254}")  # as `PageTargetRow.ack_event_id` can hold it
 
 
-def is_ack_reaction(key: str) -> bool:
-    return any(key.startswith(emoji) for emoji in ACK_REACTIONS)  # skin tones, variation selectors
+@dataclass(frozen=True)
+class Incoming:
+    """An event the bot acts on: how it came, and its text — the command line (command, edit),
+    the reply's body, the reaction's key, or the ID of the event redacted."""
+
+    via: Via
+    text: str
 
 
 def reply_target(event_id: str, relation: Relation) -> ReplyTo:
@@ -97,41 +95,40 @@ class CommandRunner:
         return split_command(body, self._services.settings.command_prefix, ALIASES)
 
     def wants(self, event_type: str, content: dict) -> bool:
-        """Is this event for the bot: a command, or an answer to a page?"""
+        """Is this event for the bot: a command, or a reply, reaction or redaction one of the
+        command families takes?"""
         return self.interpret(event_type, content) is not None
 
-    def interpret(self, event_type: str, content: dict[str, Any]) -> tuple[str, str] | None:
-        """(command text, how it came) for an event the bot acts on, else None.
-
-        How it came: `command`; `reply` (a plain reply to one of the bot's messages); `reaction`;
-        `redaction` (something taken back, perhaps an ack reaction); `edit` (an edited command:
-        never run again, the sender is told so).
-        """
+    def interpret(self, event_type: str, content: dict[str, Any]) -> Incoming | None:
+        """What an event is to the bot, or None when it is not for the bot."""
         if event_type == REDACTION:
             redacts = text_field(content, "redacts")
-            # Anything but an event ID (one word, as stored) cannot name a reaction the bot
+            # Anything but an event ID (one word, as stored) cannot name an event the bot
             # recorded: not worth a handler.
-            if not EVENT_ID.fullmatch(redacts):
-                return None
-            return f"{WITHDRAW_COMMAND} {redacts}", "redaction"
+            return self._passive(Via.REDACTION, redacts) if EVENT_ID.fullmatch(redacts) else None
         relation = relation_of(content)
         if event_type == "m.reaction":
-            acks = relation.rel_type == ANNOTATION and is_ack_reaction(relation.key or "")
-            return ("ack", "reaction") if acks else None
+            if relation.rel_type != ANNOTATION:
+                return None
+            return self._passive(Via.REACTION, relation.key or "")
         if text_field(content, "msgtype") != "m.text":
             return None
         if relation.is_edit:
             edited = self.command_text(text_field(content.get("m.new_content"), "body"))
-            return (edited, "edit") if edited is not None else None
+            return Incoming(Via.EDIT, edited) if edited is not None else None
         body = text_field(content, "body")
         if relation.in_reply_to is not None:
             body = without_reply_fallback(body)
         text = self.command_text(body)
         if text is not None:
-            return text, "command"
+            return Incoming(Via.COMMAND, text)
         if relation.answers is not None:
-            return f"{REPLY_COMMAND} {body.strip()}", "reply"
+            return self._passive(Via.REPLY, body.replace("\x00", "").strip())
         return None
+
+    def _passive(self, via: Via, text: str) -> Incoming | None:
+        taker = self._services.registry.passive(via)
+        return Incoming(via, text) if taker is not None and taker.accepts(text) else None
 
     async def run(self, item: InboxEvent) -> None:
         """Handle one inbox event and mark it finished. Never raises: an event that makes the bot
@@ -140,10 +137,14 @@ class CommandRunner:
         name, outcome, answer = "?", "failed", None
         relation = relation_of(item.content)
         try:
-            text, via = self.interpret(item.event_type, item.content) or ("help", "command")
-            matched = self._services.registry.match(text or "help")
-            name = matched[2]
-            name, outcome, answer = await self._answer(item, matched, via, relation)
+            incoming = self.interpret(item.event_type, item.content) or Incoming(Via.COMMAND, "")
+            if incoming.via in PASSIVE:
+                name = incoming.via.value
+                name, outcome, answer = await self._take(item, incoming, relation)
+            else:
+                matched = self._services.registry.match(incoming.text or "help")
+                name = matched[2]
+                name, outcome, answer = await self._answer(item, matched, incoming.via, relation)
         except DBAPIError:
             log.exception("database unavailable for event=%s", item.event_id)
             self._services.metrics.command_errors.inc()
@@ -253,7 +254,7 @@ class CommandRunner:
         self,
         item: InboxEvent,
         matched: tuple[CommandSpec | None, str, str],
-        via: str,
+        via: Via,
         relation: Relation,
     ) -> tuple[str, str, Message | None]:
         services = self._services
@@ -270,29 +271,60 @@ class CommandRunner:
                 return spec.name, "refused", self._render("classified_refused", marking=marking)
             if (not_here := self._not_private(spec, item.room_id)) is not None:
                 return spec.name, "refused", not_here
-            context = CommandContext(
-                services=services,
-                sender=item.sender,
-                role=role,
-                contact=services.directory.contact_for(item.sender),
-                room_id=item.room_id,
-                event_id=item.event_id,
-                sent_at=item.origin_ts,
-                relates_to=relation.answers,
-                thread_root=relation.thread_root,
-                via=via,
-            )
+            context = self._context(item, role, relation, via)
             return spec.name, "done", await spec.handler(context, **args)
         except UsageError as exc:
             return spec.name, "usage", self._usage(spec, str(exc))
         except UserError as exc:
             return spec.name, "refused", self._render("user_error", text=str(exc))
 
+    async def _take(
+        self, item: InboxEvent, incoming: Incoming, relation: Relation
+    ) -> tuple[str, str, Message | None]:
+        """A reply, reaction or redaction, to the family that takes it. Taken however late it
+        is read (an ack stays true), never refused with a usage line: it is not a command."""
+        name = incoming.via.value
+        taker = self._services.registry.passive(incoming.via)
+        role = self._services.directory.role_of(item.sender)
+        if taker is None or not role.allows(taker.role):
+            return name, "ignored", None  # a stranger's 👍 or reply is not for the bot
+        if incoming.via is Via.REPLY and (marking := self._guard.marking_in(incoming.text)):
+            return name, "refused", self._render("classified_refused", marking=marking)
+        related = incoming.text if incoming.via is Via.REDACTION else relation.answers
+        context = self._context(item, role, relation, incoming.via, related, incoming.text)
+        try:
+            return name, "done", await taker.handler(context)
+        except UserError as exc:
+            return name, "refused", self._render("user_error", text=str(exc))
+
+    def _context(
+        self,
+        item: InboxEvent,
+        role: Role,
+        relation: Relation,
+        via: Via,
+        relates_to: str | None = None,
+        text: str = "",
+    ) -> CommandContext:
+        return CommandContext(
+            services=self._services,
+            sender=item.sender,
+            role=role,
+            contact=self._services.directory.contact_for(item.sender),
+            room_id=item.room_id,
+            event_id=item.event_id,
+            sent_at=item.origin_ts,
+            relates_to=relates_to or relation.answers,
+            thread_root=relation.thread_root,
+            via=via,
+            text=text,
+        )
+
     def _render(self, template: str, /, **context: Any) -> Message:
         return self._services.renderer.render(template, **context)
 
     def _refusal(
-        self, item: InboxEvent, spec: CommandSpec | None, typed: str, via: str, role: Role
+        self, item: InboxEvent, spec: CommandSpec | None, typed: str, via: Via, role: Role
     ) -> tuple[str, str, Message | None] | None:
         """Why this event is not run, as (command, outcome, answer); None when it may run."""
         prefix = self._services.settings.command_prefix
@@ -300,18 +332,18 @@ class CommandRunner:
         late = self._lateness_minutes(item.origin_ts)
         if late is not None and not (spec and spec.any_age):
             return name, "late", self._render("command_late", minutes=late, command=typed)
-        if via != "command" and (spec is None or not role.allows(spec.role)):
-            return name, "ignored", None  # a stranger's 👍, reply or edit is not for the bot
-        if via == "edit":
+        if via is Via.EDIT:
+            if spec is None or not role.allows(spec.role):
+                return name, "ignored", None  # a stranger's edit is not for the bot
             return name, "edited", self._render("command_edited", command=typed)
-        if via == "command" and not self._limiter.allow(item.sender):
+        if not self._limiter.allow(item.sender):
             # Said once per window: the refusals must not become the flood they stop.
             told = self._told_limited.allow(item.sender)
             limited = self._render(
                 "rate_limited", count=self._limiter.count, per=format_duration(self._limiter.per)
             )
             return name, "rate-limited", limited if told else None
-        if spec is None or (spec.hidden and via == "command"):  # internal: only as routed
+        if spec is None:
             suggestion = self._services.registry.suggest(typed)
             unknown = self._render(
                 "unknown_command", typed=typed, suggestion=suggestion, prefix=prefix

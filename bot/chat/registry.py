@@ -2,6 +2,10 @@
 
 A declaration carries everything a person needs — name, role, arguments, summary, example — so
 `help`, usage lines and the role check are all generated from it, never written twice.
+
+Besides commands, a family may take the events people send without typing a command: a reply to
+one of the bot's messages, a reaction, a redaction (`CommandFamily.on`). Those are passive: never
+in help, never refused with a usage line, one handler per kind.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import typing
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
+from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 from bot.chat.args import Flag, Option, Param, Signature
@@ -24,9 +29,26 @@ if TYPE_CHECKING:
     from bot.services import Services
 
 
+class Via(StrEnum):
+    """How an event reached a handler."""
+
+    COMMAND = "command"  # typed with the prefix
+    EDIT = "edit"  # an edited command: never run again, the sender is told so
+    REPLY = "reply"  # a plain reply to one of the bot's messages
+    REACTION = "reaction"  # an annotation on one of them
+    REDACTION = "redaction"  # something taken back, perhaps a reaction
+
+
+PASSIVE = (Via.REPLY, Via.REACTION, Via.REDACTION)
+
+
 @dataclass(frozen=True)
 class CommandContext:
-    """What a handler knows about the command it runs: who, where, with which arguments."""
+    """What a handler knows about the event it handles: who, where, how it came.
+
+    For a passive event, `relates_to` is the event replied or reacted to, or the one redacted,
+    and `text` the reply's body or the reaction's key.
+    """
 
     services: Services
     sender: str
@@ -35,9 +57,10 @@ class CommandContext:
     room_id: str
     event_id: str
     sent_at: datetime
-    relates_to: str | None = None  # the event this one replies or reacts to
+    relates_to: str | None = None
     thread_root: str | None = None  # the thread it was typed in
-    via: str = "command"  # how it came: command, reply or reaction
+    via: Via = Via.COMMAND
+    text: str = ""
 
     def render(self, template: str, /, **context: Any) -> Message:
         return self.services.renderer.render(template, **context)
@@ -46,6 +69,7 @@ class CommandContext:
 # `async def page(ctx, *, targets: list[str], message: str, ack: timedelta | None, urgent: bool)`:
 # the context, then one keyword argument per declared parameter, typed as it parses.
 Handler = Callable[..., Awaitable[Message | None]]
+PassiveHandler = Callable[[CommandContext], Awaitable[Message | None]]
 
 
 def check_handler(name: str, handler: Handler, signature: Signature) -> None:
@@ -79,7 +103,6 @@ class CommandSpec:
     handler: Handler
     signature: Signature = field(default_factory=Signature)
     any_age: bool = False  # an answer (ack) stays true however late it is handled
-    hidden: bool = False  # internal (a reply routed to its handler): not in help
     # Its answer shows activation content (status, pages, contacts, exports): refused in a room
     # where someone outside the directory is joined or invited.
     confidential: bool = False
@@ -89,12 +112,21 @@ class CommandSpec:
         return f"{prefix} {self.name} {args}".rstrip()
 
 
+@dataclass(frozen=True)
+class PassiveSpec:
+    via: Via
+    role: Role
+    handler: PassiveHandler
+    accepts: Callable[[str], bool]
+
+
 class CommandFamily:
     """A module's list of commands, filled by the `command` decorator."""
 
     def __init__(self, name: str) -> None:
         self.name = name
         self.commands: list[CommandSpec] = []
+        self.passive: list[PassiveSpec] = []
 
     def command(
         self,
@@ -106,17 +138,28 @@ class CommandFamily:
         params: Iterable[Param] = (),
         options: Iterable[Option | Flag] = (),
         any_age: bool = False,
-        hidden: bool = False,
         confidential: bool = False,
     ) -> Callable[[Handler], Handler]:
         def register(handler: Handler) -> Handler:
             signature = Signature(tuple(params), tuple(options))
             check_handler(name, handler, signature)
             self.commands.append(
-                CommandSpec(
-                    name, role, summary, example, handler, signature, any_age, hidden, confidential
-                )
+                CommandSpec(name, role, summary, example, handler, signature, any_age, confidential)
             )
+            return handler
+
+        return register
+
+    def on(
+        self, via: Via, *, role: Role, accepts: Callable[[str], bool] = lambda _: True
+    ) -> Callable[[PassiveHandler], PassiveHandler]:
+        """Take every `via` event (a reply, a reaction, a redaction) from people of `role` and
+        up whose text (the reply's body, the reaction's key) `accepts` says is for the bot."""
+        if via not in PASSIVE:
+            raise ValueError(f"{via.value} is not a passive event")
+
+        def register(handler: PassiveHandler) -> PassiveHandler:
+            self.passive.append(PassiveSpec(via, role, handler, accepts))
             return handler
 
         return register
@@ -125,21 +168,27 @@ class CommandFamily:
 class Registry:
     def __init__(self, families: Iterable[CommandFamily]) -> None:
         self._by_name: dict[str, CommandSpec] = {}
+        self._passive: dict[Via, PassiveSpec] = {}
         for family in families:
             for spec in family.commands:
                 if spec.name in self._by_name:
                     raise ValueError(f"command `{spec.name}` declared twice")
                 self._by_name[spec.name] = spec
+            for taker in family.passive:
+                if taker.via in self._passive:
+                    raise ValueError(f"two handlers of {taker.via.value}s")
+                self._passive[taker.via] = taker
 
     def __iter__(self) -> Iterator[CommandSpec]:
         """The commands people can type, by name."""
-        return iter(
-            sorted((s for s in self._by_name.values() if not s.hidden), key=lambda s: s.name)
-        )
+        return iter(sorted(self._by_name.values(), key=lambda s: s.name))
 
     def get(self, name: str) -> CommandSpec | None:
-        spec = self._by_name.get(name.lower().strip())
-        return spec if spec is not None and not spec.hidden else None
+        return self._by_name.get(name.lower().strip())
+
+    def passive(self, via: Via) -> PassiveSpec | None:
+        """Who takes replies, reactions or redactions; None: the bot ignores them."""
+        return self._passive.get(via)
 
     def match(self, text: str) -> tuple[CommandSpec | None, str, str]:
         """Split `round schedule daily 09:00` into (spec, argument text, typed name).

@@ -1,14 +1,13 @@
-"""`page`, `ack`, `unable`, `pages`: reaching partners and knowing that they got it; and, hidden,
-what a person's redacted ✅ on a page means."""
+"""`page`, `ack`, `unable`, `pages`: reaching partners and knowing that they got it; and, without
+a command, a ✅ on a page (an acknowledgement) and that ✅ taken back."""
 
 from __future__ import annotations
 
 import re
 from datetime import timedelta
 
-from bot.chat.args import Duration, Flag, Option, RawText, Targets, Text, Word
-from bot.chat.dispatch import WITHDRAW_COMMAND
-from bot.chat.registry import CommandContext, CommandFamily
+from bot.chat.args import Duration, Flag, Option, Targets, Text, Word
+from bot.chat.registry import CommandContext, CommandFamily, Via
 from bot.chat.render import Message
 from bot.directory.model import Contact
 from bot.directory.roles import Role
@@ -18,6 +17,8 @@ from bot.storage import activation_store, page_store
 from bot.timeutil import format_local_utc, load_zone, utcnow
 
 commands = CommandFamily("paging")
+# An answer to a page without a command: a reaction with one of these.
+ACK_REACTIONS = ("✅", "👍", "✔", "☑")
 PAGE_REF = re.compile(r"^PG-(\d+)$", re.IGNORECASE)
 # A reply to a page that opens with one of these acknowledges it.
 ACK_WORDS = {
@@ -26,6 +27,10 @@ ACK_WORDS = {
     *("ontvangen", "gezien", "begrepen", "oké"),
     *("erhalten", "empfangen", "verstanden"),
 }
+
+
+def is_ack_reaction(key: str) -> bool:
+    return any(key.startswith(emoji) for emoji in ACK_REACTIONS)  # skin tones, variation selectors
 
 
 def page_ref(text: str | None) -> str | None:
@@ -88,6 +93,7 @@ async def page(
     return None
 
 
+@commands.on(Via.REACTION, role=Role.PARTNER, accepts=is_ack_reaction)
 async def acknowledge(ctx: CommandContext) -> Message | None:
     """An ack from a reply or a reaction: the page is the one replied or reacted to."""
     return await _answer(ctx, None, None)
@@ -95,7 +101,7 @@ async def acknowledge(ctx: CommandContext) -> Message | None:
 
 async def _answer(ctx: CommandContext, ref: str | None, reason: str | None) -> Message | None:
     paging = ctx.services.paging
-    if ctx.via != "command" and not await paging.is_page_event(ctx.relates_to, ctx.sender):
+    if ctx.via is not Via.COMMAND and not await paging.is_page_event(ctx.relates_to, ctx.sender):
         return None  # a 👍 on something else: not for the bot
     answer = await paging.answer(
         ctx.sender,
@@ -153,22 +159,12 @@ async def unable(ctx: CommandContext, *, reason: str) -> Message | None:
     return await _answer(ctx, ref, reason)
 
 
-@commands.command(
-    WITHDRAW_COMMAND,
-    role=Role.PARTNER,
-    summary="a redaction: perhaps someone taking back their ✅ on a page",
-    example=WITHDRAW_COMMAND,
-    params=[RawText("event", help="the ID of the redacted event")],
-    any_age=True,  # taken back when it was, however late the bot reads it
-    hidden=True,
-)
-async def withdraw_reaction(ctx: CommandContext, *, event: str) -> None:
+@commands.on(Via.REDACTION, role=Role.PARTNER)
+async def withdraw_reaction(ctx: CommandContext) -> None:
     """Silent whatever it finds: a withdrawn ack shows on the page's board and in the logbook,
-    and any other redaction is not for the bot. Typed as a command (hidden commands match like
-    any other), it does nothing: only a real redaction takes a reaction back."""
-    if ctx.via != "redaction":
-        return None
-    await ctx.services.paging.withdraw_ack(ctx.sender, reaction=event, at=ctx.sent_at)
+    and any other redaction is not for the bot. Taken back when it was, however late read."""
+    assert ctx.relates_to is not None  # the redacted event
+    await ctx.services.paging.withdraw_ack(ctx.sender, reaction=ctx.relates_to, at=ctx.sent_at)
     return None
 
 

@@ -7,12 +7,10 @@ from __future__ import annotations
 import logging
 import re
 
-from bot.chat.args import RawText
-from bot.chat.dispatch import REPLY_COMMAND, is_ack_reaction
-from bot.chat.registry import CommandContext, CommandFamily
+from bot.chat.registry import CommandContext, CommandFamily, Via
 from bot.chat.render import Message
 from bot.commands.inputs import record_reply
-from bot.commands.paging import ACK_WORDS, acknowledge
+from bot.commands.paging import ACK_WORDS, acknowledge, is_ack_reaction
 from bot.directory.roles import Role
 from bot.storage import activation_store, page_store
 
@@ -21,18 +19,11 @@ log = logging.getLogger(__name__)
 commands = CommandFamily("replies")
 
 
-@commands.command(
-    REPLY_COMMAND,
-    role=Role.PARTNER,
-    summary="a reply to one of the bot's messages",
-    example=REPLY_COMMAND,
-    params=[RawText("text")],
-    any_age=True,
-    hidden=True,
-)
-async def reply_to_bot(ctx: CommandContext, *, text: str) -> Message | None:
+@commands.on(Via.REPLY, role=Role.PARTNER)
+async def reply_to_bot(ctx: CommandContext) -> Message | None:
     """A reply in a round's thread is a report; a reply to a page acknowledges it (when it says
     ack, ok, reçu…); a reply to an input request is the input; anything else is not for the bot."""
+    text = ctx.text
     rounds = ctx.services.rounds
     if text and await rounds.is_prompt(ctx.thread_root, ctx.room_id):
         await rounds.report(
