@@ -30,6 +30,7 @@ from bot.storage.models import (
     InboxEvent,
     InputAnswerRow,
     InputRequestRow,
+    Outcome,
     PageRow,
     PageTargetRow,
     RequestTargetRow,
@@ -111,7 +112,7 @@ async def test_inbox_deduplicates_and_tracks_status(db: Database) -> None:
         again = await core.record_inbox(session, [inbox("$2"), inbox("$3")])
     assert [e.event_id for e in again] == ["$3"]
     async with db.session() as session:
-        await core.finish_inbox(session, "$1", "done")
+        await core.finish_inbox(session, "$1", Outcome.DONE)
     async with db.session() as session:
         pending = await core.pending_inbox(session)
         state = await core.load_sync_state(session, "@bot:x")

@@ -22,7 +22,7 @@ from bot.directory.roles import Role
 from bot.errors import UserError
 from bot.matrix.send import ACTIVATION_INVITE_POWER
 from bot.storage import activation_store as store
-from bot.storage.models import ActivationRow, LogEntryRow
+from bot.storage.models import ActivationRow, ActivationStatus, LogEntryRow
 from bot.timeutil import format_local_utc, utcnow
 
 if TYPE_CHECKING:
@@ -301,7 +301,7 @@ class Activations:
             await store.set_fields(
                 session,
                 activation.id,
-                status="closed",
+                status=ActivationStatus.CLOSED,
                 closed_at=now,
                 closing_summary=summary,
             )
@@ -314,17 +314,21 @@ class Activations:
                 by,
                 data={"cancelled_steps": cancelled},
             )
-        activation.status, activation.closed_at, activation.closing_summary = "closed", now, summary
+        activation.status, activation.closed_at, activation.closing_summary = (
+            ActivationStatus.CLOSED,
+            now,
+            summary,
+        )
         return cancelled
 
     async def suspend_exercises(self, reason: str, by: str) -> list[ActivationRow]:
         """`realworld`: every running exercise stops at once, its pending steps with it."""
         suspended: list[ActivationRow] = []
         async with self.db.session() as session:
-            for activation in await store.by_status(session, ["open"]):
+            for activation in await store.by_status(session, [ActivationStatus.OPEN]):
                 if not activation.exercise:
                     continue
-                await store.set_fields(session, activation.id, status="suspended")
+                await store.set_fields(session, activation.id, status=ActivationStatus.SUSPENDED)
                 await self.scheduler.cancel(session, timer_prefix(activation))
                 await self.record(
                     session,
@@ -334,7 +338,7 @@ class Activations:
                     by,
                     data={"reason": reason},
                 )
-                activation.status = "suspended"
+                activation.status = ActivationStatus.SUSPENDED
                 suspended.append(activation)
         return suspended
 
@@ -361,11 +365,11 @@ def timer_prefix(activation: ActivationRow) -> str:
 
 
 def ensure_open(activation: ActivationRow) -> None:
-    if activation.status == "closed":
+    if activation.status == ActivationStatus.CLOSED:
         raise UserError(
             f"{activation.ref} is closed; nothing was changed. Open a new activation if needed."
         )
-    if activation.status == "suspended":
+    if activation.status == ActivationStatus.SUSPENDED:
         raise UserError(
             f"{activation.ref} is a suspended exercise (real-world event); nothing was changed."
         )

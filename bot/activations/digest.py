@@ -19,7 +19,7 @@ from bot.inputs.requests import Inputs
 from bot.paging.pages import page_summary
 from bot.rounds.schedules import next_run, to_cron
 from bot.storage import activation_store, core
-from bot.storage.models import Timer
+from bot.storage.models import RUNNING, Timer
 from bot.timeutil import format_duration, utcnow
 
 if TYPE_CHECKING:
@@ -94,7 +94,7 @@ class Digest:
         async with self.db.session() as session:
             if timer.payload.get("cron") == cron:
                 await self._arm(session, cron)
-            running = await activation_store.by_status(session, ["open", "suspended"])
+            running = await activation_store.by_status(session, RUNNING)
             inputs = self.inputs
             rows: list[dict[str, Any]] = []
             for activation in running:

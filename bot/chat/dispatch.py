@@ -35,7 +35,7 @@ from bot.matrix.content import (
 )
 from bot.matrix.send import ReplyTo, fits_one_event
 from bot.storage import core
-from bot.storage.models import InboxEvent
+from bot.storage.models import InboxEvent, Outcome
 from bot.timeutil import format_duration, utcnow
 
 if TYPE_CHECKING:
@@ -134,7 +134,7 @@ class CommandRunner:
         """Handle one inbox event and mark it finished. Never raises: an event that makes the bot
         fail is recorded as failed, with a reference in the log, and the next one runs."""
         started = time.monotonic()
-        name, outcome, answer = "?", "failed", None
+        name, outcome, answer = "?", Outcome.FAILED, None
         relation = relation_of(item.content)
         try:
             incoming = self.interpret(item.event_type, item.content) or Incoming(Via.COMMAND, "")
@@ -170,7 +170,7 @@ class CommandRunner:
                 )
         except Exception:
             log.exception("could not answer event=%s", item.event_id)
-            outcome = "unanswered"
+            outcome = Outcome.UNANSWERED
         await self._finish(item.event_id, outcome)
         self._services.metrics.commands.labels(outcome).inc()
         log.info(
@@ -223,7 +223,7 @@ class CommandRunner:
         )
         return await self._frame_for_room(item.room_id, short)
 
-    async def _finish(self, event_id: str, outcome: str) -> None:
+    async def _finish(self, event_id: str, outcome: Outcome) -> None:
         """Mark the event handled, retrying while the database is briefly away: an event left
         pending would run again at the next start."""
         for pause in (0, 1, 2, 4, 8):
@@ -256,7 +256,7 @@ class CommandRunner:
         matched: tuple[CommandSpec | None, str, str],
         via: Via,
         relation: Relation,
-    ) -> tuple[str, str, Message | None]:
+    ) -> tuple[str, Outcome, Message | None]:
         services = self._services
         spec, arg_text, typed = matched
         role = services.directory.role_of(item.sender)
@@ -268,34 +268,38 @@ class CommandRunner:
             args = spec.signature.parse(arg_text)
             marking = self._classified(args)
             if marking is not None:
-                return spec.name, "refused", self._render("classified_refused", marking=marking)
+                return (
+                    spec.name,
+                    Outcome.REFUSED,
+                    self._render("classified_refused", marking=marking),
+                )
             if (not_here := self._not_private(spec, item.room_id)) is not None:
-                return spec.name, "refused", not_here
+                return spec.name, Outcome.REFUSED, not_here
             context = self._context(item, role, relation, via)
-            return spec.name, "done", await spec.handler(context, **args)
+            return spec.name, Outcome.DONE, await spec.handler(context, **args)
         except UsageError as exc:
-            return spec.name, "usage", self._usage(spec, str(exc))
+            return spec.name, Outcome.USAGE, self._usage(spec, str(exc))
         except UserError as exc:
-            return spec.name, "refused", self._render("user_error", text=str(exc))
+            return spec.name, Outcome.REFUSED, self._render("user_error", text=str(exc))
 
     async def _take(
         self, item: InboxEvent, incoming: Incoming, relation: Relation
-    ) -> tuple[str, str, Message | None]:
+    ) -> tuple[str, Outcome, Message | None]:
         """A reply, reaction or redaction, to the family that takes it. Taken however late it
         is read (an ack stays true), never refused with a usage line: it is not a command."""
         name = incoming.via.value
         taker = self._services.registry.passive(incoming.via)
         role = self._services.directory.role_of(item.sender)
         if taker is None or not role.allows(taker.role):
-            return name, "ignored", None  # a stranger's 👍 or reply is not for the bot
+            return name, Outcome.IGNORED, None  # a stranger's 👍 or reply is not for the bot
         if incoming.via is Via.REPLY and (marking := self._guard.marking_in(incoming.text)):
-            return name, "refused", self._render("classified_refused", marking=marking)
+            return name, Outcome.REFUSED, self._render("classified_refused", marking=marking)
         related = incoming.text if incoming.via is Via.REDACTION else relation.answers
         context = self._context(item, role, relation, incoming.via, related, incoming.text)
         try:
-            return name, "done", await taker.handler(context)
+            return name, Outcome.DONE, await taker.handler(context)
         except UserError as exc:
-            return name, "refused", self._render("user_error", text=str(exc))
+            return name, Outcome.REFUSED, self._render("user_error", text=str(exc))
 
     def _context(
         self,
@@ -325,30 +329,30 @@ class CommandRunner:
 
     def _refusal(
         self, item: InboxEvent, spec: CommandSpec | None, typed: str, via: Via, role: Role
-    ) -> tuple[str, str, Message | None] | None:
+    ) -> tuple[str, Outcome, Message | None] | None:
         """Why this event is not run, as (command, outcome, answer); None when it may run."""
         prefix = self._services.settings.command_prefix
         name = spec.name if spec else typed
         late = self._lateness_minutes(item.origin_ts)
         if late is not None and not (spec and spec.any_age):
-            return name, "late", self._render("command_late", minutes=late, command=typed)
+            return name, Outcome.LATE, self._render("command_late", minutes=late, command=typed)
         if via is Via.EDIT:
             if spec is None or not role.allows(spec.role):
-                return name, "ignored", None  # a stranger's edit is not for the bot
-            return name, "edited", self._render("command_edited", command=typed)
+                return name, Outcome.IGNORED, None  # a stranger's edit is not for the bot
+            return name, Outcome.EDITED, self._render("command_edited", command=typed)
         if not self._limiter.allow(item.sender):
             # Said once per window: the refusals must not become the flood they stop.
             told = self._told_limited.allow(item.sender)
             limited = self._render(
                 "rate_limited", count=self._limiter.count, per=format_duration(self._limiter.per)
             )
-            return name, "rate-limited", limited if told else None
+            return name, Outcome.RATE_LIMITED, limited if told else None
         if spec is None:
             suggestion = self._services.registry.suggest(typed)
             unknown = self._render(
                 "unknown_command", typed=typed, suggestion=suggestion, prefix=prefix
             )
-            return name, "unknown", unknown
+            return name, Outcome.UNKNOWN, unknown
         if not role.allows(spec.role):
             refused = self._render(
                 "refused",
@@ -357,7 +361,7 @@ class CommandRunner:
                 stranger=role is Role.STRANGER,
                 prefix=prefix,
             )
-            return name, "refused", refused
+            return name, Outcome.REFUSED, refused
         return None
 
     def _not_private(self, spec: CommandSpec, room_id: str) -> Message | None:

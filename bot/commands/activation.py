@@ -10,6 +10,7 @@ from bot.chat.render import Message
 from bot.directory.roles import Role
 from bot.errors import UserError
 from bot.storage import activation_store as store
+from bot.storage.models import RUNNING
 from bot.timeutil import format_duration, utcnow
 
 commands = CommandFamily("activation")
@@ -122,7 +123,7 @@ async def status(ctx: CommandContext, *, ref: str | None) -> Message:
 
 async def _overview(ctx: CommandContext, activations: Activations) -> Message:
     async with ctx.services.db.session() as session:
-        running = await store.by_status(session, ["open", "suspended"])
+        running = await store.by_status(session, RUNNING)
     rows = [
         (a.ref, a.title, a.level, a.tlp, a.status, a.room_id and matrix_link(a.room_id))
         for a in running

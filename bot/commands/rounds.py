@@ -15,7 +15,7 @@ from bot.directory.roles import Role
 from bot.errors import UserError
 from bot.rounds.schedules import to_cron
 from bot.storage import round_store
-from bot.storage.models import ActivationRow
+from bot.storage.models import ActivationRow, ActivationStatus
 from bot.timeutil import format_local_utc, load_zone
 
 commands = CommandFamily("rounds")
@@ -59,7 +59,7 @@ async def _place(ctx: CommandContext, room: str) -> tuple[str, ActivationRow | N
         default = [c for c in directory.contacts.values() if c.role is Role.DG]
         return room_id, None, default
     activation = await activations.for_room(ctx.room_id)
-    if activation is not None and activation.status != "open":
+    if activation is not None and activation.status != ActivationStatus.OPEN:
         raise UserError(f"{activation.ref} is {activation.status}; no round can start here.")
     roster = [c for c in directory.contacts.values() if c.role in (Role.LEAD, Role.MEMBER)]
     return ctx.room_id, activation, roster
@@ -231,7 +231,7 @@ async def commscheck(
     ctx: CommandContext, *, targets: list[str] | None, window: timedelta | None, every: str | None
 ) -> Message:
     activation = await ctx.services.activations.for_room(ctx.room_id)
-    if activation is not None and activation.status != "open":
+    if activation is not None and activation.status != ActivationStatus.OPEN:
         raise UserError(f"{activation.ref} is {activation.status}; run the check elsewhere.")
     if targets:
         people = resolve_people(ctx, targets)

@@ -20,6 +20,7 @@ from bot.matrix.send import ACTIVATION_INVITE_POWER, DIRECT_INVITE_POWER, Messen
 from bot.reach.direct import DirectMessages
 from bot.storage import activation_store, page_store
 from bot.storage.db import Database
+from bot.storage.models import RUNNING, ActivationStatus
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +56,11 @@ class Outsiders:
         activation = await self.activations.for_room(room_id)
         async with self.db.session() as session:
             owner = None if activation else await page_store.dm_owner(session, room_id)
-            running = [] if activation else await activation_store.by_status(session, ["open"])
+            running = (
+                []
+                if activation
+                else await activation_store.by_status(session, [ActivationStatus.OPEN])
+            )
         if activation is None and owner is None:
             return
         leads = [activation.lead] if activation else sorted({a.lead for a in running})
@@ -84,7 +89,7 @@ async def tighten_invites(db: Database, messenger: Messenger) -> None:
     now need the bot's power, in running activations' rooms a lead's. Once at start."""
     async with db.session() as session:
         direct_rooms = await page_store.all_dm_rooms(session)
-        running = await activation_store.by_status(session, ["open", "suspended"])
+        running = await activation_store.by_status(session, RUNNING)
     wanted = {room_id: DIRECT_INVITE_POWER for room_id in direct_rooms}
     wanted |= {a.room_id: ACTIVATION_INVITE_POWER for a in running if a.room_id}
     for room_id, level in wanted.items():

@@ -28,6 +28,7 @@ from bot.storage import activation_store
 from bot.storage import input_store as store
 from bot.storage.models import (
     ActivationRow,
+    ActivationStatus,
     AdviceDraftRow,
     InputAnswerRow,
     InputRequestRow,
@@ -308,7 +309,7 @@ class Inputs:
             request, target = await self._asked(session, matrix_id, ref, relates_to)
             activation = await activation_store.by_id(session, request.activation_id)
             assert activation is not None
-            if activation.status != "open":
+            if activation.status != ActivationStatus.OPEN:
                 raise UserError(
                     f"{request.ref} belongs to {activation.ref}, which is {activation.status}; "
                     "your input was not recorded."
@@ -376,7 +377,12 @@ class Inputs:
                 await activation_store.by_id(session, request.activation_id) if request else None
             )
             state = await request_state(session, request) if request else None
-        if request is None or activation is None or state is None or activation.status != "open":
+        if (
+            request is None
+            or activation is None
+            or state is None
+            or activation.status != ActivationStatus.OPEN
+        ):
             return
         step = timer.payload["step"]
         if step == REMIND and utcnow() >= request.deadline:

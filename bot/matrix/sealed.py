@@ -18,12 +18,11 @@ from typing import Any
 
 from nio import AsyncClient, MegolmEvent
 
-from bot.storage.models import InboxEvent
+from bot.storage.models import InboxEvent, InboxStatus
 from bot.timeutil import utcnow
 
 log = logging.getLogger(__name__)
 
-SEALED, UNDECRYPTABLE = "sealed", "undecryptable"
 ENCRYPTED = "m.room.encrypted"
 KEY_WAIT = timedelta(minutes=2)
 
@@ -58,7 +57,7 @@ class SealedEvents:
             received_at=received,
             content=event.source,
             event_type=ENCRYPTED,
-            status=SEALED,
+            status=InboxStatus.SEALED,
         )
 
     def restore(self, rows: list[InboxEvent]) -> list[InboxEvent]:

@@ -42,11 +42,11 @@ from nio import (
 from sqlalchemy.exc import SQLAlchemyError
 
 from bot.matrix.content import REDACTION, redaction_content
-from bot.matrix.sealed import KEY_WAIT, SEALED, UNDECRYPTABLE, Sealed, SealedEvents
+from bot.matrix.sealed import KEY_WAIT, Sealed, SealedEvents
 from bot.runtime.catchup import CatchUp
 from bot.storage import core
 from bot.storage.db import Database
-from bot.storage.models import InboxEvent
+from bot.storage.models import InboxEvent, InboxStatus, Outcome
 from bot.timeutil import utcnow
 
 log = logging.getLogger(__name__)
@@ -128,9 +128,9 @@ class SyncLoop:
         async with self._db.session() as session:
             state = await core.load_sync_state(session, self.user_id)
             self._joins = await core.load_joins(session)
-            kept = await core.inbox_with_status(session, SEALED)
+            kept = await core.inbox_with_status(session, InboxStatus.SEALED)
             for broken in self._sealed.restore(kept):
-                await core.finish_inbox(session, broken.event_id, "failed")
+                await core.finish_inbox(session, broken.event_id, Outcome.FAILED)
         for sealed in self._sealed.waiting():
             self._catch_up.reading(sealed.event.event_id, sealed.sent_at, sealed.event.sender)
         since = state.next_batch if state else None
@@ -179,13 +179,13 @@ class SyncLoop:
             await self._handle_invites(response)
             self._watch_members(response, arrivals=not first)
             for item in fresh:
-                if item.status == SEALED:
+                if item.status == InboxStatus.SEALED:
                     self._catch_up.reading(item.event_id, item.origin_ts, item.sender)
             if first:
                 first = False
                 await self._on_ready()  # dispatches every pending inbox row, these included
             else:
-                self._dispatch([item for item in fresh if item.status == "pending"])
+                self._dispatch([item for item in fresh if item.status == InboxStatus.PENDING])
             await self._unseal()
             self._handed_over = since
             self._catch_up.synced(began)
@@ -374,9 +374,9 @@ class SyncLoop:
                 for item in commands:
                     await core.unseal_inbox(session, item)
                 for sealed in other:
-                    await core.finish_inbox(session, sealed.event.event_id, "done")
+                    await core.finish_inbox(session, sealed.event.event_id, Outcome.DONE)
                 for sealed in given_up:
-                    await core.finish_inbox(session, sealed.event.event_id, UNDECRYPTABLE)
+                    await core.finish_inbox(session, sealed.event.event_id, Outcome.UNDECRYPTABLE)
         except (SQLAlchemyError, OSError) as exc:
             log.warning("could not record decrypted events (%s); trying again", exc)
             self._sealed.put_back([sealed for sealed, _ in opened] + given_up)
@@ -478,7 +478,7 @@ def _failed_item(room_id: str, event: Any, received: datetime) -> InboxEvent | N
         received_at=received,
         content={},
         event_type="unreadable",
-        status="failed",
+        status=Outcome.FAILED,
         finished_at=received,
     )
 

@@ -24,7 +24,15 @@ from bot.reach.direct import owner_of_answered
 from bot.rounds.schedules import next_run
 from bot.storage import activation_store
 from bot.storage import round_store as store
-from bot.storage.models import ActivationRow, RoundReportRow, RoundRunRow, RoundSeriesRow, Timer
+from bot.storage.models import (
+    ActivationRow,
+    ActivationStatus,
+    RoundReportRow,
+    RoundRunRow,
+    RoundSeriesRow,
+    RunStatus,
+    Timer,
+)
 from bot.timeutil import format_local_utc, load_zone, utcnow
 
 if TYPE_CHECKING:
@@ -196,7 +204,7 @@ class Rounds:
                     activation,
                     next_run(series.cron, series.timezone, max(slot, utcnow())),
                 )
-        if activation is not None and activation.status != "open":
+        if activation is not None and activation.status != ActivationStatus.OPEN:
             return
         lateness = utcnow() - slot
         # A run begun before a crash is finished, however late: its prompt may be out already.
@@ -232,7 +240,9 @@ class Rounds:
                 return
             number = await store.next_run_number(session, series.id)
             session.add(
-                RoundRunRow(series_id=series.id, number=number, scheduled_for=slot, status="missed")
+                RoundRunRow(
+                    series_id=series.id, number=number, scheduled_for=slot, status=RunStatus.MISSED
+                )
             )
             if activation is not None:
                 await self.activations.record(
@@ -321,7 +331,11 @@ class Rounds:
         reminder that could only go out at the run's end (the bot was away) is left to the
         summary, which names them: never a reminder after the close."""
         view = await self._view(timer.payload["run"])
-        if view is None or view.run.status != "open" or utcnow() >= _end(view.run, view.series):
+        if (
+            view is None
+            or view.run.status != RunStatus.OPEN
+            or utcnow() >= _end(view.run, view.series)
+        ):
             return
         async with self.db.session() as session:
             reported = {r.matrix_id for r in await store.reports(session, view.run.id)}
@@ -344,15 +358,17 @@ class Rounds:
 
     async def on_close(self, timer: Timer) -> None:
         view = await self._view(timer.payload["run"])
-        if view is None or view.run.status not in ("open", "closed"):
+        if view is None or view.run.status not in (RunStatus.OPEN, RunStatus.CLOSED):
             return
         async with self.db.session() as session:
             reports = await store.reports(session, view.run.id)
             # Closed already: this step was cut short by a crash after closing the run, and
             # posts the summary again (the same transaction ID: it shows once).
-            if view.run.status == "open":
-                await store.set_run(session, view.run.id, status="closed", closed_at=utcnow())
-            if view.activation is not None and view.run.status == "open":
+            if view.run.status == RunStatus.OPEN:
+                await store.set_run(
+                    session, view.run.id, status=RunStatus.CLOSED, closed_at=utcnow()
+                )
+            if view.activation is not None and view.run.status == RunStatus.OPEN:
                 reporters = len({r.matrix_id for r in reports})
                 await self.activations.record(
                     session,
@@ -404,7 +420,9 @@ class Rounds:
                 raise UserError("No round is open in this room; updates go in a running round.")
             # Judged by when it was sent: an update sent inside the window counts, even if it
             # is read after the run closed (held up on its way to the homeserver).
-            if run.status != "open" and not (run.status == "closed" and at <= _end(run, series)):
+            if run.status != RunStatus.OPEN and not (
+                run.status == RunStatus.CLOSED and at <= _end(run, series)
+            ):
                 raise UserError(
                     f"{series.ref} #{run.number} is closed; your update was not recorded."
                 )

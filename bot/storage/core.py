@@ -15,7 +15,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.storage import bulk
-from bot.storage.models import InboxEvent, RoomJoin, SyncState, Timer
+from bot.storage.models import InboxEvent, InboxStatus, Outcome, RoomJoin, SyncState, Timer
 from bot.timeutil import utcnow
 
 
@@ -40,12 +40,14 @@ async def record_inbox(session: AsyncSession, events: Sequence[InboxEvent]) -> l
 
 async def pending_inbox(session: AsyncSession) -> list[InboxEvent]:
     rows = await session.exec(
-        select(InboxEvent).where(InboxEvent.status == "pending").order_by(col(InboxEvent.origin_ts))
+        select(InboxEvent)
+        .where(InboxEvent.status == InboxStatus.PENDING)
+        .order_by(col(InboxEvent.origin_ts))
     )
     return list(rows.all())
 
 
-async def inbox_with_status(session: AsyncSession, status: str) -> list[InboxEvent]:
+async def inbox_with_status(session: AsyncSession, status: InboxStatus) -> list[InboxEvent]:
     rows = await session.exec(
         select(InboxEvent).where(InboxEvent.status == status).order_by(col(InboxEvent.origin_ts))
     )
@@ -66,7 +68,7 @@ async def unseal_inbox(session: AsyncSession, item: InboxEvent) -> None:
     )
 
 
-async def finish_inbox(session: AsyncSession, event_id: str, status: str) -> None:
+async def finish_inbox(session: AsyncSession, event_id: str, status: Outcome) -> None:
     await session.exec(
         update(InboxEvent)
         .where(col(InboxEvent.event_id) == event_id)

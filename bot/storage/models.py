@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import JSON, Column, Index, MetaData, String, UniqueConstraint
@@ -19,6 +20,49 @@ SQLModel.metadata.naming_convention = {
     "pk": "pk_%(table_name)s",
 }
 metadata: MetaData = SQLModel.metadata
+
+
+# -- states: each column below holds one of these values (as text, so no migration names them) --
+
+
+class InboxStatus(StrEnum):
+    """An inbox row before it is handled; afterwards its `Outcome`."""
+
+    PENDING = "pending"  # to handle (again, after a crash)
+    SEALED = "sealed"  # encrypted, waiting for its room key (bot.matrix.sealed)
+
+
+class Outcome(StrEnum):
+    """What became of an event the bot read: the inbox row's final status, a metric's label."""
+
+    DONE = "done"
+    LATE = "late"  # too old to act on; the sender is told
+    FAILED = "failed"  # our fault: logged with a reference, the sender gets an apology
+    REFUSED = "refused"  # the sender's role, a classified marking, outsiders in the room
+    USAGE = "usage"  # the arguments did not parse; the usage line is shown
+    IGNORED = "ignored"  # a stranger's reaction or reply: not for the bot
+    EDITED = "edited"  # an edited command is never run again
+    RATE_LIMITED = "rate-limited"
+    UNKNOWN = "unknown"  # no such command
+    UNANSWERED = "unanswered"  # handled, but the answer could not be sent
+    UNDECRYPTABLE = "undecryptable"  # its room key never came
+
+
+class ActivationStatus(StrEnum):
+    OPEN = "open"
+    SUSPENDED = "suspended"  # an exercise stopped by `realworld`
+    CLOSED = "closed"
+
+
+RUNNING = (ActivationStatus.OPEN, ActivationStatus.SUSPENDED)  # an activation not yet closed
+
+
+class RunStatus(StrEnum):
+    """A coordination round's run."""
+
+    OPEN = "open"
+    CLOSED = "closed"
+    MISSED = "missed"  # its start passed while the bot was down, beyond its window
 
 
 def utc_column(*, nullable: bool = False, index: bool = False) -> Any:
@@ -54,7 +98,7 @@ class InboxEvent(SQLModel, table=True):
     received_at: datetime = utc_column()
     content: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
     event_type: str = Field(default="m.room.message", max_length=64)
-    status: str = Field(default="pending", max_length=16)
+    status: str = Field(default=InboxStatus.PENDING, max_length=16)  # InboxStatus | Outcome
     finished_at: datetime | None = utc_column(nullable=True)
 
 
@@ -152,7 +196,7 @@ class ActivationRow(SQLModel, table=True):
     tlp: str = Field(max_length=16)
     lead: str = Field(max_length=255)
     room_id: str | None = Field(default=None, max_length=255, unique=True)
-    status: str = Field(default="open", max_length=16)  # open | suspended | closed
+    status: str = Field(default=ActivationStatus.OPEN, max_length=16)
     opened_by_event: str = Field(max_length=255, unique=True)
     opened_at: datetime = utc_column()
     closed_at: datetime | None = utc_column(nullable=True)
@@ -384,7 +428,7 @@ class RoundRunRow(SQLModel, table=True):
     participants: list[dict[str, str]] = Field(
         default_factory=list, sa_column=Column(JSON, nullable=False)
     )
-    status: str = Field(default="open", max_length=16)  # open | closed | missed
+    status: str = Field(default=RunStatus.OPEN, max_length=16)
     closed_at: datetime | None = utc_column(nullable=True)
 
 

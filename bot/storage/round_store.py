@@ -9,7 +9,7 @@ from sqlalchemy import func, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.storage.models import RoundReportRow, RoundRunRow, RoundSeriesRow
+from bot.storage.models import RoundReportRow, RoundRunRow, RoundSeriesRow, RunStatus
 from bot.storage.types import could_be_id
 
 
@@ -74,7 +74,7 @@ async def open_run_in_room(
     rows = await session.exec(
         select(RoundRunRow, RoundSeriesRow)
         .join(RoundSeriesRow, col(RoundSeriesRow.id) == col(RoundRunRow.series_id))
-        .where(RoundSeriesRow.room_id == room_id, RoundRunRow.status == "open")
+        .where(RoundSeriesRow.room_id == room_id, RoundRunRow.status == RunStatus.OPEN)
         .order_by(col(RoundRunRow.id).desc())
     )
     found = rows.first()
@@ -112,7 +112,7 @@ async def open_run_without_prompt(session: AsyncSession, room_id: str) -> bool:
         .join(RoundSeriesRow, col(RoundSeriesRow.id) == col(RoundRunRow.series_id))
         .where(
             RoundSeriesRow.room_id == room_id,
-            RoundRunRow.status == "open",
+            RoundRunRow.status == RunStatus.OPEN,
             col(RoundRunRow.prompt_event_id).is_(None),
         )
         .limit(1)
