@@ -159,7 +159,7 @@ async def test_tampering_behind_the_triggers_is_detected(
 async def test_exports_escape_user_text(db: Database) -> None:
     import html.parser
 
-    from bot.activations.record import export_logbook
+    from bot.activations.exports import export_logbook
 
     activation = await filled(db, entries=2)
     async with db.session() as session:
@@ -183,7 +183,7 @@ async def test_csv_export_defuses_spreadsheet_formulas(db: Database) -> None:
     import csv
     import io
 
-    from bot.activations.record import export_logbook
+    from bot.activations.exports import export_logbook
 
     activation = await filled(db, entries=1)
     async with db.session() as session:

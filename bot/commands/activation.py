@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bot.activations import record
+from bot.activations import exports
 from bot.activations.activation import LEVELS, Activations, ensure_open, level_history, parse_tlp
 from bot.chat.args import Choice, Flag, Option, Text, Word
 from bot.chat.registry import CommandContext, CommandFamily
@@ -173,7 +173,7 @@ async def handover(ctx: CommandContext, *, lead: str) -> Message:
     await ctx.services.messenger.invite(activation.room_id, successor.matrix_id)
     await ctx.services.messenger.set_power(activation.room_id, successor.matrix_id, 100)
     async with ctx.services.db.session() as session:
-        summary = await record.handover_summary(session, activation)
+        summary = await exports.handover_summary(session, activation)
     situation = await ctx.services.situation(activation)
     return ctx.render(
         "handover",
@@ -203,7 +203,7 @@ async def close(ctx: CommandContext, *, summary: str | None) -> Message:
     cancelled = await activations.close(activation, summary, ctx.sender)
     assert activation.room_id is not None
     async with ctx.services.db.session() as session:
-        bundle = await record.build_bundle(session, activation)
+        bundle = await exports.build_bundle(session, activation)
         history = await level_history(session, activation)
     for name, data, mimetype in bundle.files():
         await ctx.services.messenger.send_file(

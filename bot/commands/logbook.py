@@ -8,7 +8,7 @@ from datetime import datetime
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.activations import record
+from bot.activations import exports
 from bot.activations.activation import level_history
 from bot.chat.args import Choice, Flag, Option, Text, Word
 from bot.chat.registry import CommandContext, CommandFamily
@@ -97,7 +97,7 @@ async def log_correct(ctx: CommandContext, *, entry: str, text: str) -> Message:
     role=Role.MEMBER,
     summary="the logbook as a file: Markdown, CSV or HTML",
     example="log export csv",
-    params=[Choice("format", choices=record.EXPORT_FORMATS, required=False)],
+    params=[Choice("format", choices=exports.EXPORT_FORMATS, required=False)],
     confidential=True,
 )
 async def log_export(ctx: CommandContext, *, format: str | None) -> Message | None:
@@ -106,7 +106,7 @@ async def log_export(ctx: CommandContext, *, format: str | None) -> Message | No
     fmt = format or "md"
     async with ctx.services.db.session() as session:
         entries = await store.log_entries(session, activation.id)
-    data = record.export_logbook(activation, entries, fmt)
+    data = exports.export_logbook(activation, entries, fmt)
     mimetype = {"md": "text/markdown", "csv": "text/csv", "html": "text/html"}[fmt]
     await ctx.services.messenger.send_file(
         ctx.room_id,

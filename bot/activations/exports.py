@@ -1,4 +1,5 @@
-"""The activation's record: logbook exports, the handover summary and the closing bundle.
+"""What leaves the activation as files: logbook exports, the handover summary and the closing
+record bundle.
 
 The bundle is what an after-action review or an auditor receives: the record as Markdown (for
 people) and JSON (for tools), and a manifest of SHA-256 hashes in `sha256sum` format, so that
