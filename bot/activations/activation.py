@@ -83,23 +83,15 @@ async def level_history(session: AsyncSession, activation: ActivationRow) -> lis
     return [LevelChange(e.occurred_at, str(e.data.get("level")), e.author) for e in entries]
 
 
+@dataclass(frozen=True, kw_only=True)
 class Activations:
     """Operations on activations; each takes what it needs and returns data or a UserError."""
 
-    def __init__(
-        self,
-        *,
-        settings: Settings,
-        db: Database,
-        keeper: DirectoryKeeper,
-        messenger: Messenger,
-        scheduler: Scheduler,
-    ) -> None:
-        self.settings = settings
-        self.db = db
-        self.keeper = keeper
-        self.messenger = messenger
-        self.scheduler = scheduler
+    settings: Settings
+    db: Database
+    keeper: DirectoryKeeper
+    messenger: Messenger
+    scheduler: Scheduler
 
     @property
     def directory(self) -> Directory:

@@ -9,6 +9,7 @@ configured one armed; one due while the bot was down is posted late rather than 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -36,27 +37,16 @@ log = logging.getLogger(__name__)
 DIGEST_TIMER = "dg.digest"
 
 
+@dataclass(frozen=True, kw_only=True)
 class Digest:
-    def __init__(
-        self,
-        *,
-        settings: Settings,
-        db: Database,
-        keeper: DirectoryKeeper,
-        renderer: Renderer,
-        messenger: Messenger,
-        scheduler: Scheduler,
-        activations: Activations,
-        inputs: Inputs,
-    ) -> None:
-        self.settings = settings
-        self.db = db
-        self.keeper = keeper
-        self.renderer = renderer
-        self.messenger = messenger
-        self.scheduler = scheduler
-        self.activations = activations
-        self.inputs = inputs
+    settings: Settings
+    db: Database
+    keeper: DirectoryKeeper
+    renderer: Renderer
+    messenger: Messenger
+    scheduler: Scheduler
+    activations: Activations
+    inputs: Inputs
 
     @property
     def directory(self) -> Directory:

@@ -10,6 +10,7 @@ directory; sending resumes by itself once nobody outside it is left.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 
 from bot.activations.activation import Activations
 from bot.chat.render import Renderer
@@ -25,23 +26,14 @@ from bot.storage.models import RUNNING, ActivationStatus
 log = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True, kw_only=True)
 class Outsiders:
-    def __init__(
-        self,
-        *,
-        db: Database,
-        keeper: DirectoryKeeper,
-        renderer: Renderer,
-        messenger: Messenger,
-        activations: Activations,
-        direct: DirectMessages,
-    ) -> None:
-        self.db = db
-        self.keeper = keeper
-        self.renderer = renderer
-        self.messenger = messenger
-        self.activations = activations
-        self.direct = direct
+    db: Database
+    keeper: DirectoryKeeper
+    renderer: Renderer
+    messenger: Messenger
+    activations: Activations
+    direct: DirectMessages
 
     @property
     def directory(self) -> Directory:

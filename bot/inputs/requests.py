@@ -120,25 +120,15 @@ def _state(
     return RequestState(request, targets, latest, versions, answers)
 
 
+@dataclass(frozen=True, kw_only=True)
 class Inputs:
-    def __init__(
-        self,
-        *,
-        db: Database,
-        keeper: DirectoryKeeper,
-        renderer: Renderer,
-        messenger: Messenger,
-        scheduler: Scheduler,
-        activations: Activations,
-        direct: DirectMessages,
-    ) -> None:
-        self.db = db
-        self.keeper = keeper
-        self.renderer = renderer
-        self.messenger = messenger
-        self.scheduler = scheduler
-        self.activations = activations
-        self.direct = direct
+    db: Database
+    keeper: DirectoryKeeper
+    renderer: Renderer
+    messenger: Messenger
+    scheduler: Scheduler
+    activations: Activations
+    direct: DirectMessages
 
     @property
     def directory(self) -> Directory:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, TypeVar
 
@@ -69,23 +70,14 @@ async def owner_of_answered(
 DM_NAME = "ICC liaison"
 
 
+@dataclass(frozen=True, kw_only=True)
 class DirectMessages:
-    def __init__(
-        self,
-        *,
-        settings: Settings,
-        db: Database,
-        keeper: DirectoryKeeper,
-        renderer: Renderer,
-        messenger: Messenger,
-        locks: KeyedLocks,
-    ) -> None:
-        self.settings = settings
-        self.db = db
-        self.keeper = keeper
-        self.renderer = renderer
-        self.messenger = messenger
-        self.locks = locks
+    settings: Settings
+    db: Database
+    keeper: DirectoryKeeper
+    renderer: Renderer
+    messenger: Messenger
+    locks: KeyedLocks
 
     @property
     def directory(self) -> Directory:

@@ -63,27 +63,16 @@ class RunView:
     activation: ActivationRow | None
 
 
+@dataclass(frozen=True, kw_only=True)
 class Rounds:
-    def __init__(
-        self,
-        *,
-        db: Database,
-        keeper: DirectoryKeeper,
-        renderer: Renderer,
-        messenger: Messenger,
-        scheduler: Scheduler,
-        activations: Activations,
-        paging: Paging,
-        commchecks: CommChecks,
-    ) -> None:
-        self.db = db
-        self.keeper = keeper
-        self.renderer = renderer
-        self.messenger = messenger
-        self.scheduler = scheduler
-        self.activations = activations
-        self.paging = paging
-        self.commchecks = commchecks
+    db: Database
+    keeper: DirectoryKeeper
+    renderer: Renderer
+    messenger: Messenger
+    scheduler: Scheduler
+    activations: Activations
+    paging: Paging
+    commchecks: CommChecks
 
     @property
     def directory(self) -> Directory:
