@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy.exc import DBAPIError
 
 from bot.chat.classification import ClassificationGuard
-from bot.chat.registry import PASSIVE, CommandContext, CommandSpec, Via, split_command
+from bot.chat.registry import PASSIVE, CommandContext, CommandSpec, Reply, Via, split_command
 from bot.chat.render import Message
 from bot.directory.roles import Role
 from bot.errors import UsageError, UserError
@@ -159,7 +159,7 @@ class CommandRunner:
             answer = None
         try:
             if answer is not None:
-                answer = await self._frame_for_room(item.room_id, answer)
+                answer = await self._framed(item.room_id, answer)
                 if not fits_one_event(answer):
                     answer = await self._as_file(item, name, answer)
                 await self._services.messenger.notice(
@@ -203,7 +203,7 @@ class CommandRunner:
             sender=contact.name if contact else sender,
             device=services.settings.device_name,
         )
-        message = await self._frame_for_room(room_id, message)
+        message = await self._framed(room_id, message)
         await services.messenger.notice(room_id, message, txn_id=f"utd-{event_id}")
 
     async def _as_file(self, item: InboxEvent, command: str, answer: Message) -> Message:
@@ -221,7 +221,7 @@ class CommandRunner:
         short = self._services.renderer.render(
             "answer_as_file", command=command, filename=filename, kib=len(data) // 1024 + 1
         )
-        return await self._frame_for_room(item.room_id, short)
+        return await self._framed(item.room_id, short)
 
     async def _finish(self, event_id: str, outcome: Outcome) -> None:
         """Mark the event handled, retrying while the database is briefly away: an event left
@@ -238,11 +238,14 @@ class CommandRunner:
             "event=%s stays pending; it runs again at the next start if still recent", event_id
         )
 
-    async def _frame_for_room(self, room_id: str, answer: Message) -> Message:
-        """In an activation's room every answer carries its TLP (and exercise markers)."""
+    async def _framed(self, room_id: str, answer: Message | Reply) -> Message:
+        """Every answer is framed here, once: with the activation it is about, else with the
+        activation of the room it is answered in (its TLP, and exercise markers)."""
+        activations = self._services.activations
+        if isinstance(answer, Reply):
+            return activations.frame(answer.message, answer.about)
         if answer.framed:
             return answer
-        activations = self._services.activations
         try:
             activation = await activations.for_room(room_id)
         except Exception:
@@ -256,7 +259,7 @@ class CommandRunner:
         matched: tuple[CommandSpec | None, str, str],
         via: Via,
         relation: Relation,
-    ) -> tuple[str, Outcome, Message | None]:
+    ) -> tuple[str, Outcome, Message | Reply | None]:
         services = self._services
         spec, arg_text, typed = matched
         role = services.directory.role_of(item.sender)
@@ -284,7 +287,7 @@ class CommandRunner:
 
     async def _take(
         self, item: InboxEvent, incoming: Incoming, relation: Relation
-    ) -> tuple[str, Outcome, Message | None]:
+    ) -> tuple[str, Outcome, Message | Reply | None]:
         """A reply, reaction or redaction, to the family that takes it. Taken however late it
         is read (an ack stays true), never refused with a usage line: it is not a command."""
         name = incoming.via.value
@@ -329,7 +332,7 @@ class CommandRunner:
 
     def _refusal(
         self, item: InboxEvent, spec: CommandSpec | None, typed: str, via: Via, role: Role
-    ) -> tuple[str, Outcome, Message | None] | None:
+    ) -> tuple[str, Outcome, Message | Reply | None] | None:
         """Why this event is not run, as (command, outcome, answer); None when it may run."""
         prefix = self._services.settings.command_prefix
         name = spec.name if spec else typed

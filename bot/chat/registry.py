@@ -27,6 +27,17 @@ from bot.directory.roles import Role
 if TYPE_CHECKING:
     from bot.directory.model import Contact
     from bot.services import Services
+    from bot.storage.models import ActivationRow
+
+
+@dataclass(frozen=True)
+class Reply:
+    """An answer about a given activation, or explicitly about none: the dispatcher frames it
+    with that activation's TLP and exercise markers (or not at all), whatever the room. A plain
+    `Message` is framed with the activation of the room it is answered in."""
+
+    message: Message
+    about: ActivationRow | None
 
 
 class Via(StrEnum):
@@ -68,8 +79,8 @@ class CommandContext:
 
 # `async def page(ctx, *, targets: list[str], message: str, ack: timedelta | None, urgent: bool)`:
 # the context, then one keyword argument per declared parameter, typed as it parses.
-Handler = Callable[..., Awaitable[Message | None]]
-PassiveHandler = Callable[[CommandContext], Awaitable[Message | None]]
+Handler = Callable[..., Awaitable[Message | Reply | None]]
+PassiveHandler = Callable[[CommandContext], Awaitable[Message | Reply | None]]
 
 
 def check_handler(name: str, handler: Handler, signature: Signature) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from bot.activations import exports
 from bot.activations.activation import LEVELS, Activations, ensure_open, level_history, parse_tlp
 from bot.chat.args import Choice, Flag, Option, Text, Word
-from bot.chat.registry import CommandContext, CommandFamily
+from bot.chat.registry import CommandContext, CommandFamily, Reply
 from bot.chat.render import Message
 from bot.directory.roles import Role
 from bot.errors import UserError
@@ -44,7 +44,7 @@ def matrix_link(room_id: str) -> str:
 )
 async def activate(
     ctx: CommandContext, *, title: str, level: str, exercise: bool, tlp: str
-) -> Message:
+) -> Reply:
     activations = ctx.services.activations
     title = " ".join(title.split())
     if len(title) > 200:
@@ -76,7 +76,7 @@ async def activate(
                 activation.room_id,
                 activations.frame(ctx.render("user_error", text=problem), activation),
             )
-    return activations.frame(ctx.render("activation_reply", **facts), activation)
+    return Reply(ctx.render("activation_reply", **facts), activation)
 
 
 @commands.command(
@@ -87,7 +87,7 @@ async def activate(
     params=[Word("ref", required=False, help="the activation; in its room it may be left out")],
     confidential=True,
 )
-async def status(ctx: CommandContext, *, ref: str | None) -> Message:
+async def status(ctx: CommandContext, *, ref: str | None) -> Message | Reply:
     activations = ctx.services.activations
     # Looked up once: each lookup is a database session of its own (bench/, command latency).
     here = None if ref else await activations.for_room(ctx.room_id)
@@ -97,7 +97,7 @@ async def status(ctx: CommandContext, *, ref: str | None) -> Message:
     situation = await ctx.services.situation(activation)
     tally = situation.tally
     lead = ctx.services.directory.contact_for(activation.lead)
-    return activations.frame(
+    return Reply(
         ctx.render(
             "status",
             activation=activation,

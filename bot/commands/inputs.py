@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from bot.chat.args import Option, Targets, Text, Word
-from bot.chat.registry import CommandContext, CommandFamily
+from bot.chat.registry import CommandContext, CommandFamily, Reply
 from bot.chat.render import Message
 from bot.commands.paging import resolve_people
 from bot.directory.roles import Role
@@ -68,7 +68,7 @@ async def ask(ctx: CommandContext, *, targets: list[str], question: str, by: str
     )
 
 
-def record_reply(ctx: CommandContext, recorded: Recorded) -> Message:
+def record_reply(ctx: CommandContext, recorded: Recorded) -> Reply:
     """The thanks for an input, in the person's language."""
     target, answer = recorded.target, recorded.answer
     message = ctx.render(
@@ -79,7 +79,7 @@ def record_reply(ctx: CommandContext, recorded: Recorded) -> Message:
         late=answer.late,
         at=format_local_utc(answer.answered_at, load_zone(target.timezone)),
     )
-    return ctx.services.activations.frame(message, recorded.activation)
+    return Reply(message, recorded.activation)
 
 
 @commands.command(
@@ -93,7 +93,7 @@ def record_reply(ctx: CommandContext, recorded: Recorded) -> Message:
     ],
     any_age=True,
 )
-async def input_command(ctx: CommandContext, *, request: str, text: str) -> Message:
+async def input_command(ctx: CommandContext, *, request: str, text: str) -> Reply:
     recorded = await ctx.services.inputs.record_answer(
         ctx.sender,
         ref=request_ref(request),

@@ -7,7 +7,7 @@ import re
 from datetime import timedelta
 
 from bot.chat.args import Duration, Flag, Option, Targets, Text, Word
-from bot.chat.registry import CommandContext, CommandFamily, Via
+from bot.chat.registry import CommandContext, CommandFamily, Reply, Via
 from bot.chat.render import Message
 from bot.directory.model import Contact
 from bot.directory.roles import Role
@@ -94,12 +94,14 @@ async def page(
 
 
 @commands.on(Via.REACTION, role=Role.PARTNER, accepts=is_ack_reaction)
-async def acknowledge(ctx: CommandContext) -> Message | None:
+async def acknowledge(ctx: CommandContext) -> Message | Reply | None:
     """An ack from a reply or a reaction: the page is the one replied or reacted to."""
     return await _answer(ctx, None, None)
 
 
-async def _answer(ctx: CommandContext, ref: str | None, reason: str | None) -> Message | None:
+async def _answer(
+    ctx: CommandContext, ref: str | None, reason: str | None
+) -> Message | Reply | None:
     paging = ctx.services.paging
     if ctx.via is not Via.COMMAND and not await paging.is_page_event(ctx.relates_to, ctx.sender):
         return None  # a 👍 on something else: not for the bot
@@ -115,7 +117,7 @@ async def _answer(ctx: CommandContext, ref: str | None, reason: str | None) -> M
     return _reply(ctx, answer, declined=reason is not None)
 
 
-def _reply(ctx: CommandContext, answer: Answer, *, declined: bool) -> Message:
+def _reply(ctx: CommandContext, answer: Answer, *, declined: bool) -> Reply:
     row = answer.row
     when = row.declined_at if declined else row.acked_at
     message = ctx.render(
@@ -127,7 +129,7 @@ def _reply(ctx: CommandContext, answer: Answer, *, declined: bool) -> Message:
         acked=row.acked_at is not None,
         at=format_local_utc(when or utcnow(), load_zone(row.timezone)),
     )
-    return ctx.services.activations.frame(message, answer.activation)
+    return Reply(message, answer.activation)
 
 
 @commands.command(
@@ -138,7 +140,7 @@ def _reply(ctx: CommandContext, answer: Answer, *, declined: bool) -> Message:
     params=[Word("page", required=False, metavar="PG-n", help="default: your newest open page")],
     any_age=True,
 )
-async def ack(ctx: CommandContext, *, page: str | None) -> Message | None:
+async def ack(ctx: CommandContext, *, page: str | None) -> Message | Reply | None:
     return await _answer(ctx, page_ref(page), None)
 
 
@@ -150,7 +152,7 @@ async def ack(ctx: CommandContext, *, page: str | None) -> Message | None:
     params=[Text("reason", shown="[PG-n] <reason>", help="optionally the page, then why")],
     any_age=True,
 )
-async def unable(ctx: CommandContext, *, reason: str) -> Message | None:
+async def unable(ctx: CommandContext, *, reason: str) -> Message | Reply | None:
     first, _, rest = reason.partition(" ")
     ref = page_ref(first) if PAGE_REF.match(first) else None
     reason = rest.strip() if ref else reason.strip()
@@ -176,7 +178,7 @@ async def withdraw_reaction(ctx: CommandContext) -> None:
     params=[Word("ref", required=False, metavar="ref", help="a page, or an activation")],
     confidential=True,
 )
-async def pages(ctx: CommandContext, *, ref: str | None) -> Message:
+async def pages(ctx: CommandContext, *, ref: str | None) -> Reply:
     activations = ctx.services.activations
     paging = ctx.services.paging
     wanted = ref
@@ -206,4 +208,4 @@ async def pages(ctx: CommandContext, *, ref: str | None) -> Message:
             }
         )
     assert activation is not None
-    return activations.frame(ctx.render("pages", pages=entries, activation=activation), activation)
+    return Reply(ctx.render("pages", pages=entries, activation=activation), activation)

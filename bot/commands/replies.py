@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 import re
 
-from bot.chat.registry import CommandContext, CommandFamily, Via
+from bot.chat.registry import CommandContext, CommandFamily, Reply, Via
 from bot.chat.render import Message
 from bot.commands.inputs import record_reply
 from bot.commands.paging import ACK_WORDS, acknowledge, is_ack_reaction
@@ -20,7 +20,7 @@ commands = CommandFamily("replies")
 
 
 @commands.on(Via.REPLY, role=Role.PARTNER)
-async def reply_to_bot(ctx: CommandContext) -> Message | None:
+async def reply_to_bot(ctx: CommandContext) -> Message | Reply | None:
     """A reply in a round's thread is a report; a reply to a page acknowledges it (when it says
     ack, ok, reçu…); a reply to an input request is the input; anything else is not for the bot."""
     text = ctx.text
@@ -65,7 +65,7 @@ def says_ack(text: str) -> bool:
     return words[0] in ACK_WORDS or " ".join(words[:2]) in ACK_WORDS
 
 
-async def _how_to_answer_page(ctx: CommandContext) -> Message | None:
+async def _how_to_answer_page(ctx: CommandContext) -> Message | Reply | None:
     """A reply to a page that says something else: the person is told, in their language, how
     to acknowledge or decline, and the reply is logged; it is never silently dropped."""
     assert ctx.relates_to is not None
@@ -82,4 +82,4 @@ async def _how_to_answer_page(ctx: CommandContext) -> Message | None:
     log.info("reply from %s to %s is not an acknowledgement; told how", ctx.sender, page.ref)
     prefix = ctx.services.settings.command_prefix
     message = ctx.render("page_reply_unread", lang=row.language, ref=page.ref, prefix=prefix)
-    return ctx.services.activations.frame(message, activation)
+    return Reply(message, activation)
