@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from bot.activations.activation import Activations
 from bot.activations.digest import Digest
+from bot.activations.lifecycle import Lifecycle
 from bot.activations.situation import Situation, read_situation
 from bot.chat.registry import Registry
 from bot.chat.render import Renderer
@@ -42,6 +43,7 @@ class Services:
     scheduler: Scheduler
     metrics: Metrics
     activations: Activations
+    lifecycle: Lifecycle
     direct: DirectMessages
     paging: Paging
     commchecks: CommChecks
@@ -75,6 +77,15 @@ def build_services(
     locks = KeyedLocks()
     activations = Activations(
         settings=settings, db=db, keeper=keeper, messenger=messenger, scheduler=scheduler
+    )
+    lifecycle = Lifecycle(
+        settings=settings,
+        db=db,
+        keeper=keeper,
+        renderer=renderer,
+        messenger=messenger,
+        scheduler=scheduler,
+        activations=activations,
     )
     direct = DirectMessages(
         settings=settings, keeper=keeper, locks=locks, db=db, renderer=renderer, messenger=messenger
@@ -145,6 +156,7 @@ def build_services(
         scheduler=scheduler,
         metrics=metrics,
         activations=activations,
+        lifecycle=lifecycle,
         direct=direct,
         paging=paging,
         commchecks=commchecks,

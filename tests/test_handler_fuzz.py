@@ -666,7 +666,7 @@ class World:
             activation = await activation_store.by_room(session, self.rooms["activation"])
         if activation is not None and activation.status == "open":
             return
-        opened, _ = await services.activations.open(
+        _, opened = await services.lifecycle.open(
             title=f"Fuzzing {self.examples}",
             level="monitoring",
             exercise=False,

@@ -2,22 +2,15 @@
 
 from __future__ import annotations
 
-from bot.activations import exports
-from bot.activations.activation import LEVELS, Activations, ensure_open, level_history, parse_tlp
+from bot.activations.activation import LEVELS, parse_tlp
+from bot.activations.lifecycle import matrix_link
 from bot.chat.args import Choice, Flag, Option, Text, Word
 from bot.chat.registry import CommandContext, CommandFamily, Reply
 from bot.chat.render import Message
 from bot.directory.roles import Role
-from bot.errors import UserError
-from bot.storage import activation_store as store
-from bot.storage.models import RUNNING
 from bot.timeutil import format_duration, utcnow
 
 commands = CommandFamily("activation")
-
-
-def matrix_link(room_id: str) -> str:
-    return f"https://matrix.to/#/{room_id}"
 
 
 @commands.command(
@@ -45,11 +38,7 @@ def matrix_link(room_id: str) -> str:
 async def activate(
     ctx: CommandContext, *, title: str, level: str, exercise: bool, tlp: str
 ) -> Reply:
-    activations = ctx.services.activations
-    title = " ".join(title.split())
-    if len(title) > 200:
-        raise UserError("The title is longer than 200 characters; keep it to one line.")
-    activation, created = await activations.open(
+    message, activation = await ctx.services.lifecycle.open(
         title=title,
         level=level,
         exercise=exercise,
@@ -57,26 +46,7 @@ async def activate(
         lead=ctx.sender,
         event_id=ctx.event_id,
     )
-    lead = ctx.services.directory.contact_for(activation.lead)
-    facts = {
-        "activation": activation,
-        "lead": lead.name if lead else activation.lead,
-        "opened": activations.local(activation.opened_at, with_date=True),
-        "link": matrix_link(activation.room_id or ""),
-    }
-    if created:
-        assert activation.room_id is not None
-        notice = activations.frame(ctx.render("activation_opened", **facts), activation)
-        await ctx.services.messenger.notice(
-            activation.room_id, notice, txn_id=f"open-{activation.ref}"
-        )
-        problem = await activations.announce_dg(ctx.render("dg_activation", **facts), activation)
-        if problem:
-            await ctx.services.messenger.notice(
-                activation.room_id,
-                activations.frame(ctx.render("user_error", text=problem), activation),
-            )
-    return Reply(ctx.render("activation_reply", **facts), activation)
+    return Reply(message, activation)
 
 
 @commands.command(
@@ -92,7 +62,7 @@ async def status(ctx: CommandContext, *, ref: str | None) -> Message | Reply:
     # Looked up once: each lookup is a database session of its own (bench/, command latency).
     here = None if ref else await activations.for_room(ctx.room_id)
     if ref is None and here is None:
-        return await _overview(ctx, activations)
+        return await _overview(ctx)
     activation = here or await activations.resolve(ctx.room_id, ref)
     situation = await ctx.services.situation(activation)
     tally = situation.tally
@@ -121,12 +91,10 @@ async def status(ctx: CommandContext, *, ref: str | None) -> Message | Reply:
     )
 
 
-async def _overview(ctx: CommandContext, activations: Activations) -> Message:
-    async with ctx.services.db.session() as session:
-        running = await store.by_status(session, RUNNING)
+async def _overview(ctx: CommandContext) -> Message:
     rows = [
         (a.ref, a.title, a.level, a.tlp, a.status, a.room_id and matrix_link(a.room_id))
-        for a in running
+        for a in await ctx.services.lifecycle.overview()
     ]
     return ctx.render("status_overview", rows=rows, prefix=ctx.services.settings.command_prefix)
 
@@ -139,17 +107,7 @@ async def _overview(ctx: CommandContext, activations: Activations) -> Message:
     params=[Choice("level", choices=LEVELS, help="monitoring, information-sharing or full")],
 )
 async def level(ctx: CommandContext, *, level: str) -> Message:
-    activations = ctx.services.activations
-    activation = await activations.open_in_room(ctx.room_id)
-    previous = await activations.change_level(activation, level, ctx.sender)
-    facts = {
-        "activation": activation,
-        "previous": previous,
-        "by": _name(ctx, ctx.sender),
-        "at": activations.local(utcnow()),
-    }
-    problem = await activations.announce_dg(ctx.render("dg_level", **facts), activation)
-    return ctx.render("level_changed", problem=problem, **facts)
+    return await ctx.services.lifecycle.change_level_in(ctx.room_id, level, ctx.sender)
 
 
 @commands.command(
@@ -161,30 +119,18 @@ async def level(ctx: CommandContext, *, level: str) -> Message:
     confidential=True,
 )
 async def handover(ctx: CommandContext, *, lead: str) -> Message:
-    activations = ctx.services.activations
-    activation = await activations.open_in_room(ctx.room_id)
-    successor = ctx.services.directory.find(lead)
-    if successor is None:
-        raise UserError(f"`{lead}` is not in the directory.")
-    if successor.role is not Role.LEAD:
-        raise UserError(f"{successor.name} is {successor.role.value}, not icc-lead; pick a lead.")
-    previous = await activations.hand_over(activation, successor.matrix_id, ctx.sender)
-    assert activation.room_id is not None
-    await ctx.services.messenger.invite(activation.room_id, successor.matrix_id)
-    await ctx.services.messenger.set_power(activation.room_id, successor.matrix_id, 100)
-    async with ctx.services.db.session() as session:
-        summary = await exports.handover_summary(session, activation)
-    situation = await ctx.services.situation(activation)
+    handed = await ctx.services.lifecycle.hand_over_in(ctx.room_id, lead, ctx.sender)
+    situation = await ctx.services.situation(handed.activation)
     return ctx.render(
         "handover",
-        activation=activation,
-        previous=_name(ctx, previous),
-        successor=successor.name,
-        summary=summary,
+        activation=handed.activation,
+        previous=handed.previous,
+        successor=handed.successor,
+        summary=handed.summary,
         pages=situation.pages,
         requests=situation.requests,
         next_rounds=situation.next_rounds,
-        local=activations.local,
+        local=ctx.services.activations.local,
     )
 
 
@@ -197,33 +143,7 @@ async def handover(ctx: CommandContext, *, lead: str) -> Message:
     confidential=True,
 )
 async def close(ctx: CommandContext, *, summary: str | None) -> Message:
-    activations = ctx.services.activations
-    activation = await activations.resolve(ctx.room_id, None)
-    ensure_open(activation)
-    cancelled = await activations.close(activation, summary, ctx.sender)
-    assert activation.room_id is not None
-    async with ctx.services.db.session() as session:
-        bundle = await exports.build_bundle(session, activation)
-        history = await level_history(session, activation)
-    for name, data, mimetype in bundle.files():
-        await ctx.services.messenger.send_file(
-            activation.room_id,
-            data,
-            filename=name,
-            mimetype=mimetype,
-            txn_id=f"bundle-{activation.ref}-{name}",
-        )
-    facts = {
-        "activation": activation,
-        "by": _name(ctx, ctx.sender),
-        "cancelled": cancelled,
-        "duration": format_duration(activation.closed_at - activation.opened_at),  # type: ignore[operator]
-        "closed": activations.local(activation.closed_at, with_date=True),  # type: ignore[arg-type]
-        "history": [h.level for h in history],
-        "bundle": bundle,
-    }
-    problem = await activations.announce_dg(ctx.render("dg_closed", **facts), activation)
-    return ctx.render("close_report", problem=problem, **facts)
+    return await ctx.services.lifecycle.close_in(ctx.room_id, summary, ctx.sender)
 
 
 @commands.command(
@@ -234,24 +154,4 @@ async def close(ctx: CommandContext, *, summary: str | None) -> Message:
     params=[Text("reason", help="why the exercises stop")],
 )
 async def realworld(ctx: CommandContext, *, reason: str) -> Message:
-    activations = ctx.services.activations
-    suspended = await activations.suspend_exercises(reason, ctx.sender)
-    for activation in suspended:
-        banner = ctx.render(
-            "realworld_banner",
-            activation=activation,
-            reason=reason,
-            by=_name(ctx, ctx.sender),
-            at=activations.local(utcnow()),
-        )
-        if activation.room_id:
-            await ctx.services.messenger.notice(
-                activation.room_id, activations.frame(banner, activation)
-            )
-        await activations.announce_dg(banner, activation)
-    return ctx.render("realworld_reply", suspended=[a.ref for a in suspended])
-
-
-def _name(ctx: CommandContext, matrix_id: str) -> str:
-    contact = ctx.services.directory.contact_for(matrix_id)
-    return contact.name if contact else matrix_id
+    return await ctx.services.lifecycle.real_world(reason, ctx.sender)
