@@ -27,7 +27,7 @@ from aiohttp import ClientSession, TCPConnector
 from nio import AsyncClient, RoomGetEventError, SyncError
 from sqlalchemy import insert
 
-from bot.activations.logbook import GENESIS, entry_hash
+from bot.activations.chain import GENESIS, entry_hash
 from bot.app import App, Tuning
 from bot.devserver import DevServer, start_synapse
 from bot.settings import load_settings
@@ -521,7 +521,7 @@ KIND_CYCLE = ["info"] * 7 + ["decision", "action", "info"]
 async def seed_logbook(
     db: Database, activation_ref: str, count: int, author: str, *, batch: int = 10_000
 ) -> None:
-    """Append `count` entries as `logbook.append` writes them (numbered, each hashed onto its
+    """Append `count` entries as `chain.append` writes them (numbered, each hashed onto its
     predecessor by `logbook.entry_hash`, so `icc-bot logbook verify` passes), into the model's
     table in batches of one transaction each (one insert of many rows: 100,000 ORM objects
     would take a minute)."""

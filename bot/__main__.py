@@ -98,7 +98,7 @@ def run(settings: Settings) -> int:
 
 async def verify_logbook(settings: Settings, ref: str) -> int:
     """Recompute the hash chain of one activation's logbook; name the first broken entry."""
-    from bot.activations import logbook
+    from bot.activations import chain
     from bot.storage import activation_store
     from bot.storage.db import Database
 
@@ -112,7 +112,7 @@ async def verify_logbook(settings: Settings, ref: str) -> int:
             entries = await activation_store.log_entries(session, activation.id)
     finally:
         await db.dispose()
-    result = logbook.verify(activation.ref, entries)
+    result = chain.verify(activation.ref, entries)
     if result.ok:
         print(f"{activation.ref}: logbook intact, {result.entries} entries")
         return 0

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from bot.activations.activation import Activations
 from bot.activations.digest import Digest
 from bot.activations.lifecycle import Lifecycle
+from bot.activations.logbook import Logbook
 from bot.activations.situation import Situation, read_situation
 from bot.chat.registry import Registry
 from bot.chat.render import Renderer
@@ -44,6 +45,7 @@ class Services:
     metrics: Metrics
     activations: Activations
     lifecycle: Lifecycle
+    logbook: Logbook
     direct: DirectMessages
     paging: Paging
     commchecks: CommChecks
@@ -128,6 +130,14 @@ def build_services(
         renderer=renderer,
         messenger=messenger,
     )
+    logbook = Logbook(
+        settings=settings,
+        db=db,
+        renderer=renderer,
+        messenger=messenger,
+        activations=activations,
+        inputs=inputs,
+    )
     digest = Digest(
         settings=settings,
         keeper=keeper,
@@ -157,6 +167,7 @@ def build_services(
         metrics=metrics,
         activations=activations,
         lifecycle=lifecycle,
+        logbook=logbook,
         direct=direct,
         paging=paging,
         commchecks=commchecks,

@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import Table, func
 from sqlmodel import select
 
-from bot.activations import logbook
+from bot.activations import chain
 from bot.storage import models
 from bot.storage.db import Database
 
@@ -73,7 +73,7 @@ async def problems(db: Database) -> list[str]:
             found.append(f"{activation.ref} has no room")
         if not log or log[0].kind != "system.activate":
             found.append(f"{activation.ref}'s logbook does not start with its opening")
-        verification = logbook.verify(activation.ref, log)
+        verification = chain.verify(activation.ref, log)
         if not verification.ok:
             found.append(
                 f"{activation.ref}'s logbook breaks at #{verification.first_broken}: "

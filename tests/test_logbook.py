@@ -11,7 +11,7 @@ import pytest
 import sqlalchemy.exc
 from sqlalchemy import text
 
-from bot.activations import logbook
+from bot.activations import chain
 from bot.storage import activation_store as store
 from bot.storage.db import Database
 from bot.storage.models import ActivationRow
@@ -37,7 +37,7 @@ async def filled(db: Database, entries: int = 5) -> ActivationRow:
         session.add(activation)
         await session.flush()
         for n in range(entries):
-            await logbook.append(
+            await chain.append(
                 session,
                 activation,
                 kind="info",
@@ -54,9 +54,9 @@ async def test_chain_verifies_after_a_round_trip(db: Database) -> None:
     async with db.session() as session:
         entries = await store.log_entries(session, activation.id)  # type: ignore[arg-type]
     assert [e.seq for e in entries] == [1, 2, 3, 4, 5]
-    assert entries[0].prev_hash == logbook.GENESIS
+    assert entries[0].prev_hash == chain.GENESIS
     assert all(b.prev_hash == a.hash for a, b in itertools.pairwise(entries))
-    assert logbook.verify(activation.ref, entries).ok
+    assert chain.verify(activation.ref, entries).ok
 
 
 async def test_concurrent_writers_each_get_the_next_entry(db: Database) -> None:
@@ -68,7 +68,7 @@ async def test_concurrent_writers_each_get_the_next_entry(db: Database) -> None:
 
     async def note(n: int) -> None:
         async with db.session() as session:
-            await logbook.append(
+            await chain.append(
                 session, activation, kind="note", text=f"note {n}", author="@a:x", author_role="x"
             )
 
@@ -76,7 +76,7 @@ async def test_concurrent_writers_each_get_the_next_entry(db: Database) -> None:
     async with db.session() as session:
         entries = await store.log_entries(session, activation.id)  # type: ignore[arg-type]
     assert [e.seq for e in entries] == list(range(1, 22))
-    assert logbook.verify(activation.ref, entries).ok
+    assert chain.verify(activation.ref, entries).ok
 
 
 async def test_a_batch_is_chained_in_order_among_concurrent_writers(db: Database) -> None:
@@ -87,23 +87,23 @@ async def test_a_batch_is_chained_in_order_among_concurrent_writers(db: Database
 
     async def single(n: int) -> None:
         async with db.session() as session:
-            await logbook.append(
+            await chain.append(
                 session, activation, kind="note", text=f"note {n}", author="@a:x", author_role="x"
             )
 
     async def batch(n: int) -> None:
         drafts = [
-            logbook.Draft("system.escalation", f"batch {n}.{k}", "@bot:x", "bot", data={"k": k})
+            chain.Draft("system.escalation", f"batch {n}.{k}", "@bot:x", "bot", data={"k": k})
             for k in range(5)
         ]
         async with db.session() as session:
-            await logbook.append_many(session, activation, drafts)
+            await chain.append_many(session, activation, drafts)
 
     await asyncio.gather(*(single(n) for n in range(5)), *(batch(n) for n in range(5)))
     async with db.session() as session:
         entries = await store.log_entries(session, activation.id)  # type: ignore[arg-type]
     assert [e.seq for e in entries] == list(range(1, 32))
-    assert logbook.verify(activation.ref, entries).ok
+    assert chain.verify(activation.ref, entries).ok
     for n in range(5):
         mine = [e for e in entries if e.text.startswith(f"batch {n}.")]
         assert [e.text for e in mine] == [f"batch {n}.{k}" for k in range(5)]
@@ -140,7 +140,7 @@ async def test_tampering_behind_the_triggers_is_detected(
         await conn.execute(text("UPDATE log_entry SET text = 'nothing happened' WHERE seq = 3"))
     async with db.session() as session:
         entries = await store.log_entries(session, activation.id)  # type: ignore[arg-type]
-    result = logbook.verify(activation.ref, entries)
+    result = chain.verify(activation.ref, entries)
     assert result.first_broken == 3
     assert "content does not match" in result.reason
     env = {
@@ -187,7 +187,7 @@ async def test_csv_export_defuses_spreadsheet_formulas(db: Database) -> None:
 
     activation = await filled(db, entries=1)
     async with db.session() as session:
-        await logbook.append(
+        await chain.append(
             session,
             activation,
             kind="info",

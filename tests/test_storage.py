@@ -19,7 +19,7 @@ from sqlalchemy import event, text
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.activations import logbook
+from bot.activations import chain
 from bot.activations.activation import make_ref
 from bot.inputs.requests import request_states
 from bot.runtime.scheduler import Scheduler
@@ -436,7 +436,7 @@ async def _fill(
     person = {"matrix_id": "@p:x", "organisation": "O", "language": "en", "timezone": "UTC"}
     for n in range(pages + 4):
         kind = "decision" if n < 2 else "info"
-        await logbook.append(
+        await chain.append(
             session, activation, kind=kind, text=f"e{n}", author="@a:x", author_role="lead"
         )
     for n in range(pages + 3):

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.activations import logbook
+from bot.activations import chain
 from bot.chat.render import Message
 from bot.errors import UserError
 from bot.storage import activation_store as store
@@ -148,7 +148,7 @@ class Activations:
         author: str,
         **fields: object,
     ) -> LogEntryRow:
-        return await logbook.append(
+        return await chain.append(
             session,
             activation,
             kind=kind,
@@ -167,10 +167,8 @@ class Activations:
     ) -> None:
         """Several (kind, text, data) entries by one author, in order, in one write."""
         role = self._role(author)
-        drafts = [
-            logbook.Draft(kind, text, author, role, data=data) for kind, text, data in entries
-        ]
-        await logbook.append_many(session, activation, drafts)
+        drafts = [chain.Draft(kind, text, author, role, data=data) for kind, text, data in entries]
+        await chain.append_many(session, activation, drafts)
 
     def _role(self, author: str) -> str:
         return self.directory.role_of(author).value if author != self.bot_id else "bot"

@@ -19,7 +19,7 @@ from typing import Any
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.activations import logbook
+from bot.activations import chain
 from bot.chat.render import markdown_escape
 from bot.inputs.requests import RequestState, request_states
 from bot.storage import activation_store as store
@@ -141,7 +141,7 @@ async def build_bundle(session: AsyncSession, activation: ActivationRow) -> Bund
     """Everything the activation recorded, in both forms, with the logbook's verification."""
     entries = await store.log_entries(session, activation.id)
     sitreps = await store.sitreps(session, activation.id)
-    check = logbook.verify(activation.ref, entries)
+    check = chain.verify(activation.ref, entries)
     pages = await page_store.pages_with_targets(session, activation.id)
     requests = await request_states(session, activation.id)
     drafts = await input_store.advice_drafts(session, activation.id)

@@ -1,147 +1,166 @@
-"""The activation logbook: append-only, numbered, hash-chained.
+"""What members write in an activation — `log`, `log correct`, `log export`, `sitrep` — on top of
+the hash-chained entries of `bot.activations.chain`.
 
-Every entry keeps when it happened (`occurred_at`, which the author may give) apart from when it
-was written down (`recorded_at`), and carries the SHA-256 of its predecessor, so that an export
-can be checked line by line: `icc-bot logbook verify <ref>` recomputes the chain and names the
-first entry that does not match. A correction is a new entry pointing at the old one.
+A sitrep covers the time since the previous one, and is numbered and stored in the transaction
+that logs its issue, under the activation's lock: two people asking at once get sitreps 4 and 5,
+never two 4s.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import Any
+import re
+from dataclasses import dataclass
+from datetime import datetime
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from bot.activations import exports
+from bot.activations.activation import Activations, level_history
+from bot.chat.render import Message, Renderer
+from bot.errors import UserError
+from bot.inputs.requests import Inputs
+from bot.matrix.send import Messenger
+from bot.paging.pages import page_summary
+from bot.settings import Settings
 from bot.storage import activation_store as store
-from bot.storage.models import ActivationRow, LogEntryRow
-from bot.timeutil import utcnow
+from bot.storage.db import Database
+from bot.storage.models import LogEntryRow, SitrepRow
+from bot.timeutil import parse_past_time, utcnow
 
-GENESIS = "0" * 64
-
-# Kinds written by people with `log`; everything the bot records itself starts with "system.".
-PERSON_KINDS = ("info", "decision", "action", "correction")
-
-
-def entry_hash(activation_ref: str, entry: LogEntryRow) -> str:
-    """SHA-256 over the entry's content and its predecessor's hash, in a canonical form."""
-    canonical = json.dumps(
-        {
-            "activation": activation_ref,
-            "seq": entry.seq,
-            "kind": entry.kind,
-            "text": entry.text,
-            "author": entry.author,
-            "author_role": entry.author_role,
-            "occurred_at": entry.occurred_at.isoformat(),
-            "recorded_at": entry.recorded_at.isoformat(),
-            "corrects_seq": entry.corrects_seq,
-            "data": entry.data,
-            "prev_hash": entry.prev_hash,
-        },
-        sort_keys=True,
-        ensure_ascii=False,
-        separators=(",", ":"),
-    )
-    return hashlib.sha256(canonical.encode()).hexdigest()
+SITREP_LIST = 20  # entries per list in a sitrep; older ones are in `log export`
+MIMETYPES = {"md": "text/markdown", "csv": "text/csv", "html": "text/html"}
 
 
 @dataclass(frozen=True)
-class Draft:
-    """An entry about to be written, as its author gives it; the chain adds the rest."""
+class Listed:
+    """The newest entries of one kind that a sitrep shows, and how many older ones it leaves to
+    the logbook: a Matrix event holds at most 64 KiB, and a sitrep listing 1,000 entries was
+    refused by the homeserver (bench/, storage growth)."""
 
-    kind: str
-    text: str
-    author: str
-    author_role: str
-    occurred_at: datetime | None = None
-    corrects_seq: int | None = None
-    data: dict[str, Any] = field(default_factory=dict)
+    entries: list[LogEntryRow]
+    omitted: int
 
 
-async def append(
-    session: AsyncSession,
-    activation: ActivationRow,
-    *,
-    kind: str,
-    text: str,
-    author: str,
-    author_role: str,
-    occurred_at: datetime | None = None,
-    corrects_seq: int | None = None,
-    data: dict[str, Any] | None = None,
-) -> LogEntryRow:
-    """Add the next entry."""
-    draft = Draft(kind, text, author, author_role, occurred_at, corrects_seq, data or {})
-    (entry,) = await _chained(session, activation, [draft])
-    session.add(entry)
-    await session.flush()
-    return entry
+@dataclass(frozen=True, kw_only=True)
+class Logbook:
+    settings: Settings
+    db: Database
+    renderer: Renderer
+    messenger: Messenger
+    activations: Activations
+    inputs: Inputs
 
-
-async def append_many(
-    session: AsyncSession, activation: ActivationRow, drafts: list[Draft]
-) -> None:
-    """Add several entries, in order, each chained onto the one before: one lock, one read and
-    one insert for all (an escalation records every person of a page at once)."""
-    if drafts:
-        await store.add_log_entries(session, await _chained(session, activation, drafts))
-
-
-async def _chained(
-    session: AsyncSession, activation: ActivationRow, drafts: list[Draft]
-) -> list[LogEntryRow]:
-    """The entries for `drafts`, numbered and hashed on from the activation's last one. The
-    activation row is locked first, so two writers cannot both take the same sequence number
-    or chain onto the same predecessor."""
-    await store.lock_activation(session, activation.id)
-    last = await store.last_log_entry(session, activation.id)
-    seq, prev_hash = (last.seq, last.hash) if last else (0, GENESIS)
-    recorded = utcnow()
-    entries = []
-    for draft in drafts:
-        seq += 1
-        entry = LogEntryRow(
-            activation_id=activation.id,
-            seq=seq,
-            kind=draft.kind,
-            text=draft.text,
-            author=draft.author,
-            author_role=draft.author_role,
-            occurred_at=(draft.occurred_at or recorded).astimezone(UTC),
-            recorded_at=recorded,
-            corrects_seq=draft.corrects_seq,
-            data=draft.data,
-            prev_hash=prev_hash,
-            hash="",
+    async def add(self, room_id: str, text: str, *, kind: str, at: str | None, by: str) -> Message:
+        """`log`: an entry of `kind`, which happened `at` (HH:MM, local) or now."""
+        activation = await self.activations.open_in_room(room_id)
+        occurred = None
+        if at:
+            try:
+                occurred = parse_past_time(at, self.settings.timezone, utcnow())
+            except ValueError as exc:
+                raise UserError(str(exc)) from None
+        async with self.db.session() as session:
+            entry = await self.activations.record(
+                session, activation, kind, text, by, occurred_at=occurred
+            )
+        return self.renderer.render(
+            "log_added",
+            entry=entry,
+            occurred=self.activations.local(entry.occurred_at),
+            late=occurred is not None,
         )
-        entry.hash = prev_hash = entry_hash(activation.ref, entry)
-        entries.append(entry)
-    return entries
+
+    async def correct(self, room_id: str, number: str, text: str, *, by: str) -> Message:
+        """`log correct #n`: a new entry pointing at entry n; nothing is edited."""
+        match = re.fullmatch(r"#?(\d+)", number)
+        if not match:
+            raise UserError(f"`{number}` is not a logbook entry number such as #12.")
+        activation = await self.activations.open_in_room(room_id)
+        seq = int(match.group(1))
+        async with self.db.session() as session:
+            original = await store.log_entry(session, activation.id, seq)
+            if original is None:
+                raise UserError(f"{activation.ref} has no logbook entry #{seq}.")
+            correction = await self.activations.record(
+                session,
+                activation,
+                "correction",
+                text,
+                by,
+                occurred_at=original.occurred_at,
+                corrects_seq=seq,
+            )
+        return self.renderer.render("log_corrected", entry=correction, original=original)
+
+    async def export(self, room_id: str, fmt: str, *, event_id: str) -> Message:
+        """`log export`: the whole logbook as a file in the room, then a line saying so."""
+        activation = await self.activations.resolve(room_id, None)
+        async with self.db.session() as session:
+            entries = await store.log_entries(session, activation.id)
+        await self.messenger.send_file(
+            room_id,
+            exports.export_logbook(activation, entries, fmt),
+            filename=f"{activation.ref}-logbook.{fmt}",
+            mimetype=MIMETYPES[fmt],
+            txn_id=f"export-{event_id}",
+        )
+        return self.renderer.render(
+            "log_exported", activation=activation, count=len(entries), fmt=fmt
+        )
+
+    async def sitrep(self, room_id: str, *, by: str, by_name: str) -> Message:
+        """`sitrep`: the next numbered situation report, stored and logged."""
+        activation = await self.activations.open_in_room(room_id)
+        local = self.activations.local
+        now = utcnow()
+        async with self.db.session() as session:
+            await store.lock_activation(session, activation.id)
+            previous = await store.sitreps(session, activation.id)
+            start = previous[-1].period_end if previous else activation.opened_at
+            history = await level_history(session, activation)
+            number = len(previous) + 1
+            message = self.renderer.render(
+                "sitrep",
+                activation=activation,
+                number=number,
+                period=(local(start, with_date=True), local(now, with_date=True)),
+                prepared_by=by_name,
+                at=local(now, with_date=True),
+                key_points=await _listed(session, activation.id, ["info", "correction"], start),
+                decisions=await _listed(session, activation.id, ["decision"], start),
+                history=[(local(h.at), h.level) for h in history],
+                next_steps=await _listed(session, activation.id, ["action"], None),
+                pages=await page_summary(session, activation.id),
+                requests=await self.inputs.summary(session, activation.id),
+                local=local,
+            )
+            session.add(
+                SitrepRow(
+                    activation_id=activation.id,
+                    number=number,
+                    period_start=start,
+                    period_end=now,
+                    prepared_by=by,
+                    body=message.body,
+                    created_at=now,
+                )
+            )
+            await self.activations.record(
+                session,
+                activation,
+                "system.sitrep",
+                f"Sitrep {number} issued",
+                by,
+                data={"number": number},
+            )
+        return message
 
 
-@dataclass(frozen=True)
-class Verification:
-    entries: int
-    first_broken: int | None  # the seq of the first entry whose hash or link does not match
-    reason: str = ""
-
-    @property
-    def ok(self) -> bool:
-        return self.first_broken is None
-
-
-def verify(activation_ref: str, entries: list[LogEntryRow]) -> Verification:
-    previous = GENESIS
-    for expected_seq, entry in enumerate(entries, start=1):
-        if entry.seq != expected_seq:
-            return Verification(len(entries), expected_seq, f"entry #{expected_seq} is missing")
-        if entry.prev_hash != previous:
-            return Verification(len(entries), entry.seq, "does not chain onto the entry before")
-        if entry_hash(activation_ref, entry) != entry.hash:
-            return Verification(len(entries), entry.seq, "its content does not match its hash")
-        previous = entry.hash
-    return Verification(len(entries), None)
+async def _listed(
+    session: AsyncSession, activation_id: int, kinds: list[str], since: datetime | None
+) -> Listed:
+    total = await store.count_log_entries(session, activation_id, kinds=kinds, since=since)
+    shown = await store.latest_log_entries(
+        session, activation_id, SITREP_LIST, kinds=kinds, since=since
+    )
+    return Listed(shown, total - len(shown))

@@ -2,26 +2,14 @@
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass
-from datetime import datetime
-
-from sqlmodel.ext.asyncio.session import AsyncSession
-
-from bot.activations import exports
-from bot.activations.activation import level_history
+from bot.activations.exports import EXPORT_FORMATS
 from bot.chat.args import Choice, Flag, Option, Text, Word
 from bot.chat.registry import CommandContext, CommandFamily
 from bot.chat.render import Message
 from bot.directory.roles import Role
 from bot.errors import UserError
-from bot.paging.pages import page_summary
-from bot.storage import activation_store as store
-from bot.storage.models import LogEntryRow, SitrepRow
-from bot.timeutil import parse_past_time, utcnow
 
 commands = CommandFamily("logbook")
-SITREP_LIST = 20  # entries per list in a sitrep; older ones are in `log export`
 
 
 @commands.command(
@@ -42,24 +30,7 @@ async def log_entry(
     if decision and action:
         raise UserError("An entry is a decision or an action, not both.")
     kind = "decision" if decision else "action" if action else "info"
-    activations = ctx.services.activations
-    activation = await activations.open_in_room(ctx.room_id)
-    occurred = None
-    if at:
-        try:
-            occurred = parse_past_time(at, ctx.services.settings.timezone, utcnow())
-        except ValueError as exc:
-            raise UserError(str(exc)) from None
-    async with ctx.services.db.session() as session:
-        entry = await activations.record(
-            session, activation, kind, text, ctx.sender, occurred_at=occurred
-        )
-    return ctx.render(
-        "log_added",
-        entry=entry,
-        occurred=activations.local(entry.occurred_at),
-        late=occurred is not None,
-    )
+    return await ctx.services.logbook.add(ctx.room_id, text, kind=kind, at=at, by=ctx.sender)
 
 
 @commands.command(
@@ -70,26 +41,7 @@ async def log_entry(
     params=[Word("entry", metavar="#n"), Text("text", help="the corrected text")],
 )
 async def log_correct(ctx: CommandContext, *, entry: str, text: str) -> Message:
-    match = re.fullmatch(r"#?(\d+)", entry)
-    if not match:
-        raise UserError(f"`{entry}` is not a logbook entry number such as #12.")
-    activations = ctx.services.activations
-    activation = await activations.open_in_room(ctx.room_id)
-    seq = int(match.group(1))
-    async with ctx.services.db.session() as session:
-        original = await store.log_entry(session, activation.id, seq)
-        if original is None:
-            raise UserError(f"{activation.ref} has no logbook entry #{seq}.")
-        correction = await activations.record(
-            session,
-            activation,
-            "correction",
-            text,
-            ctx.sender,
-            occurred_at=original.occurred_at,
-            corrects_seq=seq,
-        )
-    return ctx.render("log_corrected", entry=correction, original=original)
+    return await ctx.services.logbook.correct(ctx.room_id, entry, text, by=ctx.sender)
 
 
 @commands.command(
@@ -97,25 +49,11 @@ async def log_correct(ctx: CommandContext, *, entry: str, text: str) -> Message:
     role=Role.MEMBER,
     summary="the logbook as a file: Markdown, CSV or HTML",
     example="log export csv",
-    params=[Choice("format", choices=exports.EXPORT_FORMATS, required=False)],
+    params=[Choice("format", choices=EXPORT_FORMATS, required=False)],
     confidential=True,
 )
-async def log_export(ctx: CommandContext, *, format: str | None) -> Message | None:
-    activations = ctx.services.activations
-    activation = await activations.resolve(ctx.room_id, None)
-    fmt = format or "md"
-    async with ctx.services.db.session() as session:
-        entries = await store.log_entries(session, activation.id)
-    data = exports.export_logbook(activation, entries, fmt)
-    mimetype = {"md": "text/markdown", "csv": "text/csv", "html": "text/html"}[fmt]
-    await ctx.services.messenger.send_file(
-        ctx.room_id,
-        data,
-        filename=f"{activation.ref}-logbook.{fmt}",
-        mimetype=mimetype,
-        txn_id=f"export-{ctx.event_id}",
-    )
-    return ctx.render("log_exported", activation=activation, count=len(entries), fmt=fmt)
+async def log_export(ctx: CommandContext, *, format: str | None) -> Message:
+    return await ctx.services.logbook.export(ctx.room_id, format or "md", event_id=ctx.event_id)
 
 
 @commands.command(
@@ -126,79 +64,5 @@ async def log_export(ctx: CommandContext, *, format: str | None) -> Message | No
     confidential=True,
 )
 async def sitrep(ctx: CommandContext) -> Message:
-    activations = ctx.services.activations
-    activation = await activations.open_in_room(ctx.room_id)
-    now = utcnow()
-    async with ctx.services.db.session() as session:
-        await store.lock_activation(session, activation.id)
-        previous = await store.sitreps(session, activation.id)
-        start = previous[-1].period_end if previous else activation.opened_at
-        key_points = await _listed(session, activation.id, ["info", "correction"], start)
-        decisions = await _listed(session, activation.id, ["decision"], start)
-        next_steps = await _listed(session, activation.id, ["action"], None)
-        history = await level_history(session, activation)
-        pages = await page_summary(session, activation.id)
-        requests = await ctx.services.inputs.summary(session, activation.id)
-        number = len(previous) + 1
-        message = ctx.render(
-            "sitrep",
-            activation=activation,
-            number=number,
-            period=(
-                activations.local(start, with_date=True),
-                activations.local(now, with_date=True),
-            ),
-            prepared_by=_name(ctx),
-            at=activations.local(now, with_date=True),
-            key_points=key_points,
-            decisions=decisions,
-            history=[(activations.local(h.at), h.level) for h in history],
-            next_steps=next_steps,
-            pages=pages,
-            requests=requests,
-            local=activations.local,
-        )
-        session.add(
-            SitrepRow(
-                activation_id=activation.id,
-                number=number,
-                period_start=start,
-                period_end=now,
-                prepared_by=ctx.sender,
-                body=message.body,
-                created_at=now,
-            )
-        )
-        await activations.record(
-            session,
-            activation,
-            "system.sitrep",
-            f"Sitrep {number} issued",
-            ctx.sender,
-            data={"number": number},
-        )
-    return message
-
-
-@dataclass(frozen=True)
-class Listed:
-    """The newest entries of one kind that a sitrep shows, and how many older ones it leaves to
-    the logbook: a Matrix event holds at most 64 KiB, and a sitrep listing 1,000 entries was
-    refused by the homeserver (bench/, storage growth)."""
-
-    entries: list[LogEntryRow]
-    omitted: int
-
-
-async def _listed(
-    session: AsyncSession, activation_id: int, kinds: list[str], since: datetime | None
-) -> Listed:
-    total = await store.count_log_entries(session, activation_id, kinds=kinds, since=since)
-    shown = await store.latest_log_entries(
-        session, activation_id, SITREP_LIST, kinds=kinds, since=since
-    )
-    return Listed(shown, total - len(shown))
-
-
-def _name(ctx: CommandContext) -> str:
-    return ctx.contact.name if ctx.contact else ctx.sender
+    name = ctx.contact.name if ctx.contact else ctx.sender
+    return await ctx.services.logbook.sitrep(ctx.room_id, by=ctx.sender, by_name=name)
