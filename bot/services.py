@@ -17,6 +17,7 @@ from bot.activations.situation import Situation, read_situation
 from bot.chat.registry import Registry
 from bot.chat.render import Renderer
 from bot.directory.keeper import DirectoryKeeper
+from bot.directory.lookup import Lookup
 from bot.directory.model import Directory
 from bot.directory.outsiders import Outsiders
 from bot.inputs.requests import Inputs
@@ -53,6 +54,7 @@ class Services:
     rounds: Rounds
     digest: Digest
     outsiders: Outsiders
+    lookup: Lookup
 
     @property
     def directory(self) -> Directory:
@@ -121,6 +123,7 @@ def build_services(
         messenger=messenger,
     )
     rounds = Rounds(
+        settings=settings,
         keeper=keeper,
         scheduler=scheduler,
         activations=activations,
@@ -175,4 +178,5 @@ def build_services(
         rounds=rounds,
         digest=digest,
         outsiders=outsiders,
+        lookup=Lookup(settings=settings, db=db, keeper=keeper, renderer=renderer),
     )

@@ -2,19 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 from bot.chat.args import Number, Option, Text, Word
 from bot.chat.registry import CommandContext, CommandFamily
 from bot.chat.render import Message
 from bot.directory.roles import Role
-from bot.errors import UserError
-from bot.storage import page_store
-from bot.storage.models import PageTargetRow
-from bot.timeutil import format_duration, format_local_utc, utcnow, zone_label
 
 commands = CommandFamily("directory")
-PAGE_SIZE = 20
 
 
 @commands.command(
@@ -27,36 +20,7 @@ PAGE_SIZE = 20
     confidential=True,
 )
 async def contacts(ctx: CommandContext, *, query: str | None, page: int) -> Message:
-    directory = ctx.services.directory
-    found = directory.search(query)
-    pages = max(1, -(-len(found) // PAGE_SIZE))
-    if page > pages:
-        raise UserError(f"There {'is' if pages == 1 else 'are'} only {pages} page(s) of results.")
-    shown = found[(page - 1) * PAGE_SIZE : page * PAGE_SIZE]
-    async with ctx.services.db.session() as session:  # the shown page's people only
-        checks = await page_store.check_results(session, [c.matrix_id for c in shown])
-    rows = [
-        {
-            "handle": c.handle,
-            "name": c.name,
-            "role": c.role.value,
-            "organisation": directory.organisation_of(c).name,
-            "languages": ", ".join(c.languages),
-            "zone": zone_label(c.zone),
-            "stale": c.matrix_id in checks and checks[c.matrix_id].acked_at is None,
-        }
-        for c in shown
-    ]
-    return ctx.render(
-        "contacts",
-        rows=rows,
-        query=query,
-        total=len(found),
-        everyone=len(directory.contacts),
-        page=page,
-        pages=pages,
-        prefix=ctx.services.settings.command_prefix,
-    )
+    return await ctx.services.lookup.search(query, page)
 
 
 @commands.command(
@@ -68,37 +32,4 @@ async def contacts(ctx: CommandContext, *, query: str | None, page: int) -> Mess
     confidential=True,
 )
 async def contact(ctx: CommandContext, *, handle: str) -> Message:
-    directory = ctx.services.directory
-    person = directory.find(handle)
-    if person is None:
-        suggestion = directory.closest(handle.lower())
-        hint = f" Did you mean `{suggestion}`?" if suggestion else ""
-        raise UserError(f"No contact `{handle}` in the directory.{hint}")
-    async with ctx.services.db.session() as session:
-        latency = await page_store.last_ack_latency(session, person.matrix_id)
-        check = (await page_store.check_results(session, [person.matrix_id])).get(person.matrix_id)
-    backup = directory.contacts.get(person.backup) if person.backup else None
-    backs_up = [c for c in directory.contacts.values() if c.backup == person.handle]
-    return ctx.render(
-        "contact",
-        person=person,
-        role=person.role.value,
-        organisation=directory.organisation_of(person),
-        now=format_local_utc(utcnow(), person.zone),
-        backup=backup,
-        backs_up=backs_up,
-        groups=[(g, directory.groups[g]) for g in person.groups],
-        last_ack=format_duration(timedelta(seconds=latency)) if latency is not None else None,
-        last_check=_check_line(check),
-    )
-
-
-def _check_line(row: PageTargetRow | None) -> dict[str, str] | None:
-    """The person's latest communication check, for the contact card."""
-    if row is None:
-        return None
-    when = row.delivered_at or row.deadline
-    if row.acked_at:
-        latency = format_duration(row.acked_at - (row.delivered_at or row.acked_at))
-        return {"result": f"answered after {latency}", "date": f"{when:%d %b %Y}"}
-    return {"result": "NO ANSWER", "date": f"{when:%d %b %Y}"}
+    return await ctx.services.lookup.card(handle)

@@ -115,22 +115,5 @@ async def input_command(ctx: CommandContext, *, request: str, text: str) -> Repl
     confidential=True,
 )
 async def advice(ctx: CommandContext, *, requests: str | None) -> Message:
-    activations = ctx.services.activations
-    activation = await activations.open_in_room(ctx.room_id)
     refs = [request_ref(r) for r in (requests or "").replace(",", " ").split()]
-    draft, note, views = await ctx.services.inputs.draft_advice(activation, refs, ctx.sender)
-    stem = f"{activation.ref}-advice-v{draft.version}"
-    for suffix, data, mimetype in (
-        ("md", note.body.encode(), "text/markdown"),
-        ("html", note.html.encode(), "text/html"),
-    ):
-        await ctx.services.messenger.send_file(
-            ctx.room_id,
-            data,
-            filename=f"{stem}.{suffix}",
-            mimetype=mimetype,
-            txn_id=f"advice-{ctx.event_id}-{suffix}",
-        )
-    return ctx.render(
-        "advice_posted", activation=activation, version=draft.version, stem=stem, requests=views
-    )
+    return await ctx.services.inputs.advise(ctx.room_id, refs, by=ctx.sender, event_id=ctx.event_id)

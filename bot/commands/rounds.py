@@ -14,7 +14,6 @@ from bot.directory.model import Contact
 from bot.directory.roles import Role
 from bot.errors import UserError
 from bot.rounds.schedules import to_cron
-from bot.storage import round_store
 from bot.storage.models import ActivationRow, ActivationStatus
 from bot.timeutil import format_local_utc, load_zone
 
@@ -47,28 +46,10 @@ class Setup:
     window: timedelta | None
 
 
-async def _place(ctx: CommandContext, room: str) -> tuple[str, ActivationRow | None, list[Contact]]:
-    """Where the round posts, the activation it belongs to, and its default participants:
-    in the DG platform room the DGs, elsewhere the ICC roster."""
-    activations = ctx.services.activations
-    directory = ctx.services.directory
-    if room == "dg":
-        if not ctx.services.settings.dg_room:
-            raise UserError("No DG platform room is configured (ICC_DG_ROOM).")
-        room_id = await ctx.services.messenger.resolve_room(ctx.services.settings.dg_room)
-        default = [c for c in directory.contacts.values() if c.role is Role.DG]
-        return room_id, None, default
-    activation = await activations.for_room(ctx.room_id)
-    if activation is not None and activation.status != ActivationStatus.OPEN:
-        raise UserError(f"{activation.ref} is {activation.status}; no round can start here.")
-    roster = [c for c in directory.contacts.values() if c.role in (Role.LEAD, Role.MEMBER)]
-    return ctx.room_id, activation, roster
-
-
 async def _create(
     ctx: CommandContext, setup: Setup, *, when: str, cron: str | None, timezone: str
 ) -> tuple:
-    room_id, activation, default = await _place(ctx, setup.room)
+    room_id, activation, default = await ctx.services.rounds.place(setup.room, ctx.room_id)
     people = resolve_people(ctx, setup.with_) if setup.with_ else default
     people = [p for p in people if p.matrix_id != ctx.services.settings.user_id]
     if not people:
@@ -181,20 +162,7 @@ async def update(ctx: CommandContext, *, text: str) -> Message | None:
     confidential=True,
 )
 async def rounds(ctx: CommandContext) -> Message:
-    helper = ctx.services.rounds
-    async with ctx.services.db.session() as session:
-        listed = await round_store.scheduled(session)
-    rows = [
-        (
-            s.ref + (" (communication check)" if s.kind == "check" else ""),
-            s.when_text,
-            s.timezone,
-            helper.next_local(s),
-            len(s.participants),
-        )
-        for s in listed
-    ]
-    return ctx.render("rounds_list", rows=rows)
+    return await ctx.services.rounds.listing()
 
 
 @commands.command(

@@ -1,2 +1,3 @@
 """The liaison directory: who is who (the model and its validation), the directory in force
-(its keeper), roles, and outsiders in the bot's own rooms."""
+(its keeper), roles, how people search it (`lookup.py`: `contacts`, `contact`), and outsiders in
+the bot's own rooms."""

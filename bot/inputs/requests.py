@@ -410,7 +410,27 @@ class Inputs:
 
     # -- advice -----------------------------------------------------------------------------------
 
-    async def draft_advice(
+    async def advise(self, room_id: str, refs: list[str], *, by: str, event_id: str) -> Message:
+        """`advice`: the next draft of the advice note, posted in the room as files."""
+        activation = await self.activations.open_in_room(room_id)
+        draft, note, views = await self._draft_advice(activation, refs, by)
+        stem = f"{activation.ref}-advice-v{draft.version}"
+        for suffix, data, mimetype in (
+            ("md", note.body.encode(), "text/markdown"),
+            ("html", note.html.encode(), "text/html"),
+        ):
+            await self.messenger.send_file(
+                room_id,
+                data,
+                filename=f"{stem}.{suffix}",
+                mimetype=mimetype,
+                txn_id=f"advice-{event_id}-{suffix}",
+            )
+        return self.renderer.render(
+            "advice_posted", activation=activation, version=draft.version, stem=stem, requests=views
+        )
+
+    async def _draft_advice(
         self, activation: ActivationRow, refs: list[str], author: str
     ) -> tuple[AdviceDraftRow, Message, list[dict]]:
         """The next version of the advice note from the answers to `refs` (default: all)."""

@@ -19,6 +19,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from bot.activations.activation import Activations, timer_prefix
 from bot.chat.render import Message
 from bot.directory.model import Contact
+from bot.directory.roles import Role
 from bot.errors import UserError
 from bot.reach.direct import owner_of_answered
 from bot.rounds.schedules import next_run
@@ -43,6 +44,7 @@ if TYPE_CHECKING:
     from bot.paging.commchecks import CommChecks
     from bot.paging.pages import Paging
     from bot.runtime.scheduler import Scheduler
+    from bot.settings import Settings
     from bot.storage.db import Database
 
 log = logging.getLogger(__name__)
@@ -65,6 +67,7 @@ class RunView:
 
 @dataclass(frozen=True, kw_only=True)
 class Rounds:
+    settings: Settings
     db: Database
     keeper: DirectoryKeeper
     renderer: Renderer
@@ -93,6 +96,40 @@ class Rounds:
         )
 
     # -- creating ---------------------------------------------------------------------------------
+
+    async def place(
+        self, room: str, room_id: str
+    ) -> tuple[str, ActivationRow | None, list[Contact]]:
+        """Where a round asked for in `room_id` posts (`room`: here or dg), the activation it
+        belongs to, and its default participants: in the DG platform room the DGs, elsewhere
+        the ICC roster."""
+        directory = self.directory
+        if room == "dg":
+            if not self.settings.dg_room:
+                raise UserError("No DG platform room is configured (ICC_DG_ROOM).")
+            dg_room_id = await self.messenger.resolve_room(self.settings.dg_room)
+            return dg_room_id, None, [c for c in directory.contacts.values() if c.role is Role.DG]
+        activation = await self.activations.for_room(room_id)
+        if activation is not None and activation.status != ActivationStatus.OPEN:
+            raise UserError(f"{activation.ref} is {activation.status}; no round can start here.")
+        roster = [c for c in directory.contacts.values() if c.role in (Role.LEAD, Role.MEMBER)]
+        return room_id, activation, roster
+
+    async def listing(self) -> Message:
+        """`rounds`: every scheduled series and its next run."""
+        async with self.db.session() as session:
+            listed = await store.scheduled(session)
+        rows = [
+            (
+                s.ref + (" (communication check)" if s.kind == "check" else ""),
+                s.when_text,
+                s.timezone,
+                self.next_local(s),
+                len(s.participants),
+            )
+            for s in listed
+        ]
+        return self.renderer.render("rounds_list", rows=rows)
 
     async def create(
         self,
