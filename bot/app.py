@@ -19,7 +19,6 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
-from bot.activations.digest import DIGEST_TIMER
 from bot.chat.dispatch import CommandRunner
 from bot.chat.registry import CommandFamily, Registry
 from bot.chat.render import Renderer
@@ -28,7 +27,6 @@ from bot.directory.keeper import DirectoryKeeper, write_pid_file
 from bot.directory.model import DirectoryError
 from bot.directory.outsiders import tighten_invites
 from bot.directory.roles import Role
-from bot.inputs.requests import STEP_TIMER as REQUEST_STEP
 from bot.matrix.client import LoginFailed, log_in, make_client, private_dir
 from bot.matrix.sealed import KEY_WAIT
 from bot.matrix.send import Messenger
@@ -36,9 +34,6 @@ from bot.matrix.sync import FatalSyncError, SyncLoop
 from bot.matrix.trust import DeviceTrust
 from bot.paging.commchecks import CLOSE_TIMER as CHECK_CLOSE
 from bot.paging.pages import STEP_TIMER as PAGE_STEP
-from bot.rounds.runs import CLOSE_TIMER as ROUND_CLOSE
-from bot.rounds.runs import REMIND_TIMER as ROUND_REMIND
-from bot.rounds.runs import RUN_TIMER as ROUND_RUN
 from bot.runtime.catchup import CatchUp
 from bot.runtime.health import HealthReport, HealthServer
 from bot.runtime.leader import Leadership, LostLeadership
@@ -50,7 +45,7 @@ from bot.services import Services, build_services
 from bot.settings import Settings
 from bot.storage import core
 from bot.storage.db import Database, SchemaError
-from bot.storage.models import InboxEvent
+from bot.storage.models import InboxEvent, TimerKind
 from bot.timeutil import utcnow
 
 T = TypeVar("T")
@@ -128,13 +123,13 @@ class App:
                 metrics=self.metrics,
             )
             scheduler.on_batch(PAGE_STEP, services.paging.on_steps)
-            scheduler.on(REQUEST_STEP, services.inputs.on_step)
+            scheduler.on(TimerKind.REQUEST_STEP, services.inputs.on_step)
             scheduler.on(CHECK_CLOSE, services.commchecks.on_close)
-            scheduler.on(DIGEST_TIMER, services.digest.on_digest)
+            scheduler.on(TimerKind.DG_DIGEST, services.digest.on_digest)
             rounds = services.rounds
-            scheduler.on(ROUND_RUN, rounds.on_run)
-            scheduler.on(ROUND_REMIND, rounds.on_remind)
-            scheduler.on(ROUND_CLOSE, rounds.on_close)
+            scheduler.on(TimerKind.ROUND_RUN, rounds.on_run)
+            scheduler.on(TimerKind.ROUND_REMIND, rounds.on_remind)
+            scheduler.on(TimerKind.ROUND_CLOSE, rounds.on_close)
             runner = self.runner = CommandRunner(services)
             self.trust = DeviceTrust(client, self._member_ids)
             self.sync = SyncLoop(

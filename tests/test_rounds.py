@@ -12,7 +12,7 @@ from sqlmodel import col, select
 from bot.rounds.schedules import next_run, to_cron
 from bot.settings import load_settings
 from bot.storage.db import Database
-from bot.storage.models import Timer
+from bot.storage.models import Timer, TimerKind
 from bot.timeutil import utcnow
 from tests.conftest import Cast, RunningBot
 from tests.matrix_people import Person, body
@@ -240,7 +240,6 @@ async def test_communication_check_with_one_partner_silent(
 async def test_dg_rounds_and_the_dg_digest(
     bot_env: dict[str, str], people: dict[str, Person], cast: Cast
 ) -> None:
-    from bot.activations.digest import DIGEST_TIMER
     from tests.conftest import bot_running
     from tests.support.rooms import bot_joined, open_activation, shared_room
 
@@ -253,7 +252,9 @@ async def test_dg_rounds_and_the_dg_digest(
         assert running.app is not None
         db = running.app.services.db  # type: ignore[union-attr]
         async with db.session() as session:
-            digests = (await session.exec(select(Timer).where(Timer.kind == DIGEST_TIMER))).all()
+            digests = (
+                await session.exec(select(Timer).where(Timer.kind == TimerKind.DG_DIGEST))
+            ).all()
         assert [t.payload["cron"] for t in digests] == ["45 7 * * 1-5"]
 
         control = await shared_room(people, cast)
@@ -285,7 +286,7 @@ async def test_dg_rounds_and_the_dg_digest(
             left = (
                 await session.exec(
                     select(Timer).where(
-                        Timer.kind == DIGEST_TIMER, col(Timer.cancelled_at).is_(None)
+                        Timer.kind == TimerKind.DG_DIGEST, col(Timer.cancelled_at).is_(None)
                     )
                 )
             ).all()

@@ -20,7 +20,7 @@ from bot.inputs.requests import Inputs
 from bot.paging.pages import page_summary
 from bot.rounds.schedules import next_run, to_cron
 from bot.storage import activation_store, core
-from bot.storage.models import RUNNING, Timer
+from bot.storage.models import RUNNING, Timer, TimerKind
 from bot.timeutil import format_duration, utcnow
 
 if TYPE_CHECKING:
@@ -33,8 +33,6 @@ if TYPE_CHECKING:
     from bot.storage.db import Database
 
 log = logging.getLogger(__name__)
-
-DIGEST_TIMER = "dg.digest"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -62,19 +60,19 @@ class Digest:
         """Exactly one digest armed, under the configured schedule (or none when off)."""
         cron = self.cron
         async with self.db.session() as session:
-            armed = [t for t in await core.armed_timers(session) if t.kind == DIGEST_TIMER]
+            armed = [t for t in await core.armed_timers(session) if t.kind == TimerKind.DG_DIGEST]
             keep = [t for t in armed if cron and t.payload.get("cron") == cron]
             if keep:
                 return
             if armed:
-                await self.scheduler.cancel(session, "digest:", kind=DIGEST_TIMER)
+                await self.scheduler.cancel(session, "digest:", kind=TimerKind.DG_DIGEST)
             if cron:
                 await self._arm(session, cron)
 
     async def _arm(self, session: AsyncSession, cron: str) -> None:
         slot = next_run(cron, str(self.settings.timezone.key), utcnow())
         await self.scheduler.arm(
-            session, DIGEST_TIMER, f"digest:{slot.isoformat()}", slot, {"cron": cron}
+            session, TimerKind.DG_DIGEST, f"digest:{slot.isoformat()}", slot, {"cron": cron}
         )
 
     async def on_digest(self, timer: Timer) -> None:

@@ -34,6 +34,7 @@ from bot.storage.models import (
     InputRequestRow,
     RequestTargetRow,
     Timer,
+    TimerKind,
 )
 from bot.timeutil import format_local_utc, load_zone, utcnow
 
@@ -47,7 +48,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-STEP_TIMER = "request.step"
 REMIND, CHASE = "remind", "chase"
 
 
@@ -167,7 +167,7 @@ class Inputs:
             halfway = now + (deadline - now) / 2
             await self.scheduler.arm_new(
                 session,
-                STEP_TIMER,
+                TimerKind.REQUEST_STEP,
                 [
                     (prefix + REMIND, halfway, {"request": request.id, "step": REMIND}),
                     (prefix + CHASE, deadline, {"request": request.id, "step": CHASE}),

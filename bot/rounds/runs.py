@@ -33,6 +33,7 @@ from bot.storage.models import (
     RoundSeriesRow,
     RunStatus,
     Timer,
+    TimerKind,
 )
 from bot.timeutil import format_local_utc, load_zone, utcnow
 
@@ -49,7 +50,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-RUN_TIMER, REMIND_TIMER, CLOSE_TIMER = "round.run", "round.remind", "round.close"
 DEFAULT_AGENDA = (
     "What do we know?",
     "What do we need to know?",
@@ -190,7 +190,7 @@ class Rounds:
     ) -> None:
         key = f"{self._prefix(series, activation)}run:{slot.isoformat()}"
         await self.scheduler.arm(
-            session, RUN_TIMER, key, slot, {"series": series.id, "slot": slot.isoformat()}
+            session, TimerKind.ROUND_RUN, key, slot, {"series": series.id, "slot": slot.isoformat()}
         )
 
     async def cancel(self, series_id: int, by: str) -> RoundSeriesRow:
@@ -344,10 +344,14 @@ class Rounds:
             await store.set_run(session, run.id, prompt_event_id=event_id, started_at=opens)
             prefix = f"{self._prefix(series, activation)}{run.id}:"
             await self.scheduler.arm(
-                session, REMIND_TIMER, prefix + "remind", opens + window / 2, {"run": run.id}
+                session,
+                TimerKind.ROUND_REMIND,
+                prefix + "remind",
+                opens + window / 2,
+                {"run": run.id},
             )
             await self.scheduler.arm(
-                session, CLOSE_TIMER, prefix + "close", opens + window, {"run": run.id}
+                session, TimerKind.ROUND_CLOSE, prefix + "close", opens + window, {"run": run.id}
             )
         run.prompt_event_id, run.started_at = event_id, opens
         return run

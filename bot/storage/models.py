@@ -57,6 +57,18 @@ class ActivationStatus(StrEnum):
 RUNNING = (ActivationStatus.OPEN, ActivationStatus.SUSPENDED)  # an activation not yet closed
 
 
+class TimerKind(StrEnum):
+    """What a durable timer does when it fires; each has one handler (`Scheduler.on`)."""
+
+    PAGE_STEP = "page.step"  # a page's escalation: repeat, backup, unreachable
+    CHECK_CLOSE = "check.close"  # a communication check's window ends
+    REQUEST_STEP = "request.step"  # an input request's reminder or chase
+    ROUND_RUN = "round.run"  # a coordination round starts
+    ROUND_REMIND = "round.remind"  # halfway through its window
+    ROUND_CLOSE = "round.close"  # its window ends: the summary
+    DG_DIGEST = "dg.digest"  # the daily digest in the DG platform room
+
+
 class RunStatus(StrEnum):
     """A coordination round's run."""
 
