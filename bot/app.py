@@ -33,7 +33,7 @@ from bot.matrix.send import Messenger
 from bot.matrix.sync import FatalSyncError, SyncLoop
 from bot.matrix.trust import DeviceTrust
 from bot.paging.commchecks import CLOSE_TIMER as CHECK_CLOSE
-from bot.paging.pages import STEP_TIMER as PAGE_STEP
+from bot.paging.steps import STEP_TIMER as PAGE_STEP
 from bot.runtime.catchup import CatchUp
 from bot.runtime.health import HealthReport, HealthServer
 from bot.runtime.leader import Leadership, LostLeadership

@@ -23,11 +23,12 @@ from typing import TYPE_CHECKING, Any
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.activations.activation import Activations, timer_prefix
+from bot.activations.activation import Activations
 from bot.chat.render import Message
 from bot.directory.model import Contact
 from bot.errors import UserError
 from bot.matrix.send import MatrixSendError, ReplyTo
+from bot.paging.steps import ESCALATE, STEP_TIMER, UNREACHABLE, arm, step_timer, unit_prefix
 from bot.reach.direct import RECORD_HORIZON, DirectMessages, owner_of_answered
 from bot.storage import activation_store, core
 from bot.storage import page_store as store
@@ -46,16 +47,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-STEP_TIMER = "page.step"
-ESCALATE, UNREACHABLE = "escalate", "unreachable"
 URGENT_WINDOW = timedelta(minutes=5)
 # A page that leaves later than this after it was made gets its deadline from when it left.
 DEADLINE_SLACK = timedelta(seconds=1)
 SEND_RETRIES = (1.0, 2.0, 4.0)  # pause before each retry of a send the homeserver refused
-
-
-def unit_prefix(activation: ActivationRow, page_id: int, handle: str) -> str:
-    return f"{timer_prefix(activation)}pg{page_id}:{handle}:"
 
 
 @dataclass(frozen=True)
@@ -129,7 +124,7 @@ class Paging:
             await self.scheduler.arm_new(
                 session,
                 STEP_TIMER,
-                [self._step(activation, page, p.handle, ESCALATE, now + window) for p in people],
+                [step_timer(activation, page, p.handle, ESCALATE, now + window) for p in people],
             )
             await self.activations.record(
                 session,
@@ -161,23 +156,6 @@ class Paging:
             "deadline": deadline,
             **self.direct.snapshot(person, "page"),
         }
-
-    def _step(
-        self, activation: ActivationRow, page: PageRow, handle: str, step: str, due: datetime
-    ) -> tuple[str, datetime, dict[str, object]]:
-        key = unit_prefix(activation, page.id, handle) + step
-        return key, due, {"page": page.id, "handle": handle, "step": step}
-
-    async def _arm(
-        self,
-        session: AsyncSession,
-        activation: ActivationRow,
-        page: PageRow,
-        steps: list[tuple[str, str, datetime]],
-    ) -> None:
-        """Arm each (handle, step, due time); re-arming a step that has not fired moves it."""
-        timers = [self._step(activation, page, handle, step, due) for handle, step, due in steps]
-        await self.scheduler.arm_many(session, STEP_TIMER, timers)
 
     async def deliver(self, page: PageRow, activation: ActivationRow | None, reply_to: str) -> None:
         """Send the page to everyone who has not had it yet, all at once; then post the board.
@@ -582,7 +560,7 @@ class Paging:
             # A decline escalates at once: for the person paged, to their backup; for a backup,
             # straight to telling the room.
             step = UNREACHABLE if row.covers else ESCALATE
-            await self._arm(session, activation, page, [(unit, step, now)])
+            await arm(self.scheduler, session, activation, page, [(unit, step, now)])
             text = f"{page.ref} declined by {row.name}: {reason}"
             kind = "system.unable"
         await self.activations.record(
@@ -775,7 +753,7 @@ class Paging:
                 ]
                 last = max((moment for moment in sent if moment is not None), default=utcnow())
                 steps.append((person.handle, UNREACHABLE, last + window))
-            await self._arm(session, activation, page, steps)
+            await arm(self.scheduler, session, activation, page, steps)
 
     def _new_backup(
         self, page: PageRow, row: PageTargetRow, deadline: datetime
