@@ -22,6 +22,7 @@ from bot.directory.model import Directory
 from bot.directory.outsiders import Outsiders
 from bot.inputs.requests import Inputs
 from bot.matrix.send import Messenger
+from bot.paging.board import Board
 from bot.paging.commchecks import CommChecks
 from bot.paging.pages import Paging
 from bot.reach.direct import DirectMessages
@@ -48,6 +49,7 @@ class Services:
     lifecycle: Lifecycle
     logbook: Logbook
     direct: DirectMessages
+    board: Board
     paging: Paging
     commchecks: CommChecks
     inputs: Inputs
@@ -94,10 +96,13 @@ def build_services(
     direct = DirectMessages(
         settings=settings, keeper=keeper, locks=locks, db=db, renderer=renderer, messenger=messenger
     )
+    board = Board(
+        locks=locks, activations=activations, db=db, renderer=renderer, messenger=messenger
+    )
     paging = Paging(
         keeper=keeper,
         scheduler=scheduler,
-        locks=locks,
+        board=board,
         metrics=metrics,
         activations=activations,
         direct=direct,
@@ -172,6 +177,7 @@ def build_services(
         lifecycle=lifecycle,
         logbook=logbook,
         direct=direct,
+        board=board,
         paging=paging,
         commchecks=commchecks,
         inputs=inputs,

@@ -17,7 +17,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from bot.activations.activation import Activations
 from bot.chat.render import Message
 from bot.inputs.requests import Inputs
-from bot.paging.pages import page_summary
+from bot.paging.board import page_summary
 from bot.rounds.schedules import next_run, to_cron
 from bot.storage import activation_store, core
 from bot.storage.models import RUNNING, Timer, TimerKind

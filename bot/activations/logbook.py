@@ -20,7 +20,7 @@ from bot.chat.render import Message, Renderer
 from bot.errors import UserError
 from bot.inputs.requests import Inputs
 from bot.matrix.send import Messenger
-from bot.paging.pages import page_summary
+from bot.paging.board import page_summary
 from bot.settings import Settings
 from bot.storage import activation_store as store
 from bot.storage.db import Database

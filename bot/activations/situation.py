@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from bot.activations.activation import LevelChange, level_history
 from bot.inputs.requests import Inputs, InputSummary
-from bot.paging.pages import PageSummary, page_summary
+from bot.paging.board import PageSummary, page_summary
 from bot.rounds.runs import Rounds
 from bot.storage import activation_store, round_store
 from bot.storage.activation_store import Tally

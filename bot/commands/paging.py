@@ -180,7 +180,7 @@ async def withdraw_reaction(ctx: CommandContext) -> None:
 )
 async def pages(ctx: CommandContext, *, ref: str | None) -> Reply:
     activations = ctx.services.activations
-    paging = ctx.services.paging
+    board = ctx.services.board
     wanted = ref
     activation = None
     async with ctx.services.db.session() as session:
@@ -204,7 +204,7 @@ async def pages(ctx: CommandContext, *, ref: str | None) -> Reply:
                 "ref": item.ref,
                 "text": item.text,
                 "sent": activations.local(item.created_at),
-                "people": [paging.person_status(r, backups.get(r.handle)) for r in people],
+                "people": [board.person_status(r, backups.get(r.handle)) for r in people],
             }
         )
     assert activation is not None

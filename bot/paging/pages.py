@@ -27,7 +27,7 @@ from bot.activations.activation import Activations
 from bot.chat.render import Message
 from bot.directory.model import Contact
 from bot.errors import UserError
-from bot.matrix.send import MatrixSendError, ReplyTo
+from bot.matrix.send import MatrixSendError
 from bot.paging.steps import ESCALATE, STEP_TIMER, UNREACHABLE, arm, step_timer, unit_prefix
 from bot.reach.direct import RECORD_HORIZON, DirectMessages, owner_of_answered
 from bot.storage import activation_store, core
@@ -40,9 +40,9 @@ if TYPE_CHECKING:
     from bot.directory.keeper import DirectoryKeeper
     from bot.directory.model import Directory
     from bot.matrix.send import Messenger
+    from bot.paging.board import Board
     from bot.runtime.metrics import Metrics
     from bot.runtime.scheduler import Scheduler
-    from bot.runtime.tasks import KeyedLocks
     from bot.storage.db import Database
 
 log = logging.getLogger(__name__)
@@ -72,7 +72,7 @@ class Paging:
         renderer: Renderer,
         messenger: Messenger,
         scheduler: Scheduler,
-        locks: KeyedLocks,
+        board: Board,
         metrics: Metrics,
         activations: Activations,
         direct: DirectMessages,
@@ -82,7 +82,7 @@ class Paging:
         self.renderer = renderer
         self.messenger = messenger
         self.scheduler = scheduler
-        self.locks = locks
+        self.board = board
         self.metrics = metrics
         self.activations = activations
         self.direct = direct
@@ -169,9 +169,9 @@ class Paging:
         if page.kind != "page" or activation is None:
             return  # a communication check reports once, at its end
         if page.board_event_id:
-            await self.refresh_board(page, activation)
+            await self.board.refresh(page, activation)
         else:
-            await self.post_board(page, activation, reply_to)
+            await self.board.post(page, activation, reply_to)
 
     async def _send(
         self,
@@ -249,7 +249,7 @@ class Paging:
                     data={"page": page.id, "handle": row.handle},
                 )
         for row, repeat, error in failed:
-            await self._tell_room(
+            await self.board.tell_room(
                 page,
                 activation,
                 self.renderer.render("page_failed", ref=page.ref, name=row.name, error=error),
@@ -356,98 +356,6 @@ class Paging:
         contact = self.directory.contacts.get(handle)
         return contact.name if contact else handle
 
-    # -- the board --------------------------------------------------------------------------------
-
-    async def post_board(self, page: PageRow, activation: ActivationRow, reply_to: str) -> None:
-        """The page's status message in the activation room, posted once, then edited."""
-        async with self.locks(f"board:{page.id}"):
-            if page.board_event_id:
-                return
-            message = await self._board(page, activation)
-            assert activation.room_id is not None  # an activation's board is in its room
-            event_id = await self.messenger.notice(
-                activation.room_id,
-                message,
-                reply_to=ReplyTo(reply_to),
-                txn_id=f"board-{page.id}",
-            )
-            async with self.db.session() as session:
-                await store.set_board(session, page.id, event_id)
-            page.board_event_id = event_id
-
-    async def refresh_board(self, page: PageRow, activation: ActivationRow) -> None:
-        """Edit the board to show the page as it stands; calls made together share one edit."""
-        await self.locks.coalesce(f"board:{page.id}", lambda: self._edit_board(page, activation))
-
-    async def _edit_board(self, page: PageRow, activation: ActivationRow) -> None:
-        async with self.db.session() as session:
-            fresh = await store.page(session, page.id)
-        if fresh is None or fresh.board_event_id is None or activation.room_id is None:
-            return
-        try:
-            await self.messenger.edit(
-                activation.room_id, fresh.board_event_id, await self._board(fresh, activation)
-            )
-        except MatrixSendError:
-            log.exception("could not update the board of %s", page.ref)
-
-    async def _board(self, page: PageRow, activation: ActivationRow) -> Message:
-        async with self.db.session() as session:
-            rows = await store.targets(session, page.id)
-        units = [r for r in rows if not r.covers]
-        backups = {r.covers: r for r in rows if r.covers}
-        lines = [self.person_status(r, backups.get(r.handle)) for r in units]
-        done = sum(1 for r in units if unit_answered(r, backups.get(r.handle)))
-        message = self.renderer.render(
-            "page_board",
-            ref=page.ref,
-            text=page.text,
-            acked=done,
-            total=len(units),
-            lines=lines,
-            urgent=page.urgent,
-        )
-        return self.activations.frame(message, activation)
-
-    def person_status(self, row: PageTargetRow, backup: PageTargetRow | None = None) -> dict:
-        """One person's line on a board or in `pages`: a symbol and what happened."""
-        local = self.activations.local
-        if row.acked_at:
-            latency = format_duration(row.acked_at - (row.delivered_at or row.acked_at))
-            withdrawn = (
-                f" · reaction withdrawn {local(row.ack_withdrawn_at)}; the ack stands"
-                if row.ack_withdrawn_at
-                else ""
-            )
-            state = ("✅", f"{latency} ({row.ack_how}){withdrawn}")
-        elif row.declined_at:
-            state = ("⛔", f"unable: {row.declined_reason}")
-        elif row.unreachable_at:
-            state = ("⚠", "unreachable")
-        elif row.send_error:
-            state = ("❗", "not delivered")
-        else:
-            state = ("⏳", f"until {local(row.deadline)}")
-        return {
-            "symbol": state[0],
-            "name": row.name,
-            "organisation": row.organisation,
-            "state": state[1],
-            "delivered": local(row.delivered_at) if row.delivered_at else None,
-            "repaged": bool(row.repaged_at),
-            "escalated": bool(row.escalated_at),
-            "backup": self.person_status(backup) if backup else None,
-        }
-
-    async def _tell_room(
-        self, page: PageRow, activation: ActivationRow | None, message: Message, txn_id: str
-    ) -> None:
-        """Tell the activation's room (or, for a check outside one, the room it was asked in)."""
-        room_id = activation.room_id if activation else page.room_id
-        if room_id:
-            framed = self.activations.frame(message, activation)
-            await self.messenger.notice(room_id, framed, txn_id=txn_id)
-
     # -- answers ----------------------------------------------------------------------------------
 
     async def is_page_event(self, event_id: str | None, matrix_id: str) -> bool:
@@ -529,7 +437,7 @@ class Paging:
                     first.append(row)
                     await self._after_answer(session, activation, page, row, reason, how, now)
         if (first or again) and activation is not None:
-            await self.refresh_board(page, activation)
+            await self.board.refresh(page, activation)
         shown = first[0] if first else again[0] if again else rows[0]
         async with self.db.session() as session:
             shown = await store.target(session, shown.id) or shown
@@ -608,7 +516,7 @@ class Paging:
         log.info("%s withdrew their reaction acknowledging %s", matrix_id, page.ref)
         if activation is not None:
             # Also when handled again after a crash: the board may not have been edited.
-            await self.refresh_board(page, activation)
+            await self.board.refresh(page, activation)
         return True
 
     async def _rows_answered(
@@ -678,7 +586,7 @@ class Paging:
             self._unreachable(page, activation, due[UNREACHABLE]),
         )
         if any(acted):
-            await self.refresh_board(page, activation)
+            await self.board.refresh(page, activation)
 
     async def _waiting_units(
         self, session: AsyncSession, page_id: int, handles: list[str]
@@ -824,7 +732,7 @@ class Paging:
     async def _tell_unreachable(
         self, page: PageRow, activation: ActivationRow, unit: list[PageTargetRow]
     ) -> None:
-        await self._tell_room(
+        await self.board.tell_room(
             page,
             activation,
             self.renderer.render(
@@ -839,41 +747,8 @@ class Paging:
         )
 
 
-@dataclass(frozen=True)
-class PageSummary:
-    """Where an activation's pages stand, for status, handover, sitrep and the record."""
-
-    pages: int
-    people: int  # persons paged directly (each with their backup, a unit)
-    acknowledged: int
-    waiting: list[tuple[str, str]]  # (PG-n, name) still without an answer
-    unreachable: list[tuple[str, str]]
-
-
 def _wording(row: PageTargetRow, repeat: bool, answer_by: datetime) -> tuple:
     """What a page's text depends on besides the page: the person's language and time zone, the
     deadline shown (a repeat's: a window from now), whether it is a repeat, and whom a backup
     stands in for."""
     return (row.language, row.timezone, answer_by if repeat else row.deadline, repeat, row.covers)
-
-
-def unit_answered(row: PageTargetRow, backup: PageTargetRow | None) -> bool:
-    return bool(row.acked_at or (backup is not None and backup.acked_at))
-
-
-async def page_summary(session: AsyncSession, activation_id: int) -> PageSummary:
-    pages = await store.pages_with_targets(session, activation_id)
-    people = acknowledged = 0
-    waiting: list[tuple[str, str]] = []
-    unreachable: list[tuple[str, str]] = []
-    for page, rows in pages:
-        backups = {r.covers: r for r in rows if r.covers}
-        for row in (r for r in rows if not r.covers):
-            people += 1
-            if unit_answered(row, backups.get(row.handle)):
-                acknowledged += 1
-            elif row.unreachable_at:
-                unreachable.append((page.ref, row.name))
-            elif not row.declined_at:
-                waiting.append((page.ref, row.name))
-    return PageSummary(len(pages), people, acknowledged, waiting, unreachable)

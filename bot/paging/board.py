@@ -1,0 +1,171 @@
+"""The board: where a page stands, for the activation room to see, and where an activation's pages
+stand, for status, handover, sitrep and the record.
+
+A page's board is a notice in the activation room, posted once when the page goes out and edited
+whenever an answer, an escalation or a withdrawn ✅ changes it; `person_status` is its line for one
+person, in `pages` too. What the room must hear about a page (a send that failed, someone who
+could not be reached) goes there through `tell_room`.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from bot.chat.render import Message
+from bot.matrix.send import MatrixSendError, ReplyTo
+from bot.storage import page_store as store
+from bot.storage.models import ActivationRow, PageRow, PageTargetRow
+from bot.timeutil import format_duration
+
+if TYPE_CHECKING:
+    from bot.activations.activation import Activations
+    from bot.chat.render import Renderer
+    from bot.matrix.send import Messenger
+    from bot.runtime.tasks import KeyedLocks
+    from bot.storage.db import Database
+
+log = logging.getLogger(__name__)
+
+
+class Board:
+    def __init__(
+        self,
+        *,
+        db: Database,
+        renderer: Renderer,
+        messenger: Messenger,
+        locks: KeyedLocks,
+        activations: Activations,
+    ) -> None:
+        self.db = db
+        self.renderer = renderer
+        self.messenger = messenger
+        self.locks = locks
+        self.activations = activations
+
+    async def post(self, page: PageRow, activation: ActivationRow, reply_to: str) -> None:
+        """The page's status message in the activation room, posted once, then edited."""
+        async with self.locks(f"board:{page.id}"):
+            if page.board_event_id:
+                return
+            message = await self._render(page, activation)
+            assert activation.room_id is not None  # an activation's board is in its room
+            event_id = await self.messenger.notice(
+                activation.room_id,
+                message,
+                reply_to=ReplyTo(reply_to),
+                txn_id=f"board-{page.id}",
+            )
+            async with self.db.session() as session:
+                await store.set_board(session, page.id, event_id)
+            page.board_event_id = event_id
+
+    async def refresh(self, page: PageRow, activation: ActivationRow) -> None:
+        """Edit the board to show the page as it stands; calls made together share one edit."""
+        await self.locks.coalesce(f"board:{page.id}", lambda: self._edit(page, activation))
+
+    async def _edit(self, page: PageRow, activation: ActivationRow) -> None:
+        async with self.db.session() as session:
+            fresh = await store.page(session, page.id)
+        if fresh is None or fresh.board_event_id is None or activation.room_id is None:
+            return
+        try:
+            await self.messenger.edit(
+                activation.room_id, fresh.board_event_id, await self._render(fresh, activation)
+            )
+        except MatrixSendError:
+            log.exception("could not update the board of %s", page.ref)
+
+    async def _render(self, page: PageRow, activation: ActivationRow) -> Message:
+        async with self.db.session() as session:
+            rows = await store.targets(session, page.id)
+        units = [r for r in rows if not r.covers]
+        backups = {r.covers: r for r in rows if r.covers}
+        lines = [self.person_status(r, backups.get(r.handle)) for r in units]
+        done = sum(1 for r in units if _unit_answered(r, backups.get(r.handle)))
+        message = self.renderer.render(
+            "page_board",
+            ref=page.ref,
+            text=page.text,
+            acked=done,
+            total=len(units),
+            lines=lines,
+            urgent=page.urgent,
+        )
+        return self.activations.frame(message, activation)
+
+    def person_status(self, row: PageTargetRow, backup: PageTargetRow | None = None) -> dict:
+        """One person's line on a board or in `pages`: a symbol and what happened."""
+        local = self.activations.local
+        if row.acked_at:
+            latency = format_duration(row.acked_at - (row.delivered_at or row.acked_at))
+            withdrawn = (
+                f" · reaction withdrawn {local(row.ack_withdrawn_at)}; the ack stands"
+                if row.ack_withdrawn_at
+                else ""
+            )
+            state = ("✅", f"{latency} ({row.ack_how}){withdrawn}")
+        elif row.declined_at:
+            state = ("⛔", f"unable: {row.declined_reason}")
+        elif row.unreachable_at:
+            state = ("⚠", "unreachable")
+        elif row.send_error:
+            state = ("❗", "not delivered")
+        else:
+            state = ("⏳", f"until {local(row.deadline)}")
+        return {
+            "symbol": state[0],
+            "name": row.name,
+            "organisation": row.organisation,
+            "state": state[1],
+            "delivered": local(row.delivered_at) if row.delivered_at else None,
+            "repaged": bool(row.repaged_at),
+            "escalated": bool(row.escalated_at),
+            "backup": self.person_status(backup) if backup else None,
+        }
+
+    async def tell_room(
+        self, page: PageRow, activation: ActivationRow | None, message: Message, txn_id: str
+    ) -> None:
+        """Tell the activation's room (or, for a check outside one, the room it was asked in)."""
+        room_id = activation.room_id if activation else page.room_id
+        if room_id:
+            framed = self.activations.frame(message, activation)
+            await self.messenger.notice(room_id, framed, txn_id=txn_id)
+
+
+@dataclass(frozen=True)
+class PageSummary:
+    """Where an activation's pages stand, for status, handover, sitrep and the record."""
+
+    pages: int
+    people: int  # persons paged directly (each with their backup, a unit)
+    acknowledged: int
+    waiting: list[tuple[str, str]]  # (PG-n, name) still without an answer
+    unreachable: list[tuple[str, str]]
+
+
+def _unit_answered(row: PageTargetRow, backup: PageTargetRow | None) -> bool:
+    return bool(row.acked_at or (backup is not None and backup.acked_at))
+
+
+async def page_summary(session: AsyncSession, activation_id: int) -> PageSummary:
+    pages = await store.pages_with_targets(session, activation_id)
+    people = acknowledged = 0
+    waiting: list[tuple[str, str]] = []
+    unreachable: list[tuple[str, str]] = []
+    for page, rows in pages:
+        backups = {r.covers: r for r in rows if r.covers}
+        for row in (r for r in rows if not r.covers):
+            people += 1
+            if _unit_answered(row, backups.get(row.handle)):
+                acknowledged += 1
+            elif row.unreachable_at:
+                unreachable.append((page.ref, row.name))
+            elif not row.declined_at:
+                waiting.append((page.ref, row.name))
+    return PageSummary(len(pages), people, acknowledged, waiting, unreachable)
