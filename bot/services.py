@@ -22,6 +22,7 @@ from bot.directory.model import Directory
 from bot.directory.outsiders import Outsiders
 from bot.inputs.requests import Inputs
 from bot.matrix.send import Messenger
+from bot.paging.answers import Answers
 from bot.paging.board import Board
 from bot.paging.commchecks import CommChecks
 from bot.paging.pages import Paging
@@ -51,6 +52,7 @@ class Services:
     direct: DirectMessages
     board: Board
     paging: Paging
+    answers: Answers
     commchecks: CommChecks
     inputs: Inputs
     rounds: Rounds
@@ -109,6 +111,9 @@ def build_services(
         db=db,
         renderer=renderer,
         messenger=messenger,
+    )
+    answers = Answers(
+        scheduler=scheduler, metrics=metrics, activations=activations, board=board, db=db
     )
     commchecks = CommChecks(
         scheduler=scheduler,
@@ -179,6 +184,7 @@ def build_services(
         direct=direct,
         board=board,
         paging=paging,
+        answers=answers,
         commchecks=commchecks,
         inputs=inputs,
         rounds=rounds,

@@ -12,7 +12,8 @@ from bot.chat.render import Message
 from bot.directory.model import Contact
 from bot.directory.roles import Role
 from bot.errors import UserError
-from bot.paging.pages import URGENT_WINDOW, Answer
+from bot.paging.answers import Answer
+from bot.paging.pages import URGENT_WINDOW
 from bot.storage import activation_store, page_store
 from bot.timeutil import format_local_utc, load_zone, utcnow
 
@@ -102,10 +103,10 @@ async def acknowledge(ctx: CommandContext) -> Message | Reply | None:
 async def _answer(
     ctx: CommandContext, ref: str | None, reason: str | None
 ) -> Message | Reply | None:
-    paging = ctx.services.paging
-    if ctx.via is not Via.COMMAND and not await paging.is_page_event(ctx.relates_to, ctx.sender):
+    answers = ctx.services.answers
+    if ctx.via is not Via.COMMAND and not await answers.is_page_event(ctx.relates_to, ctx.sender):
         return None  # a 👍 on something else: not for the bot
-    answer = await paging.answer(
+    answer = await answers.answer(
         ctx.sender,
         ref=ref,
         relates_to=ctx.relates_to,
@@ -166,7 +167,7 @@ async def withdraw_reaction(ctx: CommandContext) -> None:
     """Silent whatever it finds: a withdrawn ack shows on the page's board and in the logbook,
     and any other redaction is not for the bot. Taken back when it was, however late read."""
     assert ctx.relates_to is not None  # the redacted event
-    await ctx.services.paging.withdraw_ack(ctx.sender, reaction=ctx.relates_to, at=ctx.sent_at)
+    await ctx.services.answers.withdraw_ack(ctx.sender, reaction=ctx.relates_to, at=ctx.sent_at)
     return None
 
 

@@ -37,7 +37,7 @@ async def reply_to_bot(ctx: CommandContext) -> Message | Reply | None:
         )
         await ctx.services.messenger.react(ctx.room_id, ctx.event_id, "✅")
         return None
-    if await ctx.services.paging.is_page_event(ctx.relates_to, ctx.sender):
+    if await ctx.services.answers.is_page_event(ctx.relates_to, ctx.sender):
         if says_ack(text):
             return await acknowledge(ctx)
         return await _how_to_answer_page(ctx)

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -26,14 +25,13 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from bot.activations.activation import Activations
 from bot.chat.render import Message
 from bot.directory.model import Contact
-from bot.errors import UserError
 from bot.matrix.send import MatrixSendError
 from bot.paging.steps import ESCALATE, STEP_TIMER, UNREACHABLE, arm, step_timer, unit_prefix
-from bot.reach.direct import RECORD_HORIZON, DirectMessages, owner_of_answered
-from bot.storage import activation_store, core
+from bot.reach.direct import DirectMessages
+from bot.storage import activation_store
 from bot.storage import page_store as store
 from bot.storage.models import ActivationRow, PageRow, PageTargetRow, Timer
-from bot.timeutil import format_duration, format_local_utc, load_zone, utcnow
+from bot.timeutil import format_local_utc, load_zone, utcnow
 
 if TYPE_CHECKING:
     from bot.chat.render import Renderer
@@ -51,16 +49,6 @@ URGENT_WINDOW = timedelta(minutes=5)
 # A page that leaves later than this after it was made gets its deadline from when it left.
 DEADLINE_SLACK = timedelta(seconds=1)
 SEND_RETRIES = (1.0, 2.0, 4.0)  # pause before each retry of a send the homeserver refused
-
-
-@dataclass(frozen=True)
-class Answer:
-    """What came of an ack or a decline, for the answer to the person."""
-
-    page: PageRow
-    activation: ActivationRow | None
-    row: PageTargetRow
-    first: bool  # False: an earlier answer stands, this one changed nothing
 
 
 class Paging:
@@ -355,193 +343,6 @@ class Paging:
     def _name(self, handle: str) -> str:
         contact = self.directory.contacts.get(handle)
         return contact.name if contact else handle
-
-    # -- answers ----------------------------------------------------------------------------------
-
-    async def is_page_event(self, event_id: str | None, matrix_id: str) -> bool:
-        """Whether `event_id` is a page (or repeat) sent to this person.
-
-        An answer to a page sent just before a crash may be read before the page is recorded:
-        see `owner_of_answered`.
-        """
-        if event_id is None:
-            return False
-
-        async def find(session: AsyncSession) -> str | None:
-            row = await store.target_by_event(session, event_id)
-            return row.matrix_id if row else None
-
-        owner = await owner_of_answered(
-            self.db, find, lambda session: self._unrecorded_sends(session, matrix_id)
-        )
-        return owner == matrix_id
-
-    async def _unrecorded_sends(self, session: AsyncSession, matrix_id: str) -> bool:
-        """Whether a page, backup page or repeat may have reached this person without its event
-        being recorded yet: a row not delivered (nor failed) as far as the database knows, or a
-        repeat whose escalation step fired and has not completed."""
-        rows = await store.open_rows_since(session, matrix_id, utcnow() - RECORD_HORIZON)
-        if any(row.event_id is None and row.send_error is None for row, _ in rows):
-            return True
-        steps = [
-            f"a{page.activation_id}:pg{page.id}:{row.handle}:{ESCALATE}"  # as unit_prefix
-            for row, page in rows
-            if page.activation_id and not row.covers and row.repage_event_id is None
-        ]
-        return await core.any_unfinished_claim(session, steps)
-
-    async def answer(
-        self,
-        matrix_id: str,
-        *,
-        ref: str | None,
-        relates_to: str | None,
-        how: str,
-        event_id: str,
-        at: datetime,
-        reason: str | None = None,
-    ) -> Answer:
-        """Record an ack (reason None) or a decline for the person's rows on one page."""
-        async with self.db.session() as session:
-            rows = await self._rows_answered(session, matrix_id, ref, relates_to)
-            page = await store.page(session, rows[0].page_id)
-            activation = (
-                await activation_store.by_id(session, page.activation_id)
-                if page and page.activation_id
-                else None
-            )
-        assert page is not None
-        if activation is not None and activation.status != "open":
-            raise UserError(
-                f"{page.ref} belongs to {activation.ref}, which is {activation.status}; "
-                "there is nothing left to acknowledge."
-            )
-        now = min(at, utcnow())  # when they answered, even if the bot reads it later
-        fields = (
-            {"acked_at": now, "ack_how": how, "ack_event_id": event_id}
-            if reason is None
-            else {"declined_at": now, "declined_reason": reason}
-        )
-        # This very answer, recorded before a crash cut its handling short: what followed the
-        # record (the board, the answer to the person) is done again, the record is not.
-        again = [
-            r
-            for r in rows
-            if (reason is None and r.ack_event_id == event_id)
-            or (reason is not None and r.declined_at == now and r.declined_reason == reason)
-        ]
-        first: list[PageTargetRow] = []
-        async with self.db.session() as session:
-            for row in rows:
-                if await store.answer_once(session, row.id, **fields):
-                    first.append(row)
-                    await self._after_answer(session, activation, page, row, reason, how, now)
-        if (first or again) and activation is not None:
-            await self.board.refresh(page, activation)
-        shown = first[0] if first else again[0] if again else rows[0]
-        async with self.db.session() as session:
-            shown = await store.target(session, shown.id) or shown
-        return Answer(page=page, activation=activation, row=shown, first=bool(first or again))
-
-    async def _after_answer(
-        self,
-        session: AsyncSession,
-        activation: ActivationRow | None,
-        page: PageRow,
-        row: PageTargetRow,
-        reason: str | None,
-        how: str,
-        now: datetime,
-    ) -> None:
-        unit = row.covers or row.handle
-        if activation is None:
-            return  # a check outside an activation: nothing to escalate, no logbook
-        if reason is None:
-            self.metrics.acks.labels(how).inc()
-            if row.delivered_at is not None:
-                self.metrics.ack_latency.observe((now - row.delivered_at).total_seconds())
-            await self.scheduler.cancel(session, unit_prefix(activation, page.id, unit))
-            latency = format_duration(now - (row.delivered_at or now))
-            text = f"{page.ref} acknowledged by {row.name} ({how}, {latency})"
-            kind = "system.ack"
-        else:
-            # A decline escalates at once: for the person paged, to their backup; for a backup,
-            # straight to telling the room.
-            step = UNREACHABLE if row.covers else ESCALATE
-            await arm(self.scheduler, session, activation, page, [(unit, step, now)])
-            text = f"{page.ref} declined by {row.name}: {reason}"
-            kind = "system.unable"
-        await self.activations.record(
-            session,
-            activation,
-            kind,
-            text,
-            row.matrix_id,
-            data={"page": page.id, "handle": row.handle, "how": how},
-        )
-
-    async def withdraw_ack(self, matrix_id: str, *, reaction: str, at: datetime) -> bool:
-        """The person redacted the reaction `reaction`: if it acknowledged a page of theirs, record
-        the withdrawal (on their rows, in the logbook) and show it on the page's board.
-
-        The acknowledgement itself stands: the first answer wins and is never undone, because
-        the cell may already have acted on it (stopped the escalation, told the DG). What the
-        cell must not miss is that the person took it back. A redaction of anything else, or of
-        someone else's reaction (a moderator tidying up is not the person withdrawing), is no
-        withdrawal: False, and nothing is written.
-        """
-        now = min(at, utcnow())  # when they took it back, even if the bot reads it later
-        async with self.db.session() as session:
-            rows = await store.acked_by_reaction(session, reaction, matrix_id)
-            page = await store.page(session, rows[0].page_id) if rows else None
-            activation = (
-                await activation_store.by_id(session, page.activation_id)
-                if page and page.activation_id
-                else None
-            )
-            if page is None or (activation is not None and activation.status != "open"):
-                return False  # a closed activation's record is final
-            first = await store.withdraw_ack_once(session, [r.id for r in rows], now)
-            if first and activation is not None:
-                await self.activations.record(
-                    session,
-                    activation,
-                    "system.ack_withdrawn",
-                    f"{rows[0].name} withdrew their ✅ acknowledgement of {page.ref} at "
-                    f"{self.activations.local(now)}; the acknowledgement stands",
-                    matrix_id,
-                    occurred_at=now,
-                    data={"page": page.id, "handle": rows[0].handle, "reaction": reaction},
-                )
-        log.info("%s withdrew their reaction acknowledging %s", matrix_id, page.ref)
-        if activation is not None:
-            # Also when handled again after a crash: the board may not have been edited.
-            await self.board.refresh(page, activation)
-        return True
-
-    async def _rows_answered(
-        self, session: AsyncSession, matrix_id: str, ref: str | None, relates_to: str | None
-    ) -> list[PageTargetRow]:
-        """The person's rows on the page they answer: named, replied to, or their latest open."""
-        if ref:
-            page = await store.page(session, int(ref.split("-")[1]))
-            if page is None:
-                raise UserError(f"There is no page {ref}.")
-            rows = [r for r in await store.targets(session, page.id) if r.matrix_id == matrix_id]
-            if not rows:
-                raise UserError(f"{ref} was not sent to you.")
-            return rows
-        if relates_to:
-            row = await store.target_by_event(session, relates_to)
-            if row is not None and row.matrix_id == matrix_id:
-                return [
-                    r for r in await store.targets(session, row.page_id) if r.matrix_id == matrix_id
-                ]
-        open_rows = await store.open_rows_of(session, matrix_id)
-        if not open_rows:
-            raise UserError("You have no open page to answer. Name one: ack PG-12.")
-        newest = open_rows[0].page_id
-        return [r for r in open_rows if r.page_id == newest]
 
     # -- escalation -------------------------------------------------------------------------------
 
