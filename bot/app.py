@@ -122,7 +122,7 @@ class App:
                 keeper=keeper,
                 metrics=self.metrics,
             )
-            scheduler.on_batch(PAGE_STEP, services.paging.on_steps)
+            scheduler.on_batch(PAGE_STEP, services.escalation.on_steps)
             scheduler.on(TimerKind.REQUEST_STEP, services.inputs.on_step)
             scheduler.on(CHECK_CLOSE, services.commchecks.on_close)
             scheduler.on(TimerKind.DG_DIGEST, services.digest.on_digest)

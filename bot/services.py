@@ -25,6 +25,7 @@ from bot.matrix.send import Messenger
 from bot.paging.answers import Answers
 from bot.paging.board import Board
 from bot.paging.commchecks import CommChecks
+from bot.paging.escalation import Escalation
 from bot.paging.pages import Paging
 from bot.reach.direct import DirectMessages
 from bot.rounds.runs import Rounds
@@ -53,6 +54,7 @@ class Services:
     board: Board
     paging: Paging
     answers: Answers
+    escalation: Escalation
     commchecks: CommChecks
     inputs: Inputs
     rounds: Rounds
@@ -114,6 +116,16 @@ def build_services(
     )
     answers = Answers(
         scheduler=scheduler, metrics=metrics, activations=activations, board=board, db=db
+    )
+    escalation = Escalation(
+        keeper=keeper,
+        scheduler=scheduler,
+        metrics=metrics,
+        activations=activations,
+        board=board,
+        pager=paging,
+        db=db,
+        renderer=renderer,
     )
     commchecks = CommChecks(
         scheduler=scheduler,
@@ -185,6 +197,7 @@ def build_services(
         board=board,
         paging=paging,
         answers=answers,
+        escalation=escalation,
         commchecks=commchecks,
         inputs=inputs,
         rounds=rounds,
