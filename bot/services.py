@@ -26,7 +26,7 @@ from bot.paging.answers import Answers
 from bot.paging.board import Board
 from bot.paging.commchecks import CommChecks
 from bot.paging.escalation import Escalation
-from bot.paging.pages import Paging
+from bot.paging.send import Pager
 from bot.reach.direct import DirectMessages
 from bot.rounds.runs import Rounds
 from bot.runtime.metrics import Metrics
@@ -52,7 +52,7 @@ class Services:
     logbook: Logbook
     direct: DirectMessages
     board: Board
-    paging: Paging
+    pager: Pager
     answers: Answers
     escalation: Escalation
     commchecks: CommChecks
@@ -103,7 +103,7 @@ def build_services(
     board = Board(
         locks=locks, activations=activations, db=db, renderer=renderer, messenger=messenger
     )
-    paging = Paging(
+    pager = Pager(
         keeper=keeper,
         scheduler=scheduler,
         board=board,
@@ -123,14 +123,14 @@ def build_services(
         metrics=metrics,
         activations=activations,
         board=board,
-        pager=paging,
+        pager=pager,
         db=db,
         renderer=renderer,
     )
     commchecks = CommChecks(
         scheduler=scheduler,
         activations=activations,
-        paging=paging,
+        pager=pager,
         db=db,
         renderer=renderer,
         messenger=messenger,
@@ -149,7 +149,7 @@ def build_services(
         keeper=keeper,
         scheduler=scheduler,
         activations=activations,
-        paging=paging,
+        pager=pager,
         commchecks=commchecks,
         db=db,
         renderer=renderer,
@@ -195,7 +195,7 @@ def build_services(
         logbook=logbook,
         direct=direct,
         board=board,
-        paging=paging,
+        pager=pager,
         answers=answers,
         escalation=escalation,
         commchecks=commchecks,

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.paging import pages as paging_module
+from bot.paging import send as send_module
 from tests.conftest import BACKENDS, Cast, RunningBot, start_process, wait_for_log
 from tests.matrix_people import Person, body
 from tests.support.reading import board_shows
@@ -182,7 +182,7 @@ async def test_escalation_to_backup_unreachable_report_and_unable(
 async def test_one_failing_delivery_does_not_stop_the_others(
     paging_bot: RunningBot, people: dict[str, Person], cast: Cast, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(paging_module, "SEND_RETRIES", (0.1, 0.1))
+    monkeypatch.setattr(send_module, "SEND_RETRIES", (0.1, 0.1))
     _ref, room = await activation_room(people, cast)
     member = people["member"]
     await member.send(room, "!icc page ghost,partner Roll call")

@@ -13,7 +13,7 @@ from bot.directory.model import Contact
 from bot.directory.roles import Role
 from bot.errors import UserError
 from bot.paging.answers import Answer
-from bot.paging.pages import URGENT_WINDOW
+from bot.paging.send import URGENT_WINDOW
 from bot.storage import activation_store, page_store
 from bot.timeutil import format_local_utc, load_zone, utcnow
 
@@ -80,8 +80,8 @@ async def page(
     activation = await activations.open_in_room(ctx.room_id)
     people = resolve_people(ctx, targets)
     window = ack or (URGENT_WINDOW if urgent else ctx.services.settings.ack_timeout)
-    paging = ctx.services.paging
-    sent = await paging.create(
+    pager = ctx.services.pager
+    sent = await pager.create(
         activation,
         sender=ctx.sender,
         text=message,
@@ -90,7 +90,7 @@ async def page(
         urgent=urgent,
         event_id=ctx.event_id,
     )
-    await paging.deliver(sent, activation, reply_to=ctx.event_id)
+    await pager.deliver(sent, activation, reply_to=ctx.event_id)
     return None
 
 

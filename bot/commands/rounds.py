@@ -220,7 +220,7 @@ async def commscheck(
         window=window,
         event_id=ctx.event_id,
     )
-    await ctx.services.paging.deliver(check, activation, reply_to=ctx.event_id)
+    await ctx.services.pager.deliver(check, activation, reply_to=ctx.event_id)
     return ctx.render(
         "commscheck_sent",
         ref=check.ref,

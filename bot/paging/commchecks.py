@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from bot.activations.activation import Activations, timer_prefix
 from bot.directory.model import Contact
-from bot.paging.pages import Paging
+from bot.paging.send import Pager
 from bot.storage import activation_store
 from bot.storage import page_store as store
 from bot.storage.models import ActivationRow, PageRow, Timer
@@ -38,14 +38,14 @@ class CommChecks:
         messenger: Messenger,
         scheduler: Scheduler,
         activations: Activations,
-        paging: Paging,
+        pager: Pager,
     ) -> None:
         self.db = db
         self.renderer = renderer
         self.messenger = messenger
         self.scheduler = scheduler
         self.activations = activations
-        self.paging = paging
+        self.pager = pager
 
     async def create(
         self,
@@ -72,7 +72,7 @@ class CommChecks:
                 opened_by_event=event_id,
                 created_at=now,
             )
-            await self.paging.add_page(session, check, people, window)
+            await self.pager.add_page(session, check, people, window)
             prefix = timer_prefix(activation) if activation else ""
             await self.scheduler.arm_new(
                 session,

@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from bot.directory.keeper import DirectoryKeeper
     from bot.directory.model import Directory
     from bot.paging.board import Board
-    from bot.paging.pages import Paging
+    from bot.paging.send import Pager
     from bot.runtime.metrics import Metrics
     from bot.runtime.scheduler import Scheduler
     from bot.storage.db import Database
@@ -52,7 +52,7 @@ class Escalation:
         metrics: Metrics,
         activations: Activations,
         board: Board,
-        pager: Paging,
+        pager: Pager,
     ) -> None:
         self.db = db
         self.keeper = keeper

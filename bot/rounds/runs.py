@@ -43,7 +43,7 @@ if TYPE_CHECKING:
     from bot.directory.model import Directory
     from bot.matrix.send import Messenger
     from bot.paging.commchecks import CommChecks
-    from bot.paging.pages import Paging
+    from bot.paging.send import Pager
     from bot.runtime.scheduler import Scheduler
     from bot.settings import Settings
     from bot.storage.db import Database
@@ -74,7 +74,7 @@ class Rounds:
     messenger: Messenger
     scheduler: Scheduler
     activations: Activations
-    paging: Paging
+    pager: Pager
     commchecks: CommChecks
 
     @property
@@ -256,7 +256,7 @@ class Rounds:
             window=timedelta(seconds=series.window_s),
             event_id=key,
         )
-        await self.paging.deliver(check, activation, reply_to=key)
+        await self.pager.deliver(check, activation, reply_to=key)
 
     async def _missed(
         self, series: RoundSeriesRow, activation: ActivationRow | None, slot: datetime

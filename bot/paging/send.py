@@ -1,16 +1,11 @@
-"""Paging partners, tracking who acknowledged, and escalating to backups — across restarts.
+"""Sending pages: a page (`PG-n`) made, a row written and a first escalation step armed per
+person, then the page delivered to each by direct message, all at once, and its board posted.
 
-A page (`PG-n`) is one text sent to many people, each by direct message, each with an ack
-deadline. Per person paged directly (a *unit*: them and, later, their backup):
-
-1. at the deadline without an answer: page them again and page their backup (same `PG-n`,
-   marked as standing in for them), with a fresh deadline;
-2. at that deadline too: tell the activation room who could not be reached.
-
-Steps are durable timers keyed `a<activation>:pg<page>:<handle>:<step>`, so that a restart
-neither loses nor repeats one and closing the activation cancels them all. Sends carry stable
-transaction IDs (`page-<page>-<row>`), so a step re-run after a crash never pages anyone twice.
-The first answer on a row wins; any answer in a unit ends that unit's pending steps at once.
+A person's deadline runs from when their page went out (a check's is the same for everyone).
+Each send is retried; a send that still fails is recorded and told to the room, never dropped.
+Sends carry stable transaction IDs (`page-<page>-<row>`, `repage-<row>`), so a step re-run after
+a crash never pages anyone twice. A communication check (`bot.paging.commchecks`) is made and
+sent by the same code.
 """
 
 from __future__ import annotations
@@ -50,7 +45,7 @@ DEADLINE_SLACK = timedelta(seconds=1)
 SEND_RETRIES = (1.0, 2.0, 4.0)  # pause before each retry of a send the homeserver refused
 
 
-class Paging:
+class Pager:
     def __init__(
         self,
         *,
@@ -78,8 +73,6 @@ class Paging:
     def directory(self) -> Directory:
         """The directory in force now; a reload swaps it whole."""
         return self.keeper.current
-
-    # -- sending ----------------------------------------------------------------------------------
 
     async def create(
         self,
