@@ -1,2 +1,5 @@
-"""Paging partners and knowing they got it: pages (`PG-n`) with acknowledgements, escalation to
-backups and the unreachable report, and communication checks."""
+"""Paging partners and knowing they got it, a module per job: `send` makes and delivers pages
+(`PG-n`), `board` shows where they stand (in the activation room, in `pages`, in status),
+`answers` records acks, declines and a withdrawn ✅, `escalation` pages again, pages the backup and
+reports who could not be reached, on the durable timers of `steps`; `commchecks` runs
+communication checks."""
