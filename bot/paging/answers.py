@@ -1,8 +1,8 @@
 """Answers to pages: an ack (a command, a reply, a reaction) or a decline, and a ✅ taken back.
 
-The first answer on a row wins and is never undone; any answer in a unit (the person paged and
-their backup) ends that unit's pending escalation steps at once, and a decline escalates at once.
-Each answer is recorded in the logbook and shows on the page's board.
+The first answer on a row wins and is never undone. Within an activation, any answer in a unit
+(the person paged and their backup) ends that unit's pending escalation steps at once, a decline
+escalates at once, and each answer is recorded in the logbook and shows on the page's board.
 """
 
 from __future__ import annotations
