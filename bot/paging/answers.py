@@ -42,21 +42,13 @@ class Answer:
     first: bool  # False: an earlier answer stands, this one changed nothing
 
 
+@dataclass(frozen=True, kw_only=True)
 class Answers:
-    def __init__(
-        self,
-        *,
-        db: Database,
-        scheduler: Scheduler,
-        metrics: Metrics,
-        activations: Activations,
-        board: Board,
-    ) -> None:
-        self.db = db
-        self.scheduler = scheduler
-        self.metrics = metrics
-        self.activations = activations
-        self.board = board
+    db: Database
+    scheduler: Scheduler
+    metrics: Metrics
+    activations: Activations
+    board: Board
 
     async def is_page_event(self, event_id: str | None, matrix_id: str) -> bool:
         """Whether `event_id` is a page (or repeat) sent to this person.

@@ -31,21 +31,13 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True, kw_only=True)
 class Board:
-    def __init__(
-        self,
-        *,
-        db: Database,
-        renderer: Renderer,
-        messenger: Messenger,
-        locks: KeyedLocks,
-        activations: Activations,
-    ) -> None:
-        self.db = db
-        self.renderer = renderer
-        self.messenger = messenger
-        self.locks = locks
-        self.activations = activations
+    db: Database
+    renderer: Renderer
+    messenger: Messenger
+    locks: KeyedLocks
+    activations: Activations
 
     async def post(self, page: PageRow, activation: ActivationRow, reply_to: str) -> None:
         """The page's status message in the activation room, posted once, then edited."""

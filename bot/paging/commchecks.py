@@ -8,6 +8,7 @@ latest result per person is what `contact` and `contacts` show, so stale contact
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
@@ -29,23 +30,14 @@ CLOSE_TIMER = "check.close"
 CHECK_TEXT = "Communication check"
 
 
+@dataclass(frozen=True, kw_only=True)
 class CommChecks:
-    def __init__(
-        self,
-        *,
-        db: Database,
-        renderer: Renderer,
-        messenger: Messenger,
-        scheduler: Scheduler,
-        activations: Activations,
-        pager: Pager,
-    ) -> None:
-        self.db = db
-        self.renderer = renderer
-        self.messenger = messenger
-        self.scheduler = scheduler
-        self.activations = activations
-        self.pager = pager
+    db: Database
+    renderer: Renderer
+    messenger: Messenger
+    scheduler: Scheduler
+    activations: Activations
+    pager: Pager
 
     async def create(
         self,

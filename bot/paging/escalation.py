@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -41,27 +42,16 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True, kw_only=True)
 class Escalation:
-    def __init__(
-        self,
-        *,
-        db: Database,
-        keeper: DirectoryKeeper,
-        renderer: Renderer,
-        scheduler: Scheduler,
-        metrics: Metrics,
-        activations: Activations,
-        board: Board,
-        pager: Pager,
-    ) -> None:
-        self.db = db
-        self.keeper = keeper
-        self.renderer = renderer
-        self.scheduler = scheduler
-        self.metrics = metrics
-        self.activations = activations
-        self.board = board
-        self.pager = pager
+    db: Database
+    keeper: DirectoryKeeper
+    renderer: Renderer
+    scheduler: Scheduler
+    metrics: Metrics
+    activations: Activations
+    board: Board
+    pager: Pager
 
     @property
     def directory(self) -> Directory:

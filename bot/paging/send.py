@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -45,29 +46,17 @@ DEADLINE_SLACK = timedelta(seconds=1)
 SEND_RETRIES = (1.0, 2.0, 4.0)  # pause before each retry of a send the homeserver refused
 
 
+@dataclass(frozen=True, kw_only=True)
 class Pager:
-    def __init__(
-        self,
-        *,
-        db: Database,
-        keeper: DirectoryKeeper,
-        renderer: Renderer,
-        messenger: Messenger,
-        scheduler: Scheduler,
-        board: Board,
-        metrics: Metrics,
-        activations: Activations,
-        direct: DirectMessages,
-    ) -> None:
-        self.db = db
-        self.keeper = keeper
-        self.renderer = renderer
-        self.messenger = messenger
-        self.scheduler = scheduler
-        self.board = board
-        self.metrics = metrics
-        self.activations = activations
-        self.direct = direct
+    db: Database
+    keeper: DirectoryKeeper
+    renderer: Renderer
+    messenger: Messenger
+    scheduler: Scheduler
+    board: Board
+    metrics: Metrics
+    activations: Activations
+    direct: DirectMessages
 
     @property
     def directory(self) -> Directory:
