@@ -32,8 +32,6 @@ from bot.matrix.sealed import KEY_WAIT
 from bot.matrix.send import Messenger
 from bot.matrix.sync import FatalSyncError, SyncLoop
 from bot.matrix.trust import DeviceTrust
-from bot.paging.commchecks import CLOSE_TIMER as CHECK_CLOSE
-from bot.paging.steps import STEP_TIMER as PAGE_STEP
 from bot.runtime.catchup import CatchUp
 from bot.runtime.health import HealthReport, HealthServer
 from bot.runtime.leader import Leadership, LostLeadership
@@ -122,9 +120,9 @@ class App:
                 keeper=keeper,
                 metrics=self.metrics,
             )
-            scheduler.on_batch(PAGE_STEP, services.escalation.on_steps)
+            scheduler.on_batch(TimerKind.PAGE_STEP, services.escalation.on_steps)
             scheduler.on(TimerKind.REQUEST_STEP, services.inputs.on_step)
-            scheduler.on(CHECK_CLOSE, services.commchecks.on_close)
+            scheduler.on(TimerKind.CHECK_CLOSE, services.commchecks.on_close)
             scheduler.on(TimerKind.DG_DIGEST, services.digest.on_digest)
             rounds = services.rounds
             scheduler.on(TimerKind.ROUND_RUN, rounds.on_run)

@@ -17,7 +17,7 @@ from bot.directory.model import Contact
 from bot.paging.send import Pager
 from bot.storage import activation_store
 from bot.storage import page_store as store
-from bot.storage.models import ActivationRow, PageRow, Timer
+from bot.storage.models import ActivationRow, PageRow, Timer, TimerKind
 from bot.timeutil import format_duration, utcnow
 
 if TYPE_CHECKING:
@@ -26,7 +26,6 @@ if TYPE_CHECKING:
     from bot.runtime.scheduler import Scheduler
     from bot.storage.db import Database
 
-CLOSE_TIMER = "check.close"
 CHECK_TEXT = "Communication check"
 
 
@@ -68,7 +67,7 @@ class CommChecks:
             prefix = timer_prefix(activation) if activation else ""
             await self.scheduler.arm_new(
                 session,
-                CLOSE_TIMER,
+                TimerKind.CHECK_CLOSE,
                 [(f"{prefix}chk{check.id}:close", now + window, {"page": check.id})],
             )
             if activation is not None:

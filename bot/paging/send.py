@@ -22,10 +22,10 @@ from bot.activations.activation import Activations
 from bot.chat.render import Message
 from bot.directory.model import Contact
 from bot.matrix.send import MatrixSendError
-from bot.paging.steps import ESCALATE, STEP_TIMER, step_timer, unit_prefix
+from bot.paging.steps import ESCALATE, step_timer, unit_prefix
 from bot.reach.direct import DirectMessages
 from bot.storage import page_store as store
-from bot.storage.models import ActivationRow, PageRow, PageTargetRow
+from bot.storage.models import ActivationRow, PageRow, PageTargetRow, TimerKind
 from bot.timeutil import format_local_utc, load_zone, utcnow
 
 if TYPE_CHECKING:
@@ -92,7 +92,7 @@ class Pager:
             await self.add_page(session, page, people, window)
             await self.scheduler.arm_new(
                 session,
-                STEP_TIMER,
+                TimerKind.PAGE_STEP,
                 [step_timer(activation, page, p.handle, ESCALATE, now + window) for p in people],
             )
             await self.activations.record(
@@ -204,7 +204,7 @@ class Pager:
                     for row in moved
                     if row.id in delivered and not row.covers
                 }
-                await self.scheduler.move(session, STEP_TIMER, late)
+                await self.scheduler.move(session, TimerKind.PAGE_STEP, late)
             for row, _repeat, error in failed:
                 await store.mark(session, row.id, send_error=error)
                 if activation is None:

@@ -1,4 +1,4 @@
-"""The escalation steps' durable timers: their kind, their keys and how they are armed.
+"""The escalation steps' durable timers (`TimerKind.PAGE_STEP`): their keys and their arming.
 
 Per person paged directly (a *unit*: them and, later, their backup) a page has two steps, each a
 timer keyed `a<activation>:pg<page>:<handle>:<step>`: `escalate` at their deadline, then
@@ -15,12 +15,11 @@ from typing import TYPE_CHECKING
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.activations.activation import timer_prefix
-from bot.storage.models import ActivationRow, PageRow
+from bot.storage.models import ActivationRow, PageRow, TimerKind
 
 if TYPE_CHECKING:
     from bot.runtime.scheduler import Scheduler
 
-STEP_TIMER = "page.step"
 ESCALATE, UNREACHABLE = "escalate", "unreachable"
 
 
@@ -45,4 +44,4 @@ async def arm(
 ) -> None:
     """Arm each (handle, step, due time); re-arming a step that has not fired moves it."""
     timers = [step_timer(activation, page, handle, step, due) for handle, step, due in steps]
-    await scheduler.arm_many(session, STEP_TIMER, timers)
+    await scheduler.arm_many(session, TimerKind.PAGE_STEP, timers)
