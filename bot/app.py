@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Coroutine
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 from bot.chat.dispatch import CommandRunner
 from bot.chat.registry import CommandFamily, Registry
@@ -159,7 +159,7 @@ class App:
             await asyncio.gather(*tasks, return_exceptions=True)
             for task in (directory, sync_task, watch_task):
                 if task in done and _failed(task):
-                    raise task.exception()  # type: ignore[misc]
+                    _reraise(task)
         finally:
             log.info("shutting down")
             if directory is not None and not directory.done():
@@ -295,13 +295,13 @@ async def _unless_directory_fails(work: Awaitable[T], directory: asyncio.Task[An
     try:
         await asyncio.wait({job, directory}, return_when="FIRST_COMPLETED")
         if not job.done() and _failed(directory):
-            raise directory.exception()  # type: ignore[misc]
+            _reraise(directory)
         try:
             return await job
         except BaseException:
             await asyncio.wait({directory})
             if _failed(directory):
-                raise directory.exception() from None  # type: ignore[misc]
+                _reraise(directory)
             raise
     finally:
         if not job.done():
@@ -311,6 +311,13 @@ async def _unless_directory_fails(work: Awaitable[T], directory: asyncio.Task[An
 
 def _failed(task: asyncio.Task[Any]) -> bool:
     return task.done() and not task.cancelled() and task.exception() is not None
+
+
+def _reraise(task: asyncio.Task[Any]) -> NoReturn:
+    """Raise what a `_failed` task raised, without the context of where it is re-raised."""
+    exc = task.exception()
+    assert exc is not None
+    raise exc from None
 
 
 async def _until_one_ends(

@@ -139,7 +139,7 @@ class Activations:
 
     # -- logbook ----------------------------------------------------------------------------------
 
-    async def record(
+    async def add_entry(
         self,
         session: AsyncSession,
         activation: ActivationRow,
@@ -148,6 +148,8 @@ class Activations:
         author: str,
         **fields: object,
     ) -> LogEntryRow:
+        """One logbook entry, written in the caller's transaction: in the same commit as the
+        change it records, so the logbook never disagrees with the state."""
         return await chain.append(
             session,
             activation,
@@ -155,10 +157,10 @@ class Activations:
             text=text,
             author=author,
             author_role=self._role(author),
-            **fields,  # type: ignore[arg-type]
+            **fields,  # type: ignore[arg-type]  # the optional columns chain.append names
         )
 
-    async def record_many(
+    async def add_entries(
         self,
         session: AsyncSession,
         activation: ActivationRow,
@@ -180,9 +182,9 @@ class Activations:
     # -- lifecycle --------------------------------------------------------------------------------
 
 
-def timer_prefix(activation: ActivationRow) -> str:
+def timer_prefix(activation_id: int) -> str:
     """Every timer of an activation has a key starting with this, so closing can cancel them."""
-    return f"a{activation.id}:"
+    return f"a{activation_id}:"
 
 
 def ensure_open(activation: ActivationRow) -> None:

@@ -216,7 +216,7 @@ class Lifecycle:
                 )
                 session.add(existing)
                 await session.flush()
-                await self.activations.record(
+                await self.activations.add_entry(
                     session,
                     existing,
                     "system.activate",
@@ -260,7 +260,7 @@ class Lifecycle:
         previous = activation.level
         async with self.db.session() as session:
             await store.set_fields(session, activation.id, level=level)
-            await self.activations.record(
+            await self.activations.add_entry(
                 session,
                 activation,
                 "system.level",
@@ -277,7 +277,7 @@ class Lifecycle:
             raise UserError("You already lead this activation; nothing changed.")
         async with self.db.session() as session:
             await store.set_fields(session, activation.id, lead=new_lead)
-            await self.activations.record(
+            await self.activations.add_entry(
                 session,
                 activation,
                 "system.handover",
@@ -303,8 +303,8 @@ class Lifecycle:
                 closed_at=now,
                 closing_summary=summary,
             )
-            cancelled = await self.scheduler.cancel(session, timer_prefix(activation))
-            await self.activations.record(
+            cancelled = await self.scheduler.cancel(session, timer_prefix(activation.id))
+            await self.activations.add_entry(
                 session,
                 activation,
                 "system.close",
@@ -327,8 +327,8 @@ class Lifecycle:
                 if not activation.exercise:
                     continue
                 await store.set_fields(session, activation.id, status=ActivationStatus.SUSPENDED)
-                await self.scheduler.cancel(session, timer_prefix(activation))
-                await self.activations.record(
+                await self.scheduler.cancel(session, timer_prefix(activation.id))
+                await self.activations.add_entry(
                     session,
                     activation,
                     "system.realworld",

@@ -60,7 +60,7 @@ class Logbook:
             except ValueError as exc:
                 raise UserError(str(exc)) from None
         async with self.db.session() as session:
-            entry = await self.activations.record(
+            entry = await self.activations.add_entry(
                 session, activation, kind, text, by, occurred_at=occurred
             )
         return self.renderer.render(
@@ -81,7 +81,7 @@ class Logbook:
             original = await store.log_entry(session, activation.id, seq)
             if original is None:
                 raise UserError(f"{activation.ref} has no logbook entry #{seq}.")
-            correction = await self.activations.record(
+            correction = await self.activations.add_entry(
                 session,
                 activation,
                 "correction",
@@ -145,7 +145,7 @@ class Logbook:
                     created_at=now,
                 )
             )
-            await self.activations.record(
+            await self.activations.add_entry(
                 session,
                 activation,
                 "system.sitrep",

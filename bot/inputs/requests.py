@@ -163,7 +163,7 @@ class Inputs:
             session.add(request)
             await session.flush()
             await store.add_targets(session, [self._target(request, p) for p in people])
-            prefix = f"{timer_prefix(activation)}rq{request.id}:"
+            prefix = f"{timer_prefix(activation.id)}rq{request.id}:"
             halfway = now + (deadline - now) / 2
             await self.scheduler.arm_new(
                 session,
@@ -173,7 +173,7 @@ class Inputs:
                     (prefix + CHASE, deadline, {"request": request.id, "step": CHASE}),
                 ],
             )
-            await self.activations.record(
+            await self.activations.add_entry(
                 session,
                 activation,
                 "system.ask",
@@ -227,7 +227,7 @@ class Inputs:
         async with self.db.session() as session:
             await store.mark_many(session, marks)
             if failed:
-                await self.activations.record(
+                await self.activations.add_entry(
                     session,
                     activation,
                     "system.ask_failed",
@@ -321,7 +321,7 @@ class Inputs:
             session.add(answer)
             await session.flush()
             late = " (late)" if answer.late else ""
-            await self.activations.record(
+            await self.activations.add_entry(
                 session,
                 activation,
                 "system.input",
@@ -383,7 +383,7 @@ class Inputs:
             return
         await self._send(request, activation, waiting, step=step)
         async with self.db.session() as session:
-            await self.activations.record(
+            await self.activations.add_entry(
                 session,
                 activation,
                 f"system.{step}",
@@ -469,7 +469,7 @@ class Inputs:
                 created_at=utcnow(),
             )
             session.add(draft)
-            await self.activations.record(
+            await self.activations.add_entry(
                 session,
                 activation,
                 "system.advice",

@@ -76,7 +76,7 @@ class Answers:
         if any(row.event_id is None and row.send_error is None for row, _ in rows):
             return True
         steps = [
-            f"a{page.activation_id}:pg{page.id}:{row.handle}:{ESCALATE}"  # as unit_prefix
+            unit_prefix(page.activation_id, page.id, row.handle) + ESCALATE
             for row, page in rows
             if page.activation_id and not row.covers and row.repage_event_id is None
         ]
@@ -152,7 +152,7 @@ class Answers:
             self.metrics.acks.labels(how).inc()
             if row.delivered_at is not None:
                 self.metrics.ack_latency.observe((now - row.delivered_at).total_seconds())
-            await self.scheduler.cancel(session, unit_prefix(activation, page.id, unit))
+            await self.scheduler.cancel(session, unit_prefix(activation.id, page.id, unit))
             latency = format_duration(now - (row.delivered_at or now))
             text = f"{page.ref} acknowledged by {row.name} ({how}, {latency})"
             kind = "system.ack"
@@ -163,7 +163,7 @@ class Answers:
             await arm(self.scheduler, session, activation, page, [(unit, step, now)])
             text = f"{page.ref} declined by {row.name}: {reason}"
             kind = "system.unable"
-        await self.activations.record(
+        await self.activations.add_entry(
             session,
             activation,
             kind,
@@ -195,7 +195,7 @@ class Answers:
                 return False  # a closed activation's record is final
             first = await store.withdraw_ack_once(session, [r.id for r in rows], now)
             if first and activation is not None:
-                await self.activations.record(
+                await self.activations.add_entry(
                     session,
                     activation,
                     "system.ack_withdrawn",

@@ -64,14 +64,14 @@ class CommChecks:
                 created_at=now,
             )
             await self.pager.add_page(session, check, people, window)
-            prefix = timer_prefix(activation) if activation else ""
+            prefix = timer_prefix(activation.id) if activation else ""
             await self.scheduler.arm_new(
                 session,
                 TimerKind.CHECK_CLOSE,
                 [(f"{prefix}chk{check.id}:close", now + window, {"page": check.id})],
             )
             if activation is not None:
-                await self.activations.record(
+                await self.activations.add_entry(
                     session,
                     activation,
                     "system.commscheck",
@@ -101,7 +101,7 @@ class CommChecks:
         unreachable = [(r.name, r.organisation) for r in rows if r.event_id is None]
         if activation is not None:
             async with self.db.session() as session:
-                await self.activations.record(
+                await self.activations.add_entry(
                     session,
                     activation,
                     "system.commscheck_result",

@@ -137,7 +137,7 @@ class Escalation:
             # sends again what may not have left (with the same transaction IDs).
             fresh = [(row, backups) for row, backups in steps if row.escalated_at is None]
             await store.mark_many(session, {row.id: {"escalated_at": now} for row, _ in fresh})
-            await self.activations.record_many(
+            await self.activations.add_entries(
                 session,
                 activation,
                 self.activations.bot_id,
@@ -222,8 +222,8 @@ class Escalation:
                 for row in unit
                 if row.unreachable_at is None
             }
-            await store.mark_many(session, marks)  # type: ignore[arg-type]
-            await self.activations.record_many(
+            await store.mark_many(session, marks)
+            await self.activations.add_entries(
                 session,
                 activation,
                 self.activations.bot_id,

@@ -95,7 +95,7 @@ class Pager:
                 TimerKind.PAGE_STEP,
                 [step_timer(activation, page, p.handle, ESCALATE, now + window) for p in people],
             )
-            await self.activations.record(
+            await self.activations.add_entry(
                 session,
                 activation,
                 "system.page",
@@ -195,12 +195,12 @@ class Pager:
         ]
         self.metrics.pages_sent.inc(len(delivered))
         async with self.db.session() as session:
-            await store.mark_many(session, delivered)  # type: ignore[arg-type]
+            await store.mark_many(session, delivered)
             if activation is not None:
                 # A person's first step runs from when their page went out, not from when it
                 # was made: nobody loses the time the bot (or the homeserver) was away.
                 late = {
-                    unit_prefix(activation, page.id, row.handle) + ESCALATE: row.deadline
+                    unit_prefix(activation.id, page.id, row.handle) + ESCALATE: row.deadline
                     for row in moved
                     if row.id in delivered and not row.covers
                 }
@@ -209,7 +209,7 @@ class Pager:
                 await store.mark(session, row.id, send_error=error)
                 if activation is None:
                     continue
-                await self.activations.record(
+                await self.activations.add_entry(
                     session,
                     activation,
                     "system.page_failed",

@@ -23,15 +23,15 @@ if TYPE_CHECKING:
 ESCALATE, UNREACHABLE = "escalate", "unreachable"
 
 
-def unit_prefix(activation: ActivationRow, page_id: int, handle: str) -> str:
-    return f"{timer_prefix(activation)}pg{page_id}:{handle}:"
+def unit_prefix(activation_id: int, page_id: int, handle: str) -> str:
+    return f"{timer_prefix(activation_id)}pg{page_id}:{handle}:"
 
 
 def step_timer(
     activation: ActivationRow, page: PageRow, handle: str, step: str, due: datetime
 ) -> tuple[str, datetime, dict[str, object]]:
     """One step's timer: its key, when it falls due, its payload."""
-    key = unit_prefix(activation, page.id, handle) + step
+    key = unit_prefix(activation.id, page.id, handle) + step
     return key, due, {"page": page.id, "handle": handle, "step": step}
 
 

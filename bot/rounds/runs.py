@@ -83,7 +83,7 @@ class Rounds:
         return self.keeper.current
 
     def _prefix(self, series: RoundSeriesRow, activation: ActivationRow | None) -> str:
-        base = timer_prefix(activation) if activation else ""
+        base = timer_prefix(activation.id) if activation else ""
         return f"{base}rd{series.id}:"
 
     async def _activation(
@@ -169,7 +169,7 @@ class Rounds:
                 first = next_run(cron, timezone, utcnow()) if cron else utcnow()
                 await self._arm_run(session, series, activation, first)
                 if activation is not None:
-                    await self.activations.record(
+                    await self.activations.add_entry(
                         session,
                         activation,
                         "system.round_schedule",
@@ -202,7 +202,7 @@ class Rounds:
             await store.cancel_series(session, series_id, utcnow())
             await self.scheduler.cancel(session, f"{self._prefix(series, activation)}run:")
             if activation is not None:
-                await self.activations.record(
+                await self.activations.add_entry(
                     session,
                     activation,
                     "system.round_cancel",
@@ -271,7 +271,7 @@ class Rounds:
                 )
             )
             if activation is not None:
-                await self.activations.record(
+                await self.activations.add_entry(
                     session,
                     activation,
                     "system.round_missed",
@@ -309,7 +309,7 @@ class Rounds:
                 session.add(run)
                 await session.flush()
                 if activation is not None:
-                    await self.activations.record(
+                    await self.activations.add_entry(
                         session,
                         activation,
                         "system.round_start",
@@ -400,7 +400,7 @@ class Rounds:
                 )
             if view.activation is not None and view.run.status == RunStatus.OPEN:
                 reporters = len({r.matrix_id for r in reports})
-                await self.activations.record(
+                await self.activations.add_entry(
                     session,
                     view.activation,
                     "system.round_summary",

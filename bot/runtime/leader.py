@@ -71,7 +71,8 @@ class Leadership:
         while True:
             await asyncio.sleep(self._poll)
             try:
-                await self._db.check_connection(self._conn)  # type: ignore[arg-type]
+                assert self._conn is not None  # held since acquire(); released only on exit
+                await self._db.check_connection(self._conn)
             except Exception as exc:
                 log.warning("the leader lock's connection failed (%s); taking the lock again", exc)
                 await self.release()

@@ -176,6 +176,7 @@ async def tally(session: AsyncSession, activation_id: int) -> Tally:
     )
     row = (
         await session.exec(
+            # sqlmodel types select() for at most four columns; this one reads seven
             select(  # type: ignore[call-overload]
                 count(LogEntryRow, *_log_filters(activation_id, None, None)),
                 count(LogEntryRow, *_log_filters(activation_id, ["decision"], None)),

@@ -106,15 +106,20 @@ async def upsert_timers(
         )
     )
     existing = {key: (timer_id, fired_at) for timer_id, key, fired_at in rows.all()}
-    moved = {
-        timer_id: {"due_at": wanted[key][0], "payload": wanted[key][1], "cancelled_at": None}
+    due_of = {
+        timer_id: wanted[key][0]
         for key, (timer_id, fired_at) in existing.items()
         if fired_at is None
+    }
+    keys = {timer_id: key for key, (timer_id, _) in existing.items()}
+    moved = {
+        timer_id: {"due_at": due, "payload": wanted[keys[timer_id]][1], "cancelled_at": None}
+        for timer_id, due in due_of.items()
     }
     await bulk.update_by_id(session, Timer, moved)
     new = [(key, due, payload) for key, (due, payload) in wanted.items() if key not in existing]
     armed = await insert_timers(session, kind, new)
-    return armed + [(timer_id, fields["due_at"]) for timer_id, fields in moved.items()]  # type: ignore[misc]
+    return armed + list(due_of.items())
 
 
 async def move_timers(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 
 from sqlalchemy import or_, update
@@ -27,7 +28,7 @@ async def add_targets(session: AsyncSession, rows: list[dict[str, object]]) -> N
     await bulk.insert_rows(session, PageTargetRow, rows)
 
 
-async def mark_many(session: AsyncSession, updates: dict[int, dict[str, object]]) -> None:
+async def mark_many(session: AsyncSession, updates: Mapping[int, Mapping[str, object]]) -> None:
     await bulk.update_by_id(session, PageTargetRow, updates)
 
 
