@@ -21,7 +21,6 @@ from typing import Any, NoReturn, TypeVar
 
 from bot.chat.dispatch import CommandRunner
 from bot.chat.registry import CommandFamily, Registry
-from bot.chat.render import Renderer
 from bot.commands import all_families
 from bot.directory.keeper import DirectoryKeeper, write_pid_file
 from bot.directory.model import DirectoryError
@@ -32,6 +31,7 @@ from bot.matrix.sealed import KEY_WAIT
 from bot.matrix.send import Messenger
 from bot.matrix.sync import FatalSyncError, SyncLoop
 from bot.matrix.trust import DeviceTrust
+from bot.render import Renderer
 from bot.runtime.catchup import CatchUp
 from bot.runtime.health import HealthReport, HealthServer
 from bot.runtime.leader import Leadership, LostLeadership

@@ -1,4 +1,5 @@
-"""The errors a person is shown as they are: the bot's refusals and the sender's mistakes.
+"""The errors a person is shown as they are: the bot's refusals, the sender's mistakes, and the
+problems of a configuration file.
 
 Every layer raises these (a capability refusing what cannot be done, the argument parser a line
 that does not fit); only the dispatcher turns them into answers. Anything else is the bot's own
@@ -12,3 +13,12 @@ class UserError(Exception):
 
 class UsageError(Exception):
     """The line does not fit the command's declaration; shown with the usage and an example."""
+
+
+class ProblemList(Exception):
+    """Everything wrong with a file (settings, the directory) found in one pass, one line each,
+    so an operator fixes them in one go."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems

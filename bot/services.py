@@ -15,7 +15,6 @@ from bot.activations.lifecycle import Lifecycle
 from bot.activations.logbook import Logbook
 from bot.activations.situation import Situation, read_situation
 from bot.chat.registry import Registry
-from bot.chat.render import Renderer
 from bot.directory.keeper import DirectoryKeeper
 from bot.directory.lookup import Lookup
 from bot.directory.model import Directory
@@ -28,6 +27,7 @@ from bot.paging.commchecks import CommChecks
 from bot.paging.escalation import Escalation
 from bot.paging.send import Pager
 from bot.reach.direct import DirectMessages
+from bot.render import Renderer
 from bot.rounds.runs import Rounds
 from bot.runtime.metrics import Metrics
 from bot.runtime.scheduler import Scheduler
@@ -115,7 +115,12 @@ def build_services(
         messenger=messenger,
     )
     answers = Answers(
-        scheduler=scheduler, metrics=metrics, activations=activations, board=board, db=db
+        scheduler=scheduler,
+        metrics=metrics,
+        activations=activations,
+        board=board,
+        db=db,
+        renderer=renderer,
     )
     escalation = Escalation(
         keeper=keeper,

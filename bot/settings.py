@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo
 from dotenv import dotenv_values
 
 from bot.chat.classification import DEFAULT_MARKINGS
-from bot.chat.problems import ProblemList
+from bot.errors import ProblemList
 from bot.rounds.schedules import to_cron
 from bot.timeutil import load_zone, parse_duration
 

@@ -8,8 +8,8 @@ import time
 import pytest
 
 from bot.chat.registry import CommandContext, CommandFamily
-from bot.chat.render import Message
 from bot.directory.roles import Role
+from bot.render import Message
 from tests.conftest import BACKENDS, Cast, RunningBot, bot_running
 from tests.matrix_people import Person, body
 from tests.support.reading import raw_event_type

@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 import yaml
 
-from bot.chat.render import Renderer
 from bot.directory import keeper as keeper_module
 from bot.directory.model import Directory, DirectoryError, load_directory, parse_directory
+from bot.render import Renderer
 from bot.storage.db import Database
 from bot.storage.directory_store import contact_rows, store_directory
 from tests.conftest import BACKENDS, Cast, bot_running, run_cli, start_process, wait_for_log

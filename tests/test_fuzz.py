@@ -25,7 +25,7 @@ from bot.chat.args import (
     tokenize,
 )
 from bot.chat.registry import split_command
-from bot.chat.render import Renderer
+from bot.render import Renderer
 from bot.rounds.schedules import to_cron
 from bot.storage.types import could_be_id
 from bot.timeutil import load_zone, parse_duration, parse_future_time, parse_past_time, utcnow

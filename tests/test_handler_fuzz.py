@@ -52,9 +52,9 @@ from bot.chat.args import (
     Word,
 )
 from bot.chat.registry import CommandSpec, Registry
-from bot.chat.render import Renderer
 from bot.commands import all_families
 from bot.devserver import DevServer
+from bot.render import Renderer
 from bot.settings import load_settings
 from bot.storage import activation_store, core, round_store
 from bot.storage.models import InboxEvent, Timer

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from bot.chat.registry import CommandContext, CommandFamily
-from bot.chat.render import Message
 from bot.directory.roles import Role
+from bot.render import Message
 from bot.storage.db import Database
 from bot.storage.models import InboxEvent
 from bot.timeutil import utcnow

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from bot.chat.registry import CommandContext, CommandFamily
-from bot.chat.render import Message
 from bot.commands import all_families
 from bot.directory.roles import Role
+from bot.render import Message
 from bot.settings import load_settings
 from tests.conftest import BACKENDS, FAST, Cast, RunningBot, start_process, wait_for_log
 from tests.matrix_people import Person, body

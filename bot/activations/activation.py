@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Any
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.activations import chain
-from bot.chat.render import Message
 from bot.errors import UserError
+from bot.render import Message
 from bot.storage import activation_store as store
 from bot.storage.models import ActivationRow, ActivationStatus, LogEntryRow
 from bot.timeutil import format_local_utc

@@ -15,19 +15,19 @@ from typing import TYPE_CHECKING, Any
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.activations.activation import Activations
-from bot.chat.render import Message
 from bot.inputs.requests import Inputs
 from bot.paging.board import page_summary
+from bot.render import Message
 from bot.rounds.schedules import next_run, to_cron
 from bot.storage import activation_store, core
 from bot.storage.models import RUNNING, Timer, TimerKind
 from bot.timeutil import format_duration, utcnow
 
 if TYPE_CHECKING:
-    from bot.chat.render import Renderer
     from bot.directory.keeper import DirectoryKeeper
     from bot.directory.model import Directory
     from bot.matrix.send import Messenger
+    from bot.render import Renderer
     from bot.runtime.scheduler import Scheduler
     from bot.settings import Settings
     from bot.storage.db import Database

@@ -20,8 +20,8 @@ from typing import Any
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.activations import chain
-from bot.chat.render import markdown_escape
 from bot.inputs.requests import RequestState, request_states
+from bot.render import markdown_escape
 from bot.storage import activation_store as store
 from bot.storage import input_store, page_store
 from bot.storage.models import ActivationRow, LogEntryRow, PageRow, PageTargetRow, SitrepRow

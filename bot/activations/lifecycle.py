@@ -19,12 +19,12 @@ from bot.activations.activation import (
     make_ref,
     timer_prefix,
 )
-from bot.chat.render import Message, Renderer
 from bot.directory.keeper import DirectoryKeeper
 from bot.directory.model import Directory
 from bot.directory.roles import Role
 from bot.errors import UserError
 from bot.matrix.send import ACTIVATION_INVITE_POWER, Messenger
+from bot.render import Message, Renderer
 from bot.runtime.scheduler import Scheduler
 from bot.settings import Settings
 from bot.storage import activation_store as store

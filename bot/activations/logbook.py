@@ -16,11 +16,11 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.activations import exports
 from bot.activations.activation import Activations, level_history
-from bot.chat.render import Message, Renderer
 from bot.errors import UserError
 from bot.inputs.requests import Inputs
 from bot.matrix.send import Messenger
 from bot.paging.board import page_summary
+from bot.render import Message, Renderer
 from bot.settings import Settings
 from bot.storage import activation_store as store
 from bot.storage.db import Database

@@ -22,7 +22,6 @@ from sqlalchemy.exc import DBAPIError
 
 from bot.chat.classification import ClassificationGuard
 from bot.chat.registry import PASSIVE, CommandContext, CommandSpec, Reply, Via, split_command
-from bot.chat.render import Message
 from bot.directory.roles import Role
 from bot.errors import UsageError, UserError
 from bot.matrix.content import (
@@ -34,6 +33,7 @@ from bot.matrix.content import (
     without_reply_fallback,
 )
 from bot.matrix.send import ReplyTo, fits_one_event
+from bot.render import Message
 from bot.storage import core
 from bot.storage.models import InboxEvent, Outcome
 from bot.timeutil import format_duration, utcnow

@@ -21,8 +21,8 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 from bot.chat.args import Flag, Option, Param, Signature
-from bot.chat.render import Message
 from bot.directory.roles import Role
+from bot.render import Message
 
 if TYPE_CHECKING:
     from bot.directory.model import Contact

@@ -6,8 +6,8 @@ from bot.activations.activation import LEVELS, parse_tlp
 from bot.activations.lifecycle import matrix_link
 from bot.chat.args import Choice, Flag, Option, Text, Word
 from bot.chat.registry import CommandContext, CommandFamily, Reply
-from bot.chat.render import Message
 from bot.directory.roles import Role
+from bot.render import Message
 from bot.timeutil import format_duration, utcnow
 
 commands = CommandFamily("activation")

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from bot.chat.args import Number, Option, Text, Word
 from bot.chat.registry import CommandContext, CommandFamily
-from bot.chat.render import Message
 from bot.directory.roles import Role
+from bot.render import Message
 
 commands = CommandFamily("directory")
 

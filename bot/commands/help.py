@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from bot.chat.args import Text
 from bot.chat.registry import CommandContext, CommandFamily
-from bot.chat.render import Message
 from bot.directory.roles import ANYONE
 from bot.errors import UserError
+from bot.render import Message
 
 commands = CommandFamily("help")
 

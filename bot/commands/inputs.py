@@ -6,11 +6,11 @@ import re
 
 from bot.chat.args import Option, Targets, Text, Word
 from bot.chat.registry import CommandContext, CommandFamily, Reply
-from bot.chat.render import Message
 from bot.commands.paging import resolve_people
 from bot.directory.roles import Role
 from bot.errors import UserError
 from bot.inputs.requests import Recorded
+from bot.render import Message
 from bot.timeutil import format_local_utc, load_zone, parse_future_time, utcnow
 
 commands = CommandFamily("inputs")

@@ -5,9 +5,9 @@ from __future__ import annotations
 from bot.activations.exports import EXPORT_FORMATS
 from bot.chat.args import Choice, Flag, Option, Text, Word
 from bot.chat.registry import CommandContext, CommandFamily
-from bot.chat.render import Message
 from bot.directory.roles import Role
 from bot.errors import UserError
+from bot.render import Message
 
 commands = CommandFamily("logbook")
 

@@ -3,24 +3,22 @@ a command, a ✅ on a page (an acknowledgement) and that ✅ taken back."""
 
 from __future__ import annotations
 
-import re
 from datetime import timedelta
 
 from bot.chat.args import Duration, Flag, Option, Targets, Text, Word
 from bot.chat.registry import CommandContext, CommandFamily, Reply, Via
-from bot.chat.render import Message
 from bot.directory.model import Contact
 from bot.directory.roles import Role
 from bot.errors import UserError
 from bot.paging.answers import Answer
+from bot.paging.board import PAGE_REF
 from bot.paging.send import URGENT_WINDOW
-from bot.storage import activation_store, page_store
+from bot.render import Message
 from bot.timeutil import format_local_utc, load_zone, utcnow
 
 commands = CommandFamily("paging")
 # An answer to a page without a command: a reaction with one of these.
 ACK_REACTIONS = ("✅", "👍", "✔", "☑")
-PAGE_REF = re.compile(r"^PG-(\d+)$", re.IGNORECASE)
 # A reply to a page that opens with one of these acknowledges it.
 ACK_WORDS = {
     *("ack", "acknowledged", "ok", "okay", "received", "roger", "copy", "noted"),
@@ -43,18 +41,8 @@ def page_ref(text: str | None) -> str | None:
 
 
 def resolve_people(ctx: CommandContext, keys: list[str]) -> list[Contact]:
-    """Targets → people, or a refusal naming every unknown key with the closest known one."""
-    resolution = ctx.services.directory.resolve(keys)
-    if resolution.unknown:
-        parts = [
-            f"`{key}`" + (f" (did you mean `{hint}`?)" if hint else "")
-            for key, hint in resolution.unknown
-        ]
-        raise UserError(f"Unknown target {', '.join(parts)}; nothing was sent.")
-    people = [p for p in resolution.people if p.matrix_id != ctx.services.settings.user_id]
-    if not people:
-        raise UserError("Those targets resolve to nobody; nothing was sent.")
-    return people
+    """Targets → people, never the bot itself; unknown targets refused."""
+    return ctx.services.directory.people(keys, besides=ctx.services.settings.user_id)
 
 
 @commands.command(
@@ -180,33 +168,5 @@ async def withdraw_reaction(ctx: CommandContext) -> None:
     confidential=True,
 )
 async def pages(ctx: CommandContext, *, ref: str | None) -> Reply:
-    activations = ctx.services.activations
-    board = ctx.services.board
-    wanted = ref
-    activation = None
-    async with ctx.services.db.session() as session:
-        if wanted and PAGE_REF.match(wanted):
-            one = await page_store.page(session, int(wanted.split("-")[1]))
-            if one is None:
-                raise UserError(f"There is no page {wanted.upper()}.")
-            if one.activation_id is not None:
-                activation = await activation_store.by_id(session, one.activation_id)
-            listed = [(one, await page_store.targets(session, one.id))]
-    if activation is None:
-        activation = await activations.resolve(ctx.room_id, wanted)
-        async with ctx.services.db.session() as session:
-            listed = await page_store.pages_with_targets(session, activation.id)
-    entries = []
-    for item, rows in listed:
-        backups = {r.covers: r for r in rows if r.covers}
-        people = [r for r in rows if not r.covers]
-        entries.append(
-            {
-                "ref": item.ref,
-                "text": item.text,
-                "sent": activations.local(item.created_at),
-                "people": [board.person_status(r, backups.get(r.handle)) for r in people],
-            }
-        )
-    assert activation is not None
-    return Reply(ctx.render("pages", pages=entries, activation=activation), activation)
+    message, activation = await ctx.services.board.listing(ctx.room_id, ref)
+    return Reply(message, activation)

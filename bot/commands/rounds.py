@@ -8,11 +8,11 @@ from datetime import timedelta
 
 from bot.chat.args import Choice, Duration, Option, Targets, Text, Word
 from bot.chat.registry import CommandContext, CommandFamily
-from bot.chat.render import Message
 from bot.commands.paging import resolve_people
 from bot.directory.model import Contact
 from bot.directory.roles import Role
 from bot.errors import UserError
+from bot.render import Message
 from bot.rounds.schedules import to_cron
 from bot.storage.models import ActivationRow, ActivationStatus
 from bot.timeutil import format_local_utc, load_zone

@@ -6,9 +6,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
-from bot.chat.render import Message, Renderer
 from bot.directory.keeper import DirectoryKeeper
 from bot.errors import UserError
+from bot.render import Message, Renderer
 from bot.settings import Settings
 from bot.storage import page_store
 from bot.storage.db import Database

@@ -20,8 +20,8 @@ from zoneinfo import ZoneInfo
 
 import yaml
 
-from bot.chat.problems import ProblemList
 from bot.directory.roles import Role
+from bot.errors import ProblemList, UserError
 from bot.settings import MATRIX_USER_ID
 from bot.timeutil import load_zone
 
@@ -131,6 +131,21 @@ class Directory:
                 found.setdefault(person.handle, person)
         people = sorted(found.values(), key=lambda c: self._order[c.handle])
         return Resolution(tuple(people), tuple(unknown))
+
+    def people(self, keys: Iterable[str], *, besides: str) -> list[Contact]:
+        """Targets → people other than `besides` (the bot), or a refusal naming every unknown
+        key with the closest known one: nothing is sent to part of a list."""
+        resolution = self.resolve(keys)
+        if resolution.unknown:
+            parts = [
+                f"`{key}`" + (f" (did you mean `{hint}`?)" if hint else "")
+                for key, hint in resolution.unknown
+            ]
+            raise UserError(f"Unknown target {', '.join(parts)}; nothing was sent.")
+        people = [p for p in resolution.people if p.matrix_id != besides]
+        if not people:
+            raise UserError("Those targets resolve to nobody; nothing was sent.")
+        return people
 
     def closest(self, key: str) -> str | None:
         hits = difflib.get_close_matches(key, self.target_keys(), n=1, cutoff=0.6)

@@ -13,12 +13,12 @@ import logging
 from dataclasses import dataclass
 
 from bot.activations.activation import Activations
-from bot.chat.render import Renderer
 from bot.directory.keeper import DirectoryKeeper
 from bot.directory.model import Directory
 from bot.directory.roles import Role
 from bot.matrix.send import ACTIVATION_INVITE_POWER, DIRECT_INVITE_POWER, Messenger
 from bot.reach.direct import DirectMessages
+from bot.render import Renderer
 from bot.storage import activation_store, page_store
 from bot.storage.db import Database
 from bot.storage.models import RUNNING, ActivationStatus

@@ -19,11 +19,11 @@ from typing import TYPE_CHECKING
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.activations.activation import Activations, timer_prefix
-from bot.chat.render import Message
 from bot.directory.model import Contact
 from bot.errors import UserError
 from bot.matrix.send import MatrixSendError
 from bot.reach.direct import RECORD_HORIZON, DirectMessages, owner_of_answered
+from bot.render import Message
 from bot.storage import activation_store
 from bot.storage import input_store as store
 from bot.storage.models import (
@@ -39,10 +39,10 @@ from bot.storage.models import (
 from bot.timeutil import format_local_utc, load_zone, utcnow
 
 if TYPE_CHECKING:
-    from bot.chat.render import Renderer
     from bot.directory.keeper import DirectoryKeeper
     from bot.directory.model import Directory
     from bot.matrix.send import Messenger
+    from bot.render import Renderer
     from bot.runtime.scheduler import Scheduler
     from bot.storage.db import Database
 

@@ -30,7 +30,7 @@ from nio import (
     UploadError,
 )
 
-from bot.chat.render import Message
+from bot.render import Message
 
 log = logging.getLogger(__name__)
 

@@ -17,6 +17,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from bot.errors import UserError
 from bot.paging.steps import ESCALATE, UNREACHABLE, arm, unit_prefix
 from bot.reach.direct import RECORD_HORIZON, owner_of_answered
+from bot.render import Message, Renderer
 from bot.storage import activation_store, core
 from bot.storage import page_store as store
 from bot.storage.models import ActivationRow, PageRow, PageTargetRow
@@ -45,10 +46,30 @@ class Answer:
 @dataclass(frozen=True, kw_only=True)
 class Answers:
     db: Database
+    renderer: Renderer
     scheduler: Scheduler
     metrics: Metrics
     activations: Activations
     board: Board
+
+    async def how_to_answer(
+        self, page_event: str, sender: str
+    ) -> tuple[Message, ActivationRow | None] | None:
+        """A reply to a page that is not an acknowledgement: how to acknowledge or decline, in
+        the person's language, and a log line; such a reply is never silently dropped."""
+        async with self.db.session() as session:
+            row = await store.target_by_event(session, page_event)
+            page = await store.page(session, row.page_id) if row else None
+            activation = (
+                await activation_store.by_id(session, page.activation_id)
+                if page and page.activation_id
+                else None
+            )
+        if row is None or page is None:
+            return None
+        log.info("reply from %s to %s is not an acknowledgement; told how", sender, page.ref)
+        message = self.renderer.render("page_reply_unread", lang=row.language, ref=page.ref)
+        return message, activation
 
     async def is_page_event(self, event_id: str | None, matrix_id: str) -> bool:
         """Whether `event_id` is a page (or repeat) sent to this person.

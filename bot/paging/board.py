@@ -10,25 +10,29 @@ could not be reached) goes there through `tell_room`.
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.chat.render import Message
+from bot.errors import UserError
 from bot.matrix.send import MatrixSendError, ReplyTo
+from bot.render import Message
+from bot.storage import activation_store
 from bot.storage import page_store as store
 from bot.storage.models import ActivationRow, PageRow, PageTargetRow
 from bot.timeutil import format_duration
 
 if TYPE_CHECKING:
     from bot.activations.activation import Activations
-    from bot.chat.render import Renderer
     from bot.matrix.send import Messenger
+    from bot.render import Renderer
     from bot.runtime.tasks import KeyedLocks
     from bot.storage.db import Database
 
 log = logging.getLogger(__name__)
+PAGE_REF = re.compile(r"^PG-(\d+)$", re.IGNORECASE)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -38,6 +42,35 @@ class Board:
     messenger: Messenger
     locks: KeyedLocks
     activations: Activations
+
+    async def listing(self, room_id: str, ref: str | None) -> tuple[Message, ActivationRow]:
+        """`pages [ref]`: per person, where one page (PG-n) or an activation's pages stand."""
+        activation = None
+        async with self.db.session() as session:
+            if ref and PAGE_REF.match(ref):
+                one = await store.page(session, int(ref.split("-")[1]))
+                if one is None:
+                    raise UserError(f"There is no page {ref.upper()}.")
+                if one.activation_id is not None:
+                    activation = await activation_store.by_id(session, one.activation_id)
+                listed = [(one, await store.targets(session, one.id))]
+        if activation is None:
+            activation = await self.activations.resolve(room_id, ref)
+            async with self.db.session() as session:
+                listed = await store.pages_with_targets(session, activation.id)
+        entries = []
+        for item, rows in listed:
+            backups = {r.covers: r for r in rows if r.covers}
+            people = [r for r in rows if not r.covers]
+            entries.append(
+                {
+                    "ref": item.ref,
+                    "text": item.text,
+                    "sent": self.activations.local(item.created_at),
+                    "people": [self.person_status(r, backups.get(r.handle)) for r in people],
+                }
+            )
+        return self.renderer.render("pages", pages=entries, activation=activation), activation
 
     async def post(self, page: PageRow, activation: ActivationRow, reply_to: str) -> None:
         """The page's status message in the activation room, posted once, then edited."""

@@ -21,8 +21,8 @@ from bot.storage.models import ActivationRow, PageRow, Timer, TimerKind
 from bot.timeutil import format_duration, utcnow
 
 if TYPE_CHECKING:
-    from bot.chat.render import Renderer
     from bot.matrix.send import Messenger
+    from bot.render import Renderer
     from bot.runtime.scheduler import Scheduler
     from bot.storage.db import Database
 

@@ -30,11 +30,11 @@ from bot.timeutil import utcnow
 
 if TYPE_CHECKING:
     from bot.activations.activation import Activations
-    from bot.chat.render import Renderer
     from bot.directory.keeper import DirectoryKeeper
     from bot.directory.model import Directory
     from bot.paging.board import Board
     from bot.paging.send import Pager
+    from bot.render import Renderer
     from bot.runtime.metrics import Metrics
     from bot.runtime.scheduler import Scheduler
     from bot.storage.db import Database

@@ -19,21 +19,21 @@ from typing import TYPE_CHECKING, Any
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.activations.activation import Activations
-from bot.chat.render import Message
 from bot.directory.model import Contact
 from bot.matrix.send import MatrixSendError
 from bot.paging.steps import ESCALATE, step_timer, unit_prefix
 from bot.reach.direct import DirectMessages
+from bot.render import Message
 from bot.storage import page_store as store
 from bot.storage.models import ActivationRow, PageRow, PageTargetRow, TimerKind
 from bot.timeutil import format_local_utc, load_zone, utcnow
 
 if TYPE_CHECKING:
-    from bot.chat.render import Renderer
     from bot.directory.keeper import DirectoryKeeper
     from bot.directory.model import Directory
     from bot.matrix.send import Messenger
     from bot.paging.board import Board
+    from bot.render import Renderer
     from bot.runtime.metrics import Metrics
     from bot.runtime.scheduler import Scheduler
     from bot.storage.db import Database

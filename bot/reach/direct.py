@@ -23,10 +23,10 @@ from bot.storage.db import Database
 from bot.timeutil import utcnow
 
 if TYPE_CHECKING:
-    from bot.chat.render import Renderer
     from bot.directory.keeper import DirectoryKeeper
     from bot.directory.model import Directory
     from bot.matrix.send import Messenger
+    from bot.render import Renderer
     from bot.runtime.tasks import KeyedLocks
     from bot.settings import Settings
 

@@ -17,11 +17,11 @@ from typing import TYPE_CHECKING
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.activations.activation import Activations, timer_prefix
-from bot.chat.render import Message
 from bot.directory.model import Contact
 from bot.directory.roles import Role
 from bot.errors import UserError
 from bot.reach.direct import owner_of_answered
+from bot.render import Message
 from bot.rounds.schedules import next_run
 from bot.storage import activation_store
 from bot.storage import round_store as store
@@ -38,12 +38,12 @@ from bot.storage.models import (
 from bot.timeutil import format_local_utc, load_zone, utcnow
 
 if TYPE_CHECKING:
-    from bot.chat.render import Renderer
     from bot.directory.keeper import DirectoryKeeper
     from bot.directory.model import Directory
     from bot.matrix.send import Messenger
     from bot.paging.commchecks import CommChecks
     from bot.paging.send import Pager
+    from bot.render import Renderer
     from bot.runtime.scheduler import Scheduler
     from bot.settings import Settings
     from bot.storage.db import Database
@@ -425,6 +425,28 @@ class Rounds:
         await self._post(view.series, view.activation, summary, txn=f"round-summary-{view.run.id}")
 
     # -- reports ----------------------------------------------------------------------------------
+
+    async def report_in_thread(
+        self,
+        *,
+        room_id: str,
+        thread_root: str | None,
+        sender: str,
+        text: str,
+        event_id: str,
+        at: datetime,
+    ) -> None:
+        """A reply in a round prompt's thread is an update; a ✅ on it says it was taken."""
+        await self.report(
+            room_id=room_id,
+            thread_root=thread_root,
+            sender=sender,
+            text=text,
+            via="thread",
+            event_id=event_id,
+            at=at,
+        )
+        await self.messenger.react(room_id, event_id, "✅")
 
     async def report(
         self,
