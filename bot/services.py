@@ -133,6 +133,7 @@ def build_services(
         renderer=renderer,
     )
     commchecks = CommChecks(
+        keeper=keeper,
         scheduler=scheduler,
         activations=activations,
         pager=pager,

@@ -25,7 +25,6 @@ from bot.timeutil import format_local_utc
 
 if TYPE_CHECKING:
     from bot.directory.keeper import DirectoryKeeper
-    from bot.directory.model import Directory
     from bot.matrix.send import Messenger
     from bot.runtime.scheduler import Scheduler
     from bot.settings import Settings
@@ -90,11 +89,6 @@ class Activations:
     keeper: DirectoryKeeper
     messenger: Messenger
     scheduler: Scheduler
-
-    @property
-    def directory(self) -> Directory:
-        """The directory in force now; a reload swaps it whole."""
-        return self.keeper.current
 
     @property
     def marker(self) -> str:
@@ -173,7 +167,7 @@ class Activations:
         await chain.append_many(session, activation, drafts)
 
     def _role(self, author: str) -> str:
-        return self.directory.role_of(author).value if author != self.bot_id else "bot"
+        return self.keeper.current.role_of(author).value if author != self.bot_id else "bot"
 
     @property
     def bot_id(self) -> str:

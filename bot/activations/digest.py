@@ -25,7 +25,6 @@ from bot.timeutil import format_duration, utcnow
 
 if TYPE_CHECKING:
     from bot.directory.keeper import DirectoryKeeper
-    from bot.directory.model import Directory
     from bot.matrix.send import Messenger
     from bot.render import Renderer
     from bot.runtime.scheduler import Scheduler
@@ -45,11 +44,6 @@ class Digest:
     scheduler: Scheduler
     activations: Activations
     inputs: Inputs
-
-    @property
-    def directory(self) -> Directory:
-        """The directory in force now; a reload swaps it whole."""
-        return self.keeper.current
 
     @property
     def cron(self) -> str | None:
@@ -88,7 +82,7 @@ class Digest:
             for activation in running:
                 pages = await page_summary(session, activation.id)
                 requests = await inputs.summary(session, activation.id)
-                lead = self.directory.contact_for(activation.lead)
+                lead = self.keeper.current.contact_for(activation.lead)
                 rows.append(
                     {
                         "activation": activation,

@@ -20,7 +20,6 @@ from bot.activations.activation import (
     timer_prefix,
 )
 from bot.directory.keeper import DirectoryKeeper
-from bot.directory.model import Directory
 from bot.directory.roles import Role
 from bot.errors import UserError
 from bot.matrix.send import ACTIVATION_INVITE_POWER, Messenger
@@ -57,13 +56,8 @@ class Lifecycle:
     scheduler: Scheduler
     activations: Activations
 
-    @property
-    def directory(self) -> Directory:
-        """The directory in force now; a reload swaps it whole."""
-        return self.keeper.current
-
     def name(self, matrix_id: str) -> str:
-        contact = self.directory.contact_for(matrix_id)
+        contact = self.keeper.current.contact_for(matrix_id)
         return contact.name if contact else matrix_id
 
     # -- the steps, as the commands take them ----------------------------------------------------
@@ -114,7 +108,7 @@ class Lifecycle:
         """`handover`: the new lead (an ICC lead) invited with power, with a summary of what
         is open."""
         activation = await self.activations.open_in_room(room_id)
-        successor = self.directory.find(successor_key)
+        successor = self.keeper.current.find(successor_key)
         if successor is None:
             raise UserError(f"`{successor_key}` is not in the directory.")
         if successor.role is not Role.LEAD:
@@ -231,7 +225,7 @@ class Lifecycle:
         return activation, created
 
     async def _create_room(self, activation: ActivationRow) -> ActivationRow:
-        directory = self.directory
+        directory = self.keeper.current
         roster = [
             c.matrix_id
             for c in directory.contacts.values()

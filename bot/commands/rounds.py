@@ -3,19 +3,14 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from datetime import timedelta
 
 from bot.chat.args import Choice, Duration, Option, Targets, Text, Word
 from bot.chat.registry import CommandContext, CommandFamily
 from bot.commands.paging import resolve_people
-from bot.directory.model import Contact
 from bot.directory.roles import Role
 from bot.errors import UserError
 from bot.render import Message
-from bot.rounds.schedules import to_cron
-from bot.storage.models import ActivationRow, ActivationStatus
-from bot.timeutil import format_local_utc, load_zone
 
 commands = CommandFamily("rounds")
 ROUND_REF = re.compile(r"^RD-(\d+)$", re.IGNORECASE)
@@ -34,38 +29,6 @@ _ROOM = Option(
     default="here",
     help="here (default) or the DG platform room",
 )
-
-
-@dataclass(frozen=True)
-class Setup:
-    """The options `round schedule` and `round now` share."""
-
-    with_: list[str] | None
-    room: str
-    agenda: str | None
-    window: timedelta | None
-
-
-async def _create(
-    ctx: CommandContext, setup: Setup, *, when: str, cron: str | None, timezone: str
-) -> tuple:
-    room_id, activation, default = await ctx.services.rounds.place(setup.room, ctx.room_id)
-    people = resolve_people(ctx, setup.with_) if setup.with_ else default
-    people = [p for p in people if p.matrix_id != ctx.services.settings.user_id]
-    if not people:
-        raise UserError("Nobody to take part; name them with --with.")
-    return await ctx.services.rounds.create(
-        activation=activation,
-        room_id=room_id,
-        when=when,
-        cron=cron,
-        timezone=timezone,
-        window=setup.window or DEFAULT_WINDOW,
-        agenda=setup.agenda,
-        participants=people,
-        created_by=ctx.sender,
-        event_id=ctx.event_id,
-    )
 
 
 @commands.command(
@@ -92,22 +55,16 @@ async def round_schedule(
     window: timedelta | None,
     tz: str | None,
 ) -> Message:
-    when = " ".join(when.split())
-    try:
-        cron = to_cron(when)
-        zone = load_zone(tz) if tz else ctx.services.settings.timezone
-    except ValueError as exc:
-        raise UserError(str(exc)) from None
-    setup = Setup(with_, room, agenda, window)
-    series, first = await _create(ctx, setup, when=when, cron=cron, timezone=str(zone.key))
-    return ctx.render(
-        "round_scheduled",
-        ref=series.ref,
+    return await ctx.services.rounds.schedule(
+        room=room,
+        room_id=ctx.room_id,
+        people=resolve_people(ctx, with_) if with_ else None,
         when=when,
-        zone=zone.key,
-        cron=cron,
-        first=format_local_utc(first, zone, with_date=True),
-        people=len(series.participants),
+        tz=tz,
+        window=window or DEFAULT_WINDOW,
+        agenda=agenda,
+        by=ctx.sender,
+        event_id=ctx.event_id,
     )
 
 
@@ -126,9 +83,14 @@ async def round_now(
     agenda: str | None,
     window: timedelta | None,
 ) -> None:
-    setup = Setup(with_, room, agenda, window)
-    await _create(
-        ctx, setup, when="now", cron=None, timezone=str(ctx.services.settings.timezone.key)
+    await ctx.services.rounds.start_now(
+        room=room,
+        room_id=ctx.room_id,
+        people=resolve_people(ctx, with_) if with_ else None,
+        window=window or DEFAULT_WINDOW,
+        agenda=agenda,
+        by=ctx.sender,
+        event_id=ctx.event_id,
     )
     return None  # the round's prompt is the answer
 
@@ -198,70 +160,24 @@ async def round_cancel(ctx: CommandContext, *, round: str) -> Message:
 async def commscheck(
     ctx: CommandContext, *, targets: list[str] | None, window: timedelta | None, every: str | None
 ) -> Message:
-    activation = await ctx.services.activations.for_room(ctx.room_id)
-    if activation is not None and activation.status != ActivationStatus.OPEN:
-        raise UserError(f"{activation.ref} is {activation.status}; run the check elsewhere.")
-    if targets:
-        people = resolve_people(ctx, targets)
-    else:
-        people = [
-            c for c in ctx.services.directory.contacts.values() if c.role in (Role.PARTNER, Role.DG)
-        ]
-    if not people:
-        raise UserError("Nobody to check; name them: commscheck <targets>.")
+    named = resolve_people(ctx, targets) if targets else None
+    activation, people = await ctx.services.commchecks.audience(ctx.room_id, named)
     window = window or timedelta(minutes=15)
     if every:
-        return await _schedule_check(ctx, activation, people, window, every)
-    check = await ctx.services.commchecks.create(
+        return await ctx.services.rounds.schedule_check(
+            activation=activation,
+            room_id=ctx.room_id,
+            people=people,
+            every=every,
+            window=window,
+            by=ctx.sender,
+            event_id=ctx.event_id,
+        )
+    return await ctx.services.commchecks.start(
         activation=activation,
         room_id=ctx.room_id,
-        sender=ctx.sender,
         people=people,
         window=window,
+        by=ctx.sender,
         event_id=ctx.event_id,
-    )
-    await ctx.services.pager.deliver(check, activation, reply_to=ctx.event_id)
-    return ctx.render(
-        "commscheck_sent",
-        ref=check.ref,
-        count=len(people),
-        until=ctx.services.activations.local(check.created_at + window),
-    )
-
-
-async def _schedule_check(
-    ctx: CommandContext,
-    activation: ActivationRow | None,
-    people: list[Contact],
-    window: timedelta,
-    every: str,
-) -> Message:
-    when = " ".join(every.split())
-    try:
-        cron = to_cron(when)
-    except ValueError as exc:
-        raise UserError(str(exc)) from None
-    zone = ctx.services.settings.timezone
-    series, first = await ctx.services.rounds.create(
-        activation=activation,
-        room_id=ctx.room_id,
-        when=when,
-        cron=cron,
-        timezone=str(zone.key),
-        window=window,
-        agenda=None,
-        participants=people,
-        created_by=ctx.sender,
-        event_id=ctx.event_id,
-        kind="check",
-    )
-    return ctx.render(
-        "round_scheduled",
-        ref=series.ref,
-        when=when,
-        zone=zone.key,
-        cron=cron,
-        first=format_local_utc(first, zone, with_date=True),
-        people=len(series.participants),
-        kind="communication check",
     )

@@ -14,7 +14,6 @@ from dataclasses import dataclass
 
 from bot.activations.activation import Activations
 from bot.directory.keeper import DirectoryKeeper
-from bot.directory.model import Directory
 from bot.directory.roles import Role
 from bot.matrix.send import ACTIVATION_INVITE_POWER, DIRECT_INVITE_POWER, Messenger
 from bot.reach.direct import DirectMessages
@@ -35,14 +34,9 @@ class Outsiders:
     activations: Activations
     direct: DirectMessages
 
-    @property
-    def directory(self) -> Directory:
-        """The directory in force now; a reload swaps it whole."""
-        return self.keeper.current
-
     async def arrived(self, room_id: str, user_id: str) -> None:
         """`user_id`, not in the directory, joined or was invited to `room_id`."""
-        stranger = self.directory.role_of(user_id) is Role.STRANGER
+        stranger = self.keeper.current.role_of(user_id) is Role.STRANGER
         if not (stranger and self.messenger.is_own_room(room_id)):
             return
         activation = await self.activations.for_room(room_id)
@@ -57,7 +51,7 @@ class Outsiders:
             return
         leads = [activation.lead] if activation else sorted({a.lead for a in running})
         log.warning("%s, not in the directory, is in %s; nothing is sent there", user_id, room_id)
-        owner_contact = self.directory.contact_for(owner) if owner else None
+        owner_contact = self.keeper.current.contact_for(owner) if owner else None
         message = self.renderer.render(
             "outsider_in_room",
             outsider=user_id,

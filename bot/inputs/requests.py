@@ -40,7 +40,6 @@ from bot.timeutil import format_local_utc, load_zone, utcnow
 
 if TYPE_CHECKING:
     from bot.directory.keeper import DirectoryKeeper
-    from bot.directory.model import Directory
     from bot.matrix.send import Messenger
     from bot.render import Renderer
     from bot.runtime.scheduler import Scheduler
@@ -129,11 +128,6 @@ class Inputs:
     scheduler: Scheduler
     activations: Activations
     direct: DirectMessages
-
-    @property
-    def directory(self) -> Directory:
-        """The directory in force now; a reload swaps it whole."""
-        return self.keeper.current
 
     # -- asking -----------------------------------------------------------------------------------
 
@@ -247,7 +241,7 @@ class Inputs:
     ) -> str:
         if room_id is None:
             raise MatrixSendError(row.matrix_id, None, "no direct-message room")
-        sender = self.directory.contact_for(request.sender)
+        sender = self.keeper.current.contact_for(request.sender)
         message = self.renderer.render(
             "request",
             lang=row.language,
@@ -504,5 +498,5 @@ class Inputs:
         }
 
     def _name(self, matrix_id: str) -> str:
-        contact = self.directory.contact_for(matrix_id)
+        contact = self.keeper.current.contact_for(matrix_id)
         return contact.name if contact else matrix_id

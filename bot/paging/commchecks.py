@@ -14,13 +14,17 @@ from typing import TYPE_CHECKING
 
 from bot.activations.activation import Activations, timer_prefix
 from bot.directory.model import Contact
+from bot.directory.roles import Role
+from bot.errors import UserError
 from bot.paging.send import Pager
+from bot.render import Message
 from bot.storage import activation_store
 from bot.storage import page_store as store
-from bot.storage.models import ActivationRow, PageRow, Timer, TimerKind
+from bot.storage.models import ActivationRow, ActivationStatus, PageRow, Timer, TimerKind
 from bot.timeutil import format_duration, utcnow
 
 if TYPE_CHECKING:
+    from bot.directory.keeper import DirectoryKeeper
     from bot.matrix.send import Messenger
     from bot.render import Renderer
     from bot.runtime.scheduler import Scheduler
@@ -35,8 +39,50 @@ class CommChecks:
     renderer: Renderer
     messenger: Messenger
     scheduler: Scheduler
+    keeper: DirectoryKeeper
     activations: Activations
     pager: Pager
+
+    async def audience(
+        self, room_id: str, named: list[Contact] | None
+    ) -> tuple[ActivationRow | None, list[Contact]]:
+        """The activation a check typed in `room_id` belongs to, and who is checked: those
+        named, by default every partner and DG."""
+        activation = await self.activations.for_room(room_id)
+        if activation is not None and activation.status != ActivationStatus.OPEN:
+            raise UserError(f"{activation.ref} is {activation.status}; run the check elsewhere.")
+        contacts = self.keeper.current.contacts.values()
+        people = named or [c for c in contacts if c.role in (Role.PARTNER, Role.DG)]
+        if not people:
+            raise UserError("Nobody to check; name them: commscheck <targets>.")
+        return activation, people
+
+    async def start(
+        self,
+        *,
+        activation: ActivationRow | None,
+        room_id: str,
+        people: list[Contact],
+        window: timedelta,
+        by: str,
+        event_id: str,
+    ) -> Message:
+        """`commscheck`: the test page, sent now; the results when the window ends."""
+        check = await self.create(
+            activation=activation,
+            room_id=room_id,
+            sender=by,
+            people=people,
+            window=window,
+            event_id=event_id,
+        )
+        await self.pager.deliver(check, activation, reply_to=event_id)
+        return self.renderer.render(
+            "commscheck_sent",
+            ref=check.ref,
+            count=len(people),
+            until=self.activations.local(check.created_at + window),
+        )
 
     async def create(
         self,

@@ -31,7 +31,6 @@ from bot.timeutil import utcnow
 if TYPE_CHECKING:
     from bot.activations.activation import Activations
     from bot.directory.keeper import DirectoryKeeper
-    from bot.directory.model import Directory
     from bot.paging.board import Board
     from bot.paging.send import Pager
     from bot.render import Renderer
@@ -52,11 +51,6 @@ class Escalation:
     activations: Activations
     board: Board
     pager: Pager
-
-    @property
-    def directory(self) -> Directory:
-        """The directory in force now; a reload swaps it whole."""
-        return self.keeper.current
 
     async def on_steps(self, timers: list[Timer]) -> list[Timer]:
         """Steps that fell due together, page by page: a page to a group escalates as one — one
@@ -180,8 +174,9 @@ class Escalation:
         self, page: PageRow, row: PageTargetRow, deadline: datetime
     ) -> list[PageTargetRow]:
         """The row of the person's backup in the directory (none if they have no backup)."""
-        contact = self.directory.contacts.get(row.handle)
-        backup = self.directory.contacts.get(contact.backup) if contact and contact.backup else None
+        contacts = self.keeper.current.contacts
+        contact = contacts.get(row.handle)
+        backup = contacts.get(contact.backup) if contact and contact.backup else None
         return (
             [PageTargetRow(**self.pager.target(page, backup, deadline, row.handle))]
             if backup

@@ -30,7 +30,6 @@ from bot.timeutil import format_local_utc, load_zone, utcnow
 
 if TYPE_CHECKING:
     from bot.directory.keeper import DirectoryKeeper
-    from bot.directory.model import Directory
     from bot.matrix.send import Messenger
     from bot.paging.board import Board
     from bot.render import Renderer
@@ -57,11 +56,6 @@ class Pager:
     metrics: Metrics
     activations: Activations
     direct: DirectMessages
-
-    @property
-    def directory(self) -> Directory:
-        """The directory in force now; a reload swaps it whole."""
-        return self.keeper.current
 
     async def create(
         self,
@@ -305,7 +299,8 @@ class Pager:
         repeat: bool,
     ) -> Message:
         zone = load_zone(row.timezone)
-        sender = self.directory.contact_for(page.sender)
+        directory = self.keeper.current
+        sender = directory.contact_for(page.sender)
         message = self.renderer.render(
             "commscheck" if page.kind == "check" else "page",
             lang=row.language,
@@ -313,7 +308,7 @@ class Pager:
             activation=activation,
             text=page.text,
             sender=sender.name if sender else page.sender,
-            sender_org=self.directory.organisations[sender.organisation].name if sender else "",
+            sender_org=directory.organisations[sender.organisation].name if sender else "",
             deadline=format_local_utc(deadline, zone),
             urgent=page.urgent,
             repeat=repeat,
@@ -322,7 +317,7 @@ class Pager:
         return self.activations.frame(message, activation)
 
     def _name(self, handle: str) -> str:
-        contact = self.directory.contacts.get(handle)
+        contact = self.keeper.current.contacts.get(handle)
         return contact.name if contact else handle
 
 

@@ -24,7 +24,6 @@ from bot.timeutil import utcnow
 
 if TYPE_CHECKING:
     from bot.directory.keeper import DirectoryKeeper
-    from bot.directory.model import Directory
     from bot.matrix.send import Messenger
     from bot.render import Renderer
     from bot.runtime.tasks import KeyedLocks
@@ -79,15 +78,10 @@ class DirectMessages:
     messenger: Messenger
     locks: KeyedLocks
 
-    @property
-    def directory(self) -> Directory:
-        """The directory in force now; a reload swaps it whole."""
-        return self.keeper.current
-
     def snapshot(self, person: Contact, template: str) -> dict[str, str]:
         """Who a message went to, as they were then: the directory may change later, the record
         must not. `template` picks the language (the first of theirs it is written in)."""
-        organisation = self.directory.organisations.get(person.organisation)
+        organisation = self.keeper.current.organisations.get(person.organisation)
         return {
             "handle": person.handle,
             "matrix_id": person.matrix_id,

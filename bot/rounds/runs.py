@@ -22,7 +22,7 @@ from bot.directory.roles import Role
 from bot.errors import UserError
 from bot.reach.direct import owner_of_answered
 from bot.render import Message
-from bot.rounds.schedules import next_run
+from bot.rounds.schedules import next_run, to_cron
 from bot.storage import activation_store
 from bot.storage import round_store as store
 from bot.storage.models import (
@@ -39,7 +39,6 @@ from bot.timeutil import format_local_utc, load_zone, utcnow
 
 if TYPE_CHECKING:
     from bot.directory.keeper import DirectoryKeeper
-    from bot.directory.model import Directory
     from bot.matrix.send import Messenger
     from bot.paging.commchecks import CommChecks
     from bot.paging.send import Pager
@@ -77,11 +76,6 @@ class Rounds:
     pager: Pager
     commchecks: CommChecks
 
-    @property
-    def directory(self) -> Directory:
-        """The directory in force now; a reload swaps it whole."""
-        return self.keeper.current
-
     def _prefix(self, series: RoundSeriesRow, activation: ActivationRow | None) -> str:
         base = timer_prefix(activation.id) if activation else ""
         return f"{base}rd{series.id}:"
@@ -97,13 +91,143 @@ class Rounds:
 
     # -- creating ---------------------------------------------------------------------------------
 
+    async def schedule(
+        self,
+        *,
+        room: str,
+        room_id: str,
+        people: list[Contact] | None,
+        when: str,
+        tz: str | None,
+        window: timedelta,
+        agenda: str | None,
+        by: str,
+        event_id: str,
+    ) -> Message:
+        """`round schedule`: a series on a cron or an everyday phrase, in `tz` (default the
+        cell's zone), with its first run armed."""
+        place, activation, default = await self.place(room, room_id)
+        return await self._schedule(
+            kind="round",
+            activation=activation,
+            room_id=place,
+            people=self._participants(people, default),
+            when=when,
+            tz=tz,
+            window=window,
+            agenda=agenda,
+            by=by,
+            event_id=event_id,
+        )
+
+    async def schedule_check(
+        self,
+        *,
+        activation: ActivationRow | None,
+        room_id: str,
+        people: list[Contact],
+        every: str,
+        window: timedelta,
+        by: str,
+        event_id: str,
+    ) -> Message:
+        """`commscheck --every`: a communication check on a schedule, run like a round."""
+        return await self._schedule(
+            kind="check",
+            activation=activation,
+            room_id=room_id,
+            people=people,
+            when=every,
+            tz=None,
+            window=window,
+            agenda=None,
+            by=by,
+            event_id=event_id,
+        )
+
+    async def start_now(
+        self,
+        *,
+        room: str,
+        room_id: str,
+        people: list[Contact] | None,
+        window: timedelta,
+        agenda: str | None,
+        by: str,
+        event_id: str,
+    ) -> None:
+        """`round now`: a one-off round, its prompt posted at once (that is the answer)."""
+        place, activation, default = await self.place(room, room_id)
+        await self.create(
+            activation=activation,
+            room_id=place,
+            when="now",
+            cron=None,
+            timezone=str(self.settings.timezone.key),
+            window=window,
+            agenda=agenda,
+            participants=self._participants(people, default),
+            created_by=by,
+            event_id=event_id,
+        )
+
+    def _participants(self, named: list[Contact] | None, default: list[Contact]) -> list[Contact]:
+        people = [p for p in (named or default) if p.matrix_id != self.settings.user_id]
+        if not people:
+            raise UserError("Nobody to take part; name them with --with.")
+        return people
+
+    async def _schedule(
+        self,
+        *,
+        kind: str,
+        activation: ActivationRow | None,
+        room_id: str,
+        people: list[Contact],
+        when: str,
+        tz: str | None,
+        window: timedelta,
+        agenda: str | None,
+        by: str,
+        event_id: str,
+    ) -> Message:
+        when = " ".join(when.split())
+        try:
+            cron = to_cron(when)
+            zone = load_zone(tz) if tz else self.settings.timezone
+        except ValueError as exc:
+            raise UserError(str(exc)) from None
+        series, first = await self.create(
+            activation=activation,
+            room_id=room_id,
+            when=when,
+            cron=cron,
+            timezone=str(zone.key),
+            window=window,
+            agenda=agenda,
+            participants=people,
+            created_by=by,
+            event_id=event_id,
+            kind=kind,
+        )
+        return self.renderer.render(
+            "round_scheduled",
+            ref=series.ref,
+            when=when,
+            zone=zone.key,
+            cron=cron,
+            first=format_local_utc(first, zone, with_date=True),
+            people=len(series.participants),
+            **({"kind": "communication check"} if kind == "check" else {}),
+        )
+
     async def place(
         self, room: str, room_id: str
     ) -> tuple[str, ActivationRow | None, list[Contact]]:
         """Where a round asked for in `room_id` posts (`room`: here or dg), the activation it
         belongs to, and its default participants: in the DG platform room the DGs, elsewhere
         the ICC roster."""
-        directory = self.directory
+        directory = self.keeper.current
         if room == "dg":
             if not self.settings.dg_room:
                 raise UserError("No DG platform room is configured (ICC_DG_ROOM).")
@@ -246,7 +370,7 @@ class Rounds:
         self, series: RoundSeriesRow, activation: ActivationRow | None, slot: datetime
     ) -> None:
         """A scheduled communication check: the same as `commscheck` typed at `slot`."""
-        people = [c for h in series.participants if (c := self.directory.contacts.get(h))]
+        people = [c for h in series.participants if (c := self.keeper.current.contacts.get(h))]
         key = f"series-{series.id}-{slot.isoformat()}"
         check = await self.commchecks.create(
             activation=activation,
@@ -292,7 +416,7 @@ class Rounds:
     ) -> RoundRunRow:
         """Open the run: participants invited, the prompt posted; its window, and with it the
         reminder and the end, starts only then, when people can see it and act."""
-        people = [c for h in series.participants if (c := self.directory.contacts.get(h))]
+        people = [c for h in series.participants if (c := self.keeper.current.contacts.get(h))]
         async with self.db.session() as session:
             run = await store.run_for_slot(session, series.id, slot)
             if run is None:
