@@ -21,7 +21,7 @@ from dotenv import dotenv_values
 
 from bot.chat.classification import DEFAULT_MARKINGS
 from bot.errors import ProblemList
-from bot.rounds.schedules import to_cron
+from bot.rounds.recurrence import to_cron
 from bot.timeutil import load_zone, parse_duration
 
 MATRIX_USER_ID = re.compile(r"^@[a-z0-9._=\-/+]+:[A-Za-z0-9.\-]+(:\d{1,5})?$")

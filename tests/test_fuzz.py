@@ -26,7 +26,7 @@ from bot.chat.args import (
 )
 from bot.chat.registry import split_command
 from bot.render import Renderer
-from bot.rounds.schedules import to_cron
+from bot.rounds.recurrence import to_cron
 from bot.storage.types import could_be_id
 from bot.timeutil import load_zone, parse_duration, parse_future_time, parse_past_time, utcnow
 

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlmodel import col, select
 
-from bot.rounds.schedules import next_run, to_cron
+from bot.rounds.recurrence import next_run, to_cron
 from bot.settings import load_settings
 from bot.storage.db import Database
 from bot.storage.models import Timer, TimerKind

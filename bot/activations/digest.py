@@ -18,7 +18,7 @@ from bot.activations.activation import Activations
 from bot.inputs.requests import Inputs
 from bot.paging.board import page_summary
 from bot.render import Message
-from bot.rounds.schedules import next_run, to_cron
+from bot.rounds.recurrence import next_run, to_cron
 from bot.storage import activation_store, core
 from bot.storage.models import RUNNING, Timer, TimerKind
 from bot.timeutil import format_duration, utcnow

@@ -22,7 +22,7 @@ from bot.directory.roles import Role
 from bot.errors import UserError
 from bot.reach.direct import owner_of_answered
 from bot.render import Message
-from bot.rounds.schedules import next_run, to_cron
+from bot.rounds.recurrence import next_run, to_cron
 from bot.storage import activation_store
 from bot.storage import round_store as store
 from bot.storage.models import (
