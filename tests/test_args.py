@@ -10,15 +10,19 @@ from bot.chat.args import (
     Choice,
     Duration,
     Flag,
+    Number,
     Option,
+    Param,
     Signature,
     Targets,
     Text,
     UsageError,
     Word,
+    keyword,
     tokenize,
 )
-from bot.chat.registry import CommandContext, CommandFamily, split_command
+from bot.chat.registry import CommandContext, CommandFamily, Registry, split_command
+from bot.commands import all_families
 from bot.directory.roles import Role
 
 PAGE = Signature(
@@ -179,3 +183,51 @@ def test_python_keywords_and_dashes_become_handler_keywords() -> None:
     )
     assert signature.parse("--with ercc --dry-run yes") == {"with_": ["ercc"], "dry_run": "yes"}
     assert signature.types() == {"with_": list[str] | None, "dry_run": str | None}
+
+
+def sample(param: Param) -> str:
+    """A valid value for a required positional parameter."""
+    if isinstance(param, Choice):
+        return param.choices[0]
+    if isinstance(param, Duration):
+        return "10m"
+    if isinstance(param, Number):
+        return "1"
+    if isinstance(param, Targets):
+        return "ercc"
+    return "something"
+
+
+def test_every_free_text_option_takes_several_words_up_to_the_next_option() -> None:
+    """`--agenda Check the pumps` is the whole agenda, in every command with such an option."""
+    checked = []
+    for spec in Registry(all_families()):
+        texts = [o for o in spec.signature.options if isinstance(o, Option)]
+        for option in [o for o in texts if isinstance(o.value, Text)]:
+            head = " ".join(sample(p) for p in spec.signature.params if p.required)
+            line = f"{head} --{option.name} Check the pumps; roads".strip()
+            others = [o for o in spec.signature.options if isinstance(o, Flag)]
+            if others:
+                line += f" --{others[0].name}"
+            parsed = spec.signature.parse(line)
+            assert parsed[keyword(option.name)] == "Check the pumps; roads", (spec.name, parsed)
+            checked.append(spec.name)
+    assert {"round now", "round schedule", "commscheck"} <= set(checked)
+
+
+def test_a_free_text_option_stops_at_the_next_option_and_keeps_quotes_and_inline_values() -> None:
+    signature = Signature(
+        params=(Text("when"),),
+        options=(Option("agenda", Text("agenda")), Option("window", Duration("window"))),
+    )
+    assert signature.parse("every 20s --agenda Check the pumps --window 15m") == {
+        "when": "every 20s",
+        "agenda": "Check the pumps",
+        "window": timedelta(minutes=15),
+    }
+    assert signature.parse('daily 09:00 --agenda "Roads; Shelters"')["agenda"] == "Roads; Shelters"
+    assert (
+        signature.parse("daily 09:00 --agenda=Roads and bridges")["agenda"] == "Roads and bridges"
+    )
+    with pytest.raises(UsageError, match="--agenda needs a value"):
+        signature.parse("daily 09:00 --agenda --window 5m")

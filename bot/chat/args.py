@@ -220,11 +220,11 @@ class Signature:
                 f"{MAX_LINE:,}. Shorten it, or split it over several commands."
             )
         tokens = tokenize(line)
-        values, remaining = self._take_options(tokens)
+        values, remaining = self._take_options(line, tokens)
         values.update(self._take_positionals(line, remaining))
         return {keyword(name): value for name, value in values.items()}
 
-    def _take_options(self, tokens: list[Token]) -> tuple[dict[str, Any], list[Token]]:
+    def _take_options(self, line: str, tokens: list[Token]) -> tuple[dict[str, Any], list[Token]]:
         by_name = {o.name: o for o in self.options}
         values: dict[str, Any] = {
             o.name: (False if isinstance(o, Flag) else o.default) for o in self.options
@@ -245,7 +245,14 @@ class Signature:
                 values[option.name] = True
                 i += 1
                 continue
-            if inline:
+            if isinstance(option.value, Text):  # free text: to the next option or the end
+                end = self._phrase_end(tokens, i + 1)
+                words = tokens[i + 1 : end]
+                raw = " ".join([inline, _raw_text(line, words)] if words else [inline]).strip()
+                if not raw:
+                    raise UsageError(f"--{option.name} needs a value: {option.usage()}")
+                i = end
+            elif inline:
                 raw = inline
                 i += 1
             elif i + 1 < len(tokens):
@@ -255,6 +262,16 @@ class Signature:
                 raise UsageError(f"--{option.name} needs a value: {option.usage()}")
             values[option.name] = option.value.parse(raw)
         return values, remaining
+
+    def _phrase_end(self, tokens: list[Token], start: int) -> int:
+        """Where a free-text option's value ends: at the next declared `--option`."""
+        names = {o.name for o in self.options}
+        for index in range(start, len(tokens)):
+            token = tokens[index]
+            name = token.value[2:].partition("=")[0].lower()
+            if not token.quoted and token.value.startswith("--") and name in names:
+                return index
+        return len(tokens)
 
     def _take_positionals(self, line: str, tokens: list[Token]) -> dict[str, Any]:
         values: dict[str, Any] = {}

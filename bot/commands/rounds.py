@@ -20,8 +20,8 @@ _WITH = Option("with", Targets("with", metavar="targets"), help="participants (d
 _WINDOW = Option("window", Duration("window", metavar="30m"), help="how long it runs (default 30m)")
 _AGENDA = Option(
     "agenda",
-    Word("agenda", metavar="text"),
-    help='items separated by ";" — quote it: --agenda "Roads; Shelters"',
+    Text("agenda", metavar="text"),
+    help='items separated by ";", to the next option: --agenda Roads; Shelters',
 )
 _ROOM = Option(
     "room",
@@ -35,7 +35,7 @@ _ROOM = Option(
     "round schedule",
     role=Role.LEAD,
     summary="schedule a coordination round: every 30m, daily 09:00, weekdays 08:30, or cron",
-    example='round schedule weekdays 08:30 --with benelux --agenda "Roads; Shelters"',
+    example="round schedule weekdays 08:30 --with benelux --agenda Roads; Shelters",
     params=[Text("when", help="every 30m · daily 09:00 · weekdays 08:30 · 0 9 * * 1-5")],
     options=[
         _WITH,
@@ -152,8 +152,8 @@ async def round_cancel(ctx: CommandContext, *, round: str) -> Message:
         Option("window", Duration("window", metavar="15m"), help="time to answer (default 15m)"),
         Option(
             "every",
-            Word("every", metavar="when"),
-            help='repeat on a schedule, quoted: --every "weekdays 10:00" (see round schedule)',
+            Text("every", metavar="when"),
+            help="repeat on a schedule: --every weekdays 10:00 (see round schedule)",
         ),
     ],
 )
