@@ -1,9 +1,11 @@
 """When rounds run: `every 30m`, `daily 09:00`, `weekdays 08:30`, or a 5-field cron expression,
 always as wall-clock time in a named IANA zone.
 
-Everything becomes a cron expression evaluated by APScheduler's CronTrigger in that zone, so that
-`daily 09:00` stays 09:00 Brussels across daylight-saving changes — never a fixed 86,400-second
-interval.
+Everything becomes a cron expression, evaluated as crontab evaluates it by cronsim (a maintained
+library): weekdays counted from Sunday = 0 (7 too), steps on ranges (`1-5/2`), and a day given in
+both day fields matching either (`0 9 1 * 1`: the 1st and every Monday). `daily 09:00` stays 09:00
+Brussels across daylight-saving changes — never a fixed 86,400-second interval; a time the clock
+skips runs when the clock resumes, a time it repeats runs once.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime
 
-from apscheduler.triggers.cron import CronTrigger
+from cronsim import CronSim, CronSimError
 
 from bot.timeutil import load_zone
 
@@ -38,12 +40,13 @@ def to_cron(when: str) -> str:
         days = "*" if at.group(1).lower() == "daily" else "1-5"
         return f"{int(at.group(3))} {int(at.group(2))} * * {days}"
     if len(text.split()) == 5:
-        try:
-            fires = trigger(text, "UTC").get_next_fire_time(None, datetime.now(UTC))
-        except ValueError as exc:
-            raise ValueError(f"`{text}` is not a valid cron expression: {exc}") from None
-        if fires is None:  # 0 0 31 2 *: a valid expression for a day that never comes
-            raise ValueError(f"`{text}` never runs: no date matches it")
+        if not _valid(text):
+            if _valid(_any_month(text)):  # 31 in February: each field is fine, together never
+                raise ValueError(f"`{text}` never runs: no date matches it")
+            try:
+                CronSim(text, datetime.now(UTC))
+            except CronSimError as exc:
+                raise ValueError(f"`{text}` is not a valid cron expression: {exc}") from None
         return text
     raise ValueError(
         f"`{text}` is not a schedule: use `every 30m`, `daily 09:00`, `weekdays 08:30` "
@@ -51,35 +54,31 @@ def to_cron(when: str) -> str:
     )
 
 
-_DAY_NAMES = ("sun", "mon", "tue", "wed", "thu", "fri", "sat", "sun")
+def _valid(cron: str) -> bool:
+    try:
+        CronSim(cron, datetime.now(UTC))
+    except CronSimError:
+        return False
+    return True
 
 
-def _cron_weekdays(field: str) -> str:
-    """Crontab counts weekdays from Sunday = 0; APScheduler 3 from Monday = 0. Naming the days
-    keeps `1-5` meaning Monday to Friday (with from_crontab it would mean Tuesday to Saturday)."""
-    return re.sub(
-        r"(?<![/\d])(\d)(?!\d)",
-        lambda m: _DAY_NAMES[int(m.group(1))] if int(m.group(1)) <= 7 else m.group(1),
-        field,
-    )
+def _any_month(cron: str) -> str:
+    minute, hour, day, _, weekday = cron.split()
+    return f"{minute} {hour} {day} * {weekday}"
 
 
-def trigger(cron: str, timezone: str) -> CronTrigger:
-    minute, hour, day, month, weekdays = cron.split()
-    return CronTrigger(
-        minute=minute,
-        hour=hour,
-        day=day,
-        month=month,
-        day_of_week=_cron_weekdays(weekdays),
-        timezone=load_zone(timezone),
-    )
+def describe(cron: str) -> str:
+    """The schedule in words (`At 09:00 on Monday through Friday`), for the answer that
+    confirms it."""
+    return CronSim(cron, datetime.now(UTC)).explain()
+
+
+def next_runs(cron: str, timezone: str, after: datetime, count: int) -> list[datetime]:
+    """The first `count` runs strictly after `after` (aware), as aware datetimes in UTC."""
+    runs = CronSim(cron, after.astimezone(load_zone(timezone)))
+    return [next(runs).astimezone(UTC) for _ in range(count)]
 
 
 def next_run(cron: str, timezone: str, after: datetime) -> datetime:
     """The first run strictly after `after` (aware), as an aware datetime in UTC."""
-    fire = trigger(cron, timezone).get_next_fire_time(None, after)
-    assert fire is not None
-    if fire <= after:  # a run exactly at `after` is the one that just happened
-        fire = trigger(cron, timezone).get_next_fire_time(fire, fire)
-    return fire.astimezone(load_zone("UTC"))
+    return next_runs(cron, timezone, after, 1)[0]

@@ -22,7 +22,7 @@ from bot.directory.roles import Role
 from bot.errors import UserError
 from bot.reach.direct import owner_of_answered
 from bot.render import Message
-from bot.rounds.recurrence import next_run, to_cron
+from bot.rounds.recurrence import describe, next_run, next_runs, to_cron
 from bot.storage import activation_store
 from bot.storage import round_store as store
 from bot.storage.models import (
@@ -216,7 +216,11 @@ class Rounds:
             when=when,
             zone=zone.key,
             cron=cron,
-            first=format_local_utc(first, zone, with_date=True),
+            described=describe(cron),
+            runs=[
+                format_local_utc(run, zone, with_date=True)
+                for run in [first, *next_runs(cron, str(zone.key), first, 2)]
+            ],
             people=len(series.participants),
             **({"kind": "communication check"} if kind == "check" else {}),
         )
