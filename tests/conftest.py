@@ -30,6 +30,8 @@ from bot.devserver import DevServer, start_synapse
 from bot.settings import Settings, load_settings
 from bot.storage.db import Database
 from tests.matrix_people import Person
+from tests.support.desk import Desk
+from tests.support.recording import SERVER
 
 for _noisy in ("nio", "aiohttp", "apscheduler", "alembic"):
     logging.getLogger(_noisy).setLevel(logging.WARNING)
@@ -81,6 +83,63 @@ async def db(database_url: str) -> AsyncIterator[Database]:
         yield database
     finally:
         await database.dispose()
+
+
+# -- the fast tier: the bot's services on a recording messenger ----------------------------------
+
+
+def desk_cast() -> Cast:
+    """The same people as `cast`, with Matrix IDs on no homeserver (the desk's)."""
+    names = ("bot", "lead", "member", "partner", "dg", "stranger", "deputy")
+    return Cast(*(Account(f"@{name}:{SERVER}", "", name) for name in names))
+
+
+def people_of(cast: Cast) -> dict[str, str]:
+    """Role -> Matrix ID, for `Desk.say("lead", …)`."""
+    roles = ("lead", "member", "partner", "dg", "stranger", "deputy")
+    return {role: getattr(cast, role).user_id for role in roles}
+
+
+@asynccontextmanager
+async def desk_running(
+    directory: Path,
+    database_url: str,
+    *,
+    contacts: dict[str, Any] | None = None,
+    env: dict[str, str] | None = None,
+    families: tuple[CommandFamily, ...] = (),
+) -> AsyncIterator[Desk]:
+    """A desk (tests/support/desk.py) over `database_url`, its files under `directory`, with the
+    cast's directory unless `contacts` is given."""
+    cast = desk_cast()
+    desk = await Desk.open(
+        directory,
+        database_url,
+        people_of(cast),
+        contacts if contacts is not None else cast.directory(),
+        env=env,
+        families=families,
+    )
+    try:
+        yield desk
+    finally:
+        await desk.close()
+
+
+@pytest.fixture
+async def desk(tmp_path: Path, database_url: str) -> AsyncIterator[Desk]:
+    """The bot's services, command runner and database, Matrix recorded (no homeserver):
+    the cast's directory (lead, member, partner, dg, deputy; and a stranger)."""
+    async with desk_running(tmp_path, database_url) as running:
+        yield running
+
+
+@pytest.fixture
+async def paging_desk(tmp_path: Path, database_url: str) -> AsyncIterator[Desk]:
+    """`desk` with the paging directory: backups, ERCC, languages (`paging_directory`)."""
+    contacts = paging_directory(desk_cast(), ghost="@ghost:nowhere.example")
+    async with desk_running(tmp_path, database_url, contacts=contacts) as running:
+        yield running
 
 
 # -- the homeserver and its people ----------------------------------------------------------------

@@ -1,0 +1,277 @@
+"""The fast tier's bot: the real services graph, command runner, renderer, registry, directory
+keeper and database (a SQLite file, or a PostgreSQL schema), with a `RecordingMessenger` where
+Matrix would be and a scheduler whose timers fire when the test says so.
+
+    desk = await Desk.open(tmp_path, database_url, people, directory)
+    room = desk.room("lead", "member")
+    answer = await desk.say("lead", room, "!icc help")   # -> [Recorded]
+    await desk.fire(kind="round.close")                   # a timer, now
+
+What is real: everything from the inbox row on (interpretation, rate limits, role check, parsing,
+the handler, framing, the answer's content, the rows written, the timers armed and their
+handlers). What is not: the homeserver and the sync loop. `say` writes the inbox row the sync
+loop would write for such an event (`bot.matrix.sync`: only an event the runner `wants`, from
+someone else than the bot) and runs it as the app would (`bot.app`), so tests of sync, encryption,
+membership seen through the sync, restarts and outages stay in the synapse tier.
+
+The timer handlers are registered here as `bot.app` registers them (`App.run`): a timer kind
+added there must be added here too, or arming it fails loudly (`Scheduler._check_kind`).
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterable, Mapping
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from bot.chat.dispatch import CommandRunner
+from bot.chat.registry import CommandFamily, Registry
+from bot.commands import all_families
+from bot.directory.keeper import DirectoryKeeper
+from bot.render import Renderer
+from bot.runtime.metrics import Metrics
+from bot.runtime.scheduler import Scheduler
+from bot.services import Services, build_services
+from bot.settings import Settings, load_settings
+from bot.storage import core
+from bot.storage.db import Database
+from bot.storage.models import InboxEvent, Timer, TimerKind
+from bot.timeutil import utcnow
+from tests.support.recording import SERVER, Recorded, RecordingMessenger
+
+BOT_ID = f"@bot:{SERVER}"
+
+
+def desk_env(directory: Path, database_url: str, **extra: str) -> dict[str, str]:
+    """The settings of a desk under `directory`; `extra` as ICC_* variables (ICC_DG_ROOM=…)."""
+    return {
+        "ICC_HOMESERVER": f"https://{SERVER}",  # never contacted
+        "ICC_USER_ID": BOT_ID,
+        "ICC_PASSWORD": "unused-by-the-desk",
+        "ICC_DATABASE_URL": database_url,
+        "ICC_DATA_DIR": str(directory / "data"),
+        "ICC_CONFIG_DIR": str(directory / "config"),
+        "ICC_E2EE": "false",
+        **extra,
+    }
+
+
+class Desk:
+    """The bot's services over a recording messenger; see the module's docstring."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        services: Services,
+        messenger: RecordingMessenger,
+        people: Mapping[str, str],
+    ) -> None:
+        self.settings = settings
+        self.services = services
+        self.messenger = messenger
+        self.people = dict(people)  # role or handle -> Matrix ID
+        self.runner = CommandRunner(services)
+        self._events = 0
+
+    @classmethod
+    async def open(
+        cls,
+        directory: Path,
+        database_url: str,
+        people: Mapping[str, str],
+        contacts: dict[str, Any],
+        *,
+        env: Mapping[str, str] | None = None,
+        families: Iterable[CommandFamily] = (),
+    ) -> Desk:
+        """A desk whose files live under `directory`, with `contacts` as its directory.yaml."""
+        settings = load_settings(desk_env(directory, database_url) | dict(env or {}))
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        settings.config_dir.mkdir(parents=True, exist_ok=True)
+        settings.directory_path.write_text(yaml.safe_dump(contacts))
+        db = Database(settings.database_url)
+        await db.upgrade()
+        try:
+            keeper = DirectoryKeeper(settings.directory_path, db, settings.data_dir)
+            await keeper.load()
+            messenger = RecordingMessenger(
+                settings.user_id,
+                trusted=lambda user_id: keeper.current.contact_for(user_id) is not None,
+            )
+            scheduler = Scheduler(db)  # not started: timers fire through `fire`
+            services = build_services(
+                settings=settings,
+                db=db,
+                keeper=keeper,
+                renderer=Renderer(settings.template_dir, prefix=settings.command_prefix),
+                registry=Registry([*all_families(), *families]),
+                messenger=messenger,
+                scheduler=scheduler,
+                metrics=Metrics(),
+            )
+            register_timers(services)
+            if settings.dg_room and settings.dg_room.startswith("!"):
+                messenger.add_room(settings.dg_room, name="DG platform")
+            await services.digest.ensure_armed()  # as the app does once ready
+        except BaseException:
+            await db.dispose()
+            raise
+        return cls(settings, services, messenger, people)
+
+    async def close(self) -> None:
+        await self.services.scheduler.stop(5)
+        await self.services.db.dispose()
+
+    # -- rooms and people -----------------------------------------------------------------------
+
+    def who(self, person: str) -> str:
+        """A Matrix ID from a role or handle ("lead"), or the ID itself."""
+        return person if person.startswith("@") else self.people[person]
+
+    def room(self, *members: str, name: str = "", creator: str | None = None) -> str:
+        """A room someone made (its first member, unless `creator`), the bot and `members` in
+        it: not one of the bot's own rooms."""
+        ids = [self.who(m) for m in members]
+        return self.messenger.add_room(
+            members=ids, name=name, creator=self.who(creator) if creator else None
+        )
+
+    def joins(self, room_id: str, *people: str) -> None:
+        for person in people:
+            self.messenger.add_member(room_id, self.who(person))
+
+    # -- events in, answers out ---------------------------------------------------------------------
+
+    def event_id(self) -> str:
+        self._events += 1
+        return f"$typed{self._events}-{secrets.token_hex(3)}"
+
+    def inbox_event(
+        self,
+        sender: str,
+        room_id: str,
+        content: dict[str, Any],
+        *,
+        event_type: str = "m.room.message",
+        sent_at: datetime | None = None,
+        event_id: str | None = None,
+    ) -> InboxEvent | None:
+        """The row the sync loop writes for this event, or None where it writes none (an event
+        the bot does not want, or its own)."""
+        sender_id = self.who(sender)
+        if sender_id == self.settings.user_id or not self.runner.wants(event_type, content):
+            return None
+        now = utcnow()
+        return InboxEvent(
+            event_id=event_id or self.event_id(),
+            room_id=room_id,
+            sender=sender_id,
+            origin_ts=sent_at or now,
+            received_at=now,
+            content=content,
+            event_type=event_type,
+        )
+
+    async def handle(self, item: InboxEvent) -> list[Recorded]:
+        """Record the row and run it as the app does; returns what the bot sent meanwhile."""
+        mark = len(self.messenger.recorded)
+        async with self.services.db.session() as session:
+            added = await core.record_inbox(session, [item])
+        if added:  # a duplicate event runs once
+            await self.runner.run(item)
+        return self.messenger.recorded[mark:]
+
+    async def send(
+        self,
+        sender: str,
+        room_id: str,
+        content: dict[str, Any],
+        *,
+        event_type: str = "m.room.message",
+        sent_at: datetime | None = None,
+    ) -> tuple[str, list[Recorded]]:
+        """Any event: (its ID, what the bot sent in answer)."""
+        event_id = self.event_id()
+        item = self.inbox_event(
+            sender, room_id, content, event_type=event_type, sent_at=sent_at, event_id=event_id
+        )
+        return event_id, ([] if item is None else await self.handle(item))
+
+    async def say(self, sender: str, room_id: str, text: str, **content: Any) -> list[Recorded]:
+        """`sender` types `text` in the room (extra content fields as keywords: `m.relates_to`
+        as `relates_to`); what the bot sent in answer, in order."""
+        return (await self.said(sender, room_id, text, **content))[1]
+
+    async def said(
+        self, sender: str, room_id: str, text: str, **content: Any
+    ) -> tuple[str, list[Recorded]]:
+        """`say`, with the ID of the typed event (to reply or react to it)."""
+        fields = {k.replace("relates_to", "m.relates_to"): v for k, v in content.items()}
+        message = {"msgtype": "m.text", "body": text, **fields}
+        return await self.send(sender, room_id, message)
+
+    async def ask(self, sender: str, room_id: str, text: str, **content: Any) -> Recorded:
+        """The one reply to what `sender` typed (as a person waits for the bot's answer)."""
+        event_id, sent = await self.said(sender, room_id, text, **content)
+        replies = [r for r in sent if r.reply_to == event_id]
+        assert len(replies) == 1, f"{text!r}: {len(replies)} replies in {sent}"
+        return replies[0]
+
+    async def reply(
+        self, sender: str, room_id: str, to: str, text: str, **content: Any
+    ) -> list[Recorded]:
+        """`text` as a reply to the event `to`, with the quote fallback a client puts there."""
+        relates = {"m.in_reply_to": {"event_id": to}}
+        return await self.say(sender, room_id, f"> <{BOT_ID}> …\n\n{text}", relates_to=relates)
+
+    async def react(self, sender: str, room_id: str, to: str, key: str) -> list[Recorded]:
+        relates = {"rel_type": "m.annotation", "event_id": to, "key": key}
+        return (
+            await self.send(sender, room_id, {"m.relates_to": relates}, event_type="m.reaction")
+        )[1]
+
+    # -- timers -------------------------------------------------------------------------------------
+
+    async def armed(self, kind: str | None = None) -> list[Timer]:
+        """Timers still to run (not completed, not cancelled), soonest first."""
+        async with self.services.db.session() as session:
+            timers = await core.armed_timers(session)
+        return [t for t in timers if kind is None or t.kind == kind]
+
+    async def fire(
+        self,
+        kind: str | None = None,
+        *,
+        until: datetime | None = None,
+        within: timedelta | None = None,
+    ) -> list[Recorded]:
+        """Fire, now, the armed timers of `kind` (any kind if None) that are due by `until` (or
+        within `within` from now; all of them if neither), through the scheduler's own claim,
+        handler and completion; returns what the bot sent meanwhile. The time is not changed:
+        a handler that compares its timer with the clock sees it early."""
+        if within is not None:
+            until = utcnow() + within
+        timers = [t for t in await self.armed(kind) if until is None or t.due_at <= until]
+        mark = len(self.messenger.recorded)
+        scheduler = self.services.scheduler
+        for timer in timers:
+            assert timer.id is not None
+            await scheduler._launch(timer.id)  # what APScheduler calls when the timer is due
+        await scheduler._running.drain(60)  # the claim, then the handlers it starts
+        return self.messenger.recorded[mark:]
+
+
+def register_timers(services: Services) -> None:
+    """Each kind of timer to its handler, as `bot.app.App.run` does."""
+    scheduler = services.scheduler
+    scheduler.on_batch(TimerKind.PAGE_STEP, services.escalation.on_steps)
+    scheduler.on(TimerKind.REQUEST_STEP, services.inputs.on_step)
+    scheduler.on(TimerKind.CHECK_CLOSE, services.commchecks.on_close)
+    scheduler.on(TimerKind.DG_DIGEST, services.digest.on_digest)
+    scheduler.on(TimerKind.ROUND_RUN, services.rounds.on_run)
+    scheduler.on(TimerKind.ROUND_REMIND, services.rounds.on_remind)
+    scheduler.on(TimerKind.ROUND_CLOSE, services.rounds.on_close)
