@@ -20,6 +20,7 @@ added there must be added here too, or arming it fails loudly (`Scheduler._check
 
 from __future__ import annotations
 
+import re
 import secrets
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
@@ -233,6 +234,17 @@ class Desk:
         return (
             await self.send(sender, room_id, {"m.relates_to": relates}, event_type="m.reaction")
         )[1]
+
+    async def open_activation(
+        self, person: str, room_id: str, command: str = '!icc activate "Meuse flooding"'
+    ) -> tuple[str, str, Recorded]:
+        """`person` types `activate …` in the room: (its reference, its room's ID, the reply)."""
+        reply = await self.ask(person, room_id, command)
+        found = re.search(r"Opened ((?:EX-)?ICC-\d{4}-\d{3})", reply.body)
+        link = re.search(r"https://matrix.to/#/(!\S+)", reply.body)
+        assert found, reply.body
+        assert link, reply.body
+        return found.group(1), link.group(1), reply
 
     # -- timers -------------------------------------------------------------------------------------
 
