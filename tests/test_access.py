@@ -1,65 +1,48 @@
 """The role gate as a table: every command × every role below what it needs × every kind of room
-(activation room, DG platform room, direct messages, an unrelated room), against the real bot.
-Each is refused with a clear message, and the refusals together change nothing in the database."""
+(activation room, DG platform room, direct messages, an unrelated room), against the bot's real
+command runner and database (the fast tier: what it sends is recorded, tests/support/desk.py).
+Each is refused with a clear message, and the refusals together change nothing in the
+database."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import pytest
 
 from bot.chat.registry import Registry
 from bot.commands import all_families
 from bot.directory.roles import Role
-from tests.conftest import BACKENDS, Cast, bot_running
+from tests.conftest import BACKENDS, desk_running
 from tests.invariants import counts
-from tests.matrix_people import Person, body
-from tests.support.rooms import bot_joined, open_activation, shared_room
-
-pytestmark = pytest.mark.synapse
 
 ROLES = {"stranger": Role.STRANGER, "partner": Role.PARTNER, "dg": Role.DG, "member": Role.MEMBER}
+DG_ROOM = "!dg-platform:desk.test"
 
 
 @pytest.mark.parametrize("database_url", BACKENDS, indirect=True)
 async def test_every_command_refused_below_its_role_in_every_kind_of_room(
-    bot_env: dict[str, str], people: dict[str, Person], cast: Cast
+    tmp_path: Path, database_url: str
 ) -> None:
-    dg_room = await people["dg"].create_room(
-        invite=[cast.bot.user_id]
-        + [people[r].user_id for r in ("stranger", "partner", "member", "lead")],
-        name="DG platform",
-    )
-    for role in ("stranger", "partner", "member", "lead"):
-        await people[role].join(dg_room)
-    async with bot_running(
-        bot_env
-        | {"ICC_DG_ROOM": dg_room, "ICC_RATE_LIMIT": "10000/1m", "ICC_STRANGER_BUDGET": "10000/1m"}
-    ) as running:
-        await people["dg"].wait_for(dg_room, bot_joined(cast.bot.user_id))
-        unrelated = await shared_room(people, cast, with_stranger=True)
-        _ref, activation_room, _ = await open_activation(
-            people["lead"], unrelated, cast, "!icc activate Access"
+    env = {"ICC_DG_ROOM": DG_ROOM, "ICC_RATE_LIMIT": "10000/1m", "ICC_STRANGER_BUDGET": "10000/1m"}
+    async with desk_running(tmp_path, database_url, env=env) as desk:
+        desk.joins(DG_ROOM, "dg", "stranger", "partner", "member", "lead")
+        everyone = ("lead", "member", "partner", "dg", "deputy", "stranger")
+        unrelated = desk.room(*everyone)
+        _ref, activation_room, _ = await desk.open_activation(
+            "lead", unrelated, "!icc activate Access"
         )
-        await people["lead"].join(activation_room)
-        for role in ("partner", "dg"):  # the lead may invite partners; the bot decides
-            await people["lead"].client.room_invite(activation_room, people[role].user_id)
-        for role in ("partner", "dg", "member"):
-            await people[role].join(activation_room)
+        desk.joins(activation_room, "partner", "dg")  # the lead may invite partners
         rooms = {
             "activation room": activation_room,
-            "DG room": dg_room,
+            "DG room": DG_ROOM,
             "unrelated room": unrelated,
         }
-        dms: dict[str, str] = {}
-        for role in ("partner", "dg", "member"):
-            dms[role] = await people[role].create_room(invite=[cast.bot.user_id], name=f"dm {role}")
-            await people[role].wait_for(dms[role], bot_joined(cast.bot.user_id))
+        dms = {role: desk.room(role, name=f"dm {role}") for role in ("partner", "dg", "member")}
 
-        assert running.app is not None
-        db = running.app.services.db  # type: ignore[union-attr]
-        before = await counts(db)
-        specs = list(Registry(all_families()))
+        before = await counts(desk.services.db)
         tried = 0
-        for spec in specs:
+        for spec in Registry(all_families()):
             for name, role in ROLES.items():
                 if role.allows(spec.role):
                     continue
@@ -69,17 +52,15 @@ async def test_every_command_refused_below_its_role_in_every_kind_of_room(
                 if name in dms:
                     places["DM"] = dms[name]
                 for kind, room_id in places.items():
-                    reply = await people[name].ask(
-                        room_id, f"!icc {spec.example}", cast.bot.user_id
-                    )
+                    reply = await desk.ask(name, room_id, f"!icc {spec.example}")
                     expected = (
                         "not in the ICC directory"
                         if role is Role.STRANGER
                         else f"needs the {spec.role.value} role"
                     )
-                    assert expected in body(reply), (
-                        f"{spec.name} by {name} in the {kind}: {body(reply)}"
+                    assert expected in reply.body, (
+                        f"{spec.name} by {name} in the {kind}: {reply.body}"
                     )
                     tried += 1
         assert tried > 100
-        assert await counts(db) == before
+        assert await counts(desk.services.db) == before
