@@ -1,4 +1,6 @@
-"""The bot on a real homeserver, driven by real users: help, refusals, invites, errors."""
+"""The bot on a real homeserver, driven by real users: the round trip, what the sync loop
+ignores, invites, health, encryption and device trust, a revoked session, SIGTERM. What the bot
+answers to commands, without a homeserver: test_answers."""
 
 from __future__ import annotations
 
@@ -7,10 +9,7 @@ import time
 
 import pytest
 
-from bot.chat.registry import CommandContext, CommandFamily
-from bot.directory.roles import Role
-from bot.render import Message
-from tests.conftest import BACKENDS, Cast, RunningBot, bot_running
+from tests.conftest import BACKENDS, Cast, RunningBot
 from tests.matrix_people import Person, body
 from tests.support.reading import raw_event_type
 from tests.support.rooms import bot_joined, bot_left, shared_room
@@ -31,84 +30,6 @@ async def test_help_round_trip(bot: RunningBot, people: dict[str, Person], cast:
     assert "!icc help [<command>]" in content["body"]
     assert "<code>!icc help [&lt;command&gt;]</code>" in content["formatted_body"]
     print(f"help answered in {elapsed:.3f}s")  # measured properly in bench/
-
-
-async def test_slash_prefix_and_help_for_one_command(
-    bot: RunningBot, people: dict[str, Person], cast: Cast
-) -> None:
-    room_id = await shared_room(people, cast)
-    member = people["member"]
-    reply = await member.ask(room_id, "/icc help help", cast.bot.user_id)
-    assert "Example: !icc help page" in body(reply)
-
-
-async def test_stranger_gets_help_only(
-    bot: RunningBot, people: dict[str, Person], cast: Cast
-) -> None:
-    room_id = await shared_room(people, cast, with_stranger=True)
-    stranger = people["stranger"]
-    reply = await stranger.ask(room_id, "!icc help", cast.bot.user_id)
-    assert "not in the ICC directory" in body(reply)
-    assert "• !icc help" in body(reply)
-
-
-async def test_role_check_before_the_handler(
-    bot_env: dict[str, str], people: dict[str, Person], cast: Cast
-) -> None:
-    ran: list[str] = []
-    family = CommandFamily("test")
-
-    @family.command("secret", role=Role.LEAD, summary="lead only", example="secret")
-    async def secret(ctx: CommandContext) -> Message:
-        ran.append(ctx.sender)
-        return ctx.render("user_error", text="ran")
-
-    async with bot_running(bot_env, family):
-        room_id = await shared_room(people, cast, with_stranger=True)
-        for role in ("stranger", "partner", "member"):
-            reply = await people[role].ask(room_id, "!icc secret", cast.bot.user_id)
-            assert "nothing was done" in body(reply) or "not in the ICC directory" in body(reply)
-        reply = await people["lead"].ask(room_id, "!icc secret", cast.bot.user_id)
-        assert body(reply) == "ran"
-        assert ran == [cast.lead.user_id]
-
-
-async def test_unknown_command_and_usage_errors(
-    bot: RunningBot, people: dict[str, Person], cast: Cast
-) -> None:
-    room_id = await shared_room(people, cast)
-    lead = people["lead"]
-    reply = await lead.ask(room_id, "!icc hlep", cast.bot.user_id)
-    assert "There is no command `hlep`" in body(reply)
-    assert "Did you mean `help`?" in body(reply)
-    reply = await lead.ask(room_id, "!icc contacts --page 0", cast.bot.user_id)
-    assert "`0` is not a whole number from 1 up" in body(reply)
-    assert "Usage: !icc contacts [<query>] [--page N]" in body(reply)
-
-
-async def test_unexpected_error_is_an_apology_with_a_reference(
-    bot_env: dict[str, str],
-    people: dict[str, Person],
-    cast: Cast,
-    caplog: pytest.LogCaptureFixture,
-) -> None:
-    family = CommandFamily("test")
-
-    @family.command("boom", role=Role.STRANGER, summary="fails", example="boom")
-    async def boom(ctx: CommandContext) -> Message:
-        raise RuntimeError("database password is hunter2")
-
-    async with bot_running(bot_env, family):
-        room_id = await shared_room(people, cast)
-        event_id = await people["member"].send(room_id, "!icc boom")
-        reply = await people["member"].wait_for_reply(room_id, event_id, cast.bot.user_id)
-        assert "Something went wrong" in body(reply)
-        assert "hunter2" not in body(reply)
-        assert "Traceback" not in body(reply)
-        ref = body(reply).split("(ref ")[1].split(")")[0]
-        assert any(ref in r.getMessage() and event_id in r.getMessage() for r in caplog.records)
-        # The bot keeps answering after the failure.
-        await people["member"].ask(room_id, "!icc help", cast.bot.user_id)
 
 
 async def test_ignores_itself_notices_and_plain_chat(
@@ -297,48 +218,6 @@ async def send_undecryptable(person: Person, room_id: str) -> None:
     await asyncio.to_thread(urllib.request.urlopen, request, timeout=5)
 
 
-async def test_answers_inside_the_thread_it_was_asked_in(
-    bot: RunningBot, people: dict[str, Person], cast: Cast
-) -> None:
-    room_id = await shared_room(people, cast)
-    lead = people["lead"]
-    root = await lead.send(room_id, "Flooding in Liège: coordination thread")
-    thread = {
-        "rel_type": "m.thread",
-        "event_id": root,
-        "is_falling_back": True,
-        "m.in_reply_to": {"event_id": root},
-    }
-    reply = await lead.ask(room_id, "!icc help", cast.bot.user_id, **{"m.relates_to": thread})
-    relation = reply["content"]["m.relates_to"]
-    assert relation["rel_type"] == "m.thread"
-    assert relation["event_id"] == root
-
-
-async def test_templates_are_overridable_from_the_config_dir(
-    bot_env: dict[str, str], people: dict[str, Person], cast: Cast
-) -> None:
-    from pathlib import Path
-
-    from bot.settings import load_settings
-
-    templates = Path(bot_env["ICC_CONFIG_DIR"]) / "templates"
-    templates.mkdir()
-    (templates / "unknown_command.txt.j2").write_text("Onbekend commando: {{ typed }}")
-    (templates / "unknown_command.html.j2").write_text("<p>Onbekend commando: {{ typed }}</p>")
-    running = RunningBot(load_settings(bot_env))
-    await running.start()
-    try:
-        room_id = await shared_room(people, cast)
-        reply = await people["lead"].ask(room_id, "!icc <b>x</b>", cast.bot.user_id)
-        assert body(reply) == "Onbekend commando: <b>x</b>"
-        assert (
-            reply["content"]["formatted_body"] == "<p>Onbekend commando: &lt;b&gt;x&lt;/b&gt;</p>"
-        )
-    finally:
-        await running.stop()
-
-
 async def test_revoked_session_stops_the_bot_with_a_clear_error(
     bot_env: dict[str, str],
     synapse,  # type: ignore[no-untyped-def]
@@ -366,32 +245,6 @@ async def test_revoked_session_stops_the_bot_with_a_clear_error(
     with pytest.raises(FatalSyncError, match="refused the session"):
         await asyncio.wait_for(running._task, 20)
     assert not app.services.scheduler.aps.running  # type: ignore[union-attr]
-
-
-async def test_rate_limit_and_silence_towards_strangers_reactions(
-    bot_env: dict[str, str], people: dict[str, Person], cast: Cast
-) -> None:
-    async with bot_running(bot_env | {"ICC_RATE_LIMIT": "3/1m"}):
-        room_id = await shared_room(people, cast, with_stranger=True)
-        member = people["member"]
-        for _ in range(3):
-            reply = await member.ask(room_id, "!icc help", cast.bot.user_id)
-            assert "Commands you can use" in body(reply)
-        limited = await member.ask(room_id, "!icc help", cast.bot.user_id)
-        assert "Slow down: more than 3 commands from you within 1m" in body(limited)
-        other = await people["lead"].ask(room_id, "!icc help", cast.bot.user_id)  # per sender
-        assert "Commands you can use" in body(other)
-        await people["stranger"].react(room_id, other["event_id"], "✅")
-        await people["stranger"].send(
-            room_id, "ok", **{"m.relates_to": {"m.in_reply_to": {"event_id": other["event_id"]}}}
-        )
-        await people["stranger"].quiet_period(1.5)
-        answers = [
-            e
-            for e in people["stranger"].events(room_id, cast.bot.user_id)
-            if e["type"] == "m.room.message"
-        ]
-        assert all("not in the ICC directory" not in body(e) for e in answers)
 
 
 @pytest.mark.parametrize("database_url", BACKENDS, indirect=True)
