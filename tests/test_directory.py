@@ -19,8 +19,17 @@ from bot.directory.model import Directory, DirectoryError, load_directory, parse
 from bot.render import Renderer
 from bot.storage.db import Database
 from bot.storage.directory_store import contact_rows, store_directory
-from tests.conftest import BACKENDS, Cast, bot_running, run_cli, start_process, wait_for_log
+from tests.conftest import (
+    BACKENDS,
+    Cast,
+    bot_running,
+    desk_cast,
+    run_cli,
+    start_process,
+    wait_for_log,
+)
 from tests.matrix_people import Person, body
+from tests.support.desk import Desk
 from tests.support.rooms import bot_joined, bot_left, shared_room
 
 REPO = Path(__file__).resolve().parent.parent
@@ -141,34 +150,28 @@ async def test_history_keeps_removed_contacts_inactive(database_url: str) -> Non
         await db.dispose()
 
 
-# -- through the real bot -------------------------------------------------------------------------
+# -- its commands, on the desk (the fast tier); the running bot's reload, start and invites --------
 
 pytest_synapse = pytest.mark.synapse
 
 
-@pytest_synapse
-async def test_contacts_and_contact_commands(
-    bot,
-    people: dict[str, Person],
-    cast: Cast,  # type: ignore[no-untyped-def]
-) -> None:
-    room_id = await shared_room(people, cast)
-    member = people["member"]
-    reply = await member.ask(room_id, "!icc contacts", cast.bot.user_id)
-    assert "Contacts: 5" in body(reply)
-    assert "• lead — Lead · NCCN · icc-lead · en · Brussels" in body(reply)
-    reply = await member.ask(room_id, "!icc contacts partner", cast.bot.user_id)
-    assert "Contacts matching “partner”: 1 of 5" in body(reply)
-    reply = await member.ask(room_id, "!icc contact lead", cast.bot.user_id)
-    assert f"Matrix: {cast.lead.user_id}" in body(reply)
-    assert "Time zone: Europe/Brussels — now " in body(reply)
-    reply = await member.ask(room_id, "!icc contact leed", cast.bot.user_id)
-    assert "No contact `leed` in the directory. Did you mean `lead`?" in body(reply)
-    reply = await member.ask(room_id, "!icc contacts --page 3", cast.bot.user_id)
-    assert "only 1 page(s)" in body(reply)
+async def test_contacts_and_contact_commands(desk: Desk) -> None:
+    room_id = desk.room("lead", "member", "partner", "dg")
+    reply = await desk.ask("member", room_id, "!icc contacts")
+    assert "Contacts: 5" in reply.body
+    assert "• lead — Lead · NCCN · icc-lead · en · Brussels" in reply.body
+    reply = await desk.ask("member", room_id, "!icc contacts partner")
+    assert "Contacts matching “partner”: 1 of 5" in reply.body
+    reply = await desk.ask("member", room_id, "!icc contact lead")
+    assert f"Matrix: {desk.who('lead')}" in reply.body
+    assert "Time zone: Europe/Brussels — now " in reply.body
+    reply = await desk.ask("member", room_id, "!icc contact leed")
+    assert "No contact `leed` in the directory. Did you mean `lead`?" in reply.body
+    reply = await desk.ask("member", room_id, "!icc contacts --page 3")
+    assert "only 1 page(s)" in reply.body
     for role in ("partner", "dg"):  # a stranger's refusal: tests/test_access.py
-        reply = await people[role].ask(room_id, "!icc contacts", cast.bot.user_id)
-        assert "Contacts:" not in body(reply)
+        reply = await desk.ask(role, room_id, "!icc contacts")
+        assert "Contacts:" not in reply.body
 
 
 def write_directory(env: dict[str, str], directory: dict[str, Any]) -> None:
@@ -189,25 +192,20 @@ def with_stranger_as_member(cast: Cast) -> dict[str, Any]:
     return directory
 
 
-@pytest_synapse
-async def test_reload_puts_a_good_file_in_force_and_refuses_a_bad_one(
-    bot_env: dict[str, str], people: dict[str, Person], cast: Cast
-) -> None:
-    async with bot_running(bot_env) as running:
-        room_id = await shared_room(people, cast, with_stranger=True)
-        stranger = people["stranger"]
-        assert running.app is not None
-        write_directory(bot_env, with_stranger_as_member(cast))
-        assert await running.app.services.keeper.reload()  # type: ignore[union-attr]
-        reply = await stranger.ask(room_id, "!icc contacts", cast.bot.user_id)
-        assert "Contacts: 6" in body(reply)
+async def test_reload_puts_a_good_file_in_force_and_refuses_a_bad_one(desk: Desk) -> None:
+    room_id = desk.room("lead", "member", "stranger")
+    path = desk.settings.directory_path
+    path.write_text(yaml.safe_dump(with_stranger_as_member(desk_cast())))
+    assert await desk.services.keeper.reload()
+    reply = await desk.ask("stranger", room_id, "!icc contacts")
+    assert "Contacts: 6" in reply.body
 
-        broken = with_stranger_as_member(cast)
-        broken["contacts"][0]["organisation"] = "nowhere"
-        write_directory(bot_env, broken)
-        assert not await running.app.services.keeper.reload()  # type: ignore[union-attr]
-        reply = await stranger.ask(room_id, "!icc contacts", cast.bot.user_id)
-        assert "Contacts: 6" in body(reply)  # the previous directory stays in force
+    broken = with_stranger_as_member(desk_cast())
+    broken["contacts"][0]["organisation"] = "nowhere"
+    path.write_text(yaml.safe_dump(broken))
+    assert not await desk.services.keeper.reload()
+    reply = await desk.ask("stranger", room_id, "!icc contacts")
+    assert "Contacts: 6" in reply.body  # the previous directory stays in force
 
 
 @pytest_synapse
