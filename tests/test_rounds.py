@@ -16,6 +16,7 @@ from bot.storage.models import Timer, TimerKind
 from bot.timeutil import utcnow
 from tests.conftest import Cast, RunningBot
 from tests.matrix_people import Person, body
+from tests.support.desk import Desk
 from tests.support.rooms import activation_room
 
 
@@ -73,63 +74,48 @@ def test_weekdays_skip_the_weekend_and_a_run_at_the_same_instant_is_not_repeated
 pytest_synapse = pytest.mark.synapse
 
 
-@pytest_synapse
-async def test_a_round_end_to_end(
-    paging_bot: RunningBot,
-    people: dict[str, Person],
-    cast: Cast,
-) -> None:
-    ref, room = await activation_room(people, cast)
-    member, lead, deputy = people["member"], people["lead"], people["deputy"]
-    await member.send(
-        room, '!icc round now --with member,deputy,lead --window 6s --agenda "Roads; Shelters"'
+async def test_a_round_end_to_end(paging_desk: Desk) -> None:
+    """On the desk: its reminder and its end fire when the test says, not after the window."""
+    desk = paging_desk
+    control = desk.room("lead", "member", "partner", "dg", "deputy")
+    ref, room, _ = await desk.open_activation("lead", control)
+    await desk.say(
+        "member",
+        room,
+        '!icc round now --with member,deputy,lead --window 6s --agenda "Roads; Shelters"',
     )
-    prompt = await member.wait_for(
-        room, lambda e: "COORDINATION ROUND RD-" in body(e), sender=cast.bot.user_id
-    )
-    rd = body(prompt).split("COORDINATION ROUND ")[1].split(" ")[0]
-    assert prompt["content"]["msgtype"] == "m.text"
-    assert set(prompt["content"]["m.mentions"]["user_ids"]) == {
-        cast.member.user_id,
-        cast.deputy.user_id,
-        cast.lead.user_id,
-    }
-    assert "1. Roads" in body(prompt)
-    assert "2. Shelters" in body(prompt)
-    recorded = await member.ask(
-        room, "!icc update Roads N4 and E411 closed near Namur", cast.bot.user_id
-    )
-    assert f"Recorded for {rd} #1" in body(recorded)
-    await deputy.wait_for_invite(room)
-    await deputy.join(room)
+    [prompt] = [r for r in await desk.fire("round.run") if "COORDINATION ROUND RD-" in r.body]
+    rd = prompt.body.split("COORDINATION ROUND ")[1].split(" ")[0]
+    assert prompt.msgtype == "m.text"
+    assert set(prompt.mentions) == {desk.who(p) for p in ("member", "deputy", "lead")}
+    assert "1. Roads" in prompt.body
+    assert "2. Shelters" in prompt.body
+    recorded = await desk.ask("member", room, "!icc update Roads N4 and E411 closed near Namur")
+    assert f"Recorded for {rd} #1" in recorded.body
+    assert prompt.event_id is not None
     thread = {
         "rel_type": "m.thread",
-        "event_id": prompt["event_id"],
+        "event_id": prompt.event_id,
         "is_falling_back": True,
-        "m.in_reply_to": {"event_id": prompt["event_id"]},
+        "m.in_reply_to": {"event_id": prompt.event_id},
     }
-    reply = await deputy.send(room, "Shelters: 340 people in Namur", **{"m.relates_to": thread})
-    await deputy.wait_for(
-        room,
-        lambda e: (
-            e.get("type") == "m.reaction" and e["content"]["m.relates_to"]["event_id"] == reply
-        ),
-        sender=cast.bot.user_id,
+    reply, sent = await desk.said(
+        "deputy", room, "Shelters: 340 people in Namur", relates_to=thread
     )
-    reminder = await member.wait_for(room, lambda e: "halfway" in body(e), sender=cast.bot.user_id)
-    assert "still waiting for Lead" in body(reminder)
-    assert reminder["content"]["m.mentions"] == {"user_ids": [cast.lead.user_id]}
-    assert reminder["content"]["m.relates_to"]["event_id"] == prompt["event_id"]
-    summary = await member.wait_for(
-        room, lambda e: f"{rd} #1 closed" in body(e), sender=cast.bot.user_id
-    )
-    assert "Member: Roads N4 and E411 closed near Namur" in body(summary)
-    assert "Deputy: Shelters: 340 people in Namur" in body(summary)
-    assert "No report from: Lead." in body(summary)
-    late = await lead.ask(room, "!icc update too late", cast.bot.user_id)
-    assert "No round is open in this room" in body(late)
-    status = await member.ask(room, f"!icc status {ref}", cast.bot.user_id)
-    assert ref in body(status)
+    assert [(r.kind, r.relation.get("event_id")) for r in sent] == [("reaction", reply)]
+    [reminder] = await desk.fire("round.remind")
+    assert "halfway" in reminder.body
+    assert "still waiting for Lead" in reminder.body
+    assert reminder.mentions == [desk.who("lead")]
+    assert reminder.relation["event_id"] == prompt.event_id
+    [summary] = [r for r in await desk.fire("round.close") if f"{rd} #1 closed" in r.body]
+    assert "Member: Roads N4 and E411 closed near Namur" in summary.body
+    assert "Deputy: Shelters: 340 people in Namur" in summary.body
+    assert "No report from: Lead." in summary.body
+    late = await desk.ask("lead", room, "!icc update too late")
+    assert "No round is open in this room" in late.body
+    status = await desk.ask("member", room, f"!icc status {ref}")
+    assert ref in status.body
 
 
 async def shift_round_timer(database_url: str, late: timedelta) -> None:
