@@ -1,26 +1,24 @@
-"""Input requests and the advice note, as real users on the test homeserver: answers by command
-and by reply, revisions, late answers, strangers, reminders and chases, the note and its files."""
+"""Input requests and the advice note: answers by command and by reply, revisions, late answers,
+strangers, reminders and chases, the note and its files on the desk (the fast tier: Matrix
+recorded, timers fired on demand; tests/support/desk.py); a request across a restart and a
+crash, with its direct messages on the test homeserver."""
 
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
+from datetime import timedelta
 
 import pytest
 
 from bot.settings import load_settings
 from bot.storage import input_store
-from tests.conftest import Cast, CrashPoint, RunningBot, bot_running
+from bot.storage.models import InputRequestRow
+from bot.timeutil import utcnow
+from tests.conftest import Cast, CrashPoint, RunningBot
 from tests.matrix_people import Person, body, replies_to
-from tests.support.rooms import DM, activation_room, shared_room
-
-pytestmark = pytest.mark.synapse
-
-
-@pytest.fixture
-async def input_bot(paging_env: dict[str, str]) -> AsyncIterator[RunningBot]:
-    async with bot_running(paging_env) as running:
-        yield running
+from tests.support.desk import Desk
+from tests.support.recording import Recorded
+from tests.support.rooms import DM, activation_room
 
 
 def bot_texts(person: Person, room_id: str, cast: Cast) -> list[str]:
@@ -41,81 +39,104 @@ async def question(person: Person, cast: Cast, ref: str, dm: str | None = None) 
     return dm, event
 
 
-async def download(person: Person, room_id: str, cast: Cast, name: str) -> str:
-    event = await person.wait_for(
-        room_id, lambda e: e["content"].get("body") == name, sender=cast.bot.user_id
-    )
-    return (await person.client.download(mxc=event["content"]["url"])).body.decode()
+# -- on the desk (the fast tier) ------------------------------------------------------------------
 
 
-async def test_requests_answers_reminders_and_the_advice_note(
-    input_bot: RunningBot, people: dict[str, Person], cast: Cast
-) -> None:
-    ref, room = await activation_room(people, cast)
-    member, partner, dg, deputy = (
-        people["member"],
-        people["partner"],
-        people["dg"],
-        people["deputy"],
-    )
-    sent = await member.ask(
+def dm_of(desk: Desk, person: str) -> str:
+    """The direct-message room the bot made for `person`."""
+    [room] = [
+        r.room_id
+        for r in desk.messenger.recorded
+        if r.kind == "create_room"
+        and r.details["direct"]
+        and r.details["invite"] == [desk.who(person)]
+    ]
+    assert room is not None
+    return room
+
+
+def question_in(desk: Desk, dm: str, ref: str) -> Recorded:
+    [asked] = [
+        r for r in desk.messenger.events(dm) if f"{ref} ·" in r.body and r.msgtype == "m.text"
+    ]
+    return asked
+
+
+def file_text(desk: Desk, room_id: str, name: str) -> str:
+    [sent] = [r for r in desk.messenger.events(room_id) if r.kind == "file" and r.body == name]
+    assert sent.data is not None
+    return sent.data.decode()
+
+
+async def deadline_passes(desk: Desk, ref: str) -> None:
+    """As if the request's deadline were behind us (the desk does not move the clock)."""
+    async with desk.services.db.session() as session:
+        request = await session.get(InputRequestRow, int(ref.removeprefix("RQ-")))
+        assert request is not None
+        request.deadline = utcnow() - timedelta(seconds=1)
+        session.add(request)
+
+
+async def test_requests_answers_reminders_and_the_advice_note(paging_desk: Desk) -> None:
+    desk = paging_desk
+    control = desk.room("lead", "member", "partner", "dg", "deputy")
+    ref, room, _ = await desk.open_activation("lead", control)
+    sent = await desk.ask(
+        "member",
         room,
         "!icc ask partner,dg,deputy Do you advise closing the Meuse to shipping? --by 8s",
-        cast.bot.user_id,
     )
-    assert "RQ-1 sent to 3 people" in body(sent)
+    assert "RQ-1 sent to 3 people" in sent.body
 
-    partner_dm, asked = await question(partner, cast, "RQ-1")
-    assert "DEMANDE DE CONTRIBUTION RQ-1" in body(asked)
-    assert "Merci de répondre avant" in body(asked)
-    assert body(asked).splitlines()[0] == f"TLP:AMBER · {ref}"
-    recorded = await partner.ask(
-        partner_dm, "!icc input RQ-1 Oui, <b>fermer</b> entre Namur et Liège", cast.bot.user_id
+    partner_dm = dm_of(desk, "partner")
+    asked = question_in(desk, partner_dm, "RQ-1")
+    assert "DEMANDE DE CONTRIBUTION RQ-1" in asked.body
+    assert "Merci de répondre avant" in asked.body
+    assert asked.body.splitlines()[0] == f"TLP:AMBER · {ref}"
+    assert asked.mentions == [desk.who("partner")]
+    recorded = await desk.ask(
+        "partner", partner_dm, "!icc input RQ-1 Oui, <b>fermer</b> entre Namur et Liège"
     )
-    assert "votre contribution à RQ-1 est enregistrée (version 1" in body(recorded)
-    dg_dm, dg_question = await question(dg, cast, "RQ-1")
-    await dg.send(
+    assert "votre contribution à RQ-1 est enregistrée (version 1" in recorded.body
+    dg_dm = dm_of(desk, "dg")
+    dg_question = question_in(desk, dg_dm, "RQ-1")
+    assert dg_question.event_id is not None
+    answered = await desk.say(
+        "dg",
         dg_dm,
         "> <@bot> RQ-1\n\nJa, *sofort*: die Schifffahrt einstellen",
-        **{"m.relates_to": {"m.in_reply_to": {"event_id": dg_question["event_id"]}}},
+        relates_to={"m.in_reply_to": {"event_id": dg_question.event_id}},
     )
-    await dg.wait_for(
-        dg_dm,
-        lambda e: "Stellungnahme zu RQ-1 ist erfasst (Version 1" in body(e),
-        sender=cast.bot.user_id,
+    assert any("Stellungnahme zu RQ-1 ist erfasst (Version 1" in r.body for r in answered)
+    revised = await desk.ask(
+        "partner", partner_dm, "!icc input RQ-1 Non : fermer seulement à Liège"
     )
-    revised = await partner.ask(
-        partner_dm, "!icc input RQ-1 Non : fermer seulement à Liège", cast.bot.user_id
-    )
-    assert "(version 2" in body(revised)
+    assert "(version 2" in revised.body
 
-    deputy_dm, _ = await question(deputy, cast, "RQ-1")
-    await deputy.wait_for(deputy_dm, lambda e: "HERINNERING" in body(e), sender=cast.bot.user_id)
-    await deputy.wait_for(
-        deputy_dm, lambda e: "TERMIJN VERSTREKEN" in body(e), sender=cast.bot.user_id
-    )
-    await partner.quiet_period(0.5)
-    assert not any(
-        "RAPPEL" in t for t in bot_texts(partner, partner_dm, cast)
-    )  # answered: no reminder
-    status = await member.ask(room, "!icc status", cast.bot.user_id)
-    assert "Requests: 1, overdue: RQ-1 (Deputy)" in body(status)
-    late = await deputy.ask(
-        deputy_dm, "!icc input RQ-1 Wij volgen het advies van het NCC", cast.bot.user_id
-    )
-    assert "als laattijdig gemarkeerd" in body(late)
+    deputy_dm = dm_of(desk, "deputy")
+    question_in(desk, deputy_dm, "RQ-1")
+    reminders = await desk.fire("request.step", key=":remind")
+    assert [r.room_id for r in reminders if "HERINNERING" in r.body] == [deputy_dm]
+    assert not any("RAPPEL" in r.body for r in reminders)  # answered: no reminder
+    chased = await desk.fire("request.step", key=":chase")
+    assert [r.room_id for r in chased if "TERMIJN VERSTREKEN" in r.body] == [deputy_dm]
+    await deadline_passes(desk, "RQ-1")
+    status = await desk.ask("member", room, "!icc status")
+    assert "Requests: 1, overdue: RQ-1 (Deputy)" in status.body
+    late = await desk.ask("deputy", deputy_dm, "!icc input RQ-1 Wij volgen het advies van het NCC")
+    assert "als laattijdig gemarkeerd" in late.body
 
-    not_asked = await member.ask(room, "!icc input RQ-1 I was not asked", cast.bot.user_id)
-    assert "RQ-1 was not sent to you" in body(not_asked)
-    control = await shared_room(people, cast, with_stranger=True)
-    stranger = await people["stranger"].ask(control, "!icc input RQ-1 hello", cast.bot.user_id)
-    assert "not in the ICC directory" in body(stranger)
+    not_asked = await desk.ask("member", room, "!icc input RQ-1 I was not asked")
+    assert "RQ-1 was not sent to you" in not_asked.body
+    elsewhere = desk.room("lead", "member", "stranger")
+    stranger = await desk.ask("stranger", elsewhere, "!icc input RQ-1 hello")
+    assert "not in the ICC directory" in stranger.body
 
-    await member.ask(room, "!icc ask partner,lead Anything to add? --by 1h", cast.bot.user_id)
-    posted = await member.ask(room, "!icc advice", cast.bot.user_id)
-    assert "Advice note draft v1" in body(posted)
-    markdown = await download(member, room, cast, f"{ref}-advice-v1.md")
-    html = await download(member, room, cast, f"{ref}-advice-v1.html")
+    await desk.ask("member", room, "!icc ask partner,lead Anything to add? --by 1h")
+    posted = await desk.ask("member", room, "!icc advice")
+    assert "Advice note draft v1" in posted.body
+    markdown = file_text(desk, room, f"{ref}-advice-v1.md")
+    html = file_text(desk, room, f"{ref}-advice-v1.html")
     assert "## Recommendation" in markdown
     assert "_[To be written by the cell. The bot does not draft recommendations.]_" in markdown
     assert "Non : fermer seulement à Liège" in markdown  # the latest version counts
@@ -128,32 +149,33 @@ async def test_requests_answers_reminders_and_the_advice_note(
     assert "### RQ-1 — 3 of 3 answered" in markdown
     assert "<h2>Partner input</h2>" in html
     assert "Ja, *sofort*: die Schifffahrt einstellen" in html
-    second = await member.ask(room, "!icc advice RQ-1", cast.bot.user_id)
-    assert "Advice note draft v2" in body(second)
-    one_request = await download(member, room, cast, f"{ref}-advice-v2.md")
+    second = await desk.ask("member", room, "!icc advice RQ-1")
+    assert "Advice note draft v2" in second.body
+    one_request = file_text(desk, room, f"{ref}-advice-v2.md")
     assert "RQ-2" not in one_request
-    unknown = await member.ask(room, "!icc advice RQ-99", cast.bot.user_id)
-    assert "RQ-99 is not a request of" in body(unknown)
-    sitrep = await member.ask(room, "!icc sitrep", cast.bot.user_id)
-    assert "RQ-1: 3 of 3 answered" in body(sitrep)
+    unknown = await desk.ask("member", room, "!icc advice RQ-99")
+    assert "RQ-99 is not a request of" in unknown.body
+    sitrep = await desk.ask("member", room, "!icc sitrep")
+    assert "RQ-1: 3 of 3 answered" in sitrep.body
 
 
-async def test_escaping_in_the_html_note(
-    input_bot: RunningBot, people: dict[str, Person], cast: Cast
-) -> None:
-    ref, room = await activation_room(people, cast)
-    member, partner = people["member"], people["partner"]
-    await member.ask(room, "!icc ask partner Position? --by 1h", cast.bot.user_id)
-    partner_dm, _ = await question(partner, cast, "RQ-1")
-    await partner.ask(
-        partner_dm, '!icc input RQ-1 <script>alert("x")</script> {{ 7*7 }}', cast.bot.user_id
-    )
-    await member.ask(room, "!icc advice", cast.bot.user_id)
-    html = await download(member, room, cast, f"{ref}-advice-v1.html")
+async def test_escaping_in_the_html_note(paging_desk: Desk) -> None:
+    desk = paging_desk
+    control = desk.room("lead", "member", "partner")
+    ref, room, _ = await desk.open_activation("lead", control)
+    await desk.ask("member", room, "!icc ask partner Position? --by 1h")
+    partner_dm = dm_of(desk, "partner")
+    await desk.ask("partner", partner_dm, '!icc input RQ-1 <script>alert("x")</script> {{ 7*7 }}')
+    await desk.ask("member", room, "!icc advice")
+    html = file_text(desk, room, f"{ref}-advice-v1.html")
     assert "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt; {{ 7*7 }}" in html
     assert "<script>" not in html
 
 
+# -- through Synapse: direct messages, restarts --------------------------------------------------
+
+
+@pytest.mark.synapse
 async def test_a_request_survives_a_restart(
     paging_env: dict[str, str],
     people: dict[str, Person],
@@ -190,6 +212,7 @@ async def test_a_request_survives_a_restart(
         await running.stop()
 
 
+@pytest.mark.synapse
 async def test_a_reply_to_a_request_sent_just_before_a_crash_counts(
     paging_env: dict[str, str],
     people: dict[str, Person],

@@ -258,16 +258,22 @@ class Desk:
         self,
         kind: str | None = None,
         *,
+        key: str = "",
         until: datetime | None = None,
         within: timedelta | None = None,
     ) -> list[Recorded]:
-        """Fire, now, the armed timers of `kind` (any kind if None) that are due by `until` (or
-        within `within` from now; all of them if neither), through the scheduler's own claim,
-        handler and completion; returns what the bot sent meanwhile. The time is not changed:
-        a handler that compares its timer with the clock sees it early."""
+        """Fire, now, the armed timers of `kind` (any kind if None) whose key contains `key`,
+        due by `until` (or within `within` from now; all of them if neither), through the
+        scheduler's own claim, handler and completion; returns what the bot sent meanwhile.
+        The time is not changed: a handler that compares its timer with the clock sees it
+        early."""
         if within is not None:
             until = utcnow() + within
-        timers = [t for t in await self.armed(kind) if until is None or t.due_at <= until]
+        timers = [
+            t
+            for t in await self.armed(kind)
+            if key in t.key and (until is None or t.due_at <= until)
+        ]
         mark = len(self.messenger.recorded)
         scheduler = self.services.scheduler
         for timer in timers:
