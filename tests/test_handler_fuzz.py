@@ -24,7 +24,6 @@ import asyncio
 import re
 import secrets
 from collections.abc import Coroutine, Iterator
-from datetime import timedelta
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
@@ -497,13 +496,10 @@ class World:
         soon), so that nothing but the next command changes the database. Timers never fire
         on their own on the desk."""
         errors = len(self.errors.records)
-        for _ in range(20):
-            soon = utcnow() + timedelta(seconds=1)
-            if not [t for t in await self.desk.armed() if t.due_at <= soon]:
-                return
-            await self.desk.fire(until=soon)
+        try:
+            await self.desk.fire_due()
+        finally:
             self._no_new_errors(errors, context)
-        raise AssertionError(f"timers keep falling due: {await self.desk.armed()}\n{context}")
 
     # -- one example --------------------------------------------------------------------------------
 

@@ -42,30 +42,11 @@ async def question(person: Person, cast: Cast, ref: str, dm: str | None = None) 
 # -- on the desk (the fast tier) ------------------------------------------------------------------
 
 
-def dm_of(desk: Desk, person: str) -> str:
-    """The direct-message room the bot made for `person`."""
-    [room] = [
-        r.room_id
-        for r in desk.messenger.recorded
-        if r.kind == "create_room"
-        and r.details["direct"]
-        and r.details["invite"] == [desk.who(person)]
-    ]
-    assert room is not None
-    return room
-
-
 def question_in(desk: Desk, dm: str, ref: str) -> Recorded:
     [asked] = [
         r for r in desk.messenger.events(dm) if f"{ref} ·" in r.body and r.msgtype == "m.text"
     ]
     return asked
-
-
-def file_text(desk: Desk, room_id: str, name: str) -> str:
-    [sent] = [r for r in desk.messenger.events(room_id) if r.kind == "file" and r.body == name]
-    assert sent.data is not None
-    return sent.data.decode()
 
 
 async def deadline_passes(desk: Desk, ref: str) -> None:
@@ -88,7 +69,7 @@ async def test_requests_answers_reminders_and_the_advice_note(paging_desk: Desk)
     )
     assert "RQ-1 sent to 3 people" in sent.body
 
-    partner_dm = dm_of(desk, "partner")
+    partner_dm = desk.dm_of("partner")
     asked = question_in(desk, partner_dm, "RQ-1")
     assert "DEMANDE DE CONTRIBUTION RQ-1" in asked.body
     assert "Merci de répondre avant" in asked.body
@@ -98,7 +79,7 @@ async def test_requests_answers_reminders_and_the_advice_note(paging_desk: Desk)
         "partner", partner_dm, "!icc input RQ-1 Oui, <b>fermer</b> entre Namur et Liège"
     )
     assert "votre contribution à RQ-1 est enregistrée (version 1" in recorded.body
-    dg_dm = dm_of(desk, "dg")
+    dg_dm = desk.dm_of("dg")
     dg_question = question_in(desk, dg_dm, "RQ-1")
     assert dg_question.event_id is not None
     answered = await desk.say(
@@ -113,7 +94,7 @@ async def test_requests_answers_reminders_and_the_advice_note(paging_desk: Desk)
     )
     assert "(version 2" in revised.body
 
-    deputy_dm = dm_of(desk, "deputy")
+    deputy_dm = desk.dm_of("deputy")
     question_in(desk, deputy_dm, "RQ-1")
     reminders = await desk.fire("request.step", key=":remind")
     assert [r.room_id for r in reminders if "HERINNERING" in r.body] == [deputy_dm]
@@ -135,8 +116,8 @@ async def test_requests_answers_reminders_and_the_advice_note(paging_desk: Desk)
     await desk.ask("member", room, "!icc ask partner,lead Anything to add? --by 1h")
     posted = await desk.ask("member", room, "!icc advice")
     assert "Advice note draft v1" in posted.body
-    markdown = file_text(desk, room, f"{ref}-advice-v1.md")
-    html = file_text(desk, room, f"{ref}-advice-v1.html")
+    markdown = desk.file(room, f"{ref}-advice-v1.md").decode()
+    html = desk.file(room, f"{ref}-advice-v1.html").decode()
     assert "## Recommendation" in markdown
     assert "_[To be written by the cell. The bot does not draft recommendations.]_" in markdown
     assert "Non : fermer seulement à Liège" in markdown  # the latest version counts
@@ -151,7 +132,7 @@ async def test_requests_answers_reminders_and_the_advice_note(paging_desk: Desk)
     assert "Ja, *sofort*: die Schifffahrt einstellen" in html
     second = await desk.ask("member", room, "!icc advice RQ-1")
     assert "Advice note draft v2" in second.body
-    one_request = file_text(desk, room, f"{ref}-advice-v2.md")
+    one_request = desk.file(room, f"{ref}-advice-v2.md").decode()
     assert "RQ-2" not in one_request
     unknown = await desk.ask("member", room, "!icc advice RQ-99")
     assert "RQ-99 is not a request of" in unknown.body
@@ -164,10 +145,10 @@ async def test_escaping_in_the_html_note(paging_desk: Desk) -> None:
     control = desk.room("lead", "member", "partner")
     ref, room, _ = await desk.open_activation("lead", control)
     await desk.ask("member", room, "!icc ask partner Position? --by 1h")
-    partner_dm = dm_of(desk, "partner")
+    partner_dm = desk.dm_of("partner")
     await desk.ask("partner", partner_dm, '!icc input RQ-1 <script>alert("x")</script> {{ 7*7 }}')
     await desk.ask("member", room, "!icc advice")
-    html = file_text(desk, room, f"{ref}-advice-v1.html")
+    html = desk.file(room, f"{ref}-advice-v1.html").decode()
     assert "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt; {{ 7*7 }}" in html
     assert "<script>" not in html
 

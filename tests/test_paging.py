@@ -14,19 +14,18 @@ import pytest
 from bot.paging import send as send_module
 from tests.conftest import BACKENDS, Cast, RunningBot, start_process, wait_for_log
 from tests.matrix_people import Person, body
+from tests.support.desk import Desk
 from tests.support.reading import board_shows
+from tests.support.recording import Recorded
 from tests.support.rooms import (
-    DM,
     activation_room,
     open_activation,
     page_received,
     pages_in,
-    shared_room,
 )
 
-pytestmark = pytest.mark.synapse
 
-
+@pytest.mark.synapse
 async def test_fan_out_and_the_three_ways_to_acknowledge(
     paging_bot: RunningBot, people: dict[str, Person], cast: Cast
 ) -> None:
@@ -120,65 +119,80 @@ async def test_fan_out_and_the_three_ways_to_acknowledge(
     assert record["pages"][1]["people"][0]["acknowledged_at"] is None
 
 
+# -- on the desk (the fast tier: Matrix recorded, timers fired on demand) -------------------------
+
+
+def pages_to(desk: Desk, dm: str, text: str) -> list[Recorded]:
+    return [r for r in desk.messenger.events(dm) if r.msgtype == "m.text" and text in r.body]
+
+
 async def test_exercise_pages_are_marked_and_realworld_stops_their_escalation(
-    paging_bot: RunningBot, people: dict[str, Person], cast: Cast
+    paging_desk: Desk,
 ) -> None:
-    control = await shared_room(people, cast)
-    _ref, room, _ = await open_activation(
-        people["lead"], control, cast, "!icc activate Drill --exercise"
-    )
-    member, partner, dg = people["member"], people["partner"], people["dg"]
-    await member.wait_for_invite(room)
-    await member.join(room)
-    await member.send(room, "!icc page partner Exercise inject 3 --ack 3s")
-    partner_dm, exercise_page = await page_received(partner, cast, "Exercise inject 3")
-    lines = body(exercise_page).splitlines()
+    desk = paging_desk
+    control = desk.room("lead", "member", "partner", "dg", "deputy")
+    _ref, room, _ = await desk.open_activation("lead", control, "!icc activate Drill --exercise")
+    await desk.say("member", room, "!icc page partner Exercise inject 3 --ack 3s")
+    partner_dm = desk.dm_of("partner")
+    [exercise_page] = pages_to(desk, partner_dm, "Exercise inject 3")
+    lines = exercise_page.body.splitlines()
     assert lines[0] == lines[-1] == "EXERCISE EXERCISE EXERCISE"
-    await people["lead"].ask(control, "!icc realworld Real incident", cast.bot.user_id)
-    await partner.quiet_period(5)  # past the deadline: no reminder, no backup page
-    assert len(pages_in(partner, partner_dm, cast, "PG-")) == 1
-    assert dg.client.invited_rooms == {} or all(
-        r.name != DM for r in dg.client.invited_rooms.values()
-    )
+    await desk.ask("lead", control, "!icc realworld Real incident")
+    assert await desk.armed("page.step") == []  # past the deadline: no reminder, no backup page
+    await desk.fire_all()
+    assert len(pages_to(desk, partner_dm, "PG-")) == 1
+    assert not [
+        r for r in desk.messenger.recorded if r.kind == "invite" and r.user_id == desk.who("dg")
+    ]
+    assert not [
+        r
+        for r in desk.messenger.recorded
+        if r.kind == "create_room" and desk.who("dg") in r.details["invite"]
+    ]
 
 
-async def test_escalation_to_backup_unreachable_report_and_unable(
-    paging_bot: RunningBot, people: dict[str, Person], cast: Cast
-) -> None:
-    _ref, room = await activation_room(people, cast)
-    member, partner, dg = people["member"], people["partner"], people["dg"]
-    await member.send(room, "!icc page partner Are your teams deployable? --ack 2s")
-    partner_dm, first = await page_received(partner, cast, "Are your teams deployable?")
-    pg = re.search(r"PG-\d+", body(first)).group(0)  # type: ignore[union-attr]
-    await partner.wait_for(partner_dm, lambda e: "RAPPEL" in body(e), sender=cast.bot.user_id)
-    dg_dm, backup_page = await page_received(dg, cast, pg)
-    assert "als Vertretung von Partner" in body(backup_page)
-    report = await member.wait_for(
-        room, lambda e: "could not reach Partner" in body(e), sender=cast.bot.user_id, timeout=20
-    )
-    assert "nor their backup Dg" in body(report)
-    await board_shows(member, room, cast, pg, "⚠ Partner")
-    await partner.quiet_period(3)
-    await dg.quiet_period(0.5)
-    assert len(pages_in(partner, partner_dm, cast, pg)) == 2  # the page and one reminder, no more
-    assert len(pages_in(dg, dg_dm, cast, pg)) == 1
+async def test_escalation_to_backup_unreachable_report_and_unable(paging_desk: Desk) -> None:
+    desk = paging_desk
+    control = desk.room("lead", "member", "partner", "dg", "deputy")
+    _ref, room, _ = await desk.open_activation("lead", control)
+    await desk.say("member", room, "!icc page partner Are your teams deployable? --ack 2s")
+    partner_dm = desk.dm_of("partner")
+    [first] = pages_to(desk, partner_dm, "Are your teams deployable?")
+    pg = re.search(r"PG-\d+", first.body).group(0)  # type: ignore[union-attr]
+    escalated = await desk.fire_all("page.step")
+    assert any("RAPPEL" in r.body for r in escalated if r.room_id == partner_dm)
+    dg_dm = desk.dm_of("dg")
+    [backup_page] = pages_to(desk, dg_dm, pg)
+    assert "als Vertretung von Partner" in backup_page.body
+    [report] = [r for r in desk.messenger.events(room) if "could not reach Partner" in r.body]
+    assert "nor their backup Dg" in report.body
+    assert "⚠ Partner" in desk.board(room, pg)
+    assert len(pages_to(desk, partner_dm, pg)) == 2  # the page and one reminder, no more
+    assert len(pages_to(desk, dg_dm, pg)) == 1
 
-    deputy, lead = people["deputy"], people["lead"]
-    await member.send(room, "!icc page deputy Brief the DG at 16:00 --ack 60s")
-    deputy_dm, deputy_page = await page_received(deputy, cast, "Brief the DG")
-    pg2 = re.search(r"PG-\d+", body(deputy_page)).group(0)  # type: ignore[union-attr]
-    declined = await deputy.ask(
-        deputy_dm, f"!icc unable {pg2} in the crisis cell of another ministry", cast.bot.user_id
+    await desk.say("member", room, "!icc page deputy Brief the DG at 16:00 --ack 60s")
+    deputy_dm = desk.dm_of("deputy")
+    [deputy_page] = pages_to(desk, deputy_dm, "Brief the DG")
+    pg2 = re.search(r"PG-\d+", deputy_page.body).group(0)  # type: ignore[union-attr]
+    declined = await desk.ask(
+        "deputy", deputy_dm, f"!icc unable {pg2} in the crisis cell of another ministry"
     )
-    assert "Genoteerd" in body(declined)
-    lead_dm, lead_page = await page_received(lead, cast, pg2)
-    assert "as the backup of Deputy" in body(lead_page)
-    await lead.ask(lead_dm, "!ack", cast.bot.user_id)
-    final = await board_shows(member, room, cast, pg2, "1/1 acknowledged")
+    assert "Genoteerd" in declined.body
+    await desk.fire_due()  # the backup is paged at once
+    lead_dm = desk.dm_of("lead")
+    [lead_page] = pages_to(desk, lead_dm, pg2)
+    assert "as the backup of Deputy" in lead_page.body
+    await desk.ask("lead", lead_dm, "!ack")
+    final = desk.board(room, pg2)
+    assert "1/1 acknowledged" in final
     assert "⛔ Deputy (NCCN) unable: in the crisis cell of another ministry" in final
     assert "↪ backup ✅ Lead" in final
 
 
+# -- through Synapse -------------------------------------------------------------------------------
+
+
+@pytest.mark.synapse
 async def test_one_failing_delivery_does_not_stop_the_others(
     paging_bot: RunningBot, people: dict[str, Person], cast: Cast, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -195,6 +209,7 @@ async def test_one_failing_delivery_does_not_stop_the_others(
     assert "❗ Ghost" in body(listing)
 
 
+@pytest.mark.synapse
 async def test_escalation_happens_once_and_on_time_across_a_kill(
     paging_env: dict[str, str], people: dict[str, Person], cast: Cast, tmp_path: Path
 ) -> None:
@@ -223,6 +238,7 @@ async def test_escalation_happens_once_and_on_time_across_a_kill(
         process.wait(15)
 
 
+@pytest.mark.synapse
 @pytest.mark.parametrize("database_url", BACKENDS, indirect=True)
 async def test_an_encrypted_activation_page_and_acknowledgement(
     paging_env: dict[str, str],
@@ -285,6 +301,7 @@ async def test_an_encrypted_activation_page_and_acknowledgement(
         await running.stop()
 
 
+@pytest.mark.synapse
 async def test_a_person_who_left_their_dm_room_is_invited_back_for_the_next_page(
     paging_bot: RunningBot, people: dict[str, Person], cast: Cast
 ) -> None:

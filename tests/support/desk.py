@@ -246,6 +246,32 @@ class Desk:
         assert link, reply.body
         return found.group(1), link.group(1), reply
 
+    def dm_of(self, person: str) -> str:
+        """The direct-message room the bot made for `person` (it makes one per person)."""
+        rooms = [
+            r.room_id
+            for r in self.messenger.recorded
+            if r.kind == "create_room"
+            and r.details["direct"]
+            and r.details["invite"] == [self.who(person)]
+        ]
+        assert len(rooms) == 1, f"direct-message rooms for {person}: {rooms}"
+        return rooms[0]
+
+    def board(self, room_id: str, ref: str) -> str:
+        """A page's board in the room as it reads now: its latest edit, or the original."""
+        texts = [
+            t for t in self.messenger.texts(room_id) if t.split("\n")[1:2] and f"{ref} · " in t
+        ]
+        return texts[-1] if texts else ""
+
+    def file(self, room_id: str, name: str) -> bytes:
+        """The bytes of the file called `name` the bot posted last in the room."""
+        found = [r for r in self.messenger.events(room_id) if r.kind == "file" and r.body == name]
+        assert found, f"no file {name} in {room_id}"
+        assert found[-1].data is not None
+        return found[-1].data
+
     # -- timers -------------------------------------------------------------------------------------
 
     async def armed(self, kind: str | None = None) -> list[Timer]:
@@ -281,6 +307,28 @@ class Desk:
             await scheduler._launch(timer.id)  # what APScheduler calls when the timer is due
         await scheduler._running.drain(60)  # the claim, then the handlers it starts
         return self.messenger.recorded[mark:]
+
+    async def fire_all(self, kind: str | None = None, *, rounds: int = 20) -> list[Recorded]:
+        """Fire the timers of `kind` and those they arm, soonest first, until none is left (an
+        escalation to its end); returns what the bot sent meanwhile."""
+        mark = len(self.messenger.recorded)
+        for _ in range(rounds):
+            armed = await self.armed(kind)
+            if not armed:
+                return self.messenger.recorded[mark:]
+            await self.fire(kind, until=armed[0].due_at)
+        raise AssertionError(f"timers still armed after {rounds} rounds: {await self.armed(kind)}")
+
+    async def fire_due(self, *, rounds: int = 20) -> list[Recorded]:
+        """Fire what is due now, and what that arms for now, as the running bot would at once
+        (a step armed for `unable`'s immediate escalation)."""
+        mark = len(self.messenger.recorded)
+        for _ in range(rounds):
+            soon = utcnow() + timedelta(seconds=1)
+            if not [t for t in await self.armed() if t.due_at <= soon]:
+                return self.messenger.recorded[mark:]
+            await self.fire(until=soon)
+        raise AssertionError(f"timers keep falling due: {await self.armed()}")
 
 
 def register_timers(services: Services) -> None:
