@@ -1,7 +1,7 @@
-"""Hostile rooms, on the real homeserver: the bot's rooms are closed to people outside the
-directory, a room someone else made is never taken for a direct-message room, answers with
-activation content are not given where a stranger listens, replies and edits are read as people
-mean them, and strangers cannot make the bot post without limit."""
+"""Hostile rooms: the bot's rooms are closed to people outside the directory, a room someone else
+made is never taken for a direct-message room (on the real homeserver); answers with activation
+content are not given where a stranger listens, replies and edits are read as people mean them,
+and strangers cannot make the bot post without limit (on the desk, the fast tier)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,9 @@ from nio import RoomGetStateEventResponse, RoomInviteError, RoomKickResponse
 
 from tests.conftest import Cast, RunningBot, start_process, wait_for_log
 from tests.matrix_people import Person, body
-from tests.support.reading import board_shows, framed_as_exercise
+from tests.support.desk import Desk
+from tests.support.reading import framed_as_exercise
+from tests.support.recording import Recorded
 from tests.support.rooms import (
     DM,
     activation_room,
@@ -26,8 +28,6 @@ from tests.support.rooms import (
     page_received,
     shared_room,
 )
-
-pytestmark = pytest.mark.synapse
 
 
 async def invite_power(person: Person, room_id: str) -> int:
@@ -65,6 +65,7 @@ def bot_said(person: Person, room_id: str, cast: Cast, text: str) -> list[dict]:
     return [e for e in person.events(room_id, cast.bot.user_id) if text in body(e)]
 
 
+@pytest.mark.synapse
 async def test_a_room_someone_else_named_like_a_direct_room_never_carries_a_page(
     paging_bot: RunningBot, people: dict[str, Person], cast: Cast
 ) -> None:
@@ -85,6 +86,7 @@ async def test_a_room_someone_else_named_like_a_direct_room_never_carries_a_page
     assert not bot_said(deputy, decoy, cast, ref)
 
 
+@pytest.mark.synapse
 async def test_only_the_bot_invites_into_a_direct_room_and_only_a_lead_into_an_activation_room(
     paging_bot: RunningBot, people: dict[str, Person], cast: Cast
 ) -> None:
@@ -98,6 +100,7 @@ async def test_only_the_bot_invites_into_a_direct_room_and_only_a_lead_into_an_a
     assert isinstance(refused, RoomInviteError)
 
 
+@pytest.mark.synapse
 async def test_an_outsider_in_an_activation_room_silences_the_bot_there_and_the_lead_is_told(
     paging_bot: RunningBot, people: dict[str, Person], cast: Cast
 ) -> None:
@@ -127,101 +130,118 @@ def _replies(event: dict) -> str | None:
     return (relation.get("m.in_reply_to") or {}).get("event_id")
 
 
+# -- on the desk (the fast tier): what the bot answers, membership as the sync would tell it ------
+
+
+async def paged_on_desk(desk: Desk, who: str) -> tuple[str, str, str, Recorded]:
+    """An activation, and `member` paging `who` from it: (PG ref, the activation room, their DM
+    room, the page)."""
+    control = desk.room("lead", "member", "partner", "dg", "deputy")
+    _, room, _ = await desk.open_activation("lead", control)
+    await desk.say("member", room, f"!icc page {who} Dyke breach at Visé --ack 60s")
+    dm = desk.dm_of(who)
+    [page] = [r for r in desk.messenger.events(dm) if r.msgtype == "m.text" and "PG-" in r.body]
+    ref = re.search(r"PG-\d+", page.body).group(0)  # type: ignore[union-attr]
+    return ref, room, dm, page
+
+
 async def test_activation_content_is_refused_in_a_room_where_a_stranger_sits(
-    paging_bot: RunningBot, people: dict[str, Person], cast: Cast
+    paging_desk: Desk,
 ) -> None:
-    ref, _ = await activation_room(people, cast)
-    control = await shared_room(people, cast, with_stranger=True)
+    desk = paging_desk
+    ref, _, _ = await desk.open_activation("lead", desk.room("lead", "member"))
+    control = desk.room("lead", "member", "partner", "dg", "deputy", "stranger")
     for command in (f"!icc status {ref}", "!icc contacts", "!icc contact partner"):
-        answer = await people["member"].ask(control, command, cast.bot.user_id)
-        assert "Not here:" in body(answer), command
-        assert cast.stranger.user_id in body(answer)
-    helped = await people["member"].ask(control, "!icc help", cast.bot.user_id)
-    assert "Not here" not in body(helped)
+        answer = await desk.ask("member", control, command)
+        assert "Not here:" in answer.body, command
+        assert desk.who("stranger") in answer.body
+    helped = await desk.ask("member", control, "!icc help")
+    assert "Not here" not in helped.body
 
 
 async def test_a_reply_with_the_quoted_fallback_runs_the_command_it_carries(
-    paging_bot: RunningBot, people: dict[str, Person], cast: Cast
+    paging_desk: Desk,
 ) -> None:
-    _, room = await activation_room(people, cast)
-    ref, dm, page = await paged(people, cast, room, "partner")
-    quoted = f"> <{cast.bot.user_id}> PAGE {ref}\n> Dyke breach at Visé\n\n!icc ack {ref}"
-    answer_id = await people["partner"].send(dm, quoted, **as_reply(page["event_id"]))
-    answer = await people["partner"].wait_for_reply(dm, answer_id, cast.bot.user_id)
-    assert f"Réception de {ref} confirmée" in body(answer)
+    desk = paging_desk
+    ref, _room, dm, page = await paged_on_desk(desk, "partner")
+    assert page.event_id is not None
+    quoted = f"> <{desk.settings.user_id}> PAGE {ref}\n> Dyke breach at Visé\n\n!icc ack {ref}"
+    answer = await desk.ask("partner", dm, quoted, **as_reply(page.event_id))
+    assert f"Réception de {ref} confirmée" in answer.body
 
 
 @pytest.mark.parametrize("said", ["Received", "ok thanks", "Reçu, on s'en occupe"])
 async def test_a_reply_that_opens_with_an_ack_word_acknowledges(
-    paging_bot: RunningBot, people: dict[str, Person], cast: Cast, said: str
+    paging_desk: Desk, said: str
 ) -> None:
-    _, room = await activation_room(people, cast)
-    ref, dm, page = await paged(people, cast, room, "partner")
-    await people["partner"].send(
-        dm, f"> <{cast.bot.user_id}> {ref}\n\n{said}", **as_reply(page["event_id"])
+    desk = paging_desk
+    ref, room, dm, page = await paged_on_desk(desk, "partner")
+    assert page.event_id is not None
+    sent = await desk.say(
+        "partner", dm, f"> <{desk.settings.user_id}> {ref}\n\n{said}", **as_reply(page.event_id)
     )
-    await people["partner"].wait_for(
-        dm, lambda e: f"Réception de {ref} confirmée" in body(e), sender=cast.bot.user_id
-    )
-    await board_shows(people["member"], room, cast, ref, "1/1 acknowledged")
+    assert any(f"Réception de {ref} confirmée" in r.body for r in sent)
+    assert "1/1 acknowledged" in desk.board(room, ref)
 
 
 async def test_a_reply_to_a_page_that_is_no_ack_is_answered_with_how_to_acknowledge(
-    paging_bot: RunningBot, people: dict[str, Person], cast: Cast
+    paging_desk: Desk,
 ) -> None:
-    _, room = await activation_room(people, cast)
-    ref, dm, page = await paged(people, cast, room, "partner")
-    asked = await people["partner"].send(dm, "C'est à quel sujet ?", **as_reply(page["event_id"]))
-    answer = await people["partner"].wait_for_reply(dm, asked, cast.bot.user_id)
-    assert f"{ref} n’est donc pas encore confirmé" in body(answer)  # in the partner's French
-    assert f"!ack {ref}" in body(answer)
-    await board_shows(people["member"], room, cast, ref, "0/1 acknowledged")
+    desk = paging_desk
+    ref, room, dm, page = await paged_on_desk(desk, "partner")
+    assert page.event_id is not None
+    answer = await desk.ask("partner", dm, "C'est à quel sujet ?", **as_reply(page.event_id))
+    assert f"{ref} n’est donc pas encore confirmé" in answer.body  # in the partner's French
+    assert f"!ack {ref}" in answer.body
+    assert "0/1 acknowledged" in desk.board(room, ref)
 
 
-async def test_a_command_sent_as_a_reply_runs(
-    paging_bot: RunningBot, people: dict[str, Person], cast: Cast
-) -> None:
-    control = await shared_room(people, cast)
-    help_id = await people["member"].send(control, "!icc help")
-    await people["member"].wait_for_reply(control, help_id, cast.bot.user_id)
-    quoted = f"> <{cast.member.user_id}> !icc help\n\n!icc help page"
-    asked = await people["member"].send(control, quoted, **as_reply(help_id))
-    answer = await people["member"].wait_for_reply(control, asked, cast.bot.user_id)
-    assert "!icc page" in body(answer)
+async def test_a_command_sent_as_a_reply_runs(paging_desk: Desk) -> None:
+    desk = paging_desk
+    control = desk.room("lead", "member", "partner", "dg", "deputy")
+    help_id, _ = await desk.said("member", control, "!icc help")
+    quoted = f"> <{desk.who('member')}> !icc help\n\n!icc help page"
+    answer = await desk.ask("member", control, quoted, **as_reply(help_id))
+    assert "!icc page" in answer.body
 
 
 async def test_an_edited_command_is_not_run_again_and_the_sender_is_told(
-    paging_bot: RunningBot, people: dict[str, Person], cast: Cast
+    paging_desk: Desk,
 ) -> None:
-    _, room = await activation_room(people, cast)
-    original = await people["member"].send(room, "!icc page partner Dyke breach at Visé")
-    await page_received(people["partner"], cast, "PG-")
+    desk = paging_desk
+    control = desk.room("lead", "member", "partner", "dg", "deputy")
+    _, room, _ = await desk.open_activation("lead", control)
+    original, _ = await desk.said("member", room, "!icc page partner Dyke breach at Visé")
     edit = {
         "m.new_content": {"msgtype": "m.text", "body": "!icc page partner Dyke breach at Huy"},
         "m.relates_to": {"rel_type": "m.replace", "event_id": original},
     }
-    edited = await people["member"].send(room, "!icc page partner Dyke breach at Huy", **edit)
-    answer = await people["member"].wait_for_reply(room, edited, cast.bot.user_id)
-    assert "an edit is never run" in body(answer)
-    await people["partner"].quiet_period(2)
-    pages = [e for dm in people["partner"].seen.values() for e in dm if "Huy" in body(e)]
-    assert not pages
+    edited, sent = await desk.send(
+        "member",
+        room,
+        {"msgtype": "m.text", "body": "* !icc page partner Dyke breach at Huy", **edit},
+    )
+    [answer] = [r for r in sent if r.reply_to == edited]
+    assert "an edit is never run" in answer.body
+    assert len(sent) == 1
+    await desk.fire_due()
+    assert not [r for r in desk.messenger.recorded if "Huy" in r.body and r is not answer]
 
 
-async def test_strangers_cannot_make_the_bot_post_without_limit(
-    paging_bot: RunningBot, people: dict[str, Person], cast: Cast
-) -> None:
-    control = await shared_room(people, cast, with_stranger=True)
-    stranger = people["stranger"]
-    for n in range(8):
-        await stranger.send(control, f"!icc nonsense{n}")
-        await people["lead"].sync(timeout_ms=200)  # a sync of its own each: none is cut short
-    await people["lead"].ask(control, "!icc help", cast.bot.user_id)  # after all eight
-    await people["lead"].quiet_period(1)
-    answers = bot_said(people["lead"], control, cast, "There is no command `nonsense")
-    assert len(answers) == 5
+async def test_strangers_cannot_make_the_bot_post_without_limit(paging_desk: Desk) -> None:
+    desk = paging_desk
+    control = desk.room("lead", "member", "partner", "dg", "deputy", "stranger")
+    answered = [await desk.say("stranger", control, f"!icc nonsense{n}") for n in range(8)]
+    assert "Commands you can use" in (await desk.ask("lead", control, "!icc help")).body
+    said = [r for sent in answered for r in sent if "There is no command `nonsense" in r.body]
+    assert len(said) == 5
+    assert [len(sent) for sent in answered] == [1] * 5 + [0] * 3
 
 
+# -- through Synapse -------------------------------------------------------------------------------
+
+
+@pytest.mark.synapse
 async def test_the_undecryptable_notice_is_framed_like_its_activation_and_budgeted(
     paging_bot: RunningBot, people: dict[str, Person], cast: Cast
 ) -> None:
@@ -248,6 +268,7 @@ async def test_the_undecryptable_notice_is_framed_like_its_activation_and_budget
     assert len(bot_said(member, room, cast, "could not decrypt")) == 5
 
 
+@pytest.mark.synapse
 async def test_rooms_made_before_invites_were_restricted_are_tightened_at_start(
     paging_bot: RunningBot, people: dict[str, Person], cast: Cast
 ) -> None:
@@ -266,6 +287,7 @@ async def test_rooms_made_before_invites_were_restricted_are_tightened_at_start(
     assert await invite_power_becomes(people["member"], room, 50) == 50
 
 
+@pytest.mark.synapse
 async def test_a_strangers_malformed_event_leaves_the_real_process_answering_across_a_restart(
     bot_env: dict[str, str], people: dict[str, Person], cast: Cast, tmp_path: Path
 ) -> None:

@@ -211,7 +211,7 @@ class Desk:
         self, sender: str, room_id: str, text: str, **content: Any
     ) -> tuple[str, list[Recorded]]:
         """`say`, with the ID of the typed event (to reply or react to it)."""
-        fields = {k.replace("relates_to", "m.relates_to"): v for k, v in content.items()}
+        fields = {("m.relates_to" if k == "relates_to" else k): v for k, v in content.items()}
         message = {"msgtype": "m.text", "body": text, **fields}
         return await self.send(sender, room_id, message)
 
