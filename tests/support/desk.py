@@ -20,8 +20,11 @@ added there must be added here too, or arming it fails loudly (`Scheduler._check
 
 from __future__ import annotations
 
+import atexit
 import re
 import secrets
+import shutil
+import tempfile
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -94,6 +97,7 @@ class Desk:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         settings.config_dir.mkdir(parents=True, exist_ok=True)
         settings.directory_path.write_text(yaml.safe_dump(contacts))
+        await from_migrated_copy(settings.database_url)
         db = Database(settings.database_url)
         await db.upgrade()
         try:
@@ -329,6 +333,30 @@ class Desk:
                 return self.messenger.recorded[mark:]
             await self.fire(until=soon)
         raise AssertionError(f"timers keep falling due: {await self.armed()}")
+
+
+_MIGRATED: list[Path] = []  # a SQLite file at the schema's head, made once per process
+
+
+async def from_migrated_copy(database_url: str) -> None:
+    """A new SQLite database starts as a copy of one that `Database.upgrade` migrated in this
+    process (the desk's `upgrade` then finds it at head): the migrations run once, not once per
+    test. PostgreSQL schemas, and files that exist already, are left as they are."""
+    if not database_url.startswith("sqlite:///"):
+        return
+    target = Path(database_url.removeprefix("sqlite:///"))
+    if target.exists():
+        return
+    if not _MIGRATED:
+        template = Path(tempfile.mkdtemp(prefix="icc-desk-")) / "migrated.db"
+        atexit.register(shutil.rmtree, template.parent, True)
+        db = Database(f"sqlite:///{template}")
+        try:
+            await db.upgrade()
+        finally:
+            await db.dispose()
+        _MIGRATED.append(template)
+    shutil.copyfile(_MIGRATED[0], target)
 
 
 def register_timers(services: Services) -> None:
