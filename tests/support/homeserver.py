@@ -76,7 +76,7 @@ class ScriptedClient(AsyncClient):
         if not self._caught_up.is_set():
             raise AssertionError(f"the sync loop never got past the batch {events!r}"[:3000])
 
-    async def sync(self, *args: Any, since: str | None = None, **kwargs: Any) -> Any:  # type: ignore[override]
+    async def sync(self, *args: Any, since: str | None = None, **kwargs: Any) -> Any:
         """The batch after `since`, as a homeserver answers: the same batch again for the same
         token (a loop that failed to read or record it asks again), a new one when delivered."""
         position = int(since[1:]) if since else 0
@@ -102,14 +102,14 @@ class ScriptedClient(AsyncClient):
         await self.receive_response(response)
         return response
 
-    async def upload_filter(self, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+    async def upload_filter(self, *args: Any, **kwargs: Any) -> Any:
         return UploadFilterResponse("filter")
 
-    async def request_room_key(self, event: MegolmEvent, tx_id: str | None = None) -> Any:  # type: ignore[override]
+    async def request_room_key(self, event: MegolmEvent, tx_id: str | None = None) -> Any:
         event.as_key_request(self.user_id, self.device_id)  # what nio would send, read
         self.key_requests.append(event.session_id)
 
-    async def send(self, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+    async def send(self, *args: Any, **kwargs: Any) -> Any:
         raise AssertionError("the scripted homeserver has no network")
 
 
