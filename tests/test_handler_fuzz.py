@@ -23,7 +23,9 @@ from __future__ import annotations
 import asyncio
 import re
 import secrets
+import time
 from collections.abc import Coroutine, Iterator
+from datetime import timedelta
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
@@ -33,6 +35,7 @@ import pytest
 import yaml
 from hypothesis import HealthCheck, Phase, example, given, settings
 from hypothesis import strategies as st
+from sqlmodel import col, or_, select
 
 from bot.chat.args import (
     MAX_LINE,
@@ -50,7 +53,8 @@ from bot.chat.registry import CommandSpec, Registry
 from bot.commands import all_families
 from bot.render import Renderer
 from bot.storage import activation_store, round_store
-from bot.storage.models import InboxEvent
+from bot.storage.db import Database
+from bot.storage.models import InboxEvent, Timer
 from bot.timeutil import utcnow
 from tests.conftest import (
     BACKENDS,
@@ -663,6 +667,28 @@ def nasty_line(spec: CommandSpec) -> str:
     return f"{spec.example} ⟦{{{{ 7*7 }}}}⟧ <b data-fz=1>x</b> [x](javascript:1) %s {{0}}"
 
 
+async def timers_settled(db: Database, context: str) -> None:
+    """Wait until every timer due within the next second has run to its end (the running bot
+    fires them on its own)."""
+    deadline = time.monotonic() + 30
+    while True:
+        soon = utcnow() + timedelta(seconds=1)
+        async with db.session() as session:
+            busy = (
+                await session.exec(
+                    select(Timer).where(
+                        col(Timer.completed_at).is_(None),
+                        col(Timer.cancelled_at).is_(None),
+                        or_(col(Timer.fired_at).is_not(None), col(Timer.due_at) <= soon),
+                    )
+                )
+            ).all()
+        if not busy:
+            return
+        assert time.monotonic() < deadline, f"timers stuck: {busy}\n{context}"
+        await asyncio.sleep(0.05)
+
+
 @pytest.mark.synapse
 @pytest.mark.parametrize("database_url", BACKENDS, indirect=True)
 async def test_every_commands_nasty_line_is_answered_through_synapse(
@@ -698,6 +724,7 @@ async def test_every_commands_nasty_line_is_answered_through_synapse(
                 reply = await lead.ask(room_id, f"!icc {line}", cast.bot.user_id)
                 assert not any(a in body(reply) for a in APOLOGIES), f"{body(reply)}\n{context}"
                 check_message(Recorded("message", room_id, content=reply["content"]), context)
+                await timers_settled(services.db, context)
                 assert not errors.since(mark), "\n".join(errors.since(mark)) + context
                 found = await problems(services.db)
                 assert not found, "inconsistent database:\n" + "\n".join(found) + f"\n{context}"
