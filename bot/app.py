@@ -39,11 +39,11 @@ from bot.runtime.logs import add_secrets
 from bot.runtime.metrics import Metrics
 from bot.runtime.scheduler import Scheduler
 from bot.runtime.tasks import TaskSupervisor
-from bot.services import Services, build_services
+from bot.services import Services, build_services, register_timers
 from bot.settings import Settings
 from bot.storage import core
 from bot.storage.db import Database, SchemaError
-from bot.storage.models import InboxEvent, TimerKind
+from bot.storage.models import InboxEvent
 from bot.timeutil import utcnow
 
 T = TypeVar("T")
@@ -120,14 +120,7 @@ class App:
                 keeper=keeper,
                 metrics=self.metrics,
             )
-            scheduler.on_batch(TimerKind.PAGE_STEP, services.escalation.on_steps)
-            scheduler.on(TimerKind.REQUEST_STEP, services.inputs.on_step)
-            scheduler.on(TimerKind.CHECK_CLOSE, services.commchecks.on_close)
-            scheduler.on(TimerKind.DG_DIGEST, services.digest.on_digest)
-            rounds = services.rounds
-            scheduler.on(TimerKind.ROUND_RUN, rounds.on_run)
-            scheduler.on(TimerKind.ROUND_REMIND, rounds.on_remind)
-            scheduler.on(TimerKind.ROUND_CLOSE, rounds.on_close)
+            register_timers(services)
             runner = self.runner = CommandRunner(services)
             self.trust = DeviceTrust(client, self._member_ids)
             self.sync = SyncLoop(

@@ -34,7 +34,7 @@ from bot.runtime.scheduler import Scheduler
 from bot.runtime.tasks import KeyedLocks
 from bot.settings import Settings
 from bot.storage.db import Database
-from bot.storage.models import ActivationRow
+from bot.storage.models import ActivationRow, TimerKind
 
 
 @dataclass(frozen=True)
@@ -70,6 +70,18 @@ class Services:
     async def situation(self, activation: ActivationRow) -> Situation:
         """Where `activation` stands, as `status` and `handover` tell it."""
         return await read_situation(activation, db=self.db, inputs=self.inputs, rounds=self.rounds)
+
+
+def register_timers(services: Services) -> None:
+    """Each kind of durable timer to the capability that handles it."""
+    scheduler = services.scheduler
+    scheduler.on_batch(TimerKind.PAGE_STEP, services.escalation.on_steps)
+    scheduler.on(TimerKind.REQUEST_STEP, services.inputs.on_step)
+    scheduler.on(TimerKind.CHECK_CLOSE, services.commchecks.on_close)
+    scheduler.on(TimerKind.DG_DIGEST, services.digest.on_digest)
+    scheduler.on(TimerKind.ROUND_RUN, services.rounds.on_run)
+    scheduler.on(TimerKind.ROUND_REMIND, services.rounds.on_remind)
+    scheduler.on(TimerKind.ROUND_CLOSE, services.rounds.on_close)
 
 
 def build_services(

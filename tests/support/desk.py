@@ -39,11 +39,11 @@ from bot.directory.keeper import DirectoryKeeper
 from bot.render import Renderer
 from bot.runtime.metrics import Metrics
 from bot.runtime.scheduler import Scheduler
-from bot.services import Services, build_services
+from bot.services import Services, build_services, register_timers
 from bot.settings import Settings, load_settings
 from bot.storage import core
 from bot.storage.db import Database
-from bot.storage.models import InboxEvent, Timer, TimerKind
+from bot.storage.models import InboxEvent, Timer
 from bot.timeutil import utcnow
 from tests.support.recording import SERVER, Recorded, RecordingMessenger
 
@@ -306,10 +306,7 @@ class Desk:
         ]
         mark = len(self.messenger.recorded)
         scheduler = self.services.scheduler
-        for timer in timers:
-            assert timer.id is not None
-            await scheduler._launch(timer.id)  # what APScheduler calls when the timer is due
-        await scheduler._running.drain(60)  # the claim, then the handlers it starts
+        await scheduler.fire_now([timer.id for timer in timers])
         return self.messenger.recorded[mark:]
 
     async def fire_all(self, kind: str | None = None, *, rounds: int = 20) -> list[Recorded]:
@@ -357,15 +354,3 @@ async def from_migrated_copy(database_url: str) -> None:
             await db.dispose()
         _MIGRATED.append(template)
     shutil.copyfile(_MIGRATED[0], target)
-
-
-def register_timers(services: Services) -> None:
-    """Each kind of timer to its handler, as `bot.app.App.run` does."""
-    scheduler = services.scheduler
-    scheduler.on_batch(TimerKind.PAGE_STEP, services.escalation.on_steps)
-    scheduler.on(TimerKind.REQUEST_STEP, services.inputs.on_step)
-    scheduler.on(TimerKind.CHECK_CLOSE, services.commchecks.on_close)
-    scheduler.on(TimerKind.DG_DIGEST, services.digest.on_digest)
-    scheduler.on(TimerKind.ROUND_RUN, services.rounds.on_run)
-    scheduler.on(TimerKind.ROUND_REMIND, services.rounds.on_remind)
-    scheduler.on(TimerKind.ROUND_CLOSE, services.rounds.on_close)
