@@ -38,6 +38,20 @@ def matrix_link(room_id: str) -> str:
     return f"https://matrix.to/#/{room_id}"
 
 
+def room_labels(activation: ActivationRow) -> tuple[str, str]:
+    """The activation room's name and topic, as room lists show them: its state at a glance
+    (level while it runs; closed, and when, once it is)."""
+    exercise = " [EX]" if activation.exercise else ""
+    closed = "[closed] " if activation.status == ActivationStatus.CLOSED else ""
+    name = f"{closed}[ICC]{exercise} {activation.ref} {activation.title}"
+    if activation.closed_at is not None:
+        state = f"CLOSED {activation.closed_at:%Y-%m-%d %H:%MZ}"
+    else:
+        state = f"level {activation.level}"
+    topic = f"{activation.ref} · {activation.tlp} · {state} · {activation.title}"
+    return name[:255], topic
+
+
 @dataclass(frozen=True)
 class HandedOver:
     activation: ActivationRow
@@ -95,6 +109,7 @@ class Lifecycle:
         """`level`: changed, logged, announced in the DG room."""
         activation = await self.activations.open_in_room(room_id)
         previous = await self._change_level(activation, level, by)
+        await self._relabel(activation)
         facts: dict[str, Any] = {
             "activation": activation,
             "previous": previous,
@@ -130,6 +145,7 @@ class Lifecycle:
         cancelled = await self._close_row(activation, summary, by)
         assert activation.room_id is not None
         assert activation.closed_at is not None
+        await self._relabel(activation)
         async with self.db.session() as session:
             bundle = await exports.build_bundle(session, activation)
             history = await level_history(session, activation)
@@ -173,6 +189,16 @@ class Lifecycle:
         """Every activation not yet closed."""
         async with self.db.session() as session:
             return await store.by_status(session, RUNNING)
+
+    async def _relabel(self, activation: ActivationRow) -> None:
+        """The room's name and topic follow its state; a failure is logged, never fatal: the
+        change itself is made and announced."""
+        assert activation.room_id is not None
+        name, topic = room_labels(activation)
+        try:
+            await self.messenger.label_room(activation.room_id, name=name, topic=topic)
+        except Exception:
+            log.exception("could not relabel %s (%s)", activation.room_id, activation.ref)
 
     async def _post(
         self, activation: ActivationRow, message: Message, txn_id: str | None = None
@@ -232,10 +258,10 @@ class Lifecycle:
             if c.role in (Role.LEAD, Role.MEMBER) and c.matrix_id != self.activations.bot_id
         ]
         invite = sorted(set(roster) | {activation.lead})
-        name = f"[ICC]{' [EX]' if activation.exercise else ''} {activation.ref} {activation.title}"
+        name, topic = room_labels(activation)
         room_id = await self.messenger.create_room(
-            name=name[:255],
-            topic=f"{activation.ref} · {activation.tlp} · {activation.title}",
+            name=name,
+            topic=topic,
             invite=invite,
             admins=[activation.lead],
             encrypted=self.settings.e2ee,

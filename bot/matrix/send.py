@@ -255,6 +255,16 @@ class Messenger:
         }
         return await self.send(room_id, content, txn_id=txn_id)
 
+    async def label_room(self, room_id: str, *, name: str, topic: str) -> None:
+        """Set the room's name and topic (what room lists show), where they differ."""
+        for event_type, key, value in (
+            ("m.room.name", "name", name),
+            ("m.room.topic", "topic", topic),
+        ):
+            response = await self._client.room_put_state(room_id, event_type, {key: value})
+            if isinstance(response, RoomPutStateError):
+                raise MatrixSendError(room_id, response.status_code, response.message)
+
     async def set_power(self, room_id: str, user_id: str, level: int) -> None:
         """Give `user_id` power `level` in the room, keeping everyone else's."""
         await self._change_power_levels(

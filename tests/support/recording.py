@@ -307,6 +307,13 @@ class RecordingMessenger(Messenger):
             await self.set_power(room_id, admin, 100)
         return room_id
 
+    async def label_room(self, room_id: str, *, name: str, topic: str) -> None:
+        if room_id in self.rooms:
+            self.rooms[room_id].name = name
+        self.recorded.append(
+            Recorded("label_room", room_id, details={"name": name, "topic": topic})
+        )
+
     async def set_power(self, room_id: str, user_id: str, level: int) -> None:
         self.recorded.append(
             Recorded("set_power", room_id, user_id=user_id, details={"level": level})
