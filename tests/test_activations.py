@@ -218,3 +218,22 @@ async def test_refusals_classification_tlp_and_rooms(icc_desk: Desk) -> None:
     assert "Logbook: 1 entry, 0 decisions" in status.body  # the refused text was never stored
     unknown = await desk.ask("member", control, "!icc status ICC-1999-001")
     assert "There is no activation ICC-1999-001" in unknown.body
+
+
+async def test_a_sitrep_stands_alone_every_decision_in_force_the_new_ones_marked(
+    icc_desk: Desk,
+) -> None:
+    desk = icc_desk
+    _, room, _ = await desk.open_activation("lead", control_room(desk), '!icc activate "Flood"')
+    await desk.ask("member", room, "!icc log Close the E40 at Leuven --decision")
+    first = await desk.ask("member", room, "!icc sitrep")
+    assert re.search(r"• NEW #\d+ .* Close the E40 at Leuven", first.body)
+    await desk.ask("member", room, "!icc log Open the Namur shelter --decision")
+    await desk.ask("member", room, "!icc log Sandbags for Dinant --action")
+    second = await desk.ask("member", room, "!icc sitrep")
+    decisions = second.body.split("DECISIONS IN FORCE")[1].split("NEXT STEPS")[0]
+    assert re.search(r"• #\d+ .* Close the E40 at Leuven", decisions)  # still in force
+    assert re.search(r"• NEW #\d+ .* Open the Namur shelter", decisions)
+    assert "Sandbags for Dinant" in second.body.split("NEXT STEPS")[1]
+    assert "Level: monitoring — history: monitoring from" in second.body
+    assert "((" not in second.body
