@@ -7,6 +7,7 @@ override any template by dropping a file of the same name in `ICC_CONFIG_DIR/tem
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +24,15 @@ from jinja2 import (
 )
 
 BASE_LANGUAGE = "en"
-MARKDOWN_SPECIAL = set("\\`*_{}[]()#+!|<>")
+# Parentheses and `!` mean something only after `]` or before `[`, both escaped: a name such as
+# "Pieter de Vries (NCC)" stays as written.
+MARKDOWN_SPECIAL = set("\\`*_{}[]#+|<>")
+MARKDOWN_ESCAPED = re.compile(r"\\([\\`*_{}\[\]#+|<>])")
+
+
+def markdown_unescape(text: str) -> str:
+    """A Markdown document read as plain text (a message's body): the escapes taken out."""
+    return MARKDOWN_ESCAPED.sub(r"\1", text)
 
 
 def markdown_escape(text: str) -> str:

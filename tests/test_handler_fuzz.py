@@ -415,7 +415,10 @@ def check_file(name: str, mimetype: str, data: bytes, context: str) -> None:
     if mimetype == "text/html":
         assert not injected_markup(text), f"raw {injected_markup(text)} in {name}\n{context}"
     if mimetype == "text/markdown":  # Markdown viewers render links, emphasis and raw HTML
-        live = re.findall(r"\]\(javascript:|\*\*fz\*\*|(?<!\\)<(?:script|img|iframe|b data)", text)
+        # An escaped bracket (\]) cannot close a link; an unescaped one before (javascript: could.
+        live = re.findall(
+            r"(?<!\\)\]\(javascript:|\*\*fz\*\*|(?<!\\)<(?:script|img|iframe|b data)", text
+        )
         assert not live, f"live Markdown {live} in {name}\n{context}"
 
 

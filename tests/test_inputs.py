@@ -10,6 +10,9 @@ from datetime import timedelta
 
 import pytest
 
+from bot.inputs.requests import readable_in_room
+from bot.matrix.send import fits_one_event
+from bot.render import Message, markdown_escape
 from bot.settings import load_settings
 from bot.storage import input_store
 from bot.storage.models import InputRequestRow
@@ -116,6 +119,11 @@ async def test_requests_answers_reminders_and_the_advice_note(paging_desk: Desk)
     await desk.ask("member", room, "!icc ask partner,lead Anything to add? --by 1h")
     posted = await desk.ask("member", room, "!icc advice")
     assert "Advice note draft v1" in posted.body
+    assert "is above, with its files" in posted.body
+    [note] = [r for r in desk.messenger.events(room) if "## Recommendation" in (r.body or "")]
+    assert "Ja, *sofort*: die Schifffahrt einstellen" in note.body  # readable, not escaped
+    assert "<h2>Partner input</h2>" in note.content["formatted_body"]
+    assert note.body.splitlines()[0] == f"TLP:AMBER · {ref}"
     markdown = desk.file(room, f"{ref}-advice-v1.md").decode()
     html = desk.file(room, f"{ref}-advice-v1.html").decode()
     assert "## Recommendation" in markdown
@@ -231,3 +239,17 @@ async def test_a_reply_to_a_request_sent_just_before_a_crash_counts(
         assert "votre contribution à RQ-1 est enregistrée (version 1" in body(answer)
     finally:
         await running.stop()
+
+
+def test_a_note_longer_than_one_event_is_posted_in_part_with_where_the_rest_is() -> None:
+    paragraphs = [f"### RQ-{n}\n\n" + "Pumps and sandbags in Namur. " * 40 for n in range(200)]
+    note = Message("\n\n".join(paragraphs), "<p>long</p>")
+    part = readable_in_room(note, "ICC-2026-001-advice-v3")
+    assert fits_one_event(part)
+    assert part.body.startswith("### RQ-0")
+    assert part.body.endswith(
+        "… the rest is in ICC-2026-001-advice-v3.md and ICC-2026-001-advice-v3.html, posted with it."
+    )
+    name = markdown_escape("Pieter de Vries (NCC) *")
+    assert name == "Pieter de Vries (NCC) \\*"
+    assert readable_in_room(Message(name, "<p>x</p>"), "s").body == "Pieter de Vries (NCC) *"

@@ -14,6 +14,7 @@ import asyncio
 import logging
 from dataclasses import dataclass
 from datetime import datetime
+from html import escape
 from typing import TYPE_CHECKING
 
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -21,9 +22,9 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from bot.activations.activation import Activations, timer_prefix
 from bot.directory.model import Contact
 from bot.errors import UserError
-from bot.matrix.send import MatrixSendError
+from bot.matrix.send import MatrixSendError, fits_one_event
 from bot.reach.direct import RECORD_HORIZON, DirectMessages, owner_of_answered
-from bot.render import Message
+from bot.render import Message, markdown_unescape
 from bot.storage import activation_store
 from bot.storage import input_store as store
 from bot.storage.models import (
@@ -117,6 +118,22 @@ def _state(
         if answer.target_id not in latest or answer.version > latest[answer.target_id].version:
             latest[answer.target_id] = answer
     return RequestState(request, targets, latest, versions, answers)
+
+
+def readable_in_room(note: Message, stem: str) -> Message:
+    """The advice note as a message: whole when it fits one event, else its first paragraphs
+    and where the rest is."""
+    plain = markdown_unescape(note.body)
+    whole = Message(plain, note.html)
+    if fits_one_event(whole):
+        return whole
+    tail = f"\n\n… the rest is in {stem}.md and {stem}.html, posted with it."
+    cut = plain
+    while True:
+        cut = cut[: len(cut) * 3 // 4].rsplit("\n\n", 1)[0]
+        part = Message(cut + tail, escape(cut + tail).replace("\n", "<br>"))
+        if fits_one_event(part):
+            return part
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -405,10 +422,13 @@ class Inputs:
     # -- advice -----------------------------------------------------------------------------------
 
     async def advise(self, room_id: str, refs: list[str], *, by: str, event_id: str) -> Message:
-        """`advice`: the next draft of the advice note, posted in the room as files."""
+        """`advice`: the next draft of the advice note, posted in the room to be read there (its
+        first part, when it is longer than one event) and as Markdown and HTML files."""
         activation = await self.activations.open_in_room(room_id)
         draft, note, views = await self._draft_advice(activation, refs, by)
         stem = f"{activation.ref}-advice-v{draft.version}"
+        readable = self.activations.frame(readable_in_room(note, stem), activation)
+        await self.messenger.notice(room_id, readable, txn_id=f"advice-{event_id}-note")
         for suffix, data, mimetype in (
             ("md", note.body.encode(), "text/markdown"),
             ("html", note.html.encode(), "text/html"),
