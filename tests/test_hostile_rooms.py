@@ -192,7 +192,7 @@ async def test_a_reply_to_a_page_that_is_no_ack_is_answered_with_how_to_acknowle
     assert page.event_id is not None
     answer = await desk.ask("partner", dm, "C'est à quel sujet ?", **as_reply(page.event_id))
     assert f"{ref} n’est donc pas encore confirmé" in answer.body  # in the partner's French
-    assert f"!ack {ref}" in answer.body
+    assert f"!icc ack {ref}" in answer.body
     assert "0/1 acknowledged" in desk.board(room, ref)
 
 

@@ -160,7 +160,10 @@ async def test_escalation_to_backup_unreachable_report_and_unable(paging_desk: D
     [first] = pages_to(desk, partner_dm, "Are your teams deployable?")
     pg = re.search(r"PG-\d+", first.body).group(0)  # type: ignore[union-attr]
     escalated = await desk.fire_all("page.step")
-    assert any("RAPPEL" in r.body for r in escalated if r.room_id == partner_dm)
+    [reminder] = [r for r in escalated if r.room_id == partner_dm and "RAPPEL" in r.body]
+    # Says what happens next, in the person's language, and no deadline that has passed.
+    assert "votre suppléant éventuel est alerté lui aussi" in reminder.body
+    assert "`!icc ack PG-" in reminder.body
     dg_dm = desk.dm_of("dg")
     [backup_page] = pages_to(desk, dg_dm, pg)
     assert "als Vertretung von Partner" in backup_page.body

@@ -16,7 +16,11 @@ commands = CommandFamily("rounds")
 ROUND_REF = re.compile(r"^RD-(\d+)$", re.IGNORECASE)
 DEFAULT_WINDOW = timedelta(minutes=30)
 
-_WITH = Option("with", Targets("with", metavar="targets"), help="participants (default: see help)")
+_WITH = Option(
+    "with",
+    Targets("with", metavar="targets"),
+    help="participants (default: the ICC roster; in the DG room, the DGs)",
+)
 _WINDOW = Option("window", Duration("window", metavar="30m"), help="how long it runs (default 30m)")
 _AGENDA = Option(
     "agenda",
