@@ -6,6 +6,14 @@ that does not fit); only the dispatcher turns them into answers. Anything else i
 fault, answered with an apology and a reference (`bot.chat.dispatch`).
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from bot.render import Message
+    from bot.storage.models import ActivationRow
+
 
 class UserError(Exception):
     """A refusal or a problem the sender can fix; its text is shown to them as it is."""
@@ -22,3 +30,13 @@ class ProblemList(Exception):
     def __init__(self, problems: list[str]) -> None:
         super().__init__("\n".join(problems))
         self.problems = problems
+
+
+class Refused(UserError):
+    """A refusal already worded for the person (in their language) and about an activation:
+    shown as it is, framed with that activation wherever it is answered."""
+
+    def __init__(self, message: Message, about: ActivationRow | None) -> None:
+        super().__init__(message.body)
+        self.message = message
+        self.about = about

@@ -20,6 +20,7 @@ from bot.timeutil import utcnow
 from tests.conftest import Cast, CrashPoint, RunningBot
 from tests.matrix_people import Person, body, replies_to
 from tests.support.desk import Desk
+from tests.support.reading import framed_as_exercise
 from tests.support.recording import Recorded
 from tests.support.rooms import DM, activation_room
 
@@ -253,3 +254,23 @@ def test_a_note_longer_than_one_event_is_posted_in_part_with_where_the_rest_is()
     name = markdown_escape("Pieter de Vries (NCC) *")
     assert name == "Pieter de Vries (NCC) \\*"
     assert readable_in_room(Message(name, "<p>x</p>"), "s").body == "Pieter de Vries (NCC) *"
+
+
+async def test_after_close_status_reads_closed_and_late_input_is_answered_in_kind(
+    paging_desk: Desk,
+) -> None:
+    desk = paging_desk
+    control = desk.room("lead", "member", "deputy")
+    _, room, _ = await desk.open_activation(
+        "lead", control, '!icc activate "Dam breach drill" --exercise'
+    )
+    await desk.ask("member", room, "!icc ask deputy Pumps available? --by 1h")
+    await desk.say("member", room, "!icc page deputy Stand by --ack 10m")
+    await desk.ask("lead", room, "!icc close Drill over")
+    status = await desk.ask("member", control, "!icc status EX-ICC-2026-001")
+    assert "never acknowledged: Deputy (PG-1)" in status.body
+    assert "waiting" not in status.body
+    late = await desk.ask("deputy", desk.dm_of("deputy"), "!icc input RQ-1 Twee pompen")
+    assert "uw bijdrage is niet geregistreerd" in late.body
+    assert "afgesloten is sinds" in late.body
+    assert framed_as_exercise({"content": late.content})

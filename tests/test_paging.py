@@ -103,7 +103,8 @@ async def test_fan_out_and_the_three_ways_to_acknowledge(
     pg2 = re.search(r"PG-\d+", body(second)).group(0)  # type: ignore[union-attr]
     await people["lead"].ask(room, "!icc close", cast.bot.user_id)
     closed = await people["partner"].ask(partner_dm, f"!ack {pg2}", cast.bot.user_id)
-    assert f"belongs to {ref}, which is closed" in body(closed)
+    assert f"relève de {ref}, clôturée depuis" in body(closed)  # in their language
+    assert body(closed).splitlines()[0] == f"TLP:AMBER · {ref}"
     refused = await member.ask(room, "!icc page partner too late", cast.bot.user_id)
     assert "is closed; nothing was changed" in body(refused)
     record_event = next(

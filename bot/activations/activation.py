@@ -18,10 +18,10 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.activations import chain
 from bot.errors import UserError
-from bot.render import Message
+from bot.render import Message, Renderer
 from bot.storage import activation_store as store
 from bot.storage.models import ActivationRow, ActivationStatus, LogEntryRow
-from bot.timeutil import format_local_utc
+from bot.timeutil import format_local_utc, load_zone
 
 if TYPE_CHECKING:
     from bot.directory.keeper import DirectoryKeeper
@@ -174,6 +174,28 @@ class Activations:
         return self.settings.user_id
 
     # -- lifecycle --------------------------------------------------------------------------------
+
+
+def after_close(
+    renderer: Renderer,
+    template: str,
+    ref: str,
+    activation: ActivationRow,
+    *,
+    language: str,
+    timezone: str,
+) -> Message:
+    """What a person who answers after the activation closed (or was suspended) is told, in
+    their language: what became of their answer."""
+    since = activation.closed_at
+    return renderer.render(
+        template,
+        lang=language,
+        ref=ref,
+        activation=activation,
+        status=activation.status,
+        since=format_local_utc(since, load_zone(timezone)) if since else None,
+    )
 
 
 def timer_prefix(activation_id: int) -> str:

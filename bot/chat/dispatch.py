@@ -23,7 +23,7 @@ from sqlalchemy.exc import DBAPIError
 from bot.chat.classification import ClassificationGuard
 from bot.chat.registry import PASSIVE, CommandContext, CommandSpec, Reply, Via, split_command
 from bot.directory.roles import Role
-from bot.errors import UsageError, UserError
+from bot.errors import Refused, UsageError, UserError
 from bot.matrix.content import (
     ANNOTATION,
     REDACTION,
@@ -283,7 +283,7 @@ class CommandRunner:
         except UsageError as exc:
             return spec.name, Outcome.USAGE, self._usage(spec, str(exc))
         except UserError as exc:
-            return spec.name, Outcome.REFUSED, self._render("user_error", text=str(exc))
+            return spec.name, Outcome.REFUSED, self._refused(exc)
 
     async def _take(
         self, item: InboxEvent, incoming: Incoming, relation: Relation
@@ -302,7 +302,13 @@ class CommandRunner:
         try:
             return name, Outcome.DONE, await taker.handler(context)
         except UserError as exc:
-            return name, Outcome.REFUSED, self._render("user_error", text=str(exc))
+            return name, Outcome.REFUSED, self._refused(exc)
+
+    def _refused(self, exc: UserError) -> Message | Reply:
+        """A refusal worded by the capability, framed with its activation; else the text."""
+        if isinstance(exc, Refused):
+            return Reply(exc.message, exc.about)
+        return self._render("user_error", text=str(exc))
 
     def _context(
         self,

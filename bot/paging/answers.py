@@ -14,13 +14,14 @@ from typing import TYPE_CHECKING
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.errors import UserError
+from bot.activations.activation import after_close
+from bot.errors import Refused, UserError
 from bot.paging.steps import ESCALATE, UNREACHABLE, arm, unit_prefix
 from bot.reach.direct import RECORD_HORIZON, owner_of_answered
 from bot.render import Message, Renderer
 from bot.storage import activation_store, core
 from bot.storage import page_store as store
-from bot.storage.models import ActivationRow, PageRow, PageTargetRow
+from bot.storage.models import ActivationRow, ActivationStatus, PageRow, PageTargetRow
 from bot.timeutil import format_duration, utcnow
 
 if TYPE_CHECKING:
@@ -124,10 +125,24 @@ class Answers:
                 else None
             )
         assert page is not None
-        if activation is not None and activation.status != "open":
-            raise UserError(
-                f"{page.ref} belongs to {activation.ref}, which is {activation.status}; "
-                "there is nothing left to acknowledge."
+        if activation is not None and activation.status != ActivationStatus.OPEN:
+            log.info(
+                "%s answered %s after %s was %s",
+                matrix_id,
+                page.ref,
+                activation.ref,
+                activation.status,
+            )
+            raise Refused(
+                after_close(
+                    self.renderer,
+                    "page_after_close",
+                    page.ref,
+                    activation,
+                    language=rows[0].language,
+                    timezone=rows[0].timezone,
+                ),
+                activation,
             )
         now = min(at, utcnow())  # when they answered, even if the bot reads it later
         fields = (
