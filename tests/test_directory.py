@@ -82,6 +82,15 @@ def test_resolve_reports_unknown_keys_with_the_closest_one(directory: Directory)
     assert resolution.unknown == (("benelx", "benelux"), ("zzzz", None))
 
 
+def test_a_person_typed_by_user_name_or_name_is_suggested_by_handle(directory: Directory) -> None:
+    """`contact pdevries` (their Matrix user name) or their name points to the handle."""
+    assert directory.closest("pdevries") == "nl-ncc"
+    assert directory.closest("Pieter de Vries") == "nl-ncc"
+    assert directory.closest("de vries") == "nl-ncc"
+    assert directory.closest("attache-fr") == "emb-fr"
+    assert directory.closest("ercc-duyt") == "ercc-duty"
+
+
 def test_search_matches_every_word_over_handle_name_organisation_and_group(
     directory: Directory,
 ) -> None:

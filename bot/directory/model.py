@@ -148,8 +148,18 @@ class Directory:
         return people
 
     def closest(self, key: str) -> str | None:
-        hits = difflib.get_close_matches(key, self.target_keys(), n=1, cutoff=0.6)
-        return hits[0] if hits else None
+        """The target key `key` most likely meant: a near spelling of a handle, organisation
+        or group, or a contact's handle when `key` is (close to) their Matrix user name, name,
+        or surname (`pdevries`, `Pieter de Vries`, `de vries`)."""
+        key = key.strip().lower()
+        aliases = {k: k for k in self.target_keys()}
+        for contact in self.contacts.values():
+            localpart = contact.matrix_id[1:].split(":", 1)[0].lower()
+            name = contact.name.lower()
+            for alias in (localpart, name, name.split(" ", 1)[-1]):
+                aliases.setdefault(alias, contact.handle)
+        hits = difflib.get_close_matches(key, list(aliases), n=1, cutoff=0.6)
+        return aliases[hits[0]] if hits else None
 
     def search(self, query: str | None) -> list[Contact]:
         """Contacts whose handle, name, organisation (key or name) or groups contain every word."""
