@@ -30,6 +30,14 @@ PREFERRED_PORT = 8008
 BOT_LOCALPART = "iccbot"
 
 
+# The demo's rooms: who creates each (a role), who is invited besides the bot, what it is for.
+ROOMS = {
+    "icc": ("ICC demo", ("icc-lead", "icc-member"), "the ICC roster: try `{prefix} help`"),
+    "dg": ("DG platform", ("dg",), "Directors-General: the bot's DG room (ICC_DG_ROOM)"),
+    "partners": ("Partners", ("partner",), "national and international partners"),
+}
+
+
 def run_demo() -> int:
     base = Path(os.environ.get("ICC_DATA_DIR", "data")).resolve() / "demo"
     state_file = base / "demo.json"
@@ -47,65 +55,85 @@ def run_demo() -> int:
         for localpart in [BOT_LOCALPART, *people]:
             password = state["passwords"].setdefault(localpart, secrets.token_urlsafe(9))
             server.register(localpart, password)
+        bot_id = f"@{BOT_LOCALPART}:{server.server_name}"
+        rooms = state.setdefault("rooms", {})
+        if "room_id" in state:  # a demo made before it had a room per audience
+            rooms.setdefault("icc", state.pop("room_id"))
+        asyncio.run(_create_rooms(server, bot_id, state, people))
         _save_state(state_file, state)
         settings = load_settings(
             {
                 "ICC_HOMESERVER": server.base_url,
-                "ICC_USER_ID": f"@{BOT_LOCALPART}:{server.server_name}",
+                "ICC_USER_ID": bot_id,
                 "ICC_PASSWORD": state["passwords"][BOT_LOCALPART],
                 "ICC_DATABASE_URL": f"sqlite:///{base / 'icc.db'}",
                 "ICC_DATA_DIR": str(base / "bot"),
                 "ICC_CONFIG_DIR": str(config_dir),
                 "ICC_E2EE": "true",
                 "ICC_STORE_KEY": "demo",
+                "ICC_DG_ROOM": rooms["dg"],
             }
         )
-        return asyncio.run(_serve(server, settings.user_id, state, state_file, people, settings))
+        return asyncio.run(_serve(server, state, people, settings))
     finally:
         server.stop()
 
 
 async def _serve(
-    server: DevServer,
-    bot_id: str,
-    state: dict[str, Any],
-    state_file: Path,
-    people: dict[str, dict[str, Any]],
-    settings: Any,
+    server: DevServer, state: dict[str, Any], people: dict[str, dict[str, Any]], settings: Any
 ) -> int:
-    roster = [c for c in people.values() if c["role"] in ("icc-lead", "icc-member")]
-    lead = _localpart(roster[0]["matrix_id"])
-    if not state.get("room_id"):
-        state["room_id"] = await _create_room(
-            server,
-            lead,
-            state["passwords"][lead],
-            [bot_id] + [c["matrix_id"] for c in roster[1:]],
+    """Run the bot; the instructions are printed once it answers, below its start-up lines."""
+    app = App(settings)
+
+    async def welcome_when_ready() -> None:
+        await app.ready.wait()
+        _print_welcome(server, state, people, settings.command_prefix)
+
+    welcome = asyncio.create_task(welcome_when_ready())
+    try:
+        return await serve(app)
+    finally:
+        welcome.cancel()
+
+
+async def _create_rooms(
+    server: DevServer, bot_id: str, state: dict[str, Any], people: dict[str, dict[str, Any]]
+) -> None:
+    """One room per audience, made once by the ICC lead, the bot and its people invited."""
+    lead = next(p for p, c in people.items() if c["role"] == "icc-lead")
+    for key, (name, roles, _) in ROOMS.items():
+        if key in state["rooms"]:
+            continue
+        invite = [bot_id] + [
+            c["matrix_id"] for p, c in people.items() if c["role"] in roles and p != lead
+        ]
+        state["rooms"][key] = await _create_room(
+            server, lead, state["passwords"][lead], name, invite
         )
-        _save_state(state_file, state)
-    _print_welcome(server, state, people, settings.command_prefix)
-    return await serve(App(settings))
 
 
-async def _create_room(server: DevServer, localpart: str, password: str, invite: list[str]) -> str:
+async def _create_room(
+    server: DevServer, localpart: str, password: str, name: str, invite: list[str]
+) -> str:
     client = AsyncClient(server.base_url, f"@{localpart}:{server.server_name}")
     try:
         await client.login(password, device_name="demo setup")
         response = await client.room_create(
-            name="ICC demo", topic="Try: !icc help", invite=invite, is_direct=False
+            name=name, topic="Try: !icc help", invite=invite, is_direct=False
         )
         if isinstance(response, RoomCreateError):
-            raise RuntimeError(f"creating the demo room failed: {response.message}")
+            raise RuntimeError(f"creating the demo room {name} failed: {response.message}")
         return response.room_id
     finally:
         await client.close()
 
 
 def _localised_directory(server_name: str) -> dict[str, Any]:
-    """The sample directory with every Matrix ID moved onto the local homeserver."""
+    """The sample directory on the local homeserver, each person's user name their handle, so
+    that what they log in with is what others type (`contact nl-ncc`, `page nl-ncc`)."""
     directory = yaml.safe_load(SAMPLE_DIRECTORY.read_text(encoding="utf-8"))
     for contact in directory["contacts"]:
-        contact["matrix_id"] = f"@{_localpart(contact['matrix_id'])}:{server_name}"
+        contact["matrix_id"] = f"@{contact['handle']}:{server_name}"
     return directory
 
 
@@ -135,15 +163,18 @@ def _print_welcome(
 ) -> None:
     lines = [
         "",
-        "ICC liaison bot demo",
+        "ICC liaison bot demo — the bot is ready",
         f"  Homeserver: {server.base_url}   (server name: {server.server_name})",
-        f'  Demo room:  {state["room_id"]}  ("ICC demo"; the ICC roster is invited)',
-        "  Log in with any Matrix client (Element: 'Edit' the homeserver, enter the URL above):",
+        "  Log in with any Matrix client (Element: 'Edit' the homeserver, enter the URL above).",
+        "  Rooms (each person is invited to theirs):",
     ]
+    for key, (name, _, purpose) in ROOMS.items():
+        lines.append(f"    {name:<12} {state['rooms'][key]}  {purpose.format(prefix=prefix)}")
+    lines.append("  People (user name = directory handle, password, role, name):")
     for localpart, contact in people.items():
         lines.append(
             f"    {localpart:<16} {state['passwords'][localpart]:<14} {contact['role']:<10} "
             f"{contact['name']}"
         )
-    lines += [f"  Then type `{prefix} help` in the demo room. Ctrl-C stops bot and homeserver.", ""]
+    lines += [f"  Then type `{prefix} help` in your room. Ctrl-C stops bot and homeserver.", ""]
     print("\n".join(lines), flush=True)

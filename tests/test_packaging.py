@@ -75,29 +75,40 @@ def start_demo(data_dir: Path, log: Path) -> subprocess.Popen:
     )
 
 
+async def help_answers(homeserver: str, state: dict, handle: str, room: str) -> str:
+    """Log in as the demo person `handle`, join `room` and ask for help: the bot's answer."""
+    person = await Person.login(homeserver, f"@{handle}:localhost", state["passwords"][handle])
+    try:
+        await person.join(room)
+        event_id = await person.send(room, "!icc help")
+        return body(await person.wait_for_reply(room, event_id, "@iccbot:localhost"))
+    finally:
+        await person.close()
+
+
 @pytest.mark.synapse
 async def test_demo_runs_answers_and_restarts(tmp_path: Path) -> None:
     data_dir, log = tmp_path / "data", tmp_path / "demo.log"
     process = start_demo(data_dir, log)
     try:
-        output = await wait_for_output(process, log, "INFO bot.app: ready")
+        output = await wait_for_output(process, log, "the bot is ready")
+        output = await wait_for_output(process, log, "Ctrl-C stops")
+        welcome = output[output.index("the bot is ready") : output.index("Ctrl-C stops")]
+        assert "INFO" not in welcome  # the instructions come last, not lost in start-up lines
         state = json.loads((data_dir / "demo" / "demo.json").read_text())
         homeserver = next(line.split()[1] for line in output.splitlines() if "Homeserver:" in line)
-        lead = await Person.login(homeserver, "@amertens:localhost", state["passwords"]["amertens"])
-        try:
-            await lead.join(state["room_id"])
-            event_id = await lead.send(state["room_id"], "!icc help")
-            reply = await lead.wait_for_reply(state["room_id"], event_id, "@iccbot:localhost")
-            assert "Commands you can use (icc-lead)" in body(reply)
-        finally:
-            await lead.close()
+        rooms = state["rooms"]
+        # Everyone printed can try a command at once, in their own room, by their handle.
+        assert "(icc-lead)" in await help_answers(homeserver, state, "amertens", rooms["icc"])
+        assert "(partner)" in await help_answers(homeserver, state, "nl-ncc", rooms["partners"])
+        assert "(dg)" in await help_answers(homeserver, state, "dg-be", rooms["dg"])
         process.send_signal(signal.SIGINT)
         assert process.wait(15) == 0
 
         process = start_demo(data_dir, log)
         await wait_for_output(process, log, "INFO bot.app: ready")
         again = json.loads((data_dir / "demo" / "demo.json").read_text())
-        assert again == state  # same users, passwords and room
+        assert again == state  # same users, passwords and rooms
         process.send_signal(signal.SIGINT)
         assert process.wait(15) == 0
     finally:
