@@ -10,6 +10,8 @@ import re
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from babel.dates import format_datetime, get_timezone_location
+
 _DURATION = re.compile(r"^(\d+)\s*([smhd])$", re.IGNORECASE)
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 # No deadline, window or period the bot keeps is longer; a longer one is a typo, and one of
@@ -60,14 +62,19 @@ def zone_label(zone: ZoneInfo) -> str:
     return str(zone.key).rsplit("/", 1)[-1].replace("_", " ")
 
 
-def format_local_utc(moment: datetime, zone: ZoneInfo, *, with_date: bool = False) -> str:
-    """`14:28 Brussels (13:28Z)`; with_date prefixes the local date (`Sun 29 Nov`)."""
+def format_local_utc(
+    moment: datetime, zone: ZoneInfo, *, with_date: bool = False, lang: str = "en"
+) -> str:
+    """`14:28 Brussels (13:28Z)`; with_date prefixes the local date (`Sun 29 Nov`). Weekday,
+    month and city are the reader's (`dim. 29 nov. 14:28 Bruxelles (13:28Z)`), from the
+    CLDR through Babel; the UTC part is the same in every language."""
     if moment.tzinfo is None:
         raise ValueError("naive datetime: times inside the bot are UTC-aware")
     local = moment.astimezone(zone)
     utc = moment.astimezone(UTC)
-    prefix = local.strftime("%a %d %b ") if with_date else ""
-    return f"{prefix}{local:%H:%M} {zone_label(zone)} ({utc:%H:%M}Z)"
+    prefix = f"{format_datetime(local, 'EEE dd MMM', locale=lang)} " if with_date else ""
+    city = get_timezone_location(zone, locale=lang, return_city=True)
+    return f"{prefix}{local:%H:%M} {city} ({utc:%H:%M}Z)"
 
 
 _CLOCK = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")

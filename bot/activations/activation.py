@@ -194,7 +194,7 @@ def after_close(
         ref=ref,
         activation=activation,
         status=activation.status,
-        since=format_local_utc(since, load_zone(timezone)) if since else None,
+        since=format_local_utc(since, load_zone(timezone), lang=language) if since else None,
     )
 
 

@@ -77,7 +77,7 @@ def record_reply(ctx: CommandContext, recorded: Recorded) -> Reply:
         ref=recorded.request.ref,
         version=answer.version,
         late=answer.late,
-        at=format_local_utc(answer.answered_at, load_zone(target.timezone)),
+        at=format_local_utc(answer.answered_at, load_zone(target.timezone), lang=target.language),
     )
     return Reply(message, recorded.activation)
 

@@ -116,7 +116,7 @@ def _reply(ctx: CommandContext, answer: Answer, *, declined: bool) -> Reply:
         first=answer.first,
         declined=row.declined_at is not None,
         acked=row.acked_at is not None,
-        at=format_local_utc(when or utcnow(), load_zone(row.timezone)),
+        at=format_local_utc(when or utcnow(), load_zone(row.timezone), lang=row.language),
     )
     return Reply(message, answer.activation)
 

@@ -267,7 +267,9 @@ class Inputs:
             question=request.question,
             step=step,
             sender=sender.name if sender else request.sender,
-            deadline=format_local_utc(request.deadline, load_zone(row.timezone), with_date=True),
+            deadline=format_local_utc(
+                request.deadline, load_zone(row.timezone), with_date=True, lang=row.language
+            ),
         )
         txn = f"rq-{row.id}-{step or 'ask'}"
         return await self.messenger.ring(

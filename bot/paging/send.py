@@ -309,7 +309,7 @@ class Pager:
             text=page.text,
             sender=sender.name if sender else page.sender,
             sender_org=directory.organisations[sender.organisation].name if sender else "",
-            deadline=format_local_utc(deadline, zone),
+            deadline=format_local_utc(deadline, zone, lang=row.language),
             urgent=page.urgent,
             repeat=repeat,
             covers=row.covers and self._name(row.covers),
