@@ -22,12 +22,19 @@ from jinja2 import (
     StrictUndefined,
     TemplateNotFound,
 )
+from markupsafe import Markup, escape
 
 BASE_LANGUAGE = "en"
 # Parentheses and `!` mean something only after `]` or before `[`, both escaped: a name such as
 # "Pieter de Vries (NCC)" stays as written.
 MARKDOWN_SPECIAL = set("\\`*_{}[]#+|<>")
 MARKDOWN_ESCAPED = re.compile(r"\\([\\`*_{}\[\]#+|<>])")
+
+
+def html_lines(text: str) -> Markup:
+    """What a person typed, escaped, its line breaks kept (`<br>`): a multi-line page reaches
+    its reader as the lines it was written in, not one paragraph."""
+    return Markup("<br>\n").join(escape(line) for line in str(text).splitlines())
 
 
 def markdown_unescape(text: str) -> str:
@@ -68,6 +75,7 @@ class Renderer:
         for env in (self._text, self._html):
             env.globals.update(globals_)
             env.filters["md"] = markdown_escape
+        self._html.filters["lines"] = html_lines
         self._known: dict[str, bool] = {}
 
     def render(self, template: str, /, *, lang: str | None = None, **context: Any) -> Message:

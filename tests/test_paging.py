@@ -325,3 +325,14 @@ async def test_a_person_who_left_their_dm_room_is_invited_back_for_the_next_page
     await partner.join(dm)
     _, second = await page_received(partner, cast, "Second call", dm=dm)
     assert second["content"]["m.mentions"] == {"user_ids": [cast.partner.user_id]}
+
+
+async def test_a_page_of_several_lines_reaches_its_reader_in_those_lines(paging_desk: Desk) -> None:
+    desk = paging_desk
+    _ref, room, _ = await desk.open_activation("lead", desk.room("lead", "member", "partner"))
+    text = "Meuse at 5.2 m in Liège.\nConfirm liaison officers.\n<b>not bold</b>"
+    await desk.say("member", room, f"!icc page partner {text} --ack 10m")
+    [page] = pages_to(desk, desk.dm_of("partner"), "Meuse at 5.2 m")
+    assert text in page.body
+    html = page.content["formatted_body"]
+    assert "Meuse at 5.2 m in Liège.<br>\nConfirm liaison officers.<br>\n&lt;b&gt;not bold" in html
