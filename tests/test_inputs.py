@@ -275,3 +275,26 @@ async def test_after_close_status_reads_closed_and_late_input_is_answered_in_kin
     assert "uw bijdrage is niet geregistreerd" in late.body
     assert "afgesloten is sinds" in late.body
     assert framed_as_exercise({"content": late.content})
+
+
+async def test_an_edited_input_is_a_new_version_and_both_are_kept(paging_desk: Desk) -> None:
+    desk = paging_desk
+    ref, room, _ = await desk.open_activation("lead", desk.room("lead", "member", "partner"))
+    await desk.ask("member", room, "!icc ask partner Close the Meuse? --by 1h")
+    dm = desk.dm_of("partner")
+    original, _ = await desk.said("partner", dm, "!icc input RQ-1 Oui, fermer")
+    edit = {
+        "msgtype": "m.text",
+        "body": "* !icc input RQ-1 Non : fermer seulement à Liège",
+        "m.new_content": {
+            "msgtype": "m.text",
+            "body": "!icc input RQ-1 Non : fermer seulement à Liège",
+        },
+        "m.relates_to": {"rel_type": "m.replace", "event_id": original},
+    }
+    _, answered = await desk.send("partner", dm, edit)
+    assert any("(version 2," in r.body for r in answered), answered
+    await desk.ask("member", room, "!icc advice")
+    note = desk.file(room, f"{ref}-advice-v1.md").decode()
+    assert "Non : fermer seulement à Liège" in note
+    assert "(version 2 of 2)" in note

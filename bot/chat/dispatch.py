@@ -348,7 +348,8 @@ class CommandRunner:
         if via is Via.EDIT:
             if spec is None or not role.allows(spec.role):
                 return name, Outcome.IGNORED, None  # a stranger's edit is not for the bot
-            return name, Outcome.EDITED, self._render("command_edited", command=typed)
+            if not spec.revised_by_edit:
+                return name, Outcome.EDITED, self._render("command_edited", command=typed)
         if not self._limiter.allow(item.sender):
             # Said once per window: the refusals must not become the flood they stop.
             told = self._told_limited.allow(item.sender)

@@ -114,6 +114,9 @@ class CommandSpec:
     handler: Handler
     signature: Signature = field(default_factory=Signature)
     any_age: bool = False  # an answer (ack) stays true however late it is handled
+    # An edit of this command is a new version of what it sent (an input, an update): run
+    # again, the latest counting, both kept. Any other edited command is never run again.
+    revised_by_edit: bool = False
     # Its answer shows activation content (status, pages, contacts, exports): refused in a room
     # where someone outside the directory is joined or invited.
     confidential: bool = False
@@ -150,12 +153,23 @@ class CommandFamily:
         options: Iterable[Option | Flag] = (),
         any_age: bool = False,
         confidential: bool = False,
+        revised_by_edit: bool = False,
     ) -> Callable[[Handler], Handler]:
         def register(handler: Handler) -> Handler:
             signature = Signature(tuple(params), tuple(options))
             check_handler(name, handler, signature)
             self.commands.append(
-                CommandSpec(name, role, summary, example, handler, signature, any_age, confidential)
+                CommandSpec(
+                    name,
+                    role,
+                    summary,
+                    example,
+                    handler,
+                    signature,
+                    any_age=any_age,
+                    revised_by_edit=revised_by_edit,
+                    confidential=confidential,
+                )
             )
             return handler
 

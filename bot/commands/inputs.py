@@ -92,6 +92,7 @@ def record_reply(ctx: CommandContext, recorded: Recorded) -> Reply:
         Text("text", help="your input, as it should be quoted"),
     ],
     any_age=True,
+    revised_by_edit=True,
 )
 async def input_command(ctx: CommandContext, *, request: str, text: str) -> Reply:
     recorded = await ctx.services.inputs.record_answer(
@@ -99,7 +100,7 @@ async def input_command(ctx: CommandContext, *, request: str, text: str) -> Repl
         ref=request_ref(request),
         relates_to=None,
         text=text,
-        via="command",
+        via=ctx.via.value,  # a command, or an edit of one: a new version
         event_id=ctx.event_id,
         at=ctx.sent_at,
     )

@@ -106,6 +106,7 @@ async def round_now(
     example="update Two shelters open in Namur, 340 people housed",
     params=[Text("text", help="your report")],
     any_age=True,
+    revised_by_edit=True,
 )
 async def update(ctx: CommandContext, *, text: str) -> Message | None:
     view = await ctx.services.rounds.report(
@@ -113,7 +114,7 @@ async def update(ctx: CommandContext, *, text: str) -> Message | None:
         thread_root=ctx.thread_root,
         sender=ctx.sender,
         text=text,
-        via="command",
+        via=ctx.via.value,  # a command, or an edit of one: a new version
         event_id=ctx.event_id,
         at=ctx.sent_at,
     )
