@@ -100,15 +100,6 @@ def build_services(
     activations = Activations(
         settings=settings, db=db, keeper=keeper, messenger=messenger, scheduler=scheduler
     )
-    lifecycle = Lifecycle(
-        settings=settings,
-        db=db,
-        keeper=keeper,
-        renderer=renderer,
-        messenger=messenger,
-        scheduler=scheduler,
-        activations=activations,
-    )
     direct = DirectMessages(
         settings=settings, keeper=keeper, locks=locks, db=db, renderer=renderer, messenger=messenger
     )
@@ -172,6 +163,16 @@ def build_services(
         db=db,
         renderer=renderer,
         messenger=messenger,
+    )
+    lifecycle = Lifecycle(
+        settings=settings,
+        db=db,
+        keeper=keeper,
+        renderer=renderer,
+        messenger=messenger,
+        scheduler=scheduler,
+        activations=activations,
+        rounds=rounds,
     )
     logbook = Logbook(
         settings=settings,

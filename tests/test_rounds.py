@@ -4,6 +4,7 @@ fall due while the bot is down (run once if recent, reported missed otherwise, n
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -116,6 +117,31 @@ async def test_a_round_end_to_end(paging_desk: Desk) -> None:
     assert "No round is open in this room" in late.body
     status = await desk.ask("member", room, f"!icc status {ref}")
     assert ref in status.body
+
+
+async def test_close_ends_a_running_round_with_its_summary_and_keeps_it_in_the_record(
+    paging_desk: Desk,
+) -> None:
+    desk = paging_desk
+    ref, room, _ = await desk.open_activation("lead", desk.room("lead", "member", "deputy"))
+    await desk.say("member", room, "!icc round now --with member,deputy --agenda Pumps; roads")
+    [prompt] = [r for r in await desk.fire("round.run") if "COORDINATION ROUND RD-" in r.body]
+    rd = prompt.body.split("COORDINATION ROUND ")[1].split(" ")[0]
+    await desk.ask("member", room, "!icc update Two pumps in Namur")
+    closed = await desk.say("lead", room, "!icc close Water receding")
+    summaries = [i for i, r in enumerate(closed) if f"{rd} #1 closed" in r.body]
+    reports = [i for i, r in enumerate(closed) if "closed" in r.body and "Water receding" in r.body]
+    assert summaries, [r.body for r in closed]
+    assert summaries[0] < min(reports or [len(closed)])  # the summary first, then the close
+    document = json.loads(desk.file(room, f"{ref}-record.json"))
+    [run] = document["rounds"]
+    assert run["round"] == rd
+    assert run["agenda"] == "Pumps; roads"
+    assert [u["text"] for u in run["updates"]] == ["Two pumps in Namur"]
+    assert run["did_not_report"] == ["Deputy"]
+    markdown = desk.file(room, f"{ref}-record.md").decode()
+    assert "## Coordination rounds" in markdown
+    assert "Two pumps in Namur" in markdown
 
 
 async def shift_round_timer(database_url: str, late: timedelta) -> None:

@@ -23,8 +23,17 @@ from bot.activations import chain
 from bot.inputs.requests import RequestState, request_states
 from bot.render import markdown_escape
 from bot.storage import activation_store as store
-from bot.storage import input_store, page_store
-from bot.storage.models import ActivationRow, LogEntryRow, PageRow, PageTargetRow, SitrepRow
+from bot.storage import input_store, page_store, round_store
+from bot.storage.models import (
+    ActivationRow,
+    LogEntryRow,
+    PageRow,
+    PageTargetRow,
+    RoundReportRow,
+    RoundRunRow,
+    RoundSeriesRow,
+    SitrepRow,
+)
 
 EXPORT_FORMATS = ("md", "csv", "html")
 
@@ -145,6 +154,7 @@ async def build_bundle(session: AsyncSession, activation: ActivationRow) -> Bund
     pages = await page_store.pages_with_targets(session, activation.id)
     requests = await request_states(session, activation.id)
     drafts = await input_store.advice_drafts(session, activation.id)
+    runs = await round_store.runs_of_activation(session, activation.id)
     document = {
         "activation": {
             "ref": activation.ref,
@@ -167,6 +177,7 @@ async def build_bundle(session: AsyncSession, activation: ActivationRow) -> Bund
         "sitreps": [_sitrep(s) for s in sitreps],
         "pages": [_page(page, rows) for page, rows in pages],
         "input_requests": [_request(state) for state in requests],
+        "rounds": [_run(series, run, reports) for series, run, reports in runs],
         "advice_drafts": [
             {
                 "version": d.version,
@@ -185,6 +196,9 @@ async def build_bundle(session: AsyncSession, activation: ActivationRow) -> Bund
     markdown += "\n\n## Input requests\n\n" + (
         "\n".join(_request_markdown(state) for state in requests) or "None.\n"
     )
+    markdown += "\n\n## Coordination rounds\n\n" + (
+        "\n".join(_run_markdown(series, run, reports) for series, run, reports in runs) or "None.\n"
+    )
     markdown += "\n\n## Advice drafts\n\n" + ("\n\n".join(d.markdown for d in drafts) or "None.\n")
     markdown += "\n\n## Pages\n\n" + (
         "\n".join(_page_markdown(page, rows) for page, rows in pages) or "None.\n"
@@ -198,6 +212,46 @@ async def build_bundle(session: AsyncSession, activation: ActivationRow) -> Bund
         markdown=markdown.encode(),
         json=json.dumps(document, indent=2, ensure_ascii=False).encode(),
     )
+
+
+def _run(series: RoundSeriesRow, run: RoundRunRow, reports: list[RoundReportRow]) -> dict:
+    """One run of a round: when, its agenda, every update (corrections included, in order),
+    and who did not report."""
+    reported = {r.matrix_id for r in reports}
+    return {
+        "round": series.ref,
+        "number": run.number,
+        "kind": series.kind,
+        "agenda": series.agenda,
+        "scheduled_for": _iso(run.scheduled_for),
+        "started_at": _iso(run.started_at),
+        "closed_at": _iso(run.closed_at),
+        "status": run.status,
+        "updates": [
+            {
+                "name": r.name,
+                "matrix_id": r.matrix_id,
+                "text": r.text,
+                "via": r.via,
+                "at": _iso(r.reported_at),
+            }
+            for r in reports
+        ],
+        "did_not_report": [p["name"] for p in run.participants if p["matrix_id"] not in reported],
+    }
+
+
+def _run_markdown(series: RoundSeriesRow, run: RoundRunRow, reports: list[RoundReportRow]) -> str:
+    view = _run(series, run, reports)
+    lines = [f"### {series.ref} #{run.number} — {run.status}, started {view['started_at']}"]
+    if series.agenda:
+        lines.append(f"Agenda: {_md(series.agenda)}")
+    lines += [
+        f"- {_md(u['name'])} ({u['at']}, {u['via']}): {_md(u['text'])}" for u in view["updates"]
+    ]
+    missing = ", ".join(_md(name) for name in view["did_not_report"])
+    lines.append(f"Did not report: {missing or 'nobody'}.")
+    return "\n".join(lines) + "\n"
 
 
 def _person(row: PageTargetRow) -> dict[str, Any]:

@@ -24,6 +24,7 @@ from bot.directory.roles import Role
 from bot.errors import UserError
 from bot.matrix.send import ACTIVATION_INVITE_POWER, Messenger
 from bot.render import Message, Renderer
+from bot.rounds.runs import Rounds
 from bot.runtime.scheduler import Scheduler
 from bot.settings import Settings
 from bot.storage import activation_store as store
@@ -69,6 +70,7 @@ class Lifecycle:
     messenger: Messenger
     scheduler: Scheduler
     activations: Activations
+    rounds: Rounds
 
     def name(self, matrix_id: str) -> str:
         contact = self.keeper.current.contact_for(matrix_id)
@@ -142,6 +144,7 @@ class Lifecycle:
         """`close`: pending steps end; the record bundle is posted, the DG told."""
         activation = await self.activations.resolve(room_id, None)
         ensure_open(activation)
+        await self.rounds.close_running(activation)
         cancelled = await self._close_row(activation, summary, by)
         assert activation.room_id is not None
         assert activation.closed_at is not None

@@ -515,7 +515,19 @@ class Rounds:
         )
 
     async def on_close(self, timer: Timer) -> None:
-        view = await self._view(timer.payload["run"])
+        await self._close_run(timer.payload["run"])
+
+    async def close_running(self, activation: ActivationRow) -> None:
+        """Before the activation closes: each of its running rounds ends with its summary, so
+        that what partners reported is said in the room and kept in the record."""
+        async with self.db.session() as session:
+            runs = await store.runs_of_activation(session, activation.id)
+        for _, run, _ in runs:
+            if run.status == RunStatus.OPEN and run.started_at is not None:
+                await self._close_run(run.id)
+
+    async def _close_run(self, run_id: int) -> None:
+        view = await self._view(run_id)
         if view is None or view.run.status not in (RunStatus.OPEN, RunStatus.CLOSED):
             return
         async with self.db.session() as session:

@@ -118,3 +118,17 @@ async def open_run_without_prompt(session: AsyncSession, room_id: str) -> bool:
         .limit(1)
     )
     return rows.first() is not None
+
+
+async def runs_of_activation(
+    session: AsyncSession, activation_id: int
+) -> list[tuple[RoundSeriesRow, RoundRunRow, list[RoundReportRow]]]:
+    """Every run of the activation's rounds, in order, each with its reports (oldest first)."""
+    rows = await session.exec(
+        select(RoundSeriesRow, RoundRunRow)
+        .join(RoundRunRow, col(RoundRunRow.series_id) == RoundSeriesRow.id)
+        .where(RoundSeriesRow.activation_id == activation_id)
+        .order_by(col(RoundRunRow.scheduled_for), col(RoundRunRow.id))
+    )
+    found = list(rows.all())
+    return [(series, run, await reports(session, run.id)) for series, run in found]
