@@ -91,6 +91,9 @@ async def test_a_round_end_to_end(paging_desk: Desk) -> None:
     assert set(prompt.mentions) == {desk.who(p) for p in ("member", "deputy", "lead")}
     assert "1. Roads" in prompt.body
     assert "2. Shelters" in prompt.body
+    # Those it rings are pills in the formatted text: the names people see, linked to them.
+    html = prompt.content["formatted_body"]
+    assert f'<a href="https://matrix.to/#/{desk.who("deputy")}">Deputy</a>' in html
     recorded = await desk.ask("member", room, "!icc update Roads N4 and E411 closed near Namur")
     assert f"Recorded for {rd} #1" in recorded.body
     assert prompt.event_id is not None
@@ -108,6 +111,10 @@ async def test_a_round_end_to_end(paging_desk: Desk) -> None:
     assert "halfway" in reminder.body
     assert "still waiting for Lead" in reminder.body
     assert reminder.mentions == [desk.who("lead")]
+    assert (
+        f'<a href="https://matrix.to/#/{desk.who("lead")}">Lead</a>'
+        in reminder.content["formatted_body"]
+    )
     assert reminder.relation["event_id"] == prompt.event_id
     [summary] = [r for r in await desk.fire("round.close") if f"{rd} #1 closed" in r.body]
     assert "Member: Roads N4 and E411 closed near Namur" in summary.body

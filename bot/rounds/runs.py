@@ -460,6 +460,7 @@ class Rounds:
             if series.agenda
             else DEFAULT_AGENDA,
             people=[p["name"] for p in run.participants],
+            pills=[(p["name"], p["matrix_id"]) for p in run.participants],
             until=self._local(series, opens + window),
         )
         event_id = await self.messenger.ring(
@@ -505,6 +506,7 @@ class Rounds:
             ref=view.series.ref,
             number=view.run.number,
             people=[p["name"] for p in waiting],
+            pills=[(p["name"], p["matrix_id"]) for p in waiting],
         )
         await self.messenger.ring(
             view.series.room_id,
