@@ -22,6 +22,7 @@ from jinja2 import (
     StrictUndefined,
     TemplateNotFound,
 )
+from markdown_it import MarkdownIt
 from markupsafe import Markup, escape
 
 BASE_LANGUAGE = "en"
@@ -31,10 +32,32 @@ MARKDOWN_SPECIAL = set("\\`*_{}[]#+|<>")
 MARKDOWN_ESCAPED = re.compile(r"\\([\\`*_{}\[\]#+|<>])")
 
 
-def html_lines(text: str) -> Markup:
-    """What a person typed, escaped, its line breaks kept (`<br>`): a multi-line page reaches
-    its reader as the lines it was written in, not one paragraph."""
+# What people type, as Element and other clients write it: CommonMark with its line breaks,
+# typed HTML shown as text, and no links or images (a page is no place for a link to follow).
+_LIGHT = MarkdownIt("commonmark", {"html": False, "breaks": True}).disable(
+    ["image", "link", "autolink"]
+)
+
+
+# The tags (and attributes) light_markdown can produce: all within what the Matrix spec allows
+# in `formatted_body`.
+LIGHT_TAGS = frozenset(
+    ("p", "br", "strong", "em", "code", "pre", "ul", "ol", "li", "blockquote", "hr")
+) | {f"h{n}" for n in range(1, 7)}
+LIGHT_ATTRIBUTES = frozenset(("start", "class"))  # <ol start="3">, <code class="language-x">
+
+
+def verbatim_lines(text: str) -> Markup:
+    """Words quoted verbatim (a partner's answer in the advice note): escaped, nothing read as
+    formatting, only the line breaks kept."""
     return Markup("<br>\n").join(escape(line) for line in str(text).splitlines())
+
+
+def light_markdown(text: str) -> Markup:
+    """What a person typed, for an HTML message: its line breaks and light formatting (bold,
+    italics, lists, code) kept, anything else shown as typed. A multi-line page reaches its
+    reader as the lines it was written in, not one paragraph."""
+    return Markup(_LIGHT.render(str(text)).strip())
 
 
 def markdown_unescape(text: str) -> str:
@@ -75,7 +98,8 @@ class Renderer:
         for env in (self._text, self._html):
             env.globals.update(globals_)
             env.filters["md"] = markdown_escape
-        self._html.filters["lines"] = html_lines
+        self._html.filters["typed"] = light_markdown
+        self._html.filters["verbatim"] = verbatim_lines
         self._known: dict[str, bool] = {}
 
     def render(self, template: str, /, *, lang: str | None = None, **context: Any) -> Message:

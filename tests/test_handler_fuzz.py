@@ -51,7 +51,7 @@ from bot.chat.args import (
 )
 from bot.chat.registry import CommandSpec, Registry
 from bot.commands import all_families
-from bot.render import Renderer
+from bot.render import LIGHT_ATTRIBUTES, LIGHT_TAGS, Renderer
 from bot.storage import activation_store, round_store
 from bot.storage.db import Database
 from bot.storage.models import InboxEvent, Timer
@@ -342,7 +342,9 @@ def _template_markup() -> tuple[set[str], set[str]]:
     ]
     tags = {t.lower() for s in sources for t in re.findall(r"</?([a-zA-Z][a-zA-Z0-9]*)", s)}
     attributes = {a.lower() for s in sources for a in re.findall(r"\s([a-zA-Z-]+)=", s)}
-    return tags | {"p", "b"}, attributes  # the activation frame: <p><b>TLP…</b></p>
+    # The activation frame (<p><b>TLP…</b></p>), and the light formatting kept in what people
+    # typed (bot.render.light_markdown).
+    return tags | {"p", "b"} | LIGHT_TAGS, attributes | LIGHT_ATTRIBUTES
 
 
 TEMPLATE_TAGS, TEMPLATE_ATTRIBUTES = _template_markup()

@@ -330,9 +330,12 @@ async def test_a_person_who_left_their_dm_room_is_invited_back_for_the_next_page
 async def test_a_page_of_several_lines_reaches_its_reader_in_those_lines(paging_desk: Desk) -> None:
     desk = paging_desk
     _ref, room, _ = await desk.open_activation("lead", desk.room("lead", "member", "partner"))
-    text = "Meuse at 5.2 m in Liège.\nConfirm liaison officers.\n<b>not bold</b>"
+    text = (
+        "Meuse at **5.2 m** in Liège.\nConfirm liaison officers.\n<b>not bold</b> [x](javascript:y)"
+    )
     await desk.say("member", room, f"!icc page partner {text} --ack 10m")
-    [page] = pages_to(desk, desk.dm_of("partner"), "Meuse at 5.2 m")
+    [page] = pages_to(desk, desk.dm_of("partner"), "Meuse at **5.2 m**")
     assert text in page.body
     html = page.content["formatted_body"]
-    assert "Meuse at 5.2 m in Liège.<br>\nConfirm liaison officers.<br>\n&lt;b&gt;not bold" in html
+    assert "Meuse at <strong>5.2 m</strong> in Liège.<br />\nConfirm liaison officers." in html
+    assert "&lt;b&gt;not bold&lt;/b&gt; [x](javascript:y)" in html  # typed HTML, no link
