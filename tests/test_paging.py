@@ -75,7 +75,7 @@ async def test_fan_out_and_the_three_ways_to_acknowledge(
     assert "(reply)" in final
 
     status = await member.ask(room, "!icc status", cast.bot.user_id)
-    assert "Pages: 1 to 3 people, 3 acknowledged" in body(status)
+    assert "Pages: 1 page to 3 people, 3 acknowledged" in body(status)
     card = await member.ask(room, "!icc contact partner", cast.bot.user_id)
     assert "Last acknowledgement: after " in body(card)
     again = await people["partner"].ask(partner_dm, f"!ack {pg}", cast.bot.user_id)
@@ -182,6 +182,7 @@ async def test_escalation_to_backup_unreachable_report_and_unable(paging_desk: D
         "deputy", deputy_dm, f"!icc unable {pg2} in the crisis cell of another ministry"
     )
     assert "Genoteerd" in declined.body
+    assert "Uw vervanger Lead wordt opgeroepen" in declined.body  # named, since there is one
     await desk.fire_due()  # the backup is paged at once
     lead_dm = desk.dm_of("lead")
     [lead_page] = pages_to(desk, lead_dm, pg2)

@@ -109,8 +109,12 @@ async def _answer(
 def _reply(ctx: CommandContext, answer: Answer, *, declined: bool) -> Reply:
     row = answer.row
     when = row.declined_at if declined else row.acked_at
+    directory = ctx.services.directory
+    person = directory.contacts.get(row.handle)
+    backup = directory.contacts.get(person.backup) if person and person.backup else None
     message = ctx.render(
         "page_answered",
+        backup=backup.name if backup else None,
         lang=row.language,
         ref=answer.page.ref,
         first=answer.first,
