@@ -59,8 +59,10 @@ def test_a_cached_parse_is_used_only_for_the_same_text(tmp_path: Path) -> None:
     path.write_text(yaml.safe_dump(changed))
     assert load_directory(path, cache=cache).contacts[handle].name == "Renamed Since"
     cache.unlink()
-    path.write_text(yaml.safe_dump(changed) + "notes: 2026-01-01\n")  # a YAML date
-    load_directory(path, cache=cache)
+    changed["groups"]["dated"] = "x"
+    path.write_text(yaml.safe_dump(changed).replace("dated: x", "dated: 2026-01-01"))  # a date
+    with pytest.raises(DirectoryError, match="groups dated: description: expected text"):
+        load_directory(path, cache=cache)  # no YAML-only value is text, so refused as well
     assert not cache.exists()
 
 
