@@ -280,12 +280,12 @@ def _keep(cache: Path | None, digest: str, raw: Any) -> None:
         return
 
 
-def parse_directory(raw: Any, *, source: str, positions: Positions | None = None) -> Directory:
-    """Validate an already-read file; raise DirectoryError with every problem found, each with
-    its line when `positions` (the file's YAML nodes) are given."""
+def parse_directory(raw: Any, *, source: str) -> Directory:
+    """Validate an already-read file; raise DirectoryError with every problem found (without
+    lines: those come from the text, which `load_directory` has)."""
     directory, problems = _Parser().parse(raw)
     if problems:
-        raise DirectoryError(_lines(problems, source, positions))
+        raise DirectoryError(_lines(problems, source, None))
     assert directory is not None
     return directory
 
