@@ -1,4 +1,4 @@
-"""`icc-bot` — run, demo, check, db upgrade, directory reload, logbook verify.
+"""`icc-bot` — run, demo, check, db upgrade, directory reload|schema, logbook verify.
 
 Exit codes of `run`: see bot.app; `logbook verify` exits 6 when the hash chain is broken.
 """
@@ -17,6 +17,7 @@ from collections.abc import Sequence
 
 from bot.directory.keeper import PID_FILE, STATUS_FILE
 from bot.directory.model import DirectoryError, load_directory
+from bot.directory.shape import json_schema
 from bot.runtime.logs import setup_logging
 from bot.settings import Settings, SettingsError, load_settings
 
@@ -38,7 +39,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     logbook.add_argument("ref", help="the activation, e.g. ICC-2026-007")
     directory = sub.add_parser("directory", help="the liaison directory")
     directory.add_argument(
-        "action", choices=["reload"], help="reload: make the running bot re-read directory.yaml"
+        "action",
+        choices=["reload", "schema"],
+        help="reload: make the running bot re-read directory.yaml; "
+        "schema: print the file's JSON Schema, for editors",
     )
     args = parser.parse_args(argv)
 
@@ -47,6 +51,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         setup_logging(args.log_level)
         return run_demo()
+    if args.command == "directory" and args.action == "schema":  # needs no configuration
+        print(json.dumps(json_schema(), indent=2, ensure_ascii=False))
+        return 0
     try:
         settings = load_settings()
     except SettingsError as exc:

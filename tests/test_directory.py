@@ -11,11 +11,19 @@ import time
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import pytest
 import yaml
 
 from bot.directory import keeper as keeper_module
-from bot.directory.model import Directory, DirectoryError, load_directory, parse_directory
+from bot.directory.model import (
+    Contact,
+    Directory,
+    DirectoryError,
+    load_directory,
+    parse_directory,
+)
+from bot.directory.roles import Role
 from bot.render import Renderer
 from bot.storage.db import Database
 from bot.storage.directory_store import contact_rows, store_directory
@@ -59,8 +67,10 @@ def test_a_cached_parse_is_used_only_for_the_same_text(tmp_path: Path) -> None:
     path.write_text(yaml.safe_dump(changed))
     assert load_directory(path, cache=cache).contacts[handle].name == "Renamed Since"
     cache.unlink()
-    path.write_text(yaml.safe_dump(changed) + "notes: 2026-01-01\n")  # a YAML date
-    load_directory(path, cache=cache)
+    changed["groups"]["dated"] = "x"
+    path.write_text(yaml.safe_dump(changed).replace("dated: x", "dated: 2026-01-01"))  # a date
+    with pytest.raises(DirectoryError, match="groups dated: description: expected text"):
+        load_directory(path, cache=cache)  # no YAML-only value is text, so refused as well
     assert not cache.exists()
 
 
@@ -113,6 +123,134 @@ def test_more_validation_problems(tmp_path: Path) -> None:
     assert "organisations[11] ercc: kind: `galactic` is not one of" in text
     assert "groups Bad Name: name: must be lower-case" in text
     assert "contacts[0] AMertens: handle: `AMertens` must be lower-case" in text
+
+
+# -- typos and the file's shape (issue 18) ----------------------------------------------------------
+
+SAMPLE_TEXT = (REPO / "config" / "directory.yaml").read_text()
+
+
+@pytest.mark.parametrize(
+    ("written", "typo", "meant", "entry"),
+    [
+        ("    languages: [nl, fr, en]", "langauges", "languages", "contacts[0] amertens"),
+        ("    backup: lpeeters", "backups", "backup", "contacts[1] jdupont"),
+        ("groups:", "group", "groups", "top level"),
+    ],
+)
+def test_a_typo_is_refused_with_its_line_and_the_key_meant(
+    tmp_path: Path, written: str, typo: str, meant: str, entry: str
+) -> None:
+    """A misspelt key used to be ignored: the contact silently got English, or no backup, or no
+    group was declared. Now it is the one problem, on its own line, with the key it stands for."""
+    assert written in SAMPLE_TEXT.splitlines()
+    typed = written.replace(meant, typo, 1)
+    text = SAMPLE_TEXT.replace(f"{written}\n", f"{typed}\n", 1)
+    line = text.splitlines().index(typed) + 1
+    path = tmp_path / "directory.yaml"
+    path.write_text(text)
+    with pytest.raises(DirectoryError) as caught:
+        load_directory(path)
+    assert caught.value.problems == [
+        f"{path}: line {line}: {entry}: {typo}: unknown key; did you mean `{meant}`?"
+    ]
+
+
+BROKEN = """\
+organisations:
+  - {key: nccn, name: NCCN, kind: national, contry: BE}
+  - {key: nl-ncc, name: NCC, country: NO}
+contacts:
+  - handle: a
+    organisation: nccn
+    matrix_id: "@a:x.example"
+    backup: b
+    languages: [nl, 5]
+  - handle: b
+    organisation: nccn
+    matrix_id: "@b:x.example"
+    backup: a
+    timezone: Mars/Olympus
+    phone: "+32 2 000 00 00"
+  - name: Nobody
+    organisation: nccn
+groups:
+  icc: ICC roster
+"""
+
+
+def test_every_problem_at_once_each_with_its_line_entry_and_field(tmp_path: Path) -> None:
+    """The shape (unknown keys, text that YAML read as something else, missing fields) and the
+    checks after it (time zones, backups) in one report, in the file's order."""
+    path = tmp_path / "directory.yaml"
+    path.write_text(BROKEN)
+    with pytest.raises(DirectoryError) as caught:
+        load_directory(path)
+    where = f"{path}: line"
+    assert caught.value.problems == [
+        f"{where} 2: organisations[0] nccn: contry: unknown key; did you mean `country`?",
+        f"{where} 3: organisations[1] nl-ncc: country: expected text, got a yes/no value (YAML"
+        " reads an unquoted yes, no, on, off, true or false that way); put the text in quotes",
+        f"{where} 8: contacts a: backup: backup cycle a → b → a",
+        f"{where} 9: contacts[0] a: languages: expected text, got the number `5`; put it in"
+        " quotes to make it text",
+        f"{where} 13: contacts b: backup: backup cycle b → a → b",
+        f"{where} 14: contacts[1] b: timezone: `Mars/Olympus` is not an IANA time zone"
+        " (e.g. Europe/Brussels)",
+        f"{where} 15: contacts[1] b: phone: unknown key; the keys here are handle, name,"
+        " organisation, matrix_id, role, languages, timezone, groups, backup",
+        f"{where} 16: contacts[2] ?: handle: missing",
+        f"{where} 16: contacts[2] ?: matrix_id: missing",
+    ]
+
+
+def test_the_sample_loads_as_written(tmp_path: Path) -> None:
+    """The models drop nothing: every contact's languages, backup and the rest as in the file,
+    read from YAML and again from the start-up cache."""
+    raw = sample()
+    cache = tmp_path / "cache.json"
+    loads = [load_directory(REPO / "config" / "directory.yaml", cache=cache) for _ in range(2)]
+    assert cache.exists()  # the second load came from it
+    for directory in loads:
+        assert list(directory.contacts) == [c["handle"] for c in raw["contacts"]]
+        for written in raw["contacts"]:
+            assert directory.contacts[written["handle"]] == Contact(
+                handle=written["handle"],
+                name=written["name"],
+                organisation=written["organisation"],
+                matrix_id=written["matrix_id"],
+                role=Role.parse(written["role"]),
+                languages=tuple(written["languages"]),
+                timezone=written["timezone"],
+                groups=tuple(written["groups"]),
+                backup=written.get("backup"),
+            )
+        assert directory.groups == raw["groups"]
+        assert [(o.key, o.name, o.kind, o.country) for o in directory.organisations.values()] == [
+            (o["key"], o["name"], o["kind"], o["country"]) for o in raw["organisations"]
+        ]
+    backups = {c.handle: c.backup for c in loads[0].contacts.values() if c.backup}
+    assert backups == {"amertens": "jdupont", "jdupont": "lpeeters", "ercc-duty": "ercc-backup"}
+
+
+def test_the_schema_command_prints_a_json_schema_the_sample_meets_and_typos_do_not() -> None:
+    """`icc-bot directory schema` needs no configuration; editors check the file against it."""
+    result = run_cli({}, "directory", "schema")
+    assert result.returncode == 0, result.stderr
+    schema = json.loads(result.stdout)
+    jsonschema.Draft202012Validator.check_schema(schema)
+    validator = jsonschema.Draft202012Validator(schema)
+    assert list(validator.iter_errors(sample())) == []
+    contact = schema["$defs"]["ContactEntry"]
+    assert set(contact["required"]) == {"handle", "organisation", "matrix_id"}
+    assert contact["additionalProperties"] is False
+    assert schema["additionalProperties"] is False
+    for typed, meant in [("langauges", "languages"), ("backups", "backup"), ("group", "groups")]:
+        raw = sample()
+        holder = raw if meant == "groups" else next(c for c in raw["contacts"] if meant in c)
+        holder[typed] = holder.pop(meant)
+        errors = [error.message for error in validator.iter_errors(raw)]
+        assert errors == [f"Additional properties are not allowed ('{typed}' was unexpected)"]
 
 
 def test_language_choice_and_fallback(tmp_path: Path) -> None:

@@ -1,9 +1,12 @@
 """The liaison directory (`config/directory.yaml`): who is who, their role, language and zone.
 
 Loading validates the whole file in one pass and reports every problem as one line naming the
-file, the entry and the field, so an operator fixes a bad directory in one go. A directory that
-does not validate is never put in force. The directory in force is an immutable object with its
-lookups prebuilt, swapped as a whole on reload, so a command never sees half of a reload.
+file, the line, the entry and the field, so an operator fixes a bad directory in one go: first
+its shape (`shape.py`: typed models that refuse unknown keys, so that a typo never silently
+drops a language or a backup), then what the values mean and how entries refer to each other.
+A directory that does not validate is never put in force. The directory in force is an
+immutable object with its lookups prebuilt, swapped as a whole on reload, so a command never
+sees half of a reload.
 """
 
 from __future__ import annotations
@@ -21,13 +24,21 @@ from zoneinfo import ZoneInfo
 import yaml
 
 from bot.directory.roles import Role
+from bot.directory.shape import (
+    KEY,
+    LANGUAGES,
+    ORGANISATION_KINDS,
+    ContactEntry,
+    OrganisationEntry,
+    Positions,
+    Problem,
+    Where,
+    read_shape,
+)
 from bot.errors import ProblemList, UserError
 from bot.settings import MATRIX_USER_ID
 from bot.timeutil import load_zone
 
-ORGANISATION_KINDS = ("national", "eu", "nato", "benelux", "embassy", "international", "other")
-LANGUAGES = ("en", "fr", "nl", "de")
-KEY = r"[a-z0-9][a-z0-9._\-]*"
 # libyaml's safe loader where PyYAML was built with it: 3-4x faster on a 5,000-contact file.
 SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
@@ -201,7 +212,13 @@ def load_directory(path: Path, cache: Path | None = None) -> Directory:
             _keep(cache, digest, raw)
     except yaml.YAMLError as exc:
         raise DirectoryError([f"{path}: not valid YAML: {exc}".replace("\n", " ")]) from None
-    return parse_directory(raw, source=str(path))
+    directory, problems = _Parser().parse(raw)
+    if problems:
+        # Only a file with problems is read again for its lines: a good one is loaded at full
+        # speed (libyaml, or the cache), and this file parsed once already.
+        raise DirectoryError(_lines(problems, str(path), Positions.read(text, SAFE_LOADER)))
+    assert directory is not None
+    return directory
 
 
 def _refuse_anchors(text: str, path: Path) -> None:
@@ -264,160 +281,192 @@ def _keep(cache: Path | None, digest: str, raw: Any) -> None:
 
 
 def parse_directory(raw: Any, *, source: str) -> Directory:
-    return _Parser(source).parse(raw)
+    """Validate an already-read file; raise DirectoryError with every problem found (without
+    lines: those come from the text, which `load_directory` has)."""
+    directory, problems = _Parser().parse(raw)
+    if problems:
+        raise DirectoryError(_lines(problems, source, None))
+    assert directory is not None
+    return directory
+
+
+def _lines(problems: list[Problem], source: str, positions: Positions | None) -> list[str]:
+    """One line per problem, in the file's order when its lines are known."""
+    if positions is not None:
+        problems = sorted(problems, key=lambda p: p.line(positions) or 0)
+    return [problem.text(source, positions) for problem in problems]
 
 
 class _Parser:
-    """One pass over the file; every problem is collected, none stops the pass."""
+    """One pass over the file; every problem is collected, none stops the pass.
 
-    def __init__(self, source: str) -> None:
-        self.source = source
-        self.problems: list[str] = []
+    The shape comes first (`shape.read_shape`: unknown keys, wrong types, missing fields), then
+    what the values mean and how entries refer to each other. A field the shape already found
+    wrong is not reported again.
+    """
 
-    def problem(self, entry: str, field: str, message: str) -> None:
-        self.problems.append(f"{self.source}: {entry}: {field}: {message}")
+    def __init__(self) -> None:
+        self.problems: list[Problem] = []
+        self._reported: set[Where] = set()
+        self._index: dict[str, int] = {}  # handle -> its place under contacts
+        self._misspelt: set[str | None] = set()  # sections present under another key
 
-    def parse(self, raw: Any) -> Directory:
+    def problem(self, path: Where, entry: str, field: str, message: str) -> None:
+        problem = Problem(path, entry, field, message)
+        if problem.subject not in self._reported:
+            self.problems.append(problem)
+
+    def parse(self, raw: Any) -> tuple[Directory | None, list[Problem]]:
         if not isinstance(raw, dict):
-            raise DirectoryError(
-                [f"{self.source}: expected sections organisations, contacts, groups"]
-            )
-        groups = self._groups(raw.get("groups"))
-        organisations = self._organisations(self._entries(raw, "organisations"))
-        contacts = self._contacts(self._entries(raw, "contacts"), organisations, groups)
+            expected = "expected sections organisations, contacts, groups"
+            return None, [Problem((), None, None, expected)]
+        shape, self.problems = read_shape(raw)
+        self._reported = {problem.subject for problem in self.problems}
+        # A misspelt section (`group:`) is one problem, not one per contact that refers to it.
+        self._misspelt = {p.meant for p in self.problems if len(p.path) == 1 and p.meant not in raw}
+        groups = self._groups(shape.groups)
+        organisations = self._organisations(shape.organisations)
+        contacts = self._contacts(shape.contacts, organisations, groups)
         self._check_backups(contacts)
         if self.problems:
-            raise DirectoryError(self.problems)
-        return Directory(organisations, contacts, groups)
+            return None, self.problems
+        return Directory(organisations, contacts, groups), []
 
-    def _entries(self, raw: dict[str, Any], section: str) -> list[tuple[int, dict[str, Any]]]:
-        items = raw.get(section) or []
-        if not isinstance(items, list):
-            self.problems.append(f"{self.source}: {section}: expected a list of entries")
-            return []
-        good = []
-        for index, item in enumerate(items):
-            if isinstance(item, dict):
-                good.append((index, item))
-            else:
-                self.problems.append(
-                    f"{self.source}: {section}[{index}]: expected a mapping of fields"
-                )
-        return good
-
-    def _key(self, item: dict[str, Any], field: str, entry: str, seen: Iterable[str]) -> str | None:
+    def _key(self, path: Where, value: str, entry: str, seen: Iterable[str]) -> str | None:
         """The entry's identifying key: present, well-formed, not a duplicate."""
-        value = str(item.get(field) or "").strip()
+        value = value.strip()
+        field = str(path[-1])
         if not value:
-            self.problem(entry, field, "missing")
+            self.problem(path, entry, field, "missing")
             return None
         if value != value.lower() or not re.fullmatch(KEY, value):
-            self.problem(entry, field, f"`{value}` must be lower-case letters, digits, . _ -")
+            self.problem(path, entry, field, f"`{value}` must be lower-case letters, digits, . _ -")
         if value in seen:
-            self.problem(entry, field, f"duplicate `{value}`")
+            self.problem(path, entry, field, f"duplicate `{value}`")
         return value
 
-    def _groups(self, raw: Any) -> dict[str, str]:
-        if raw is None:
-            return {}
-        if not isinstance(raw, dict):
-            self.problems.append(f"{self.source}: groups: expected `name: description` pairs")
-            return {}
+    def _groups(self, raw: dict[str, str | None]) -> dict[str, str]:
         for name in raw:
-            if not re.fullmatch(KEY, str(name)):
-                self.problem(f"groups {name}", "name", "must be lower-case letters, digits, . _ -")
-        return {str(k): str(v) for k, v in raw.items()}
+            if not re.fullmatch(KEY, name):
+                self.problem(
+                    ("groups", name),
+                    f"groups {name}",
+                    "name",
+                    "must be lower-case letters, digits, . _ -",
+                )
+        return {name: description or "" for name, description in raw.items()}
 
-    def _organisations(self, items: list[tuple[int, dict[str, Any]]]) -> dict[str, Organisation]:
+    def _organisations(self, items: list[tuple[int, OrganisationEntry]]) -> dict[str, Organisation]:
         organisations: dict[str, Organisation] = {}
         for index, item in items:
-            entry = f"organisations[{index}] {item.get('key') or '?'}"
-            key = self._key(item, "key", entry, organisations)
+            entry = f"organisations[{index}] {item.key or '?'}"
+            at = ("organisations", index)
+            key = self._key((*at, "key"), item.key, entry, organisations)
             if key is None:
                 continue
-            kind = str(item.get("kind") or "other")
+            kind = item.kind or "other"
             if kind not in ORGANISATION_KINDS:
                 self.problem(
-                    entry, "kind", f"`{kind}` is not one of {', '.join(ORGANISATION_KINDS)}"
+                    (*at, "kind"),
+                    entry,
+                    "kind",
+                    f"`{kind}` is not one of {', '.join(ORGANISATION_KINDS)}",
                 )
             organisations[key] = Organisation(
-                key=key,
-                name=str(item.get("name") or key),
-                kind=kind,
-                country=str(item.get("country") or ""),
+                key=key, name=item.name or key, kind=kind, country=item.country or ""
             )
         return organisations
 
     def _contacts(
         self,
-        items: list[tuple[int, dict[str, Any]]],
+        items: list[tuple[int, ContactEntry]],
         organisations: dict[str, Organisation],
         groups: dict[str, str],
     ) -> dict[str, Contact]:
         contacts: dict[str, Contact] = {}
         matrix_ids: dict[str, str] = {}
         for index, item in items:
-            entry = f"contacts[{index}] {item.get('handle') or '?'}"
-            handle = self._key(item, "handle", entry, contacts)
+            entry = f"contacts[{index}] {item.handle or '?'}"
+            at = ("contacts", index)
+            handle = self._key((*at, "handle"), item.handle, entry, contacts)
             if handle is None:
                 continue
-            matrix_id = str(item.get("matrix_id") or "")
+            self._index[handle] = index  # a duplicate replaces the first, as in `contacts`
+            matrix_id = item.matrix_id
             if not MATRIX_USER_ID.match(matrix_id):
-                self.problem(entry, "matrix_id", f"`{matrix_id}` is not a Matrix ID (@name:server)")
+                self.problem(
+                    (*at, "matrix_id"),
+                    entry,
+                    "matrix_id",
+                    f"`{matrix_id}` is not a Matrix ID (@name:server)",
+                )
             elif matrix_id in matrix_ids:
                 self.problem(
-                    entry, "matrix_id", f"`{matrix_id}` is also used by `{matrix_ids[matrix_id]}`"
+                    (*at, "matrix_id"),
+                    entry,
+                    "matrix_id",
+                    f"`{matrix_id}` is also used by `{matrix_ids[matrix_id]}`",
                 )
             matrix_ids.setdefault(matrix_id, handle)
-            organisation = str(item.get("organisation") or "")
-            if organisation not in organisations:
-                self.problem(entry, "organisation", f"unknown organisation `{organisation}`")
+            if item.organisation not in organisations and "organisations" not in self._misspelt:
+                self.problem(
+                    (*at, "organisation"),
+                    entry,
+                    "organisation",
+                    f"unknown organisation `{item.organisation}`",
+                )
             contacts[handle] = Contact(
                 handle=handle,
-                name=str(item.get("name") or handle),
-                organisation=organisation,
+                name=item.name or handle,
+                organisation=item.organisation,
                 matrix_id=matrix_id,
-                role=self._role(item, entry),
-                languages=self._languages(item, entry),
-                timezone=self._timezone(item, entry),
-                groups=self._contact_groups(item, entry, groups),
-                backup=str(item["backup"]) if item.get("backup") else None,
+                role=self._role(at, item, entry),
+                languages=self._languages(at, item, entry),
+                timezone=self._timezone(at, item, entry),
+                groups=self._contact_groups(at, item, entry, groups),
+                backup=item.backup or None,
             )
         return contacts
 
-    def _role(self, item: dict[str, Any], entry: str) -> Role:
+    def _role(self, at: Where, item: ContactEntry, entry: str) -> Role:
         try:
-            return Role.parse(str(item.get("role") or "partner"))
+            return Role.parse(item.role or "partner")
         except ValueError as exc:
-            self.problem(entry, "role", str(exc))
+            self.problem((*at, "role"), entry, "role", str(exc))
             return Role.PARTNER
 
-    def _languages(self, item: dict[str, Any], entry: str) -> tuple[str, ...]:
-        raw = item.get("languages") or ["en"]
-        languages = tuple(str(lang) for lang in (raw if isinstance(raw, list) else [raw]))
-        for lang in languages:
+    def _languages(self, at: Where, item: ContactEntry, entry: str) -> tuple[str, ...]:
+        languages = tuple(item.languages or ["en"])
+        for index, lang in enumerate(languages):
             if lang not in LANGUAGES:
                 self.problem(
-                    entry, "languages", f"`{lang}` is not supported ({', '.join(LANGUAGES)})"
+                    (*at, "languages", index),
+                    entry,
+                    "languages",
+                    f"`{lang}` is not supported ({', '.join(LANGUAGES)})",
                 )
         return languages
 
-    def _timezone(self, item: dict[str, Any], entry: str) -> str:
-        timezone = str(item.get("timezone") or "Europe/Brussels")
+    def _timezone(self, at: Where, item: ContactEntry, entry: str) -> str:
+        timezone = item.timezone or "Europe/Brussels"
         try:
             load_zone(timezone)
         except ValueError as exc:
-            self.problem(entry, "timezone", str(exc))
+            self.problem((*at, "timezone"), entry, "timezone", str(exc))
         return timezone
 
     def _contact_groups(
-        self, item: dict[str, Any], entry: str, groups: dict[str, str]
+        self, at: Where, item: ContactEntry, entry: str, groups: dict[str, str]
     ) -> tuple[str, ...]:
-        raw = item.get("groups") or []
-        names = tuple(str(g) for g in (raw if isinstance(raw, list) else [raw]))
-        for name in names:
-            if name not in groups:
-                self.problem(entry, "groups", f"group `{name}` is not declared under groups")
+        names = tuple(item.groups or [])
+        for index, name in enumerate(names):
+            if name not in groups and "groups" not in self._misspelt:
+                self.problem(
+                    (*at, "groups", index),
+                    entry,
+                    "groups",
+                    f"group `{name}` is not declared under groups",
+                )
         return names
 
     def _check_backups(self, contacts: dict[str, Contact]) -> None:
@@ -425,8 +474,9 @@ class _Parser:
             if contact.backup is None:
                 continue
             entry = f"contacts {contact.handle}"
+            path = ("contacts", self._index[contact.handle], "backup")
             if contact.backup not in contacts:
-                self.problem(entry, "backup", f"unknown contact `{contact.backup}`")
+                self.problem(path, entry, "backup", f"unknown contact `{contact.backup}`")
                 continue
             chain: list[str] = [contact.handle]
             current: str | None = contact.backup
@@ -434,4 +484,4 @@ class _Parser:
                 chain.append(current)
                 current = contacts[current].backup
             if current == contact.handle:
-                self.problem(entry, "backup", f"backup cycle {' → '.join([*chain, current])}")
+                self.problem(path, entry, "backup", f"backup cycle {' → '.join([*chain, current])}")
