@@ -7,7 +7,7 @@ import pytest
 
 from tests.conftest import Cast, RunningBot
 from tests.matrix_people import Person, body
-from tests.support.rooms import activation_room
+from tests.support.rooms import activation_room, page_received
 
 
 async def labels(person: Person, room_id: str) -> tuple[str, str]:
@@ -36,3 +36,45 @@ async def test_the_room_shows_the_level_and_that_the_activation_closed(
     name, topic = await labels(lead, room)
     assert name == f"[closed] [ICC] {ref} Port of Antwerp fire"
     assert f"{ref} · TLP:AMBER · CLOSED " in topic
+
+
+@pytest.mark.synapse
+async def test_a_morning_of_everyday_use_on_the_homeserver(
+    paging_bot: RunningBot, people: dict[str, Person], cast: Cast
+) -> None:
+    """Options of several words, a two-line page with its formatting, an edited input, and the
+    advice note readable in the room, as a real client sends and receives them."""
+    ref, room = await activation_room(people, cast, "Meuse flooding")
+    member, partner = people["member"], people["partner"]
+    bot = cast.bot.user_id
+
+    await member.send(room, "!icc page partner Meuse at **5.2 m**.\nConfirm liaison officers.")
+    dm, page = await page_received(partner, cast, "Confirm liaison officers")
+    assert "Meuse at **5.2 m**.\nConfirm liaison officers." in body(page)
+    assert (
+        "<strong>5.2 m</strong>.<br />\nConfirm liaison officers."
+        in page["content"]["formatted_body"]
+    )
+
+    asked = await member.ask(room, "!icc ask partner Close the Meuse to shipping? --by 2h", bot)
+    assert "RQ-1" in body(asked)
+    original = await partner.send(dm, "!icc input RQ-1 Oui, fermer")
+    await partner.wait_for_reply(dm, original, bot)
+    edit = {
+        "m.new_content": {"msgtype": "m.text", "body": "!icc input RQ-1 Non : Liège seulement"},
+        "m.relates_to": {"rel_type": "m.replace", "event_id": original},
+    }
+    edited = await partner.send(dm, "* !icc input RQ-1 Non : Liège seulement", **edit)
+    assert "(version 2," in body(await partner.wait_for_reply(dm, edited, bot))
+
+    posted = await member.ask(room, "!icc advice", bot)
+    assert "is above, with its files" in body(posted)
+    note = await member.wait_for(room, lambda e: "## Recommendation" in body(e), sender=bot)
+    assert "Non : Liège seulement" in body(note)
+    assert note["content"]["msgtype"] == "m.notice"
+
+    await member.send(room, "!icc round now --with lead --agenda Pumps in Namur; roads")
+    prompt = await member.wait_for(room, lambda e: "COORDINATION ROUND" in body(e), sender=bot)
+    assert "1. Pumps in Namur" in body(prompt)
+    assert "2. roads" in body(prompt)
+    assert ref in body(prompt)
