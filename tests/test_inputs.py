@@ -298,3 +298,31 @@ async def test_an_edited_input_is_a_new_version_and_both_are_kept(paging_desk: D
     note = desk.file(room, f"{ref}-advice-v1.md").decode()
     assert "Non : fermer seulement à Liège" in note
     assert "(version 2 of 2)" in note
+
+
+async def test_an_edited_reply_is_a_new_version_of_the_input_it_gave(paging_desk: Desk) -> None:
+    desk = paging_desk
+    ref, room, _ = await desk.open_activation("lead", desk.room("lead", "member", "partner"))
+    await desk.ask("member", room, "!icc ask partner Close the Meuse? --by 1h")
+    dm = desk.dm_of("partner")
+    asked = question_in(desk, dm, "RQ-1")
+    relates = {"m.in_reply_to": {"event_id": asked.event_id}}
+    original, first = await desk.said("partner", dm, "Oui, fermer", relates_to=relates)
+    assert any("(version 1," in r.body for r in first)
+    edit = {
+        "msgtype": "m.text",
+        "body": "* Non : fermer seulement à Liège",
+        "m.new_content": {"msgtype": "m.text", "body": "Non : fermer seulement à Liège"},
+        "m.relates_to": {"rel_type": "m.replace", "event_id": original},
+    }
+    _, answered = await desk.send("partner", dm, edit)
+    assert any("(version 2," in r.body for r in answered), [r.body for r in answered]
+    # An edit of something the bot never took is not for it.
+    unrelated, _ = await desk.said("partner", dm, "just chatting")
+    edit["m.relates_to"] = {"rel_type": "m.replace", "event_id": unrelated}
+    _, nothing = await desk.send("partner", dm, edit)
+    assert nothing == []
+    await desk.ask("member", room, "!icc advice")
+    note = desk.file(room, f"{ref}-advice-v1.md").decode()
+    assert "Non : fermer seulement à Liège" in note
+    assert "(version 2 of 2)" in note

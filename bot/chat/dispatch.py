@@ -114,8 +114,16 @@ class CommandRunner:
         if text_field(content, "msgtype") != "m.text":
             return None
         if relation.is_edit:
-            edited = self.command_text(text_field(content.get("m.new_content"), "body"))
-            return Incoming(Via.EDIT, edited) if edited is not None else None
+            new_body = text_field(content.get("m.new_content"), "body")
+            edited = self.command_text(new_body)
+            if edited is not None:
+                return Incoming(Via.EDIT, edited)
+            # Perhaps a reply the bot took, corrected: whether it was is read from the inbox.
+            return self._passive(
+                Via.REPLY,
+                without_reply_fallback(new_body).replace("\x00", "").strip(),
+                as_via=Via.REVISION,
+            )
         body = text_field(content, "body")
         if relation.in_reply_to is not None:
             body = without_reply_fallback(body)
@@ -126,9 +134,10 @@ class CommandRunner:
             return self._passive(Via.REPLY, body.replace("\x00", "").strip())
         return None
 
-    def _passive(self, via: Via, text: str) -> Incoming | None:
+    def _passive(self, via: Via, text: str, *, as_via: Via | None = None) -> Incoming | None:
         taker = self._services.registry.passive(via)
-        return Incoming(via, text) if taker is not None and taker.accepts(text) else None
+        wanted = taker is not None and taker.accepts(text)
+        return Incoming(as_via or via, text) if wanted else None
 
     async def run(self, item: InboxEvent) -> None:
         """Handle one inbox event and mark it finished. Never raises: an event that makes the bot
@@ -291,11 +300,19 @@ class CommandRunner:
         """A reply, reaction or redaction, to the family that takes it. Taken however late it
         is read (an ack stays true), never refused with a usage line: it is not a command."""
         name = incoming.via.value
-        taker = self._services.registry.passive(incoming.via)
+        if incoming.via is Via.REVISION:
+            revised = await self._revised_reply(item, relation)
+            if revised is None:
+                return name, Outcome.IGNORED, None  # an edit of anything the bot did not take
+            relation = revised
+        taker = self._services.registry.passive(
+            Via.REPLY if incoming.via is Via.REVISION else incoming.via
+        )
         role = self._services.directory.role_of(item.sender)
         if taker is None or not role.allows(taker.role):
             return name, Outcome.IGNORED, None  # a stranger's 👍 or reply is not for the bot
-        if incoming.via is Via.REPLY and (marking := self._guard.marking_in(incoming.text)):
+        replying = incoming.via in (Via.REPLY, Via.REVISION)
+        if replying and (marking := self._guard.marking_in(incoming.text)):
             return name, Outcome.REFUSED, self._render("classified_refused", marking=marking)
         related = incoming.text if incoming.via is Via.REDACTION else relation.answers
         context = self._context(item, role, relation, incoming.via, related, incoming.text)
@@ -309,6 +326,17 @@ class CommandRunner:
         if isinstance(exc, Refused):
             return Reply(exc.message, exc.about)
         return self._render("user_error", text=str(exc))
+
+    async def _revised_reply(self, item: InboxEvent, edit: Relation) -> Relation | None:
+        """The relation of the reply an edit corrects: a reply by the same person that the bot
+        took (it is in the inbox); None for an edit of anything else."""
+        assert edit.event_id is not None
+        async with self._services.db.session() as session:
+            original = await core.inbox_event(session, edit.event_id)
+        if original is None or original.sender != item.sender or original.room_id != item.room_id:
+            return None
+        taken = self.interpret(original.event_type, original.content)
+        return relation_of(original.content) if taken and taken.via is Via.REPLY else None
 
     def _context(
         self,

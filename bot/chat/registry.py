@@ -48,9 +48,12 @@ class Via(StrEnum):
     REPLY = "reply"  # a plain reply to one of the bot's messages
     REACTION = "reaction"  # an annotation on one of them
     REDACTION = "redaction"  # something taken back, perhaps a reaction
+    # An edit of something that was not a command: perhaps a reply the bot took (an input, an
+    # update in a round's thread), which the reply's family takes again as a new version.
+    REVISION = "revision"
 
 
-PASSIVE = (Via.REPLY, Via.REACTION, Via.REDACTION)
+PASSIVE = (Via.REPLY, Via.REACTION, Via.REDACTION, Via.REVISION)
 
 
 @dataclass(frozen=True)

@@ -18,8 +18,10 @@ commands = CommandFamily("replies")
 @commands.on(Via.REPLY, role=Role.PARTNER)
 async def reply_to_bot(ctx: CommandContext) -> Message | Reply | None:
     """A reply in a round's thread is a report; a reply to a page acknowledges it (when it says
-    ack, ok, reçu…); a reply to an input request is the input; anything else is not for the bot."""
+    ack, ok, reçu…); a reply to an input request is the input; anything else is not for the bot.
+    Such a reply, edited, is a new version of the report or the input; an ack stays as it was."""
     text = ctx.text
+    revised = ctx.via is Via.REVISION
     rounds = ctx.services.rounds
     if text and await rounds.is_prompt(ctx.thread_root, ctx.room_id):
         await rounds.report_in_thread(
@@ -29,9 +31,12 @@ async def reply_to_bot(ctx: CommandContext) -> Message | Reply | None:
             text=text,
             event_id=ctx.event_id,
             at=ctx.sent_at,
+            via="edit" if revised else "thread",
         )
         return None
     if await ctx.services.answers.is_page_event(ctx.relates_to, ctx.sender):
+        if revised:
+            return None  # an acknowledgement, once given, is not taken back by an edit
         if says_ack(text):
             return await acknowledge(ctx)
         assert ctx.relates_to is not None  # a page event, just checked
@@ -44,7 +49,7 @@ async def reply_to_bot(ctx: CommandContext) -> Message | Reply | None:
             ref=None,
             relates_to=ctx.relates_to,
             text=text,
-            via="reply",
+            via="edit" if revised else "reply",
             event_id=ctx.event_id,
             at=ctx.sent_at,
         )

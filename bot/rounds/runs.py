@@ -577,6 +577,7 @@ class Rounds:
         text: str,
         event_id: str,
         at: datetime,
+        via: str = "thread",
     ) -> None:
         """A reply in a round prompt's thread is an update; a ✅ on it says it was taken."""
         await self.report(
@@ -584,7 +585,7 @@ class Rounds:
             thread_root=thread_root,
             sender=sender,
             text=text,
-            via="thread",
+            via=via,
             event_id=event_id,
             at=at,
         )

@@ -38,6 +38,10 @@ async def record_inbox(session: AsyncSession, events: Sequence[InboxEvent]) -> l
     return [event for event in unique if event.event_id in added]
 
 
+async def inbox_event(session: AsyncSession, event_id: str) -> InboxEvent | None:
+    return await session.get(InboxEvent, event_id)
+
+
 async def pending_inbox(session: AsyncSession) -> list[InboxEvent]:
     rows = await session.exec(
         select(InboxEvent)
