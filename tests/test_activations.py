@@ -237,3 +237,8 @@ async def test_a_sitrep_stands_alone_every_decision_in_force_the_new_ones_marked
     assert "Sandbags for Dinant" in second.body.split("NEXT STEPS")[1]
     assert "Level: monitoring — history: monitoring from" in second.body
     assert "((" not in second.body
+    logged = await desk.ask("member", room, "!icc log Two pumps in Namur")
+    seq = re.search(r"Logged #(\d+)", logged.body).group(1)  # type: ignore[union-attr]
+    await desk.ask("member", room, f"!icc log correct #{seq} Three pumps in Namur")
+    third = await desk.ask("member", room, "!icc sitrep")
+    assert re.search(rf"#{seq} .* Two pumps in Namur \(corrected by #\d+\)", third.body)

@@ -119,6 +119,7 @@ class Logbook:
             start = previous[-1].period_end if previous else activation.opened_at
             history = await level_history(session, activation)
             number = len(previous) + 1
+            key_points = await _listed(session, activation.id, ["info", "correction"], start)
             message = self.renderer.render(
                 "sitrep",
                 activation=activation,
@@ -126,7 +127,8 @@ class Logbook:
                 period=(local(start, with_date=True), local(now, with_date=True)),
                 prepared_by=by_name,
                 at=local(now, with_date=True),
-                key_points=await _listed(session, activation.id, ["info", "correction"], start),
+                key_points=key_points,
+                corrected_by={e.corrects_seq: e.seq for e in key_points.entries if e.corrects_seq},
                 decisions=await _listed(session, activation.id, ["decision"], None),
                 since=start,
                 history=[(local(h.at), h.level) for h in history],
