@@ -340,3 +340,23 @@ async def test_a_page_of_several_lines_reaches_its_reader_in_those_lines(paging_
     html = page.content["formatted_body"]
     assert "Meuse at <strong>5.2 m</strong> in Liège.<br />\nConfirm liaison officers." in html
     assert "&lt;b&gt;not bold&lt;/b&gt; [x](javascript:y)" in html  # typed HTML, no link
+
+
+async def test_unable_without_a_backup_is_reported_as_untaken_not_unreachable(
+    paging_desk: Desk,
+) -> None:
+    desk = paging_desk
+    _ref, room, _ = await desk.open_activation("lead", desk.room("lead", "member", "dg"))
+    await desk.say("member", room, "!icc page dg Brief the minister --ack 60s")
+    dm = desk.dm_of("dg")
+    [page] = pages_to(desk, dm, "Brief the minister")
+    pg = re.search(r"PG-\d+", page.body).group(0)  # type: ignore[union-attr]
+    declined = await desk.ask("dg", dm, f"!icc unable {pg} on a plane until 18:00")
+    assert "keine Vertretung im Verzeichnis" in declined.body  # not "your backup is paged"
+    await desk.fire_all("page.step")
+    [report] = [
+        r for r in desk.messenger.events(room) if r.body and "nobody has taken it" in r.body
+    ]
+    assert "is unable to act on it (on a plane until 18:00)" in report.body
+    assert "has no backup in the directory" in report.body
+    assert not [r for r in desk.messenger.events(room) if r.body and "could not reach" in r.body]

@@ -190,9 +190,14 @@ class Escalation:
         standing_in = (
             f"; paged their backup {backups[0].name}" if backups else "; no backup in the directory"
         )
+        what = (
+            f"{row.name} unable ({row.declined_reason})"
+            if row.declined_at
+            else f"no answer from {row.name}; paged again"
+        )
         return (
             "system.escalation",
-            f"{page.ref}: no answer from {row.name}; paged again{standing_in}",
+            f"{page.ref}: {what}{standing_in}",
             {
                 "page": page.id,
                 "handle": row.handle,
@@ -225,7 +230,9 @@ class Escalation:
                 [
                     (
                         "system.unreachable",
-                        f"{page.ref}: could not reach {', '.join(r.name for r in unit)}",
+                        f"{page.ref}: nobody has taken it: {', '.join(r.name for r in unit)}"
+                        if unit[0].declined_at
+                        else f"{page.ref}: could not reach {', '.join(r.name for r in unit)}",
                         {"page": page.id, "handles": [r.handle for r in unit]},
                     )
                     for unit in fresh
@@ -253,6 +260,7 @@ class Escalation:
                 person=unit[0].name,
                 organisation=unit[0].organisation,
                 backups=[r.name for r in unit[1:]],
+                unable=unit[0].declined_reason if unit[0].declined_at else None,
                 text=page.text,
             ),
             txn_id=f"unreachable-{page.id}-{unit[0].handle}",
