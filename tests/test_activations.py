@@ -192,6 +192,9 @@ async def test_exercise_markers_on_every_message_and_realworld(icc_desk: Desk) -
     assert all(exercise_framed(e) for e in sent), [e.body for e in sent]
     nothing = await desk.ask("lead", control, "!icc realworld again")
     assert "No exercise was running" in nothing.body
+    closed = await desk.ask("lead", room, "!icc close Exercise abandoned for the real event")
+    assert f"{ref} closed" in closed.body  # a suspended exercise can still be closed
+    assert exercise_framed(closed)
 
 
 async def test_refusals_classification_tlp_and_rooms(icc_desk: Desk) -> None:

@@ -203,11 +203,15 @@ def timer_prefix(activation_id: int) -> str:
     return f"a{activation_id}:"
 
 
-def ensure_open(activation: ActivationRow) -> None:
+def ensure_not_closed(activation: ActivationRow) -> None:
     if activation.status == ActivationStatus.CLOSED:
         raise UserError(
             f"{activation.ref} is closed; nothing was changed. Open a new activation if needed."
         )
+
+
+def ensure_open(activation: ActivationRow) -> None:
+    ensure_not_closed(activation)
     if activation.status == ActivationStatus.SUSPENDED:
         raise UserError(
             f"{activation.ref} is a suspended exercise (real-world event); nothing was changed."

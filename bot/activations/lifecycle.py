@@ -14,7 +14,7 @@ from typing import Any
 from bot.activations import exports
 from bot.activations.activation import (
     Activations,
-    ensure_open,
+    ensure_not_closed,
     level_history,
     make_ref,
     timer_prefix,
@@ -143,7 +143,7 @@ class Lifecycle:
     async def close_in(self, room_id: str, summary: str | None, by: str) -> Message:
         """`close`: pending steps end; the record bundle is posted, the DG told."""
         activation = await self.activations.resolve(room_id, None)
-        ensure_open(activation)
+        ensure_not_closed(activation)  # a suspended exercise is closed like any other
         await self.rounds.close_running(activation)
         cancelled = await self._close_row(activation, summary, by)
         assert activation.room_id is not None
@@ -317,7 +317,7 @@ class Lifecycle:
             await store.lock_activation(session, activation.id)
             fresh = await store.by_ref(session, activation.ref)
             assert fresh is not None
-            ensure_open(fresh)
+            ensure_not_closed(fresh)
             now = utcnow()
             await store.set_fields(
                 session,
