@@ -3,6 +3,8 @@ answers (issue: everyday use)."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from tests.conftest import Cast, RunningBot
@@ -78,3 +80,43 @@ async def test_a_morning_of_everyday_use_on_the_homeserver(
     assert "1. Pumps in Namur" in body(prompt)
     assert "2. roads" in body(prompt)
     assert ref in body(prompt)
+
+
+@pytest.mark.synapse
+async def test_an_activation_read_after_its_close_on_the_homeserver(
+    paging_bot: RunningBot, people: dict[str, Person], cast: Cast
+) -> None:
+    """A reminder that says what happens next, two sitreps that each stand alone, a running
+    round summed up by close, and after close: a late ack answered in its language, a status
+    that reads closed."""
+    ref, room = await activation_room(people, cast, "Dyke watch")
+    lead, member, partner = people["lead"], people["member"], people["partner"]
+    bot = cast.bot.user_id
+
+    await member.send(room, "!icc page partner Dyke at Visé holding? --ack 3s")
+    dm, page = await page_received(partner, cast, "Dyke at Visé")
+    pg = re.search(r"PG-\d+", body(page)).group(0)  # type: ignore[union-attr]
+    reminder = await partner.wait_for(dm, lambda e: "RAPPEL" in body(e), sender=bot, timeout=30)
+    assert "votre suppléant éventuel est alerté lui aussi" in body(reminder)
+
+    await member.ask(room, "!icc log Close the towpath --decision", bot)
+    first = await member.ask(room, "!icc sitrep", bot)
+    assert re.search(r"• NEW #\d+ .* Close the towpath", body(first))
+    await member.ask(room, "!icc log Sandbags to Visé --decision", bot)
+    second = await member.ask(room, "!icc sitrep", bot)
+    assert re.search(r"• #\d+ .* Close the towpath", body(second))  # still in force
+    assert re.search(r"• NEW #\d+ .* Sandbags to Visé", body(second))
+
+    await member.send(room, "!icc round now --with member,lead --agenda Dykes; roads")
+    await member.wait_for(room, lambda e: "COORDINATION ROUND" in body(e), sender=bot)
+    await member.ask(room, "!icc update Dyke holding at Visé", bot)
+    await lead.ask(room, "!icc close Water receding", bot)
+    summary = await member.wait_for(room, lambda e: "#1 closed" in body(e), sender=bot)
+    assert "Member: Dyke holding at Visé" in body(summary)
+
+    late = await partner.ask(dm, f"!ack {pg}", bot)
+    assert f"relève de {ref}, clôturée depuis" in body(late)
+    assert body(late).splitlines()[0] == f"TLP:AMBER · {ref}"
+    status = await member.ask(room, f"!icc status {ref}", bot)
+    assert "never acknowledged" in body(status) or "acknowledged" in body(status)
+    assert "waiting:" not in body(status)
