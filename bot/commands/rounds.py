@@ -169,12 +169,15 @@ async def commscheck(
     activation, people = await ctx.services.commchecks.audience(ctx.room_id, named)
     window = window or timedelta(minutes=15)
     if every:
-        return await ctx.services.rounds.schedule_check(
+        return await ctx.services.rounds.schedule_series(
+            kind="check",
             activation=activation,
             room_id=ctx.room_id,
             people=people,
-            every=every,
+            when=every,
+            tz=None,
             window=window,
+            agenda=None,
             by=ctx.sender,
             event_id=ctx.event_id,
         )

@@ -107,7 +107,7 @@ class Rounds:
         """`round schedule`: a series on a cron or an everyday phrase, in `tz` (default the
         cell's zone), with its first run armed."""
         place, activation, default = await self.place(room, room_id)
-        return await self._schedule(
+        return await self.schedule_series(
             kind="round",
             activation=activation,
             room_id=place,
@@ -116,31 +116,6 @@ class Rounds:
             tz=tz,
             window=window,
             agenda=agenda,
-            by=by,
-            event_id=event_id,
-        )
-
-    async def schedule_check(
-        self,
-        *,
-        activation: ActivationRow | None,
-        room_id: str,
-        people: list[Contact],
-        every: str,
-        window: timedelta,
-        by: str,
-        event_id: str,
-    ) -> Message:
-        """`commscheck --every`: a communication check on a schedule, run like a round."""
-        return await self._schedule(
-            kind="check",
-            activation=activation,
-            room_id=room_id,
-            people=people,
-            when=every,
-            tz=None,
-            window=window,
-            agenda=None,
             by=by,
             event_id=event_id,
         )
@@ -177,7 +152,7 @@ class Rounds:
             raise UserError("Nobody to take part; name them with --with.")
         return people
 
-    async def _schedule(
+    async def schedule_series(
         self,
         *,
         kind: str,
@@ -191,6 +166,8 @@ class Rounds:
         by: str,
         event_id: str,
     ) -> Message:
+        """A series of `kind` (a round, or a communication check run like one: `commscheck
+        --every`) on a cron or an everyday phrase, in `tz` (default the cell's zone)."""
         when = " ".join(when.split())
         try:
             cron = to_cron(when)
