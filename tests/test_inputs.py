@@ -12,7 +12,7 @@ import pytest
 
 from bot.inputs.requests import readable_in_room
 from bot.matrix.send import fits_one_event
-from bot.render import Message, markdown_escape
+from bot.render import Message, Renderer, markdown_escape
 from bot.settings import load_settings
 from bot.storage import input_store
 from bot.storage.models import InputRequestRow
@@ -246,7 +246,8 @@ async def test_a_reply_to_a_request_sent_just_before_a_crash_counts(
 def test_a_note_longer_than_one_event_is_posted_in_part_with_where_the_rest_is() -> None:
     paragraphs = [f"### RQ-{n}\n\n" + "Pumps and sandbags in Namur. " * 40 for n in range(200)]
     note = Message("\n\n".join(paragraphs), "<p>long</p>")
-    part = readable_in_room(note, "ICC-2026-001-advice-v3")
+    rest = Renderer().render("advice_rest", stem="ICC-2026-001-advice-v3")
+    part = readable_in_room(note, rest)
     assert fits_one_event(part)
     assert part.body.startswith("### RQ-0")
     assert part.body.endswith(
@@ -254,7 +255,7 @@ def test_a_note_longer_than_one_event_is_posted_in_part_with_where_the_rest_is()
     )
     name = markdown_escape("Pieter de Vries (NCC) *")
     assert name == "Pieter de Vries (NCC) \\*"
-    assert readable_in_room(Message(name, "<p>x</p>"), "s").body == "Pieter de Vries (NCC) *"
+    assert readable_in_room(Message(name, "<p>x</p>"), rest).body == "Pieter de Vries (NCC) *"
 
 
 async def test_after_close_status_reads_closed_and_late_input_is_answered_in_kind(

@@ -14,7 +14,6 @@ import asyncio
 import logging
 from dataclasses import dataclass
 from datetime import datetime
-from html import escape
 from typing import TYPE_CHECKING
 
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -24,7 +23,7 @@ from bot.directory.model import Contact
 from bot.errors import Refused, UserError
 from bot.matrix.send import MatrixSendError, fits_one_event
 from bot.reach.direct import RECORD_HORIZON, DirectMessages, owner_of_answered
-from bot.render import Message, markdown_unescape
+from bot.render import Message, markdown_unescape, verbatim_lines
 from bot.storage import activation_store
 from bot.storage import input_store as store
 from bot.storage.models import (
@@ -120,18 +119,17 @@ def _state(
     return RequestState(request, targets, latest, versions, answers)
 
 
-def readable_in_room(note: Message, stem: str) -> Message:
+def readable_in_room(note: Message, rest: Message) -> Message:
     """The advice note as a message: whole when it fits one event, else its first paragraphs
-    and where the rest is."""
+    and `rest`, which says where the rest is."""
     plain = markdown_unescape(note.body)
     whole = Message(plain, note.html)
     if fits_one_event(whole):
         return whole
-    tail = f"\n\n… the rest is in {stem}.md and {stem}.html, posted with it."
     cut = plain
     while True:
         cut = cut[: len(cut) * 3 // 4].rsplit("\n\n", 1)[0]
-        part = Message(cut + tail, escape(cut + tail).replace("\n", "<br>"))
+        part = Message(f"{cut}\n\n{rest.body}", verbatim_lines(cut) + rest.html)
         if fits_one_event(part):
             return part
 
@@ -442,7 +440,8 @@ class Inputs:
         activation = await self.activations.open_in_room(room_id)
         draft, note, views = await self._draft_advice(activation, refs, by)
         stem = f"{activation.ref}-advice-v{draft.version}"
-        readable = self.activations.frame(readable_in_room(note, stem), activation)
+        rest = self.renderer.render("advice_rest", stem=stem)
+        readable = self.activations.frame(readable_in_room(note, rest), activation)
         await self.messenger.notice(room_id, readable, txn_id=f"advice-{event_id}-note")
         for suffix, data, mimetype in (
             ("md", note.body.encode(), "text/markdown"),
