@@ -16,8 +16,16 @@ ensure_venv() {  # ensure_venv EXTRAS  (e.g. "demo" or "test")
         "$PYTHON" -m venv "$VENV"
     fi
     if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
-        "$VENV/bin/python" -m pip install --quiet --upgrade pip
-        "$VENV/bin/python" -m pip install --quiet -e "$ROOT[$extras]"
+        # The installers' warnings go to a log, shown only if the install fails: what a
+        # newcomer reads first is the demo's or the tests' own output.
+        local log="$VENV/install.log"
+        echo "Installing the project into $VENV (first run, or pyproject.toml changed)…" >&2
+        if ! { "$VENV/bin/python" -m pip install --quiet --upgrade pip \
+                && "$VENV/bin/python" -m pip install --quiet -e "$ROOT[$extras]"; } > "$log" 2>&1; then
+            cat "$log" >&2
+            echo "Installing failed; the output above is also in $log" >&2
+            exit 1
+        fi
         echo "$want" > "$stamp"
     fi
 }
