@@ -300,17 +300,17 @@ class CommandRunner:
         """A reply, reaction or redaction, to the family that takes it. Taken however late it
         is read (an ack stays true), never refused with a usage line: it is not a command."""
         name = incoming.via.value
-        if incoming.via is Via.REVISION:
-            revised = await self._revised_reply(item, relation)
-            if revised is None:
-                return name, Outcome.IGNORED, None  # an edit of anything the bot did not take
-            relation = revised
         taker = self._services.registry.passive(
             Via.REPLY if incoming.via is Via.REVISION else incoming.via
         )
         role = self._services.directory.role_of(item.sender)
         if taker is None or not role.allows(taker.role):
             return name, Outcome.IGNORED, None  # a stranger's 👍 or reply is not for the bot
+        if incoming.via is Via.REVISION:
+            revised = await self._revised_reply(item, relation)
+            if revised is None:
+                return name, Outcome.IGNORED, None  # an edit of anything the bot did not take
+            relation = revised
         replying = incoming.via in (Via.REPLY, Via.REVISION)
         if replying and (marking := self._guard.marking_in(incoming.text)):
             return name, Outcome.REFUSED, self._render("classified_refused", marking=marking)
