@@ -727,8 +727,14 @@ async def verify(soak: Soak, scheduled: RoundSeriesRow) -> None:
                 unreachable = None
             else:
                 unreachable = 1
+            # A unit whose person declined is reported as untaken, not as unreachable.
+            declined = answer is not None and answer.what == "unable"
+            name = row.handle.upper()
+            report = f"{pg}: {name} (" if declined else f"{pg}: could not reach {name} ("
             told = [
-                e for e in bot_room if f"{pg}: could not reach {row.handle.upper()} (" in body(e)
+                e
+                for e in bot_room
+                if report in body(e) and (not declined or "is unable to act on it" in body(e))
             ]
             expect(soak, len(told), unreachable, f"{pg} unreachable report for {row.handle}")
             logged_told = sum(
