@@ -281,35 +281,35 @@ class Lifecycle:
         if level == activation.level:
             raise UserError(f"{activation.ref} is already at level {level}; nothing changed.")
         previous = activation.level
-        async with self.db.session() as session:
-            await store.set_fields(session, activation.id, level=level)
-            await self.activations.add_entry(
-                session,
-                activation,
-                "system.level",
-                f"Level {previous} → {level}",
-                by,
-                data={"level": level, "previous": previous},
-            )
-        activation.level = level
+        entry = ("system.level", f"Level {previous} → {level}")
+        data = {"level": level, "previous": previous}
+        await self._set_logged(activation, "level", level, entry, by, data)
         return previous
 
     async def _hand_over(self, activation: ActivationRow, new_lead: str, by: str) -> str:
         previous = activation.lead
         if new_lead == previous:
             raise UserError("You already lead this activation; nothing changed.")
-        async with self.db.session() as session:
-            await store.set_fields(session, activation.id, lead=new_lead)
-            await self.activations.add_entry(
-                session,
-                activation,
-                "system.handover",
-                f"Lead handed over from {previous} to {new_lead}",
-                by,
-                data={"from": previous, "to": new_lead},
-            )
-        activation.lead = new_lead
+        entry = ("system.handover", f"Lead handed over from {previous} to {new_lead}")
+        data = {"from": previous, "to": new_lead}
+        await self._set_logged(activation, "lead", new_lead, entry, by, data)
         return previous
+
+    async def _set_logged(
+        self,
+        activation: ActivationRow,
+        field: str,
+        value: str,
+        entry: tuple[str, str],
+        by: str,
+        data: dict[str, str],
+    ) -> None:
+        """Set one field and log its change (kind, text) in the same transaction."""
+        kind, text = entry
+        async with self.db.session() as session:
+            await store.set_fields(session, activation.id, **{field: value})
+            await self.activations.add_entry(session, activation, kind, text, by, data=data)
+        setattr(activation, field, value)
 
     async def _close_row(self, activation: ActivationRow, summary: str | None, by: str) -> int:
         """Close; cancels every pending step of the activation. Returns how many were pending."""
