@@ -34,6 +34,7 @@ from bot.matrix.trust import DeviceTrust
 from bot.render import Renderer
 from bot.runtime.catchup import CatchUp
 from bot.runtime.health import HealthReport, HealthServer
+from bot.runtime.layers import Layers
 from bot.runtime.leader import Leadership, LostLeadership
 from bot.runtime.logs import add_secrets
 from bot.runtime.metrics import Metrics
@@ -110,16 +111,16 @@ class App:
             client = make_client(settings)
             credentials = await _unless_directory_fails(log_in(client, settings), directory)
             add_secrets([credentials.access_token])
-            services = self.services = build_services(
+            layers = Layers(
                 settings=settings,
                 db=db,
-                registry=Registry(self.families),
+                keeper=keeper,
                 renderer=Renderer(settings.template_dir, prefix=settings.command_prefix),
                 messenger=Messenger(client, trusted=self._in_directory),
                 scheduler=scheduler,
-                keeper=keeper,
                 metrics=self.metrics,
             )
+            services = self.services = build_services(layers, Registry(self.families))
             register_timers(services)
             runner = self.runner = CommandRunner(services)
             self.trust = DeviceTrust(client, self._member_ids)

@@ -1,8 +1,8 @@
 """The services the chat surface calls, built once by the composition root (`bot.app`).
 
-Each capability receives only the parts it uses, through its constructor; this is the one place
-that knows how they fit together, so a test (the fast tier's recording messenger, say) builds the
-same graph the running bot does.
+Each capability stands on the shared layers (`Layers`) and receives the peers it calls through its
+constructor; this is the one place that knows how they fit together, so a test (the fast tier's
+recording messenger, say) builds the same graph the running bot does.
 """
 
 from __future__ import annotations
@@ -15,38 +15,24 @@ from bot.activations.lifecycle import Lifecycle
 from bot.activations.logbook import Logbook
 from bot.activations.situation import Situation, read_situation
 from bot.chat.registry import Registry
-from bot.directory.keeper import DirectoryKeeper
 from bot.directory.lookup import Lookup
 from bot.directory.model import Directory
 from bot.directory.outsiders import Outsiders
 from bot.inputs.requests import Inputs
-from bot.matrix.send import Messenger
 from bot.paging.answers import Answers
 from bot.paging.board import Board
 from bot.paging.commchecks import CommChecks
 from bot.paging.escalation import Escalation
 from bot.paging.send import Pager
 from bot.reach.direct import DirectMessages
-from bot.render import Renderer
 from bot.rounds.runs import Rounds
-from bot.runtime.metrics import Metrics
-from bot.runtime.scheduler import Scheduler
-from bot.runtime.tasks import KeyedLocks
-from bot.settings import Settings
-from bot.storage.db import Database
+from bot.runtime.layers import Layers
 from bot.storage.models import ActivationRow, TimerKind
 
 
-@dataclass(frozen=True)
-class Services:
-    settings: Settings
-    db: Database
-    keeper: DirectoryKeeper
-    renderer: Renderer
+@dataclass(frozen=True, kw_only=True)
+class Services(Layers):
     registry: Registry
-    messenger: Messenger
-    scheduler: Scheduler
-    metrics: Metrics
     activations: Activations
     lifecycle: Lifecycle
     logbook: Logbook
@@ -84,143 +70,31 @@ def register_timers(services: Services) -> None:
     scheduler.on(TimerKind.ROUND_CLOSE, services.rounds.on_close)
 
 
-def build_services(
-    *,
-    settings: Settings,
-    db: Database,
-    keeper: DirectoryKeeper,
-    renderer: Renderer,
-    registry: Registry,
-    messenger: Messenger,
-    scheduler: Scheduler,
-    metrics: Metrics,
-) -> Services:
-    """Every capability, each given what it uses; one lock table shared by all of them."""
-    locks = KeyedLocks()
-    activations = Activations(
-        settings=settings, db=db, keeper=keeper, messenger=messenger, scheduler=scheduler
-    )
-    direct = DirectMessages(
-        settings=settings, keeper=keeper, locks=locks, db=db, renderer=renderer, messenger=messenger
-    )
-    board = Board(
-        locks=locks, activations=activations, db=db, renderer=renderer, messenger=messenger
-    )
-    pager = Pager(
-        keeper=keeper,
-        scheduler=scheduler,
-        board=board,
-        metrics=metrics,
-        activations=activations,
-        direct=direct,
-        db=db,
-        renderer=renderer,
-        messenger=messenger,
-    )
-    answers = Answers(
-        scheduler=scheduler,
-        metrics=metrics,
-        activations=activations,
-        board=board,
-        db=db,
-        renderer=renderer,
-    )
-    escalation = Escalation(
-        keeper=keeper,
-        scheduler=scheduler,
-        metrics=metrics,
-        activations=activations,
-        board=board,
-        pager=pager,
-        db=db,
-        renderer=renderer,
-    )
-    commchecks = CommChecks(
-        keeper=keeper,
-        scheduler=scheduler,
-        activations=activations,
-        pager=pager,
-        db=db,
-        renderer=renderer,
-        messenger=messenger,
-    )
-    inputs = Inputs(
-        keeper=keeper,
-        scheduler=scheduler,
-        activations=activations,
-        direct=direct,
-        db=db,
-        renderer=renderer,
-        messenger=messenger,
-    )
-    rounds = Rounds(
-        settings=settings,
-        keeper=keeper,
-        scheduler=scheduler,
-        activations=activations,
-        pager=pager,
-        commchecks=commchecks,
-        db=db,
-        renderer=renderer,
-        messenger=messenger,
-    )
-    lifecycle = Lifecycle(
-        settings=settings,
-        db=db,
-        keeper=keeper,
-        renderer=renderer,
-        messenger=messenger,
-        scheduler=scheduler,
-        activations=activations,
-        rounds=rounds,
-    )
-    logbook = Logbook(
-        settings=settings,
-        db=db,
-        renderer=renderer,
-        messenger=messenger,
-        activations=activations,
-        inputs=inputs,
-    )
-    digest = Digest(
-        settings=settings,
-        keeper=keeper,
-        scheduler=scheduler,
-        activations=activations,
-        inputs=inputs,
-        db=db,
-        renderer=renderer,
-        messenger=messenger,
-    )
-    outsiders = Outsiders(
-        keeper=keeper,
-        activations=activations,
-        direct=direct,
-        db=db,
-        renderer=renderer,
-        messenger=messenger,
-    )
+def build_services(layers: Layers, registry: Registry) -> Services:
+    """Every capability on the one set of layers, each given the peers it calls."""
+    on = layers.shared()
+    activations = Activations(**on)
+    direct = DirectMessages(**on)
+    board = Board(**on, activations=activations)
+    pager = Pager(**on, board=board, activations=activations, direct=direct)
+    commchecks = CommChecks(**on, activations=activations, pager=pager)
+    inputs = Inputs(**on, activations=activations, direct=direct)
+    rounds = Rounds(**on, activations=activations, pager=pager, commchecks=commchecks)
     return Services(
-        settings=settings,
-        db=db,
-        keeper=keeper,
-        renderer=renderer,
+        **on,
         registry=registry,
-        messenger=messenger,
-        scheduler=scheduler,
-        metrics=metrics,
         activations=activations,
-        lifecycle=lifecycle,
-        logbook=logbook,
+        lifecycle=Lifecycle(**on, activations=activations, rounds=rounds),
+        logbook=Logbook(**on, activations=activations, inputs=inputs),
         direct=direct,
         board=board,
         pager=pager,
-        answers=answers,
-        escalation=escalation,
+        answers=Answers(**on, activations=activations, board=board),
+        escalation=Escalation(**on, activations=activations, board=board, pager=pager),
         commchecks=commchecks,
         inputs=inputs,
         rounds=rounds,
-        digest=digest,
-        outsiders=outsiders,
-        lookup=Lookup(settings=settings, db=db, keeper=keeper, renderer=renderer),
+        digest=Digest(**on, activations=activations, inputs=inputs),
+        outsiders=Outsiders(**on, activations=activations, direct=direct),
+        lookup=Lookup(**on),
     )

@@ -19,16 +19,13 @@ from bot.activations.activation import (
     make_ref,
     timer_prefix,
 )
-from bot.directory.keeper import DirectoryKeeper
 from bot.directory.roles import Role
 from bot.errors import UserError
-from bot.matrix.send import ACTIVATION_INVITE_POWER, Messenger
-from bot.render import Message, Renderer
+from bot.matrix.send import ACTIVATION_INVITE_POWER
+from bot.render import Message
 from bot.rounds.runs import Rounds
-from bot.runtime.scheduler import Scheduler
-from bot.settings import Settings
+from bot.runtime.layers import Layers
 from bot.storage import activation_store as store
-from bot.storage.db import Database
 from bot.storage.models import RUNNING, ActivationRow, ActivationStatus
 from bot.timeutil import format_duration, utcnow
 
@@ -62,19 +59,9 @@ class HandedOver:
 
 
 @dataclass(frozen=True, kw_only=True)
-class Lifecycle:
-    settings: Settings
-    db: Database
-    keeper: DirectoryKeeper
-    renderer: Renderer
-    messenger: Messenger
-    scheduler: Scheduler
+class Lifecycle(Layers):
     activations: Activations
     rounds: Rounds
-
-    def name(self, matrix_id: str) -> str:
-        contact = self.keeper.current.contact_for(matrix_id)
-        return contact.name if contact else matrix_id
 
     # -- the steps, as the commands take them ----------------------------------------------------
 

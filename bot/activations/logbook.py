@@ -18,12 +18,10 @@ from bot.activations import exports
 from bot.activations.activation import Activations, level_history
 from bot.errors import UserError
 from bot.inputs.requests import Inputs
-from bot.matrix.send import Messenger
 from bot.paging.board import page_summary
-from bot.render import Message, Renderer
-from bot.settings import Settings
+from bot.render import Message
+from bot.runtime.layers import Layers
 from bot.storage import activation_store as store
-from bot.storage.db import Database
 from bot.storage.models import LogEntryRow, SitrepRow
 from bot.timeutil import parse_past_time, utcnow
 
@@ -42,11 +40,7 @@ class Listed:
 
 
 @dataclass(frozen=True, kw_only=True)
-class Logbook:
-    settings: Settings
-    db: Database
-    renderer: Renderer
-    messenger: Messenger
+class Logbook(Layers):
     activations: Activations
     inputs: Inputs
 

@@ -6,12 +6,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
-from bot.directory.keeper import DirectoryKeeper
 from bot.errors import UserError
-from bot.render import Message, Renderer
-from bot.settings import Settings
+from bot.render import Message
+from bot.runtime.layers import Layers
 from bot.storage import page_store
-from bot.storage.db import Database
 from bot.storage.models import PageTargetRow
 from bot.timeutil import format_duration, format_local_utc, utcnow, zone_label
 
@@ -19,12 +17,7 @@ PAGE_SIZE = 20
 
 
 @dataclass(frozen=True, kw_only=True)
-class Lookup:
-    settings: Settings
-    db: Database
-    keeper: DirectoryKeeper
-    renderer: Renderer
-
+class Lookup(Layers):
     async def search(self, query: str | None, page: int) -> Message:
         """One page of the people matching every word of `query` (everyone without one)."""
         directory = self.keeper.current

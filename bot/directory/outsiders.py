@@ -13,11 +13,10 @@ import logging
 from dataclasses import dataclass
 
 from bot.activations.activation import Activations
-from bot.directory.keeper import DirectoryKeeper
 from bot.directory.roles import Role
 from bot.matrix.send import ACTIVATION_INVITE_POWER, DIRECT_INVITE_POWER, Messenger
 from bot.reach.direct import DirectMessages
-from bot.render import Renderer
+from bot.runtime.layers import Layers
 from bot.storage import activation_store, page_store
 from bot.storage.db import Database
 from bot.storage.models import RUNNING, ActivationStatus
@@ -26,11 +25,7 @@ log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, kw_only=True)
-class Outsiders:
-    db: Database
-    keeper: DirectoryKeeper
-    renderer: Renderer
-    messenger: Messenger
+class Outsiders(Layers):
     activations: Activations
     direct: DirectMessages
 

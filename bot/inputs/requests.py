@@ -24,6 +24,7 @@ from bot.errors import Refused, UserError
 from bot.matrix.send import MatrixSendError, fits_one_event
 from bot.reach.direct import RECORD_HORIZON, DirectMessages, owner_of_answered
 from bot.render import Message, markdown_unescape, verbatim_lines
+from bot.runtime.layers import Layers
 from bot.storage import activation_store
 from bot.storage import input_store as store
 from bot.storage.models import (
@@ -39,11 +40,7 @@ from bot.storage.models import (
 from bot.timeutil import format_local_utc, load_zone, utcnow
 
 if TYPE_CHECKING:
-    from bot.directory.keeper import DirectoryKeeper
-    from bot.matrix.send import Messenger
-    from bot.render import Renderer
-    from bot.runtime.scheduler import Scheduler
-    from bot.storage.db import Database
+    pass
 
 log = logging.getLogger(__name__)
 
@@ -135,12 +132,7 @@ def readable_in_room(note: Message, rest: Message) -> Message:
 
 
 @dataclass(frozen=True, kw_only=True)
-class Inputs:
-    db: Database
-    keeper: DirectoryKeeper
-    renderer: Renderer
-    messenger: Messenger
-    scheduler: Scheduler
+class Inputs(Layers):
     activations: Activations
     direct: DirectMessages
 
@@ -485,7 +477,7 @@ class Inputs:
                 activation=activation,
                 version=version,
                 requests=views,
-                author=self._name(author),
+                author=self.name(author),
                 at=self.activations.local(utcnow(), with_date=True),
             )
             draft = AdviceDraftRow(
@@ -530,7 +522,3 @@ class Inputs:
             "answered": len(state.latest),
             "asked": len(state.targets),
         }
-
-    def _name(self, matrix_id: str) -> str:
-        contact = self.keeper.current.contact_for(matrix_id)
-        return contact.name if contact else matrix_id

@@ -23,6 +23,7 @@ from bot.errors import UserError
 from bot.reach.direct import owner_of_answered
 from bot.render import Message
 from bot.rounds.recurrence import describe, next_run, next_runs, to_cron
+from bot.runtime.layers import Layers
 from bot.storage import activation_store
 from bot.storage import round_store as store
 from bot.storage.models import (
@@ -38,14 +39,8 @@ from bot.storage.models import (
 from bot.timeutil import format_local_utc, load_zone, utcnow
 
 if TYPE_CHECKING:
-    from bot.directory.keeper import DirectoryKeeper
-    from bot.matrix.send import Messenger
     from bot.paging.commchecks import CommChecks
     from bot.paging.send import Pager
-    from bot.render import Renderer
-    from bot.runtime.scheduler import Scheduler
-    from bot.settings import Settings
-    from bot.storage.db import Database
 
 log = logging.getLogger(__name__)
 
@@ -65,13 +60,7 @@ class RunView:
 
 
 @dataclass(frozen=True, kw_only=True)
-class Rounds:
-    settings: Settings
-    db: Database
-    keeper: DirectoryKeeper
-    renderer: Renderer
-    messenger: Messenger
-    scheduler: Scheduler
+class Rounds(Layers):
     activations: Activations
     pager: Pager
     commchecks: CommChecks

@@ -37,6 +37,7 @@ from bot.chat.registry import CommandFamily, Registry
 from bot.commands import all_families
 from bot.directory.keeper import DirectoryKeeper
 from bot.render import Renderer
+from bot.runtime.layers import Layers
 from bot.runtime.metrics import Metrics
 from bot.runtime.scheduler import Scheduler
 from bot.services import Services, build_services, register_timers
@@ -108,16 +109,16 @@ class Desk:
                 trusted=lambda user_id: keeper.current.contact_for(user_id) is not None,
             )
             scheduler = Scheduler(db)  # not started: timers fire through `fire`
-            services = build_services(
+            layers = Layers(
                 settings=settings,
                 db=db,
                 keeper=keeper,
                 renderer=Renderer(settings.template_dir, prefix=settings.command_prefix),
-                registry=Registry([*all_families(), *families]),
                 messenger=messenger,
                 scheduler=scheduler,
                 metrics=Metrics(),
             )
+            services = build_services(layers, Registry([*all_families(), *families]))
             register_timers(services)
             if settings.dg_room and settings.dg_room.startswith("!"):
                 messenger.add_room(settings.dg_room, name="DG platform")
