@@ -22,7 +22,7 @@ from bot.runtime.layers import Layers
 from bot.storage import activation_store
 from bot.storage import page_store as store
 from bot.storage.models import ActivationRow, ActivationStatus, PageRow, Timer, TimerKind
-from bot.timeutil import format_duration, utcnow
+from bot.timeutil import format_duration
 
 if TYPE_CHECKING:
     pass
@@ -87,26 +87,24 @@ class CommChecks(Layers):
         event_id: str,
     ) -> PageRow:
         async with self.db.session() as session:
-            existing = await store.page_by_event(session, event_id)
-            if existing is not None:
-                return existing
-            now = utcnow()
-            check = PageRow(
-                activation_id=activation.id if activation else None,
+            check, new = await self.pager.add_page(
+                session,
+                activation,
+                people,
+                window,
                 kind="check",
                 room_id=room_id,
                 sender=sender,
                 text=CHECK_TEXT,
-                ack_window_s=int(window.total_seconds()),
-                opened_by_event=event_id,
-                created_at=now,
+                event_id=event_id,
             )
-            await self.pager.add_page(session, check, people, window)
+            if not new:
+                return check
             prefix = timer_prefix(activation.id) if activation else ""
             await self.scheduler.arm_new(
                 session,
                 TimerKind.CHECK_CLOSE,
-                [(f"{prefix}chk{check.id}:close", now + window, {"page": check.id})],
+                [(f"{prefix}chk{check.id}:close", check.created_at + window, {"page": check.id})],
             )
             if activation is not None:
                 await self.activations.add_entry(

@@ -59,24 +59,23 @@ class Pager(Layers):
     ) -> PageRow:
         """Record the page and arm each person's first step; keyed by the command's event."""
         async with self.db.session() as session:
-            existing = await store.page_by_event(session, event_id)
-            if existing is not None:
-                return existing
-            now = utcnow()
-            page = PageRow(
-                activation_id=activation.id,
+            page, new = await self.add_page(
+                session,
+                activation,
+                people,
+                window,
                 sender=sender,
                 text=text,
                 urgent=urgent,
-                ack_window_s=int(window.total_seconds()),
-                opened_by_event=event_id,
-                created_at=now,
+                event_id=event_id,
             )
-            await self.add_page(session, page, people, window)
+            if not new:
+                return page
+            due = page.created_at + window
             await self.scheduler.arm_new(
                 session,
                 TimerKind.PAGE_STEP,
-                [step_timer(activation, page, p.handle, ESCALATE, now + window) for p in people],
+                [step_timer(activation, page, p.handle, ESCALATE, due) for p in people],
             )
             await self.activations.add_entry(
                 session,
@@ -89,14 +88,32 @@ class Pager(Layers):
         return page
 
     async def add_page(
-        self, session: AsyncSession, page: PageRow, people: list[Contact], window: timedelta
-    ) -> None:
-        """The page and a row per person, due `window` after the page was made: how a page and a
+        self,
+        session: AsyncSession,
+        activation: ActivationRow | None,
+        people: list[Contact],
+        window: timedelta,
+        **columns: Any,
+    ) -> tuple[PageRow, bool]:
+        """The page opened by `columns["event_id"]` and whether it is new: made now, with a row per
+        person due `window` after it, or found (the command ran before). How a page and a
         communication check both begin, in the caller's transaction."""
+        event_id = columns.pop("event_id")
+        existing = await store.page_by_event(session, event_id)
+        if existing is not None:
+            return existing, False
+        page = PageRow(
+            activation_id=activation.id if activation else None,
+            ack_window_s=int(window.total_seconds()),
+            opened_by_event=event_id,
+            created_at=utcnow(),
+            **columns,
+        )
         session.add(page)
         await session.flush()
         deadline = page.created_at + window
         await store.add_targets(session, [self.target(page, p, deadline) for p in people])
+        return page, True
 
     def target(
         self, page: PageRow, person: Contact, deadline: datetime, covers: str = ""

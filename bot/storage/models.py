@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, ClassVar
 
 from sqlalchemy import JSON, Column, Index, MetaData, String, UniqueConstraint
 from sqlmodel import Field, SQLModel
@@ -77,6 +77,25 @@ class RunStatus(StrEnum):
     MISSED = "missed"  # its start passed while the bot was down, beyond its window
 
 
+class Keyed(SQLModel):
+    """A row whose key is a number the database gives it: `None` only until the row is flushed,
+    typed `int` because no code reads it before."""
+
+    id: int = Field(default=None, primary_key=True)
+
+
+class Referenced:
+    """A row people name by a short ref, its kind's prefix and its key (`PG-12`, `RQ-3`): the ref is
+    derived, never stored, so it cannot disagree with the key."""
+
+    REF: ClassVar[str]
+    id: int
+
+    @property
+    def ref(self) -> str:
+        return f"{self.REF}-{self.id}"
+
+
 def utc_column(*, nullable: bool = False, index: bool = False) -> Any:
     return Field(sa_column=Column(UTCDateTime(), nullable=nullable, index=index))
 
@@ -123,7 +142,7 @@ class RoomJoin(SQLModel, table=True):
     joined_at: datetime = utc_column()
 
 
-class Timer(SQLModel, table=True):
+class Timer(Keyed, table=True):
     """Something that must happen later (an escalation step, a reminder, a round's end).
 
     The row is the truth; APScheduler only holds a rebuildable copy, re-armed from here at start-up.
@@ -136,7 +155,6 @@ class Timer(SQLModel, table=True):
     __tablename__ = "timer"
     __table_args__ = (UniqueConstraint("kind", "key", name="uq_timer_kind_key"),)
 
-    id: int = Field(default=None, primary_key=True)  # None only until the row is flushed
     kind: str = Field(max_length=64)
     key: str = Field(sa_column=Column(String(255), nullable=False))
     due_at: datetime = utc_column(index=True)
@@ -161,13 +179,12 @@ class OrganisationRow(SQLModel, table=True):
     updated_at: datetime = utc_column()
 
 
-class ContactRow(SQLModel, table=True):
+class ContactRow(Keyed, table=True):
     """A directory contact with its history: a contact removed from the file becomes inactive,
     never deleted, because pages and logbook entries keep pointing at it."""
 
     __tablename__ = "contact"
 
-    id: int = Field(default=None, primary_key=True)  # None only until the row is flushed
     handle: str = Field(max_length=64, unique=True)
     name: str = Field(max_length=255)
     organisation: str = Field(max_length=64)
@@ -192,13 +209,12 @@ class GroupRow(SQLModel, table=True):
     updated_at: datetime = utc_column()
 
 
-class ActivationRow(SQLModel, table=True):
+class ActivationRow(Keyed, table=True):
     """An ICC activation. `ref` is what people see (ICC-2026-007); `id` is what tables point at."""
 
     __tablename__ = "activation"
     __table_args__ = (UniqueConstraint("exercise", "year", "number", name="uq_activation_number"),)
 
-    id: int = Field(default=None, primary_key=True)  # None only until the row is flushed
     ref: str = Field(max_length=32, unique=True)
     exercise: bool = False
     year: int
@@ -215,14 +231,13 @@ class ActivationRow(SQLModel, table=True):
     closing_summary: str | None = None
 
 
-class LogEntryRow(SQLModel, table=True):
+class LogEntryRow(Keyed, table=True):
     """One logbook line. Append-only: triggers refuse UPDATE and DELETE (migration 0003), and each
     entry carries the hash of the previous one, so an export can be verified line by line."""
 
     __tablename__ = "log_entry"
     __table_args__ = (UniqueConstraint("activation_id", "seq", name="uq_log_entry_seq"),)
 
-    id: int = Field(default=None, primary_key=True)  # None only until the row is flushed
     activation_id: int = Field(foreign_key="activation.id", index=True)
     seq: int
     kind: str = Field(max_length=32)
@@ -237,11 +252,10 @@ class LogEntryRow(SQLModel, table=True):
     hash: str = Field(max_length=64)
 
 
-class SitrepRow(SQLModel, table=True):
+class SitrepRow(Keyed, table=True):
     __tablename__ = "sitrep"
     __table_args__ = (UniqueConstraint("activation_id", "number", name="uq_sitrep_number"),)
 
-    id: int = Field(default=None, primary_key=True)  # None only until the row is flushed
     activation_id: int = Field(foreign_key="activation.id", index=True)
     number: int
     period_start: datetime = utc_column()
@@ -261,16 +275,16 @@ class DmRoom(SQLModel, table=True):
     created_at: datetime = utc_column()
 
 
-class PageRow(SQLModel, table=True):
+class PageRow(Referenced, Keyed, table=True):
     """A page (`PG-<id>`): one message to many people, each tracked in `page_target`.
 
     A communication check (`kind="check"`) is a page of a test message with no escalation; it
     may be sent outside any activation, and reports to the room it was asked in (`room_id`).
     """
 
+    REF: ClassVar[str] = "PG"
     __tablename__ = "page"
 
-    id: int = Field(default=None, primary_key=True)  # None only until the row is flushed
     activation_id: int | None = Field(default=None, foreign_key="activation.id", index=True)
     kind: str = Field(default="page", max_length=16)
     room_id: str | None = Field(default=None, max_length=255)
@@ -282,12 +296,8 @@ class PageRow(SQLModel, table=True):
     board_event_id: str | None = Field(default=None, max_length=255)
     created_at: datetime = utc_column()
 
-    @property
-    def ref(self) -> str:
-        return f"PG-{self.id}"
 
-
-class PageTargetRow(SQLModel, table=True):
+class PageTargetRow(Keyed, table=True):
     """One person on one page: a snapshot of who they were, and what happened to the page.
 
     `covers` is empty for a person paged directly, or the handle of the person a backup stands
@@ -302,7 +312,6 @@ class PageTargetRow(SQLModel, table=True):
         Index("ix_page_target_events", "event_id", "repage_event_id"),
     )
 
-    id: int = Field(default=None, primary_key=True)  # None only until the row is flushed
     page_id: int = Field(foreign_key="page.id", index=True)
     handle: str = Field(max_length=64)
     matrix_id: str = Field(max_length=255, index=True)
@@ -328,12 +337,12 @@ class PageTargetRow(SQLModel, table=True):
     unreachable_at: datetime | None = utc_column(nullable=True)
 
 
-class InputRequestRow(SQLModel, table=True):
+class InputRequestRow(Referenced, Keyed, table=True):
     """An input request (`RQ-<id>`): a question to partners, answered by direct message."""
 
+    REF: ClassVar[str] = "RQ"
     __tablename__ = "input_request"
 
-    id: int = Field(default=None, primary_key=True)  # None only until the row is flushed
     activation_id: int = Field(foreign_key="activation.id", index=True)
     sender: str = Field(max_length=255)
     question: str
@@ -341,18 +350,13 @@ class InputRequestRow(SQLModel, table=True):
     opened_by_event: str = Field(max_length=255, unique=True)
     created_at: datetime = utc_column()
 
-    @property
-    def ref(self) -> str:
-        return f"RQ-{self.id}"
 
-
-class RequestTargetRow(SQLModel, table=True):
+class RequestTargetRow(Keyed, table=True):
     """One person asked, with a snapshot of who they were and what the bot sent them."""
 
     __tablename__ = "request_target"
     __table_args__ = (UniqueConstraint("request_id", "handle", name="uq_request_target_person"),)
 
-    id: int = Field(default=None, primary_key=True)  # None only until the row is flushed
     request_id: int = Field(foreign_key="input_request.id", index=True)
     handle: str = Field(max_length=64)
     matrix_id: str = Field(max_length=255, index=True)
@@ -368,13 +372,12 @@ class RequestTargetRow(SQLModel, table=True):
     chased_at: datetime | None = utc_column(nullable=True)
 
 
-class InputAnswerRow(SQLModel, table=True):
+class InputAnswerRow(Keyed, table=True):
     """One answer; a later one from the same person is a new version, and the latest counts."""
 
     __tablename__ = "input_answer"
     __table_args__ = (UniqueConstraint("target_id", "version", name="uq_input_answer_version"),)
 
-    id: int = Field(default=None, primary_key=True)  # None only until the row is flushed
     request_id: int = Field(foreign_key="input_request.id", index=True)
     target_id: int = Field(foreign_key="request_target.id")
     text: str
@@ -385,13 +388,12 @@ class InputAnswerRow(SQLModel, table=True):
     event_id: str = Field(max_length=255, unique=True)
 
 
-class AdviceDraftRow(SQLModel, table=True):
+class AdviceDraftRow(Keyed, table=True):
     """A draft of the advice note, versioned per activation; the text as posted."""
 
     __tablename__ = "advice_draft"
     __table_args__ = (UniqueConstraint("activation_id", "version", name="uq_advice_draft_version"),)
 
-    id: int = Field(default=None, primary_key=True)  # None only until the row is flushed
     activation_id: int = Field(foreign_key="activation.id", index=True)
     version: int
     requests: list[int] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
@@ -400,12 +402,12 @@ class AdviceDraftRow(SQLModel, table=True):
     created_at: datetime = utc_column()
 
 
-class RoundSeriesRow(SQLModel, table=True):
+class RoundSeriesRow(Referenced, Keyed, table=True):
     """A coordination round (`RD-<id>`): scheduled (a cron in a named zone) or run once now."""
 
+    REF: ClassVar[str] = "RD"
     __tablename__ = "round_series"
 
-    id: int = Field(default=None, primary_key=True)  # None only until the row is flushed
     kind: str = Field(default="round", max_length=16)  # round | check (a scheduled commscheck)
     activation_id: int | None = Field(default=None, foreign_key="activation.id", index=True)
     room_id: str = Field(max_length=255)
@@ -420,18 +422,13 @@ class RoundSeriesRow(SQLModel, table=True):
     created_at: datetime = utc_column()
     cancelled_at: datetime | None = utc_column(nullable=True)
 
-    @property
-    def ref(self) -> str:
-        return f"RD-{self.id}"
 
-
-class RoundRunRow(SQLModel, table=True):
+class RoundRunRow(Keyed, table=True):
     """One run of a round: its prompt (the thread root), its reports, its summary."""
 
     __tablename__ = "round_run"
     __table_args__ = (UniqueConstraint("series_id", "scheduled_for", name="uq_round_run_slot"),)
 
-    id: int = Field(default=None, primary_key=True)  # None only until the row is flushed
     series_id: int = Field(foreign_key="round_series.id", index=True)
     number: int
     scheduled_for: datetime = utc_column()
@@ -444,10 +441,9 @@ class RoundRunRow(SQLModel, table=True):
     closed_at: datetime | None = utc_column(nullable=True)
 
 
-class RoundReportRow(SQLModel, table=True):
+class RoundReportRow(Keyed, table=True):
     __tablename__ = "round_report"
 
-    id: int = Field(default=None, primary_key=True)  # None only until the row is flushed
     run_id: int = Field(foreign_key="round_run.id", index=True)
     matrix_id: str = Field(max_length=255)
     name: str = Field(max_length=255)
