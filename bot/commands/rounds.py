@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 
+from bot.activations.asked import Asked
 from bot.chat.args import Choice, Duration, Option, Targets, Text, Word
 from bot.chat.registry import CommandContext, CommandFamily
 from bot.commands.paging import resolve_people
@@ -59,17 +60,8 @@ async def round_schedule(
     window: timedelta | None,
     tz: str | None,
 ) -> Message:
-    return await ctx.services.rounds.schedule(
-        room=room,
-        room_id=ctx.room_id,
-        people=resolve_people(ctx, with_) if with_ else None,
-        when=when,
-        tz=tz,
-        window=window or DEFAULT_WINDOW,
-        agenda=agenda,
-        by=ctx.sender,
-        event_id=ctx.event_id,
-    )
+    asked = _asked(ctx, with_, window or DEFAULT_WINDOW, agenda)
+    return await ctx.services.rounds.schedule(asked, room=room, when=when, tz=tz)
 
 
 @commands.command(
@@ -88,13 +80,7 @@ async def round_now(
     window: timedelta | None,
 ) -> None:
     await ctx.services.rounds.start_now(
-        room=room,
-        room_id=ctx.room_id,
-        people=resolve_people(ctx, with_) if with_ else None,
-        window=window or DEFAULT_WINDOW,
-        agenda=agenda,
-        by=ctx.sender,
-        event_id=ctx.event_id,
+        _asked(ctx, with_, window or DEFAULT_WINDOW, agenda), room=room
     )
     return None  # the round's prompt is the answer
 
@@ -167,25 +153,17 @@ async def commscheck(
 ) -> Message:
     named = resolve_people(ctx, targets) if targets else None
     activation, people = await ctx.services.commchecks.audience(ctx.room_id, named)
-    window = window or timedelta(minutes=15)
+    asked = Asked(ctx.room_id, people, window or timedelta(minutes=15), ctx.sender, ctx.event_id)
     if every:
         return await ctx.services.rounds.schedule_series(
-            kind="check",
-            activation=activation,
-            room_id=ctx.room_id,
-            people=people,
-            when=every,
-            tz=None,
-            window=window,
-            agenda=None,
-            by=ctx.sender,
-            event_id=ctx.event_id,
+            "check", activation, asked, when=every, tz=None
         )
-    return await ctx.services.commchecks.start(
-        activation=activation,
-        room_id=ctx.room_id,
-        people=people,
-        window=window,
-        by=ctx.sender,
-        event_id=ctx.event_id,
-    )
+    return await ctx.services.commchecks.start(activation, asked)
+
+
+def _asked(
+    ctx: CommandContext, with_: list[str] | None, window: timedelta, agenda: str | None
+) -> Asked:
+    """A round as typed: its participants if named (else the room's default), window, agenda."""
+    people = resolve_people(ctx, with_) if with_ else None
+    return Asked(ctx.room_id, people, window, ctx.sender, ctx.event_id, agenda)

@@ -9,10 +9,10 @@ latest result per person is what `contact` and `contacts` show, so stale contact
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from bot.activations.activation import Activations, timer_prefix
+from bot.activations.asked import Asked
 from bot.directory.model import Contact
 from bot.directory.roles import Role
 from bot.errors import UserError
@@ -49,54 +49,29 @@ class CommChecks(Layers):
             raise UserError("Nobody to check; name them: commscheck <targets>.")
         return activation, people
 
-    async def start(
-        self,
-        *,
-        activation: ActivationRow | None,
-        room_id: str,
-        people: list[Contact],
-        window: timedelta,
-        by: str,
-        event_id: str,
-    ) -> Message:
+    async def start(self, activation: ActivationRow | None, asked: Asked) -> Message:
         """`commscheck`: the test page, sent now; the results when the window ends."""
-        check = await self.create(
-            activation=activation,
-            room_id=room_id,
-            sender=by,
-            people=people,
-            window=window,
-            event_id=event_id,
-        )
-        await self.pager.deliver(check, activation, reply_to=event_id)
+        check = await self.create(activation, asked)
+        await self.pager.deliver(check, activation, reply_to=asked.event_id)
         return self.renderer.render(
             "commscheck_sent",
             ref=check.ref,
-            count=len(people),
-            until=self.activations.local(check.created_at + window),
+            count=len(asked.named),
+            until=self.activations.local(check.created_at + asked.window),
         )
 
-    async def create(
-        self,
-        *,
-        activation: ActivationRow | None,
-        room_id: str,
-        sender: str,
-        people: list[Contact],
-        window: timedelta,
-        event_id: str,
-    ) -> PageRow:
+    async def create(self, activation: ActivationRow | None, asked: Asked) -> PageRow:
         async with self.db.session() as session:
             check, new = await self.pager.add_page(
                 session,
                 activation,
-                people,
-                window,
+                asked.named,
+                asked.window,
                 kind="check",
-                room_id=room_id,
-                sender=sender,
+                room_id=asked.room_id,
+                sender=asked.by,
                 text=CHECK_TEXT,
-                event_id=event_id,
+                event_id=asked.event_id,
             )
             if not new:
                 return check
@@ -104,16 +79,22 @@ class CommChecks(Layers):
             await self.scheduler.arm_new(
                 session,
                 TimerKind.CHECK_CLOSE,
-                [(f"{prefix}chk{check.id}:close", check.created_at + window, {"page": check.id})],
+                [
+                    (
+                        f"{prefix}chk{check.id}:close",
+                        check.created_at + asked.window,
+                        {"page": check.id},
+                    )
+                ],
             )
             if activation is not None:
                 await self.activations.add_entry(
                     session,
                     activation,
                     "system.commscheck",
-                    f"Communication check {check.ref} sent to {len(people)}",
-                    sender,
-                    data={"page": check.id, "to": [p.handle for p in people]},
+                    f"Communication check {check.ref} sent to {len(asked.named)}",
+                    asked.by,
+                    data={"page": check.id, "to": [p.handle for p in asked.named]},
                 )
         return check
 

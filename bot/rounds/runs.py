@@ -10,13 +10,14 @@ those who have not reported at half-window and close the run with a summary at i
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.activations.activation import Activations, timer_prefix
+from bot.activations.asked import Asked
 from bot.directory.model import Contact
 from bot.directory.roles import Role
 from bot.errors import UserError
@@ -80,60 +81,23 @@ class Rounds(Layers):
 
     # -- creating ---------------------------------------------------------------------------------
 
-    async def schedule(
-        self,
-        *,
-        room: str,
-        room_id: str,
-        people: list[Contact] | None,
-        when: str,
-        tz: str | None,
-        window: timedelta,
-        agenda: str | None,
-        by: str,
-        event_id: str,
-    ) -> Message:
+    async def schedule(self, asked: Asked, *, room: str, when: str, tz: str | None) -> Message:
         """`round schedule`: a series on a cron or an everyday phrase, in `tz` (default the
         cell's zone), with its first run armed."""
-        place, activation, default = await self.place(room, room_id)
-        return await self.schedule_series(
-            kind="round",
-            activation=activation,
-            room_id=place,
-            people=self._participants(people, default),
-            when=when,
-            tz=tz,
-            window=window,
-            agenda=agenda,
-            by=by,
-            event_id=event_id,
-        )
+        activation, settled = await self._settle(asked, room)
+        return await self.schedule_series("round", activation, settled, when=when, tz=tz)
 
-    async def start_now(
-        self,
-        *,
-        room: str,
-        room_id: str,
-        people: list[Contact] | None,
-        window: timedelta,
-        agenda: str | None,
-        by: str,
-        event_id: str,
-    ) -> None:
+    async def start_now(self, asked: Asked, *, room: str) -> None:
         """`round now`: a one-off round, its prompt posted at once (that is the answer)."""
-        place, activation, default = await self.place(room, room_id)
-        await self.create(
-            activation=activation,
-            room_id=place,
-            when="now",
-            cron=None,
-            timezone=str(self.settings.timezone.key),
-            window=window,
-            agenda=agenda,
-            participants=self._participants(people, default),
-            created_by=by,
-            event_id=event_id,
-        )
+        activation, settled = await self._settle(asked, room)
+        zone = str(self.settings.timezone.key)
+        await self.create("round", activation, settled, when="now", cron=None, timezone=zone)
+
+    async def _settle(self, asked: Asked, room: str) -> tuple[ActivationRow | None, Asked]:
+        """Where the round posts, its activation, and who takes part (named, or the default)."""
+        place, activation, default = await self.place(room, asked.room_id)
+        people = self._participants(asked.people, default)
+        return activation, replace(asked, room_id=place, people=people)
 
     def _participants(self, named: list[Contact] | None, default: list[Contact]) -> list[Contact]:
         people = [p for p in (named or default) if p.matrix_id != self.settings.user_id]
@@ -143,17 +107,12 @@ class Rounds(Layers):
 
     async def schedule_series(
         self,
-        *,
         kind: str,
         activation: ActivationRow | None,
-        room_id: str,
-        people: list[Contact],
+        asked: Asked,
+        *,
         when: str,
         tz: str | None,
-        window: timedelta,
-        agenda: str | None,
-        by: str,
-        event_id: str,
     ) -> Message:
         """A series of `kind` (a round, or a communication check run like one: `commscheck
         --every`) on a cron or an everyday phrase, in `tz` (default the cell's zone)."""
@@ -164,17 +123,7 @@ class Rounds(Layers):
         except ValueError as exc:
             raise UserError(str(exc)) from None
         series, first = await self.create(
-            activation=activation,
-            room_id=room_id,
-            when=when,
-            cron=cron,
-            timezone=str(zone.key),
-            window=window,
-            agenda=agenda,
-            participants=people,
-            created_by=by,
-            event_id=event_id,
-            kind=kind,
+            kind, activation, asked, when=when, cron=cron, timezone=str(zone.key)
         )
         return self.renderer.render(
             "round_scheduled",
@@ -227,35 +176,30 @@ class Rounds(Layers):
 
     async def create(
         self,
-        *,
+        kind: str,
         activation: ActivationRow | None,
-        room_id: str,
+        asked: Asked,
+        *,
         when: str,
         cron: str | None,
         timezone: str,
-        window: timedelta,
-        agenda: str | None,
-        participants: list[Contact],
-        created_by: str,
-        event_id: str,
-        kind: str = "round",
     ) -> tuple[RoundSeriesRow, datetime]:
         """A round series (or a scheduled check) and its first run's timer; keyed by the event."""
         async with self.db.session() as session:
-            series = await store.series_by_event(session, event_id)
+            series = await store.series_by_event(session, asked.event_id)
             if series is None:
                 series = RoundSeriesRow(
                     kind=kind,
                     activation_id=activation.id if activation else None,
-                    room_id=room_id,
+                    room_id=asked.room_id,
                     when_text=when,
                     cron=cron,
                     timezone=timezone,
-                    window_s=int(window.total_seconds()),
-                    agenda=agenda,
-                    participants=[p.handle for p in participants],
-                    created_by=created_by,
-                    opened_by_event=event_id,
+                    window_s=int(asked.window.total_seconds()),
+                    agenda=asked.agenda,
+                    participants=[p.handle for p in asked.named],
+                    created_by=asked.by,
+                    opened_by_event=asked.event_id,
                     created_at=utcnow(),
                 )
                 session.add(series)
@@ -268,7 +212,7 @@ class Rounds(Layers):
                         activation,
                         "system.round_schedule",
                         f"{series.ref} {'scheduled: ' + when if cron else 'started now'}",
-                        created_by,
+                        asked.by,
                         data={"round": series.id, "cron": cron, "tz": timezone},
                     )
             else:
@@ -342,14 +286,9 @@ class Rounds(Layers):
         """A scheduled communication check: the same as `commscheck` typed at `slot`."""
         people = [c for h in series.participants if (c := self.keeper.current.contacts.get(h))]
         key = f"series-{series.id}-{slot.isoformat()}"
-        check = await self.commchecks.create(
-            activation=activation,
-            room_id=series.room_id,
-            sender=series.created_by,
-            people=people,
-            window=timedelta(seconds=series.window_s),
-            event_id=key,
-        )
+        window = timedelta(seconds=series.window_s)
+        asked = Asked(series.room_id, people, window, series.created_by, event_id=key)
+        check = await self.commchecks.create(activation, asked)
         await self.pager.deliver(check, activation, reply_to=key)
 
     async def _missed(
