@@ -17,6 +17,8 @@ from nio import (
     SyncError,
 )
 
+from bot.matrix.send import encryption_state
+
 EventPredicate = Callable[[dict[str, Any]], bool]
 
 
@@ -68,19 +70,8 @@ class Person:
     async def create_room(
         self, *, invite: list[str], name: str = "test room", encrypted: bool = False
     ) -> str:
-        initial_state = (
-            [
-                {
-                    "type": "m.room.encryption",
-                    "state_key": "",
-                    "content": {"algorithm": "m.megolm.v1.aes-sha2"},
-                }
-            ]
-            if encrypted
-            else []
-        )
         response = await self.client.room_create(
-            name=name, invite=invite, initial_state=initial_state
+            name=name, invite=invite, initial_state=encryption_state(encrypted)
         )
         if isinstance(response, RoomCreateError):
             raise RuntimeError(f"room_create: {response.message}")

@@ -9,7 +9,7 @@ import re
 
 import pytest
 
-from bot.matrix.send import MatrixSendError, Messenger, RoomNotPrivate
+from bot.matrix.send import MatrixSendError, Messenger, NewRoom, RoomNotPrivate
 from bot.render import Message
 from tests.support.desk import Desk
 from tests.support.recording import NoClient, RecordingMessenger
@@ -45,7 +45,7 @@ async def test_the_recording_messenger_refuses_what_the_homeserver_would() -> No
     with pytest.raises(MatrixSendError, match="M_FORBIDDEN"):
         await messenger.notice("!nowhere:desk.test", Message("hi", "hi"))
     own = await messenger.create_room(
-        name="DM", topic="", invite=["@x:elsewhere"], admins=[], encrypted=True, invite_power=100
+        NewRoom("DM", "", ["@x:elsewhere"], admins=[], encrypted=True, invite_power=100)
     )
     with pytest.raises(RoomNotPrivate):
         await messenger.notice(own, Message("secret", "secret"))

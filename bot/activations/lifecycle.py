@@ -21,7 +21,7 @@ from bot.activations.activation import (
 )
 from bot.directory.roles import Role
 from bot.errors import UserError
-from bot.matrix.send import ACTIVATION_INVITE_POWER
+from bot.matrix.send import ACTIVATION_INVITE_POWER, NewRoom
 from bot.render import Message
 from bot.rounds.runs import Rounds
 from bot.runtime.layers import Layers
@@ -249,14 +249,15 @@ class Lifecycle(Layers):
         ]
         invite = sorted(set(roster) | {activation.lead})
         name, topic = room_labels(activation)
-        room_id = await self.messenger.create_room(
-            name=name,
-            topic=topic,
-            invite=invite,
+        plan = NewRoom(
+            name,
+            topic,
+            invite,
             admins=[activation.lead],
             encrypted=self.settings.e2ee,
             invite_power=ACTIVATION_INVITE_POWER,
         )
+        room_id = await self.messenger.create_room(plan)
         async with self.db.session() as session:
             await store.set_fields(session, activation.id, room_id=room_id)
         activation.room_id = room_id

@@ -101,6 +101,28 @@ def message_content(
 ACTIVATION_INVITE_POWER, DIRECT_INVITE_POWER = 50, 100
 
 
+@dataclass(frozen=True)
+class NewRoom:
+    """A room the bot makes: invite-only, `admins` (and the bot) at power 100, inviting at
+    `invite_power`; `direct` marks it as a DM in clients."""
+
+    name: str
+    topic: str
+    invite: list[str]
+    admins: list[str]
+    encrypted: bool
+    invite_power: int
+    direct: bool = False
+
+
+def encryption_state(encrypted: bool) -> list[dict[str, Any]]:
+    """The initial state that makes a new room encrypted (Megolm), or none."""
+    if not encrypted:
+        return []
+    algorithm = {"algorithm": "m.megolm.v1.aes-sha2"}
+    return [{"type": "m.room.encryption", "state_key": "", "content": algorithm}]
+
+
 class Messenger:
     """Sends on behalf of the bot. The only holder of the nio client besides the sync loop.
 
@@ -196,48 +218,27 @@ class Messenger:
         if isinstance(response, RoomLeaveError):
             raise MatrixSendError(room_id, response.status_code, response.message)
 
-    async def create_room(
-        self,
-        *,
-        name: str,
-        topic: str,
-        invite: list[str],
-        admins: list[str],
-        encrypted: bool,
-        invite_power: int,
-        direct: bool = False,
-    ) -> str:
+    async def create_room(self, room: NewRoom) -> str:
         """An invite-only room with `admins` (and the bot) at power 100, where inviting needs
         `invite_power`; encrypted if asked.
 
         Admins get their power after creation, not through the creation's power-level override:
         from room version 12 the creator must not be listed there, before it must be.
         """
-        initial_state = (
-            [
-                {
-                    "type": "m.room.encryption",
-                    "state_key": "",
-                    "content": {"algorithm": "m.megolm.v1.aes-sha2"},
-                }
-            ]
-            if encrypted
-            else []
-        )
         response = await self._client.room_create(
-            name=name,
-            topic=topic,
+            name=room.name,
+            topic=room.topic,
             preset=RoomPreset.private_chat,
-            invite=invite,
-            initial_state=initial_state,
-            is_direct=direct,
-            power_level_override={"invite": invite_power},
+            invite=room.invite,
+            initial_state=encryption_state(room.encrypted),
+            is_direct=room.direct,
+            power_level_override={"invite": room.invite_power},
         )
         if isinstance(response, RoomCreateError):
-            raise MatrixSendError(name, response.status_code, response.message)
+            raise MatrixSendError(room.name, response.status_code, response.message)
         self.note_creator(response.room_id, self._client.user_id)
-        await self._expect_members(response.room_id, invite, new_encrypted_room=encrypted)
-        for admin in admins:
+        await self._expect_members(response.room_id, room.invite, new_encrypted_room=room.encrypted)
+        for admin in room.admins:
             await self.set_power(response.room_id, admin, 100)
         return response.room_id
 

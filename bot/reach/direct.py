@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, TypeVar
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.directory.model import Contact
-from bot.matrix.send import DIRECT_INVITE_POWER, MatrixSendError
+from bot.matrix.send import DIRECT_INVITE_POWER, MatrixSendError, NewRoom
 from bot.runtime.layers import Layers
 from bot.storage import page_store as store
 from bot.storage.db import Database
@@ -94,13 +94,15 @@ class DirectMessages(Layers):
                     await store.save_dm_room(session, matrix_id, room_id, utcnow())
                 return room_id
             room_id = await self.messenger.create_room(
-                name=DM_NAME,
-                topic="Pages and requests from the ICC",
-                invite=[matrix_id],
-                admins=[],
-                encrypted=self.settings.e2ee,
-                invite_power=DIRECT_INVITE_POWER,
-                direct=True,
+                NewRoom(
+                    name=DM_NAME,
+                    topic="Pages and requests from the ICC",
+                    invite=[matrix_id],
+                    admins=[],
+                    encrypted=self.settings.e2ee,
+                    invite_power=DIRECT_INVITE_POWER,
+                    direct=True,
+                )
             )
             async with self.db.session() as session:
                 await store.save_dm_room(session, matrix_id, room_id, utcnow())

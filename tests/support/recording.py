@@ -19,10 +19,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from bot.matrix.send import MatrixSendError, Messenger
+from bot.matrix.send import MatrixSendError, Messenger, NewRoom
 
 # Synapse refuses an event whose JSON exceeds 65,536 bytes, envelope (sender, room, hashes,
 # signatures, prev_events…) included; this much of it is left for the content.
@@ -272,38 +272,19 @@ class RecordingMessenger(Messenger):
             for sent in self.recorded[before:]:
                 sent.data = data
 
-    async def create_room(
-        self,
-        *,
-        name: str,
-        topic: str,
-        invite: list[str],
-        admins: list[str],
-        encrypted: bool,
-        invite_power: int,
-        direct: bool = False,
-    ) -> str:
+    async def create_room(self, room: NewRoom) -> str:
         room_id = self.new_id("!", "own")
         self.rooms[room_id] = DeskRoom(
             room_id,
-            name=name,
-            encrypted=encrypted,
-            members=set(invite) - {self.user_id},
-            invite_power=invite_power,
-            direct=direct,
+            name=room.name,
+            encrypted=room.encrypted,
+            members=set(room.invite) - {self.user_id},
+            invite_power=room.invite_power,
+            direct=room.direct,
         )
         self.note_creator(room_id, self.user_id)
-        details = {
-            "name": name,
-            "topic": topic,
-            "invite": list(invite),
-            "admins": list(admins),
-            "encrypted": encrypted,
-            "invite_power": invite_power,
-            "direct": direct,
-        }
-        self.recorded.append(Recorded("create_room", room_id, details=details))
-        for admin in admins:
+        self.recorded.append(Recorded("create_room", room_id, details=asdict(room)))
+        for admin in room.admins:
             await self.set_power(room_id, admin, 100)
         return room_id
 
