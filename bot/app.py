@@ -338,16 +338,17 @@ async def serve(app: App) -> int:
         for line in exc.problems:
             log.error("directory: %s", line)
         return EXIT_CONFIG
-    except LoginFailed as exc:
-        log.error("login failed: %s", exc)
-        return EXIT_LOGIN
-    except SchemaError as exc:
-        log.error("database: %s", exc)
-        return EXIT_SCHEMA
-    except FatalSyncError as exc:
-        log.error("%s", exc)
-        return EXIT_SESSION
-    except LostLeadership as exc:
-        log.error("%s; stopping so that another instance can take over", exc)
-        return EXIT_LEADERSHIP
+    except (LoginFailed, SchemaError, FatalSyncError, LostLeadership) as exc:
+        code, how = ENDINGS[type(exc)]
+        log.error(how, exc)
+        return code
     return 0
+
+
+# How a start-up or session failure is logged, and the exit code a supervisor acts on.
+ENDINGS: dict[type[Exception], tuple[int, str]] = {
+    LoginFailed: (EXIT_LOGIN, "login failed: %s"),
+    SchemaError: (EXIT_SCHEMA, "database: %s"),
+    FatalSyncError: (EXIT_SESSION, "%s"),
+    LostLeadership: (EXIT_LEADERSHIP, "%s; stopping so that another instance can take over"),
+}

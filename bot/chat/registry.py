@@ -20,6 +20,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
+from bot.activations.asked import Said
 from bot.chat.args import Flag, Option, Param, Signature
 from bot.directory.roles import Role
 from bot.render import Message
@@ -78,6 +79,10 @@ class CommandContext:
 
     def render(self, template: str, /, **context: Any) -> Message:
         return self.services.renderer.render(template, **context)
+
+    def said(self, text: str, via: str) -> Said:
+        """`text`, as this event's sender wrote it, to be recorded as theirs."""
+        return Said(self.sender, text, via, self.event_id, self.sent_at)
 
 
 # `async def page(ctx, *, targets: list[str], message: str, ack: timedelta | None, urgent: bool)`:

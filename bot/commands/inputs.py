@@ -95,14 +95,9 @@ def record_reply(ctx: CommandContext, recorded: Recorded) -> Reply:
     revised_by_edit=True,
 )
 async def input_command(ctx: CommandContext, *, request: str, text: str) -> Reply:
+    said = ctx.said(text, ctx.via.value)  # a command, or an edit of one: a new version
     recorded = await ctx.services.inputs.record_answer(
-        ctx.sender,
-        ref=request_ref(request),
-        relates_to=None,
-        text=text,
-        via=ctx.via.value,  # a command, or an edit of one: a new version
-        event_id=ctx.event_id,
-        at=ctx.sent_at,
+        said, ref=request_ref(request), relates_to=None
     )
     return record_reply(ctx, recorded)
 

@@ -24,15 +24,8 @@ async def reply_to_bot(ctx: CommandContext) -> Message | Reply | None:
     revised = ctx.via is Via.REVISION
     rounds = ctx.services.rounds
     if text and await rounds.is_prompt(ctx.thread_root, ctx.room_id):
-        await rounds.report_in_thread(
-            room_id=ctx.room_id,
-            thread_root=ctx.thread_root,
-            sender=ctx.sender,
-            text=text,
-            event_id=ctx.event_id,
-            at=ctx.sent_at,
-            via="edit" if revised else "thread",
-        )
+        said = ctx.said(text, "edit" if revised else "thread")
+        await rounds.report_in_thread(said, room_id=ctx.room_id, thread_root=ctx.thread_root)
         return None
     if await ctx.services.answers.is_page_event(ctx.relates_to, ctx.sender):
         if revised:
@@ -44,15 +37,8 @@ async def reply_to_bot(ctx: CommandContext) -> Message | Reply | None:
         return Reply(*told) if told else None
     inputs = ctx.services.inputs
     if text and await inputs.is_request_event(ctx.relates_to, ctx.sender):
-        recorded = await inputs.record_answer(
-            ctx.sender,
-            ref=None,
-            relates_to=ctx.relates_to,
-            text=text,
-            via="edit" if revised else "reply",
-            event_id=ctx.event_id,
-            at=ctx.sent_at,
-        )
+        said = ctx.said(text, "edit" if revised else "reply")
+        recorded = await inputs.record_answer(said, ref=None, relates_to=ctx.relates_to)
         return record_reply(ctx, recorded)
     return None
 

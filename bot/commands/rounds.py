@@ -95,15 +95,8 @@ async def round_now(
     revised_by_edit=True,
 )
 async def update(ctx: CommandContext, *, text: str) -> Message | None:
-    view = await ctx.services.rounds.report(
-        room_id=ctx.room_id,
-        thread_root=ctx.thread_root,
-        sender=ctx.sender,
-        text=text,
-        via=ctx.via.value,  # a command, or an edit of one: a new version
-        event_id=ctx.event_id,
-        at=ctx.sent_at,
-    )
+    said = ctx.said(text, ctx.via.value)  # a command, or an edit of one: a new version
+    view = await ctx.services.rounds.report(said, room_id=ctx.room_id, thread_root=ctx.thread_root)
     return ctx.render("round_update_recorded", ref=view.series.ref, number=view.run.number)
 
 

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.activations.activation import Activations, after_close, timer_prefix
+from bot.activations.asked import Said
 from bot.directory.model import Contact
 from bot.errors import Refused, UserError
 from bot.matrix.send import MatrixSendError, fits_one_event
@@ -288,16 +289,9 @@ class Inputs(Layers):
         return await owner_of_answered(self.db, find, unrecorded) == matrix_id
 
     async def record_answer(
-        self,
-        matrix_id: str,
-        *,
-        ref: str | None,
-        relates_to: str | None,
-        text: str,
-        via: str,
-        event_id: str,
-        at: datetime,
+        self, said: Said, *, ref: str | None, relates_to: str | None
     ) -> Recorded:
+        matrix_id, event_id = said.sender, said.event_id
         async with self.db.session() as session:
             request, target = await self._asked(session, matrix_id, ref, relates_to)
             activation = await activation_store.by_id(session, request.activation_id)
@@ -323,15 +317,15 @@ class Inputs(Layers):
             existing = await store.answer_by_event(session, event_id)
             if existing is not None:  # the same message handled again after a restart
                 return Recorded(request, activation, target, existing)
-            answered = min(at, utcnow())
+            answered = min(said.at, utcnow())
             answer = InputAnswerRow(
                 request_id=request.id,
                 target_id=target.id,
-                text=text,
+                text=said.text,
                 version=await store.next_version(session, target.id),
                 answered_at=answered,
                 late=answered > request.deadline,
-                via=via,
+                via=said.via,
                 event_id=event_id,
             )
             session.add(answer)

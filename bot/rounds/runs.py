@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.activations.activation import Activations, timer_prefix
-from bot.activations.asked import Asked
+from bot.activations.asked import Asked, Said
 from bot.directory.model import Contact
 from bot.directory.roles import Role
 from bot.errors import UserError
@@ -473,40 +473,12 @@ class Rounds(Layers):
 
     # -- reports ----------------------------------------------------------------------------------
 
-    async def report_in_thread(
-        self,
-        *,
-        room_id: str,
-        thread_root: str | None,
-        sender: str,
-        text: str,
-        event_id: str,
-        at: datetime,
-        via: str = "thread",
-    ) -> None:
+    async def report_in_thread(self, said: Said, *, room_id: str, thread_root: str | None) -> None:
         """A reply in a round prompt's thread is an update; a ✅ on it says it was taken."""
-        await self.report(
-            room_id=room_id,
-            thread_root=thread_root,
-            sender=sender,
-            text=text,
-            via=via,
-            event_id=event_id,
-            at=at,
-        )
-        await self.messenger.react(room_id, event_id, "✅")
+        await self.report(said, room_id=room_id, thread_root=thread_root)
+        await self.messenger.react(room_id, said.event_id, "✅")
 
-    async def report(
-        self,
-        *,
-        room_id: str,
-        thread_root: str | None,
-        sender: str,
-        text: str,
-        via: str,
-        event_id: str,
-        at: datetime,
-    ) -> RunView:
+    async def report(self, said: Said, *, room_id: str, thread_root: str | None) -> RunView:
         async with self.db.session() as session:
             found = None
             if thread_root is not None:
@@ -521,24 +493,24 @@ class Rounds(Layers):
             # Judged by when it was sent: an update sent inside the window counts, even if it
             # is read after the run closed (held up on its way to the homeserver).
             if run.status != RunStatus.OPEN and not (
-                run.status == RunStatus.CLOSED and at <= _end(run, series)
+                run.status == RunStatus.CLOSED and said.at <= _end(run, series)
             ):
                 raise UserError(
                     f"{series.ref} #{run.number} is closed; your update was not recorded."
                 )
-            person = next((p for p in run.participants if p["matrix_id"] == sender), None)
+            person = next((p for p in run.participants if p["matrix_id"] == said.sender), None)
             if person is None:
                 raise UserError(f"You are not a participant of {series.ref}; nothing was recorded.")
-            if await store.report_by_event(session, event_id) is None:
+            if await store.report_by_event(session, said.event_id) is None:
                 session.add(
                     RoundReportRow(
                         run_id=run.id,
-                        matrix_id=sender,
+                        matrix_id=said.sender,
                         name=person["name"],
-                        text=text,
-                        reported_at=min(at, utcnow()),
-                        via=via,
-                        event_id=event_id,
+                        text=said.text,
+                        reported_at=min(said.at, utcnow()),
+                        via=said.via,
+                        event_id=said.event_id,
                     )
                 )
             activation = await self._activation(session, series)
