@@ -24,7 +24,7 @@ import asyncio
 import re
 import secrets
 import time
-from collections.abc import Coroutine, Iterator
+from collections.abc import Iterator
 from datetime import timedelta
 from html.parser import HTMLParser
 from pathlib import Path
@@ -67,8 +67,8 @@ from tests.conftest import (
 )
 from tests.invariants import counts, problems
 from tests.matrix_people import Person, body
-from tests.support.background import BackgroundLoop, ErrorLog, serving
-from tests.support.desk import Desk
+from tests.support.background import ErrorLog, serving
+from tests.support.desk import Desk, OnDesk
 from tests.support.recording import Recorded
 from tests.support.rooms import bot_joined, open_activation
 
@@ -442,7 +442,7 @@ def fuzz_directory(cast: Cast) -> dict[str, Any]:
     return directory
 
 
-class World:
+class World(OnDesk):
     """The bot's services on a desk (tests/support/desk.py), an activation room and the lead's
     room with the bot, on a background loop: what the bot sends is recorded, not sent."""
 
@@ -451,18 +451,7 @@ class World:
         self.cast = desk_cast()
         self.rooms: dict[str, str] = {}
         self.errors = ErrorLog()
-        self._desk: Desk | None = None
-        self.background: BackgroundLoop | None = None
         self.examples = 0
-
-    def call(self, coro: Coroutine[Any, Any, Any], timeout: float = 300) -> Any:
-        assert self.background is not None
-        return self.background.call(coro, timeout)
-
-    @property
-    def desk(self) -> Desk:
-        assert self._desk is not None
-        return self._desk
 
     @property
     def sent(self) -> list[Recorded]:

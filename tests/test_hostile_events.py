@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Coroutine, Iterator
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -50,8 +50,8 @@ from tests.conftest import (
     people_of,
 )
 from tests.matrix_people import Person, body
-from tests.support.background import BackgroundLoop, ErrorLog, serving
-from tests.support.desk import Desk
+from tests.support.background import ErrorLog, OnBackground, serving
+from tests.support.desk import Desk, OnDesk
 from tests.support.homeserver import ScriptedClient, echoed
 
 # The two contents of the issue: a relation that is a string, a reply to a string.
@@ -326,7 +326,7 @@ def filled(value: Any, ids: dict[str, str]) -> Any:
 # -- the fast tier: the real sync loop, fed by a scripted homeserver --------------------------------
 
 
-class SyncedDesk:
+class SyncedDesk(OnDesk):
     """The bot's services (a desk) behind the real sync loop, which a scripted homeserver feeds
     (tests/support/homeserver.py), in a room of the lead's with a partner and a stranger; on a
     background loop. Every event comes as given: nothing refuses it on the way, as Synapse
@@ -340,20 +340,9 @@ class SyncedDesk:
         self.ids: dict[str, str] = {}
         self.last: dict[str, str] = {}  # each sender's last event
         self.sent = 0
-        self.background: BackgroundLoop | None = None
-        self._desk: Desk | None = None
         self._client: ScriptedClient | None = None
         self._loop: asyncio.Task[None] | None = None
         self._echoed = 0  # the bot's events already served back to it
-
-    def call(self, coro: Coroutine[Any, Any, Any], timeout: float = 120) -> Any:
-        assert self.background is not None
-        return self.background.call(coro, timeout)
-
-    @property
-    def desk(self) -> Desk:
-        assert self._desk is not None
-        return self._desk
 
     @property
     def client(self) -> ScriptedClient:
@@ -488,6 +477,25 @@ def synced_desk(
 FAST_EXAMPLES = 50
 
 
+def hostile_batches(examples: int) -> Callable[[Callable[..., None]], Callable[[], None]]:
+    """`examples` batches of hostile events for a test taking `batch`, after the two that once
+    broke the bot; derandomized, no example database, no shrinking (see each test)."""
+
+    def given_batches(test: Callable[..., None]) -> Callable[[], None]:
+        test = example(batch=[("partner", "m.room.message", REPLY_TO_A_STRING)])(test)
+        test = example(batch=[("stranger", "m.room.message", RELATION_IS_A_STRING)])(test)
+        return settings(
+            max_examples=examples,
+            deadline=None,
+            derandomize=True,
+            database=None,
+            phases=[Phase.explicit, Phase.generate],
+            suppress_health_check=list(HealthCheck),
+        )(given(batch=batches)(test))
+
+    return given_batches
+
+
 def test_no_event_content_stops_the_sync_loop_or_the_commands(synced_desk: SyncedDesk) -> None:
     """Whatever JSON a member or a stranger puts in any field the bot reads (a message's msgtype,
     body, relation and its parts, an edit's new content, the format; a reaction's relation and
@@ -496,17 +504,7 @@ def test_no_event_content_stops_the_sync_loop_or_the_commands(synced_desk: Synce
     command is answered and no event is left pending in the inbox. Nothing is refused on the
     way (Synapse refuses some of these), so more shapes reach the bot here than through Synapse."""
 
-    @settings(
-        max_examples=FAST_EXAMPLES,
-        deadline=None,
-        derandomize=True,
-        database=None,
-        phases=[Phase.explicit, Phase.generate],
-        suppress_health_check=list(HealthCheck),
-    )
-    @given(batch=batches)
-    @example(batch=[("stranger", "m.room.message", RELATION_IS_A_STRING)])
-    @example(batch=[("partner", "m.room.message", REPLY_TO_A_STRING)])
+    @hostile_batches(FAST_EXAMPLES)
     def fed(batch: list[tuple[str, str, Any]]) -> None:
         synced_desk.call(synced_desk.feed(batch))
         synced_desk.call(synced_desk.still_answers(f"the batch {batch!r}"))
@@ -521,9 +519,11 @@ def test_no_event_content_stops_the_sync_loop_or_the_commands(synced_desk: Synce
 SYNAPSE_EXAMPLES = 12  # the shapes Synapse lets through, as it delivers them; the rest: above
 
 
-class World:
+class World(OnBackground):
     """The running bot and a room of the lead's it shares with a partner and a stranger, on a
     background event loop."""
+
+    timeout = 120
 
     def __init__(self, synapse: DevServer, cast: Cast, env: dict[str, str]) -> None:
         self.synapse, self.cast, self.env = synapse, cast, env
@@ -534,11 +534,6 @@ class World:
         self.last: dict[str, str] = {}  # each sender's last event
         self.errors = ErrorLog()
         self.sent = self.refused = 0
-        self.background: BackgroundLoop | None = None
-
-    def call(self, coro: Coroutine[Any, Any, Any], timeout: float = 120) -> Any:
-        assert self.background is not None
-        return self.background.call(coro, timeout)
 
     @property
     def app(self) -> App:
@@ -639,17 +634,7 @@ def test_no_event_content_stops_the_bot_or_its_sync(world: World) -> None:
     a smaller sample of what the fast tier tries (`FAST_EXAMPLES`). Shrinking is off: against a
     live bot it costs minutes, and a batch of a few events reads as it is."""
 
-    @settings(
-        max_examples=SYNAPSE_EXAMPLES,
-        deadline=None,
-        derandomize=True,
-        database=None,
-        phases=[Phase.explicit, Phase.generate],
-        suppress_health_check=list(HealthCheck),
-    )
-    @given(batch=batches)
-    @example(batch=[("stranger", "m.room.message", RELATION_IS_A_STRING)])
-    @example(batch=[("partner", "m.room.message", REPLY_TO_A_STRING)])
+    @hostile_batches(SYNAPSE_EXAMPLES)
     def fed(batch: list[tuple[str, str, Any]]) -> None:
         taken = world.call(world.feed(batch))
         assume(taken > 0)

@@ -34,6 +34,17 @@ class BackgroundLoop:
         self.thread.join(10)
 
 
+class OnBackground:
+    """A world whose coroutines run on the background loop `serving` gave it (`background`)."""
+
+    background: BackgroundLoop | None = None
+    timeout: float = 300
+
+    def call(self, coro: Coroutine[Any, Any, Any], timeout: float | None = None) -> Any:
+        assert self.background is not None, "not served yet"
+        return self.background.call(coro, timeout or self.timeout)
+
+
 @contextmanager
 def serving(
     start: Callable[[], Coroutine[Any, Any, Any]],

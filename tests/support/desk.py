@@ -46,6 +46,7 @@ from bot.storage import core
 from bot.storage.db import Database
 from bot.storage.models import InboxEvent, Timer
 from bot.timeutil import utcnow
+from tests.support.background import OnBackground
 from tests.support.recording import SERVER, Recorded, RecordingMessenger
 
 BOT_ID = f"@bot:{SERVER}"
@@ -355,3 +356,14 @@ async def from_migrated_copy(database_url: str) -> None:
             await db.dispose()
         _MIGRATED.append(template)
     shutil.copyfile(_MIGRATED[0], target)
+
+
+class OnDesk(OnBackground):
+    """A world around a desk, opened by its `start` on the background loop."""
+
+    _desk: Desk | None = None
+
+    @property
+    def desk(self) -> Desk:
+        assert self._desk is not None, "not started"
+        return self._desk
