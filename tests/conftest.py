@@ -352,6 +352,18 @@ def start_process(env: dict[str, str], log_path: Path) -> subprocess.Popen:
     )
 
 
+async def start_ready(env: dict[str, str], log_path: Path) -> subprocess.Popen:
+    """`icc-bot run`, once it logged that it is ready (killed if it never does)."""
+    process = start_process(env, log_path)
+    try:
+        await wait_for_log(log_path, "INFO bot.app: ready")
+    except BaseException:
+        process.kill()
+        process.wait(10)
+        raise
+    return process
+
+
 async def wait_for_log(log_path: Path, text: str, timeout: float = 30) -> None:
     deadline = asyncio.get_running_loop().time() + timeout
     while text not in log_path.read_text(errors="replace"):

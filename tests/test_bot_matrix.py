@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from tests.conftest import BACKENDS, Cast, RunningBot
+from tests.conftest import BACKENDS, Cast, RunningBot, start_ready
 from tests.matrix_people import Person, body
 from tests.support.reading import raw_event_type
 from tests.support.rooms import bot_joined, bot_left, shared_room
@@ -254,12 +254,9 @@ async def test_sigterm_finishes_and_exits_zero_within_ten_seconds(
 ) -> None:
     import signal
 
-    from tests.conftest import start_process, wait_for_log
-
     log_path = tmp_path / "bot.log"
-    process = start_process(bot_env, log_path)
+    process = await start_ready(bot_env, log_path)
     try:
-        await wait_for_log(log_path, "INFO bot.app: ready")
         process.send_signal(signal.SIGTERM)
         assert await asyncio.to_thread(process.wait, 10) == 0
         assert "INFO bot.app: stopped" in log_path.read_text()

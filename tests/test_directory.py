@@ -33,8 +33,7 @@ from tests.conftest import (
     bot_running,
     desk_cast,
     run_cli,
-    start_process,
-    wait_for_log,
+    start_ready,
 )
 from tests.matrix_people import Person, body
 from tests.support.desk import Desk
@@ -360,9 +359,8 @@ async def test_directory_reload_command_signals_the_running_bot(
     bot_env: dict[str, str], people: dict[str, Person], cast: Cast, tmp_path: Path
 ) -> None:
     log_path = tmp_path / "bot.log"
-    process = start_process(bot_env, log_path)
+    process = await start_ready(bot_env, log_path)
     try:
-        await wait_for_log(log_path, "INFO bot.app: ready")
         room_id = await shared_room(people, cast, with_stranger=True)
         write_directory(bot_env, with_stranger_as_member(cast))
         result = run_cli(bot_env, "directory", "reload")

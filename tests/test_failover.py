@@ -14,7 +14,7 @@ from sqlalchemy import text
 
 from bot.runtime.leader import Leadership
 from bot.storage.db import Database
-from tests.conftest import Cast, start_process, wait_for_log
+from tests.conftest import Cast, start_process, start_ready, wait_for_log
 from tests.matrix_people import Person, body
 from tests.support.rooms import activation_room, page_received, pages_in
 
@@ -28,8 +28,7 @@ async def test_standby_takes_over_and_carries_on_the_escalation_and_the_round(
     env_a = paging_env
     env_b = paging_env | {"ICC_DATA_DIR": str(tmp_path / "data-b")}
     log_a, log_b = tmp_path / "a.log", tmp_path / "b.log"
-    active = start_process(env_a, log_a)
-    await wait_for_log(log_a, "INFO bot.app: ready")
+    active = await start_ready(env_a, log_a)
     standby = start_process(env_b, log_b)
     try:
         await wait_for_log(log_b, "standby: another instance is active")

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from nio import RoomGetStateEventResponse, RoomInviteError, RoomKickResponse
 
-from tests.conftest import Cast, RunningBot, start_process, wait_for_log
+from tests.conftest import Cast, RunningBot, start_ready
 from tests.matrix_people import Person, body
 from tests.support.desk import Desk
 from tests.support.reading import framed_as_exercise
@@ -295,9 +295,8 @@ async def test_a_strangers_malformed_event_leaves_the_real_process_answering_acr
     `"m.relates_to": "boom"` and a partner's `{"m.in_reply_to": "x"}` in rooms the bot is in;
     it answers after them, is killed, and answers again after a restart."""
     log_path = tmp_path / "bot.log"
-    process = start_process(bot_env, log_path)
+    process = await start_ready(bot_env, log_path)
     try:
-        await wait_for_log(log_path, "INFO bot.app: ready")
         room = await shared_room(people, cast, with_stranger=True)
         poison = (("stranger", "boom"), ("partner", {"m.in_reply_to": "x"}))
         for sender, relation in poison:
@@ -307,8 +306,7 @@ async def test_a_strangers_malformed_event_leaves_the_real_process_answering_acr
         process.wait(10)
         for sender, relation in poison:  # and while it is down: the first sync after meets them
             await people[sender].send(room, "hello again", **{"m.relates_to": relation})
-        process = start_process(bot_env, log_path)
-        await wait_for_log(log_path, "INFO bot.app: ready")
+        process = await start_ready(bot_env, log_path)
         answer = await people["member"].ask(room, "!icc help", cast.bot.user_id)
         assert "Commands" in body(answer)
         assert process.poll() is None

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from bot.paging import send as send_module
-from tests.conftest import BACKENDS, Cast, RunningBot, start_process, wait_for_log
+from tests.conftest import BACKENDS, Cast, RunningBot, start_process, start_ready
 from tests.matrix_people import Person, body
 from tests.support.desk import Desk
 from tests.support.reading import board_shows
@@ -219,9 +219,8 @@ async def test_escalation_happens_once_and_on_time_across_a_kill(
     paging_env: dict[str, str], people: dict[str, Person], cast: Cast, tmp_path: Path
 ) -> None:
     log_path = tmp_path / "bot.log"
-    process = start_process(paging_env, log_path)
+    process = await start_ready(paging_env, log_path)
     try:
-        await wait_for_log(log_path, "INFO bot.app: ready")
         _ref, room = await activation_room(people, cast)
         partner, dg = people["partner"], people["dg"]
         await people["member"].send(room, "!icc page partner Status of the pumps? --ack 6s")

@@ -15,7 +15,7 @@ from bot.commands import all_families
 from bot.directory.roles import Role
 from bot.render import Message
 from bot.settings import load_settings
-from tests.conftest import BACKENDS, FAST, Cast, RunningBot, start_process, wait_for_log
+from tests.conftest import BACKENDS, FAST, Cast, RunningBot, start_process, start_ready
 from tests.matrix_people import Person, body
 from tests.support.reading import answers_to
 from tests.support.rooms import shared_room
@@ -149,9 +149,8 @@ async def test_sigkill_and_restart_of_the_real_process(
     bot_env: dict[str, str], people: dict[str, Person], cast: Cast, tmp_path: Path
 ) -> None:
     log_path = tmp_path / "bot.log"
-    process = start_process(bot_env, log_path)
+    process = await start_ready(bot_env, log_path)
     try:
-        await wait_for_log(log_path, "INFO bot.app: ready")
         room_id = await shared_room(people, cast)
         lead = people["lead"]
         before = await lead.send(room_id, "!icc help")

@@ -193,19 +193,12 @@ class Desk:
         return self.messenger.recorded[mark:]
 
     async def send(
-        self,
-        sender: str,
-        room_id: str,
-        content: dict[str, Any],
-        *,
-        event_type: str = "m.room.message",
-        sent_at: datetime | None = None,
+        self, sender: str, room_id: str, content: dict[str, Any], **how: Any
     ) -> tuple[str, list[Recorded]]:
-        """Any event: (its ID, what the bot sent in answer)."""
+        """Any event (`how`: `event_type`, `sent_at`, as `inbox_event` takes them): its ID, and
+        what the bot sent in answer."""
         event_id = self.event_id()
-        item = self.inbox_event(
-            sender, room_id, content, event_type=event_type, sent_at=sent_at, event_id=event_id
-        )
+        item = self.inbox_event(sender, room_id, content, event_id=event_id, **how)
         return event_id, ([] if item is None else await self.handle(item))
 
     async def say(self, sender: str, room_id: str, text: str, **content: Any) -> list[Recorded]:
