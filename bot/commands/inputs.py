@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import re
 
-from bot.chat.args import Option, Targets, Text, Word
+from bot.chat.args import Option, Text, Word
 from bot.chat.registry import CommandContext, CommandFamily, Reply
-from bot.commands.paging import resolve_people
+from bot.commands.paging import TARGETS, resolve_people
 from bot.directory.roles import Role
 from bot.errors import UserError
 from bot.inputs.requests import Recorded
@@ -29,7 +29,7 @@ def request_ref(text: str) -> str:
     summary="ask partners for input by DM; a reminder at half-time, a chase at the deadline",
     example="ask benelux,ercc Do you advise closing the Meuse to shipping? --by 16:00",
     params=[
-        Targets("targets", help="contact handles, organisation keys or groups, comma-separated"),
+        TARGETS,
         Text("question", help="what the cell needs to know"),
     ],
     options=[

@@ -40,6 +40,9 @@ def page_ref(text: str | None) -> str | None:
     return text.upper()
 
 
+TARGETS = Targets("targets", help="contact handles, organisation keys or groups, comma-separated")
+
+
 def resolve_people(ctx: CommandContext, keys: list[str]) -> list[Contact]:
     """Targets → people, never the bot itself; unknown targets refused."""
     return ctx.services.directory.people(keys, besides=ctx.services.settings.user_id)
@@ -51,7 +54,7 @@ def resolve_people(ctx: CommandContext, keys: list[str]) -> list[Contact]:
     summary="page people by direct message; tracks delivery and acknowledgement, escalates",
     example="page ercc,benelux Meuse flooding: do you need liaison officers? --ack 10m",
     params=[
-        Targets("targets", help="contact handles, organisation keys or groups, comma-separated"),
+        TARGETS,
         Text("message", help="what they must know"),
     ],
     options=[
