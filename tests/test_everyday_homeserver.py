@@ -1,0 +1,117 @@
+"""Everyday use on the real homeserver, item by item (issue 18): a typo in the directory refused
+on reload while the directory in force goes on working, a deadline read in the partner's own
+language, and the rounds as the closing record keeps them."""
+
+from __future__ import annotations
+
+import json
+import signal
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+import yaml
+
+from bot.directory.keeper import STATUS_FILE
+from tests.conftest import Cast, paging_directory, run_cli, start_process, wait_for_log
+from tests.matrix_people import Person, body
+from tests.support.rooms import activation_room, page_received, shared_room
+
+BRUSSELS = ZoneInfo("Europe/Brussels")
+GHOST = "@ghost:nowhere.example"  # as in the `paging_env` directory
+
+
+# -- a typo in the directory, on reload ------------------------------------------------------------
+
+# (whose entry, the key meant, the key typed, how the problem names the entry)
+TYPOS = [
+    ("partner", "languages", "langauges", "contacts[2] partner"),
+    ("partner", "backup", "backups", "contacts[2] partner"),
+    (None, "groups", "group", "top level"),
+]
+
+
+def with_typo(cast: Cast, handle: str | None, meant: str, typed: str) -> tuple[str, int]:
+    """The `paging_env` directory as YAML with `meant` typed as `typed` in the contact `handle`
+    (at the top level for None), and the line the typo is on."""
+    directory = paging_directory(cast, ghost=GHOST)
+    holder: dict[str, Any] = directory
+    if handle is not None:
+        holder = next(c for c in directory["contacts"] if c["handle"] == handle)
+    holder[typed] = holder.pop(meant)
+    text = yaml.safe_dump(directory, allow_unicode=True)
+    [line] = [
+        number
+        for number, written in enumerate(text.splitlines(), 1)
+        if written.lstrip("- ").startswith(f"{typed}:")
+    ]
+    return text, line
+
+
+@contextmanager
+def bot_process(env: dict[str, str], log_path: Path) -> Iterator[Any]:
+    """`icc-bot run` as the operator runs it, stopped by SIGTERM at the end."""
+    process = start_process(env, log_path)
+    try:
+        yield process
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(15) == 0
+
+
+@pytest.mark.synapse
+async def test_a_typo_in_the_directory_is_refused_on_reload_with_its_line_and_the_key_meant(
+    paging_env: dict[str, str], people: dict[str, Person], cast: Cast, tmp_path: Path
+) -> None:
+    """`icc-bot directory reload` beside the running bot: each typo is refused with the file,
+    the line, the entry, the key typed and the key meant; the contact reads as before."""
+    path = Path(paging_env["ICC_CONFIG_DIR"]) / "directory.yaml"
+    log_path = tmp_path / "bot.log"
+    with bot_process(paging_env, log_path):
+        await wait_for_log(log_path, "INFO bot.app: ready")
+        room = await shared_room(people, cast)
+        for handle, meant, typed, entry in TYPOS:
+            text, line = with_typo(cast, handle, meant, typed)
+            path.write_text(text)
+            result = run_cli(paging_env, "directory", "reload")
+            assert result.returncode == 2, result.stderr
+            problem = f"{path}: line {line}: {entry}: {typed}: unknown key; did you mean `{meant}`?"
+            assert result.stderr.splitlines()[:2] == ["1 directory problem:", f"  {problem}"]
+            assert "the running bot keeps its directory" in result.stderr
+
+        card = body(await people["member"].ask(room, "!icc contact partner", cast.bot.user_id))
+        assert "Languages: fr, en" in card
+        assert "Backup: dg (Dg)" in card
+        assert "Groups: icc" in card
+
+
+@pytest.mark.synapse
+async def test_a_directory_with_a_typo_reread_on_sighup_leaves_the_backup_in_force(
+    paging_env: dict[str, str], people: dict[str, Person], cast: Cast, tmp_path: Path
+) -> None:
+    """A plain `kill -HUP` (no check first): the bot itself refuses the file, says where in its
+    log and its status file, and a page the partner leaves unanswered still reaches the backup
+    the refused file misspelt."""
+    path = Path(paging_env["ICC_CONFIG_DIR"]) / "directory.yaml"
+    log_path = tmp_path / "bot.log"
+    with bot_process(paging_env, log_path) as process:
+        await wait_for_log(log_path, "INFO bot.app: ready")
+        _ref, room = await activation_room(people, cast, "Dyke watch")
+        text, line = with_typo(cast, "partner", "backup", "backups")
+        path.write_text(text)
+        process.send_signal(signal.SIGHUP)
+        problem = f"{path}: line {line}: contacts[2] partner: backups: unknown key; did you mean `backup`?"
+        await wait_for_log(log_path, problem)
+        assert "directory reload refused, the previous directory stays in force" in (
+            log_path.read_text()
+        )
+        status = json.loads((Path(paging_env["ICC_DATA_DIR"]) / STATUS_FILE).read_text())
+        assert (status["ok"], status["problems"]) == (False, [problem])
+
+        await people["member"].send(room, "!icc page partner Dyke at Visé holding? --ack 2s")
+        await page_received(people["partner"], cast, "Dyke at Visé")  # and left unanswered
+        _dm, backup_page = await page_received(people["dg"], cast, "Dyke at Visé", timeout=30)
+        assert "als Vertretung von Partner" in body(backup_page)
