@@ -8,6 +8,7 @@ import json
 import signal
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -16,7 +17,7 @@ import pytest
 import yaml
 
 from bot.directory.keeper import STATUS_FILE
-from tests.conftest import Cast, paging_directory, run_cli, start_process, wait_for_log
+from tests.conftest import Cast, RunningBot, paging_directory, run_cli, start_process, wait_for_log
 from tests.matrix_people import Person, body
 from tests.support.rooms import activation_room, page_received, shared_room
 
@@ -115,3 +116,83 @@ async def test_a_directory_with_a_typo_reread_on_sighup_leaves_the_backup_in_for
         await page_received(people["partner"], cast, "Dyke at Visé")  # and left unanswered
         _dm, backup_page = await page_received(people["dg"], cast, "Dyke at Visé", timeout=30)
         assert "als Vertretung von Partner" in body(backup_page)
+
+
+# -- deadlines in the reader's language -------------------------------------------------------------
+
+# Each reader's language, as the `paging_env` directory has it: partner fr, deputy nl, dg de.
+READERS = {"partner": "fr", "deputy": "nl", "dg": "de"}
+BRUSSELS_IN = {"fr": "Bruxelles", "nl": "Brussel", "de": "Brüssel"}
+SUNDAY_IN = {"fr": "dim.", "nl": "zo", "de": "So."}
+MONTHS_IN = {  # abbreviated, January to December
+    "fr": "janv. févr. mars avr. mai juin juil. août sept. oct. nov. déc.",
+    "nl": "jan feb mrt apr mei jun jul aug sep okt nov dec",
+    "de": "Jan. Feb. März Apr. Mai Juni Juli Aug. Sept. Okt. Nov. Dez.",
+}
+
+
+def next_sunday_afternoon() -> datetime:
+    """14:28 Brussels on a Sunday at least two days ahead: a deadline whose weekday is known."""
+    today = datetime.now(BRUSSELS).date()
+    ahead = (6 - today.weekday()) % 7
+    day = today + timedelta(days=ahead if ahead >= 2 else ahead + 7)
+    return datetime.combine(day, time(14, 28), tzinfo=BRUSSELS)
+
+
+@pytest.mark.synapse
+async def test_an_input_request_deadline_reads_in_each_partners_language(
+    paging_bot: RunningBot, people: dict[str, Person], cast: Cast
+) -> None:
+    """Weekday, month and city in the reader's language, the UTC part as it is, in the text and
+    the HTML their client shows: `dim. 29 nov. 14:28 Bruxelles (13:28Z)`."""
+    _ref, room = await activation_room(people, cast, "Meuse flooding")
+    deadline = next_sunday_afternoon()
+    asked = await people["member"].ask(
+        room,
+        f"!icc ask partner,deputy,dg Close the Meuse to shipping? --by {deadline:%Y-%m-%dT%H:%M}",
+        cast.bot.user_id,
+    )
+    assert "RQ-" in body(asked)
+    utc = f"({deadline.astimezone(UTC):%H:%M}Z)"
+    sentence = {
+        "fr": "Merci de répondre avant {}.",
+        "nl": "Gelieve te antwoorden vóór {}.",
+        "de": "Bitte antworten Sie bis {}.",
+    }
+    for role, lang in READERS.items():
+        _dm, request = await page_received(people[role], cast, "Close the Meuse to shipping?")
+        written = (
+            f"{SUNDAY_IN[lang]} {deadline:%d} {MONTHS_IN[lang].split()[deadline.month - 1]} "
+            f"14:28 {BRUSSELS_IN[lang]} {utc}"
+        )
+        assert sentence[lang].format(written) in body(request), (role, body(request))
+        assert f"<b>{written}</b>" in request["content"]["formatted_body"]
+
+
+@pytest.mark.synapse
+async def test_a_page_deadline_reads_in_each_partners_language(
+    paging_bot: RunningBot, people: dict[str, Person], cast: Cast
+) -> None:
+    """A page's ack deadline is a time today: the city in the reader's language, the local time
+    and the UTC part of the same moment, two hours after the page."""
+    _ref, room = await activation_room(people, cast, "Meuse flooding")
+    before = datetime.now(UTC)
+    await people["member"].send(room, "!icc page partner,deputy,dg Pumps to Visé --ack 2h")
+    pages = {
+        role: (await page_received(people[role], cast, "Pumps to Visé"))[1] for role in READERS
+    }
+    after = datetime.now(UTC)
+    sentence = {
+        "fr": "Merci d’accuser réception avant {}",
+        "nl": "Gelieve de ontvangst te bevestigen vóór {}",
+        "de": "Bitte bestätigen Sie den Empfang bis {}",
+    }
+    for role, lang in READERS.items():
+        # The deadline was taken between the two readings of the clock: one of their minutes.
+        possible = [
+            sentence[lang].format(
+                f"{moment.astimezone(BRUSSELS):%H:%M} {BRUSSELS_IN[lang]} ({moment:%H:%M}Z)"
+            )
+            for moment in (before + timedelta(hours=2), after + timedelta(hours=2))
+        ]
+        assert any(p in body(pages[role]) for p in possible), (possible, body(pages[role]))
