@@ -5,6 +5,7 @@ language, and the rounds as the closing record keeps them."""
 from __future__ import annotations
 
 import json
+import re
 import signal
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -19,7 +20,8 @@ import yaml
 from bot.directory.keeper import STATUS_FILE
 from tests.conftest import Cast, RunningBot, paging_directory, run_cli, start_process, wait_for_log
 from tests.matrix_people import Person, body
-from tests.support.rooms import activation_room, page_received, shared_room
+from tests.support.reading import posted_file
+from tests.support.rooms import activation_room, page_received, replacing, shared_room
 
 BRUSSELS = ZoneInfo("Europe/Brussels")
 GHOST = "@ghost:nowhere.example"  # as in the `paging_env` directory
@@ -196,3 +198,111 @@ async def test_a_page_deadline_reads_in_each_partners_language(
             for moment in (before + timedelta(hours=2), after + timedelta(hours=2))
         ]
         assert any(p in body(pages[role]) for p in possible), (possible, body(pages[role]))
+
+
+# -- the rounds in the closing record ---------------------------------------------------------------
+
+
+def round_ref(prompt: dict) -> str:
+    return body(prompt).split("COORDINATION ROUND ")[1].split(" ")[0]
+
+
+async def partner_reports_and_corrects(
+    people: dict[str, Person], cast: Cast, room: str, first: str, corrected: str
+) -> str:
+    """A round with the partner and the member, begun by the member: the partner (invited to
+    the room by the round) reports `first`, then edits that message to say `corrected`. Its
+    RD-n."""
+    member, partner = people["member"], people["partner"]
+    bot = cast.bot.user_id
+    await member.send(room, "!icc round now --with partner,member --agenda Dykes; roads")
+    await partner.wait_for_invite(room)
+    await partner.join(room)
+    prompt = await partner.wait_for(
+        room, lambda e: "COORDINATION ROUND" in body(e) and "Partner" in body(e), sender=bot
+    )
+    rd = round_ref(prompt)
+    original = await partner.send(room, f"!icc update {first}")
+    assert f"Recorded for {rd} #1" in body(await partner.wait_for_reply(room, original, bot))
+    command = f"!icc update {corrected}"
+    edit = await partner.send(room, f"* {command}", **replacing(original, command))
+    assert f"Recorded for {rd} #1" in body(await partner.wait_for_reply(room, edit, bot))
+    return rd
+
+
+@pytest.mark.synapse
+async def test_the_record_keeps_every_round_run_each_version_of_an_update_and_who_did_not_report(
+    paging_bot: RunningBot, people: dict[str, Person], cast: Cast
+) -> None:
+    """One run ends on its own with nobody reporting; in the next, the partner reports and
+    corrects the report by editing it, and close ends that run. The record files downloaded
+    from the room hold both runs with their agenda and times, both versions of the update in
+    order, and who did not report."""
+    ref, room = await activation_room(people, cast, "Dyke watch")
+    lead, member = people["lead"], people["member"]
+    bot = cast.bot.user_id
+    await member.send(room, "!icc round now --with member,lead --window 3s --agenda Sandbags")
+    rd1 = round_ref(
+        await member.wait_for(room, lambda e: "COORDINATION ROUND" in body(e), sender=bot)
+    )
+    await member.wait_for(room, lambda e: f"{rd1} #1 closed" in body(e), sender=bot)
+    rd2 = await partner_reports_and_corrects(
+        people, cast, room, "Dyke holding at Visé", "Dyke breached at Visé, 20 m"
+    )
+    await lead.ask(room, "!icc close Water receding", bot)
+
+    record = json.loads(await posted_file(lead, room, cast, f"{ref}-record.json"))
+    runs = [
+        (run["round"], run["number"], run["agenda"], run["status"], run["did_not_report"])
+        for run in record["rounds"]
+    ]
+    assert runs == [
+        (rd1, 1, "Sandbags", "closed", ["Lead", "Member"]),
+        (rd2, 1, "Dykes; roads", "closed", ["Member"]),
+    ]
+    assert all(run["started_at"] and run["closed_at"] for run in record["rounds"])
+    assert record["rounds"][0]["updates"] == []
+    updates = [(u["name"], u["via"], u["text"]) for u in record["rounds"][1]["updates"]]
+    assert updates == [
+        ("Partner", "command", "Dyke holding at Visé"),
+        ("Partner", "edit", "Dyke breached at Visé, 20 m"),
+    ]
+
+    markdown = (await posted_file(lead, room, cast, f"{ref}-record.md")).decode()
+    rounds = markdown.split("## Coordination rounds\n")[1].split("\n## ")[0]
+    assert re.search(
+        rf"### {rd1} #1 — closed, started \S+\nAgenda: Sandbags\nDid not report: Lead, Member\.",
+        rounds,
+    ), rounds
+    assert re.search(
+        rf"### {rd2} #1 — closed, started \S+\nAgenda: Dykes; roads\n"
+        r"- Partner \(\S+, command\): Dyke holding at Visé\n"
+        r"- Partner \(\S+, edit\): Dyke breached at Visé, 20 m\n"
+        r"Did not report: Member\.",
+        rounds,
+    ), rounds
+
+
+@pytest.mark.synapse
+async def test_close_posts_the_running_rounds_summary_before_its_record_and_report(
+    paging_bot: RunningBot, people: dict[str, Person], cast: Cast
+) -> None:
+    """What was reported in a round still running is said in the room before the activation's
+    record and closing report, in the order a client shows them."""
+    ref, room = await activation_room(people, cast, "Dyke watch")
+    lead, member = people["lead"], people["member"]
+    bot = cast.bot.user_id
+    await member.send(room, "!icc round now --with member,lead --agenda Dykes")
+    await member.wait_for(room, lambda e: "COORDINATION ROUND" in body(e), sender=bot)
+    await member.ask(room, "!icc update Dyke holding at Visé", bot)
+
+    report = await lead.ask(room, "!icc close Water receding", bot)
+    assert f"{ref} closed by Lead" in body(report)
+    said = [body(e) for e in lead.events(room, bot)]
+    summaries = [i for i, text in enumerate(said) if " #1 closed — " in text]
+    assert len(summaries) == 1, said
+    summary = summaries[0]
+    assert "Member: Dyke holding at Visé" in said[summary]
+    assert "No report from: Lead." in said[summary]
+    record = said.index(f"{ref}-record.md")
+    assert summary < record < said.index(body(report))
