@@ -284,6 +284,26 @@ async def test_the_record_keeps_every_round_run_each_version_of_an_update_and_wh
 
 
 @pytest.mark.synapse
+async def test_a_round_summary_gives_an_edited_update_in_its_latest_version(
+    paging_bot: RunningBot, people: dict[str, Person], cast: Cast
+) -> None:
+    """The partner's correction is what the room reads when the round ends, not the report it
+    corrected beside it (the record keeps both); a further update of theirs still counts."""
+    _ref, room = await activation_room(people, cast, "Dyke watch")
+    rd = await partner_reports_and_corrects(
+        people, cast, room, "Dyke holding at Visé", "Dyke breached at Visé, 20 m"
+    )
+    bot = cast.bot.user_id
+    await people["partner"].ask(room, "!icc update Roads N90 closed", bot)
+    await people["lead"].ask(room, "!icc close Water receding", bot)
+    summary = await people["lead"].wait_for(
+        room, lambda e: f"{rd} #1 closed" in body(e), sender=bot
+    )
+    assert "• Partner: Dyke breached at Visé, 20 m / Roads N90 closed\n" in body(summary)
+    assert "holding" not in body(summary)
+
+
+@pytest.mark.synapse
 async def test_close_posts_the_running_rounds_summary_before_its_record_and_report(
     paging_bot: RunningBot, people: dict[str, Person], cast: Cast
 ) -> None:
