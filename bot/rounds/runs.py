@@ -21,11 +21,12 @@ from bot.activations.asked import Asked, Said
 from bot.directory.model import Contact
 from bot.directory.roles import Role
 from bot.errors import UserError
+from bot.matrix.content import relation_of
 from bot.reach.direct import owner_of_answered
 from bot.render import Message
 from bot.rounds.recurrence import describe, next_run, next_runs, to_cron
 from bot.runtime.layers import Layers
-from bot.storage import activation_store
+from bot.storage import activation_store, core
 from bot.storage import round_store as store
 from bot.storage.models import (
     ActivationRow,
@@ -456,6 +457,7 @@ class Rounds(Layers):
                     self.activations.bot_id,
                     data={"round": view.series.id, "run": view.run.id},
                 )
+            counted = await _latest_versions(session, reports)
         latest: dict[str, RoundReportRow] = {}
         for report in reports:
             latest.setdefault(report.matrix_id, report)
@@ -464,7 +466,7 @@ class Rounds(Layers):
             ref=view.series.ref,
             number=view.run.number,
             reported=[
-                (r.name, [x.text for x in reports if x.matrix_id == r.matrix_id])
+                (r.name, [x.text for x in counted if x.matrix_id == r.matrix_id])
                 for r in latest.values()
             ],
             missing=[p["name"] for p in view.run.participants if p["matrix_id"] not in latest],
@@ -570,3 +572,20 @@ def _end(run: RoundRunRow, series: RoundSeriesRow) -> datetime:
     """When a run's window ends: its window after its prompt went out."""
     assert run.started_at is not None
     return run.started_at + timedelta(seconds=series.window_s)
+
+
+async def _latest_versions(
+    session: AsyncSession, reports: list[RoundReportRow]
+) -> list[RoundReportRow]:
+    """The reports that count, oldest first: an edited update is a new version of the message
+    it edits (the edit's event, in the inbox, names it), and only the latest version of each
+    counts; the record keeps every version."""
+    edited: dict[str, str] = {}  # a version's event -> the message it is a version of
+    for report in reports:
+        if report.via == "edit":
+            event = await core.inbox_event(session, report.event_id)
+            original = relation_of(event.content).event_id if event is not None else None
+            if original is not None:
+                edited[report.event_id] = original
+    newest = {edited.get(r.event_id, r.event_id): r for r in reports}
+    return [r for r in reports if newest[edited.get(r.event_id, r.event_id)] is r]

@@ -1,5 +1,5 @@
 """Reading what the bot said: the page's board as it stands, the type an event has on the
-homeserver, whether a message is framed as an exercise."""
+homeserver, whether a message is framed as an exercise, a file it posted."""
 
 from __future__ import annotations
 
@@ -61,3 +61,20 @@ def framed_as_exercise(event: dict) -> bool:
 
 def answers_to(person: Person, room_id: str, event_id: str, bot_id: str) -> list[dict]:
     return [e for e in person.events(room_id, bot_id) if replies_to(e) == event_id]
+
+
+async def posted_file(
+    person: Person, room_id: str, cast: Cast, name: str, timeout: float = 15
+) -> bytes:
+    """The bytes of the file called `name` the bot posted in the room, downloaded through the
+    person's client as Element would."""
+    event = await person.wait_for(
+        room_id,
+        lambda e: e["content"].get("msgtype") == "m.file" and body(e) == name,
+        sender=cast.bot.user_id,
+        timeout=timeout,
+    )
+    response = await person.client.download(mxc=event["content"]["url"])
+    data = getattr(response, "body", None)
+    assert isinstance(data, bytes), f"{name}: {response}"
+    return data

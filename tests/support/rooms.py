@@ -93,3 +93,12 @@ def in_thread(root: dict) -> dict:
         "m.in_reply_to": {"event_id": root["event_id"]},
     }
     return {"m.relates_to": relation}
+
+
+def replacing(event_id: str, text: str) -> dict:
+    """The content fields of an edit of `event_id` to `text`, as Element sends it (the body
+    starts with `* `)."""
+    return {
+        "m.new_content": {"msgtype": "m.text", "body": text},
+        "m.relates_to": {"rel_type": "m.replace", "event_id": event_id},
+    }
