@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from typing import Any
@@ -63,7 +64,7 @@ def read_calendar(text: str, findings: Findings) -> Calendar | None:
 def declared_zone(calendar: Calendar) -> ZoneInfo | None:
     """The zone the calendar says it is kept in: X-WR-TIMEZONE, else its first event's TZID."""
     names = [str(calendar.get("X-WR-TIMEZONE", ""))]
-    names += [str(event["DTSTART"].params.get("TZID", "")) for event in _events(calendar)]
+    names += [dict(_params(event.get("DTSTART"))).get("TZID", "") for event in _events(calendar)]
     for name in filter(None, names):
         try:
             return load_zone(WINDOWS_TO_OLSON.get(name, name))
@@ -97,15 +98,14 @@ class CalendarRota:
         self._lines = {_changed(event): lines["BEGIN"][0] for event, lines in self._events}
 
     def check(self, findings: Findings) -> None:
-        """Every event's people against the directory, each problem on its line."""
+        """Every event's times and people, each problem on its line."""
         for event, lines in self._events:
             entry = f"event {_shown(event)}"
-            if "DTSTART" not in event:
-                findings.add(lines["BEGIN"][0], entry, "DTSTART", "missing: when does it start?")
+            for prop, message in _time_problems(event):
+                findings.add(_line(lines, prop), entry, prop, message)
             for prop, nth, name in self._name(event).unknown:
-                found = lines.get(prop) or lines["BEGIN"]
                 message, meant = self._people.refusal(name) if name else (_NOBODY, None)
-                findings.add(found[min(nth, len(found) - 1)], entry, prop, message, meant)
+                findings.add(_line(lines, prop, nth), entry, prop, message, meant)
 
     def shifts(self, start: datetime, end: datetime) -> Iterator[Shift]:
         for event in recurring_ical_events.of(self._calendar).between(start, end):
@@ -124,7 +124,7 @@ class CalendarRota:
         summary = str(event.get("SUMMARY", ""))
         attendees = event.get("ATTENDEE", [])
         attendees = attendees if isinstance(attendees, list) else [attendees]
-        key = (summary, *((str(a), tuple(a.params.items())) for a in attendees))
+        key = (summary, *((str(a), _params(a)) for a in attendees))
         if key not in self._named:
             self._named[key] = self._naming(summary, attendees)
         return self._named[key]
@@ -136,7 +136,7 @@ class CalendarRota:
         handles: list[str] = []
         unknown: list[tuple[str, int, str]] = []
         for nth, attendee in enumerate(attendees):
-            if any((k, str(v).upper()) in _LEFT_OUT for k, v in attendee.params.items()):
+            if any((k, v.upper()) in _LEFT_OUT for k, v in _params(attendee)):
                 continue
             handle = self._people.by_address(str(attendee))
             if handle:
@@ -164,6 +164,42 @@ def _events(calendar: Calendar) -> list[Component]:
     return list(calendar.walk("VEVENT"))
 
 
+def _time_problems(event: Component) -> Iterator[tuple[str, str]]:
+    """What is wrong with the event's start and end, as far as can be told before expanding
+    (recurring-ical-events would stop at the first, or read an unknown zone as UTC)."""
+    start, end = _dt(event.get("DTSTART")), _dt(event.get("DTEND"))
+    if start is None:
+        yield "DTSTART", "missing or not a date and time: when does it start?"
+        return
+    for prop, moment in (("DTSTART", start), ("DTEND", end)):
+        tzid = dict(_params(event.get(prop))).get("TZID")
+        if tzid and isinstance(moment, datetime) and moment.tzinfo is None:
+            yield prop, f"`{tzid}` is not a time zone: use an IANA name or a VTIMEZONE block"
+    with suppress(TypeError):  # a date against a time: recurring-ical-events makes it work
+        if end is not None and end < start:
+            yield "DTEND", "ends before it starts"
+
+
+def _dt(prop: Any) -> date | datetime | None:
+    """A property's date or time; None when it is missing or broken (icalendar keeps what it
+    cannot read, and raises on reading it)."""
+    try:
+        moment = getattr(prop, "dt", None)
+    except ValueError:
+        return None
+    return moment if isinstance(moment, date) else None
+
+
+def _params(prop: Any) -> tuple[tuple[str, str], ...]:
+    return tuple((str(k), str(v)) for k, v in getattr(prop, "params", {}).items())
+
+
+def _line(lines: dict[str, list[int]], prop: str, nth: int = 0) -> int:
+    """The line of the `nth` `prop` of an event (its first line when it has none)."""
+    found = lines.get(prop) or lines["BEGIN"]
+    return found[min(nth, len(found) - 1)]
+
+
 def _uid(event: Component) -> str:
     return str(event.get("UID", ""))
 
@@ -171,8 +207,7 @@ def _uid(event: Component) -> str:
 def _changed(event: Component) -> tuple[str, str | None]:
     """Which event or occurrence this is: its UID, and the instant its RECURRENCE-ID names
     (None: not a changed occurrence)."""
-    moment = getattr(event.get("RECURRENCE-ID"), "dt", None)
-    return _uid(event), _instant(moment)
+    return _uid(event), _instant(_dt(event.get("RECURRENCE-ID")))
 
 
 def _instant(moment: date | datetime | None) -> str | None:
