@@ -104,7 +104,8 @@ class Rota:
 
     def renewed(self, around: datetime, *, adding: Iterable[Shift] = ()) -> Rota:
         """The same rota expanded over the window around `around` (the files are not re-read),
-        with `adding` shifts over it: overrides beat the pattern there too."""
+        with `adding` shifts over it — overrides beat the pattern there too — and in its own
+        renewals after (renew the rota read from the files to drop them)."""
         extra = tuple(adding)
         return Rota(
             self.team,

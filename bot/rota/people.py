@@ -49,6 +49,8 @@ class People:
     def refusal(self, name: str) -> tuple[str, str | None]:
         """Why `name` is not a person of the directory, and the handle most likely meant."""
         key = name.strip().lower()
+        if not key:
+            return "names nobody", None
         if key in self._directory.organisations or key in self._directory.groups:
             kind = "an organisation" if key in self._directory.organisations else "a group"
             return f"`{name}` is {kind}, not a person; a rota names people by handle", None

@@ -15,6 +15,7 @@ import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from pathlib import PurePath
 from zoneinfo import ZoneInfo
 
 import yaml
@@ -127,7 +128,7 @@ class _Reader:
         self.people = people
         self.findings = findings
         self.at = at
-        self.file = findings.file.rsplit("/", 1)[-1]
+        self.file = PurePath(findings.file).name
 
     def problem(self, path: Where, field: str | None, message: str) -> None:
         entry = f"{path[0]}[{path[1]}]" if len(path) > 1 else None
