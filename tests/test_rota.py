@@ -502,6 +502,13 @@ def test_a_yaml_beside_a_calendar_gives_its_zone_to_floating_times(tmp_path: Pat
     assert on_duty(result, "ny", "2026-03-23T11:00") == ["amertens"]
 
 
+def test_a_yaml_beside_a_calendar_overrides_its_events(tmp_path: Path) -> None:
+    beside = "overrides:\n  - {from: '2026-03-24 07:00', to: '2026-03-24 19:00', who: mrenard}\n"
+    result = load(tmp_path, {"icc.ics": DAYS_ONLY_ICS, "icc.yaml": beside})
+    assert on_duty(result, "icc", "2026-03-24T10:00") == ["mrenard"]
+    assert on_duty(result, "icc", "2026-03-25T10:00") == ["amertens"]
+
+
 def test_a_calendars_x_wr_timezone_is_the_teams_zone(tmp_path: Path) -> None:
     google = calendar(
         event("day@g", "20260323T110000Z", "20260323T230000Z", "SUMMARY:amertens", tzid=None),
