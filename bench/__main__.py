@@ -21,6 +21,7 @@ from bench import (
     bench_escalation,
     bench_latency,
     bench_paging,
+    bench_rota,
     bench_rounds,
     bench_startup,
     bench_storage,
@@ -39,6 +40,7 @@ BENCHES: dict[str, Measure] = {
     "rounds": bench_rounds.measure,
     "escalation": bench_escalation.measure,
     "directory": bench_directory.measure,  # type: ignore[dict-item]
+    "rota": bench_rota.measure,
 }
 
 

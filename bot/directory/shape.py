@@ -287,13 +287,15 @@ def _wrong(kind: str, value: object, fallback: str) -> str:
     if kind == "missing":
         return "missing"
     if kind == "string_type":
-        return f"expected text, got {_shown(value)}"
+        return f"expected text, got {shown(value)}"
     if kind == "list_type":
-        return f"expected a list such as `[a, b]`, got {_shown(value)}"
-    return f"{fallback}, got {_shown(value)}"
+        return f"expected a list such as `[a, b]`, got {shown(value)}"
+    return f"{fallback}, got {shown(value)}"
 
 
-def _shown(value: object) -> str:
+def shown(value: object) -> str:
+    """A wrong value as the operator wrote it, or what YAML made of it (the rota's files say
+    the same)."""
     if value is None:
         return "nothing"
     if isinstance(value, bool):
