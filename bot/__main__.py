@@ -15,8 +15,8 @@ import sys
 import time
 from collections.abc import Sequence
 
-from bot.directory.keeper import PID_FILE, STATUS_FILE
-from bot.directory.model import DirectoryError, load_directory
+from bot.directory.keeper import PID_FILE, STATUS_FILE, load_configuration
+from bot.directory.model import DirectoryError
 from bot.directory.shape import json_schema
 from bot.runtime.logs import setup_logging
 from bot.settings import Settings, SettingsError, load_settings
@@ -31,7 +31,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("run", help="run the bot with the configuration from the environment or .env")
     sub.add_parser("demo", help="start a local homeserver with demo users and run the bot on it")
-    sub.add_parser("check", help="validate configuration and directory; non-zero on any problem")
+    sub.add_parser(
+        "check", help="validate configuration, directory and duty rotas; non-zero on any problem"
+    )
     db = sub.add_parser("db", help="database maintenance")
     db.add_argument("action", choices=["upgrade"], help="upgrade: apply migrations")
     logbook = sub.add_parser("logbook", help="an activation's logbook")
@@ -72,14 +74,20 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def check(settings: Settings) -> int:
+    """The directory and the duty rotas beside it, checked as the bot loads them."""
     try:
-        directory = load_directory(settings.directory_path)
+        directory, rotas, warnings = load_configuration(
+            settings.directory_path, zone=settings.timezone
+        )
     except DirectoryError as exc:
         _print_problems("directory", exc.problems)
         return EXIT_CONFIG
+    for warning in warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    teams = f"{len(rotas)} rotas ({', '.join(rotas.teams())})" if len(rotas) else "no rotas"
     print(
         f"configuration OK; directory OK ({len(directory.contacts)} contacts, "
-        f"{len(directory.organisations)} organisations)"
+        f"{len(directory.organisations)} organisations); {teams}"
     )
     return 0
 

@@ -103,7 +103,9 @@ class App:
             await db.upgrade()
             log.info("database at schema %s", await db.check_schema())
             await self._start_health(db, scheduler)
-            keeper = DirectoryKeeper(settings.directory_path, db, settings.data_dir)
+            keeper = DirectoryKeeper(
+                settings.directory_path, db, settings.data_dir, zone=settings.timezone
+            )
             # The directory loads while the bot logs in and the homeserver prepares the first
             # sync (full state, every room: most of a start's wait, bench/ start-up); the sync
             # loop handles nothing of that batch, invites included, before it is in force.
@@ -225,7 +227,8 @@ class App:
             if not await self._unless_stopped(self.ready.wait()):
                 return
         assert self.services is not None
-        await self.services.keeper.reload()
+        if await self.services.keeper.reload():
+            await self.services.duty.ensure_armed()  # a shift change may have moved
 
     async def _on_ready(self, runner: CommandRunner) -> None:
         """The first sync is recorded: what arrived while the bot was away is handed over before
@@ -239,6 +242,7 @@ class App:
         self._dispatch(runner, pending)
         await services.scheduler.start()
         await services.digest.ensure_armed()
+        await services.duty.start()
         self.tasks.spawn("tighten-invites", tighten_invites(services.db, services.messenger))
         self.ready.set()
         self._pid_file = write_pid_file(self.settings.data_dir)

@@ -25,6 +25,7 @@ from bot.paging.commchecks import CommChecks
 from bot.paging.escalation import Escalation
 from bot.paging.send import Pager
 from bot.reach.direct import DirectMessages
+from bot.rota.duty import Duty
 from bot.rounds.runs import Rounds
 from bot.runtime.layers import Layers
 from bot.storage.models import ActivationRow, TimerKind
@@ -47,6 +48,7 @@ class Services(Layers):
     digest: Digest
     outsiders: Outsiders
     lookup: Lookup
+    duty: Duty
 
     @property
     def directory(self) -> Directory:
@@ -68,6 +70,7 @@ def register_timers(services: Services) -> None:
     scheduler.on(TimerKind.ROUND_RUN, services.rounds.on_run)
     scheduler.on(TimerKind.ROUND_REMIND, services.rounds.on_remind)
     scheduler.on(TimerKind.ROUND_CLOSE, services.rounds.on_close)
+    scheduler.on(TimerKind.SHIFT_CHANGE, services.duty.on_shift)
 
 
 def build_services(layers: Layers, registry: Registry) -> Services:
@@ -80,6 +83,7 @@ def build_services(layers: Layers, registry: Registry) -> Services:
     commchecks = CommChecks(**on, activations=activations, pager=pager)
     inputs = Inputs(**on, activations=activations, direct=direct)
     rounds = Rounds(**on, activations=activations, pager=pager, commchecks=commchecks)
+    duty = Duty(**on, activations=activations, direct=direct, inputs=inputs, rounds=rounds)
     return Services(
         **on,
         registry=registry,
@@ -90,11 +94,12 @@ def build_services(layers: Layers, registry: Registry) -> Services:
         board=board,
         pager=pager,
         answers=Answers(**on, activations=activations, board=board),
-        escalation=Escalation(**on, activations=activations, board=board, pager=pager),
+        escalation=Escalation(**on, activations=activations, board=board, pager=pager, duty=duty),
         commchecks=commchecks,
         inputs=inputs,
         rounds=rounds,
         digest=Digest(**on, activations=activations, inputs=inputs),
         outsiders=Outsiders(**on, activations=activations, direct=direct),
         lookup=Lookup(**on),
+        duty=duty,
     )

@@ -14,9 +14,8 @@ import pytest
 from bot.paging import send as send_module
 from tests.conftest import BACKENDS, Cast, RunningBot, start_process, start_ready
 from tests.matrix_people import Person, body
-from tests.support.desk import Desk
+from tests.support.desk import Desk, pages_to
 from tests.support.reading import board_shows
-from tests.support.recording import Recorded
 from tests.support.rooms import (
     activation_room,
     open_activation,
@@ -121,10 +120,6 @@ async def test_fan_out_and_the_three_ways_to_acknowledge(
 
 
 # -- on the desk (the fast tier: Matrix recorded, timers fired on demand) -------------------------
-
-
-def pages_to(desk: Desk, dm: str, text: str) -> list[Recorded]:
-    return [r for r in desk.messenger.events(dm) if r.msgtype == "m.text" and text in r.body]
 
 
 async def test_exercise_pages_are_marked_and_realworld_stops_their_escalation(

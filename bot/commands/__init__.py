@@ -5,6 +5,7 @@ from __future__ import annotations
 from bot.chat.registry import CommandFamily, Registry
 from bot.commands import activation as activation_commands
 from bot.commands import directory as directory_commands
+from bot.commands import duty as duty_commands
 from bot.commands import help as help_commands
 from bot.commands import inputs as inputs_commands
 from bot.commands import logbook as logbook_commands
@@ -22,6 +23,7 @@ def all_families() -> list[CommandFamily]:
         paging_commands.commands,
         inputs_commands.commands,
         rounds_commands.commands,
+        duty_commands.commands,
         replies_commands.commands,
     ]
 

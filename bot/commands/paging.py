@@ -40,12 +40,16 @@ def page_ref(text: str | None) -> str | None:
     return text.upper()
 
 
-TARGETS = Targets("targets", help="contact handles, organisation keys or groups, comma-separated")
+TARGETS = Targets(
+    "targets",
+    help="contact handles, organisation keys, groups or duty:<team>, comma-separated",
+)
 
 
 def resolve_people(ctx: CommandContext, keys: list[str]) -> list[Contact]:
-    """Targets → people, never the bot itself; unknown targets refused."""
-    return ctx.services.directory.people(keys, besides=ctx.services.settings.user_id)
+    """Targets → people, never the bot itself; unknown targets refused; `duty:<team>` is
+    whoever is on duty in that team now."""
+    return ctx.services.duty.resolve(keys, besides=ctx.services.settings.user_id)[0]
 
 
 @commands.command(
@@ -69,7 +73,7 @@ async def page(
 ) -> None:
     activations = ctx.services.activations
     activation = await activations.open_in_room(ctx.room_id)
-    people = resolve_people(ctx, targets)
+    people, duty = ctx.services.duty.resolve(targets, besides=ctx.services.settings.user_id)
     window = ack or (URGENT_WINDOW if urgent else ctx.services.settings.ack_timeout)
     pager = ctx.services.pager
     sent = await pager.create(
@@ -80,6 +84,7 @@ async def page(
         window=window,
         urgent=urgent,
         event_id=ctx.event_id,
+        duty=duty,
     )
     await pager.deliver(sent, activation, reply_to=ctx.event_id)
     return None

@@ -1,8 +1,11 @@
-"""Keeps the directory in force: loads the file, records its history, swaps it in whole.
+"""Keeps the directory and the duty rotas in force: loads the files, records the directory's
+history, swaps both in whole.
 
-A reload (SIGHUP, or `icc-bot directory reload`) validates the new file first; a bad one is refused
-with every problem logged and the old directory stays in force. Each attempt is written to
-`ICC_DATA_DIR/directory-status.json`, which is how `icc-bot directory reload` learns the outcome.
+A reload (SIGHUP, or `icc-bot directory reload`) validates the new files first — the directory,
+then every rota in `config/rota/` against it; a problem in either refuses both, with every problem
+logged, and the ones in force stay. Warnings (a gap in a 24/7 team's coverage) are logged and do
+not stop anything. Each attempt is written to `ICC_DATA_DIR/directory-status.json`, which is how
+`icc-bot directory reload` learns the outcome.
 """
 
 from __future__ import annotations
@@ -12,9 +15,13 @@ import json
 import logging
 import os
 from dataclasses import asdict
+from datetime import timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from bot.directory.model import Directory, DirectoryError, load_directory
+from bot.rota.load import load_rotas
+from bot.rota.model import Rotas
 from bot.storage.db import Database
 from bot.storage.directory_store import DirectoryChanges, store_directory
 from bot.timeutil import utcnow
@@ -24,27 +31,49 @@ log = logging.getLogger(__name__)
 STATUS_FILE = "directory-status.json"
 PID_FILE = "icc-bot.pid"
 CACHE_FILE = "directory-cache.json"  # the parsed directory.yaml, keyed by its SHA-256
+ROTA_FOLDER = "rota"  # beside directory.yaml: config/rota/<team>.yaml|.ics
+RENEW_BEFORE = timedelta(days=30)
+
+
+def load_configuration(
+    path: Path, *, cache: Path | None = None, zone: ZoneInfo | None = None
+) -> tuple[Directory, Rotas, list[str]]:
+    """The directory at `path` and the rotas beside it (`rota/`), checked together, with the
+    rotas' warnings; DirectoryError names every problem of both."""
+    directory = load_directory(path, cache=cache)
+    found = load_rotas(path.parent / ROTA_FOLDER, directory, zone=zone)
+    if found.problems:
+        raise DirectoryError([str(problem) for problem in found.problems])
+    return directory, found.rotas, [str(warning) for warning in found.warnings]
 
 
 class DirectoryKeeper:
-    def __init__(self, path: Path, db: Database, data_dir: Path) -> None:
+    def __init__(
+        self, path: Path, db: Database, data_dir: Path, *, zone: ZoneInfo | None = None
+    ) -> None:
         self.path = path
         self._db = db
         self._status = data_dir / STATUS_FILE
         self._cache = data_dir / CACHE_FILE
+        self._zone = zone
         self.current = Directory.empty()
+        self.rotas = Rotas.empty()
 
     async def load(self) -> DirectoryChanges:
         """Validate, record and put in force; DirectoryError leaves everything as it was."""
         try:
             # In a thread: the event loop meanwhile sends the first sync and reads the answer.
-            directory = await asyncio.to_thread(load_directory, self.path, cache=self._cache)
+            directory, rotas, warnings = await asyncio.to_thread(
+                load_configuration, self.path, cache=self._cache, zone=self._zone
+            )
         except DirectoryError as exc:
             self._write_status(ok=False, problems=exc.problems)
             raise
+        for warning in warnings:
+            log.warning("rota: %s", warning)
         async with self._db.session() as session:
             changes = await store_directory(session, directory)
-        self.current = directory
+        self.current, self.rotas = directory, rotas
         log.info(
             "directory in force: %d contacts, %d organisations (added %d, changed %d, removed %d)",
             len(directory.contacts),
@@ -53,8 +82,17 @@ class DirectoryKeeper:
             len(changes.changed),
             len(changes.removed),
         )
-        self._write_status(ok=True, problems=[], changes=asdict(changes))
+        if rotas.teams():
+            log.info("duty rotas in force: %s", ", ".join(rotas.teams()))
+        self._write_status(ok=True, problems=[], changes=asdict(changes), warnings=warnings)
         return changes
+
+    async def renew_rotas(self) -> None:
+        """Lay the rotas' shifts out again around now, before the stretch they were laid out
+        for runs out (they are expanded for a bounded window when read: see bot.rota.model)."""
+        expires = self.rotas.expires
+        if expires is not None and expires - utcnow() < RENEW_BEFORE:
+            self.rotas = await asyncio.to_thread(self.rotas.renewed, utcnow())
 
     async def reload(self) -> bool:
         """Try the file again; on any problem keep the directory in force and say why."""
@@ -71,11 +109,19 @@ class DirectoryKeeper:
             return False
         return True
 
-    def _write_status(self, *, ok: bool, problems: list[str], changes: dict | None = None) -> None:
+    def _write_status(
+        self,
+        *,
+        ok: bool,
+        problems: list[str],
+        changes: dict | None = None,
+        warnings: list[str] | None = None,
+    ) -> None:
         status = {
             "at": utcnow().isoformat(),
             "ok": ok,
             "problems": problems,
+            "warnings": warnings or [],
             "contacts": len(self.current.contacts),
             "changes": changes or {},
         }

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from bot.activations.activation import Activations
     from bot.paging.board import Board
     from bot.paging.send import Pager
+    from bot.rota.duty import Duty
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +43,7 @@ class Escalation(Layers):
     activations: Activations
     board: Board
     pager: Pager
+    duty: Duty
 
     async def on_steps(self, timers: list[Timer]) -> list[Timer]:
         """Steps that fell due together, page by page: a page to a group escalates as one — one
@@ -164,15 +166,20 @@ class Escalation(Layers):
     def _new_backup(
         self, page: PageRow, row: PageTargetRow, deadline: datetime
     ) -> list[PageTargetRow]:
-        """The row of the person's backup in the directory (none if they have no backup)."""
-        contacts = self.keeper.current.contacts
-        contact = contacts.get(row.handle)
-        backup = contacts.get(contact.backup) if contact and contact.backup else None
-        return (
-            [PageTargetRow(**self.pager.target(page, backup, deadline, row.handle))]
-            if backup
-            else []
-        )
+        """The row of the person's backup (none if they have none): for a duty officer, whoever
+        is on duty now, else the backup the directory names, else the next on the rota (decided
+        now, when the step fires: the shift may have changed since the page went out); for
+        anyone else, the backup the directory names."""
+        if row.duty_team and row.duty_team in self.keeper.rotas:
+            backup = self.duty.backup(row.duty_team, row.handle)
+        else:
+            contacts = self.keeper.current.contacts
+            contact = contacts.get(row.handle)
+            backup = contacts.get(contact.backup) if contact and contact.backup else None
+        if backup is None or backup.handle == row.handle:
+            return []
+        values = self.pager.target(page, backup, deadline, row.handle, duty_team=row.duty_team)
+        return [PageTargetRow(**values)]
 
     @staticmethod
     def _escalation_entry(

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -56,14 +57,17 @@ class Pager(Layers):
         window: timedelta,
         urgent: bool,
         event_id: str,
+        duty: Mapping[str, str] | None = None,
     ) -> PageRow:
-        """Record the page and arm each person's first step; keyed by the command's event."""
+        """Record the page and arm each person's first step; keyed by the command's event.
+        `duty`: the team each person was reached as duty officer of (`duty:<team>`)."""
         async with self.db.session() as session:
             page, new = await self.add_page(
                 session,
                 activation,
                 people,
                 window,
+                duty=duty,
                 sender=sender,
                 text=text,
                 urgent=urgent,
@@ -93,6 +97,8 @@ class Pager(Layers):
         activation: ActivationRow | None,
         people: list[Contact],
         window: timedelta,
+        *,
+        duty: Mapping[str, str] | None = None,
         **columns: Any,
     ) -> tuple[PageRow, bool]:
         """The page opened by `columns["event_id"]` and whether it is new: made now, with a row per
@@ -112,16 +118,25 @@ class Pager(Layers):
         session.add(page)
         await session.flush()
         deadline = page.created_at + window
-        await store.add_targets(session, [self.target(page, p, deadline) for p in people])
+        teams = duty or {}
+        rows = [self.target(page, p, deadline, duty_team=teams.get(p.handle)) for p in people]
+        await store.add_targets(session, rows)
         return page, True
 
     def target(
-        self, page: PageRow, person: Contact, deadline: datetime, covers: str = ""
+        self,
+        page: PageRow,
+        person: Contact,
+        deadline: datetime,
+        covers: str = "",
+        duty_team: str | None = None,
     ) -> dict[str, Any]:
-        """A person's row on a page, as column values (a `PageTargetRow`)."""
+        """A person's row on a page, as column values (a `PageTargetRow`); `duty_team` when they
+        were reached as that team's duty officer (`duty:<team>`)."""
         return {
             "page_id": page.id,
             "covers": covers,
+            "duty_team": duty_team,
             "deadline": deadline,
             **self.direct.snapshot(person, "page"),
         }

@@ -67,6 +67,7 @@ class TimerKind(StrEnum):
     ROUND_REMIND = "round.remind"  # halfway through its window
     ROUND_CLOSE = "round.close"  # its window ends: the summary
     DG_DIGEST = "dg.digest"  # the daily digest in the DG platform room
+    SHIFT_CHANGE = "duty.shift"  # a duty shift begins: the incoming person hears what is open
 
 
 class RunStatus(StrEnum):
@@ -320,6 +321,7 @@ class PageTargetRow(Keyed, table=True):
     language: str = Field(max_length=8)
     timezone: str = Field(max_length=64)
     covers: str = Field(default="", max_length=64)
+    duty_team: str | None = Field(default=None, max_length=64)  # paged as `duty:<team>`
     deadline: datetime = utc_column()
     dm_room_id: str | None = Field(default=None, max_length=255)
     event_id: str | None = Field(default=None, max_length=255)
@@ -451,3 +453,17 @@ class RoundReportRow(Keyed, table=True):
     reported_at: datetime = utc_column()
     via: str = Field(max_length=16)
     event_id: str = Field(max_length=255, unique=True)
+
+
+class DutyOverrideRow(Keyed, table=True):
+    """`oncall override`: someone on duty in a team until a time, whatever the rota says. The
+    newest override of a team in force wins; it ends by itself at `until` (nothing to cancel)."""
+
+    __tablename__ = "duty_override"
+
+    team: str = Field(max_length=64, index=True)
+    handle: str = Field(max_length=64)
+    until: datetime = utc_column()
+    set_by: str = Field(max_length=255)
+    opened_by_event: str = Field(max_length=255, unique=True)
+    created_at: datetime = utc_column()

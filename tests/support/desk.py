@@ -103,7 +103,9 @@ class Desk:
         db = Database(settings.database_url)
         await db.upgrade()
         try:
-            keeper = DirectoryKeeper(settings.directory_path, db, settings.data_dir)
+            keeper = DirectoryKeeper(
+                settings.directory_path, db, settings.data_dir, zone=settings.timezone
+            )
             await keeper.load()
             messenger = RecordingMessenger(
                 settings.user_id,
@@ -124,6 +126,7 @@ class Desk:
             if settings.dg_room and settings.dg_room.startswith("!"):
                 messenger.add_room(settings.dg_room, name="DG platform")
             await services.digest.ensure_armed()  # as the app does once ready
+            await services.duty.start()
         except BaseException:
             await db.dispose()
             raise
@@ -325,6 +328,11 @@ class Desk:
                 return self.messenger.recorded[mark:]
             await self.fire(until=soon)
         raise AssertionError(f"timers keep falling due: {await self.armed()}")
+
+
+def pages_to(desk: Desk, dm: str, text: str) -> list[Recorded]:
+    """The pages (messages that ring) in `dm` whose text holds `text`."""
+    return [r for r in desk.messenger.events(dm) if r.msgtype == "m.text" and text in r.body]
 
 
 _MIGRATED: list[Path] = []  # a SQLite file at the schema's head, made once per process

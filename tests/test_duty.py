@@ -1,0 +1,227 @@
+"""Who is on duty, as the cell uses it: `duty:<team>` targets resolved when a message goes out and
+again when an escalation fires, `oncall` and its overrides, the shift-change brief — on the desk
+(Matrix recorded, timers fired on demand). The rota files are read as in test_rota; here they
+are written around the present moment, so that "now" is inside a chosen shift."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from bot.storage import page_store
+from bot.storage.models import TimerKind
+from bot.timeutil import utcnow
+from tests.conftest import desk_cast, desk_running, paging_directory
+from tests.support.desk import Desk, pages_to
+from tests.support.recording import Recorded
+
+
+def minute(moment: datetime) -> str:
+    """A rota's local date-time (the team's zone is UTC here), to the minute."""
+    return moment.strftime("%Y-%m-%d %H:%M")
+
+
+def write_rota(config: Path, team: str, rota: dict[str, Any]) -> None:
+    folder = config / "rota"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{team}.yaml").write_text(yaml.safe_dump(rota, sort_keys=False))
+
+
+def ercc_rota(now: datetime) -> dict[str, Any]:
+    """Team `ercc` in UTC: the member by default, every day round the clock; the partner from
+    an hour ago for two hours; then the member again; the deputy from tomorrow."""
+    return {
+        "timezone": "UTC",
+        "coverage": "24/7",
+        "shifts": [{"days": "daily", "from": "00:00", "to": "24:00", "who": "member"}],
+        "overrides": [
+            {
+                "from": minute(now - timedelta(hours=1)),
+                "to": minute(now + timedelta(hours=1)),
+                "who": "partner",
+            },
+            {
+                "from": minute(now + timedelta(days=1)),
+                "to": minute(now + timedelta(days=1, hours=8)),
+                "who": "deputy",
+            },
+        ],
+    }
+
+
+@pytest.fixture
+async def duty_desk(tmp_path: Path, database_url: str) -> AsyncIterator[Desk]:
+    """The paging directory (partner ← dg, deputy ← lead), and the `ercc` rota above."""
+    write_rota(tmp_path / "config", "ercc", ercc_rota(utcnow()))
+    contacts = paging_directory(desk_cast())
+    async with desk_running(tmp_path, database_url, contacts=contacts) as running:
+        yield running
+
+
+async def open_room(desk: Desk) -> str:
+    control = desk.room("lead", "member", "partner", "dg", "deputy")
+    _ref, room, _ = await desk.open_activation("lead", control)
+    return room
+
+
+async def test_a_duty_target_pages_whoever_is_on_duty_now(duty_desk: Desk) -> None:
+    desk = duty_desk
+    room = await open_room(desk)
+    await desk.say("lead", room, "!icc page duty:ercc Do you need Belgian experts? --ack 5m")
+    [page] = pages_to(desk, desk.dm_of("partner"), "Do you need Belgian experts?")
+    assert "APPEL PG-" in page.body
+    async with desk.services.db.session() as session:
+        pg = int(re.search(r"PG-(\d+)", page.body).group(1))  # type: ignore[union-attr]
+        [row] = await page_store.targets(session, pg)
+    assert (row.handle, row.duty_team) == ("partner", "ercc")
+
+
+async def test_oncall_shows_who_is_on_duty_now_and_next_in_local_and_utc(
+    duty_desk: Desk,
+) -> None:
+    room = duty_desk.room("lead", "member")
+    answer = await duty_desk.ask("member", room, "!icc oncall")
+    assert re.search(
+        r"ercc: Partner until \w{3} \d\d \w{3} \d\d:\d\d UTC \(\d\d:\d\dZ\)", answer.body
+    )
+    assert "next: Member from" in answer.body
+
+
+async def test_an_unknown_team_and_a_team_with_nobody_on_duty_are_refused(
+    tmp_path: Path, database_url: str
+) -> None:
+    now = utcnow()
+    rota = {
+        "timezone": "UTC",
+        "overrides": [
+            {
+                "from": minute(now + timedelta(hours=2)),
+                "to": minute(now + timedelta(hours=3)),
+                "who": "deputy",
+            }
+        ],
+    }
+    write_rota(tmp_path / "config", "nl-ncc", rota)
+    async with desk_running(tmp_path, database_url, contacts=paging_directory(desk_cast())) as desk:
+        room = await open_room(desk)
+        unknown = await desk.ask("lead", room, "!icc page duty:nlncc Status?")
+        assert "No duty rota for team `nlncc` (teams: nl-ncc)" in unknown.body
+        nobody = await desk.ask("lead", room, "!icc page duty:nl-ncc Status?")
+        assert "Nobody is on duty in nl-ncc now; next: Deputy from" in nobody.body
+        assert not [
+            r for r in desk.messenger.recorded if r.kind == "create_room" and r.details["direct"]
+        ]
+
+
+async def test_an_escalation_after_a_shift_change_pages_the_new_duty_officer(
+    duty_desk: Desk,
+) -> None:
+    """The partner was on duty when paged; by the deadline the lead has put the deputy on duty:
+    the stand-in is the deputy (on duty now), not the partner's backup in the directory (dg)."""
+    desk = duty_desk
+    room = await open_room(desk)
+    await desk.say("lead", room, "!icc page duty:ercc Levels at Visé? --ack 2m")
+    [page] = pages_to(desk, desk.dm_of("partner"), "Levels at Visé?")
+    pg = re.search(r"PG-\d+", page.body).group(0)  # type: ignore[union-attr]
+    answer = await desk.ask("lead", room, "!icc oncall override ercc deputy --until 3h")
+    assert "Deputy is on duty for ercc until" in answer.body
+    assert "instead of Partner" in answer.body
+    await desk.fire(TimerKind.PAGE_STEP)  # the deadline: repeat, and the stand-in
+    [stand_in] = pages_to(desk, desk.dm_of("deputy"), pg)
+    assert "als vervanger van Partner" in stand_in.body
+    dms = [r for r in desk.messenger.recorded if r.kind == "create_room" and r.details["direct"]]
+    assert desk.who("dg") not in [user for r in dms for user in r.details["invite"]]
+
+
+async def test_the_backup_of_a_duty_officer_is_the_one_their_contact_names(
+    duty_desk: Desk,
+) -> None:
+    desk = duty_desk
+    room = await open_room(desk)
+    await desk.say("lead", room, "!icc page duty:ercc Levels at Visé? --ack 2m")
+    await desk.fire(TimerKind.PAGE_STEP)
+    [stand_in] = pages_to(desk, desk.dm_of("dg"), "Levels at Visé?")
+    assert "als Vertretung von Partner" in stand_in.body
+
+
+async def test_a_duty_officer_without_a_named_backup_is_backed_by_the_next_on_the_rota(
+    tmp_path: Path, database_url: str
+) -> None:
+    now = utcnow()
+    rota = {
+        "timezone": "UTC",
+        "shifts": [{"days": "daily", "from": "00:00", "to": "24:00", "who": "member"}],
+        "overrides": [
+            {
+                "from": minute(now + timedelta(hours=4)),
+                "to": minute(now + timedelta(hours=6)),
+                "who": "deputy",
+            }
+        ],
+    }
+    write_rota(tmp_path / "config", "icc", rota)
+    async with desk_running(tmp_path, database_url, contacts=paging_directory(desk_cast())) as desk:
+        room = await open_room(desk)
+        await desk.say("lead", room, "!icc page duty:icc Call the Meuse bridge? --ack 2m")
+        await desk.fire(TimerKind.PAGE_STEP)
+        [stand_in] = pages_to(desk, desk.dm_of("deputy"), "Call the Meuse bridge?")
+        assert "als vervanger van Member" in stand_in.body
+
+
+async def test_an_override_is_logged_outlives_a_restart_and_ends_by_itself(
+    tmp_path: Path, database_url: str
+) -> None:
+    write_rota(tmp_path / "config", "ercc", ercc_rota(utcnow()))
+    contacts = paging_directory(desk_cast())
+    async with desk_running(tmp_path, database_url, contacts=contacts) as desk:
+        control = desk.room("lead", "member", "partner", "dg", "deputy")
+        ref, room, _ = await desk.open_activation("lead", control)
+        await desk.ask("lead", room, "!icc oncall override ercc deputy --until 2h")
+        await desk.ask("member", room, "!icc log export md")
+        assert "Deputy on duty for ercc until" in desk.file(room, f"{ref}-logbook.md").decode()
+    async with desk_running(tmp_path, database_url, contacts=contacts) as desk:  # a restart
+        listed = await desk.ask("member", desk.room("member"), "!icc oncall ercc")
+        assert "ercc: Deputy until" in listed.body
+        assert "(put on by Lead)" in listed.body
+        later = utcnow() + timedelta(hours=2, minutes=1)
+        assert [on.contact.handle for on in desk.services.duty.on_duty("ercc", later)] == ["member"]
+
+
+async def test_an_override_needs_a_lead_a_known_person_and_a_time(duty_desk: Desk) -> None:
+    desk = duty_desk
+    room = desk.room("lead", "member")
+    refused = await desk.ask("member", room, "!icc oncall override ercc deputy --until 2h")
+    assert "lead" in refused.body.lower()
+    unknown = await desk.ask("lead", room, "!icc oncall override ercc depty --until 2h")
+    assert "No contact `depty` (did you mean `deputy`?)" in unknown.body
+    no_time = await desk.ask("lead", room, "!icc oncall override ercc deputy")
+    assert "Say until when" in no_time.body
+    assert [on.contact.handle for on in desk.services.duty.on_duty("ercc")] == ["partner"]
+
+
+async def test_the_person_coming_on_duty_hears_what_is_open_once(duty_desk: Desk) -> None:
+    desk = duty_desk
+    room = await open_room(desk)
+    await desk.say("lead", room, "!icc page dg Convoy at the border? --ack 30m")
+    [change] = await desk.armed(TimerKind.SHIFT_CHANGE)
+    assert change.key.startswith("shift:ercc:")  # the partner's override ends: the member's turn
+    sent = await desk.fire(TimerKind.SHIFT_CHANGE)
+    [brief] = briefs(desk, sent, "member")
+    assert "You are on duty for ercc" in brief.body
+    assert "Pages without an answer: PG-1 Dg" in brief.body
+    await desk.services.duty.ensure_armed()  # as after a restart or a reload
+    again = await desk.fire(TimerKind.SHIFT_CHANGE, key=change.key)
+    assert not briefs(desk, again, "member")
+    [following] = await desk.armed(TimerKind.SHIFT_CHANGE)
+    assert following.due_at > change.due_at  # the change after it is armed
+
+
+def briefs(desk: Desk, sent: list[Recorded], person: str) -> list[Recorded]:
+    """The messages among `sent` in `person`'s direct-message room."""
+    return [r for r in sent if r.kind == "message" and r.room_id == desk.dm_of(person)]
