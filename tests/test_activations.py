@@ -119,7 +119,7 @@ async def test_lifecycle_with_logbook_sitreps_handover_and_close(
     closed = await desk.ask("deputy", room, "!icc close Water receding; municipalities stood down")
     assert f"{ref} closed by Deputy" in closed.body
     assert "Levels: information-sharing → full" in closed.body
-    posted(desk, DG_ROOM, f"{ref} (Flooding in the Meuse valley) closed")
+    posted(desk, DG_ROOM, f"{ref} “Flooding in the Meuse valley” closed")
     bundle = files(desk, room)
     assert set(bundle) == {f"{ref}-record.md", f"{ref}-record.json", f"{ref}-SHA256SUMS"}
     record_json = bundle[f"{ref}-record.json"].data

@@ -103,12 +103,13 @@ async def _answer(
         at=ctx.sent_at,
         reason=reason,
     )
-    return _reply(ctx, answer, declined=reason is not None)
+    return _reply(ctx, answer)
 
 
-def _reply(ctx: CommandContext, answer: Answer, *, declined: bool) -> Reply:
+def _reply(ctx: CommandContext, answer: Answer) -> Reply:
     row = answer.row
-    when = row.declined_at if declined else row.acked_at
+    # The answer that stands (the first wins): an `unable` after an ack is told when the ack was.
+    when = row.acked_at or row.declined_at
     directory = ctx.services.directory
     person = directory.contacts.get(row.handle)
     backup = directory.contacts.get(person.backup) if person and person.backup else None
