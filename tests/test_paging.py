@@ -54,7 +54,7 @@ async def test_fan_out_and_the_three_ways_to_acknowledge(
     await board_shows(member, room, cast, pg, "0/3 acknowledged")
 
     by_command = await people["partner"].ask(partner_dm, f"!ack {pg}", cast.bot.user_id)
-    assert f"Réception de {pg} confirmée" in body(by_command)
+    assert f"Accusé de réception de {pg} enregistré" in body(by_command)
     await people["dg"].react(dg_dm, dg_page["event_id"], "✅")
     await people["dg"].wait_for(
         dg_dm, lambda e: f"Empfang von {pg}" in body(e), sender=cast.bot.user_id
@@ -103,7 +103,7 @@ async def test_fan_out_and_the_three_ways_to_acknowledge(
     pg2 = re.search(r"PG-\d+", body(second)).group(0)  # type: ignore[union-attr]
     await people["lead"].ask(room, "!icc close", cast.bot.user_id)
     closed = await people["partner"].ask(partner_dm, f"!ack {pg2}", cast.bot.user_id)
-    assert f"relève de {ref}, clôturée depuis" in body(closed)  # in their language
+    assert f"relève de l’activation {ref}, clôturée le" in body(closed)  # in their language
     assert body(closed).splitlines()[0] == f"TLP:AMBER · {ref}"
     refused = await member.ask(room, "!icc page partner too late", cast.bot.user_id)
     assert "is closed; nothing was changed" in body(refused)
@@ -163,7 +163,7 @@ async def test_escalation_to_backup_unreachable_report_and_unable(paging_desk: D
     escalated = await desk.fire_all("page.step")
     [reminder] = [r for r in escalated if r.room_id == partner_dm and "RAPPEL" in r.body]
     # Says what happens next, in the person's language, and no deadline that has passed.
-    assert "votre suppléant éventuel est alerté lui aussi" in reminder.body
+    assert "votre suppléant éventuel est appelé lui aussi" in reminder.body
     assert "`!icc ack PG-" in reminder.body
     dg_dm = desk.dm_of("dg")
     [backup_page] = pages_to(desk, dg_dm, pg)
@@ -289,7 +289,9 @@ async def test_an_encrypted_activation_page_and_acknowledgement(
         reply = {"m.relates_to": {"m.in_reply_to": {"event_id": page["event_id"]}}}
         await partner.send(dm, "reçu", **reply)
         thanks = await partner.wait_for(
-            dm, lambda e: f"Réception de {pg} confirmée" in body(e), sender=cast.bot.user_id
+            dm,
+            lambda e: f"Accusé de réception de {pg} enregistré" in body(e),
+            sender=cast.bot.user_id,
         )
         assert await raw_event_type(partner, dm, thanks["event_id"]) == "m.room.encrypted"
         bot_client = app.services.messenger._client  # type: ignore[union-attr]
