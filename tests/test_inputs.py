@@ -274,7 +274,7 @@ async def test_after_close_status_reads_closed_and_late_input_is_answered_in_kin
     assert "waiting" not in status.body
     late = await desk.ask("deputy", desk.dm_of("deputy"), "!icc input RQ-1 Twee pompen")
     assert "uw bijdrage is niet geregistreerd" in late.body
-    assert "afgesloten is sinds" in late.body
+    assert "werd afgesloten" in late.body
     assert framed_as_exercise({"content": late.content})
 
 
