@@ -93,7 +93,8 @@ async def test_requests_answers_reminders_and_the_advice_note(paging_desk: Desk)
         "> <@bot> RQ-1\n\nJa, *sofort*: die Schifffahrt einstellen",
         relates_to={"m.in_reply_to": {"event_id": dg_question.event_id}},
     )
-    assert any("Stellungnahme zu RQ-1 ist erfasst (Version 1" in r.body for r in answered)
+    assert any("Stellungnahme zu RQ-1 wurde um" in r.body for r in answered)
+    assert any("erfasst (Version 1)" in r.body for r in answered)
     revised = await desk.ask(
         "partner", partner_dm, "!icc input RQ-1 Non : fermer seulement à Liège"
     )

@@ -167,7 +167,7 @@ async def test_escalation_to_backup_unreachable_report_and_unable(paging_desk: D
     assert "`!icc ack PG-" in reminder.body
     dg_dm = desk.dm_of("dg")
     [backup_page] = pages_to(desk, dg_dm, pg)
-    assert "als Vertretung von Partner" in backup_page.body
+    assert "Partner hat nicht geantwortet: Sie werden als Vertretung alarmiert" in backup_page.body
     [report] = [r for r in desk.messenger.events(room) if "could not reach Partner" in r.body]
     assert "nor their backup Dg" in report.body
     assert "⚠ Partner" in desk.board(room, pg)
