@@ -199,7 +199,7 @@ class Rounds:
                 for run in [first, *next_runs(cron, str(zone.key), first, 2)]
             ],
             people=len(series.participants),
-            **({"kind": "communication check"} if kind == "check" else {}),
+            kind=kind,
         )
 
     async def place(
@@ -226,7 +226,8 @@ class Rounds:
             listed = await store.scheduled(session)
         rows = [
             (
-                s.ref + (" (communication check)" if s.kind == "check" else ""),
+                s.ref,
+                s.kind,
                 s.when_text,
                 s.timezone,
                 self.next_local(s),
