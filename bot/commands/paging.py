@@ -129,7 +129,10 @@ def _reply(ctx: CommandContext, answer: Answer) -> Reply:
 @commands.command(
     "ack",
     role=Role.PARTNER,
-    summary="acknowledge a page (also: react ✅ or 👍 to it, or reply ack / ok / reçu)",
+    summary=(
+        "acknowledge a page (also: react ✅ or 👍 to it, or reply ack / ok / reçu / ontvangen "
+        "/ erhalten)"
+    ),
     example="ack PG-12",
     params=[Word("page", required=False, metavar="PG-n", help="default: your newest open page")],
     any_age=True,
@@ -143,7 +146,7 @@ async def ack(ctx: CommandContext, *, page: str | None) -> Message | Reply | Non
     role=Role.PARTNER,
     summary="decline a page with a reason; it escalates to your backup at once",
     example="unable PG-12 Our duty officer is on another call, back at 15:00",
-    params=[Text("reason", shown="[PG-n] <reason>", help="optionally the page, then why")],
+    params=[Text("reason", shown="[<PG-n>] <reason>", help="optionally the page, then why")],
     any_age=True,
 )
 async def unable(ctx: CommandContext, *, reason: str) -> Message | Reply | None:
