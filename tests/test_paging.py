@@ -194,6 +194,23 @@ async def test_escalation_to_backup_unreachable_report_and_unable(paging_desk: D
     assert "↪ backup ✅ Lead" in final
 
 
+async def test_an_answer_with_no_page_open_is_told_so_in_the_persons_language(
+    paging_desk: Desk,
+) -> None:
+    desk = paging_desk
+    control = desk.room("lead", "member", "partner", "dg", "deputy")
+    await desk.open_activation("lead", control)
+    partner_dm, dg_dm = desk.room("partner"), desk.room("dg")
+    french = await desk.ask("partner", partner_dm, "!ack")
+    assert "Vous n’avez aucun appel en attente de réponse" in french.body
+    assert "`!icc ack PG-12`" in french.body
+    german = await desk.ask("dg", dg_dm, "!icc unable Kein Personal")
+    assert "keine offene Alarmierung" in german.body
+    assert "`!icc unable PG-12 <Grund>`" in german.body  # the hint names the command typed
+    english = await desk.ask("member", control, "!icc ack")
+    assert "You have no open page to answer" in english.body
+
+
 # -- through Synapse -------------------------------------------------------------------------------
 
 

@@ -9,8 +9,8 @@ from bot.chat.args import Duration, Flag, Option, Targets, Text, Word
 from bot.chat.registry import CommandContext, CommandFamily, Reply, Via
 from bot.directory.model import Contact
 from bot.directory.roles import Role
-from bot.errors import UserError
-from bot.paging.answers import Answer
+from bot.errors import Refused, UserError
+from bot.paging.answers import Answer, NoOpenPage
 from bot.paging.board import PAGE_REF
 from bot.paging.send import URGENT_WINDOW
 from bot.render import Message
@@ -94,15 +94,25 @@ async def _answer(
     answers = ctx.services.answers
     if ctx.via is not Via.COMMAND and not await answers.is_page_event(ctx.relates_to, ctx.sender):
         return None  # a 👍 on something else: not for the bot
-    answer = await answers.answer(
-        ctx.sender,
-        ref=ref,
-        relates_to=ctx.relates_to,
-        how=ctx.via,
-        event_id=ctx.event_id,
-        at=ctx.sent_at,
-        reason=reason,
-    )
+    try:
+        answer = await answers.answer(
+            ctx.sender,
+            ref=ref,
+            relates_to=ctx.relates_to,
+            how=ctx.via,
+            event_id=ctx.event_id,
+            at=ctx.sent_at,
+            reason=reason,
+        )
+    except NoOpenPage:
+        renderer = ctx.services.renderer
+        languages = ctx.contact.languages if ctx.contact else ()
+        told = renderer.render(
+            "page_none_open",
+            lang=renderer.language_for("page_none_open", languages),
+            command="unable" if reason is not None else "ack",
+        )
+        raise Refused(told, None) from None
     return _reply(ctx, answer)
 
 
