@@ -79,7 +79,7 @@ async def test_fan_out_and_the_three_ways_to_acknowledge(
     card = await member.ask(room, "!icc contact partner", cast.bot.user_id)
     assert "Last acknowledgement: after " in body(card)
     again = await people["partner"].ask(partner_dm, f"!ack {pg}", cast.bot.user_id)
-    assert "a déjà reçu une réponse" in body(again)
+    assert f"Vous avez déjà accusé réception de {pg}" in body(again)
     listing = await member.ask(room, "!icc pages", cast.bot.user_id)
     assert body(listing).count("✅") == 3
     # An "ok" to something that is not a page is not for the bot.

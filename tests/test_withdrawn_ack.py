@@ -205,7 +205,7 @@ async def test_a_redaction_of_anything_else_changes_nothing(
     partner = people["partner"]
     second = await partner.react(acked.dm, acked.page_event, "👍")
     await partner.wait_for(
-        acked.dm, lambda e: "a déjà reçu une réponse" in body(e), sender=cast.bot.user_id
+        acked.dm, lambda e: "Vous avez déjà accusé réception" in body(e), sender=cast.bot.user_id
     )
     message = await partner.send(acked.dm, "merci, on s'en occupe")
     for event_id in (second, message):
