@@ -10,7 +10,7 @@ import re
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from babel.dates import format_datetime, get_timezone_location
+from babel.dates import format_skeleton, get_timezone_location
 
 _DURATION = re.compile(r"^(\d+)\s*([smhd])$", re.IGNORECASE)
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -62,17 +62,24 @@ def zone_label(zone: ZoneInfo) -> str:
     return str(zone.key).rsplit("/", 1)[-1].replace("_", " ")
 
 
+# The CLDR locale whose date shape a language's reader expects, where it is not the language's own.
+_DATE_LOCALE = {"en": "en_GB"}
+
+
 def format_local_utc(
     moment: datetime, zone: ZoneInfo, *, with_date: bool = False, lang: str = "en"
 ) -> str:
     """`14:28 Brussels (13:28Z)`; with_date prefixes the local date (`Sun 29 Nov`). Weekday,
     month and city are the reader's (`dim. 29 nov. 14:28 Bruxelles (13:28Z)`), from the
-    CLDR through Babel; the UTC part is the same in every language."""
+    CLDR through Babel, and so is the date's shape: a German reader reads `So., 29. Nov.`, not
+    `So. 29 Nov.`. English is British English (`Sun 29 Nov`, not `Sun, Nov 29`). The UTC part
+    is the same in every language."""
     if moment.tzinfo is None:
         raise ValueError("naive datetime: times inside the bot are UTC-aware")
     local = moment.astimezone(zone)
     utc = moment.astimezone(UTC)
-    prefix = f"{format_datetime(local, 'EEE dd MMM', locale=lang)} " if with_date else ""
+    locale = _DATE_LOCALE.get(lang, lang)
+    prefix = f"{format_skeleton('MMMEd', local, locale=locale)} " if with_date else ""
     city = get_timezone_location(zone, locale=lang, return_city=True)
     return f"{prefix}{local:%H:%M} {city} ({utc:%H:%M}Z)"
 

@@ -82,7 +82,7 @@ async def test_lifecycle_with_logbook_sitreps_handover_and_close(
     posted(desk, DG_ROOM, f"New ICC activation {ref}")
 
     logged = await desk.ask("member", room, "!icc log ERCC confirms two pumping modules --at 00:00")
-    assert re.search(r"Logged #2 \(info\), occurred 00:00 Brussels", logged.body)
+    assert re.search(r"Logged #2 \(info\), occurred \w{3} \d\d? \w{3} 00:00 Brussels", logged.body)
     await desk.ask("member", room, "!icc log Evacuate the riverside campsites --decision")
     await desk.ask("member", room, "!icc log Ask NL-NCC for high-capacity pumps --action")
     refused = await desk.ask("member", room, "!icc level full")
@@ -119,7 +119,7 @@ async def test_lifecycle_with_logbook_sitreps_handover_and_close(
     closed = await desk.ask("deputy", room, "!icc close Water receding; municipalities stood down")
     assert f"{ref} closed by Deputy" in closed.body
     assert "Levels: information-sharing → full" in closed.body
-    posted(desk, DG_ROOM, f"{ref} (Flooding in the Meuse valley) closed")
+    posted(desk, DG_ROOM, f"{ref} “Flooding in the Meuse valley” closed")
     bundle = files(desk, room)
     assert set(bundle) == {f"{ref}-record.md", f"{ref}-record.json", f"{ref}-SHA256SUMS"}
     record_json = bundle[f"{ref}-record.json"].data

@@ -67,7 +67,7 @@ async def test_a_morning_of_everyday_use_on_the_homeserver(
         "m.relates_to": {"rel_type": "m.replace", "event_id": original},
     }
     edited = await partner.send(dm, "* !icc input RQ-1 Non : Liège seulement", **edit)
-    assert "(version 2," in body(await partner.wait_for_reply(dm, edited, bot))
+    assert "(version 2)" in body(await partner.wait_for_reply(dm, edited, bot))
 
     posted = await member.ask(room, "!icc advice", bot)
     assert "is above, with its files" in body(posted)
@@ -97,7 +97,7 @@ async def test_an_activation_read_after_its_close_on_the_homeserver(
     dm, page = await page_received(partner, cast, "Dyke at Visé")
     pg = re.search(r"PG-\d+", body(page)).group(0)  # type: ignore[union-attr]
     reminder = await partner.wait_for(dm, lambda e: "RAPPEL" in body(e), sender=bot, timeout=30)
-    assert "votre suppléant éventuel est alerté lui aussi" in body(reminder)
+    assert "votre suppléant éventuel est appelé lui aussi" in body(reminder)
 
     await member.ask(room, "!icc log Close the towpath --decision", bot)
     first = await member.ask(room, "!icc sitrep", bot)
@@ -115,7 +115,7 @@ async def test_an_activation_read_after_its_close_on_the_homeserver(
     assert "Member: Dyke holding at Visé" in body(summary)
 
     late = await partner.ask(dm, f"!ack {pg}", bot)
-    assert f"relève de {ref}, clôturée depuis" in body(late)
+    assert f"relève de l’activation {ref}, clôturée le" in body(late)
     assert body(late).splitlines()[0] == f"TLP:AMBER · {ref}"
     status = await member.ask(room, f"!icc status {ref}", bot)
     assert "Status: closed" in body(status)

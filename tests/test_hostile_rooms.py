@@ -167,7 +167,7 @@ async def test_a_reply_with_the_quoted_fallback_runs_the_command_it_carries(
     assert page.event_id is not None
     quoted = f"> <{desk.settings.user_id}> PAGE {ref}\n> Dyke breach at Visé\n\n!icc ack {ref}"
     answer = await desk.ask("partner", dm, quoted, **as_reply(page.event_id))
-    assert f"Réception de {ref} confirmée" in answer.body
+    assert f"Accusé de réception de {ref} enregistré" in answer.body
 
 
 @pytest.mark.parametrize("said", ["Received", "ok thanks", "Reçu, on s'en occupe"])
@@ -180,7 +180,7 @@ async def test_a_reply_that_opens_with_an_ack_word_acknowledges(
     sent = await desk.say(
         "partner", dm, f"> <{desk.settings.user_id}> {ref}\n\n{said}", **as_reply(page.event_id)
     )
-    assert any(f"Réception de {ref} confirmée" in r.body for r in sent)
+    assert any(f"Accusé de réception de {ref} enregistré" in r.body for r in sent)
     assert "1/1 acknowledged" in desk.board(room, ref)
 
 
@@ -191,7 +191,7 @@ async def test_a_reply_to_a_page_that_is_no_ack_is_answered_with_how_to_acknowle
     ref, room, dm, page = await paged_on_desk(desk, "partner")
     assert page.event_id is not None
     answer = await desk.ask("partner", dm, "C'est à quel sujet ?", **as_reply(page.event_id))
-    assert f"{ref} n’est donc pas encore confirmé" in answer.body  # in the partner's French
+    assert f"aucun accusé de réception n’est donc enregistré pour {ref}" in answer.body  # French
     assert f"!icc ack {ref}" in answer.body
     assert "0/1 acknowledged" in desk.board(room, ref)
 

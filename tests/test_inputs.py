@@ -77,7 +77,7 @@ async def test_requests_answers_reminders_and_the_advice_note(paging_desk: Desk)
     asked = question_in(desk, partner_dm, "RQ-1")
     assert "DEMANDE DE CONTRIBUTION RQ-1" in asked.body
     assert "Merci de répondre avant" in asked.body
-    assert re.search(r"avant (lun|mar|mer|jeu|ven|sam|dim)\. \d\d \w+\.? \d\d:\d\d ", asked.body)
+    assert re.search(r"avant (lun|mar|mer|jeu|ven|sam|dim)\. \d\d? \w+\.? \d\d:\d\d ", asked.body)
     assert asked.body.splitlines()[0] == f"TLP:AMBER · {ref}"
     assert asked.mentions == [desk.who("partner")]
     recorded = await desk.ask(
@@ -93,7 +93,8 @@ async def test_requests_answers_reminders_and_the_advice_note(paging_desk: Desk)
         "> <@bot> RQ-1\n\nJa, *sofort*: die Schifffahrt einstellen",
         relates_to={"m.in_reply_to": {"event_id": dg_question.event_id}},
     )
-    assert any("Stellungnahme zu RQ-1 ist erfasst (Version 1" in r.body for r in answered)
+    assert any("Stellungnahme zu RQ-1 wurde um" in r.body for r in answered)
+    assert any("erfasst (Version 1)" in r.body for r in answered)
     revised = await desk.ask(
         "partner", partner_dm, "!icc input RQ-1 Non : fermer seulement à Liège"
     )
@@ -274,7 +275,7 @@ async def test_after_close_status_reads_closed_and_late_input_is_answered_in_kin
     assert "waiting" not in status.body
     late = await desk.ask("deputy", desk.dm_of("deputy"), "!icc input RQ-1 Twee pompen")
     assert "uw bijdrage is niet geregistreerd" in late.body
-    assert "afgesloten is sinds" in late.body
+    assert "werd afgesloten" in late.body
     assert framed_as_exercise({"content": late.content})
 
 
@@ -294,7 +295,7 @@ async def test_an_edited_input_is_a_new_version_and_both_are_kept(paging_desk: D
         "m.relates_to": {"rel_type": "m.replace", "event_id": original},
     }
     _, answered = await desk.send("partner", dm, edit)
-    assert any("(version 2," in r.body for r in answered), answered
+    assert any("(version 2)" in r.body for r in answered), answered
     await desk.ask("member", room, "!icc advice")
     note = desk.file(room, f"{ref}-advice-v1.md").decode()
     assert "Non : fermer seulement à Liège" in note
@@ -309,7 +310,7 @@ async def test_an_edited_reply_is_a_new_version_of_the_input_it_gave(paging_desk
     asked = question_in(desk, dm, "RQ-1")
     relates = {"m.in_reply_to": {"event_id": asked.event_id}}
     original, first = await desk.said("partner", dm, "Oui, fermer", relates_to=relates)
-    assert any("(version 1," in r.body for r in first)
+    assert any("(version 1)" in r.body for r in first)
     edit = {
         "msgtype": "m.text",
         "body": "* Non : fermer seulement à Liège",
@@ -317,7 +318,7 @@ async def test_an_edited_reply_is_a_new_version_of_the_input_it_gave(paging_desk
         "m.relates_to": {"rel_type": "m.replace", "event_id": original},
     }
     _, answered = await desk.send("partner", dm, edit)
-    assert any("(version 2," in r.body for r in answered), [r.body for r in answered]
+    assert any("(version 2)" in r.body for r in answered), [r.body for r in answered]
     # An edit of something the bot never took is not for it.
     unrelated, _ = await desk.said("partner", dm, "just chatting")
     edit["m.relates_to"] = {"rel_type": "m.replace", "event_id": unrelated}

@@ -53,7 +53,7 @@ async def test_fan_out_and_the_three_ways_to_acknowledge(
     await board_shows(member, room, cast, pg, "0/3 acknowledged")
 
     by_command = await people["partner"].ask(partner_dm, f"!ack {pg}", cast.bot.user_id)
-    assert f"Réception de {pg} confirmée" in body(by_command)
+    assert f"Accusé de réception de {pg} enregistré" in body(by_command)
     await people["dg"].react(dg_dm, dg_page["event_id"], "✅")
     await people["dg"].wait_for(
         dg_dm, lambda e: f"Empfang von {pg}" in body(e), sender=cast.bot.user_id
@@ -78,7 +78,7 @@ async def test_fan_out_and_the_three_ways_to_acknowledge(
     card = await member.ask(room, "!icc contact partner", cast.bot.user_id)
     assert "Last acknowledgement: after " in body(card)
     again = await people["partner"].ask(partner_dm, f"!ack {pg}", cast.bot.user_id)
-    assert "a déjà reçu une réponse" in body(again)
+    assert f"Vous avez déjà accusé réception de {pg}" in body(again)
     listing = await member.ask(room, "!icc pages", cast.bot.user_id)
     assert body(listing).count("✅") == 3
     # An "ok" to something that is not a page is not for the bot.
@@ -102,7 +102,7 @@ async def test_fan_out_and_the_three_ways_to_acknowledge(
     pg2 = re.search(r"PG-\d+", body(second)).group(0)  # type: ignore[union-attr]
     await people["lead"].ask(room, "!icc close", cast.bot.user_id)
     closed = await people["partner"].ask(partner_dm, f"!ack {pg2}", cast.bot.user_id)
-    assert f"relève de {ref}, clôturée depuis" in body(closed)  # in their language
+    assert f"relève de l’activation {ref}, clôturée le" in body(closed)  # in their language
     assert body(closed).splitlines()[0] == f"TLP:AMBER · {ref}"
     refused = await member.ask(room, "!icc page partner too late", cast.bot.user_id)
     assert "is closed; nothing was changed" in body(refused)
@@ -158,11 +158,11 @@ async def test_escalation_to_backup_unreachable_report_and_unable(paging_desk: D
     escalated = await desk.fire_all("page.step")
     [reminder] = [r for r in escalated if r.room_id == partner_dm and "RAPPEL" in r.body]
     # Says what happens next, in the person's language, and no deadline that has passed.
-    assert "votre suppléant éventuel est alerté lui aussi" in reminder.body
+    assert "votre suppléant éventuel est appelé lui aussi" in reminder.body
     assert "`!icc ack PG-" in reminder.body
     dg_dm = desk.dm_of("dg")
     [backup_page] = pages_to(desk, dg_dm, pg)
-    assert "als Vertretung von Partner" in backup_page.body
+    assert "Partner hat nicht geantwortet: Sie werden als Vertretung alarmiert" in backup_page.body
     [report] = [r for r in desk.messenger.events(room) if "could not reach Partner" in r.body]
     assert "nor their backup Dg" in report.body
     assert "⚠ Partner" in desk.board(room, pg)
@@ -187,6 +187,23 @@ async def test_escalation_to_backup_unreachable_report_and_unable(paging_desk: D
     assert "1/1 acknowledged" in final
     assert "⛔ Deputy (NCCN) unable: in the crisis cell of another ministry" in final
     assert "↪ backup ✅ Lead" in final
+
+
+async def test_an_answer_with_no_page_open_is_told_so_in_the_persons_language(
+    paging_desk: Desk,
+) -> None:
+    desk = paging_desk
+    control = desk.room("lead", "member", "partner", "dg", "deputy")
+    await desk.open_activation("lead", control)
+    partner_dm, dg_dm = desk.room("partner"), desk.room("dg")
+    french = await desk.ask("partner", partner_dm, "!ack")
+    assert "Vous n’avez aucun appel en attente de réponse" in french.body
+    assert "`!icc ack PG-12`" in french.body
+    german = await desk.ask("dg", dg_dm, "!icc unable Kein Personal")
+    assert "keine offene Alarmierung" in german.body
+    assert "`!icc unable PG-12 <Grund>`" in german.body  # the hint names the command typed
+    english = await desk.ask("member", control, "!icc ack")
+    assert "You have no open page to answer" in english.body
 
 
 # -- through Synapse -------------------------------------------------------------------------------
@@ -283,7 +300,9 @@ async def test_an_encrypted_activation_page_and_acknowledgement(
         reply = {"m.relates_to": {"m.in_reply_to": {"event_id": page["event_id"]}}}
         await partner.send(dm, "reçu", **reply)
         thanks = await partner.wait_for(
-            dm, lambda e: f"Réception de {pg} confirmée" in body(e), sender=cast.bot.user_id
+            dm,
+            lambda e: f"Accusé de réception de {pg} enregistré" in body(e),
+            sender=cast.bot.user_id,
         )
         assert await raw_event_type(partner, dm, thanks["event_id"]) == "m.room.encrypted"
         bot_client = app.services.messenger._client  # type: ignore[union-attr]

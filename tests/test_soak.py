@@ -959,7 +959,7 @@ async def test_an_ack_to_a_page_sent_just_before_a_crash_counts(
         answer = await partner.wait_for(
             dm, lambda e: replies_to(e) == reaction, sender=cast.bot.user_id, timeout=30
         )
-        assert "Réception de PG-1 confirmée" in body(answer)
+        assert "Accusé de réception de PG-1 enregistré" in body(answer)
         async with running.app.services.db.session() as session:  # type: ignore[union-attr]
             row = (
                 await session.exec(select(PageTargetRow).where(PageTargetRow.covers == ""))

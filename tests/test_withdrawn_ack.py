@@ -128,7 +128,7 @@ async def acked_by_reaction(people: dict[str, Person], cast: Cast) -> Acked:
     pg = re.search(r"PG-\d+", body(page)).group(0)  # type: ignore[union-attr]
     reaction = await partner.react(dm, page["event_id"], "✅")
     await partner.wait_for(
-        dm, lambda e: f"Réception de {pg} confirmée" in body(e), sender=cast.bot.user_id
+        dm, lambda e: f"Accusé de réception de {pg} enregistré" in body(e), sender=cast.bot.user_id
     )
     await board_shows(member, room, cast, pg, "1/1 acknowledged")
     return Acked(ref, room, pg, dm, page["event_id"], reaction)
@@ -205,7 +205,7 @@ async def test_a_redaction_of_anything_else_changes_nothing(
     partner = people["partner"]
     second = await partner.react(acked.dm, acked.page_event, "👍")
     await partner.wait_for(
-        acked.dm, lambda e: "a déjà reçu une réponse" in body(e), sender=cast.bot.user_id
+        acked.dm, lambda e: "Vous avez déjà accusé réception" in body(e), sender=cast.bot.user_id
     )
     message = await partner.send(acked.dm, "merci, on s'en occupe")
     for event_id in (second, message):

@@ -177,15 +177,17 @@ def after_close(
     timezone: str,
 ) -> Message:
     """What a person who answers after the activation closed (or was suspended) is told, in
-    their language: what became of their answer."""
+    their language: what became of their answer. The close is dated: a late answer may come
+    days after it."""
     since = activation.closed_at
+    zone = load_zone(timezone)
     return renderer.render(
         template,
         lang=language,
         ref=ref,
         activation=activation,
         status=activation.status,
-        since=format_local_utc(since, load_zone(timezone), lang=language) if since else None,
+        since=format_local_utc(since, zone, with_date=True, lang=language) if since else None,
     )
 
 

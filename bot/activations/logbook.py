@@ -60,7 +60,8 @@ class Logbook(Layers):
         return self.renderer.render(
             "log_added",
             entry=entry,
-            occurred=self.activations.local(entry.occurred_at),
+            # Dated: `--at 23:50` typed at 00:10 is yesterday, and the answer says so.
+            occurred=self.activations.local(entry.occurred_at, with_date=True),
             late=occurred is not None,
         )
 

@@ -82,7 +82,11 @@ async def status(ctx: CommandContext, *, ref: str | None) -> Message | Reply:
                 if tally.last_sitrep_at
                 else None
             ),
-            closed=activations.local(activation.closed_at) if activation.closed_at else None,
+            closed=(
+                activations.local(activation.closed_at, with_date=True)
+                if activation.closed_at
+                else None
+            ),
             pages=situation.pages,
             requests=situation.requests,
             next_rounds=situation.next_rounds,

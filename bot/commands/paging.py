@@ -9,8 +9,8 @@ from bot.chat.args import Duration, Flag, Option, Targets, Text, Word
 from bot.chat.registry import CommandContext, CommandFamily, Reply, Via
 from bot.directory.model import Contact
 from bot.directory.roles import Role
-from bot.errors import UserError
-from bot.paging.answers import Answer
+from bot.errors import Refused, UserError
+from bot.paging.answers import Answer, NoOpenPage
 from bot.paging.board import PAGE_REF
 from bot.paging.send import URGENT_WINDOW
 from bot.render import Message
@@ -102,21 +102,32 @@ async def _answer(
     answers = ctx.services.answers
     if ctx.via is not Via.COMMAND and not await answers.is_page_event(ctx.relates_to, ctx.sender):
         return None  # a 👍 on something else: not for the bot
-    answer = await answers.answer(
-        ctx.sender,
-        ref=ref,
-        relates_to=ctx.relates_to,
-        how=ctx.via,
-        event_id=ctx.event_id,
-        at=ctx.sent_at,
-        reason=reason,
-    )
-    return _reply(ctx, answer, declined=reason is not None)
+    try:
+        answer = await answers.answer(
+            ctx.sender,
+            ref=ref,
+            relates_to=ctx.relates_to,
+            how=ctx.via,
+            event_id=ctx.event_id,
+            at=ctx.sent_at,
+            reason=reason,
+        )
+    except NoOpenPage:
+        renderer = ctx.services.renderer
+        languages = ctx.contact.languages if ctx.contact else ()
+        told = renderer.render(
+            "page_none_open",
+            lang=renderer.language_for("page_none_open", languages),
+            command="unable" if reason is not None else "ack",
+        )
+        raise Refused(told, None) from None
+    return _reply(ctx, answer)
 
 
-def _reply(ctx: CommandContext, answer: Answer, *, declined: bool) -> Reply:
+def _reply(ctx: CommandContext, answer: Answer) -> Reply:
     row = answer.row
-    when = row.declined_at if declined else row.acked_at
+    # The answer that stands (the first wins): an `unable` after an ack is told when the ack was.
+    when = row.acked_at or row.declined_at
     directory = ctx.services.directory
     person = directory.contacts.get(row.handle)
     backup = directory.contacts.get(person.backup) if person and person.backup else None
@@ -136,7 +147,10 @@ def _reply(ctx: CommandContext, answer: Answer, *, declined: bool) -> Reply:
 @commands.command(
     "ack",
     role=Role.PARTNER,
-    summary="acknowledge a page (also: react ✅ or 👍 to it, or reply ack / ok / reçu)",
+    summary=(
+        "acknowledge a page (also: react ✅ or 👍 to it, or reply ack / ok / reçu / ontvangen "
+        "/ erhalten)"
+    ),
     example="ack PG-12",
     params=[Word("page", required=False, metavar="PG-n", help="default: your newest open page")],
     any_age=True,
@@ -150,7 +164,7 @@ async def ack(ctx: CommandContext, *, page: str | None) -> Message | Reply | Non
     role=Role.PARTNER,
     summary="decline a page with a reason; it escalates to your backup at once",
     example="unable PG-12 Our duty officer is on another call, back at 15:00",
-    params=[Text("reason", shown="[PG-n] <reason>", help="optionally the page, then why")],
+    params=[Text("reason", shown="[<PG-n>] <reason>", help="optionally the page, then why")],
     any_age=True,
 )
 async def unable(ctx: CommandContext, *, reason: str) -> Message | Reply | None:

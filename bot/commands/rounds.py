@@ -30,7 +30,7 @@ _AGENDA = Option(
 )
 _ROOM = Option(
     "room",
-    Choice("room", choices=("here", "dg")),
+    Choice("room", choices=("here", "dg"), metavar="here|dg"),
     default="here",
     help="here (default) or the DG platform room",
 )

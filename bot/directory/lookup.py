@@ -80,12 +80,13 @@ class Lookup(Layers):
         )
 
 
-def _check_line(row: PageTargetRow | None) -> dict[str, str] | None:
-    """The person's latest communication check, for the contact card."""
+def _check_line(row: PageTargetRow | None) -> dict[str, str | None] | None:
+    """The person's latest communication check, for the contact card: its date, and how long
+    the answer took (None: no answer)."""
     if row is None:
         return None
     when = row.delivered_at or row.deadline
-    if row.acked_at:
-        latency = format_duration(row.acked_at - (row.delivered_at or row.acked_at))
-        return {"result": f"answered after {latency}", "date": f"{when:%d %b %Y}"}
-    return {"result": "NO ANSWER", "date": f"{when:%d %b %Y}"}
+    latency = (
+        format_duration(row.acked_at - (row.delivered_at or row.acked_at)) if row.acked_at else None
+    )
+    return {"latency": latency, "date": f"{when:%d %b %Y}"}

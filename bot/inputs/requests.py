@@ -249,7 +249,8 @@ class Inputs(Layers):
     ) -> str:
         if room_id is None:
             raise MatrixSendError(row.matrix_id, None, "no direct-message room")
-        sender = self.keeper.current.contact_for(request.sender)
+        directory = self.keeper.current
+        sender = directory.contact_for(request.sender)
         message = self.renderer.render(
             "request",
             lang=row.language,
@@ -258,6 +259,7 @@ class Inputs(Layers):
             question=request.question,
             step=step,
             sender=sender.name if sender else request.sender,
+            sender_org=directory.organisations[sender.organisation].name if sender else "",
             deadline=format_local_utc(
                 request.deadline, load_zone(row.timezone), with_date=True, lang=row.language
             ),

@@ -32,6 +32,14 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
+class NoOpenPage(UserError):
+    """An ack or `unable` with no page named and none open: told in the person's language by
+    the command (`page_none_open`), which knows who they are."""
+
+    def __init__(self) -> None:
+        super().__init__("You have no open page to answer.")
+
+
 @dataclass(frozen=True)
 class Answer:
     """What came of an ack or a decline, for the answer to the person."""
@@ -261,6 +269,6 @@ class Answers(Layers):
                 ]
         open_rows = await store.open_rows_of(session, matrix_id)
         if not open_rows:
-            raise UserError("You have no open page to answer. Name one: ack PG-12.")
+            raise NoOpenPage()
         newest = open_rows[0].page_id
         return [r for r in open_rows if r.page_id == newest]

@@ -138,7 +138,7 @@ class Rounds(Layers):
                 for run in [first, *next_runs(cron, str(zone.key), first, 2)]
             ],
             people=len(series.participants),
-            **({"kind": "communication check"} if kind == "check" else {}),
+            kind=kind,
         )
 
     async def place(
@@ -165,7 +165,8 @@ class Rounds(Layers):
             listed = await store.scheduled(session)
         rows = [
             (
-                s.ref + (" (communication check)" if s.kind == "check" else ""),
+                s.ref,
+                s.kind,
                 s.when_text,
                 s.timezone,
                 self.next_local(s),
