@@ -88,9 +88,8 @@ async def test_oncall_shows_who_is_on_duty_now_and_next_in_local_and_utc(
     room = duty_desk.room("lead", "member")
     answer = await duty_desk.ask("member", room, "!icc oncall")
     assert re.search(
-        r"ercc: Partner until \w{3} \d\d \w{3} \d\d:\d\d UTC \(\d\d:\d\dZ\)", answer.body
+        r"ercc: Partner until \w{3} \d\d? \w{3} \d\d:\d\d UTC \(\d\d:\d\dZ\)\n  next: Member from", answer.body
     )
-    assert "next: Member from" in answer.body
 
 
 async def test_an_unknown_team_and_a_team_with_nobody_on_duty_are_refused(
@@ -147,7 +146,7 @@ async def test_the_backup_of_a_duty_officer_is_the_one_their_contact_names(
     await desk.say("lead", room, "!icc page duty:ercc Levels at Visé? --ack 2m")
     await desk.fire(TimerKind.PAGE_STEP)
     [stand_in] = pages_to(desk, desk.dm_of("dg"), "Levels at Visé?")
-    assert "als Vertretung von Partner" in stand_in.body
+    assert "Partner hat nicht geantwortet" in stand_in.body
 
 
 async def test_a_duty_officer_without_a_named_backup_is_backed_by_the_next_on_the_rota(
@@ -201,7 +200,7 @@ async def test_an_override_needs_a_lead_a_known_person_and_a_time(duty_desk: Des
     unknown = await desk.ask("lead", room, "!icc oncall override ercc depty --until 2h")
     assert "No contact `depty` (did you mean `deputy`?)" in unknown.body
     no_time = await desk.ask("lead", room, "!icc oncall override ercc deputy")
-    assert "Say until when" in no_time.body
+    assert "missing --until TIME" in no_time.body
     assert [on.contact.handle for on in desk.services.duty.on_duty("ercc")] == ["partner"]
 
 

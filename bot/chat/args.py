@@ -153,15 +153,17 @@ class Option:
     value: Param
     default: Any = None
     help: str = ""
+    required: bool = False  # an option the command cannot do without (`--until`)
 
     def usage(self) -> str:
-        return f"[--{self.name} {self.value.metavar or self.value.name}]"
+        shown = f"--{self.name} {self.value.metavar or self.value.name}"
+        return shown if self.required else f"[{shown}]"
 
     @property
     def produces(self) -> Any:
-        """Its value's type; `T | None` when it has no default."""
+        """Its value's type; `T | None` when it may be left out and has no default."""
         kind = self.value.produces
-        return kind | None if self.default is None else kind
+        return kind | None if self.default is None and not self.required else kind
 
 
 @dataclass(frozen=True)
@@ -221,6 +223,10 @@ class Signature:
             )
         tokens = tokenize(line)
         values, remaining = self._take_options(line, tokens)
+        missing = [o for o in self.options if isinstance(o, Option) and o.required]
+        for option in missing:
+            if values[option.name] is None:
+                raise UsageError(f"missing {option.usage()}")
         values.update(self._take_positionals(line, remaining))
         return {keyword(name): value for name, value in values.items()}
 

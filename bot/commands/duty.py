@@ -33,15 +33,12 @@ async def oncall(ctx: CommandContext, *, team: str | None) -> Message:
         Option(
             "until",
             Word("until", metavar="TIME"),
-            help="required: HH:MM, ISO 8601 or a duration (8h)",
+            help="HH:MM, ISO 8601 or a duration (8h)",
+            required=True,
         )
     ],
 )
-async def oncall_override(
-    ctx: CommandContext, *, team: str, handle: str, until: str | None
-) -> Message:
-    if until is None:
-        raise UserError("Say until when: oncall override <team> <handle> --until 19:00.")
+async def oncall_override(ctx: CommandContext, *, team: str, handle: str, until: str) -> Message:
     duty = ctx.services.duty
     rota = duty.rota(team.lower())
     try:
