@@ -17,9 +17,12 @@ import yaml
 from bot.storage import page_store
 from bot.storage.models import TimerKind
 from bot.timeutil import utcnow
-from tests.conftest import desk_cast, desk_running, paging_directory
+from tests.conftest import Cast, bot_running, desk_cast, desk_running, paging_directory
+from tests.matrix_people import Person, body
 from tests.support.desk import Desk, pages_to
+from tests.support.reading import board_shows
 from tests.support.recording import Recorded
+from tests.support.rooms import activation_room, page_received
 
 
 def minute(moment: datetime) -> str:
@@ -88,7 +91,8 @@ async def test_oncall_shows_who_is_on_duty_now_and_next_in_local_and_utc(
     room = duty_desk.room("lead", "member")
     answer = await duty_desk.ask("member", room, "!icc oncall")
     assert re.search(
-        r"ercc: Partner until \w{3} \d\d? \w{3} \d\d:\d\d UTC \(\d\d:\d\dZ\)\n  next: Member from", answer.body
+        r"ercc: Partner until \w{3} \d\d? \w{3} \d\d:\d\d UTC \(\d\d:\d\dZ\)\n  next: Member from",
+        answer.body,
     )
 
 
@@ -224,3 +228,24 @@ async def test_the_person_coming_on_duty_hears_what_is_open_once(duty_desk: Desk
 def briefs(desk: Desk, sent: list[Recorded], person: str) -> list[Recorded]:
     """The messages among `sent` in `person`'s direct-message room."""
     return [r for r in sent if r.kind == "message" and r.room_id == desk.dm_of(person)]
+
+
+# -- through Synapse -------------------------------------------------------------------------------
+
+
+@pytest.mark.synapse
+async def test_a_duty_page_reaches_the_duty_officer_on_the_homeserver(
+    paging_env: dict[str, str], people: dict[str, Person], cast: Cast
+) -> None:
+    write_rota(Path(paging_env["ICC_CONFIG_DIR"]), "ercc", ercc_rota(utcnow()))
+    async with bot_running(paging_env):
+        _ref, room = await activation_room(people, cast)
+        member = people["member"]
+        listed = await member.ask(room, "!icc oncall ercc", cast.bot.user_id)
+        assert "ercc: Partner until" in body(listed)
+        await member.send(room, "!icc page duty:ercc Are ERCC liaison officers needed? --ack 5m")
+        _dm, page = await page_received(people["partner"], cast, "ERCC liaison officers")
+        pg = re.search(r"PG-\d+", body(page)).group(0)  # type: ignore[union-attr]
+        board = await board_shows(member, room, cast, pg, "0/1 acknowledged")
+        assert "Partner" in board
+        assert "Dg" not in board  # the partner's organisation (ERCC) is not paged whole
