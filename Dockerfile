@@ -17,6 +17,7 @@ RUN useradd --system --uid 10001 --create-home --home-dir /home/icc icc \
 COPY --from=build /wheels /wheels
 RUN pip install --no-cache-dir /wheels/*.whl && rm -rf /wheels
 COPY --chown=icc:icc config/directory.yaml /config/directory.yaml
+COPY --chown=icc:icc config/rota /config/rota
 ENV ICC_DATA_DIR=/data \
     ICC_CONFIG_DIR=/config \
     ICC_DATABASE_URL=sqlite:////data/icc.db \
