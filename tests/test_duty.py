@@ -17,9 +17,16 @@ import yaml
 from bot.storage import page_store
 from bot.storage.models import TimerKind
 from bot.timeutil import utcnow
-from tests.conftest import Cast, bot_running, desk_cast, desk_running, paging_directory
+from tests.conftest import (
+    Cast,
+    bot_running,
+    desk_cast,
+    desk_running,
+    paging_directory,
+    run_cli,
+)
 from tests.matrix_people import Person, body
-from tests.support.desk import Desk, pages_to
+from tests.support.desk import Desk, desk_env, pages_to
 from tests.support.reading import board_shows
 from tests.support.recording import Recorded
 from tests.support.rooms import activation_room, page_received
@@ -135,6 +142,9 @@ async def test_an_escalation_after_a_shift_change_pages_the_new_duty_officer(
     answer = await desk.ask("lead", room, "!icc oncall override ercc deputy --until 3h")
     assert "Deputy is on duty for ercc until" in answer.body
     assert "instead of Partner" in answer.body
+    [brief] = [r for r in desk.messenger.events(desk.dm_of("deputy")) if "dienst" in r.body]
+    assert "U hebt dienst voor ercc tot" in brief.body  # in the deputy's language
+    assert f"Oproepen zonder antwoord: {pg} Partner" in brief.body
     await desk.fire(TimerKind.PAGE_STEP)  # the deadline: repeat, and the stand-in
     [stand_in] = pages_to(desk, desk.dm_of("deputy"), pg)
     assert "als vervanger van Partner" in stand_in.body
@@ -206,6 +216,40 @@ async def test_an_override_needs_a_lead_a_known_person_and_a_time(duty_desk: Des
     no_time = await desk.ask("lead", room, "!icc oncall override ercc deputy")
     assert "missing --until TIME" in no_time.body
     assert [on.contact.handle for on in desk.services.duty.on_duty("ercc")] == ["partner"]
+
+
+async def test_a_rota_naming_an_unknown_person_is_refused_by_check_and_reload(
+    duty_desk: Desk, tmp_path: Path, database_url: str
+) -> None:
+    rota = ercc_rota(utcnow())
+    rota["overrides"][0]["who"] = "partnr"
+    write_rota(tmp_path / "config", "ercc", rota)
+    written = (tmp_path / "config" / "rota" / "ercc.yaml").read_text().splitlines()
+    line = next(n for n, text in enumerate(written, 1) if "partnr" in text)
+    checked = run_cli(desk_env(tmp_path, database_url), "check")
+    assert checked.returncode == 2
+    assert (
+        f"ercc.yaml: line {line}: overrides[0]: who: unknown person `partnr`; "
+        "did you mean `partner`?"
+    ) in checked.stderr
+    assert not await duty_desk.services.keeper.reload()
+    assert [on.contact.handle for on in duty_desk.services.duty.on_duty("ercc")] == ["partner"]
+
+
+async def test_check_warns_of_a_gap_in_a_round_the_clock_team(
+    tmp_path: Path, database_url: str
+) -> None:
+    rota = ercc_rota(utcnow())
+    rota["shifts"][0].update({"from": "07:00", "to": "19:00"})
+    write_rota(tmp_path / "config", "ercc", rota)
+    (tmp_path / "config" / "directory.yaml").write_text(
+        yaml.safe_dump(paging_directory(desk_cast()))
+    )
+    checked = run_cli(desk_env(tmp_path, database_url), "check")
+    assert checked.returncode == 0, checked.stderr
+    assert "warning: " in checked.stderr
+    assert "coverage: nobody on duty from" in checked.stderr
+    assert "1 rotas (ercc)" in checked.stdout
 
 
 async def test_the_person_coming_on_duty_hears_what_is_open_once(duty_desk: Desk) -> None:
