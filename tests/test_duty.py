@@ -43,32 +43,34 @@ def write_rota(config: Path, team: str, rota: dict[str, Any]) -> None:
     (folder / f"{team}.yaml").write_text(yaml.safe_dump(rota, sort_keys=False))
 
 
-def ercc_rota(now: datetime) -> dict[str, Any]:
-    """Team `ercc` in UTC: the member by default, every day round the clock; the partner from
-    an hour ago for two hours; then the member again; the deputy from tomorrow."""
-    return {
-        "timezone": "UTC",
-        "coverage": "24/7",
-        "shifts": [{"days": "daily", "from": "00:00", "to": "24:00", "who": "member"}],
-        "overrides": [
-            {
-                "from": minute(now - timedelta(hours=1)),
-                "to": minute(now + timedelta(hours=1)),
-                "who": "partner",
-            },
-            {
-                "from": minute(now + timedelta(days=1)),
-                "to": minute(now + timedelta(days=1, hours=8)),
-                "who": "deputy",
-            },
-        ],
-    }
+ROUND_THE_CLOCK = {"days": "daily", "from": "00:00", "to": "24:00", "who": "member"}
+
+
+def utc_rota(
+    *overrides: tuple[timedelta, timedelta, str], shifts: tuple[dict[str, str], ...] = ()
+) -> dict[str, Any]:
+    """A rota in UTC: `shifts`, and overrides (from, to — from now — and who)."""
+    now = utcnow()
+    dated = [
+        {"from": minute(now + a), "to": minute(now + b), "who": who} for a, b, who in overrides
+    ]
+    return {"timezone": "UTC", "shifts": list(shifts), "overrides": dated}
+
+
+def ercc_rota() -> dict[str, Any]:
+    """Team `ercc`, round the clock: the member by default; the partner from an hour ago for two
+    hours; then the member again; the deputy from tomorrow."""
+    hour, day = timedelta(hours=1), timedelta(days=1)
+    rota = utc_rota(
+        (-hour, hour, "partner"), (day, day + 8 * hour, "deputy"), shifts=(ROUND_THE_CLOCK,)
+    )
+    return rota | {"coverage": "24/7"}
 
 
 @pytest.fixture
 async def duty_desk(tmp_path: Path, database_url: str) -> AsyncIterator[Desk]:
     """The paging directory (partner ← dg, deputy ← lead), and the `ercc` rota above."""
-    write_rota(tmp_path / "config", "ercc", ercc_rota(utcnow()))
+    write_rota(tmp_path / "config", "ercc", ercc_rota())
     contacts = paging_directory(desk_cast())
     async with desk_running(tmp_path, database_url, contacts=contacts) as running:
         yield running
@@ -78,6 +80,16 @@ async def open_room(desk: Desk) -> str:
     control = desk.room("lead", "member", "partner", "dg", "deputy")
     _ref, room, _ = await desk.open_activation("lead", control)
     return room
+
+
+async def stand_in_after_the_deadline(desk: Desk, target: str, stand_in: str) -> Recorded:
+    """`target` paged in a new activation and silent until the deadline: the page the stand-in
+    then gets."""
+    room = await open_room(desk)
+    await desk.say("lead", room, f"!icc page {target} Levels at Visé? --ack 2m")
+    await desk.fire(TimerKind.PAGE_STEP)
+    [page] = pages_to(desk, desk.dm_of(stand_in), "Levels at Visé?")
+    return page
 
 
 async def test_a_duty_target_pages_whoever_is_on_duty_now(duty_desk: Desk) -> None:
@@ -106,17 +118,7 @@ async def test_oncall_shows_who_is_on_duty_now_and_next_in_local_and_utc(
 async def test_an_unknown_team_and_a_team_with_nobody_on_duty_are_refused(
     tmp_path: Path, database_url: str
 ) -> None:
-    now = utcnow()
-    rota = {
-        "timezone": "UTC",
-        "overrides": [
-            {
-                "from": minute(now + timedelta(hours=2)),
-                "to": minute(now + timedelta(hours=3)),
-                "who": "deputy",
-            }
-        ],
-    }
+    rota = utc_rota((timedelta(hours=2), timedelta(hours=3), "deputy"))
     write_rota(tmp_path / "config", "nl-ncc", rota)
     async with desk_running(tmp_path, database_url, contacts=paging_directory(desk_cast())) as desk:
         room = await open_room(desk)
@@ -155,42 +157,24 @@ async def test_an_escalation_after_a_shift_change_pages_the_new_duty_officer(
 async def test_the_backup_of_a_duty_officer_is_the_one_their_contact_names(
     duty_desk: Desk,
 ) -> None:
-    desk = duty_desk
-    room = await open_room(desk)
-    await desk.say("lead", room, "!icc page duty:ercc Levels at Visé? --ack 2m")
-    await desk.fire(TimerKind.PAGE_STEP)
-    [stand_in] = pages_to(desk, desk.dm_of("dg"), "Levels at Visé?")
+    stand_in = await stand_in_after_the_deadline(duty_desk, "duty:ercc", "dg")
     assert "Partner hat nicht geantwortet" in stand_in.body
 
 
 async def test_a_duty_officer_without_a_named_backup_is_backed_by_the_next_on_the_rota(
     tmp_path: Path, database_url: str
 ) -> None:
-    now = utcnow()
-    rota = {
-        "timezone": "UTC",
-        "shifts": [{"days": "daily", "from": "00:00", "to": "24:00", "who": "member"}],
-        "overrides": [
-            {
-                "from": minute(now + timedelta(hours=4)),
-                "to": minute(now + timedelta(hours=6)),
-                "who": "deputy",
-            }
-        ],
-    }
-    write_rota(tmp_path / "config", "icc", rota)
+    later = (timedelta(hours=4), timedelta(hours=6), "deputy")
+    write_rota(tmp_path / "config", "icc", utc_rota(later, shifts=(ROUND_THE_CLOCK,)))
     async with desk_running(tmp_path, database_url, contacts=paging_directory(desk_cast())) as desk:
-        room = await open_room(desk)
-        await desk.say("lead", room, "!icc page duty:icc Call the Meuse bridge? --ack 2m")
-        await desk.fire(TimerKind.PAGE_STEP)
-        [stand_in] = pages_to(desk, desk.dm_of("deputy"), "Call the Meuse bridge?")
+        stand_in = await stand_in_after_the_deadline(desk, "duty:icc", "deputy")
         assert "als vervanger van Member" in stand_in.body
 
 
 async def test_an_override_is_logged_outlives_a_restart_and_ends_by_itself(
     tmp_path: Path, database_url: str
 ) -> None:
-    write_rota(tmp_path / "config", "ercc", ercc_rota(utcnow()))
+    write_rota(tmp_path / "config", "ercc", ercc_rota())
     contacts = paging_directory(desk_cast())
     async with desk_running(tmp_path, database_url, contacts=contacts) as desk:
         control = desk.room("lead", "member", "partner", "dg", "deputy")
@@ -221,7 +205,7 @@ async def test_an_override_needs_a_lead_a_known_person_and_a_time(duty_desk: Des
 async def test_a_rota_naming_an_unknown_person_is_refused_by_check_and_reload(
     duty_desk: Desk, tmp_path: Path, database_url: str
 ) -> None:
-    rota = ercc_rota(utcnow())
+    rota = ercc_rota()
     rota["overrides"][0]["who"] = "partnr"
     write_rota(tmp_path / "config", "ercc", rota)
     written = (tmp_path / "config" / "rota" / "ercc.yaml").read_text().splitlines()
@@ -239,7 +223,7 @@ async def test_a_rota_naming_an_unknown_person_is_refused_by_check_and_reload(
 async def test_check_warns_of_a_gap_in_a_round_the_clock_team(
     tmp_path: Path, database_url: str
 ) -> None:
-    rota = ercc_rota(utcnow())
+    rota = ercc_rota()
     rota["shifts"][0].update({"from": "07:00", "to": "19:00"})
     write_rota(tmp_path / "config", "ercc", rota)
     (tmp_path / "config" / "directory.yaml").write_text(
@@ -281,7 +265,7 @@ def briefs(desk: Desk, sent: list[Recorded], person: str) -> list[Recorded]:
 async def test_a_duty_page_reaches_the_duty_officer_on_the_homeserver(
     paging_env: dict[str, str], people: dict[str, Person], cast: Cast
 ) -> None:
-    write_rota(Path(paging_env["ICC_CONFIG_DIR"]), "ercc", ercc_rota(utcnow()))
+    write_rota(Path(paging_env["ICC_CONFIG_DIR"]), "ercc", ercc_rota())
     async with bot_running(paging_env):
         _ref, room = await activation_room(people, cast)
         member = people["member"]
