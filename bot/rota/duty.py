@@ -18,6 +18,7 @@ import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from bot.activations.activation import Activations
 from bot.activations.situation import read_situation
@@ -180,7 +181,7 @@ class Duty(Layers):
             )
         return self.renderer.render("oncall", teams=rows)
 
-    def _shown(self, on: OnDuty, zone: Any) -> dict[str, str | None]:
+    def _shown(self, on: OnDuty, zone: ZoneInfo) -> dict[str, str | None]:
         return {
             "name": on.contact.name,
             "until": format_local_utc(on.until, zone, with_date=True) if on.until else None,
@@ -197,36 +198,18 @@ class Duty(Layers):
         contact = self.keeper.current.contacts.get(handle)
         if contact is None:
             hint = self.keeper.current.closest(handle)
-            raise UserError(
-                f"No contact `{handle}`" + (f" (did you mean `{hint}`?)." if hint else ".")
-            )
+            meant = f" (did you mean `{hint}`?)" if hint else ""
+            raise UserError(f"No contact `{handle}`{meant}; nobody was put on duty.")
         before = [on.contact.name for on in self.on_duty(team)]
-        activation = await self.activations.for_room(room_id)
-        async with self.db.session() as session:
-            row = await store.override_by_event(session, event_id)
-            if row is None:
-                row = DutyOverrideRow(
-                    team=team,
-                    handle=handle,
-                    until=until,
-                    set_by=by,
-                    opened_by_event=event_id,
-                    created_at=utcnow(),
-                )
-                session.add(row)
-                await session.flush()
-                if activation is not None and activation.status in RUNNING:
-                    text = (
-                        f"{contact.name} on duty for {team} until {format_local_utc(until, zone)}"
-                    )
-                    await self.activations.add_entry(
-                        session,
-                        activation,
-                        "system.duty_override",
-                        text,
-                        by,
-                        data={"team": team, "handle": handle, "until": until.isoformat()},
-                    )
+        draft = DutyOverrideRow(
+            team=team,
+            handle=handle,
+            until=until,
+            set_by=by,
+            opened_by_event=event_id,
+            created_at=utcnow(),
+        )
+        row = await self._record(draft, contact, room_id, zone)
         self._keep(row)
         log.info("duty override: %s on duty for %s until %s, set by %s", handle, team, until, by)
         await self._brief(OnDuty(contact, team, until, by), txn=f"duty-override-{row.id}")
@@ -237,6 +220,34 @@ class Duty(Layers):
             until=format_local_utc(until, zone, with_date=True),
             instead=[name for name in before if name != contact.name],
         )
+
+    async def _record(
+        self, draft: DutyOverrideRow, contact: Contact, room_id: str, zone: ZoneInfo
+    ) -> DutyOverrideRow:
+        """The override, stored once per command (a re-run finds it), and logged in the running
+        activation of the room it was typed in."""
+        activation = await self.activations.for_room(room_id)
+        async with self.db.session() as session:
+            found = await store.override_by_event(session, draft.opened_by_event)
+            if found is not None:
+                return found
+            session.add(draft)
+            await session.flush()
+            if activation is not None and activation.status in RUNNING:
+                until = format_local_utc(draft.until, zone)
+                await self.activations.add_entry(
+                    session,
+                    activation,
+                    "system.duty_override",
+                    f"{contact.name} on duty for {draft.team} until {until}",
+                    draft.set_by,
+                    data={
+                        "team": draft.team,
+                        "handle": draft.handle,
+                        "until": draft.until.isoformat(),
+                    },
+                )
+        return draft
 
     def _keep(self, row: DutyOverrideRow) -> None:
         kept = self.overrides.setdefault(row.team, [])
