@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import secrets
+import shutil
 import socket
 from pathlib import Path
 from typing import Any
@@ -51,6 +52,7 @@ def run_demo() -> int:
         config_dir = base / "config"
         config_dir.mkdir(parents=True, exist_ok=True)
         (config_dir / "directory.yaml").write_text(yaml.safe_dump(directory, sort_keys=False))
+        shutil.copytree(SAMPLE_DIRECTORY.parent / "rota", config_dir / "rota", dirs_exist_ok=True)
         people = {_localpart(c["matrix_id"]): c for c in directory["contacts"]}
         for localpart in [BOT_LOCALPART, *people]:
             password = state["passwords"].setdefault(localpart, secrets.token_urlsafe(9))
