@@ -18,6 +18,7 @@ from bot.storage import page_store
 from bot.storage.models import TimerKind
 from bot.timeutil import utcnow
 from tests.conftest import (
+    BACKENDS,
     Cast,
     bot_running,
     desk_cast,
@@ -43,6 +44,7 @@ def write_rota(config: Path, team: str, rota: dict[str, Any]) -> None:
     (folder / f"{team}.yaml").write_text(yaml.safe_dump(rota, sort_keys=False))
 
 
+ON_BOTH_DATABASES = pytest.mark.parametrize("database_url", BACKENDS, indirect=True)
 ROUND_THE_CLOCK = {"days": "daily", "from": "00:00", "to": "24:00", "who": "member"}
 
 
@@ -92,6 +94,7 @@ async def stand_in_after_the_deadline(desk: Desk, target: str, stand_in: str) ->
     return page
 
 
+@ON_BOTH_DATABASES
 async def test_a_duty_target_pages_whoever_is_on_duty_now(duty_desk: Desk) -> None:
     desk = duty_desk
     room = await open_room(desk)
@@ -131,6 +134,7 @@ async def test_an_unknown_team_and_a_team_with_nobody_on_duty_are_refused(
         ]
 
 
+@ON_BOTH_DATABASES
 async def test_an_escalation_after_a_shift_change_pages_the_new_duty_officer(
     duty_desk: Desk,
 ) -> None:
@@ -171,6 +175,7 @@ async def test_a_duty_officer_without_a_named_backup_is_backed_by_the_next_on_th
         assert "als vervanger van Member" in stand_in.body
 
 
+@ON_BOTH_DATABASES
 async def test_an_override_is_logged_outlives_a_restart_and_ends_by_itself(
     tmp_path: Path, database_url: str
 ) -> None:
@@ -236,6 +241,7 @@ async def test_check_warns_of_a_gap_in_a_round_the_clock_team(
     assert "1 rotas (ercc)" in checked.stdout
 
 
+@ON_BOTH_DATABASES
 async def test_the_person_coming_on_duty_hears_what_is_open_once(duty_desk: Desk) -> None:
     desk = duty_desk
     room = await open_room(desk)
