@@ -16,7 +16,7 @@ from bot.runtime.leader import Leadership
 from bot.storage.db import Database
 from tests.conftest import Cast, start_process, start_ready, wait_for_log
 from tests.matrix_people import Person, body
-from tests.support.rooms import activation_room, page_received, pages_in
+from tests.support.rooms import activation_room, escalated_once, page_received
 
 pytestmark = pytest.mark.synapse
 
@@ -51,14 +51,7 @@ async def test_standby_takes_over_and_carries_on_the_escalation_and_the_round(
         active.wait(10)
         await wait_for_log(log_b, "INFO bot.app: ready", timeout=10)
         assert time.monotonic() - killed_at < 10
-        await partner.wait_for(
-            partner_dm, lambda e: "RAPPEL" in body(e), sender=cast.bot.user_id, timeout=30
-        )
-        dg_dm, _ = await page_received(dg, cast, pg)
-        await partner.quiet_period(2)
-        await dg.quiet_period(0.5)
-        assert len(pages_in(partner, partner_dm, cast, pg)) == 2
-        assert len(pages_in(dg, dg_dm, cast, pg)) == 1
+        await escalated_once(partner, partner_dm, dg, cast, pg)
         summary = await member.wait_for(
             room, lambda e: f"{rd} #1 closed" in body(e), sender=cast.bot.user_id, timeout=30
         )

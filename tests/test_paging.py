@@ -18,9 +18,9 @@ from tests.support.desk import Desk, pages_to
 from tests.support.reading import board_shows
 from tests.support.rooms import (
     activation_room,
+    escalated_once,
     open_activation,
     page_received,
-    pages_in,
 )
 
 
@@ -241,14 +241,7 @@ async def test_escalation_happens_once_and_on_time_across_a_kill(
         process.send_signal(signal.SIGKILL)  # between the send and the deadline
         process.wait(10)
         process = start_process(paging_env, log_path)
-        await partner.wait_for(
-            partner_dm, lambda e: "RAPPEL" in body(e), sender=cast.bot.user_id, timeout=30
-        )
-        dg_dm, _ = await page_received(dg, cast, pg)
-        await partner.quiet_period(2)
-        await dg.quiet_period(0.5)
-        assert len(pages_in(partner, partner_dm, cast, pg)) == 2
-        assert len(pages_in(dg, dg_dm, cast, pg)) == 1
+        await escalated_once(partner, partner_dm, dg, cast, pg)
     finally:
         process.send_signal(signal.SIGTERM)
         process.wait(15)

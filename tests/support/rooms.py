@@ -102,3 +102,18 @@ def replacing(event_id: str, text: str) -> dict:
         "m.new_content": {"msgtype": "m.text", "body": text},
         "m.relates_to": {"rel_type": "m.replace", "event_id": event_id},
     }
+
+
+async def escalated_once(
+    partner: Person, partner_dm: str, backup: Person, cast: Cast, ref: str
+) -> None:
+    """The escalation of `ref` happened, once: the partner reminded, their backup paged, and
+    neither paged again after (a restart or a takeover ran the step once)."""
+    await partner.wait_for(
+        partner_dm, lambda e: "RAPPEL" in body(e), sender=cast.bot.user_id, timeout=30
+    )
+    backup_dm, _ = await page_received(backup, cast, ref)
+    await partner.quiet_period(2)
+    await backup.quiet_period(0.5)
+    assert len(pages_in(partner, partner_dm, cast, ref)) == 2
+    assert len(pages_in(backup, backup_dm, cast, ref)) == 1
