@@ -1,7 +1,7 @@
 """The services the chat surface calls, built once by the composition root (`bot.app`).
 
-Each capability stands on the shared layers (`Layers`) and receives the peers it calls through its
-constructor; this is the one place that knows how they fit together, so a test (the fast tier's
+Each capability receives the shared layers it uses (`Layers.given`) and the peers it calls through
+its constructor; this is the one place that knows how they fit together, so a test (the fast tier's
 recording messenger, say) builds the same graph the running bot does.
 """
 
@@ -75,31 +75,33 @@ def register_timers(services: Services) -> None:
 
 def build_services(layers: Layers, registry: Registry) -> Services:
     """Every capability on the one set of layers, each given the peers it calls."""
-    on = layers.shared()
-    activations = Activations(**on)
-    direct = DirectMessages(**on)
-    board = Board(**on, activations=activations)
-    pager = Pager(**on, board=board, activations=activations, direct=direct)
-    commchecks = CommChecks(**on, activations=activations, pager=pager)
-    inputs = Inputs(**on, activations=activations, direct=direct)
-    rounds = Rounds(**on, activations=activations, pager=pager, commchecks=commchecks)
-    duty = Duty(**on, activations=activations, direct=direct, inputs=inputs, rounds=rounds)
+    given = layers.given
+    activations = Activations(**given(Activations))
+    direct = DirectMessages(**given(DirectMessages))
+    board = Board(**given(Board), activations=activations)
+    pager = Pager(**given(Pager), board=board, activations=activations, direct=direct)
+    commchecks = CommChecks(**given(CommChecks), activations=activations, pager=pager)
+    inputs = Inputs(**given(Inputs), activations=activations, direct=direct)
+    rounds = Rounds(**given(Rounds), activations=activations, pager=pager, commchecks=commchecks)
+    duty = Duty(**given(Duty), activations=activations, direct=direct, inputs=inputs, rounds=rounds)
     return Services(
-        **on,
+        **layers.given(Services),
         registry=registry,
         activations=activations,
-        lifecycle=Lifecycle(**on, activations=activations, rounds=rounds),
-        logbook=Logbook(**on, activations=activations, inputs=inputs),
+        lifecycle=Lifecycle(**given(Lifecycle), activations=activations, rounds=rounds),
+        logbook=Logbook(**given(Logbook), activations=activations, inputs=inputs),
         direct=direct,
         board=board,
         pager=pager,
-        answers=Answers(**on, activations=activations, board=board),
-        escalation=Escalation(**on, activations=activations, board=board, pager=pager, duty=duty),
+        answers=Answers(**given(Answers), activations=activations, board=board),
+        escalation=Escalation(
+            **given(Escalation), activations=activations, board=board, pager=pager, duty=duty
+        ),
         commchecks=commchecks,
         inputs=inputs,
         rounds=rounds,
-        digest=Digest(**on, activations=activations, inputs=inputs),
-        outsiders=Outsiders(**on, activations=activations, direct=direct),
-        lookup=Lookup(**on),
+        digest=Digest(**given(Digest), activations=activations, inputs=inputs),
+        outsiders=Outsiders(**given(Outsiders), activations=activations, direct=direct),
+        lookup=Lookup(**given(Lookup)),
         duty=duty,
     )

@@ -19,12 +19,15 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from bot.activations import chain
 from bot.errors import UserError
 from bot.render import Message, Renderer
-from bot.runtime.layers import Layers
 from bot.storage import activation_store as store
 from bot.storage.models import ActivationRow, ActivationStatus, LogEntryRow
 from bot.timeutil import format_local_utc, load_zone
 
 if TYPE_CHECKING:
+    from bot.directory.keeper import DirectoryKeeper
+    from bot.settings import Settings
+    from bot.storage.db import Database
+
     pass
 
 log = logging.getLogger(__name__)
@@ -78,8 +81,12 @@ async def level_history(session: AsyncSession, activation: ActivationRow) -> lis
 
 
 @dataclass(frozen=True, kw_only=True)
-class Activations(Layers):
+class Activations:
     """Operations on activations; each takes what it needs and returns data or a UserError."""
+
+    settings: Settings
+    db: Database
+    keeper: DirectoryKeeper
 
     @property
     def marker(self) -> str:

@@ -19,19 +19,31 @@ from bot.inputs.requests import Inputs
 from bot.paging.board import page_summary
 from bot.render import Message
 from bot.rounds.recurrence import next_run, to_cron
-from bot.runtime.layers import Layers
 from bot.storage import activation_store, core
 from bot.storage.models import RUNNING, Timer, TimerKind
 from bot.timeutil import format_duration, utcnow
 
 if TYPE_CHECKING:
+    from bot.directory.keeper import DirectoryKeeper
+    from bot.matrix.send import Messenger
+    from bot.render import Renderer
+    from bot.runtime.scheduler import Scheduler
+    from bot.settings import Settings
+    from bot.storage.db import Database
+
     pass
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, kw_only=True)
-class Digest(Layers):
+class Digest:
+    settings: Settings
+    db: Database
+    keeper: DirectoryKeeper
+    renderer: Renderer
+    messenger: Messenger
+    scheduler: Scheduler
     activations: Activations
     inputs: Inputs
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bot.activations import exports
 from bot.activations.activation import (
@@ -24,10 +24,17 @@ from bot.errors import UserError
 from bot.matrix.send import ACTIVATION_INVITE_POWER, NewRoom
 from bot.render import Message
 from bot.rounds.runs import Rounds
-from bot.runtime.layers import Layers
 from bot.storage import activation_store as store
 from bot.storage.models import RUNNING, ActivationRow, ActivationStatus
 from bot.timeutil import format_duration, utcnow
+
+if TYPE_CHECKING:
+    from bot.directory.keeper import DirectoryKeeper
+    from bot.matrix.send import Messenger
+    from bot.render import Renderer
+    from bot.runtime.scheduler import Scheduler
+    from bot.settings import Settings
+    from bot.storage.db import Database
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +66,13 @@ class HandedOver:
 
 
 @dataclass(frozen=True, kw_only=True)
-class Lifecycle(Layers):
+class Lifecycle:
+    settings: Settings
+    db: Database
+    keeper: DirectoryKeeper
+    renderer: Renderer
+    messenger: Messenger
+    scheduler: Scheduler
     activations: Activations
     rounds: Rounds
 
@@ -78,7 +91,7 @@ class Lifecycle(Layers):
         )
         facts: dict[str, Any] = {
             "activation": activation,
-            "lead": self.name(activation.lead),
+            "lead": self.keeper.current.name_of(activation.lead),
             "opened": self.activations.local(activation.opened_at, with_date=True),
             "link": matrix_link(activation.room_id or ""),
         }
@@ -102,7 +115,7 @@ class Lifecycle(Layers):
         facts: dict[str, Any] = {
             "activation": activation,
             "previous": previous,
-            "by": self.name(by),
+            "by": self.keeper.current.name_of(by),
             "at": self.activations.local(utcnow()),
         }
         problem = await self._announce_dg(self.renderer.render("dg_level", **facts), activation)
@@ -125,7 +138,9 @@ class Lifecycle(Layers):
         await self.messenger.set_power(activation.room_id, successor.matrix_id, 100)
         async with self.db.session() as session:
             summary = await exports.handover_summary(session, activation)
-        return HandedOver(activation, self.name(previous), successor.name, summary)
+        return HandedOver(
+            activation, self.keeper.current.name_of(previous), successor.name, summary
+        )
 
     async def close_in(self, room_id: str, summary: str | None, by: str) -> Message:
         """`close`: pending steps end; the record bundle is posted, the DG told."""
@@ -149,7 +164,7 @@ class Lifecycle(Layers):
             )
         facts: dict[str, Any] = {
             "activation": activation,
-            "by": self.name(by),
+            "by": self.keeper.current.name_of(by),
             "cancelled": cancelled,
             "duration": format_duration(activation.closed_at - activation.opened_at),
             "closed": self.activations.local(activation.closed_at, with_date=True),
@@ -167,7 +182,7 @@ class Lifecycle(Layers):
                 "realworld_banner",
                 activation=activation,
                 reason=reason,
-                by=self.name(by),
+                by=self.keeper.current.name_of(by),
                 at=self.activations.local(utcnow()),
             )
             if activation.room_id:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -20,10 +21,15 @@ from bot.errors import UserError
 from bot.inputs.requests import Inputs
 from bot.paging.board import page_summary
 from bot.render import Message
-from bot.runtime.layers import Layers
 from bot.storage import activation_store as store
 from bot.storage.models import LogEntryRow, SitrepRow
 from bot.timeutil import parse_past_time, utcnow
+
+if TYPE_CHECKING:
+    from bot.matrix.send import Messenger
+    from bot.render import Renderer
+    from bot.settings import Settings
+    from bot.storage.db import Database
 
 SITREP_LIST = 20  # entries per list in a sitrep; older ones are in `log export`
 MIMETYPES = {"md": "text/markdown", "csv": "text/csv", "html": "text/html"}
@@ -40,7 +46,11 @@ class Listed:
 
 
 @dataclass(frozen=True, kw_only=True)
-class Logbook(Layers):
+class Logbook:
+    settings: Settings
+    db: Database
+    renderer: Renderer
+    messenger: Messenger
     activations: Activations
     inputs: Inputs
 

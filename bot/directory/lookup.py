@@ -5,19 +5,30 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 from bot.errors import UserError
 from bot.render import Message
-from bot.runtime.layers import Layers
 from bot.storage import page_store
 from bot.storage.models import PageTargetRow
 from bot.timeutil import format_duration, format_local_utc, utcnow, zone_label
+
+if TYPE_CHECKING:
+    from bot.directory.keeper import DirectoryKeeper
+    from bot.render import Renderer
+    from bot.settings import Settings
+    from bot.storage.db import Database
 
 PAGE_SIZE = 20
 
 
 @dataclass(frozen=True, kw_only=True)
-class Lookup(Layers):
+class Lookup:
+    settings: Settings
+    db: Database
+    keeper: DirectoryKeeper
+    renderer: Renderer
+
     async def search(self, query: str | None, page: int) -> Message:
         """One page of the people matching every word of `query` (everyone without one)."""
         directory = self.keeper.current

@@ -110,6 +110,11 @@ class Directory:
     def contact_for(self, matrix_id: str) -> Contact | None:
         return self._by_matrix_id.get(matrix_id)
 
+    def name_of(self, matrix_id: str) -> str:
+        """How the directory names `matrix_id`, or the ID itself for someone it does not list."""
+        contact = self._by_matrix_id.get(matrix_id)
+        return contact.name if contact else matrix_id
+
     def matrix_ids(self) -> set[str]:
         return set(self._by_matrix_id)
 

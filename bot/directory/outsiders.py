@@ -11,21 +11,29 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from bot.activations.activation import Activations
 from bot.directory.roles import Role
 from bot.matrix.send import ACTIVATION_INVITE_POWER, DIRECT_INVITE_POWER, Messenger
 from bot.reach.direct import DirectMessages
-from bot.runtime.layers import Layers
 from bot.storage import activation_store, page_store
 from bot.storage.db import Database
 from bot.storage.models import RUNNING, ActivationStatus
+
+if TYPE_CHECKING:
+    from bot.directory.keeper import DirectoryKeeper
+    from bot.render import Renderer
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, kw_only=True)
-class Outsiders(Layers):
+class Outsiders:
+    db: Database
+    keeper: DirectoryKeeper
+    renderer: Renderer
+    messenger: Messenger
     activations: Activations
     direct: DirectMessages
 

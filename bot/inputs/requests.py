@@ -25,7 +25,6 @@ from bot.errors import Refused, UserError
 from bot.matrix.send import MatrixSendError, fits_one_event
 from bot.reach.direct import RECORD_HORIZON, DirectMessages, owner_of_answered
 from bot.render import Message, markdown_unescape, verbatim_lines
-from bot.runtime.layers import Layers
 from bot.storage import activation_store
 from bot.storage import input_store as store
 from bot.storage.models import (
@@ -41,6 +40,12 @@ from bot.storage.models import (
 from bot.timeutil import format_local_utc, load_zone, utcnow
 
 if TYPE_CHECKING:
+    from bot.directory.keeper import DirectoryKeeper
+    from bot.matrix.send import Messenger
+    from bot.render import Renderer
+    from bot.runtime.scheduler import Scheduler
+    from bot.storage.db import Database
+
     pass
 
 log = logging.getLogger(__name__)
@@ -133,7 +138,12 @@ def readable_in_room(note: Message, rest: Message) -> Message:
 
 
 @dataclass(frozen=True, kw_only=True)
-class Inputs(Layers):
+class Inputs:
+    db: Database
+    keeper: DirectoryKeeper
+    renderer: Renderer
+    messenger: Messenger
+    scheduler: Scheduler
     activations: Activations
     direct: DirectMessages
 
@@ -473,7 +483,7 @@ class Inputs(Layers):
                 activation=activation,
                 version=version,
                 requests=views,
-                author=self.name(author),
+                author=self.keeper.current.name_of(author),
                 at=self.activations.local(utcnow(), with_date=True),
             )
             draft = AdviceDraftRow(

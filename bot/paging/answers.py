@@ -19,7 +19,6 @@ from bot.errors import Refused, UserError
 from bot.paging.steps import ESCALATE, UNREACHABLE, arm, unit_prefix
 from bot.reach.direct import RECORD_HORIZON, owner_of_answered
 from bot.render import Message
-from bot.runtime.layers import Layers
 from bot.storage import activation_store, core
 from bot.storage import page_store as store
 from bot.storage.models import ActivationRow, ActivationStatus, PageRow, PageTargetRow
@@ -28,6 +27,10 @@ from bot.timeutil import format_duration, utcnow
 if TYPE_CHECKING:
     from bot.activations.activation import Activations
     from bot.paging.board import Board
+    from bot.render import Renderer
+    from bot.runtime.metrics import Metrics
+    from bot.runtime.scheduler import Scheduler
+    from bot.storage.db import Database
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +54,11 @@ class Answer:
 
 
 @dataclass(frozen=True, kw_only=True)
-class Answers(Layers):
+class Answers:
+    db: Database
+    renderer: Renderer
+    scheduler: Scheduler
+    metrics: Metrics
     activations: Activations
     board: Board
 

@@ -19,7 +19,6 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from bot.errors import UserError
 from bot.matrix.send import MatrixSendError, ReplyTo
 from bot.render import Message
-from bot.runtime.layers import Layers
 from bot.storage import activation_store
 from bot.storage import page_store as store
 from bot.storage.models import ActivationRow, PageRow, PageTargetRow
@@ -27,13 +26,21 @@ from bot.timeutil import format_duration
 
 if TYPE_CHECKING:
     from bot.activations.activation import Activations
+    from bot.matrix.send import Messenger
+    from bot.render import Renderer
+    from bot.runtime.tasks import KeyedLocks
+    from bot.storage.db import Database
 
 log = logging.getLogger(__name__)
 PAGE_REF = re.compile(r"^PG-(\d+)$", re.IGNORECASE)
 
 
 @dataclass(frozen=True, kw_only=True)
-class Board(Layers):
+class Board:
+    db: Database
+    renderer: Renderer
+    messenger: Messenger
+    locks: KeyedLocks
     activations: Activations
 
     async def listing(self, room_id: str, ref: str | None) -> tuple[Message, ActivationRow]:

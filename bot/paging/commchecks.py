@@ -18,20 +18,30 @@ from bot.directory.roles import Role
 from bot.errors import UserError
 from bot.paging.send import Pager
 from bot.render import Message
-from bot.runtime.layers import Layers
 from bot.storage import activation_store
 from bot.storage import page_store as store
 from bot.storage.models import ActivationRow, ActivationStatus, PageRow, Timer, TimerKind
 from bot.timeutil import format_duration
 
 if TYPE_CHECKING:
+    from bot.directory.keeper import DirectoryKeeper
+    from bot.matrix.send import Messenger
+    from bot.render import Renderer
+    from bot.runtime.scheduler import Scheduler
+    from bot.storage.db import Database
+
     pass
 
 CHECK_TEXT = "Communication check"
 
 
 @dataclass(frozen=True, kw_only=True)
-class CommChecks(Layers):
+class CommChecks:
+    db: Database
+    keeper: DirectoryKeeper
+    renderer: Renderer
+    messenger: Messenger
+    scheduler: Scheduler
     activations: Activations
     pager: Pager
 

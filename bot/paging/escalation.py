@@ -23,7 +23,6 @@ from typing import TYPE_CHECKING, Any
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.paging.steps import ESCALATE, UNREACHABLE, arm
-from bot.runtime.layers import Layers
 from bot.storage import activation_store
 from bot.storage import page_store as store
 from bot.storage.models import ActivationRow, PageRow, PageTargetRow, Timer
@@ -31,15 +30,25 @@ from bot.timeutil import utcnow
 
 if TYPE_CHECKING:
     from bot.activations.activation import Activations
+    from bot.directory.keeper import DirectoryKeeper
     from bot.paging.board import Board
     from bot.paging.send import Pager
+    from bot.render import Renderer
     from bot.rota.duty import Duty
+    from bot.runtime.metrics import Metrics
+    from bot.runtime.scheduler import Scheduler
+    from bot.storage.db import Database
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, kw_only=True)
-class Escalation(Layers):
+class Escalation:
+    db: Database
+    keeper: DirectoryKeeper
+    renderer: Renderer
+    scheduler: Scheduler
+    metrics: Metrics
     activations: Activations
     board: Board
     pager: Pager

@@ -25,13 +25,18 @@ from bot.matrix.send import MatrixSendError
 from bot.paging.steps import ESCALATE, step_timer, unit_prefix
 from bot.reach.direct import DirectMessages
 from bot.render import Message
-from bot.runtime.layers import Layers
 from bot.storage import page_store as store
 from bot.storage.models import ActivationRow, PageRow, PageTargetRow, TimerKind
 from bot.timeutil import format_local_utc, load_zone, utcnow
 
 if TYPE_CHECKING:
+    from bot.directory.keeper import DirectoryKeeper
+    from bot.matrix.send import Messenger
     from bot.paging.board import Board
+    from bot.render import Renderer
+    from bot.runtime.metrics import Metrics
+    from bot.runtime.scheduler import Scheduler
+    from bot.storage.db import Database
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +47,13 @@ SEND_RETRIES = (1.0, 2.0, 4.0)  # pause before each retry of a send the homeserv
 
 
 @dataclass(frozen=True, kw_only=True)
-class Pager(Layers):
+class Pager:
+    db: Database
+    keeper: DirectoryKeeper
+    renderer: Renderer
+    messenger: Messenger
+    scheduler: Scheduler
+    metrics: Metrics
     board: Board
     activations: Activations
     direct: DirectMessages

@@ -18,12 +18,17 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.directory.model import Contact
 from bot.matrix.send import DIRECT_INVITE_POWER, MatrixSendError, NewRoom
-from bot.runtime.layers import Layers
 from bot.storage import page_store as store
 from bot.storage.db import Database
 from bot.timeutil import utcnow
 
 if TYPE_CHECKING:
+    from bot.directory.keeper import DirectoryKeeper
+    from bot.matrix.send import Messenger
+    from bot.render import Renderer
+    from bot.runtime.tasks import KeyedLocks
+    from bot.settings import Settings
+
     pass
 
 log = logging.getLogger(__name__)
@@ -67,7 +72,14 @@ DM_NAME = "ICC liaison"
 
 
 @dataclass(frozen=True, kw_only=True)
-class DirectMessages(Layers):
+class DirectMessages:
+    settings: Settings
+    db: Database
+    keeper: DirectoryKeeper
+    renderer: Renderer
+    messenger: Messenger
+    locks: KeyedLocks
+
     def snapshot(self, person: Contact, template: str) -> dict[str, str]:
         """Who a message went to, as they were then: the directory may change later, the record
         must not. `template` picks the language (the first of theirs it is written in)."""

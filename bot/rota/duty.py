@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from bot.activations.activation import Activations
@@ -29,11 +29,17 @@ from bot.reach.direct import DirectMessages
 from bot.render import Message
 from bot.rota.model import OutsideWindow, Rota
 from bot.rounds.runs import Rounds
-from bot.runtime.layers import Layers
 from bot.storage import activation_store
 from bot.storage import duty_store as store
 from bot.storage.models import RUNNING, ActivationRow, DutyOverrideRow, Timer, TimerKind
 from bot.timeutil import format_local_utc, utcnow
+
+if TYPE_CHECKING:
+    from bot.directory.keeper import DirectoryKeeper
+    from bot.matrix.send import Messenger
+    from bot.render import Renderer
+    from bot.runtime.scheduler import Scheduler
+    from bot.storage.db import Database
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +59,12 @@ class OnDuty:
 
 
 @dataclass(frozen=True, kw_only=True)
-class Duty(Layers):
+class Duty:
+    db: Database
+    keeper: DirectoryKeeper
+    renderer: Renderer
+    messenger: Messenger
+    scheduler: Scheduler
     activations: Activations
     direct: DirectMessages
     inputs: Inputs
@@ -185,7 +196,7 @@ class Duty(Layers):
         return {
             "name": on.contact.name,
             "until": format_local_utc(on.until, zone, with_date=True) if on.until else None,
-            "set_by": self.name(on.set_by) if on.set_by else None,
+            "set_by": self.keeper.current.name_of(on.set_by) if on.set_by else None,
         }
 
     async def override(
@@ -309,7 +320,7 @@ class Duty(Layers):
             lang=lang,
             team=on.team,
             until=format_local_utc(on.until, zone, with_date=True, lang=lang) if on.until else None,
-            set_by=self.name(on.set_by) if on.set_by else None,
+            set_by=self.keeper.current.name_of(on.set_by) if on.set_by else None,
             activations=activations,
         )
         room_id = await self.direct.room_for(person.matrix_id)

@@ -25,7 +25,6 @@ from bot.matrix.content import relation_of
 from bot.reach.direct import owner_of_answered
 from bot.render import Message
 from bot.rounds.recurrence import describe, next_run, next_runs, to_cron
-from bot.runtime.layers import Layers
 from bot.storage import activation_store, core
 from bot.storage import round_store as store
 from bot.storage.models import (
@@ -41,8 +40,14 @@ from bot.storage.models import (
 from bot.timeutil import format_local_utc, load_zone, utcnow
 
 if TYPE_CHECKING:
+    from bot.directory.keeper import DirectoryKeeper
+    from bot.matrix.send import Messenger
     from bot.paging.commchecks import CommChecks
     from bot.paging.send import Pager
+    from bot.render import Renderer
+    from bot.runtime.scheduler import Scheduler
+    from bot.settings import Settings
+    from bot.storage.db import Database
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +67,13 @@ class RunView:
 
 
 @dataclass(frozen=True, kw_only=True)
-class Rounds(Layers):
+class Rounds:
+    settings: Settings
+    db: Database
+    keeper: DirectoryKeeper
+    renderer: Renderer
+    messenger: Messenger
+    scheduler: Scheduler
     activations: Activations
     pager: Pager
     commchecks: CommChecks

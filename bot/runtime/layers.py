@@ -1,9 +1,10 @@
-"""The shared layers every capability stands on, given to each in one piece.
+"""The shared layers the capabilities stand on, built once by the composition root.
 
-A capability (paging, inputs, rounds…) is a frozen dataclass that extends `Layers` with the peers
-it calls. The layers are the same objects for all of them — one database, one directory keeper,
-one messenger, one lock table — so the composition root builds them once and each capability
-names only what is its own: which other capabilities it works with.
+A capability (paging, inputs, rounds…) is a frozen dataclass whose fields are what it uses: the
+layers it needs (the database, the directory keeper, the messenger…) and the peers it calls.
+The layers are the same objects for all of them — one database, one keeper, one lock table — so
+the composition root builds them once here and hands each capability the ones it declares
+(`given`), the peers by name beside them.
 """
 
 from __future__ import annotations
@@ -34,12 +35,10 @@ class Layers:
     metrics: Metrics
     locks: KeyedLocks = field(default_factory=KeyedLocks)
 
-    def shared(self) -> dict[str, Any]:
-        """These layers as keywords, for building a capability on them:
-        `Pager(**layers.shared(), board=board, …)`."""
-        return {part.name: getattr(self, part.name) for part in fields(Layers)}
-
-    def name(self, matrix_id: str) -> str:
-        """How the directory names `matrix_id`, or the ID itself for someone it does not list."""
-        contact = self.keeper.current.contact_for(matrix_id)
-        return contact.name if contact else matrix_id
+    def given(self, capability: type[Any]) -> dict[str, Any]:
+        """The layers `capability` declares as fields, as keywords for building it:
+        `Pager(**layers.given(Pager), board=board, …)` — each gets only what it uses."""
+        wanted = {part.name for part in fields(capability)}
+        return {
+            part.name: getattr(self, part.name) for part in fields(Layers) if part.name in wanted
+        }
