@@ -151,6 +151,16 @@ async def test_close_ends_a_running_round_with_its_summary_and_keeps_it_in_the_r
     assert "Two pumps in Namur" in markdown
 
 
+async def test_close_ends_the_activations_schedules(paging_desk: Desk) -> None:
+    desk = paging_desk
+    _ref, room, _ = await desk.open_activation("lead", desk.room("lead", "member"))
+    await desk.ask("lead", room, "!icc round schedule daily 09:00 --with member")
+    assert "RD-1" in (await desk.ask("member", room, "!icc rounds")).body
+    await desk.say("lead", room, "!icc close Water receding")
+    listed = await desk.ask("member", desk.room("member"), "!icc rounds")
+    assert "No round is scheduled." in listed.body
+
+
 async def shift_round_timer(database_url: str, late: timedelta) -> None:
     """Pretend the next run fell due `late` ago, while the bot was down."""
     db = Database(database_url)

@@ -25,6 +25,7 @@ from bot.matrix.send import ACTIVATION_INVITE_POWER, NewRoom
 from bot.render import Message
 from bot.rounds.runs import Rounds
 from bot.storage import activation_store as store
+from bot.storage import round_store
 from bot.storage.models import RUNNING, ActivationRow, ActivationStatus
 from bot.timeutil import format_duration, utcnow
 
@@ -315,7 +316,8 @@ class Lifecycle:
         setattr(activation, field, value)
 
     async def _close_row(self, activation: ActivationRow, summary: str | None, by: str) -> int:
-        """Close; cancels every pending step of the activation. Returns how many were pending."""
+        """Close; cancels every pending step of the activation and ends its round schedules (so
+        `rounds` no longer lists them). Returns how many steps were pending."""
         async with self.db.session() as session:
             await store.lock_activation(session, activation.id)
             fresh = await store.by_ref(session, activation.ref)
@@ -330,6 +332,7 @@ class Lifecycle:
                 closing_summary=summary,
             )
             cancelled = await self.scheduler.cancel(session, timer_prefix(activation.id))
+            await round_store.end_schedules(session, activation.id, now)
             await self.activations.add_entry(
                 session,
                 activation,

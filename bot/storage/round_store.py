@@ -47,6 +47,15 @@ async def cancel_series(session: AsyncSession, series_id: int, at: datetime) -> 
     )
 
 
+async def end_schedules(session: AsyncSession, activation_id: int, at: datetime) -> None:
+    """Every schedule of an activation ends with it (its timers are cancelled with the rest)."""
+    await session.exec(
+        update(RoundSeriesRow)
+        .where(col(RoundSeriesRow.activation_id) == activation_id, *IN_FORCE)
+        .values(cancelled_at=at)
+    )
+
+
 async def run_for_slot(session: AsyncSession, series_id: int, slot: datetime) -> RoundRunRow | None:
     rows = await session.exec(
         select(RoundRunRow).where(
