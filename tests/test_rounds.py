@@ -161,6 +161,17 @@ async def test_close_ends_the_activations_schedules(paging_desk: Desk) -> None:
     assert "No round is scheduled." in listed.body
 
 
+async def test_after_a_checks_window_its_silent_people_are_not_waiting(paging_desk: Desk) -> None:
+    desk = paging_desk
+    _ref, room, _ = await desk.open_activation("lead", desk.room("lead", "member"))
+    await desk.ask("lead", room, "!icc commscheck dg --window 1m")
+    assert "waiting: Dg" in (await desk.ask("member", room, "!icc status")).body
+    await desk.fire("check.close")
+    status = await desk.ask("member", room, "!icc status")
+    assert "waiting" not in status.body
+    assert "unreachable: Dg" in status.body
+
+
 async def shift_round_timer(database_url: str, late: timedelta) -> None:
     """Pretend the next run fell due `late` ago, while the bot was down."""
     db = Database(database_url)

@@ -21,7 +21,7 @@ from bot.render import Message
 from bot.storage import activation_store
 from bot.storage import page_store as store
 from bot.storage.models import ActivationRow, ActivationStatus, PageRow, Timer, TimerKind
-from bot.timeutil import format_duration
+from bot.timeutil import format_duration, utcnow
 
 if TYPE_CHECKING:
     from bot.directory.keeper import DirectoryKeeper
@@ -109,11 +109,16 @@ class CommChecks:
         return check
 
     async def on_close(self, timer: Timer) -> None:
+        """The window ends: who answered and how fast, who did not. Those who did not are no
+        longer waiting: they are marked unreachable, as `status`, `pages` and the sitrep show."""
         async with self.db.session() as session:
             check = await store.page(session, timer.payload["page"])
             if check is None:
                 return
             rows = await store.targets(session, check.id)
+            now = utcnow()
+            silent_rows = [r for r in rows if not (r.acked_at or r.declined_at or r.unreachable_at)]
+            await store.mark_many(session, {r.id: {"unreachable_at": now} for r in silent_rows})
             activation = (
                 await activation_store.by_id(session, check.activation_id)
                 if check.activation_id
