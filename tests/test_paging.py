@@ -206,6 +206,17 @@ async def test_an_answer_with_no_page_open_is_told_so_in_the_persons_language(
     assert "You have no open page to answer" in english.body
 
 
+async def test_a_bare_ack_after_the_unreachable_report_is_recorded(paging_desk: Desk) -> None:
+    desk = paging_desk
+    _ref, room, _ = await desk.open_activation("lead", desk.room("lead", "member"))
+    await desk.say("member", room, "!icc page partner Sandbags for Visé? --ack 1m")
+    await desk.fire_all("page.step")  # reminder, backup, then the unreachable report
+    assert [r for r in desk.messenger.events(room) if "could not reach Partner" in r.body]
+    late = await desk.ask("partner", desk.dm_of("partner"), "!ack")
+    assert "Accusé de réception de PG-1 enregistré" in late.body
+    assert "✅ Partner" in desk.board(room, "PG-1")
+
+
 # -- through Synapse -------------------------------------------------------------------------------
 
 

@@ -112,14 +112,14 @@ async def target_by_event(session: AsyncSession, event_id: str) -> PageTargetRow
 
 
 async def open_rows_of(session: AsyncSession, matrix_id: str) -> list[PageTargetRow]:
-    """The person's rows still waiting for an answer, newest page first."""
+    """The person's rows without an answer, newest page first — those reported unreachable
+    too: an ack that comes after the report is still news to the cell."""
     rows = await session.exec(
         select(PageTargetRow)
         .where(
             PageTargetRow.matrix_id == matrix_id,
             col(PageTargetRow.acked_at).is_(None),
             col(PageTargetRow.declined_at).is_(None),
-            col(PageTargetRow.unreachable_at).is_(None),
         )
         .order_by(col(PageTargetRow.page_id).desc())
     )
