@@ -46,6 +46,7 @@ from bot.storage import core
 from bot.storage.db import Database, SchemaError
 from bot.storage.models import InboxEvent
 from bot.timeutil import utcnow
+from bot.web.server import WebServer
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -83,6 +84,7 @@ class App:
         self.runner: CommandRunner | None = None  # what the sync loop dispatches commands to
         self.trust: DeviceTrust | None = None
         self.health: HealthServer | None = None
+        self.web: WebServer | None = None
         self.metrics = Metrics()
         self.catch_up = CatchUp(counts=self._in_directory)
         self._pid_file: Path | None = None
@@ -164,6 +166,8 @@ class App:
             await self.tasks.drain(self.tuning.drain_seconds)
             if self.health is not None:
                 await self.health.stop()
+            if self.web is not None:
+                await self.web.stop()
             if self._pid_file is not None:
                 self._pid_file.unlink(missing_ok=True)
             if client is not None:
@@ -181,6 +185,15 @@ class App:
             task.cancel()
         await asyncio.gather(job, stop, return_exceptions=True)
         return job in done and not job.cancelled() and job.exception() is None
+
+    async def _start_web(self, services: Services) -> None:
+        """The web endpoint, when people are given links to it (ICC_PUBLIC_URL)."""
+        settings = self.settings
+        if not settings.public_url:
+            return
+        host, port = settings.web_addr
+        self.web = WebServer(host, port, services.links, services.renderer)
+        await self.web.start()
 
     async def _start_health(self, db: Database, scheduler: Scheduler) -> None:
         host, port = self.settings.health_addr
@@ -243,6 +256,7 @@ class App:
         await services.scheduler.start()
         await services.digest.ensure_armed()
         await services.duty.start()
+        await self._start_web(services)
         self.tasks.spawn("tighten-invites", tighten_invites(services.db, services.messenger))
         self.ready.set()
         self._pid_file = write_pid_file(self.settings.data_dir)

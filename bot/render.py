@@ -108,12 +108,27 @@ class Renderer:
         English is the base template (`<template>.txt.j2`); a language without its own template
         falls back to it, so a missing translation never leaves a message unsent.
         """
-        translated = f"{template}.{lang}"
-        use_translation = lang and lang != BASE_LANGUAGE and self._has(translated)
-        stem = translated if use_translation else template
+        stem = self._stem(template, lang)
         body = self._text.get_template(f"{stem}.txt.j2").render(**context).strip()
         html = self._html.get_template(f"{stem}.html.j2").render(**context).strip()
         return Message(body=body, html=html)
+
+    def text(self, template: str, /, *, lang: str | None = None, **context: Any) -> str:
+        """Plain text only (`<template>[.<lang>].txt.j2`): an e-mail's subject, an SMS."""
+        stem = self._stem(template, lang)
+        return self._text.get_template(f"{stem}.txt.j2").render(**context).strip()
+
+    def page(self, template: str, /, *, lang: str | None = None, **context: Any) -> str:
+        """A whole HTML document (`<template>[.<lang>].html.j2`, escaped): a web page."""
+        stem = self._stem(template, lang, suffix="html")
+        return self._html.get_template(f"{stem}.html.j2").render(**context)
+
+    def _stem(self, template: str, lang: str | None, suffix: str = "txt") -> str:
+        """The translation's name when there is one for `lang`, else the base template's."""
+        translated = f"{template}.{lang}"
+        if lang and lang != BASE_LANGUAGE and self._has(translated, suffix):
+            return translated
+        return template
 
     def language_for(self, name: str, languages: Sequence[str]) -> str:
         """The first of a contact's languages that `name` has a template in; else English."""
@@ -122,11 +137,13 @@ class Renderer:
                 return lang
         return BASE_LANGUAGE
 
-    def _has(self, stem: str) -> bool:
-        if stem not in self._known:
+    def _has(self, stem: str, suffix: str = "txt") -> bool:
+        name = f"{stem}.{suffix}.j2"
+        if name not in self._known:
+            env = self._text if suffix == "txt" else self._html
             try:
-                self._text.get_template(f"{stem}.txt.j2")
-                self._known[stem] = True
+                env.get_template(name)
+                self._known[name] = True
             except TemplateNotFound:
-                self._known[stem] = False
-        return self._known[stem]
+                self._known[name] = False
+        return self._known[name]

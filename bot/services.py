@@ -25,6 +25,9 @@ from bot.paging.commchecks import CommChecks
 from bot.paging.escalation import Escalation
 from bot.paging.send import Pager
 from bot.reach.direct import DirectMessages
+from bot.reach.email import Mailer
+from bot.reach.fallback import Fallback
+from bot.reach.links import AckLinks
 from bot.rota.duty import Duty
 from bot.rounds.runs import Rounds
 from bot.runtime.layers import Layers
@@ -49,6 +52,8 @@ class Services(Layers):
     outsiders: Outsiders
     lookup: Lookup
     duty: Duty
+    fallback: Fallback
+    links: AckLinks
 
     @property
     def directory(self) -> Directory:
@@ -71,18 +76,24 @@ def register_timers(services: Services) -> None:
     scheduler.on(TimerKind.ROUND_REMIND, services.rounds.on_remind)
     scheduler.on(TimerKind.ROUND_CLOSE, services.rounds.on_close)
     scheduler.on(TimerKind.SHIFT_CHANGE, services.duty.on_shift)
+    scheduler.on(TimerKind.PAGE_FALLBACK, services.fallback.on_step)
 
 
 def build_services(layers: Layers, registry: Registry) -> Services:
     """Every capability on the one set of layers, each given the peers it calls."""
     given = layers.given
+    mailer = Mailer(layers.settings.smtp_url, layers.settings.mail_from)
     activations = Activations(**given(Activations))
     direct = DirectMessages(**given(DirectMessages))
     board = Board(**given(Board), activations=activations)
-    pager = Pager(**given(Pager), board=board, activations=activations, direct=direct)
+    fallback = Fallback(**given(Fallback), activations=activations, mailer=mailer)
+    pager = Pager(
+        **given(Pager), board=board, activations=activations, direct=direct, fallback=fallback
+    )
     commchecks = CommChecks(**given(CommChecks), activations=activations, pager=pager)
     inputs = Inputs(**given(Inputs), activations=activations, direct=direct)
     rounds = Rounds(**given(Rounds), activations=activations, pager=pager, commchecks=commchecks)
+    answers = Answers(**given(Answers), activations=activations, board=board)
     duty = Duty(**given(Duty), activations=activations, direct=direct, inputs=inputs, rounds=rounds)
     return Services(
         **layers.given(Services),
@@ -93,7 +104,7 @@ def build_services(layers: Layers, registry: Registry) -> Services:
         direct=direct,
         board=board,
         pager=pager,
-        answers=Answers(**given(Answers), activations=activations, board=board),
+        answers=answers,
         escalation=Escalation(
             **given(Escalation), activations=activations, board=board, pager=pager, duty=duty
         ),
@@ -104,4 +115,6 @@ def build_services(layers: Layers, registry: Registry) -> Services:
         outsiders=Outsiders(**given(Outsiders), activations=activations, direct=direct),
         lookup=Lookup(**given(Lookup)),
         duty=duty,
+        fallback=fallback,
+        links=AckLinks(**given(AckLinks), answers=answers),
     )

@@ -25,6 +25,11 @@ from bot.rounds.recurrence import to_cron
 from bot.timeutil import load_zone, parse_duration
 
 MATRIX_USER_ID = re.compile(r"^@[a-z0-9._=\-/+]+:[A-Za-z0-9.\-]+(:\d{1,5})?$")
+# An address as people write it (one @, a dotted domain): what a directory or a setting holds is
+# checked for its form, not whether a mailbox is behind it.
+EMAIL = re.compile(r"^[^@\s<>]+@[A-Za-z0-9\-]+(\.[A-Za-z0-9\-]+)+$")
+# E.164: a plus, the country code and the number, 8 to 15 digits in all, no spaces.
+PHONE = re.compile(r"^\+[1-9]\d{7,14}$")
 PLACEHOLDER_SECRETS = {"changeme", "change-me", "secret", "password", "default_key", "xxx"}
 DEMO_STORE_KEY = "demo"
 
@@ -59,6 +64,12 @@ class Settings:
     rate_limit: tuple[int, timedelta] = (30, timedelta(minutes=1))  # commands per sender
     # Answers to people outside the directory and undecryptable-event notices, per room.
     stranger_budget: tuple[int, timedelta] = (5, timedelta(minutes=10))
+    # Reaching people outside Matrix (e-mail), and the web endpoint acknowledgement links use.
+    smtp_url: str | None = None  # smtp[s]://user:pass@host:port; None: e-mail off
+    mail_from: str | None = None
+    fallback_after: timedelta = timedelta(minutes=5)  # no ack on one channel: the next one
+    public_url: str | None = None  # how people reach the web endpoint; None: links off
+    web_addr: tuple[str, int] = ("127.0.0.1", 8080)
 
     @property
     def directory_path(self) -> Path:
@@ -70,7 +81,7 @@ class Settings:
 
     def redacted(self) -> dict[str, str]:
         """Settings for the start-up log line: secrets shown only as set or unset."""
-        secret = {"password", "access_token", "store_key"}
+        secret = {"password", "access_token", "store_key", "smtp_url"}
         shown = {}
         for field in fields(self):
             value = getattr(self, field.name)
@@ -102,6 +113,11 @@ _KNOWN = {
     "ICC_DG_DIGEST",
     "ICC_RATE_LIMIT",
     "ICC_STRANGER_BUDGET",
+    "ICC_SMTP_URL",
+    "ICC_MAIL_FROM",
+    "ICC_FALLBACK_AFTER",
+    "ICC_PUBLIC_URL",
+    "ICC_WEB_ADDR",
 }
 
 
@@ -190,6 +206,15 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         except ValueError as exc:
             problems.append(f"ICC_DG_DIGEST: {exc} (or `off`)")
 
+    smtp_url, mail_from = get("ICC_SMTP_URL"), get("ICC_MAIL_FROM")
+    if smtp_url and not re.match(r"^smtps?://[^\s/]+$", smtp_url.rstrip("/")):
+        problems.append("ICC_SMTP_URL: use smtp://user:password@host:587 or smtps://…:465")
+    if smtp_url and not (mail_from and EMAIL.match(mail_from)):
+        problems.append("ICC_MAIL_FROM: required with ICC_SMTP_URL, the sender's address")
+    public_url = get("ICC_PUBLIC_URL")
+    if public_url and not re.match(r"^https?://[^\s/]+", public_url):
+        problems.append(f"ICC_PUBLIC_URL: `{public_url}` is not an http(s) URL")
+
     unknown = sorted(k for k in env if k.startswith("ICC_") and k not in _KNOWN)
     for name in unknown:
         log.warning("unknown setting %s ignored (typo?)", name)
@@ -201,6 +226,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         "health_addr": parsed("ICC_HEALTH_ADDR", "127.0.0.1:9108", _parse_addr),
         "rate_limit": parsed("ICC_RATE_LIMIT", "30/1m", _parse_rate),
         "stranger_budget": parsed("ICC_STRANGER_BUDGET", "5/10m", _parse_rate),
+        "fallback_after": parsed("ICC_FALLBACK_AFTER", "5m", parse_duration),
+        "web_addr": parsed("ICC_WEB_ADDR", "127.0.0.1:8080", _parse_addr),
     }
     if problems:
         raise SettingsError(problems)
@@ -220,6 +247,9 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         device_name=get("ICC_DEVICE_NAME", "ICC liaison bot") or "ICC liaison bot",
         dg_digest=dg_digest,
         classified_markings=_markings(get("ICC_CLASSIFIED_MARKINGS")),
+        smtp_url=smtp_url,
+        mail_from=mail_from,
+        public_url=public_url.rstrip("/") if public_url else None,
         **settings_values,
     )
 

@@ -124,6 +124,28 @@ def test_more_validation_problems(tmp_path: Path) -> None:
     assert "contacts[0] AMertens: handle: `AMertens` must be lower-case" in text
 
 
+def test_channels_need_their_address_in_its_form(tmp_path: Path) -> None:
+    raw = sample()
+    raw["contacts"][0].update(email="an.mertens", channels=["matrix", "email"])
+    raw["contacts"][1].update(phone="0475 12 34 56", channels=["matrix", "sms"])
+    raw["contacts"][2].update(channels=["matrix", "email", "pigeon"])
+    with pytest.raises(DirectoryError) as caught:
+        parse_directory(raw, source="d.yaml")
+    text = "\n".join(caught.value.problems)
+    assert "contacts[0] amertens: email: `an.mertens` is not an e-mail address" in text
+    assert "contacts[1] jdupont: phone: `0475 12 34 56` is not a number in E.164" in text
+    assert "contacts[2]" in text
+    assert "channels: `email` needs the contact's `email`" in text
+
+
+def test_a_contact_reachable_by_email_keeps_its_channels_in_order() -> None:
+    raw = sample()
+    raw["contacts"][0].update(email="an.mertens@crisis.example", channels=["email", "matrix"])
+    contact = parse_directory(raw, source="d.yaml").contacts["amertens"]
+    assert (contact.email, contact.channels) == ("an.mertens@crisis.example", ("email", "matrix"))
+    assert parse_directory(sample(), source="d.yaml").contacts["jdupont"].channels == ("matrix",)
+
+
 # -- typos and the file's shape (issue 18) ----------------------------------------------------------
 
 SAMPLE_TEXT = (REPO / "config" / "directory.yaml").read_text()
@@ -170,7 +192,7 @@ contacts:
     matrix_id: "@b:x.example"
     backup: a
     timezone: Mars/Olympus
-    phone: "+32 2 000 00 00"
+    fax: "+32 2 000 00 00"
   - name: Nobody
     organisation: nccn
 groups:
@@ -196,8 +218,9 @@ def test_every_problem_at_once_each_with_its_line_entry_and_field(tmp_path: Path
         f"{where} 13: contacts b: backup: backup cycle b → a → b",
         f"{where} 14: contacts[1] b: timezone: `Mars/Olympus` is not an IANA time zone"
         " (e.g. Europe/Brussels)",
-        f"{where} 15: contacts[1] b: phone: unknown key; the keys here are handle, name,"
-        " organisation, matrix_id, role, languages, timezone, groups, backup",
+        f"{where} 15: contacts[1] b: fax: unknown key; the keys here are handle, name,"
+        " organisation, matrix_id, role, languages, timezone, groups, backup, email, phone,"
+        " channels",
         f"{where} 16: contacts[2] ?: handle: missing",
         f"{where} 16: contacts[2] ?: matrix_id: missing",
     ]

@@ -25,6 +25,7 @@ import yaml
 
 from bot.directory.roles import Role
 from bot.directory.shape import (
+    CHANNELS,
     KEY,
     LANGUAGES,
     ORGANISATION_KINDS,
@@ -36,7 +37,7 @@ from bot.directory.shape import (
     read_shape,
 )
 from bot.errors import ProblemList, UserError
-from bot.settings import MATRIX_USER_ID
+from bot.settings import EMAIL, MATRIX_USER_ID, PHONE
 from bot.timeutil import load_zone
 
 # libyaml's safe loader where PyYAML was built with it: 3-4x faster on a 5,000-contact file.
@@ -66,6 +67,9 @@ class Contact:
     timezone: str
     groups: tuple[str, ...] = ()
     backup: str | None = None
+    email: str | None = None
+    phone: str | None = None
+    channels: tuple[str, ...] = ("matrix",)  # tried in this order for a page or a check
 
     @property
     def zone(self) -> ZoneInfo:
@@ -430,6 +434,9 @@ class _Parser:
                 timezone=self._timezone(at, item, entry),
                 groups=self._contact_groups(at, item, entry, groups),
                 backup=item.backup or None,
+                email=self._checked(at, entry, "email", item.email, EMAIL, "an e-mail address"),
+                phone=self._checked(at, entry, "phone", item.phone, PHONE, "a number in E.164"),
+                channels=self._channels(at, item, entry),
             )
         return contacts
 
@@ -459,6 +466,35 @@ class _Parser:
         except ValueError as exc:
             self.problem((*at, "timezone"), entry, "timezone", str(exc))
         return timezone
+
+    def _checked(
+        self, at: Where, entry: str, field: str, value: str | None, form: re.Pattern[str], what: str
+    ) -> str | None:
+        if value is not None and not form.match(value):
+            example = "+32475123456" if field == "phone" else "duty@crisis.example"
+            self.problem((*at, field), entry, field, f"`{value}` is not {what} ({example})")
+        return value or None
+
+    def _channels(self, at: Where, item: ContactEntry, entry: str) -> tuple[str, ...]:
+        """The channels in order, each once; email and sms need the address they use."""
+        channels = tuple(dict.fromkeys(item.channels or ["matrix"]))
+        for index, channel in enumerate(channels):
+            if channel not in CHANNELS:
+                self.problem(
+                    (*at, "channels", index),
+                    entry,
+                    "channels",
+                    f"`{channel}` is not one of {', '.join(CHANNELS)}",
+                )
+            needs = {"email": ("email", item.email), "sms": ("phone", item.phone)}.get(channel)
+            if needs is not None and not needs[1]:
+                self.problem(
+                    (*at, "channels", index),
+                    entry,
+                    "channels",
+                    f"`{channel}` needs the contact's `{needs[0]}`",
+                )
+        return channels
 
     def _contact_groups(
         self, at: Where, item: ContactEntry, entry: str, groups: dict[str, str]

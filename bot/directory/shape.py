@@ -28,6 +28,7 @@ from bot.settings import MATRIX_USER_ID
 
 ORGANISATION_KINDS = ("national", "eu", "nato", "benelux", "embassy", "international", "other")
 LANGUAGES = ("en", "fr", "nl", "de")
+CHANNELS = ("matrix", "email", "sms")  # how a person can be reached, tried in their order
 ROLES = tuple(role.value for role in Role if role is not Role.STRANGER)
 KEY = r"[a-z0-9][a-z0-9._\-]*"
 SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
@@ -61,6 +62,11 @@ Languages = Annotated[
     list[Language] | None,
     BeforeValidator(_listed),
     _one_or_many({"type": "string", "enum": list(LANGUAGES)}),
+]
+Channels = Annotated[
+    list[Annotated[str, _text(enum=list(CHANNELS))]] | None,
+    BeforeValidator(_listed),
+    _one_or_many({"type": "string", "enum": list(CHANNELS)}),
 ]
 Groups = Annotated[
     list[Key] | None,
@@ -102,6 +108,17 @@ class ContactEntry(BaseModel):
     groups: Groups = Field(None, description="groups they belong to, declared under groups")
     backup: Key | None = Field(
         None, description="the handle of who is paged when they do not acknowledge"
+    )
+    email: str | None = Field(
+        None, description="their e-mail address, for the email channel", examples=["a@b.example"]
+    )
+    phone: str | None = Field(
+        None, description="their mobile number in E.164, for the sms channel", examples=["+32475"]
+    )
+    channels: Channels = Field(
+        None,
+        description="how to reach them, in order: matrix, email, sms (default: matrix); the next "
+        "one is tried when the one before brought no acknowledgement in ICC_FALLBACK_AFTER",
     )
 
 

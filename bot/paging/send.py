@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from bot.directory.keeper import DirectoryKeeper
     from bot.matrix.send import Messenger
     from bot.paging.board import Board
+    from bot.reach.fallback import Fallback
     from bot.render import Renderer
     from bot.runtime.metrics import Metrics
     from bot.runtime.scheduler import Scheduler
@@ -57,6 +58,7 @@ class Pager:
     board: Board
     activations: Activations
     direct: DirectMessages
+    fallback: Fallback
 
     async def create(
         self,
@@ -243,6 +245,9 @@ class Pager:
                     self.activations.bot_id,
                     data={"page": page.id, "handle": row.handle},
                 )
+        first_sends = [row for row, repeat in sends if not repeat]
+        failed_ids = {row.id for row, _repeat, _error in failed}
+        await self.fallback.arm(page, activation, first_sends, failed_ids)
         for row, repeat, error in failed:
             await self.board.tell_room(
                 page,

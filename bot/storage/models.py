@@ -68,6 +68,7 @@ class TimerKind(StrEnum):
     ROUND_CLOSE = "round.close"  # its window ends: the summary
     DG_DIGEST = "dg.digest"  # the daily digest in the DG platform room
     SHIFT_CHANGE = "duty.shift"  # a duty shift begins: the incoming person hears what is open
+    PAGE_FALLBACK = "page.fallback"  # no ack on one channel yet: the person's next channel
 
 
 class RunStatus(StrEnum):
@@ -467,3 +468,18 @@ class DutyOverrideRow(Keyed, table=True):
     set_by: str = Field(max_length=255)
     opened_by_event: str = Field(max_length=255, unique=True)
     created_at: datetime = utc_column()
+
+
+class PageAttemptRow(Keyed, table=True):
+    """One try to reach a person on a page through one channel other than Matrix (whose send
+    is on `page_target` itself): when it left, or why it did not, and its message's ID — the
+    evidence of who was tried how."""
+
+    __tablename__ = "page_attempt"
+
+    target_id: int = Field(foreign_key="page_target.id", index=True)
+    channel: str = Field(max_length=16)
+    tried_at: datetime = utc_column()
+    sent_at: datetime | None = utc_column(nullable=True)
+    error: str | None = None
+    message_id: str | None = Field(default=None, max_length=255)

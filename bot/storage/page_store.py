@@ -10,7 +10,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.storage import bulk
-from bot.storage.models import DmRoom, PageRow, PageTargetRow
+from bot.storage.models import DmRoom, PageAttemptRow, PageRow, PageTargetRow
 from bot.storage.types import could_be_id
 
 
@@ -232,4 +232,16 @@ async def dm_owner(session: AsyncSession, room_id: str) -> str | None:
 
 async def all_dm_rooms(session: AsyncSession) -> list[str]:
     rows = await session.exec(select(DmRoom.room_id))
+    return list(rows.all())
+
+
+async def attempts(session: AsyncSession, target_ids: list[int]) -> list[PageAttemptRow]:
+    """The tries through other channels for these rows, in the order they were made."""
+    if not target_ids:
+        return []
+    rows = await session.exec(
+        select(PageAttemptRow)
+        .where(col(PageAttemptRow.target_id).in_(target_ids))
+        .order_by(col(PageAttemptRow.id))
+    )
     return list(rows.all())

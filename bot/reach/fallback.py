@@ -1,0 +1,202 @@
+"""Reaching a paged person through their further channels (`channels:` in the directory), when
+Matrix has not brought an acknowledgement.
+
+Every contact has a Matrix ID, so the page always goes out on Matrix first; each further
+channel, in the contact's order, is tried when the one before has brought no answer within
+`ICC_FALLBACK_AFTER` — at once when the Matrix send itself failed. A step is a durable timer
+(`TimerKind.PAGE_FALLBACK`) keyed under the person's unit, so an answer or the activation's close
+ends it with the rest, and a restart neither loses nor repeats one. Each try is recorded
+(`page_attempt`): sent, or failed with the reason — the evidence of who was tried how. A failed
+e-mail is tried again a minute later, up to three times, then the next channel goes.
+
+For TLP:AMBER+STRICT and TLP:RED activations e-mail carries no content: the ref, the link, and
+"open your secure messenger or call the ICC desk".
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from bot.activations.activation import Activations
+from bot.directory.model import Contact
+from bot.paging.steps import unit_prefix
+from bot.reach.email import Mailer, MailError, compose, message_id
+from bot.reach.links import ack_url
+from bot.storage import activation_store
+from bot.storage import page_store as store
+from bot.storage.models import (
+    ActivationRow,
+    ActivationStatus,
+    PageAttemptRow,
+    PageRow,
+    PageTargetRow,
+    Timer,
+    TimerKind,
+)
+from bot.timeutil import format_local_utc, load_zone, utcnow
+
+if TYPE_CHECKING:
+    from bot.directory.keeper import DirectoryKeeper
+    from bot.render import Renderer
+    from bot.runtime.scheduler import Scheduler
+    from bot.settings import Settings
+    from bot.storage.db import Database
+
+log = logging.getLogger(__name__)
+
+CONTENT_FREE = ("TLP:AMBER+STRICT", "TLP:RED")  # nothing of the page leaves the secure channel
+MAIL_TRIES = 3
+RETRY_AFTER = timedelta(minutes=1)
+EMAIL_TEMPLATE = "page_email"
+FallbackTimer = tuple[str, datetime, dict[str, Any]]  # key, due, payload
+
+
+def further_channels(contact: Contact | None) -> list[str]:
+    """The channels tried after Matrix, in the contact's order."""
+    return [c for c in contact.channels if c != "matrix"] if contact else []
+
+
+@dataclass(frozen=True, kw_only=True)
+class Fallback:
+    settings: Settings
+    db: Database
+    keeper: DirectoryKeeper
+    renderer: Renderer
+    scheduler: Scheduler
+    activations: Activations
+    mailer: Mailer
+
+    async def arm(
+        self,
+        page: PageRow,
+        activation: ActivationRow | None,
+        rows: list[PageTargetRow],
+        failed: set[int],
+    ) -> None:
+        """Once the page went out on Matrix: each of `rows` with further channels gets its first
+        fallback step — at once for those whose Matrix send failed (`failed`, row ids)."""
+        contacts = self.keeper.current.contacts
+        now = utcnow()
+        timers = [
+            self._timer(page, activation, row, 1, now if row.id in failed else None)
+            for row in rows
+            if further_channels(contacts.get(row.handle))
+        ]
+        if timers:
+            async with self.db.session() as session:
+                await self.scheduler.arm_many(session, TimerKind.PAGE_FALLBACK, timers)
+
+    def _timer(
+        self,
+        page: PageRow,
+        activation: ActivationRow | None,
+        row: PageTargetRow,
+        step: int,
+        due: datetime | None = None,
+        attempt: int = 1,
+    ) -> FallbackTimer:
+        """Step `step` (its `attempt`-th try) for the person's row, due at `due` (default: the
+        fallback delay from now); keyed under their unit, which an answer or the close ends."""
+        unit = row.covers or row.handle
+        prefix = unit_prefix(activation.id, page.id, unit) if activation else f"pg{page.id}:{unit}:"
+        key = f"{prefix}fb:{row.handle}:{step}.{attempt}"
+        when = due if due is not None else utcnow() + self.settings.fallback_after
+        return key, when, {"target": row.id, "step": step, "attempt": attempt}
+
+    async def on_step(self, timer: Timer) -> None:
+        """Try the person's next channel, unless they have answered or the page is over."""
+        async with self.db.session() as session:
+            row = await store.target(session, timer.payload["target"])
+            page = await store.page(session, row.page_id) if row else None
+            activation = (
+                await activation_store.by_id(session, page.activation_id)
+                if page and page.activation_id
+                else None
+            )
+        if row is None or page is None or not self._still_open(page, activation, row):
+            return
+        contact = self.keeper.current.contacts.get(row.handle)
+        channels = further_channels(contact)
+        step, attempt = int(timer.payload["step"]), int(timer.payload.get("attempt", 1))
+        if contact is None or step > len(channels):
+            return
+        sent = await self._try(channels[step - 1], page, activation, row, contact)
+        if not sent and channels[step - 1] == "email" and attempt < MAIL_TRIES:
+            retry = self._timer(page, activation, row, step, utcnow() + RETRY_AFTER, attempt + 1)
+            await self._arm(retry)
+        elif step < len(channels):
+            await self._arm(
+                self._timer(page, activation, row, step + 1, None if sent else utcnow())
+            )
+
+    async def _arm(self, timer: FallbackTimer) -> None:
+        async with self.db.session() as session:
+            await self.scheduler.arm_many(session, TimerKind.PAGE_FALLBACK, [timer])
+
+    @staticmethod
+    def _still_open(page: PageRow, activation: ActivationRow | None, row: PageTargetRow) -> bool:
+        """Whether anyone still waits for this person's answer."""
+        if row.acked_at or row.declined_at:
+            return False
+        if activation is not None and activation.status != ActivationStatus.OPEN:
+            return False
+        return not (page.kind == "check" and utcnow() >= row.deadline)
+
+    async def _try(
+        self,
+        channel: str,
+        page: PageRow,
+        activation: ActivationRow | None,
+        row: PageTargetRow,
+        contact: Contact,
+    ) -> bool:
+        """One try through `channel`, recorded; whether it left."""
+        attempt = PageAttemptRow(target_id=row.id, channel=channel, tried_at=utcnow())
+        try:
+            if channel == "email":
+                attempt.message_id = await self._mail(page, activation, row, contact)
+            else:
+                raise MailError("SMS is not available yet: this version has no SMS gateway")
+            attempt.sent_at = utcnow()
+        except MailError as exc:
+            attempt.error = str(exc)
+            log.warning("%s to %s by %s failed: %s", page.ref, row.handle, channel, exc)
+        async with self.db.session() as session:
+            session.add(attempt)
+        return attempt.sent_at is not None
+
+    async def _mail(
+        self, page: PageRow, activation: ActivationRow | None, row: PageTargetRow, contact: Contact
+    ) -> str:
+        """The page by e-mail, in the person's language; returns its Message-ID."""
+        if not contact.email:
+            raise MailError("no e-mail address in the directory")
+        lang = self.renderer.language_for(EMAIL_TEMPLATE, contact.languages)
+        sender = self.keeper.current.contact_for(page.sender)
+        context = {
+            "ref": page.ref,
+            "activation": activation,
+            "marker": self.activations.marker if activation and activation.exercise else None,
+            "content_free": bool(activation and activation.tlp in CONTENT_FREE),
+            "check": page.kind == "check",
+            "text": page.text,
+            "sender": sender.name if sender else page.sender,
+            "deadline": format_local_utc(row.deadline, load_zone(row.timezone), lang=lang),
+            "link": ack_url(self.settings, row.id),
+            "covers": self.keeper.current.contacts.get(row.covers) if row.covers else None,
+        }
+        subject = self.renderer.text(f"{EMAIL_TEMPLATE}_subject", lang=lang, **context)
+        body = self.renderer.render(EMAIL_TEMPLATE, lang=lang, **context)
+        identity = message_id(self.mailer.sender, f"{page.ref}.{row.handle}")
+        mail = compose(
+            sender=self.mailer.sender,
+            to=contact.email,
+            subject=subject,
+            message=body,
+            message_id=identity,
+        )
+        await self.mailer.send(mail)
+        return identity

@@ -1,0 +1,1 @@
+"""The bot's web endpoint (aiohttp.web): acknowledgement links today."""

@@ -1,0 +1,85 @@
+"""The bot's web endpoint on `ICC_WEB_ADDR`, reached by people as `ICC_PUBLIC_URL`.
+
+`GET /ack/<token>` shows whom and what a link acknowledges, with a button; only the button's
+`POST` acknowledges — mail scanners and link previews open links, and must not acknowledge for
+the person. Pages are rendered from templates, carry no script, and forbid everything a strict
+Content-Security-Policy can forbid; nothing needs a cookie.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+
+from bot.timeutil import format_local_utc, load_zone
+
+if TYPE_CHECKING:
+    from bot.reach.links import AckLinks, LinkView
+    from bot.render import Renderer
+
+log = logging.getLogger(__name__)
+
+HEADERS = {
+    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; "
+    "form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+    "Referrer-Policy": "no-referrer",  # the token must not leak to another site
+    "X-Content-Type-Options": "nosniff",
+    "Cache-Control": "no-store",
+}
+
+
+class WebServer:
+    def __init__(self, host: str, port: int, links: AckLinks, renderer: Renderer) -> None:
+        self._host, self._port = host, port
+        self._links, self._renderer = links, renderer
+        self._runner: web.AppRunner | None = None
+        self.port = port  # the bound port once started (port 0 picks a free one)
+
+    def app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_get("/ack/{token}", self._show)
+        app.router.add_post("/ack/{token}", self._acknowledge)
+        return app
+
+    async def start(self) -> None:
+        self._runner = web.AppRunner(self.app(), access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self._host, self._port)
+        await site.start()
+        addresses = self._runner.addresses
+        self.port = addresses[0][1] if addresses else self._port
+        log.info("web endpoint on http://%s:%d", self._host, self.port)
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    async def _show(self, request: web.Request) -> web.Response:
+        return self._answer(await self._links.view(request.match_info["token"]), posted=False)
+
+    async def _acknowledge(self, request: web.Request) -> web.Response:
+        seen = await self._links.acknowledge(request.match_info["token"])
+        if seen is not None:
+            log.info("%s acknowledged by link for %s", seen.page.ref, seen.row.handle)
+        return self._answer(seen, posted=True)
+
+    def _answer(self, seen: LinkView | None, *, posted: bool) -> web.Response:
+        if seen is None:
+            html = self._renderer.page("web_ack_unknown")
+            return web.Response(text=html, status=404, content_type="text/html", headers=HEADERS)
+        row, zone = seen.row, load_zone(seen.row.timezone)
+        when = row.acked_at or row.declined_at
+        html = self._renderer.page(
+            "web_ack",
+            lang=row.language,
+            state=seen.state,
+            posted=posted,
+            ref=seen.page.ref,
+            activation=seen.activation,
+            name=row.name,
+            acked=row.acked_at is not None,
+            at=format_local_utc(when, zone, with_date=True, lang=row.language) if when else None,
+        )
+        return web.Response(text=html, content_type="text/html", headers=HEADERS)

@@ -1,0 +1,217 @@
+"""Reaching people outside Matrix: a page not acknowledged on Matrix goes on by e-mail, through a
+real SMTP server in the test process (aiosmtpd), with a one-time acknowledgement link served by
+the bot's real web endpoint on loopback — on the desk (Matrix recorded, timers fired on demand)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from bot.paging import send as send_module
+from bot.storage import page_store
+from bot.storage.models import PageAttemptRow, TimerKind
+from bot.web.server import WebServer
+from tests.conftest import desk_cast, desk_running, paging_directory
+from tests.support.desk import Desk
+from tests.support.mail import SmtpSink, text_of
+
+PUBLIC_URL = "https://icc.example"
+PARTNER_MAIL = "duty@ercc.example"
+DG_MAIL = "dg@ercc.example"
+
+
+def reachable_directory() -> dict[str, Any]:
+    """The paging cast; the partner reachable by e-mail after Matrix, the DG by e-mail and SMS."""
+    directory = paging_directory(desk_cast())
+    by_handle = {c["handle"]: c for c in directory["contacts"]}
+    by_handle["partner"].update(email=PARTNER_MAIL, channels=["matrix", "email"])
+    by_handle["dg"].update(email=DG_MAIL, phone="+32475123456", channels=["matrix", "email", "sms"])
+    return directory
+
+
+@pytest.fixture
+def smtp() -> Iterator[SmtpSink]:
+    sink = SmtpSink()
+    sink.start()
+    try:
+        yield sink
+    finally:
+        sink.stop()
+
+
+@pytest.fixture
+async def mail_desk(tmp_path: Path, database_url: str, smtp: SmtpSink) -> AsyncIterator[Desk]:
+    env = {
+        "ICC_SMTP_URL": smtp.url,
+        "ICC_MAIL_FROM": "icc@crisis.example",
+        "ICC_PUBLIC_URL": PUBLIC_URL,
+        "ICC_FALLBACK_AFTER": "5m",
+    }
+    async with desk_running(tmp_path, database_url, contacts=reachable_directory(), env=env) as d:
+        yield d
+
+
+@pytest.fixture
+async def web(mail_desk: Desk) -> AsyncIterator[str]:
+    """The bot's web endpoint on a loopback port; its base URL."""
+    server = WebServer("127.0.0.1", 0, mail_desk.services.links, mail_desk.services.renderer)
+    await server.start()
+    try:
+        yield f"http://127.0.0.1:{server.port}"
+    finally:
+        await server.stop()
+
+
+async def paged(desk: Desk, targets: str, text: str, *, tlp: str = "") -> str:
+    """`targets` paged in a new activation; the activation room."""
+    control = desk.room("lead", "member", "partner", "dg", "deputy")
+    _ref, room, _ = await desk.open_activation(
+        "lead", control, f'!icc activate "Meuse flooding" {tlp}'.strip()
+    )
+    await desk.say("member", room, f"!icc page {targets} {text} --ack 30m")
+    return room
+
+
+async def attempts(desk: Desk) -> list[PageAttemptRow]:
+    async with desk.services.db.session() as session:
+        rows = await page_store.targets(session, 1)
+        return await page_store.attempts(session, [r.id for r in rows])
+
+
+def link_path(mail_text: str) -> str:
+    found = re.search(rf"{re.escape(PUBLIC_URL)}(/ack/\S+)", mail_text)
+    assert found, mail_text
+    return found.group(1)
+
+
+async def test_a_page_not_acknowledged_on_matrix_goes_by_email_after_the_fallback_delay(
+    mail_desk: Desk, smtp: SmtpSink
+) -> None:
+    desk = mail_desk
+    await paged(desk, "partner", "Are your teams deployable?")
+    [step] = await desk.armed(TimerKind.PAGE_FALLBACK)
+    [escalation] = await desk.armed(TimerKind.PAGE_STEP)
+    # Five minutes after the page went out, which is its 30-minute deadline less 25 minutes.
+    assert abs((escalation.due_at - step.due_at).total_seconds() - 25 * 60) < 5
+    assert not smtp.messages  # not before the delay
+    await desk.fire(TimerKind.PAGE_FALLBACK)
+    [mail] = smtp.to(PARTNER_MAIL)
+    assert mail["Subject"] == "[TLP:AMBER] APPEL PG-1 · ICC-2026-001 Meuse flooding"
+    assert mail["Message-ID"] == "<PG-1.partner@crisis.example>"
+    text = text_of(mail)
+    assert "Are your teams deployable?" in text
+    assert "Merci d’accuser réception avant" in text  # the partner reads French
+    assert link_path(text).startswith("/ack/")
+    [attempt] = await attempts(desk)
+    assert (attempt.channel, attempt.error) == ("email", None)
+    assert attempt.sent_at is not None
+
+
+async def test_an_ack_on_matrix_before_the_delay_stops_the_fallback(
+    mail_desk: Desk, smtp: SmtpSink
+) -> None:
+    desk = mail_desk
+    await paged(desk, "partner", "Are your teams deployable?")
+    await desk.ask("partner", desk.dm_of("partner"), "!ack")
+    await desk.fire(TimerKind.PAGE_FALLBACK)
+    assert not smtp.messages
+    assert not await attempts(desk)
+
+
+async def test_a_failed_matrix_send_falls_back_at_once(
+    mail_desk: Desk, smtp: SmtpSink, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(send_module, "SEND_RETRIES", (0.0, 0.0))
+    desk = mail_desk
+    room = await paged(desk, "partner", "First page")
+    desk.messenger.failing.add(desk.dm_of("partner"))  # the homeserver refuses from now on
+    await desk.say("member", room, "!icc page partner Second page --ack 30m")
+    due_now = await desk.fire(TimerKind.PAGE_FALLBACK, key=":pg2:")
+    assert due_now is not None
+    assert [m["Subject"] for m in smtp.to(PARTNER_MAIL)] == [
+        "[TLP:AMBER] APPEL PG-2 · ICC-2026-001 Meuse flooding"
+    ]
+    [step] = [t for t in await desk.armed(TimerKind.PAGE_FALLBACK) if ":pg1:" in t.key]
+    assert step.due_at > step.created_at  # the first page, delivered, still waits its delay
+
+
+async def test_channels_are_tried_in_the_contacts_order(mail_desk: Desk, smtp: SmtpSink) -> None:
+    """Matrix, then e-mail, then SMS: each after the one before brought no answer; an SMS is
+    recorded as not sent, with why (this version has no SMS gateway)."""
+    desk = mail_desk
+    await paged(desk, "dg", "Convoy at the border?")
+    await desk.fire(TimerKind.PAGE_FALLBACK)  # e-mail
+    assert len(smtp.to(DG_MAIL)) == 1
+    [sms_step] = await desk.armed(TimerKind.PAGE_FALLBACK)
+    assert sms_step.payload["step"] == 2
+    await desk.fire(TimerKind.PAGE_FALLBACK)  # SMS
+    email, sms = await attempts(desk)
+    assert (email.channel, email.error) == ("email", None)
+    assert sms.channel == "sms"
+    assert "no SMS gateway" in (sms.error or "")
+    assert not await desk.armed(TimerKind.PAGE_FALLBACK)
+
+
+async def test_the_link_shows_the_page_and_only_its_button_acknowledges(
+    mail_desk: Desk, smtp: SmtpSink, web: str
+) -> None:
+    desk = mail_desk
+    room = await paged(desk, "partner", "Are your teams deployable?")
+    await desk.fire(TimerKind.PAGE_FALLBACK)
+    path = link_path(text_of(smtp.to(PARTNER_MAIL)[0]))
+    async with aiohttp.ClientSession() as http:
+        async with http.get(web + path) as shown:  # a mail scanner or a preview opens it
+            assert shown.status == 200
+            page = await shown.text()
+        assert "PG-1" in page
+        assert "Partner" in page
+        assert '<form method="post">' in page
+        assert "Content-Security-Policy" in shown.headers
+        assert "1/1 acknowledged" not in desk.board(room, "PG-1")
+        async with http.post(web + path) as pressed:
+            assert pressed.status == 200
+            assert "was acknowledged on" in await pressed.text()
+        assert "✅ Partner" in desk.board(room, "PG-1")
+        assert "(link)" in desk.board(room, "PG-1")
+        async with http.post(web + path) as again:  # a second press changes nothing
+            assert "was acknowledged on" in await again.text()
+        async with http.post(web + path.replace("/ack/1.", "/ack/2.")) as forged:
+            assert forged.status == 404
+    await desk.fire(TimerKind.PAGE_FALLBACK)
+    assert len(smtp.to(PARTNER_MAIL)) == 1
+
+
+async def test_a_tlp_red_email_carries_no_content(mail_desk: Desk, smtp: SmtpSink) -> None:
+    desk = mail_desk
+    await paged(desk, "partner", "Reactor 2 pressure rising", tlp="--tlp RED")
+    await desk.fire(TimerKind.PAGE_FALLBACK)
+    [mail] = smtp.to(PARTNER_MAIL)
+    text = text_of(mail)
+    assert "Reactor" not in text
+    assert "Reactor" not in str(mail["Subject"])
+    assert "Meuse" not in str(mail["Subject"])
+    assert "ouvrez votre messagerie sécurisée ou appelez la permanence du CCI" in text
+
+
+async def test_an_smtp_server_that_is_down_is_retried_and_nothing_is_sent_twice(
+    mail_desk: Desk, smtp: SmtpSink
+) -> None:
+    desk = mail_desk
+    await paged(desk, "partner", "Are your teams deployable?")
+    smtp.stop()
+    await desk.fire(TimerKind.PAGE_FALLBACK)
+    [failed] = await attempts(desk)
+    assert failed.error
+    assert failed.sent_at is None
+    [retry] = await desk.armed(TimerKind.PAGE_FALLBACK)
+    assert retry.payload["attempt"] == 2
+    smtp.start()
+    await desk.fire(TimerKind.PAGE_FALLBACK)
+    await desk.fire(TimerKind.PAGE_FALLBACK)
+    assert len(smtp.to(PARTNER_MAIL)) == 1
+    assert [a.sent_at is not None for a in await attempts(desk)] == [False, True]
