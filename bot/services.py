@@ -86,7 +86,7 @@ def build_services(layers: Layers, registry: Registry) -> Services:
     activations = Activations(**given(Activations))
     direct = DirectMessages(**given(DirectMessages))
     board = Board(**given(Board), activations=activations)
-    fallback = Fallback(**given(Fallback), activations=activations, mailer=mailer)
+    fallback = Fallback(**given(Fallback), activations=activations, board=board, mailer=mailer)
     pager = Pager(
         **given(Pager), board=board, activations=activations, direct=direct, fallback=fallback
     )

@@ -4,6 +4,7 @@ the bot's real web endpoint on loopback — on the desk (Matrix recorded, timers
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -215,3 +216,19 @@ async def test_an_smtp_server_that_is_down_is_retried_and_nothing_is_sent_twice(
     await desk.fire(TimerKind.PAGE_FALLBACK)
     assert len(smtp.to(PARTNER_MAIL)) == 1
     assert [a.sent_at is not None for a in await attempts(desk)] == [False, True]
+
+
+async def test_every_try_shows_on_the_board_in_pages_and_in_the_record(
+    mail_desk: Desk, smtp: SmtpSink
+) -> None:
+    desk = mail_desk
+    room = await paged(desk, "partner", "Are your teams deployable?")
+    await desk.fire(TimerKind.PAGE_FALLBACK)
+    assert "· email sent" in desk.board(room, "PG-1")
+    listed = await desk.ask("member", room, "!icc pages")
+    assert "· email sent" in listed.body
+    await desk.say("lead", room, "!icc close Drill over")
+    record = json.loads(desk.file(room, "ICC-2026-001-record.json"))
+    [tried] = record["pages"][0]["people"][0]["other_channels"]
+    assert (tried["channel"], tried["error"]) == ("email", None)
+    assert tried["message_id"] == "<PG-1.partner@crisis.example>"

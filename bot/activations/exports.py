@@ -27,6 +27,7 @@ from bot.storage import input_store, page_store, round_store
 from bot.storage.models import (
     ActivationRow,
     LogEntryRow,
+    PageAttemptRow,
     PageRow,
     PageTargetRow,
     RoundReportRow,
@@ -152,6 +153,7 @@ async def build_bundle(session: AsyncSession, activation: ActivationRow) -> Bund
     sitreps = await store.sitreps(session, activation.id)
     check = chain.verify(activation.ref, entries)
     pages = await page_store.pages_with_targets(session, activation.id)
+    tries = await page_store.tries_by_row(session, [row for _page, rows in pages for row in rows])
     requests = await request_states(session, activation.id)
     drafts = await input_store.advice_drafts(session, activation.id)
     runs = await round_store.runs_of_activation(session, activation.id)
@@ -175,7 +177,7 @@ async def build_bundle(session: AsyncSession, activation: ActivationRow) -> Bund
             "first_broken": check.first_broken,
         },
         "sitreps": [_sitrep(s) for s in sitreps],
-        "pages": [_page(page, rows) for page, rows in pages],
+        "pages": [_page(page, rows, tries) for page, rows in pages],
         "input_requests": [_request(state) for state in requests],
         "rounds": [_run(series, run, reports) for series, run, reports in runs],
         "advice_drafts": [
@@ -201,7 +203,7 @@ async def build_bundle(session: AsyncSession, activation: ActivationRow) -> Bund
     )
     markdown += "\n\n## Advice drafts\n\n" + ("\n\n".join(d.markdown for d in drafts) or "None.\n")
     markdown += "\n\n## Pages\n\n" + (
-        "\n".join(_page_markdown(page, rows) for page, rows in pages) or "None.\n"
+        "\n".join(_page_markdown(page, rows, tries) for page, rows in pages) or "None.\n"
     )
     markdown += (
         f"\n\n## Verification\n\nLogbook hash chain: {'intact' if check.ok else 'BROKEN'} "
@@ -254,7 +256,7 @@ def _run_markdown(series: RoundSeriesRow, run: RoundRunRow, reports: list[RoundR
     return "\n".join(lines) + "\n"
 
 
-def _person(row: PageTargetRow) -> dict[str, Any]:
+def _person(row: PageTargetRow, tries: list[PageAttemptRow]) -> dict[str, Any]:
     latency = (
         (row.acked_at - row.delivered_at).total_seconds()
         if row.acked_at and row.delivered_at
@@ -275,10 +277,22 @@ def _person(row: PageTargetRow) -> dict[str, Any]:
         "declined_reason": row.declined_reason,
         "escalated_at": _iso(row.escalated_at),
         "unreachable_at": _iso(row.unreachable_at),
+        "other_channels": [
+            {
+                "channel": t.channel,
+                "tried_at": _iso(t.tried_at),
+                "sent_at": _iso(t.sent_at),
+                "error": t.error,
+                "message_id": t.message_id,
+            }
+            for t in tries
+        ],
     }
 
 
-def _page(page: PageRow, rows: list[PageTargetRow]) -> dict[str, Any]:
+def _page(
+    page: PageRow, rows: list[PageTargetRow], tries: dict[int, list[PageAttemptRow]]
+) -> dict[str, Any]:
     return {
         "ref": page.ref,
         "sender": page.sender,
@@ -286,13 +300,15 @@ def _page(page: PageRow, rows: list[PageTargetRow]) -> dict[str, Any]:
         "urgent": page.urgent,
         "ack_window_s": page.ack_window_s,
         "sent_at": _iso(page.created_at),
-        "people": [_person(r) for r in rows],
+        "people": [_person(r, tries.get(r.id, [])) for r in rows],
     }
 
 
-def _page_markdown(page: PageRow, rows: list[PageTargetRow]) -> str:
+def _page_markdown(
+    page: PageRow, rows: list[PageTargetRow], tries: dict[int, list[PageAttemptRow]]
+) -> str:
     lines = [f"- **{page.ref}** {_iso(page.created_at)} by {page.sender}: {_md(page.text)}"]
-    for person in map(_person, rows):
+    for person in (_person(r, tries.get(r.id, [])) for r in rows):
         outcome = (
             f"acknowledged after {person['ack_latency_s']:.0f} s ({person['acknowledged_how']})"
             if person["acknowledged_at"] and person["ack_latency_s"] is not None
@@ -305,7 +321,13 @@ def _page_markdown(page: PageRow, rows: list[PageTargetRow]) -> str:
             else "no answer"
         )
         standing_in = f" (backup for {person['stands_in_for']})" if person["stands_in_for"] else ""
-        lines.append(f"  - {_md(person['name'])}{standing_in}: {outcome}")
+        channels = "".join(
+            f"; {c['channel']} sent {c['sent_at']}"
+            if c["sent_at"]
+            else f"; {c['channel']} failed: {_md(c['error'] or '')}"
+            for c in person["other_channels"]
+        )
+        lines.append(f"  - {_md(person['name'])}{standing_in}: {outcome}{channels}")
     return "\n".join(lines)
 
 

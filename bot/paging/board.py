@@ -21,7 +21,7 @@ from bot.matrix.send import MatrixSendError, ReplyTo
 from bot.render import Message
 from bot.storage import activation_store
 from bot.storage import page_store as store
-from bot.storage.models import ActivationRow, PageRow, PageTargetRow
+from bot.storage.models import ActivationRow, PageAttemptRow, PageRow, PageTargetRow
 from bot.timeutil import format_duration
 
 if TYPE_CHECKING:
@@ -58,18 +58,19 @@ class Board:
             activation = await self.activations.resolve(room_id, ref)
             async with self.db.session() as session:
                 listed = await store.pages_with_targets(session, activation.id)
-        entries = []
-        for item, rows in listed:
-            backups = {r.covers: r for r in rows if r.covers}
-            people = [r for r in rows if not r.covers]
-            entries.append(
-                {
-                    "ref": item.ref,
-                    "text": item.text,
-                    "sent": self.activations.local(item.created_at),
-                    "people": [self.person_status(r, backups.get(r.handle)) for r in people],
-                }
+        async with self.db.session() as session:
+            tries = await store.tries_by_row(
+                session, [row for _item, rows in listed for row in rows]
             )
+        entries = [
+            {
+                "ref": item.ref,
+                "text": item.text,
+                "sent": self.activations.local(item.created_at),
+                "people": self._lines(rows, tries),
+            }
+            for item, rows in listed
+        ]
         return self.renderer.render("pages", pages=entries, activation=activation), activation
 
     async def post(self, page: PageRow, activation: ActivationRow, reply_to: str) -> None:
@@ -108,9 +109,10 @@ class Board:
     async def _render(self, page: PageRow, activation: ActivationRow) -> Message:
         async with self.db.session() as session:
             rows = await store.targets(session, page.id)
+            tries = await store.tries_by_row(session, rows)
         units = [r for r in rows if not r.covers]
         backups = {r.covers: r for r in rows if r.covers}
-        lines = [self.person_status(r, backups.get(r.handle)) for r in units]
+        lines = self._lines(rows, tries)
         done = sum(1 for r in units if _unit_answered(r, backups.get(r.handle)))
         message = self.renderer.render(
             "page_board",
@@ -123,8 +125,21 @@ class Board:
         )
         return self.activations.frame(message, activation)
 
-    def person_status(self, row: PageTargetRow, backup: PageTargetRow | None = None) -> dict:
-        """One person's line on a board or in `pages`: a symbol and what happened."""
+    def _lines(
+        self, rows: list[PageTargetRow], tries: dict[int, list[PageAttemptRow]]
+    ) -> list[dict]:
+        """Each person paged directly, with their backup's line under theirs."""
+        backups = {r.covers: r for r in rows if r.covers}
+        return [self.person_status(r, backups.get(r.handle), tries) for r in rows if not r.covers]
+
+    def person_status(
+        self,
+        row: PageTargetRow,
+        backup: PageTargetRow | None = None,
+        tries: dict[int, list[PageAttemptRow]] | None = None,
+    ) -> dict:
+        """One person's line on a board or in `pages`: a symbol, what happened, and how else
+        the bot tried to reach them (e-mail, SMS)."""
         local = self.activations.local
         if row.acked_at:
             latency = format_duration(row.acked_at - (row.delivered_at or row.acked_at))
@@ -150,7 +165,15 @@ class Board:
             "delivered": local(row.delivered_at) if row.delivered_at else None,
             "repaged": bool(row.repaged_at),
             "escalated": bool(row.escalated_at),
-            "backup": self.person_status(backup) if backup else None,
+            "backup": self.person_status(backup, tries=tries) if backup else None,
+            "channels": [
+                {
+                    "channel": t.channel,
+                    "sent": local(t.sent_at) if t.sent_at else None,
+                    "error": t.error,
+                }
+                for t in (tries or {}).get(row.id, [])
+            ],
         }
 
     async def tell_room(

@@ -40,6 +40,7 @@ from bot.timeutil import format_local_utc, load_zone, utcnow
 
 if TYPE_CHECKING:
     from bot.directory.keeper import DirectoryKeeper
+    from bot.paging.board import Board
     from bot.render import Renderer
     from bot.runtime.scheduler import Scheduler
     from bot.settings import Settings
@@ -67,6 +68,7 @@ class Fallback:
     renderer: Renderer
     scheduler: Scheduler
     activations: Activations
+    board: Board
     mailer: Mailer
 
     async def arm(
@@ -124,6 +126,8 @@ class Fallback:
         if contact is None or step > len(channels):
             return
         sent = await self._try(channels[step - 1], page, activation, row, contact)
+        if page.kind == "page" and activation is not None:
+            await self.board.refresh(page, activation)  # the board shows how else they were tried
         if not sent and channels[step - 1] == "email" and attempt < MAIL_TRIES:
             retry = self._timer(page, activation, row, step, utcnow() + RETRY_AFTER, attempt + 1)
             await self._arm(retry)

@@ -245,3 +245,13 @@ async def attempts(session: AsyncSession, target_ids: list[int]) -> list[PageAtt
         .order_by(col(PageAttemptRow.id))
     )
     return list(rows.all())
+
+
+async def tries_by_row(
+    session: AsyncSession, rows: list[PageTargetRow]
+) -> dict[int, list[PageAttemptRow]]:
+    """Each row's tries through channels other than Matrix, in order."""
+    tries: dict[int, list[PageAttemptRow]] = {}
+    for attempt in await attempts(session, [row.id for row in rows]):
+        tries.setdefault(attempt.target_id, []).append(attempt)
+    return tries
