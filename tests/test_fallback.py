@@ -232,3 +232,24 @@ async def test_every_try_shows_on_the_board_in_pages_and_in_the_record(
     [tried] = record["pages"][0]["people"][0]["other_channels"]
     assert (tried["channel"], tried["error"]) == ("email", None)
     assert tried["message_id"] == "<PG-1.partner@crisis.example>"
+
+
+async def test_the_contact_card_says_how_a_person_is_reached(mail_desk: Desk) -> None:
+    card = await mail_desk.ask("member", mail_desk.room("member"), "!icc contact dg")
+    assert "E-mail: dg@ercc.example" in card.body
+    assert "Phone: +32475123456" in card.body
+    assert "Reached by: matrix → email → sms" in card.body
+
+
+async def test_a_communication_check_reports_reachability_per_channel(
+    mail_desk: Desk, smtp: SmtpSink
+) -> None:
+    desk = mail_desk
+    room = desk.room("lead", "member")
+    await desk.ask("lead", room, "!icc commscheck partner,dg --window 10m")
+    await desk.fire(TimerKind.PAGE_FALLBACK)  # e-mail to both
+    await desk.fire(TimerKind.PAGE_FALLBACK)  # the DG's SMS step
+    assert len(smtp.messages) == 2
+    [result] = [r for r in await desk.fire("check.close") if "Communication check" in r.body]
+    assert "⚠ Partner (ERCC): no answer · email sent" in result.body
+    assert "⚠ Dg (ERCC): no answer · email sent · sms failed" in result.body

@@ -20,7 +20,15 @@ from bot.paging.send import Pager
 from bot.render import Message
 from bot.storage import activation_store
 from bot.storage import page_store as store
-from bot.storage.models import ActivationRow, ActivationStatus, PageRow, Timer, TimerKind
+from bot.storage.models import (
+    ActivationRow,
+    ActivationStatus,
+    PageAttemptRow,
+    PageRow,
+    PageTargetRow,
+    Timer,
+    TimerKind,
+)
 from bot.timeutil import format_duration, utcnow
 
 if TYPE_CHECKING:
@@ -124,13 +132,19 @@ class CommChecks:
                 if check.activation_id
                 else None
             )
+            tries = await store.tries_by_row(session, rows)
         answered = [
-            (r.name, r.organisation, format_duration(r.acked_at - (r.delivered_at or r.acked_at)))
+            (
+                r.name,
+                r.organisation,
+                format_duration(r.acked_at - (r.delivered_at or r.acked_at)),
+                r.ack_how,
+            )
             for r in rows
             if r.acked_at
         ]
-        silent = [(r.name, r.organisation) for r in rows if not r.acked_at and r.event_id]
-        unreachable = [(r.name, r.organisation) for r in rows if r.event_id is None]
+        silent = [_tried(r, tries) for r in rows if not r.acked_at and r.event_id]
+        unreachable = [_tried(r, tries) for r in rows if r.event_id is None]
         if activation is not None:
             async with self.db.session() as session:
                 await self.activations.add_entry(
@@ -151,3 +165,12 @@ class CommChecks:
         )
         framed = self.activations.frame(message, activation)
         await self.messenger.notice(check.room_id or "", framed, txn_id=f"check-result-{check.id}")
+
+
+def _tried(row: PageTargetRow, tries: dict[int, list[PageAttemptRow]]) -> tuple[str, str, list]:
+    """Someone who did not answer, and each other channel tried: (channel, sent or not)."""
+    return (
+        row.name,
+        row.organisation,
+        [(t.channel, t.sent_at is not None) for t in tries.get(row.id, [])],
+    )
