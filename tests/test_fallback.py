@@ -4,6 +4,7 @@ the bot's real web endpoint on loopback — on the desk (Matrix recorded, timers
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from collections.abc import AsyncIterator, Iterator
@@ -12,23 +13,27 @@ from typing import Any
 
 import aiohttp
 import pytest
+import yaml
 
 from bot.paging import send as send_module
 from bot.storage import page_store
 from bot.storage.models import PageAttemptRow, TimerKind
 from bot.web.server import WebServer
-from tests.conftest import desk_cast, desk_running, paging_directory
+from tests.conftest import Cast, bot_running, desk_cast, desk_running, paging_directory
+from tests.matrix_people import Person, body
 from tests.support.desk import Desk
 from tests.support.mail import SmtpSink, text_of
+from tests.support.reading import board_shows
+from tests.support.rooms import activation_room, page_received
 
 PUBLIC_URL = "https://icc.example"
 PARTNER_MAIL = "duty@ercc.example"
 DG_MAIL = "dg@ercc.example"
 
 
-def reachable_directory() -> dict[str, Any]:
+def reachable_directory(cast: Cast | None = None) -> dict[str, Any]:
     """The paging cast; the partner reachable by e-mail after Matrix, the DG by e-mail and SMS."""
-    directory = paging_directory(desk_cast())
+    directory = paging_directory(cast or desk_cast())
     by_handle = {c["handle"]: c for c in directory["contacts"]}
     by_handle["partner"].update(email=PARTNER_MAIL, channels=["matrix", "email"])
     by_handle["dg"].update(email=DG_MAIL, phone="+32475123456", channels=["matrix", "email", "sms"])
@@ -253,3 +258,49 @@ async def test_a_communication_check_reports_reachability_per_channel(
     [result] = [r for r in await desk.fire("check.close") if "Communication check" in r.body]
     assert "⚠ Partner (ERCC): no answer · email sent" in result.body
     assert "⚠ Dg (ERCC): no answer · email sent · sms failed" in result.body
+
+
+# -- through Synapse -------------------------------------------------------------------------------
+
+
+@pytest.mark.synapse
+async def test_a_page_by_email_and_its_link_on_the_homeserver(
+    paging_env: dict[str, str], people: dict[str, Person], cast: Cast, smtp: SmtpSink
+) -> None:
+    """The running bot: a page not acknowledged on Matrix within the fallback delay is mailed
+    through a real SMTP server; the link's button, posted to the bot's own web endpoint,
+    acknowledges it, and the board in the activation room says so."""
+    config = Path(paging_env["ICC_CONFIG_DIR"]) / "directory.yaml"
+    config.write_text(yaml.safe_dump(reachable_directory(cast)))
+    env = paging_env | {
+        "ICC_SMTP_URL": smtp.url,
+        "ICC_MAIL_FROM": "icc@crisis.example",
+        "ICC_PUBLIC_URL": PUBLIC_URL,
+        "ICC_WEB_ADDR": "127.0.0.1:0",
+        "ICC_FALLBACK_AFTER": "1s",
+    }
+    async with bot_running(env) as running:
+        _ref, room = await activation_room(people, cast)
+        member = people["member"]
+        await member.send(room, "!icc page partner Sandbags for Visé? --ack 10m")
+        _dm, page = await page_received(people["partner"], cast, "Sandbags for Visé?")
+        pg = re.search(r"PG-\d+", body(page)).group(0)  # type: ignore[union-attr]
+        mails = await until(lambda: smtp.to(PARTNER_MAIL))
+        assert pg in str(mails[0]["Subject"])
+        assert running.app is not None
+        assert running.app.web is not None
+        link = f"http://127.0.0.1:{running.app.web.port}" + link_path(text_of(mails[0]))
+        async with aiohttp.ClientSession() as http, http.post(link) as pressed:
+            assert "was acknowledged on" in await pressed.text()
+        board = await board_shows(member, room, cast, pg, "1/1 acknowledged")
+        assert "(link)" in board
+        assert "email sent" in board
+
+
+async def until(found: Any, timeout: float = 20) -> Any:
+    """`found()` once it is truthy (waiting for what another thread or process delivers)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not (result := found()):
+        assert asyncio.get_running_loop().time() < deadline, "nothing arrived in time"
+        await asyncio.sleep(0.1)
+    return result
