@@ -22,6 +22,7 @@ import yaml
 from nio import AsyncClient, RoomCreateError
 
 from bot.app import App, serve
+from bot.devmail import DemoMailbox
 from bot.devserver import DevServer, start_synapse
 from bot.settings import load_settings
 
@@ -46,6 +47,8 @@ def run_demo() -> int:
         json.loads(state_file.read_text()) if state_file.exists() else {"passwords": {}}
     )
     server = start_synapse(base / "synapse", port=_free_or_none(state.get("port", PREFERRED_PORT)))
+    mail = DemoMailbox(base / "mail")
+    mail.start()
     state["port"] = int(server.base_url.rsplit(":", 1)[1])
     try:
         directory = _localised_directory(server.server_name)
@@ -74,10 +77,12 @@ def run_demo() -> int:
                 "ICC_E2EE": "true",
                 "ICC_STORE_KEY": "demo",
                 "ICC_DG_ROOM": rooms["dg"],
+                **mail.settings(),
             }
         )
         return asyncio.run(_serve(server, state, people, settings))
     finally:
+        mail.stop()
         server.stop()
 
 
@@ -178,5 +183,10 @@ def _print_welcome(
             f"    {localpart:<16} {state['passwords'][localpart]:<14} {contact['role']:<10} "
             f"{contact['name']}"
         )
-    lines += [f"  Then type `{prefix} help` in your room. Ctrl-C stops bot and homeserver.", ""]
+    lines += [
+        "  E-mails (a page not acknowledged on Matrix within 1m goes on by e-mail to those whose",
+        "  directory entry says so, e.g. emb-fr) are logged and kept in data/demo/mail/.",
+        f"  Then type `{prefix} help` in your room. Ctrl-C stops bot and homeserver.",
+        "",
+    ]
     print("\n".join(lines), flush=True)
