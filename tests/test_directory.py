@@ -246,6 +246,9 @@ def test_the_sample_loads_as_written(tmp_path: Path) -> None:
                 timezone=written["timezone"],
                 groups=tuple(written["groups"]),
                 backup=written.get("backup"),
+                email=written.get("email"),
+                phone=written.get("phone"),
+                channels=tuple(written.get("channels", ["matrix"])),
             )
         assert directory.groups == raw["groups"]
         assert [(o.key, o.name, o.kind, o.country) for o in directory.organisations.values()] == [
