@@ -260,6 +260,21 @@ async def test_a_communication_check_reports_reachability_per_channel(
     assert "⚠ Dg (ERCC): no answer · email sent · sms failed" in result.body
 
 
+async def test_a_fallback_step_outlives_a_restart_and_runs_once(
+    tmp_path: Path, database_url: str, smtp: SmtpSink
+) -> None:
+    env = {"ICC_SMTP_URL": smtp.url, "ICC_MAIL_FROM": "icc@crisis.example"}
+    contacts = reachable_directory()
+    async with desk_running(tmp_path, database_url, contacts=contacts, env=env) as desk:
+        await paged(desk, "partner", "Are your teams deployable?")
+    async with desk_running(tmp_path, database_url, contacts=contacts, env=env) as desk:
+        assert await desk.armed(TimerKind.PAGE_FALLBACK)  # still there after the restart
+        await desk.fire(TimerKind.PAGE_FALLBACK)
+        await desk.fire(TimerKind.PAGE_FALLBACK)
+    assert len(smtp.to(PARTNER_MAIL)) == 1
+    assert "Accusez réception dans votre client Matrix" in text_of(smtp.to(PARTNER_MAIL)[0])
+
+
 # -- through Synapse -------------------------------------------------------------------------------
 
 
