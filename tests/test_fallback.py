@@ -174,18 +174,18 @@ async def test_the_link_shows_the_page_and_only_its_button_acknowledges(
         async with http.get(web + path) as shown:  # a mail scanner or a preview opens it
             assert shown.status == 200
             page = await shown.text()
-        assert "PG-1" in page
+        assert "Accuser réception de PG-1" in page  # in the partner's language
         assert "Partner" in page
         assert '<form method="post">' in page
         assert "Content-Security-Policy" in shown.headers
         assert "1/1 acknowledged" not in desk.board(room, "PG-1")
         async with http.post(web + path) as pressed:
             assert pressed.status == 200
-            assert "was acknowledged on" in await pressed.text()
+            assert "Merci : réception de PG-1 accusée le" in await pressed.text()
         assert "✅ Partner" in desk.board(room, "PG-1")
         assert "(link)" in desk.board(room, "PG-1")
         async with http.post(web + path) as again:  # a second press changes nothing
-            assert "was acknowledged on" in await again.text()
+            assert "réception de PG-1 accusée le" in await again.text()
         async with http.post(web + path.replace("/ack/1.", "/ack/2.")) as forged:
             assert forged.status == 404
     await desk.fire(TimerKind.PAGE_FALLBACK)
@@ -306,7 +306,7 @@ async def test_a_page_by_email_and_its_link_on_the_homeserver(
         assert running.app.web is not None
         link = f"http://127.0.0.1:{running.app.web.port}" + link_path(text_of(mails[0]))
         async with aiohttp.ClientSession() as http, http.post(link) as pressed:
-            assert "was acknowledged on" in await pressed.text()
+            assert "Merci : réception de PG-1 accusée le" in await pressed.text()
         board = await board_shows(member, room, cast, pg, "1/1 acknowledged")
         assert "(link)" in board
         assert "email sent" in board
