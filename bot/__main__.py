@@ -61,7 +61,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SettingsError as exc:
         _print_problems("configuration", exc.problems)
         return EXIT_CONFIG
-    setup_logging(args.log_level, [settings.password, settings.access_token, settings.store_key])
+    setup_logging(args.log_level, settings.secrets())
     if args.command == "check":
         return check(settings)
     if args.command == "db":
