@@ -11,8 +11,10 @@ channel follows one retry rule: a failed send is tried again `RETRY_AFTER` later
 tries, then the next channel goes; at once when trying again cannot help (`ChannelError.retry`:
 the channel is off, or the person has no address on it).
 
-For TLP:AMBER+STRICT and TLP:RED activations e-mail carries no content: the ref, the link, and
-"open your secure messenger or call the ICC desk".
+For TLP:AMBER+STRICT and TLP:RED activations e-mail and SMS carry no content: the ref, the way to
+acknowledge, and "open your secure messenger or call the ICC desk". An SMS is kept to one message
+where it can be (`bot.reach.gsm`): the page's words shortened, never its ref or the way to
+acknowledge — a reply `ACK 12` when inbound SMS are read, and the link.
 """
 
 from __future__ import annotations
@@ -27,7 +29,9 @@ from bot.directory.model import Contact
 from bot.paging.steps import unit_prefix
 from bot.reach.channel import ChannelError
 from bot.reach.email import Mailer, MailError, compose, message_id
+from bot.reach.gsm import one_sms, parts
 from bot.reach.links import ack_url
+from bot.reach.sms import SmsError, SmsGateway
 from bot.storage import activation_store
 from bot.storage import page_store as store
 from bot.storage.models import (
@@ -54,6 +58,7 @@ CONTENT_FREE = ("TLP:AMBER+STRICT", "TLP:RED")  # nothing of the page leaves the
 TRIES = 3  # per channel and step, on every channel
 RETRY_AFTER = timedelta(minutes=1)
 EMAIL_TEMPLATE = "page_email"
+SMS_TEMPLATE = "page_sms"
 FallbackTimer = tuple[str, datetime, dict[str, Any]]  # key, due, payload
 
 
@@ -71,6 +76,7 @@ class Fallback:
     scheduler: Scheduler
     activations: Activations
     mailer: Mailer
+    sms: SmsGateway
 
     async def arm(
         self,
@@ -162,9 +168,7 @@ class Fallback:
             if channel == "email":
                 attempt.message_id = await self._mail(page, activation, row, contact)
             else:
-                raise ChannelError(
-                    "SMS is not available yet: this version has no SMS gateway", retry=False
-                )
+                attempt.message_id = await self._sms(page, activation, row, contact)
             attempt.sent_at = utcnow()
             failure = None
         except ChannelError as exc:
@@ -206,3 +210,31 @@ class Fallback:
         )
         await self.mailer.send(mail)
         return identity
+
+    async def _sms(
+        self, page: PageRow, activation: ActivationRow | None, row: PageTargetRow, contact: Contact
+    ) -> str:
+        """The page by SMS, in the person's language, one message where it can be; returns the
+        gateway's ID for it."""
+        if not contact.phone:
+            raise SmsError("no phone number in the directory", retry=False)
+        lang = self.renderer.language_for(SMS_TEMPLATE, contact.languages)
+        content_free = bool(activation and activation.tlp in CONTENT_FREE)
+        check = page.kind == "check"
+        context = {
+            "ref": page.ref,
+            "number": page.id,
+            "marker": self.activations.marker if activation and activation.exercise else None,
+            "content_free": content_free,
+            "check": check,
+            "tlp": activation.tlp if activation else None,
+            "link": ack_url(self.settings, row.id),
+            "reply": self.settings.sms_replies,
+        }
+        text = one_sms(
+            lambda words: self.renderer.text(SMS_TEMPLATE, lang=lang, text=words, **context),
+            "" if content_free or check else page.text,  # nothing to leak, even by an override
+        )
+        if parts(text) > 1:
+            log.info("%s to %s by SMS takes %d messages", page.ref, row.handle, parts(text))
+        return await self.sms.send(to=contact.phone, text=text, reference=f"{page.ref}.{row.id}")
