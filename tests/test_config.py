@@ -260,3 +260,27 @@ def test_sms_settings_that_leave_sms_off_or_unread_are_logged(
     assert "ICC_SMS_URL is not: SMS is off" in said
     assert "SMS replies are not read" in said
     assert "plain http" in said
+
+
+def test_cli_check_shows_a_sample_sms_request_and_refuses_a_broken_template(
+    tmp_path: Path,
+) -> None:
+    directory = yaml.safe_load((REPO / "config" / "directory.yaml").read_text())
+    directory["contacts"][0].update(phone="+32475123456", channels=["matrix", "sms"])
+    (tmp_path / "directory.yaml").write_text(yaml.safe_dump(directory, allow_unicode=True))
+    env = GOOD | {"ICC_CONFIG_DIR": str(tmp_path)}
+    off = run_cli(env, "check")
+    assert off.returncode == 0, off.stderr
+    assert "1 contacts are to be reached by sms" in off.stderr
+    assert "ICC_SMS_URL is not set" in off.stderr
+    sms = env | {k: SMS[k] for k in ("ICC_SMS_URL", "ICC_SMS_TOKEN")}
+    good = run_cli(sms, "check")
+    assert good.returncode == 0, good.stderr
+    assert 'POST https://sms.example/v1/messages (application/json) {"to": "+32475123456"' in (
+        good.stdout
+    )
+    (tmp_path / "templates").mkdir()
+    (tmp_path / "templates" / "sms_request.txt.j2").write_text('{"to": {{ to }}}')  # no tojson
+    broken = run_cli(sms, "check")
+    assert broken.returncode == 2
+    assert "sms_request template does not make JSON" in broken.stderr

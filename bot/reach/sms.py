@@ -119,6 +119,14 @@ class SmsGateway:
         return _message_id(said) or f"HTTP {status}"
 
 
+def sample_request(gateway: SmsGateway) -> tuple[str, str]:
+    """The request a sample SMS makes with the templates in force (body, content type), as
+    `icc-bot check` shows it; `SmsError` when the operator's template does not make one."""
+    return gateway.request(
+        to="+32475123456", text='ICC PAGE PG-1: a "sample" SMS', reference="PG-1.1"
+    )
+
+
 def _message_id(answer: str) -> str | None:
     """The gateway's ID for the message: `id` at the top of a JSON answer."""
     try:
