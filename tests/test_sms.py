@@ -229,6 +229,19 @@ async def test_a_tlp_red_sms_carries_no_content(sms_desk: Desk, gateway: SmsGate
     assert "répondez ACK 1" in text
 
 
+async def test_an_exercise_sms_opens_with_the_exercise_marker(
+    sms_desk: Desk, gateway: SmsGateway
+) -> None:
+    desk = sms_desk
+    await paged(desk, "dg", "Dam breach drill: are you ready?", tlp="--exercise")
+    await desk.fire(TimerKind.PAGE_FALLBACK)
+    [sent] = gateway.to(DG_PHONE)
+    assert sent.text.startswith("EXERCISE EXERCISE EXERCISE\nALARMIERUNG ICC PG-1 TLP:AMBER: Dam")
+    # The marker leaves too little of one SMS for the words: two parts, the words kept whole.
+    assert "Dam breach drill: are you ready?" in sent.text
+    assert parts(sent.text) == 2
+
+
 async def test_an_operators_request_template_fits_another_gateway(
     tmp_path: Path, database_url: str, smtp: SmtpSink, gateway: SmsGateway
 ) -> None:
@@ -292,6 +305,31 @@ async def test_a_delivery_the_gateway_repeats_changes_nothing(sms_desk: Desk, we
     assert await deliver(web, *delivery) == (200, "ignored")
     [first], [second] = await rows_of(desk, 1), await rows_of(desk, 2)
     assert (first.acked_at, second.ack_how) == (None, "sms")
+
+
+async def test_an_sms_ack_from_a_shared_duty_phone_acknowledges_for_everyone_it_reached(
+    tmp_path: Path, database_url: str, smtp: SmtpSink, gateway: SmsGateway
+) -> None:
+    directory = sms_directory()
+    by_handle = {c["handle"]: c for c in directory["contacts"]}
+    by_handle["deputy"].update(phone=DG_PHONE, channels=["matrix", "sms"])  # the same phone
+    env = sms_env(smtp, gateway)
+    async with desk_running(tmp_path, database_url, contacts=directory, env=env) as desk:
+        services = desk.services
+        server = WebServer(
+            "127.0.0.1", 0, services.links, services.renderer, sms=services.sms_replies
+        )
+        await server.start()
+        try:
+            await paged(desk, "dg,deputy", "Convoy at the border?")
+            answer = await deliver(
+                f"http://127.0.0.1:{server.port}", *inbound(SECRET, DG_PHONE, "ACK 1")
+            )
+        finally:
+            await server.stop()
+        rows = await rows_of(desk, 1)
+    assert answer == (200, "acknowledged")
+    assert sorted((r.handle, r.ack_how) for r in rows) == [("deputy", "sms"), ("dg", "sms")]
 
 
 @pytest.mark.parametrize(
