@@ -61,7 +61,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SettingsError as exc:
         _print_problems("configuration", exc.problems)
         return EXIT_CONFIG
-    setup_logging(args.log_level, [settings.password, settings.access_token, settings.store_key])
+    setup_logging(args.log_level, settings.secrets())
     if args.command == "check":
         return check(settings)
     if args.command == "db":
@@ -84,12 +84,44 @@ def check(settings: Settings) -> int:
         return EXIT_CONFIG
     for warning in warnings:
         print(f"warning: {warning}", file=sys.stderr)
+    for channel, on, setting in (
+        ("email", settings.smtp_url, "ICC_SMTP_URL"),
+        ("sms", settings.sms_url, "ICC_SMS_URL"),
+    ):
+        reached = [c.handle for c in directory.contacts.values() if channel in c.channels]
+        if reached and not on:
+            print(
+                f"warning: {len(reached)} contacts are to be reached by {channel} "
+                f"({', '.join(reached[:5])}{', …' if len(reached) > 5 else ''}), but {setting} "
+                "is not set: that step is recorded as not sent and the next channel goes",
+                file=sys.stderr,
+            )
+    sample = _sms_sample(settings) if settings.sms_url else None
+    if settings.sms_url and sample is None:
+        return EXIT_CONFIG
     teams = f"{len(rotas)} rotas ({', '.join(rotas.teams())})" if len(rotas) else "no rotas"
     print(
         f"configuration OK; directory OK ({len(directory.contacts)} contacts, "
         f"{len(directory.organisations)} organisations); {teams}"
     )
+    if sample:
+        print(f"SMS gateway request, for a sample SMS: {sample}")
     return 0
+
+
+def _sms_sample(settings: Settings) -> str | None:
+    """The request a sample SMS makes with the templates in force, or None (and the problem
+    printed) when the operator's `sms_request` template does not make one."""
+    from bot.reach.sms import SmsError, SmsGateway, sample_request
+    from bot.render import Renderer
+
+    gateway = SmsGateway(settings.sms_url, settings.sms_token, Renderer(settings.template_dir))
+    try:
+        body, content_type = sample_request(gateway)
+    except SmsError as exc:
+        _print_problems("SMS template", [str(exc)])
+        return None
+    return f"POST {settings.sms_url} ({content_type}) {body}"
 
 
 async def upgrade_database(settings: Settings) -> int:

@@ -187,12 +187,14 @@ class App:
         return job in done and not job.cancelled() and job.exception() is None
 
     async def _start_web(self, services: Services) -> None:
-        """The web endpoint, when people are given links to it (ICC_PUBLIC_URL)."""
+        """The web endpoint, when people are given links to it (ICC_PUBLIC_URL); inbound SMS on it
+        when they are read (ICC_SMS_SECRET)."""
         settings = self.settings
         if not settings.public_url:
             return
         host, port = settings.web_addr
-        self.web = WebServer(host, port, services.links, services.renderer)
+        sms = services.sms_replies if settings.sms_replies else None
+        self.web = WebServer(host, port, services.links, services.renderer, sms=sms)
         await self.web.start()
 
     async def _start_health(self, db: Database, scheduler: Scheduler) -> None:

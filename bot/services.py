@@ -28,6 +28,7 @@ from bot.reach.direct import DirectMessages
 from bot.reach.email import Mailer
 from bot.reach.fallback import Fallback
 from bot.reach.links import AckLinks
+from bot.reach.sms import SmsGateway, SmsReplies
 from bot.rota.duty import Duty
 from bot.rounds.runs import Rounds
 from bot.runtime.layers import Layers
@@ -54,6 +55,7 @@ class Services(Layers):
     duty: Duty
     fallback: Fallback
     links: AckLinks
+    sms_replies: SmsReplies
 
     @property
     def directory(self) -> Directory:
@@ -82,11 +84,15 @@ def register_timers(services: Services) -> None:
 def build_services(layers: Layers, registry: Registry) -> Services:
     """Every capability on the one set of layers, each given the peers it calls."""
     given = layers.given
-    mailer = Mailer(layers.settings.smtp_url, layers.settings.mail_from)
+    settings = layers.settings
+    mailer = Mailer(settings.smtp_url, settings.mail_from)
+    sms = SmsGateway(settings.sms_url, settings.sms_token, layers.renderer)
     activations = Activations(**given(Activations))
     direct = DirectMessages(**given(DirectMessages))
     board = Board(**given(Board), activations=activations)
-    fallback = Fallback(**given(Fallback), activations=activations, board=board, mailer=mailer)
+    fallback = Fallback(
+        **given(Fallback), activations=activations, board=board, mailer=mailer, sms=sms
+    )
     pager = Pager(
         **given(Pager), board=board, activations=activations, direct=direct, fallback=fallback
     )
@@ -117,4 +123,5 @@ def build_services(layers: Layers, registry: Registry) -> Services:
         duty=duty,
         fallback=fallback,
         links=AckLinks(**given(AckLinks), answers=answers),
+        sms_replies=SmsReplies(**given(SmsReplies), answers=answers),
     )

@@ -14,7 +14,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
+from urllib.parse import unquote, urlsplit
 from zoneinfo import ZoneInfo
 
 from dotenv import dotenv_values
@@ -31,6 +32,7 @@ EMAIL = re.compile(r"^[^@\s<>]+@[A-Za-z0-9\-]+(\.[A-Za-z0-9\-]+)+$")
 # E.164: a plus, the country code and the number, 8 to 15 digits in all, no spaces.
 PHONE = re.compile(r"^\+[1-9]\d{7,14}$")
 PLACEHOLDER_SECRETS = {"changeme", "change-me", "secret", "password", "default_key", "xxx"}
+MIN_SIGNING_SECRET = 16  # characters of ICC_SMS_SECRET: whoever guesses it can forge an ack
 DEMO_STORE_KEY = "demo"
 
 log = logging.getLogger(__name__)
@@ -70,6 +72,19 @@ class Settings:
     fallback_after: timedelta = timedelta(minutes=5)  # no ack on one channel: the next one
     public_url: str | None = None  # how people reach the web endpoint; None: links off
     web_addr: tuple[str, int] = ("127.0.0.1", 8080)
+    # SMS through a gateway's HTTP API; inbound SMS (acknowledgements) signed with the secret.
+    sms_url: str | None = None  # None: SMS off
+    sms_token: str | None = None  # sent as `Authorization: Bearer …`
+    sms_secret: str | None = None  # HMAC key of inbound SMS; None: replies by SMS not read
+
+    SECRETS: ClassVar[tuple[str, ...]] = (
+        "password",
+        "access_token",
+        "store_key",
+        "smtp_url",
+        "sms_token",
+        "sms_secret",
+    )
 
     @property
     def directory_path(self) -> Path:
@@ -79,16 +94,29 @@ class Settings:
     def template_dir(self) -> Path:
         return self.config_dir / "templates"
 
+    @property
+    def sms_replies(self) -> bool:
+        """Whether SMS replies are read (`POST /sms/inbound`): a secret to check them with, and
+        the web endpoint the gateway delivers them to."""
+        return bool(self.sms_secret and self.public_url)
+
     def redacted(self) -> dict[str, str]:
         """Settings for the start-up log line: secrets shown only as set or unset."""
-        secret = {"password", "access_token", "store_key", "smtp_url"}
         shown = {}
         for field in fields(self):
             value = getattr(self, field.name)
             shown[field.name] = (
-                ("***" if value else "unset") if field.name in secret else str(value)
+                ("***" if value else "unset") if field.name in self.SECRETS else str(value)
             )
         return shown
+
+    def secrets(self) -> list[str]:
+        """The secret values, for the log filter that keeps them out of every line (the SMTP
+        password as well as the URL that carries it)."""
+        values = [getattr(self, name) for name in self.SECRETS]
+        if self.smtp_url:
+            values.append(unquote(urlsplit(self.smtp_url).password or ""))
+        return [value for value in values if value]
 
 
 _KNOWN = {
@@ -118,6 +146,9 @@ _KNOWN = {
     "ICC_FALLBACK_AFTER",
     "ICC_PUBLIC_URL",
     "ICC_WEB_ADDR",
+    "ICC_SMS_URL",
+    "ICC_SMS_TOKEN",
+    "ICC_SMS_SECRET",
 }
 
 
@@ -214,6 +245,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     public_url = get("ICC_PUBLIC_URL")
     if public_url and not re.match(r"^https?://[^\s/]+", public_url):
         problems.append(f"ICC_PUBLIC_URL: `{public_url}` is not an http(s) URL")
+    sms_url, sms_token, sms_secret = get("ICC_SMS_URL"), get("ICC_SMS_TOKEN"), get("ICC_SMS_SECRET")
+    problems.extend(_sms_problems(sms_url, sms_token, sms_secret, public_url))
 
     unknown = sorted(k for k in env if k.startswith("ICC_") and k not in _KNOWN)
     for name in unknown:
@@ -250,8 +283,44 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         smtp_url=smtp_url,
         mail_from=mail_from,
         public_url=public_url.rstrip("/") if public_url else None,
+        sms_url=sms_url,
+        sms_token=sms_token,
+        sms_secret=sms_secret,
         **settings_values,
     )
+
+
+def _sms_problems(
+    url: str | None, token: str | None, secret: str | None, public_url: str | None
+) -> list[str]:
+    """What stops SMS from working as configured. A half-configuration that would fail at the
+    first page (a gateway without its token, inbound SMS nobody can deliver) is refused at start;
+    one that only leaves SMS off, or unread, is logged."""
+    problems = []
+    if url and not re.match(r"^https?://[^\s/]+", url):
+        problems.append(f"ICC_SMS_URL: `{url}` is not an http(s) URL")
+    if url and not token:
+        problems.append("ICC_SMS_TOKEN: required with ICC_SMS_URL, the gateway's API token")
+    if token and token.lower() in PLACEHOLDER_SECRETS:
+        problems.append("ICC_SMS_TOKEN: a placeholder value; set the gateway's real token")
+    if secret and (secret.lower() in PLACEHOLDER_SECRETS or len(secret) < MIN_SIGNING_SECRET):
+        problems.append(
+            f"ICC_SMS_SECRET: too easy to guess for signing inbound SMS; use a random string of "
+            f"{MIN_SIGNING_SECRET} characters or more"
+        )
+    if secret and not public_url:
+        problems.append(
+            "ICC_PUBLIC_URL: required with ICC_SMS_SECRET; the gateway delivers inbound SMS to "
+            "ICC_PUBLIC_URL/sms/inbound"
+        )
+    if token and not url:
+        log.warning("ICC_SMS_TOKEN is set but ICC_SMS_URL is not: SMS is off")
+    if url and not secret:
+        log.warning("ICC_SMS_SECRET is not set: SMS replies are not read, an SMS asks for none")
+    host = urlsplit(url).hostname if url else None
+    if url and url.startswith("http://") and host not in ("localhost", "127.0.0.1", "::1"):
+        log.warning("ICC_SMS_URL is plain http: the gateway's token crosses the network in clear")
+    return problems
 
 
 def _parse_bool(text: str) -> bool:

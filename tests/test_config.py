@@ -199,3 +199,88 @@ def test_rate_limit_setting() -> None:
     )
     with pytest.raises(SettingsError, match="ICC_RATE_LIMIT: `lots` is not a rate"):
         load_settings(GOOD | {"ICC_RATE_LIMIT": "lots"})
+
+
+SMS = {
+    "ICC_SMS_URL": "https://sms.example/v1/messages",
+    "ICC_SMS_TOKEN": "gw-token-0123456789",
+    "ICC_SMS_SECRET": "inbound-signing-secret-0123",
+    "ICC_PUBLIC_URL": "https://icc.example",
+}
+
+
+def test_sms_settings_and_their_secrets() -> None:
+    settings = load_settings(GOOD | SMS)
+    assert settings.sms_url == "https://sms.example/v1/messages"
+    assert settings.sms_replies
+    shown = settings.redacted()
+    assert (shown["sms_token"], shown["sms_secret"]) == ("***", "***")
+    assert "gw-token" not in str(shown)
+    assert "inbound-signing" not in str(shown)
+    assert {"gw-token-0123456789", "inbound-signing-secret-0123"} <= set(settings.secrets())
+    smtp = load_settings(
+        GOOD
+        | {"ICC_SMTP_URL": "smtp://icc:mail-pass-99@mx.example:587"}
+        | {"ICC_MAIL_FROM": "icc@crisis.example"}
+    )
+    assert "mail-pass-99" in smtp.secrets()  # alone, as an SMTP error may quote it
+    assert not load_settings(GOOD).sms_replies
+
+
+@pytest.mark.parametrize(
+    ("change", "problem"),
+    [
+        ({"ICC_SMS_URL": "sms.example"}, "ICC_SMS_URL: `sms.example` is not an http(s) URL"),
+        ({"ICC_SMS_TOKEN": None}, "ICC_SMS_TOKEN: required with ICC_SMS_URL"),
+        ({"ICC_SMS_TOKEN": "changeme"}, "ICC_SMS_TOKEN: a placeholder value"),
+        ({"ICC_SMS_SECRET": "short"}, "ICC_SMS_SECRET: too easy to guess"),
+        ({"ICC_SMS_SECRET": "secret"}, "ICC_SMS_SECRET: too easy to guess"),
+        ({"ICC_PUBLIC_URL": None}, "ICC_PUBLIC_URL: required with ICC_SMS_SECRET"),
+    ],
+)
+def test_sms_settings_that_would_fail_at_the_first_page_are_refused(
+    change: dict[str, str | None], problem: str
+) -> None:
+    env = {k: v for k, v in (SMS | change).items() if v is not None}
+    with pytest.raises(SettingsError) as caught:
+        load_settings(GOOD | env)
+    assert [line for line in caught.value.problems if line.startswith(problem)]
+
+
+def test_sms_settings_that_leave_sms_off_or_unread_are_logged(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="bot.settings"):
+        off = load_settings(GOOD | {"ICC_SMS_TOKEN": "gw-token-0123456789"})
+        unread = load_settings(GOOD | {k: SMS[k] for k in ("ICC_SMS_URL", "ICC_SMS_TOKEN")})
+        load_settings(GOOD | SMS | {"ICC_SMS_URL": "http://sms.example/send"})
+    assert off.sms_url is None
+    assert not unread.sms_replies
+    said = caplog.text
+    assert "ICC_SMS_URL is not: SMS is off" in said
+    assert "SMS replies are not read" in said
+    assert "plain http" in said
+
+
+def test_cli_check_shows_a_sample_sms_request_and_refuses_a_broken_template(
+    tmp_path: Path,
+) -> None:
+    directory = yaml.safe_load((REPO / "config" / "directory.yaml").read_text())
+    directory["contacts"][0].update(phone="+32475123456", channels=["matrix", "sms"])
+    (tmp_path / "directory.yaml").write_text(yaml.safe_dump(directory, allow_unicode=True))
+    env = GOOD | {"ICC_CONFIG_DIR": str(tmp_path)}
+    off = run_cli(env, "check")
+    assert off.returncode == 0, off.stderr
+    assert "1 contacts are to be reached by sms" in off.stderr
+    assert "ICC_SMS_URL is not set" in off.stderr
+    sms = env | {k: SMS[k] for k in ("ICC_SMS_URL", "ICC_SMS_TOKEN")}
+    good = run_cli(sms, "check")
+    assert good.returncode == 0, good.stderr
+    assert 'POST https://sms.example/v1/messages (application/json) {"to": "+32475123456"' in (
+        good.stdout
+    )
+    (tmp_path / "templates").mkdir()
+    (tmp_path / "templates" / "sms_request.txt.j2").write_text('{"to": {{ to }}}')  # no tojson
+    broken = run_cli(sms, "check")
+    assert broken.returncode == 2
+    assert "sms_request template does not make JSON" in broken.stderr

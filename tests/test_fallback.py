@@ -148,7 +148,7 @@ async def test_a_failed_matrix_send_falls_back_at_once(
 
 async def test_channels_are_tried_in_the_contacts_order(mail_desk: Desk, smtp: SmtpSink) -> None:
     """Matrix, then e-mail, then SMS: each after the one before brought no answer; an SMS is
-    recorded as not sent, with why (this version has no SMS gateway)."""
+    recorded as not sent, with why (this desk has no SMS gateway)."""
     desk = mail_desk
     await paged(desk, "dg", "Convoy at the border?")
     await desk.fire(TimerKind.PAGE_FALLBACK)  # e-mail

@@ -10,6 +10,7 @@ from bot.chat.registry import CommandContext, CommandFamily, Reply, Via
 from bot.directory.model import Contact
 from bot.directory.roles import Role
 from bot.errors import Refused, UserError
+from bot.paging.acks import is_ack_reaction
 from bot.paging.answers import Answer, NoOpenPage
 from bot.paging.board import PAGE_REF
 from bot.paging.send import URGENT_WINDOW
@@ -17,19 +18,6 @@ from bot.render import Message
 from bot.timeutil import format_local_utc, load_zone, utcnow
 
 commands = CommandFamily("paging")
-# An answer to a page without a command: a reaction with one of these.
-ACK_REACTIONS = ("✅", "👍", "✔", "☑")
-# A reply to a page that opens with one of these acknowledges it.
-ACK_WORDS = {
-    *("ack", "acknowledged", "ok", "okay", "received", "roger", "copy", "noted"),
-    *("reçu", "recu", "bien reçu", "bien recu", "compris"),
-    *("ontvangen", "gezien", "begrepen", "oké"),
-    *("erhalten", "empfangen", "verstanden"),
-}
-
-
-def is_ack_reaction(key: str) -> bool:
-    return any(key.startswith(emoji) for emoji in ACK_REACTIONS)  # skin tones, variation selectors
 
 
 def page_ref(text: str | None) -> str | None:

@@ -4,12 +4,11 @@ an acknowledgement is answered with how to give one; a reply to anything else is
 
 from __future__ import annotations
 
-import re
-
 from bot.chat.registry import CommandContext, CommandFamily, Reply, Via
 from bot.commands.inputs import record_reply
-from bot.commands.paging import ACK_WORDS, acknowledge, is_ack_reaction
+from bot.commands.paging import acknowledge
 from bot.directory.roles import Role
+from bot.paging.acks import says_ack
 from bot.render import Message
 
 commands = CommandFamily("replies")
@@ -41,12 +40,3 @@ async def reply_to_bot(ctx: CommandContext) -> Message | Reply | None:
         recorded = await inputs.record_answer(said, ref=None, relates_to=ctx.relates_to)
         return record_reply(ctx, recorded)
     return None
-
-
-def says_ack(text: str) -> bool:
-    """Whether a reply to a page acknowledges it: it opens with an ack word ("Received",
-    "ok thanks", "Reçu, on s'en occupe"), or is only ✅ or 👍."""
-    words = re.findall(r"[^\W\d_]+", text.lower())
-    if not words:
-        return is_ack_reaction(text.strip())
-    return words[0] in ACK_WORDS or " ".join(words[:2]) in ACK_WORDS

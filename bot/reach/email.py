@@ -13,12 +13,13 @@ from urllib.parse import unquote, urlsplit
 
 import aiosmtplib
 
+from bot.reach.channel import ChannelError
 from bot.render import Message
 
 SEND_TIMEOUT = 30.0  # seconds for one message, connection included
 
 
-class MailError(Exception):
+class MailError(ChannelError):
     """The SMTP server could not be reached, or refused the message."""
 
 
@@ -79,7 +80,7 @@ class Mailer:
     async def send(self, mail: EmailMessage) -> None:
         server = self.server
         if server is None:
-            raise MailError("e-mail is not configured (ICC_SMTP_URL)")
+            raise MailError("e-mail is not configured (ICC_SMTP_URL)", retry=False)
         try:
             await aiosmtplib.send(
                 mail,

@@ -6,11 +6,15 @@ channel, in the contact's order, is tried when the one before has brought no ans
 `ICC_FALLBACK_AFTER` — at once when the Matrix send itself failed. A step is a durable timer
 (`TimerKind.PAGE_FALLBACK`) keyed under the person's unit, so an answer or the activation's close
 ends it with the rest, and a restart neither loses nor repeats one. Each try is recorded
-(`page_attempt`): sent, or failed with the reason — the evidence of who was tried how. A failed
-e-mail is tried again a minute later, up to three times, then the next channel goes.
+(`page_attempt`): sent, or failed with the reason — the evidence of who was tried how. Every
+channel follows one retry rule: a failed send is tried again `RETRY_AFTER` later, up to `TRIES`
+tries, then the next channel goes; at once when trying again cannot help (`ChannelError.retry`:
+the channel is off, or the person has no address on it).
 
-For TLP:AMBER+STRICT and TLP:RED activations e-mail carries no content: the ref, the link, and
-"open your secure messenger or call the ICC desk".
+For TLP:AMBER+STRICT and TLP:RED activations e-mail and SMS carry no content: the ref, the way to
+acknowledge, and "open your secure messenger or call the ICC desk". An SMS is kept to one message
+where it can be (`bot.reach.gsm`): the page's words shortened, never its ref or the way to
+acknowledge — a reply `ACK 12` when inbound SMS are read, and the link.
 """
 
 from __future__ import annotations
@@ -23,8 +27,11 @@ from typing import TYPE_CHECKING, Any
 from bot.activations.activation import Activations
 from bot.directory.model import Contact
 from bot.paging.steps import unit_prefix
+from bot.reach.channel import ChannelError
 from bot.reach.email import Mailer, MailError, compose, message_id
+from bot.reach.gsm import one_sms, parts
 from bot.reach.links import ack_url
+from bot.reach.sms import SmsError, SmsGateway
 from bot.storage import activation_store
 from bot.storage import page_store as store
 from bot.storage.models import (
@@ -49,9 +56,10 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 CONTENT_FREE = ("TLP:AMBER+STRICT", "TLP:RED")  # nothing of the page leaves the secure channel
-MAIL_TRIES = 3
+TRIES = 3  # per channel and step, on every channel
 RETRY_AFTER = timedelta(minutes=1)
 EMAIL_TEMPLATE = "page_email"
+SMS_TEMPLATE = "page_sms"
 FallbackTimer = tuple[str, datetime, dict[str, Any]]  # key, due, payload
 
 
@@ -70,6 +78,7 @@ class Fallback:
     activations: Activations
     board: Board
     mailer: Mailer
+    sms: SmsGateway
 
     async def arm(
         self,
@@ -125,16 +134,16 @@ class Fallback:
         step, attempt = int(timer.payload["step"]), int(timer.payload.get("attempt", 1))
         if contact is None or step > len(channels):
             return
-        sent = await self._try(channels[step - 1], page, activation, row, contact)
+        failure = await self._try(channels[step - 1], page, activation, row, contact)
         if page.kind == "page" and activation is not None:
             await self.board.refresh(page, activation)  # the board shows how else they were tried
-        if not sent and channels[step - 1] == "email" and attempt < MAIL_TRIES:
+        if failure is not None and failure.retry and attempt < TRIES:
             retry = self._timer(page, activation, row, step, utcnow() + RETRY_AFTER, attempt + 1)
             await self._arm(retry)
         elif step < len(channels):
-            await self._arm(
-                self._timer(page, activation, row, step + 1, None if sent else utcnow())
-            )
+            # Sent: the next channel if this one brings no answer; given up: the next one now.
+            due = None if failure is None else utcnow()
+            await self._arm(self._timer(page, activation, row, step + 1, due))
 
     async def _arm(self, timer: FallbackTimer) -> None:
         async with self.db.session() as session:
@@ -156,28 +165,29 @@ class Fallback:
         activation: ActivationRow | None,
         row: PageTargetRow,
         contact: Contact,
-    ) -> bool:
-        """One try through `channel`, recorded; whether it left."""
+    ) -> ChannelError | None:
+        """One try through `channel`, recorded: None when it left, else why not."""
         attempt = PageAttemptRow(target_id=row.id, channel=channel, tried_at=utcnow())
         try:
             if channel == "email":
                 attempt.message_id = await self._mail(page, activation, row, contact)
             else:
-                raise MailError("SMS is not available yet: this version has no SMS gateway")
+                attempt.message_id = await self._sms(page, activation, row, contact)
             attempt.sent_at = utcnow()
-        except MailError as exc:
-            attempt.error = str(exc)
+            failure = None
+        except ChannelError as exc:
+            attempt.error, failure = str(exc), exc
             log.warning("%s to %s by %s failed: %s", page.ref, row.handle, channel, exc)
         async with self.db.session() as session:
             session.add(attempt)
-        return attempt.sent_at is not None
+        return failure
 
     async def _mail(
         self, page: PageRow, activation: ActivationRow | None, row: PageTargetRow, contact: Contact
     ) -> str:
         """The page by e-mail, in the person's language; returns its Message-ID."""
         if not contact.email:
-            raise MailError("no e-mail address in the directory")
+            raise MailError("no e-mail address in the directory", retry=False)
         lang = self.renderer.language_for(EMAIL_TEMPLATE, contact.languages)
         sender = self.keeper.current.contact_for(page.sender)
         context = {
@@ -204,3 +214,31 @@ class Fallback:
         )
         await self.mailer.send(mail)
         return identity
+
+    async def _sms(
+        self, page: PageRow, activation: ActivationRow | None, row: PageTargetRow, contact: Contact
+    ) -> str:
+        """The page by SMS, in the person's language, one message where it can be; returns the
+        gateway's ID for it."""
+        if not contact.phone:
+            raise SmsError("no phone number in the directory", retry=False)
+        lang = self.renderer.language_for(SMS_TEMPLATE, contact.languages)
+        content_free = bool(activation and activation.tlp in CONTENT_FREE)
+        check = page.kind == "check"
+        context = {
+            "ref": page.ref,
+            "number": page.id,
+            "marker": self.activations.marker if activation and activation.exercise else None,
+            "content_free": content_free,
+            "check": check,
+            "tlp": activation.tlp if activation else None,
+            "link": ack_url(self.settings, row.id),
+            "reply": self.settings.sms_replies,
+        }
+        text = one_sms(
+            lambda words: self.renderer.text(SMS_TEMPLATE, lang=lang, text=words, **context),
+            "" if content_free or check else page.text,  # nothing to leak, even by an override
+        )
+        if parts(text) > 1:
+            log.info("%s to %s by SMS takes %d messages", page.ref, row.handle, parts(text))
+        return await self.sms.send(to=contact.phone, text=text, reference=f"{page.ref}.{row.id}")

@@ -132,6 +132,14 @@ async def mark(session: AsyncSession, target_id: int, **fields: object) -> None:
     )
 
 
+async def acked_by_event(session: AsyncSession, event_id: str) -> bool:
+    """Whether an answer with this event ID (an inbound SMS's, say) was recorded already."""
+    rows = await session.exec(
+        select(PageTargetRow.id).where(PageTargetRow.ack_event_id == event_id).limit(1)
+    )
+    return rows.first() is not None
+
+
 async def answer_once(session: AsyncSession, target_id: int, **fields: object) -> bool:
     """Record the first answer (ack or decline) on a row; False when one was recorded before."""
     result = await session.exec(

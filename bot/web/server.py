@@ -4,6 +4,11 @@
 `POST` acknowledges — mail scanners and link previews open links, and must not acknowledge for
 the person. Pages are rendered from templates, carry no script, and forbid everything a strict
 Content-Security-Policy can forbid; nothing needs a cookie.
+
+`POST /sms/inbound` takes the SMS gateway's deliveries when inbound SMS are read
+(`ICC_SMS_SECRET`; `bot.reach.sms` says what they carry and how they are signed): 401 for a
+delivery not signed with the secret, 400 for one that is not the expected JSON, else 200, also
+when it changed nothing (the gateway has delivered it; only the bot's log says more).
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from bot.timeutil import format_local_utc, load_zone
 
 if TYPE_CHECKING:
     from bot.reach.links import AckLinks, LinkView
+    from bot.reach.sms import SmsReplies
     from bot.render import Renderer
 
 log = logging.getLogger(__name__)
@@ -31,9 +37,18 @@ HEADERS = {
 
 
 class WebServer:
-    def __init__(self, host: str, port: int, links: AckLinks, renderer: Renderer) -> None:
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        links: AckLinks,
+        renderer: Renderer,
+        *,
+        sms: SmsReplies | None = None,
+    ) -> None:
+        """`sms`: where inbound SMS go, or None when they are not read (no route for them)."""
         self._host, self._port = host, port
-        self._links, self._renderer = links, renderer
+        self._links, self._renderer, self._sms = links, renderer, sms
         self._runner: web.AppRunner | None = None
         self.port = port  # the bound port once started (port 0 picks a free one)
 
@@ -41,6 +56,8 @@ class WebServer:
         app = web.Application()
         app.router.add_get("/ack/{token}", self._show)
         app.router.add_post("/ack/{token}", self._acknowledge)
+        if self._sms is not None:
+            app.router.add_post("/sms/inbound", self._inbound_sms)
         return app
 
     async def start(self) -> None:
@@ -64,6 +81,17 @@ class WebServer:
         if seen is not None:
             log.info("%s acknowledged by link for %s", seen.page.ref, seen.row.handle)
         return self._answer(seen, posted=True)
+
+    async def _inbound_sms(self, request: web.Request) -> web.Response:
+        sms = self._sms
+        assert sms is not None  # the route exists only with it
+        if (request.content_length or 0) > sms.max_body:
+            return web.Response(text="too large", status=413, headers=HEADERS)
+        body = await request.read()  # bounded by the app's client_max_size (1 MiB) as well
+        if len(body) > sms.max_body:
+            return web.Response(text="too large", status=413, headers=HEADERS)
+        outcome = await sms.receive(body, request.headers.get(sms.signature_header))
+        return web.Response(text=outcome.value, status=outcome.status, headers=HEADERS)
 
     def _answer(self, seen: LinkView | None, *, posted: bool) -> web.Response:
         if seen is None:
