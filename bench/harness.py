@@ -217,7 +217,12 @@ async def settle(server: DevServer, *, idle: float = 0.05, window: float = 0.5) 
     for the other's last burst, unevenly: the bot's run followed two baseline bursts (600 sends at
     300 people), the baseline's one of the bot's.
     """
-    pids = (server.process.pid, os.getpid())
+    await quiet(server.process.pid, os.getpid(), idle=idle, window=window)
+
+
+async def quiet(*pids: int, idle: float = 0.05, window: float = 0.5) -> None:
+    """Until each of `pids` is idle: under `idle` of a core over `window` seconds; 30 s at most
+    (`settle` for processes other than Synapse, e.g. an SMTP server)."""
     deadline = time.monotonic() + 30
     before = [_cpu_seconds(pid) for pid in pids]
     while time.monotonic() < deadline:
