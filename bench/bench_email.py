@@ -42,7 +42,16 @@ import aiosmtplib
 from sqlalchemy import func
 from sqlmodel import col, select
 
-from bench.harness import LANGS, ZONES, Figure, Section, fresh_work_dir, median, quiet
+from bench.harness import (
+    LANGS,
+    ZONES,
+    Figure,
+    Section,
+    cpu_seconds,
+    fresh_work_dir,
+    median,
+    quiet,
+)
 from bench.smtp_sink import Received, SmtpSink
 from bot.devserver import DevServer
 from bot.reach.email import SEND_TIMEOUT
@@ -96,13 +105,15 @@ def _directory(people: int) -> dict[str, Any]:
 @dataclass
 class Run:
     """One timed fan-out: seconds from its start to the first and the last message at the
-    server, when the senders were done, the most connections open at once, this process's CPU."""
+    server, when the senders were done, the most connections open at once, the CPU seconds of
+    this process and of the server's."""
 
     last: float
     first: float
     done: float
     peak: int
     cpu: float
+    server_cpu: float
 
 
 async def _bot_run(desk: Desk, sink: SmtpSink, people: int) -> tuple[Run, list[Received]]:
@@ -112,13 +123,15 @@ async def _bot_run(desk: Desk, sink: SmtpSink, people: int) -> tuple[Run, list[R
     page_id = await _page_of(desk, timers[0].payload["target"])
     await quiet(os.getpid(), sink.pid)
     gc.collect()
-    cpu, started = time.process_time(), time.monotonic()
+    server_cpu, cpu, started = cpu_seconds(sink.pid), time.process_time(), time.monotonic()
     await desk.services.scheduler.fire_now([t.id for t in timers], wait=120)
     done, cpu = time.monotonic() - started, time.process_time() - cpu
     taken = await sink.take(people)
+    server_cpu = cpu_seconds(sink.pid) - server_cpu
     assert await _mailed(desk, page_id) == people, "not every e-mail recorded as sent"
     assert not await desk.armed(TimerKind.PAGE_FALLBACK), "fallback steps left over"
-    return _run(taken.messages, started, done, taken.peak_connections, cpu), taken.messages
+    run = _run(taken.messages, started, done, taken.peak_connections, cpu, server_cpu)
+    return run, taken.messages
 
 
 async def _bare_run(sink: SmtpSink, messages: list[Received], concurrency: int) -> Run:
@@ -142,16 +155,19 @@ async def _bare_run(sink: SmtpSink, messages: list[Received], concurrency: int) 
 
     await quiet(os.getpid(), sink.pid)
     gc.collect()
-    cpu, started = time.process_time(), time.monotonic()
+    server_cpu, cpu, started = cpu_seconds(sink.pid), time.process_time(), time.monotonic()
     await asyncio.gather(*(one(m) for m in messages))
     done, cpu = time.monotonic() - started, time.process_time() - cpu
     taken = await sink.take(len(messages))
-    return _run(taken.messages, started, done, taken.peak_connections, cpu)
+    server_cpu = cpu_seconds(sink.pid) - server_cpu
+    return _run(taken.messages, started, done, taken.peak_connections, cpu, server_cpu)
 
 
-def _run(messages: list[Received], started: float, done: float, peak: int, cpu: float) -> Run:
+def _run(
+    messages: list[Received], started: float, done: float, peak: int, cpu: float, server: float
+) -> Run:
     arrivals = [m.arrived - started for m in messages]
-    return Run(max(arrivals), min(arrivals), done, peak, cpu)
+    return Run(max(arrivals), min(arrivals), done, peak, cpu, server)
 
 
 async def _page_of(desk: Desk, target_id: int) -> int:
@@ -285,6 +301,8 @@ def _section(people: int, concurrency: int, bot: list[Run], bare: list[Run]) -> 
         line("bot, all handlers done (tries recorded, timers completed)", [r.done for r in bot]),
         line("bot, CPU of this process", [r.cpu for r in bot]),
         line("bare, CPU of this process", [r.cpu for r in bare]),
+        line("the SMTP server's CPU in the bot's runs", [r.server_cpu for r in bot]),
+        line("the SMTP server's CPU in the bare runs", [r.server_cpu for r in bare]),
     ]
     return Section(
         "E-mail fan-out",
