@@ -18,6 +18,7 @@ from pathlib import Path
 
 from bench import (
     bench_directory,
+    bench_email,
     bench_escalation,
     bench_latency,
     bench_paging,
@@ -41,6 +42,7 @@ BENCHES: dict[str, Measure] = {
     "escalation": bench_escalation.measure,
     "directory": bench_directory.measure,  # type: ignore[dict-item]
     "rota": bench_rota.measure,
+    "email": bench_email.measure,  # type: ignore[dict-item]
 }
 
 

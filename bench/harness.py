@@ -202,7 +202,7 @@ async def server_ts(client: AsyncClient, room_id: str, event_id: str) -> int:
     return (await server_event(client, room_id, event_id))["origin_server_ts"]
 
 
-def _cpu_seconds(pid: int) -> float:
+def cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
 
@@ -217,12 +217,17 @@ async def settle(server: DevServer, *, idle: float = 0.05, window: float = 0.5) 
     for the other's last burst, unevenly: the bot's run followed two baseline bursts (600 sends at
     300 people), the baseline's one of the bot's.
     """
-    pids = (server.process.pid, os.getpid())
+    await quiet(server.process.pid, os.getpid(), idle=idle, window=window)
+
+
+async def quiet(*pids: int, idle: float = 0.05, window: float = 0.5) -> None:
+    """Until each of `pids` is idle: under `idle` of a core over `window` seconds; 30 s at most
+    (`settle` for processes other than Synapse, e.g. an SMTP server)."""
     deadline = time.monotonic() + 30
-    before = [_cpu_seconds(pid) for pid in pids]
+    before = [cpu_seconds(pid) for pid in pids]
     while time.monotonic() < deadline:
         await asyncio.sleep(window)
-        now = [_cpu_seconds(pid) for pid in pids]
+        now = [cpu_seconds(pid) for pid in pids]
         if all(b - a < idle * window for a, b in zip(before, now, strict=True)):
             return
         before = now

@@ -16,7 +16,16 @@ from typing import Any
 
 from bench.harness import Figure, Section, fmt
 
-PACKAGES = ("matrix-synapse", "matrix-nio", "SQLAlchemy", "APScheduler", "aiosqlite", "aiohttp")
+PACKAGES = (
+    "matrix-synapse",
+    "matrix-nio",
+    "SQLAlchemy",
+    "APScheduler",
+    "aiosqlite",
+    "aiohttp",
+    "aiosmtplib",
+    "aiosmtpd",
+)
 
 # Before → after of what the suite found and what was fixed (the long story is in README.md).
 HISTORY = [
