@@ -55,6 +55,7 @@ from bench.harness import (
 from bench.smtp_sink import Received, SmtpSink
 from bot.devserver import DevServer
 from bot.reach.email import SEND_TIMEOUT
+from bot.reach.fallback import SENDS_AT_ONCE
 from bot.storage.models import PageAttemptRow, PageTargetRow, TimerKind
 from tests.support.desk import Desk
 
@@ -194,13 +195,11 @@ async def _mailed(desk: Desk, page_id: int) -> int:
 
 
 def _concurrency(desk: Desk) -> int:
-    """How many timer handlers the scheduler runs at a time (its task supervisor's slots, read
-    while idle): the bare client sends as many at a time. PAGE_FALLBACK is registered with
-    `Scheduler.on`, so each timer is a handler task of its own."""
-    slots = desk.services.scheduler._running._slots._value  # type: ignore[attr-defined]
-    assert isinstance(slots, int)
-    assert slots > 0
-    return slots
+    """How many e-mails the bot sends at a time: the fallback's steps that fall due together
+    are one batch (`Scheduler.on_batch`), sent `SENDS_AT_ONCE` at a time; the bare client sends
+    as many at a time."""
+    del desk  # the same for every desk: a constant of the fallback
+    return SENDS_AT_ONCE
 
 
 async def measure(server: DevServer | None, work: Path, quick: bool) -> Section:
@@ -293,7 +292,7 @@ def _section(people: int, concurrency: int, bot: list[Run], bare: list[Run]) -> 
         return f"- {label}: " + ", ".join(f"{v * 1000:.0f}" for v in values) + " ms"
 
     details = [
-        f"- {concurrency} at a time on both sides (the scheduler's handler slots); most SMTP "
+        f"- {concurrency} at a time on both sides (the fallback's SENDS_AT_ONCE); most SMTP "
         f"connections open at once at the server: bot {max(r.peak for r in bot)}, bare "
         f"{max(r.peak for r in bare)}.",
         line("bot, last message", [r.last for r in bot]),

@@ -78,7 +78,7 @@ def register_timers(services: Services) -> None:
     scheduler.on(TimerKind.ROUND_REMIND, services.rounds.on_remind)
     scheduler.on(TimerKind.ROUND_CLOSE, services.rounds.on_close)
     scheduler.on(TimerKind.SHIFT_CHANGE, services.duty.on_shift)
-    scheduler.on(TimerKind.PAGE_FALLBACK, services.fallback.on_step)
+    scheduler.on_batch(TimerKind.PAGE_FALLBACK, services.fallback.on_steps)
 
 
 def build_services(layers: Layers, registry: Registry) -> Services:

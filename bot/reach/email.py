@@ -8,7 +8,10 @@ which the caller records: the evidence says why a person was not mailed.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from email.message import EmailMessage
+from email.header import Header
+from email.mime.multipart import MIMEMultipart
+from email.mime.text import MIMEText
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import aiosmtplib
@@ -46,17 +49,23 @@ class SmtpServer:
 
 def compose(
     *, sender: str, to: str, subject: str, message: Message, message_id: str
-) -> EmailMessage:
+) -> MIMEMultipart:
     """A text and HTML e-mail; `message_id` stable for what it carries (a page to a person), so
-    that a retried send is recognisable as the same message."""
-    mail = EmailMessage()
+    that a retried send is recognisable as the same message.
+
+    Built with the `email.mime` classes rather than `EmailMessage`, whose policy parses every
+    header as it is set: measured in bench/ (bench_email), a fifth of the bot's cost per mail.
+    """
+    mail = MIMEMultipart("alternative")
     mail["From"] = sender
     mail["To"] = to
-    mail["Subject"] = subject
+    # A `Header` encodes a subject in another alphabet (typeshed types the value as str only).
+    encoded: Any = Header(subject, "utf-8") if not subject.isascii() else subject
+    mail["Subject"] = encoded
     mail["Message-ID"] = message_id
     mail["Auto-Submitted"] = "auto-generated"  # RFC 3834: no auto-replies to the bot
-    mail.set_content(message.body)
-    mail.add_alternative(f"<html><body>{message.html}</body></html>", subtype="html")
+    mail.attach(MIMEText(message.body, "plain", "utf-8"))
+    mail.attach(MIMEText(f"<html><body>{message.html}</body></html>", "html", "utf-8"))
     return mail
 
 
@@ -77,7 +86,7 @@ class Mailer:
     def enabled(self) -> bool:
         return self.server is not None
 
-    async def send(self, mail: EmailMessage) -> None:
+    async def send(self, mail: MIMEMultipart) -> None:
         server = self.server
         if server is None:
             raise MailError("e-mail is not configured (ICC_SMTP_URL)", retry=False)

@@ -56,6 +56,13 @@ async def by_id(session: AsyncSession, activation_id: int) -> ActivationRow | No
     return await session.get(ActivationRow, activation_id)
 
 
+async def by_ids(session: AsyncSession, ids: list[int]) -> dict[int, ActivationRow]:
+    if not ids:
+        return {}
+    rows = await session.exec(select(ActivationRow).where(col(ActivationRow.id).in_(set(ids))))
+    return {row.id: row for row in rows.all()}
+
+
 async def by_ref(session: AsyncSession, ref: str) -> ActivationRow | None:
     rows = await session.exec(select(ActivationRow).where(ActivationRow.ref == ref.upper()))
     return rows.first()

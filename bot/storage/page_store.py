@@ -263,3 +263,17 @@ async def tries_by_row(
     for attempt in await attempts(session, [row.id for row in rows]):
         tries.setdefault(attempt.target_id, []).append(attempt)
     return tries
+
+
+async def targets_by_id(session: AsyncSession, ids: list[int]) -> dict[int, PageTargetRow]:
+    if not ids:
+        return {}
+    rows = await session.exec(select(PageTargetRow).where(col(PageTargetRow.id).in_(ids)))
+    return {row.id: row for row in rows.all()}
+
+
+async def pages_by_id(session: AsyncSession, ids: list[int]) -> dict[int, PageRow]:
+    if not ids:
+        return {}
+    rows = await session.exec(select(PageRow).where(col(PageRow.id).in_(set(ids))))
+    return {row.id: row for row in rows.all()}
