@@ -27,6 +27,8 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
+from bot.devserver import free_port
+
 
 @dataclass(frozen=True)
 class Received:
@@ -45,12 +47,6 @@ class Taken:
 
     messages: list[Received]
     peak_connections: int
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 class SmtpSink:

@@ -6,25 +6,20 @@ own web endpoint on loopback."""
 from __future__ import annotations
 
 import logging
-import socket
 from email import message_from_bytes, policy
 from pathlib import Path
 from typing import Any
 
+from bot.devserver import free_port
+
 log = logging.getLogger(__name__)
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 class DemoMailbox:
     def __init__(self, folder: Path) -> None:
         self.folder = folder
-        self.port = _free_port()
-        self.web_port = _free_port()
+        self.port = free_port()
+        self.web_port = free_port()
         self._controller: Any = None
 
     def settings(self) -> dict[str, str]:

@@ -18,11 +18,11 @@ import yaml
 from bot.paging import send as send_module
 from bot.storage import page_store
 from bot.storage.models import PageAttemptRow, TimerKind
-from bot.web.server import WebServer
 from tests.conftest import Cast, bot_running, desk_cast, desk_running, paging_directory
 from tests.matrix_people import Person, body
 from tests.support.desk import Desk
 from tests.support.mail import SmtpSink, text_of
+from tests.support.reach import paged, web_endpoint
 from tests.support.reading import board_shows
 from tests.support.rooms import activation_room, page_received
 
@@ -64,23 +64,8 @@ async def mail_desk(tmp_path: Path, database_url: str, smtp: SmtpSink) -> AsyncI
 
 @pytest.fixture
 async def web(mail_desk: Desk) -> AsyncIterator[str]:
-    """The bot's web endpoint on a loopback port; its base URL."""
-    server = WebServer("127.0.0.1", 0, mail_desk.services.links, mail_desk.services.renderer)
-    await server.start()
-    try:
-        yield f"http://127.0.0.1:{server.port}"
-    finally:
-        await server.stop()
-
-
-async def paged(desk: Desk, targets: str, text: str, *, tlp: str = "") -> str:
-    """`targets` paged in a new activation; the activation room."""
-    control = desk.room("lead", "member", "partner", "dg", "deputy")
-    _ref, room, _ = await desk.open_activation(
-        "lead", control, f'!icc activate "Meuse flooding" {tlp}'.strip()
-    )
-    await desk.say("member", room, f"!icc page {targets} {text} --ack 30m")
-    return room
+    async with web_endpoint(mail_desk) as url:
+        yield url
 
 
 async def attempts(desk: Desk) -> list[PageAttemptRow]:

@@ -22,6 +22,7 @@ from bot.web.server import WebServer
 from tests.conftest import desk_cast, desk_running, paging_directory
 from tests.support.desk import Desk
 from tests.support.mail import SmtpSink
+from tests.support.reach import paged, web_endpoint
 from tests.support.sms import SmsGateway, inbound, signed
 
 PUBLIC_URL = "https://icc.example"
@@ -86,24 +87,9 @@ async def sms_desk(
 
 @pytest.fixture
 async def web(sms_desk: Desk) -> AsyncIterator[str]:
-    """The bot's web endpoint on a loopback port, reading inbound SMS; its base URL."""
-    services = sms_desk.services
-    server = WebServer("127.0.0.1", 0, services.links, services.renderer, sms=services.sms_replies)
-    await server.start()
-    try:
-        yield f"http://127.0.0.1:{server.port}"
-    finally:
-        await server.stop()
-
-
-async def paged(desk: Desk, targets: str, text: str, *, tlp: str = "") -> str:
-    """`targets` paged in a new activation; the activation room."""
-    control = desk.room("lead", "member", "partner", "dg", "deputy")
-    _ref, room, _ = await desk.open_activation(
-        "lead", control, f'!icc activate "Meuse flooding" {tlp}'.strip()
-    )
-    await desk.say("member", room, f"!icc page {targets} {text} --ack 30m")
-    return room
+    """The bot's web endpoint, reading inbound SMS."""
+    async with web_endpoint(sms_desk, sms=sms_desk.services.sms_replies) as url:
+        yield url
 
 
 async def sms_attempts(desk: Desk) -> list[PageAttemptRow]:

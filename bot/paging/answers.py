@@ -19,7 +19,7 @@ from bot.errors import Refused, UserError
 from bot.paging.steps import ESCALATE, UNREACHABLE, arm, unit_prefix
 from bot.reach.direct import RECORD_HORIZON, owner_of_answered
 from bot.render import Message
-from bot.storage import activation_store, core
+from bot.storage import core
 from bot.storage import page_store as store
 from bot.storage.models import ActivationRow, ActivationStatus, PageRow, PageTargetRow
 from bot.timeutil import format_duration, utcnow
@@ -69,12 +69,7 @@ class Answers:
         the person's language, and a log line; such a reply is never silently dropped."""
         async with self.db.session() as session:
             row = await store.target_by_event(session, page_event)
-            page = await store.page(session, row.page_id) if row else None
-            activation = (
-                await activation_store.by_id(session, page.activation_id)
-                if page and page.activation_id
-                else None
-            )
+            page, activation = await store.page_in(session, row.page_id if row else None)
         if row is None or page is None:
             return None
         log.info("reply from %s to %s is not an acknowledgement; told how", sender, page.ref)
@@ -127,12 +122,7 @@ class Answers:
         """Record an ack (reason None) or a decline for the person's rows on one page."""
         async with self.db.session() as session:
             rows = await self._rows_answered(session, matrix_id, ref, relates_to)
-            page = await store.page(session, rows[0].page_id)
-            activation = (
-                await activation_store.by_id(session, page.activation_id)
-                if page and page.activation_id
-                else None
-            )
+            page, activation = await store.page_in(session, rows[0].page_id)
         assert page is not None
         if activation is not None and activation.status != ActivationStatus.OPEN:
             log.info(
@@ -230,12 +220,7 @@ class Answers:
         now = min(at, utcnow())  # when they took it back, even if the bot reads it later
         async with self.db.session() as session:
             rows = await store.acked_by_reaction(session, reaction, matrix_id)
-            page = await store.page(session, rows[0].page_id) if rows else None
-            activation = (
-                await activation_store.by_id(session, page.activation_id)
-                if page and page.activation_id
-                else None
-            )
+            page, activation = await store.page_in(session, rows[0].page_id if rows else None)
             if page is None or (activation is not None and activation.status != "open"):
                 return False  # a closed activation's record is final
             first = await store.withdraw_ack_once(session, [r.id for r in rows], now)

@@ -23,7 +23,6 @@ from typing import TYPE_CHECKING, Any
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.paging.steps import ESCALATE, UNREACHABLE, arm
-from bot.storage import activation_store
 from bot.storage import page_store as store
 from bot.storage.models import ActivationRow, PageRow, PageTargetRow, Timer
 from bot.timeutil import utcnow
@@ -78,12 +77,7 @@ class Escalation:
 
     async def _page_steps(self, page_id: int, timers: list[Timer]) -> None:
         async with self.db.session() as session:
-            page = await store.page(session, page_id)
-            activation = (
-                await activation_store.by_id(session, page.activation_id)
-                if page and page.activation_id
-                else None
-            )
+            page, activation = await store.page_in(session, page_id)
         if page is None or activation is None or activation.status != "open":
             return
         due: dict[str, list[str]] = {ESCALATE: [], UNREACHABLE: []}

@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from bot.settings import Settings
-from bot.storage import activation_store
 from bot.storage import page_store as store
 from bot.storage.models import ActivationRow, ActivationStatus, PageRow, PageTargetRow
 from bot.timeutil import utcnow
@@ -82,12 +81,7 @@ class AckLinks:
             return None
         async with self.db.session() as session:
             row = await store.target(session, target_id)
-            page = await store.page(session, row.page_id) if row else None
-            activation = (
-                await activation_store.by_id(session, page.activation_id)
-                if page and page.activation_id
-                else None
-            )
+            page, activation = await store.page_in(session, row.page_id if row else None)
         if row is None or page is None:
             return None
         return LinkView(_state(row, page, activation), row, page, activation)

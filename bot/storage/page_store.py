@@ -10,7 +10,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.storage import bulk
-from bot.storage.models import DmRoom, PageAttemptRow, PageRow, PageTargetRow
+from bot.storage.models import ActivationRow, DmRoom, PageAttemptRow, PageRow, PageTargetRow
 from bot.storage.types import could_be_id
 
 
@@ -43,6 +43,16 @@ async def save_dm_room(session: AsyncSession, matrix_id: str, room_id: str, at: 
 async def page_by_event(session: AsyncSession, event_id: str) -> PageRow | None:
     rows = await session.exec(select(PageRow).where(PageRow.opened_by_event == event_id))
     return rows.first()
+
+
+async def page_in(
+    session: AsyncSession, page_id: int | None
+) -> tuple[PageRow | None, ActivationRow | None]:
+    """A page and the activation it belongs to (None for a check outside any, or no page)."""
+    found = await page(session, page_id) if page_id is not None else None
+    if found is None or found.activation_id is None:
+        return found, None
+    return found, await session.get(ActivationRow, found.activation_id)
 
 
 async def page(session: AsyncSession, page_id: int) -> PageRow | None:

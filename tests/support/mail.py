@@ -6,18 +6,13 @@ port play an SMTP server that is down for a while.
 
 from __future__ import annotations
 
-import socket
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from typing import Any
 
 from aiosmtpd.controller import Controller
 
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+from bot.devserver import free_port
 
 
 class SmtpSink:
