@@ -28,8 +28,6 @@ if TYPE_CHECKING:
     from bot.settings import Settings
     from bot.storage.db import Database
 
-    pass
-
 log = logging.getLogger(__name__)
 
 LEVELS = ("monitoring", "information-sharing", "full")

@@ -46,8 +46,6 @@ if TYPE_CHECKING:
     from bot.runtime.scheduler import Scheduler
     from bot.storage.db import Database
 
-    pass
-
 log = logging.getLogger(__name__)
 
 REMIND, CHASE = "remind", "chase"

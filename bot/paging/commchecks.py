@@ -38,8 +38,6 @@ if TYPE_CHECKING:
     from bot.runtime.scheduler import Scheduler
     from bot.storage.db import Database
 
-    pass
-
 CHECK_TEXT = "Communication check"
 
 

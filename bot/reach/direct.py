@@ -29,8 +29,6 @@ if TYPE_CHECKING:
     from bot.runtime.tasks import KeyedLocks
     from bot.settings import Settings
 
-    pass
-
 log = logging.getLogger(__name__)
 Found = TypeVar("Found")
 
