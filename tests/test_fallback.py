@@ -103,6 +103,17 @@ async def test_a_page_not_acknowledged_on_matrix_goes_by_email_after_the_fallbac
     assert attempt.sent_at is not None
 
 
+async def test_someone_paged_directly_and_as_a_backup_gets_two_distinct_emails(
+    mail_desk: Desk, smtp: SmtpSink
+) -> None:
+    desk = mail_desk
+    await paged(desk, "partner,dg", "Convoy at the border?")
+    await desk.fire(TimerKind.PAGE_STEP)  # the partner's deadline: the DG stands in for them
+    await desk.fire(TimerKind.PAGE_FALLBACK)
+    ids = sorted(str(m["Message-ID"]) for m in smtp.to(DG_MAIL))
+    assert ids == ["<PG-1.dg.for-partner@crisis.example>", "<PG-1.dg@crisis.example>"]
+
+
 async def test_an_ack_on_matrix_before_the_delay_stops_the_fallback(
     mail_desk: Desk, smtp: SmtpSink
 ) -> None:

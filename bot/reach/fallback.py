@@ -233,7 +233,8 @@ class Fallback:
         }
         subject = self.renderer.text(f"{EMAIL_TEMPLATE}_subject", lang=lang, **context)
         body = self.renderer.render(EMAIL_TEMPLATE, lang=lang, **context)
-        identity = message_id(self.mailer.sender, f"{page.ref}.{row.handle}")
+        standing_in = f".for-{row.covers}" if row.covers else ""  # a backup's is its own message
+        identity = message_id(self.mailer.sender, f"{page.ref}.{row.handle}{standing_in}")
         mail = compose(
             sender=self.mailer.sender,
             to=contact.email,
