@@ -85,6 +85,7 @@ class App:
         self.trust: DeviceTrust | None = None
         self.health: HealthServer | None = None
         self.web: WebServer | None = None
+        self._mail: asyncio.Task[None] | None = None
         self.metrics = Metrics()
         self.catch_up = CatchUp(counts=self._in_directory)
         self._pid_file: Path | None = None
@@ -162,6 +163,9 @@ class App:
             log.info("shutting down")
             if directory is not None and not directory.done():
                 directory.cancel()
+            if self._mail is not None:
+                self._mail.cancel()
+                await asyncio.gather(self._mail, return_exceptions=True)
             await scheduler.stop(self.tuning.drain_seconds / 2)
             await self.tasks.drain(self.tuning.drain_seconds)
             if self.health is not None:
@@ -259,6 +263,8 @@ class App:
         await services.digest.ensure_armed()
         await services.duty.start()
         await self._start_web(services)
+        if self.settings.imap_url:  # runs until shutdown, so not among the drained tasks
+            self._mail = asyncio.create_task(services.mail_replies.run(), name="mail-replies")
         self.tasks.spawn("tighten-invites", tighten_invites(services.db, services.messenger))
         self.ready.set()
         self._pid_file = write_pid_file(self.settings.data_dir)

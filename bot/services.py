@@ -28,6 +28,7 @@ from bot.reach.direct import DirectMessages
 from bot.reach.email import Mailer
 from bot.reach.fallback import Fallback
 from bot.reach.links import AckLinks
+from bot.reach.replies import MailReplies
 from bot.reach.sms import SmsGateway, SmsReplies
 from bot.rota.duty import Duty
 from bot.rounds.runs import Rounds
@@ -55,6 +56,7 @@ class Services(Layers):
     duty: Duty
     fallback: Fallback
     links: AckLinks
+    mail_replies: MailReplies
     sms_replies: SmsReplies
 
     @property
@@ -123,5 +125,6 @@ def build_services(layers: Layers, registry: Registry) -> Services:
         duty=duty,
         fallback=fallback,
         links=AckLinks(**given(AckLinks), answers=answers),
+        mail_replies=MailReplies(**given(MailReplies), answers=answers),
         sms_replies=SmsReplies(**given(SmsReplies), answers=answers),
     )

@@ -68,6 +68,7 @@ class Settings:
     stranger_budget: tuple[int, timedelta] = (5, timedelta(minutes=10))
     # Reaching people outside Matrix (e-mail), and the web endpoint acknowledgement links use.
     smtp_url: str | None = None  # smtp[s]://user:pass@host:port; None: e-mail off
+    imap_url: str | None = None  # imap[s]://user:pass@host:port/folder; None: replies not read
     mail_from: str | None = None
     fallback_after: timedelta = timedelta(minutes=5)  # no ack on one channel: the next one
     public_url: str | None = None  # how people reach the web endpoint; None: links off
@@ -82,6 +83,7 @@ class Settings:
         "access_token",
         "store_key",
         "smtp_url",
+        "imap_url",
         "sms_token",
         "sms_secret",
     )
@@ -114,8 +116,9 @@ class Settings:
         """The secret values, for the log filter that keeps them out of every line (the SMTP
         password as well as the URL that carries it)."""
         values = [getattr(self, name) for name in self.SECRETS]
-        if self.smtp_url:
-            values.append(unquote(urlsplit(self.smtp_url).password or ""))
+        for url in (self.smtp_url, self.imap_url):
+            if url:
+                values.append(unquote(urlsplit(url).password or ""))
         return [value for value in values if value]
 
 
@@ -142,6 +145,7 @@ _KNOWN = {
     "ICC_RATE_LIMIT",
     "ICC_STRANGER_BUDGET",
     "ICC_SMTP_URL",
+    "ICC_IMAP_URL",
     "ICC_MAIL_FROM",
     "ICC_FALLBACK_AFTER",
     "ICC_PUBLIC_URL",
@@ -242,6 +246,9 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         problems.append("ICC_SMTP_URL: use smtp://user:password@host:587 or smtps://…:465")
     if smtp_url and not (mail_from and EMAIL.match(mail_from)):
         problems.append("ICC_MAIL_FROM: required with ICC_SMTP_URL, the sender's address")
+    imap_url = get("ICC_IMAP_URL")
+    if imap_url and not re.match(r"^imaps?://[^\s/]+(/\S*)?$", imap_url):
+        problems.append("ICC_IMAP_URL: use imaps://user:password@host:993/INBOX")
     public_url = get("ICC_PUBLIC_URL")
     if public_url and not re.match(r"^https?://[^\s/]+", public_url):
         problems.append(f"ICC_PUBLIC_URL: `{public_url}` is not an http(s) URL")
@@ -281,6 +288,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         dg_digest=dg_digest,
         classified_markings=_markings(get("ICC_CLASSIFIED_MARKINGS")),
         smtp_url=smtp_url,
+        imap_url=imap_url,
         mail_from=mail_from,
         public_url=public_url.rstrip("/") if public_url else None,
         sms_url=sms_url,

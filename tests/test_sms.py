@@ -14,8 +14,8 @@ from typing import Any
 import aiohttp
 import pytest
 
+from bot.paging.acks import read_ack
 from bot.reach.gsm import ONE_GSM, is_gsm, length, one_sms, parts
-from bot.reach.sms import read_ack
 from bot.storage import page_store
 from bot.storage.models import PageAttemptRow, PageTargetRow, TimerKind
 from bot.web.server import WebServer

@@ -5,6 +5,7 @@ does in Matrix; the channels differ only in how they find the page."""
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 # An answer to a page without a command: a reaction with one of these.
 ACK_REACTIONS = ("✅", "👍", "✔", "☑")
@@ -37,3 +38,26 @@ def says_ack(text: str) -> bool:
     if not words:
         return is_ack_reaction(text.strip())
     return ack_words_at_start(words) > 0
+
+
+@dataclass(frozen=True)
+class WrittenAck:
+    """An answer written outside Matrix (an SMS, an e-mail) that acknowledges: the page it names
+    (its number), or None for the person's newest open page."""
+
+    page: int | None
+
+
+def read_ack(text: str) -> WrittenAck | None:
+    """`ACK 12`, `ack PG-12`, `Reçu 12, on arrive`, `ok`, `👍`: an acknowledgement (of page 12,
+    or of the newest open page); anything that does not open with an ack word is none."""
+    words = re.findall(r"[^\W\d_]+|\d+", text.lower())
+    if not words:
+        return WrittenAck(None) if is_ack_reaction(text.strip()) else None
+    opening = ack_words_at_start(words)
+    if not opening:
+        return None
+    rest = words[opening:]
+    if rest[:1] == ["pg"]:
+        rest = rest[1:]
+    return WrittenAck(int(rest[0]) if rest and rest[0].isdigit() else None)

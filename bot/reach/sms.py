@@ -39,7 +39,7 @@ import aiohttp
 from jinja2 import TemplateError
 
 from bot.errors import UserError
-from bot.paging.acks import ack_words_at_start, is_ack_reaction
+from bot.paging.acks import read_ack
 from bot.reach.channel import ChannelError
 from bot.storage import page_store as store
 from bot.timeutil import utcnow
@@ -164,28 +164,6 @@ def e164(number: str) -> str:
 
 def last_digits(number: str) -> str:
     return "…" + number[-3:] if len(number) > 3 else "…"
-
-
-@dataclass(frozen=True)
-class SmsAck:
-    """An SMS that acknowledges: the page it names (its number), or None for the newest open."""
-
-    page: int | None
-
-
-def read_ack(text: str) -> SmsAck | None:
-    """`ACK 12`, `ack PG-12`, `Reçu 12, on arrive`, `ok`, `👍`: an acknowledgement (of page 12,
-    or of the newest open page); anything that does not open with an ack word is none."""
-    words = re.findall(r"[^\W\d_]+|\d+", text.lower())
-    if not words:
-        return SmsAck(None) if is_ack_reaction(text.strip()) else None
-    opening = ack_words_at_start(words)
-    if not opening:
-        return None
-    rest = words[opening:]
-    if rest[:1] == ["pg"]:
-        rest = rest[1:]
-    return SmsAck(int(rest[0]) if rest and rest[0].isdigit() else None)
 
 
 class Inbound(enum.Enum):
