@@ -31,6 +31,7 @@ from bot.settings import Settings, load_settings
 from bot.storage.db import Database
 from tests.matrix_people import Person
 from tests.support.desk import Desk
+from tests.support.mail import SmtpSink
 from tests.support.recording import SERVER
 
 for _noisy in ("nio", "aiohttp", "apscheduler", "alembic"):
@@ -400,6 +401,17 @@ def paging_env(bot_env: dict[str, str], cast: Cast) -> dict[str, str]:
     config = Path(bot_env["ICC_CONFIG_DIR"]) / "directory.yaml"
     config.write_text(yaml.safe_dump(paging_directory(cast, ghost="@ghost:nowhere.example")))
     return bot_env
+
+
+@pytest.fixture
+def smtp() -> Iterator[SmtpSink]:
+    """A real SMTP server in the test process (aiosmtpd), keeping what it is given."""
+    sink = SmtpSink()
+    sink.start()
+    try:
+        yield sink
+    finally:
+        sink.stop()
 
 
 @pytest.fixture

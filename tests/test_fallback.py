@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -38,16 +38,6 @@ def reachable_directory(cast: Cast | None = None) -> dict[str, Any]:
     by_handle["partner"].update(email=PARTNER_MAIL, channels=["matrix", "email"])
     by_handle["dg"].update(email=DG_MAIL, phone="+32475123456", channels=["matrix", "email", "sms"])
     return directory
-
-
-@pytest.fixture
-def smtp() -> Iterator[SmtpSink]:
-    sink = SmtpSink()
-    sink.start()
-    try:
-        yield sink
-    finally:
-        sink.stop()
 
 
 @pytest.fixture

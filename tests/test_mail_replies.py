@@ -31,16 +31,6 @@ def mailbox() -> Iterator[Dovecot]:
 
 
 @pytest.fixture
-def smtp() -> Iterator[SmtpSink]:
-    sink = SmtpSink()
-    sink.start()
-    try:
-        yield sink
-    finally:
-        sink.stop()
-
-
-@pytest.fixture
 async def reply_desk(
     tmp_path: Path, database_url: str, smtp: SmtpSink, mailbox: Dovecot
 ) -> AsyncIterator[Desk]:
