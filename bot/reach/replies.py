@@ -13,6 +13,7 @@ logged (never its text: a reply may quote a TLP:RED page).
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import re
 from collections.abc import Awaitable
@@ -132,7 +133,7 @@ class MailReplies:
                 ref=f"PG-{page}" if page else None,
                 relates_to=None,
                 how="email",
-                event_id=f"mail-{mail['Message-ID'] or hash(raw)}",
+                event_id=f"mail-{mail['Message-ID'] or hashlib.sha256(raw).hexdigest()[:32]}",
                 at=utcnow(),
             )
         except UserError as exc:  # not theirs, closed, none open: nothing to acknowledge
