@@ -56,7 +56,7 @@ def run_demo() -> int:
         config_dir.mkdir(parents=True, exist_ok=True)
         (config_dir / "directory.yaml").write_text(yaml.safe_dump(directory, sort_keys=False))
         shutil.copytree(SAMPLE_DIRECTORY.parent / "rota", config_dir / "rota", dirs_exist_ok=True)
-        people = {_localpart(c["matrix_id"]): c for c in directory["contacts"]}
+        people = {_localpart(c["matrix_id"]): c for c in directory["contacts"] if "matrix_id" in c}
         for localpart in [BOT_LOCALPART, *people]:
             password = state["passwords"].setdefault(localpart, secrets.token_urlsafe(9))
             server.register(localpart, password)
@@ -140,7 +140,8 @@ def _localised_directory(server_name: str) -> dict[str, Any]:
     that what they log in with is what others type (`contact nl-ncc`, `page nl-ncc`)."""
     directory = yaml.safe_load(SAMPLE_DIRECTORY.read_text(encoding="utf-8"))
     for contact in directory["contacts"]:
-        contact["matrix_id"] = f"@{contact['handle']}:{server_name}"
+        if "matrix_id" in contact:  # someone reached by e-mail only stays so
+            contact["matrix_id"] = f"@{contact['handle']}:{server_name}"
     return directory
 
 

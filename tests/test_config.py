@@ -271,7 +271,7 @@ def test_cli_check_shows_a_sample_sms_request_and_refuses_a_broken_template(
     env = GOOD | {"ICC_CONFIG_DIR": str(tmp_path)}
     off = run_cli(env, "check")
     assert off.returncode == 0, off.stderr
-    assert "1 contacts are to be reached by sms" in off.stderr
+    assert "2 contacts are to be reached by sms (amertens, emb-de)" in off.stderr
     assert "ICC_SMS_URL is not set" in off.stderr
     sms = env | {k: SMS[k] for k in ("ICC_SMS_URL", "ICC_SMS_TOKEN")}
     good = run_cli(sms, "check")

@@ -140,10 +140,56 @@ def test_channels_need_their_address_in_its_form(tmp_path: Path) -> None:
 
 def test_a_contact_reachable_by_email_keeps_its_channels_in_order() -> None:
     raw = sample()
-    raw["contacts"][0].update(email="an.mertens@crisis.example", channels=["email", "matrix"])
+    raw["contacts"][0].update(email="an.mertens@crisis.example", channels=["matrix", "email"])
     contact = parse_directory(raw, source="d.yaml").contacts["amertens"]
-    assert (contact.email, contact.channels) == ("an.mertens@crisis.example", ("email", "matrix"))
+    assert (contact.email, contact.channels) == ("an.mertens@crisis.example", ("matrix", "email"))
     assert parse_directory(sample(), source="d.yaml").contacts["jdupont"].channels == ("matrix",)
+
+
+def test_matrix_comes_first_when_it_is_listed() -> None:
+    raw = sample()
+    raw["contacts"][0].update(email="an.mertens@crisis.example", channels=["email", "matrix"])
+    with pytest.raises(DirectoryError, match="`matrix` comes first when it is listed"):
+        parse_directory(raw, source="d.yaml")
+
+
+def partner_without_matrix(**fields: Any) -> dict[str, Any]:
+    """The sample with a partner who has no Matrix ID, and `fields`."""
+    raw = sample()
+    person = next(c for c in raw["contacts"] if c.get("role", "partner") == "partner")
+    del person["matrix_id"]
+    person.update(fields)
+    return raw
+
+
+def test_someone_without_a_matrix_id_is_reached_on_the_channels_they_have_an_address_for() -> None:
+    raw = partner_without_matrix(email="desk@embassy.example", phone="+31612345678")
+    person = next(
+        c for c in parse_directory(raw, source="d.yaml").contacts.values() if not c.on_matrix
+    )
+    assert person.matrix_id is None
+    assert person.channels == ("email", "sms")
+    assert person.key == f"~{person.handle}"  # never a Matrix ID
+
+
+def test_someone_without_a_matrix_id_or_any_address_is_refused() -> None:
+    with pytest.raises(DirectoryError, match="needs a `matrix_id`, an `email` or a `phone`"):
+        parse_directory(partner_without_matrix(), source="d.yaml")
+
+
+def test_the_matrix_channel_needs_a_matrix_id() -> None:
+    raw = partner_without_matrix(email="desk@embassy.example", channels=["matrix", "email"])
+    with pytest.raises(DirectoryError, match="`matrix` needs the contact's `matrix_id`"):
+        parse_directory(raw, source="d.yaml")
+
+
+def test_a_lead_or_member_needs_a_matrix_id() -> None:
+    raw = sample()
+    member = next(c for c in raw["contacts"] if c.get("role") == "icc-member")
+    del member["matrix_id"]
+    member["email"] = "desk@crisis.example"
+    with pytest.raises(DirectoryError, match="icc-member works in the bot's rooms and needs"):
+        parse_directory(raw, source="d.yaml")
 
 
 # -- typos and the file's shape (issue 18) ----------------------------------------------------------
@@ -222,7 +268,15 @@ def test_every_problem_at_once_each_with_its_line_entry_and_field(tmp_path: Path
         " organisation, matrix_id, role, languages, timezone, groups, backup, email, phone,"
         " channels",
         f"{where} 16: contacts[2] ?: handle: missing",
-        f"{where} 16: contacts[2] ?: matrix_id: missing",
+    ]
+
+
+def default_channels(written: dict[str, Any]) -> list[str]:
+    """Matrix for someone on it, else the channels they have an address for (SPEC)."""
+    if "matrix_id" in written:
+        return ["matrix"]
+    return [
+        channel for channel, field in (("email", "email"), ("sms", "phone")) if field in written
     ]
 
 
@@ -240,7 +294,7 @@ def test_the_sample_loads_as_written(tmp_path: Path) -> None:
                 handle=written["handle"],
                 name=written["name"],
                 organisation=written["organisation"],
-                matrix_id=written["matrix_id"],
+                matrix_id=written.get("matrix_id"),
                 role=Role.parse(written["role"]),
                 languages=tuple(written["languages"]),
                 timezone=written["timezone"],
@@ -248,7 +302,7 @@ def test_the_sample_loads_as_written(tmp_path: Path) -> None:
                 backup=written.get("backup"),
                 email=written.get("email"),
                 phone=written.get("phone"),
-                channels=tuple(written.get("channels", ["matrix"])),
+                channels=tuple(written.get("channels", default_channels(written))),
             )
         assert directory.groups == raw["groups"]
         assert [(o.key, o.name, o.kind, o.country) for o in directory.organisations.values()] == [
@@ -267,7 +321,7 @@ def test_the_schema_command_prints_a_json_schema_the_sample_meets_and_typos_do_n
     validator = jsonschema.Draft202012Validator(schema)
     assert list(validator.iter_errors(sample())) == []
     contact = schema["$defs"]["ContactEntry"]
-    assert set(contact["required"]) == {"handle", "organisation", "matrix_id"}
+    assert set(contact["required"]) == {"handle", "organisation"}
     assert contact["additionalProperties"] is False
     assert schema["additionalProperties"] is False
     for typed, meant in [("langauges", "languages"), ("backups", "backup"), ("group", "groups")]:

@@ -29,6 +29,7 @@ from tests.support.rooms import activation_room, page_received
 PUBLIC_URL = "https://icc.example"
 PARTNER_MAIL = "duty@ercc.example"
 DG_MAIL = "dg@ercc.example"
+EMBASSY_MAIL = "crisis@embassy.example"
 
 
 def reachable_directory(cast: Cast | None = None) -> dict[str, Any]:
@@ -37,6 +38,10 @@ def reachable_directory(cast: Cast | None = None) -> dict[str, Any]:
     by_handle = {c["handle"]: c for c in directory["contacts"]}
     by_handle["partner"].update(email=PARTNER_MAIL, channels=["matrix", "email"])
     by_handle["dg"].update(email=DG_MAIL, phone="+32475123456", channels=["matrix", "email", "sms"])
+    directory["organisations"].append({"key": "emb", "name": "Embassy", "country": "NL"})
+    directory["contacts"].append(  # on no homeserver: reached by e-mail only
+        {"handle": "embassy", "name": "Embassy desk", "organisation": "emb", "email": EMBASSY_MAIL}
+    )
     return directory
 
 
@@ -259,6 +264,49 @@ async def test_a_fallback_step_outlives_a_restart_and_runs_once(
         await desk.fire(TimerKind.PAGE_FALLBACK)
     assert len(smtp.to(PARTNER_MAIL)) == 1
     assert "Accusez réception dans votre client Matrix" in text_of(smtp.to(PARTNER_MAIL)[0])
+
+
+async def test_someone_not_on_matrix_is_paged_by_email_at_once(
+    mail_desk: Desk, smtp: SmtpSink
+) -> None:
+    desk = mail_desk
+    room = await paged(desk, "embassy", "Are Dutch nationals in the area?")
+    assert not [
+        r for r in desk.messenger.recorded if r.kind == "create_room" and r.details["direct"]
+    ]
+    [step] = await desk.armed(TimerKind.PAGE_FALLBACK)
+    assert step.due_at <= step.created_at  # no Matrix page to wait for
+    await desk.fire(TimerKind.PAGE_FALLBACK)
+    [mail] = smtp.to(EMBASSY_MAIL)
+    assert "Are Dutch nationals in the area?" in text_of(mail)
+    assert "· email sent" in desk.board(room, "PG-1")
+    assert "not delivered" not in desk.board(room, "PG-1")
+
+
+async def test_someone_not_on_matrix_acknowledges_by_the_link_with_its_latency(
+    mail_desk: Desk, smtp: SmtpSink, web: str
+) -> None:
+    desk = mail_desk
+    room = await paged(desk, "embassy", "Are Dutch nationals in the area?")
+    await desk.fire(TimerKind.PAGE_FALLBACK)
+    path = link_path(text_of(smtp.to(EMBASSY_MAIL)[0]))
+    async with aiohttp.ClientSession() as http, http.post(web + path) as pressed:
+        assert pressed.status == 200
+    board = desk.board(room, "PG-1")
+    assert "1/1 acknowledged" in board
+    assert re.search(r"✅ Embassy desk .*\d+s \(link\)", board), board
+
+
+async def test_an_input_request_leaves_out_who_is_not_on_matrix_and_says_so(
+    mail_desk: Desk,
+) -> None:
+    desk = mail_desk
+    room = await paged(desk, "partner", "Warm-up")
+    sent = await desk.ask("member", room, "!icc ask partner,embassy Any convoys? --by 2h")
+    assert "sent to 1 person" in sent.body
+    assert "Not asked, not on Matrix: Embassy desk" in sent.body
+    refused = await desk.ask("member", room, "!icc ask embassy Any convoys?")
+    assert "not on Matrix, where inputs are answered; nothing was asked" in refused.body
 
 
 # -- through Synapse -------------------------------------------------------------------------------

@@ -133,6 +133,8 @@ class Lifecycle:
             raise UserError(
                 f"{successor.name} is {successor.role.value}, not icc-lead; pick a lead."
             )
+        if successor.matrix_id is None:  # the directory refuses a lead without one
+            raise UserError(f"{successor.name} is not on Matrix; pick a lead who is.")
         previous = await self._hand_over(activation, successor.matrix_id, by)
         assert activation.room_id is not None
         await self.messenger.invite(activation.room_id, successor.matrix_id)
@@ -261,7 +263,9 @@ class Lifecycle:
         roster = [
             c.matrix_id
             for c in directory.contacts.values()
-            if c.role in (Role.LEAD, Role.MEMBER) and c.matrix_id != self.activations.bot_id
+            if c.role in (Role.LEAD, Role.MEMBER)
+            and c.matrix_id
+            and c.matrix_id != self.activations.bot_id
         ]
         invite = sorted(set(roster) | {activation.lead})
         name, topic = room_labels(activation)

@@ -45,6 +45,13 @@ async def ask(ctx: CommandContext, *, targets: list[str], question: str, by: str
     activations = ctx.services.activations
     activation = await activations.open_in_room(ctx.room_id)
     people = resolve_people(ctx, targets)
+    not_on_matrix = [p.name for p in people if p.matrix_id is None]
+    people = [p for p in people if p.matrix_id is not None]  # an answer comes in Matrix
+    if not people:
+        raise UserError(
+            f"{', '.join(not_on_matrix)}: not on Matrix, where inputs are answered; nothing "
+            "was asked. Page them instead: a page reaches them by e-mail or SMS."
+        )
     try:
         deadline = parse_future_time(by, ctx.services.settings.timezone, utcnow())
     except ValueError as exc:
@@ -64,6 +71,7 @@ async def ask(ctx: CommandContext, *, targets: list[str], question: str, by: str
         ref=request.ref,
         count=len(people),
         failed=failed,
+        not_on_matrix=not_on_matrix,
         deadline=activations.local(request.deadline, with_date=True),
     )
 

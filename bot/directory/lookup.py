@@ -40,7 +40,7 @@ class Lookup:
             )
         shown = found[(page - 1) * PAGE_SIZE : page * PAGE_SIZE]
         async with self.db.session() as session:  # the shown page's people only
-            checks = await page_store.check_results(session, [c.matrix_id for c in shown])
+            checks = await page_store.check_results(session, [c.key for c in shown])
         rows = [
             {
                 "handle": c.handle,
@@ -49,7 +49,7 @@ class Lookup:
                 "organisation": directory.organisation_of(c).name,
                 "languages": ", ".join(c.languages),
                 "zone": zone_label(c.zone),
-                "stale": c.matrix_id in checks and checks[c.matrix_id].acked_at is None,
+                "stale": c.key in checks and checks[c.key].acked_at is None,
             }
             for c in shown
         ]
@@ -73,8 +73,8 @@ class Lookup:
             hint = f" Did you mean `{suggestion}`?" if suggestion else ""
             raise UserError(f"No contact `{handle}` in the directory.{hint}")
         async with self.db.session() as session:
-            latency = await page_store.last_ack_latency(session, person.matrix_id)
-            checks = await page_store.check_results(session, [person.matrix_id])
+            latency = await page_store.last_ack_latency(session, person.key)
+            checks = await page_store.check_results(session, [person.key])
         backup = directory.contacts.get(person.backup) if person.backup else None
         backs_up = [c for c in directory.contacts.values() if c.backup == person.handle]
         return self.renderer.render(
@@ -87,7 +87,7 @@ class Lookup:
             backs_up=backs_up,
             groups=[(g, directory.groups[g]) for g in person.groups],
             last_ack=format_duration(timedelta(seconds=latency)) if latency is not None else None,
-            last_check=_check_line(checks.get(person.matrix_id)),
+            last_check=_check_line(checks.get(person.key)),
         )
 
 

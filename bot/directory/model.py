@@ -61,7 +61,7 @@ class Contact:
     handle: str
     name: str
     organisation: str
-    matrix_id: str
+    matrix_id: str | None  # None: reached by e-mail or SMS only
     role: Role
     languages: tuple[str, ...]
     timezone: str
@@ -74,6 +74,17 @@ class Contact:
     @property
     def zone(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
+
+    @property
+    def key(self) -> str:
+        """What the bot's rows know them by: their Matrix ID, or `~handle` for someone not on
+        Matrix (never a Matrix ID, so no Matrix sender can ever answer in their name)."""
+        return self.matrix_id or f"~{self.handle}"
+
+    @property
+    def on_matrix(self) -> bool:
+        """Whether a page starts in Matrix for them (it comes first whenever it is listed)."""
+        return self.channels[:1] == ("matrix",)
 
 
 @dataclass(frozen=True)
@@ -96,7 +107,7 @@ class Directory:
         self.organisations = organisations
         self.contacts = contacts
         self.groups = groups
-        self._by_matrix_id = {c.matrix_id: c for c in contacts.values()}
+        self._by_matrix_id = {c.matrix_id: c for c in contacts.values() if c.matrix_id}
         self._order = {handle: index for index, handle in enumerate(contacts)}
         self._members: dict[str, list[Contact]] = {}
         for contact in contacts.values():
@@ -174,7 +185,7 @@ class Directory:
         key = key.strip().lower()
         aliases = {k: k for k in self.target_keys()}
         for contact in self.contacts.values():
-            localpart = contact.matrix_id[1:].split(":", 1)[0].lower()
+            localpart = (contact.matrix_id or "@:")[1:].split(":", 1)[0].lower()
             name = contact.name.lower()
             for alias in (localpart, name, name.split(" ", 1)[-1]):
                 aliases.setdefault(alias, contact.handle)
@@ -193,7 +204,7 @@ class Directory:
         parts = [
             contact.handle,
             contact.name,
-            contact.matrix_id,
+            contact.matrix_id or "",
             contact.organisation,
             organisation.name if organisation else "",
             *contact.groups,
@@ -402,7 +413,9 @@ class _Parser:
                 continue
             self._index[handle] = index  # a duplicate replaces the first, as in `contacts`
             matrix_id = item.matrix_id
-            if not MATRIX_USER_ID.match(matrix_id):
+            if matrix_id is None:
+                pass  # reached by e-mail or SMS only (`_channels` checks they can be)
+            elif not MATRIX_USER_ID.match(matrix_id):
                 self.problem(
                     (*at, "matrix_id"),
                     entry,
@@ -416,7 +429,8 @@ class _Parser:
                     "matrix_id",
                     f"`{matrix_id}` is also used by `{matrix_ids[matrix_id]}`",
                 )
-            matrix_ids.setdefault(matrix_id, handle)
+            if matrix_id is not None:
+                matrix_ids.setdefault(matrix_id, handle)
             if item.organisation not in organisations and "organisations" not in self._misspelt:
                 self.problem(
                     (*at, "organisation"),
@@ -442,10 +456,18 @@ class _Parser:
 
     def _role(self, at: Where, item: ContactEntry, entry: str) -> Role:
         try:
-            return Role.parse(item.role or "partner")
+            role = Role.parse(item.role or "partner")
         except ValueError as exc:
             self.problem((*at, "role"), entry, "role", str(exc))
             return Role.PARTNER
+        if role in (Role.LEAD, Role.MEMBER) and item.matrix_id is None:
+            self.problem(
+                (*at, "role"),
+                entry,
+                "role",
+                f"an {role.value} works in the bot's rooms and needs a `matrix_id`",
+            )
+        return role
 
     def _languages(self, at: Where, item: ContactEntry, entry: str) -> tuple[str, ...]:
         languages = tuple(item.languages or ["en"])
@@ -476,8 +498,24 @@ class _Parser:
         return value or None
 
     def _channels(self, at: Where, item: ContactEntry, entry: str) -> tuple[str, ...]:
-        """The channels in order, each once; email and sms need the address they use."""
-        channels = tuple(dict.fromkeys(item.channels or ["matrix"]))
+        """The channels in order, each once; each needs the address it uses, and Matrix, the
+        secure channel, comes first when listed. Someone without a Matrix ID is reached, by
+        default, on the channels they have an address for."""
+        channels = tuple(dict.fromkeys(item.channels or _default_channels(item)))
+        if not channels:
+            self.problem(
+                (*at, "matrix_id"),
+                entry,
+                "matrix_id",
+                "a contact needs a `matrix_id`, an `email` or a `phone` to be reached",
+            )
+        if "matrix" in channels[1:]:
+            self.problem(
+                (*at, "channels", channels.index("matrix")),
+                entry,
+                "channels",
+                "`matrix` comes first when it is listed: a page starts in the secure channel",
+            )
         for index, channel in enumerate(channels):
             if channel not in CHANNELS:
                 self.problem(
@@ -486,7 +524,11 @@ class _Parser:
                     "channels",
                     f"`{channel}` is not one of {', '.join(CHANNELS)}",
                 )
-            needs = {"email": ("email", item.email), "sms": ("phone", item.phone)}.get(channel)
+            needs = {
+                "matrix": ("matrix_id", item.matrix_id),
+                "email": ("email", item.email),
+                "sms": ("phone", item.phone),
+            }.get(channel)
             if needs is not None and not needs[1]:
                 self.problem(
                     (*at, "channels", index),
@@ -526,3 +568,10 @@ class _Parser:
                 current = contacts[current].backup
             if current == contact.handle:
                 self.problem(path, entry, "backup", f"backup cycle {' → '.join([*chain, current])}")
+
+
+def _default_channels(item: ContactEntry) -> list[str]:
+    """Matrix for someone on it; else e-mail, then SMS, as far as they have the address."""
+    if item.matrix_id is not None:
+        return ["matrix"]
+    return [c for c, address in (("email", item.email), ("sms", item.phone)) if address]

@@ -97,7 +97,11 @@ class ContactEntry(BaseModel):
     handle: Key = Field(description="how commands name them: amertens")
     name: str | None = Field(None, description="their name (default: the handle)")
     organisation: Key = Field(description="the key of their organisation")
-    matrix_id: MatrixId = Field(description="their Matrix user ID: @name:server")
+    matrix_id: MatrixId | None = Field(
+        None,
+        description="their Matrix user ID: @name:server (none for someone reached only by "
+        "e-mail or SMS)",
+    )
     role: RoleName | None = Field(None, description="what they may do (default: partner)")
     languages: Languages = Field(
         None, description="the languages they are written to in, preferred first (default: en)"
@@ -117,8 +121,10 @@ class ContactEntry(BaseModel):
     )
     channels: Channels = Field(
         None,
-        description="how to reach them, in order: matrix, email, sms (default: matrix); the next "
-        "one is tried when the one before brought no acknowledgement in ICC_FALLBACK_AFTER",
+        description="how to reach them, in order: matrix, email, sms (default: matrix, or for "
+        "someone without a matrix_id the channels they have an address for); matrix, when "
+        "listed, comes first; the next one is tried when the one before brought no "
+        "acknowledgement in ICC_FALLBACK_AFTER",
     )
 
 

@@ -99,7 +99,10 @@ class Answers:
         being recorded yet: a row not delivered (nor failed) as far as the database knows, or a
         repeat whose escalation step fired and has not completed."""
         rows = await store.open_rows_since(session, matrix_id, utcnow() - RECORD_HORIZON)
-        if any(row.event_id is None and row.send_error is None for row, _ in rows):
+        if any(
+            row.event_id is None and row.send_error is None and row.delivered_at is None
+            for row, _ in rows
+        ):  # (a row reached by e-mail or SMS only is delivered with no Matrix event)
             return True
         steps = [
             unit_prefix(page.activation_id, page.id, row.handle) + ESCALATE

@@ -141,8 +141,8 @@ class CommChecks:
             for r in rows
             if r.acked_at
         ]
-        silent = [_tried(r, tries) for r in rows if not r.acked_at and r.event_id]
-        unreachable = [_tried(r, tries) for r in rows if r.event_id is None]
+        silent = [_tried(r, tries) for r in rows if not r.acked_at and r.delivered_at]
+        unreachable = [_tried(r, tries) for r in rows if not r.acked_at and not r.delivered_at]
         if activation is not None:
             async with self.db.session() as session:
                 await self.activations.add_entry(

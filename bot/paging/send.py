@@ -181,11 +181,13 @@ class Pager:
         """The page to each of `rows` and its repetition to each of `repeated`, all at once: each
         send retried, the outcomes recorded in one transaction, every failure told to the room —
         never dropped."""
+        rows, elsewhere = self._by_first_channel(rows)
         sends = [(row, False) for row in rows] + [(row, True) for row in repeated or []]
-        if not sends:
+        if not sends and not elsewhere:
             return
         answer_by = utcnow() + timedelta(seconds=page.ack_window_s)
-        moved = self._start_deadlines(page, rows, answer_by)
+        moved = self._start_deadlines(page, rows + elsewhere, answer_by)
+        at_once_elsewhere = {row.id for row in elsewhere}
         rooms = await self._rooms([row for row, _ in sends])
         messages = self._messages(page, activation, sends, answer_by)
         outcomes = await asyncio.gather(
@@ -230,7 +232,7 @@ class Pager:
                 late = {
                     unit_prefix(activation.id, page.id, row.handle) + ESCALATE: row.deadline
                     for row in moved
-                    if row.id in delivered and not row.covers
+                    if (row.id in delivered or row.id in at_once_elsewhere) and not row.covers
                 }
                 await self.scheduler.move(session, TimerKind.PAGE_STEP, late)
             for row, _repeat, error in failed:
@@ -245,9 +247,9 @@ class Pager:
                     self.activations.bot_id,
                     data={"page": page.id, "handle": row.handle},
                 )
-        first_sends = [row for row, repeat in sends if not repeat]
-        failed_ids = {row.id for row, _repeat, _error in failed}
-        await self.fallback.arm(page, activation, first_sends, failed_ids)
+        first_sends = [row for row, repeat in sends if not repeat] + elsewhere
+        at_once = {row.id for row, _repeat, _error in failed} | at_once_elsewhere
+        await self.fallback.arm(page, activation, first_sends, at_once)
         for row, repeat, error in failed:
             await self.board.tell_room(
                 page,
@@ -255,6 +257,21 @@ class Pager:
                 self.renderer.render("page_failed", ref=page.ref, name=row.name, error=error),
                 txn_id=f"failed-{row.id}-{'repeat' if repeat else 'first'}",
             )
+
+    def _by_first_channel(
+        self, rows: list[PageTargetRow]
+    ) -> tuple[list[PageTargetRow], list[PageTargetRow]]:
+        """(those the page reaches in Matrix first, those it reaches by their other channels at
+        once): someone without a Matrix ID, or whose `channels` leave Matrix out."""
+        contacts = self.keeper.current.contacts
+        on_matrix = [
+            row
+            for row in rows
+            if row.matrix_id.startswith("@")
+            and ((contact := contacts.get(row.handle)) is None or contact.on_matrix)
+        ]
+        reached = {row.id for row in on_matrix}
+        return on_matrix, [row for row in rows if row.id not in reached]
 
     async def _rooms(self, rows: list[PageTargetRow]) -> dict[str, str]:
         """Each person's DM room: where an earlier page to them went, unless they have left it

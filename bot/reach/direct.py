@@ -84,7 +84,7 @@ class DirectMessages:
         organisation = self.keeper.current.organisations.get(person.organisation)
         return {
             "handle": person.handle,
-            "matrix_id": person.matrix_id,
+            "matrix_id": person.key,
             "name": person.name,
             "organisation": organisation.name if organisation else person.organisation,
             "language": self.renderer.language_for(template, person.languages),

@@ -129,7 +129,7 @@ class MailReplies:
         page = ack.page or _page_replied_to(mail, subject)
         try:
             await self.answers.answer(
-                contact.matrix_id,
+                contact.key,
                 ref=f"PG-{page}" if page else None,
                 relates_to=None,
                 how="email",

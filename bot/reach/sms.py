@@ -227,7 +227,7 @@ class SmsReplies:
         for person in people:
             try:
                 answer = await self.answers.answer(
-                    person.matrix_id,
+                    person.key,
                     ref=ref,
                     relates_to=None,
                     how="sms",
@@ -256,7 +256,7 @@ class SmsReplies:
             newest = [
                 rows[0].page_id
                 for person in people
-                if (rows := await store.open_rows_of(session, person.matrix_id))
+                if (rows := await store.open_rows_of(session, person.key))
             ]
         return f"PG-{max(newest)}" if newest else None
 

@@ -310,6 +310,11 @@ class Duty:
     async def _brief(self, on: OnDuty, *, txn: str) -> None:
         """What is open, by DM to the person now on duty, in their language."""
         person = on.contact
+        if person.matrix_id is None:
+            log.info(
+                "%s is on duty for %s but not on Matrix: no brief sent", person.handle, on.team
+            )
+            return
         lang = self.renderer.language_for(BRIEF_TEMPLATE, person.languages)
         zone = person.zone
         async with self.db.session() as session:

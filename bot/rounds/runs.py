@@ -112,7 +112,15 @@ class Rounds:
         return activation, replace(asked, room_id=place, people=people)
 
     def _participants(self, named: list[Contact] | None, default: list[Contact]) -> list[Contact]:
-        people = [p for p in (named or default) if p.matrix_id != self.settings.user_id]
+        off_matrix = [p.name for p in named or [] if p.matrix_id is None]
+        if off_matrix:
+            raise UserError(
+                f"{', '.join(off_matrix)} {'is' if len(off_matrix) == 1 else 'are'} not on "
+                "Matrix, where a round takes its reports; nothing was scheduled."
+            )
+        people = [
+            p for p in (named or default) if p.matrix_id and p.matrix_id != self.settings.user_id
+        ]
         if not people:
             raise UserError("Nobody to take part; name them with --with.")
         return people
@@ -338,7 +346,11 @@ class Rounds:
     ) -> RoundRunRow:
         """Open the run: participants invited, the prompt posted; its window, and with it the
         reminder and the end, starts only then, when people can see it and act."""
-        people = [c for h in series.participants if (c := self.keeper.current.contacts.get(h))]
+        people = [
+            c
+            for h in series.participants
+            if (c := self.keeper.current.contacts.get(h)) and c.matrix_id  # reports come in Matrix
+        ]
         async with self.db.session() as session:
             run = await store.run_for_slot(session, series.id, slot)
             if run is None:
@@ -348,8 +360,7 @@ class Rounds:
                     scheduled_for=slot,
                     started_at=utcnow(),
                     participants=[
-                        {"handle": p.handle, "matrix_id": p.matrix_id, "name": p.name}
-                        for p in people
+                        {"handle": p.handle, "matrix_id": p.key, "name": p.name} for p in people
                     ],
                 )
                 session.add(run)
@@ -366,7 +377,7 @@ class Rounds:
         if run.prompt_event_id:
             return run
         for person in people:
-            await self.messenger.invite(series.room_id, person.matrix_id)
+            await self.messenger.invite(series.room_id, person.key)
         window = timedelta(seconds=series.window_s)
         opens = utcnow()
         prompt = self.renderer.render(

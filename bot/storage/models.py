@@ -190,7 +190,7 @@ class ContactRow(Keyed, table=True):
     handle: str = Field(max_length=64, unique=True)
     name: str = Field(max_length=255)
     organisation: str = Field(max_length=64)
-    matrix_id: str = Field(max_length=255, index=True)
+    matrix_id: str | None = Field(default=None, max_length=255, index=True)
     role: str = Field(max_length=16)
     languages: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     timezone: str = Field(max_length=64)
