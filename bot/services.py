@@ -23,6 +23,7 @@ from bot.paging.answers import Answers
 from bot.paging.board import Board
 from bot.paging.commchecks import CommChecks
 from bot.paging.escalation import Escalation
+from bot.paging.seen import Seen
 from bot.paging.send import Pager
 from bot.reach.direct import DirectMessages
 from bot.reach.email import Mailer
@@ -46,6 +47,7 @@ class Services(Layers):
     board: Board
     pager: Pager
     answers: Answers
+    seen: Seen
     escalation: Escalation
     commchecks: CommChecks
     inputs: Inputs
@@ -113,6 +115,7 @@ def build_services(layers: Layers, registry: Registry) -> Services:
         board=board,
         pager=pager,
         answers=answers,
+        seen=Seen(**given(Seen), board=board),
         escalation=Escalation(
             **given(Escalation), activations=activations, board=board, pager=pager, duty=duty
         ),

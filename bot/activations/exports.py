@@ -268,6 +268,7 @@ def _person(row: PageTargetRow, tries: list[PageAttemptRow]) -> dict[str, Any]:
         "organisation": row.organisation,
         "stands_in_for": row.covers or None,
         "delivered_at": _iso(row.delivered_at),
+        "seen_at": _iso(row.seen_at),  # None: not known (receipts may be private), not unseen
         "send_error": row.send_error,
         "repaged_at": _iso(row.repaged_at),
         "acknowledged_at": _iso(row.acked_at),

@@ -135,6 +135,7 @@ class Messenger:
         self._client = client
         self._trusted = trusted or (lambda _user_id: True)
         self._creators: dict[str, str] = {}  # room → who created it, as the sync showed
+        self.direct_rooms: set[str] = set()  # the bot's direct-message rooms, made or recorded
 
     def note_creator(self, room_id: str, creator: str) -> None:
         self._creators[room_id] = creator
@@ -237,6 +238,8 @@ class Messenger:
         if isinstance(response, RoomCreateError):
             raise MatrixSendError(room.name, response.status_code, response.message)
         self.note_creator(response.room_id, self._client.user_id)
+        if room.direct:
+            self.direct_rooms.add(response.room_id)
         await self._expect_members(response.room_id, room.invite, new_encrypted_room=room.encrypted)
         for admin in room.admins:
             await self.set_power(response.room_id, admin, 100)

@@ -16,7 +16,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Set as AbstractSet
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -30,6 +32,7 @@ from nio import (
     MegolmEvent,
     MessageDirection,
     ReactionEvent,
+    ReceiptEvent,
     RedactionEvent,
     RoomCreateEvent,
     RoomMemberEvent,
@@ -55,14 +58,34 @@ BACKFILL_PAGES = 10  # at most this many pages of /messages per room after a lon
 BACKFILL_MARGIN = timedelta(minutes=1)
 
 
-def sync_filter(timeline_limit: int) -> dict[str, Any]:
+def sync_filter(timeline_limit: int, receipt_rooms: Iterable[str] = ()) -> dict[str, Any]:
+    """What the bot syncs: no presence, no typing; read receipts in `receipt_rooms` only."""
     return {
         "presence": {"not_types": ["*"]},
         "room": {
             "timeline": {"limit": timeline_limit},
-            "ephemeral": {"not_types": ["m.typing", "m.receipt"]},
+            "ephemeral": {"types": ["m.receipt"], "rooms": sorted(receipt_rooms)},
         },
     }
+
+
+@dataclass(frozen=True)
+class ReadReceipt:
+    """Someone's public read receipt: they had read up to `event_id` at `at`."""
+
+    user_id: str
+    event_id: str
+    at: datetime
+
+
+@dataclass(frozen=True)
+class ReceiptWatch:
+    """The rooms whose read receipts the bot asks for (its direct-message rooms: receipts in busy
+    rooms would cost every sync), and what hears them. When `rooms()` changes, the next sync
+    asks with a new filter; a receipt sent while the old one was in force is not seen again."""
+
+    rooms: Callable[[], AbstractSet[str]]
+    heard: Callable[[str, list[ReadReceipt]], Awaitable[None]]
 
 
 class FatalSyncError(RuntimeError):
@@ -91,6 +114,7 @@ class SyncLoop:
         on_room_created: Callable[[str, str], None] | None = None,
         on_arrival: Callable[[str, str], None] | None = None,
         catch_up: CatchUp | None = None,
+        receipts: ReceiptWatch | None = None,
         key_wait: timedelta = KEY_WAIT,
         timeout_ms: int = 30_000,
         backoff: tuple[float, float] = (5.0, 300.0),
@@ -108,6 +132,8 @@ class SyncLoop:
         self._on_room_created = on_room_created
         self._on_arrival = on_arrival
         self._catch_up = catch_up or CatchUp()
+        self._receipts = receipts
+        self._filter_rooms: frozenset[str] = frozenset()  # the rooms the filter has receipts of
         self._sealed = SealedEvents(client, key_wait)
         self._sessions_reported: set[str] = set()
         self._timeout_ms = timeout_ms
@@ -140,6 +166,7 @@ class SyncLoop:
         first = True
         while True:
             began = utcnow()  # everything the homeserver held by now is in this sync's answer
+            filter_id = await self._refilter(filter_id)
             try:
                 response = await self._client.sync(
                     timeout=0 if first else self._timeout_ms,
@@ -187,6 +214,7 @@ class SyncLoop:
             else:
                 self._dispatch([item for item in fresh if item.status == InboxStatus.PENDING])
             await self._unseal()
+            await self._read_receipts(response)
             self._handed_over = since
             self._catch_up.synced(began)
 
@@ -219,13 +247,55 @@ class SyncLoop:
         return began if not _anything_for_the_bot(answer, self.user_id) else None
 
     async def _filter_id(self, stored: str | None) -> str | None:
-        if stored:
+        """The stored filter, unless its receipt rooms may be out of date (a new one each start,
+        then); unfiltered if the homeserver takes none."""
+        if stored and self._receipts is None:
             return stored
-        response = await self._client.upload_filter(**sync_filter(self._timeline_limit))
+        rooms = frozenset(self._receipts.rooms()) if self._receipts else frozenset()
+        response = await self._client.upload_filter(**sync_filter(self._timeline_limit, rooms))
         if isinstance(response, UploadFilterError):
             log.warning("could not upload the sync filter (%s); syncing unfiltered", response)
-            return None
+            return stored
+        self._filter_rooms = rooms
         return response.filter_id
+
+    async def _refilter(self, filter_id: str | None) -> str | None:
+        """A new filter when the rooms to read receipts in changed (a new direct-message room);
+        the old one if the homeserver refuses it (retried before the next sync)."""
+        if self._receipts is None or self._receipts.rooms() == self._filter_rooms:
+            return filter_id
+        rooms = frozenset(self._receipts.rooms())
+        response = await self._client.upload_filter(**sync_filter(self._timeline_limit, rooms))
+        if isinstance(response, UploadFilterError):
+            log.warning("could not upload the sync filter (%s); keeping the old one", response)
+            return filter_id
+        self._filter_rooms = rooms
+        self._filter = response.filter_id
+        return response.filter_id
+
+    async def _read_receipts(self, response: SyncResponse) -> None:
+        """Hand the public read receipts of others in the watched rooms to the watcher; a
+        watcher that fails is logged, never the end of the loop."""
+        if self._receipts is None:
+            return
+        for room_id, info in response.rooms.join.items():
+            if room_id not in self._filter_rooms:
+                continue
+            receipts = [
+                ReadReceipt(r.user_id, r.event_id, datetime.fromtimestamp(r.timestamp / 1000, UTC))
+                for event in info.ephemeral
+                if isinstance(event, ReceiptEvent)
+                for r in event.receipts
+                if r.receipt_type == "m.read"
+                and r.user_id != self.user_id
+                and isinstance(r.timestamp, int | float)
+            ]
+            if not receipts:
+                continue
+            try:
+                await self._receipts.heard(room_id, receipts)
+            except Exception:
+                log.exception("read receipts in %s could not be recorded", room_id)
 
     async def _persist(
         self, response: SyncResponse, filter_id: str | None, *, history: bool

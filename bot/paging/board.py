@@ -163,6 +163,7 @@ class Board:
             "organisation": row.organisation,
             "state": state[1],
             "delivered": local(row.delivered_at) if row.delivered_at else None,
+            "seen": local(row.seen_at) if row.seen_at else None,
             "repaged": bool(row.repaged_at),
             "escalated": bool(row.escalated_at),
             "backup": self.person_status(backup, tries=tries) if backup else None,

@@ -330,6 +330,7 @@ class PageTargetRow(Keyed, table=True):
     send_error: str | None = None
     repage_event_id: str | None = Field(default=None, max_length=255)
     repaged_at: datetime | None = utc_column(nullable=True)
+    seen_at: datetime | None = utc_column(nullable=True)  # their first read receipt after it
     acked_at: datetime | None = utc_column(nullable=True)
     ack_how: str | None = Field(default=None, max_length=16)
     ack_event_id: str | None = Field(default=None, max_length=255)

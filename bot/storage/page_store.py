@@ -211,6 +211,24 @@ async def check_results(
     return {row.matrix_id: row for row in rows.all()}
 
 
+async def mark_seen(session: AsyncSession, room_id: str, matrix_id: str, at: datetime) -> set[int]:
+    """The person's pages in their direct-message room `room_id` that had reached them by `at`
+    and were not known to be seen: seen at `at`. Returns the pages' IDs."""
+    rows = await session.exec(
+        select(PageTargetRow).where(
+            PageTargetRow.dm_room_id == room_id,
+            PageTargetRow.matrix_id == matrix_id,
+            col(PageTargetRow.seen_at).is_(None),
+            col(PageTargetRow.delivered_at) <= at,
+        )
+    )
+    seen = list(rows.all())
+    for row in seen:
+        row.seen_at = at
+        session.add(row)
+    return {row.page_id for row in seen}
+
+
 async def last_ack_latency(session: AsyncSession, matrix_id: str) -> float | None:
     """Seconds from delivery to acknowledgement on the person's latest acknowledged page."""
     rows = await session.exec(
