@@ -20,7 +20,7 @@ How Synapse (1.163) deals with a peer that is down, which the tests depend on:
 - Invites, joins and profile queries use "short retries" (`max_short_retries` 3, at most
   `max_short_retry_delay` 2 s apart) and ignore the back-off: each costs a few seconds.
 
-QUICK_GIVE_UP shrinks the first phase to seconds (A marks B down 4-7 s after a failed
+QUICK_GIVE_UP shrinks the first phase to seconds (A marks B down some 5-8 s after a failed
 send), so tests reach both phases fast; invites keep Synapse's defaults.
 
 Starting and stopping block (B restarts in 1-2 s): from async code use `up()` / `down()`.
@@ -56,7 +56,7 @@ A_HOST = "127.0.0.1"
 B_HOST = "127.0.0.2"
 
 # For synapse/config/federation.py: a transaction is retried 5 times, 1 s apart (x 0.8-1.4)
-# instead of 10 times up to 60 s apart, so a server gives up on a peer after 4-7 s: long
+# instead of 10 times up to 60 s apart, so a server gives up on a peer after 5-8 s: long
 # enough for B to restart (1-2 s) in between, short enough to wait for.
 QUICK_GIVE_UP: dict[str, Any] = {"max_long_retries": 5, "max_long_retry_delay": "1s"}
 
