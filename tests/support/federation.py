@@ -17,8 +17,8 @@ How Synapse (1.163) deals with a peer that is down, which the tests depend on:
   events wait until a signed request from the peer arrives (any federation traffic, e.g.
   its user speaking in a shared room), the admin API's reset_connection, or the interval
   has passed (checked once a minute).
-- Invites, joins and profile queries use "short retries" (`max_short_retries` 3, at most
-  `max_short_retry_delay` 2 s apart) and ignore the back-off: each costs a few seconds.
+- Invites use "short retries" (`max_short_retries` 3, at most `max_short_retry_delay` 2 s
+  apart) and ignore the back-off: each invite to a server that is down costs seconds.
 
 QUICK_GIVE_UP shrinks the first phase to seconds (A marks B down some 5-8 s after a failed
 send), so tests reach both phases fast; invites keep Synapse's defaults.
