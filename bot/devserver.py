@@ -1,9 +1,15 @@
 """Throw-away local Synapse homeserver for ``icc-bot demo`` and the test suite.
 
 Synapse only runs as a subprocess (``sys.executable -m synapse.app.homeserver``), so this
-module imports with nothing but the stdlib and PyYAML. The server is offline by design:
+module imports with nothing but the stdlib and PyYAML. The server is offline by default:
 it listens on 127.0.0.1 only, serves no federation, trusts no key servers and may not
 federate with any domain. Rate limits are lifted so tests can hammer it.
+
+Only tests opt in to federation (``start_synapse(..., federation=Federation(...))``): then
+the server listens on another loopback address too, serves federation over TLS with a
+certificate the caller made, is named "<ip>:<federation port>" so that other servers reach
+it directly (no .well-known, no SRV), and federates with loopback servers without
+checking their certificates.
 
 One data directory holds everything (config, signing key, SQLite database, media, logs).
 Starting again in the same directory reuses all of it, so users and rooms survive; only
@@ -15,16 +21,20 @@ from __future__ import annotations
 import atexit
 import hashlib
 import hmac
+import ipaddress
 import json
 import secrets
 import socket
+import ssl
 import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -61,6 +71,51 @@ disable_existing_loggers: false
 _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
+# Federating test servers may reach each other on loopback, and no other address: every
+# IPv4 range but 127.0.0.0/8, and all of IPv6, is blocked.
+_EVERY_IPV4, _IPV4_LOOPBACK = (
+    ipaddress.IPv4Network("0.0.0.0/0"),
+    ipaddress.IPv4Network("127.0.0.0/8"),
+)
+_NOT_LOOPBACK = [*map(str, _EVERY_IPV4.address_exclude(_IPV4_LOOPBACK)), "::/0"]
+# Keys only the federation mode writes; an offline start removes them again.
+_FEDERATION_KEYS = (
+    "tls_certificate_path",
+    "tls_private_key_path",
+    "federation_verify_certificates",
+    "federation_ip_range_blacklist",
+    "federation",
+)
+
+
+@dataclass(frozen=True)
+class Federation:
+    """Opt-in federation for a test homeserver (see the module docstring).
+
+    Both listeners bind `host`, a loopback address (127.0.0.2 for a second server); the
+    federation listener on `port` serves TLS with `certificate` and `private_key` (PEM
+    files, self-signed is fine: peers do not verify). The server name is "host:port", so
+    a server keeps its port for life: restart it with the same Federation and data_dir.
+    `settings` go to Synapse's `federation:` section, e.g. {"destination_min_retry_interval":
+    "5s"} (synapse/config/federation.py lists the keys).
+    """
+
+    host: str
+    port: int
+    certificate: Path
+    private_key: Path
+    settings: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def server_name(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    @property
+    def url(self) -> str:
+        """The federation API's base URL (HTTPS, self-signed)."""
+        return f"https://{self.host}:{self.port}"
+
+
 class DevServerError(RuntimeError):
     """Synapse could not be set up, started or used; the message says why."""
 
@@ -69,13 +124,28 @@ class _PortInUseError(DevServerError):
     """Synapse could not bind its port: another process took it after free_port() chose it."""
 
 
+def _unverified_tls() -> ssl.SSLContext:
+    """TLS without certificate checks: only to ask a federating test server if it is up."""
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+# Proxy-free like _OPENER, for the self-signed federation listener.
+_TLS_OPENER = urllib.request.build_opener(
+    urllib.request.ProxyHandler({}), urllib.request.HTTPSHandler(context=_unverified_tls())
+)
+
+
 def _http(method: str, url: str, body: dict | None = None, timeout: float = 10) -> tuple[int, dict]:
     """Send a JSON request; return (status, JSON body) for error statuses too instead of raising."""
     data = None if body is None else json.dumps(body).encode()
     headers = {"Content-Type": "application/json"}
     request = urllib.request.Request(url, data=data, method=method, headers=headers)
+    opener = _TLS_OPENER if url.startswith("https:") else _OPENER
     try:
-        with _OPENER.open(request, timeout=timeout) as response:
+        with opener.open(request, timeout=timeout) as response:
             status, raw = response.status, response.read()
     except urllib.error.HTTPError as error:
         status, raw = error.code, error.read()
@@ -104,6 +174,12 @@ class DevServer:
     data_dir: Path
     process: subprocess.Popen
     shared_secret: str
+    federation: Federation | None = None
+
+    @property
+    def port(self) -> int:
+        """The client listener's port (restart on it with `start_synapse(..., port=port)`)."""
+        return int(self.base_url.rsplit(":", 1)[1])
 
     def register(self, localpart: str, password: str, *, admin: bool = False) -> str:
         """Register via Synapse's shared-secret admin API (nonce + HMAC-SHA1).
@@ -151,10 +227,10 @@ def _stop_process(process: subprocess.Popen, timeout: float = 10.0) -> None:
         process.wait()
 
 
-def free_port() -> int:
-    """A TCP port free on 127.0.0.1 right now (another process may still take it first)."""
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port free on `host` right now (another process may still take it first)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
+        sock.bind((host, 0))
         return sock.getsockname()[1]
 
 
@@ -187,11 +263,43 @@ def _lifted_rate_limits() -> dict[str, dict]:
     }
 
 
-def _configure(data_dir: Path, config_path: Path, server_name: str, port: int) -> str:
+def _federating(config: dict[str, Any], federation: Federation) -> list[dict[str, Any]]:
+    """Turn an offline config federating (in place); return the extra listener it needs."""
+    config.pop("federation_domain_whitelist", None)  # none: any server name
+    config |= {
+        "tls_certificate_path": str(Path(federation.certificate).resolve()),
+        "tls_private_key_path": str(Path(federation.private_key).resolve()),
+        "federation_verify_certificates": False,  # self-signed test certificates
+        # By default Synapse (1.163) blocks loopback and private ranges for federation.
+        # Not ip_range_whitelist: a server name that is an IP literal is checked against
+        # the blocked ranges only (BlocklistingAgentWrapper gets no allowed ranges).
+        "federation_ip_range_blacklist": _NOT_LOOPBACK,
+        "federation": dict(federation.settings),
+    }
+    return [
+        {
+            "port": federation.port,
+            "bind_addresses": [federation.host],
+            "type": "http",
+            "tls": True,
+            "x_forwarded": False,
+            "resources": [{"names": ["federation"], "compress": False}],  # + key server
+        }
+    ]
+
+
+def _configure(
+    data_dir: Path,
+    config_path: Path,
+    server_name: str,
+    port: int,
+    federation: Federation | None = None,
+) -> str:
     """Rewrite homeserver.yaml for offline, local, unthrottled use; return the shared secret.
 
     Runs on every start: the listener gets the new port and paths are re-pointed into
     data_dir (so the directory may be moved). Secrets and keys from the first run stay.
+    With `federation`, the server federates instead (see Federation).
     """
     config = yaml.safe_load(config_path.read_text()) or {}
     if config.get("server_name", server_name) != server_name:
@@ -206,9 +314,10 @@ def _configure(data_dir: Path, config_path: Path, server_name: str, port: int) -
     )
     signing_key = Path(config.get("signing_key_path", f"{server_name}.signing.key")).name
     config.pop("pid_file", None)  # only used when daemonizing
+    host = federation.host if federation else "127.0.0.1"
     listener = {
         "port": port,
-        "bind_addresses": ["127.0.0.1"],
+        "bind_addresses": [host],
         "type": "http",
         "tls": False,
         "x_forwarded": False,
@@ -216,7 +325,7 @@ def _configure(data_dir: Path, config_path: Path, server_name: str, port: int) -
     }
     config |= {
         "server_name": server_name,
-        "public_baseurl": f"http://127.0.0.1:{port}/",
+        "public_baseurl": f"http://{host}:{port}/",
         "listeners": [listener],
         "database": {"name": "sqlite3", "args": {"database": str(data_dir / "homeserver.db")}},
         "log_config": str(log_config_path),
@@ -232,14 +341,38 @@ def _configure(data_dir: Path, config_path: Path, server_name: str, port: int) -
         "bcrypt_rounds": 4,  # bcrypt's minimum: register/login take ms instead of ~0.2s
         **_lifted_rate_limits(),
     }
+    if federation:
+        config["listeners"] += _federating(config, federation)
+    else:
+        for key in _FEDERATION_KEYS:
+            config.pop(key, None)  # left by a federating start in the same data_dir
     temporary = config_path.with_name(config_path.name + ".tmp")
     temporary.write_text(yaml.safe_dump(config, sort_keys=False))
     temporary.replace(config_path)  # atomic: an interrupted start never leaves half a config
     return str(config["registration_shared_secret"])
 
 
-def _launch(data_dir: Path, config_path: Path, port: int, timeout: float) -> subprocess.Popen:
-    """Run Synapse on an already configured data_dir and wait until it answers clients."""
+def _answers(base_url: str, federation: Federation | None) -> bool:
+    """Whether the client API (and the federation API, if any) answer."""
+    try:
+        if _http("GET", f"{base_url}/_matrix/client/versions", timeout=2)[0] != 200:
+            return False
+        if federation is None:
+            return True
+        return _http("GET", f"{federation.url}/_matrix/federation/v1/version", timeout=2)[0] == 200
+    except OSError:
+        return False  # not listening yet
+
+
+def _launch(
+    data_dir: Path,
+    config_path: Path,
+    base_url: str,
+    timeout: float,
+    federation: Federation | None = None,
+) -> subprocess.Popen:
+    """Run Synapse on an already configured data_dir and wait until it answers clients
+    (and other servers, if it federates)."""
     output_path = data_dir / OUTPUT_FILE
     with output_path.open("wb") as output:
         process = subprocess.Popen(
@@ -251,15 +384,11 @@ def _launch(data_dir: Path, config_path: Path, port: int, timeout: float) -> sub
             start_new_session=True,  # a terminal's Ctrl-C reaches the caller, who stops it
         )
     atexit.register(_stop_process, process)  # no orphan if the caller crashes
-    base_url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + timeout
     try:
         while process.poll() is None and time.monotonic() < deadline:
-            try:
-                if _http("GET", f"{base_url}/_matrix/client/versions", timeout=2)[0] == 200:
-                    return process
-            except OSError:
-                pass  # not listening yet
+            if _answers(base_url, federation):
+                return process
             time.sleep(0.05)
     except BaseException:  # e.g. Ctrl-C while waiting
         _stop_process(process)
@@ -280,8 +409,12 @@ def start_synapse(
     port: int | None = None,
     server_name: str = "localhost",
     startup_timeout: float = 60.0,
+    federation: Federation | None = None,
 ) -> DevServer:
     """Start Synapse in data_dir (created if missing) and wait until it serves clients.
+
+    With `federation`, it federates on loopback (see Federation); the server name is then
+    "host:federation port" and `server_name` must be left out. Without, it is offline.
 
     The first run lets Synapse generate config and signing key, then homeserver.yaml is
     rewritten; later runs with the same data_dir reuse config, keys, database and shared
@@ -289,6 +422,13 @@ def start_synapse(
     if the process exits or the timeout passes, raises DevServerError with the log tail.
     Never run two servers on one data_dir at once: they would share one SQLite database.
     """
+    if federation is not None:
+        if server_name not in ("localhost", federation.server_name):
+            raise DevServerError(
+                f"a federating server is called {federation.server_name!r}, not {server_name!r}"
+            )
+        server_name = federation.server_name
+    host = federation.host if federation else "127.0.0.1"
     data_dir = Path(data_dir).resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
     config_path = data_dir / CONFIG_FILE
@@ -297,14 +437,14 @@ def start_synapse(
     attempt = 0
     while True:
         attempt += 1
-        chosen_port = port or free_port()
-        shared_secret = _configure(data_dir, config_path, server_name, chosen_port)
+        chosen_port = port or free_port(host)
+        shared_secret = _configure(data_dir, config_path, server_name, chosen_port, federation)
+        base_url = f"http://{host}:{chosen_port}"
         try:
-            process = _launch(data_dir, config_path, chosen_port, startup_timeout)
+            process = _launch(data_dir, config_path, base_url, startup_timeout, federation)
         except _PortInUseError:
             # Another process can grab a free_port() port before Synapse binds it: retry.
             if port or attempt == 3:
                 raise
             continue
-        base_url = f"http://127.0.0.1:{chosen_port}"
-        return DevServer(base_url, server_name, data_dir, process, shared_secret)
+        return DevServer(base_url, server_name, data_dir, process, shared_secret, federation)

@@ -31,6 +31,7 @@ from bot.settings import Settings, load_settings
 from bot.storage.db import Database
 from tests.matrix_people import Person
 from tests.support.desk import Desk
+from tests.support.federation import FederatedPair, start_pair
 from tests.support.mail import SmtpSink
 from tests.support.recording import SERVER
 
@@ -153,6 +154,26 @@ def synapse(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevServer]:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="module")
+def federated_servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FederatedPair]:
+    """Two Synapses federating on loopback, A and B (tests/support/federation.py), started
+    once for a module that asks for them; never by the session's `synapse`."""
+    pair = start_pair(tmp_path_factory.mktemp("federation"))
+    try:
+        yield pair
+    finally:
+        pair.stop()
+
+
+@pytest.fixture
+async def federated_pair(federated_servers: FederatedPair) -> AsyncIterator[FederatedPair]:
+    """`federated_servers`, both up and delivering to each other when the test starts and
+    again after it: a B the test stopped is started, back-offs it caused are reset."""
+    await asyncio.to_thread(federated_servers.heal)
+    yield federated_servers
+    await asyncio.to_thread(federated_servers.heal)
 
 
 @dataclass(frozen=True)
