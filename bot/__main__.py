@@ -1,4 +1,4 @@
-"""`icc-bot` — run, demo, check, db upgrade, directory reload|schema, logbook verify.
+"""`icc-bot` — run, demo, check, db upgrade, directory reload|schema, logbook verify, crypto status.
 
 Exit codes of `run`: see bot.app; `logbook verify` exits 6 when the hash chain is broken.
 """
@@ -14,12 +14,16 @@ import signal
 import sys
 import time
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from bot.directory.keeper import PID_FILE, STATUS_FILE, load_configuration
 from bot.directory.model import DirectoryError
 from bot.directory.shape import json_schema
 from bot.runtime.logs import setup_logging
 from bot.settings import Settings, SettingsError, load_settings
+
+if TYPE_CHECKING:
+    from bot.matrix.cross_signing import Status
 
 log = logging.getLogger("bot")
 EXIT_CONFIG = 2  # as bot.app.EXIT_CONFIG, without importing nio for `check`
@@ -46,6 +50,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="reload: make the running bot re-read directory.yaml; "
         "schema: print the file's JSON Schema, for editors",
     )
+    crypto = sub.add_parser("crypto", help="the bot's encryption identity")
+    crypto.add_argument(
+        "action",
+        choices=["status"],
+        help="status: the bot's cross-signing identity and device, as the homeserver shows them",
+    )
     args = parser.parse_args(argv)
 
     if args.command == "demo":
@@ -70,6 +80,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return reload_directory(settings)
     if args.command == "logbook":
         return asyncio.run(verify_logbook(settings, args.ref))
+    if args.command == "crypto":
+        return asyncio.run(crypto_status(settings))
     return run(settings)
 
 
@@ -168,6 +180,53 @@ async def verify_logbook(settings: Settings, ref: str) -> int:
         file=sys.stderr,
     )
     return 6
+
+
+async def crypto_status(settings: Settings) -> int:
+    """Who the bot is, its device, its master key, and whether the device is cross-signed, as
+    the homeserver shows them to anyone (asked with the stored session); 0 when it is."""
+    from aiohttp import ClientError
+
+    from bot.matrix.client import LoginFailed
+    from bot.matrix.cross_signing import CrossSigningUnavailable, read_status
+    from bot.matrix.identity import IdentityFileError
+
+    try:
+        status = await read_status(settings)
+    except (LoginFailed, IdentityFileError) as exc:  # not logged in yet, a damaged file
+        print(str(exc), file=sys.stderr)
+        return 1
+    except (CrossSigningUnavailable, ClientError, TimeoutError) as exc:
+        print(f"could not ask the homeserver: {exc}", file=sys.stderr)
+        return 1
+    for label, value in _status_rows(status):
+        print(f"{label + ':':<40}{value}")
+    if not status.view.chain_valid:
+        print(
+            "the device is not cross-signed: see the log of the bot's last start", file=sys.stderr
+        )
+    return 0 if status.view.chain_valid else 1
+
+
+def _status_rows(status: Status) -> list[tuple[str, str]]:
+    from bot.matrix.cross_signing import recovery_file_of
+
+    view, stored = status.view, status.stored
+    master = view.master_key or "none on the homeserver"
+    if view.master_key and stored is not None and stored.master != view.master_key:
+        master += f" (NOT the one the bot stored, {stored.master})"
+    recovery = recovery_file_of(status)
+    place = "none known for this identity"
+    if recovery is not None:
+        place = str(recovery) if recovery.exists() else f"{recovery} (no longer there)"
+    return [
+        ("user", status.user_id),
+        ("device", status.device_id),
+        ("master key", master),
+        ("device signed by self-signing key", "yes" if view.device_signed else "no"),
+        ("self-signing key signed by master key", "yes" if view.self_signing_signed else "no"),
+        ("recovery key file", place),
+    ]
 
 
 def reload_directory(settings: Settings, wait_seconds: float = 10.0) -> int:

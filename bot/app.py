@@ -2,8 +2,9 @@
 mirror order.
 
 Start: settings → database (migrate, check head) → directory → Matrix login (whoami must match) →
-first sync (history skipped or resumed) → pending commands dispatched → scheduler re-armed (its
-timers wait until what was sent before they fell due is handled: `bot.runtime.catchup`) → sync.
+device cross-signed (`bot.matrix.cross_signing`, never fatal) → first sync (history skipped or
+resumed) → pending commands dispatched → scheduler re-armed (its timers wait until what was sent
+before they fell due is handled: `bot.runtime.catchup`) → sync.
 Stop: stop syncing → scheduler down → running commands finish (bounded) → client and database
 closed.
 """
@@ -27,6 +28,7 @@ from bot.directory.model import DirectoryError
 from bot.directory.outsiders import tighten_invites
 from bot.directory.roles import Role
 from bot.matrix.client import LoginFailed, log_in, make_client, private_dir
+from bot.matrix.cross_signing import bootstrap as cross_sign
 from bot.matrix.sealed import KEY_WAIT
 from bot.matrix.send import Messenger
 from bot.matrix.sync import FatalSyncError, SyncLoop
@@ -116,6 +118,7 @@ class App:
             client = make_client(settings)
             credentials = await _unless_directory_fails(log_in(client, settings), directory)
             add_secrets([credentials.access_token])
+            await cross_sign(client, settings)
             layers = Layers(
                 settings=settings,
                 db=db,

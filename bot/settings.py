@@ -77,6 +77,9 @@ class Settings:
     sms_url: str | None = None  # None: SMS off
     sms_token: str | None = None  # sent as `Authorization: Bearer …`
     sms_secret: str | None = None  # HMAC key of inbound SMS; None: replies by SMS not read
+    # The recovery key of the bot's cross-signing identity, to restore it without its data dir
+    # (bot.matrix.identity); None: only the recovery key files in the data dir are tried.
+    recovery_key_file: Path | None = None
 
     SECRETS: ClassVar[tuple[str, ...]] = (
         "password",
@@ -153,6 +156,7 @@ _KNOWN = {
     "ICC_SMS_URL",
     "ICC_SMS_TOKEN",
     "ICC_SMS_SECRET",
+    "ICC_RECOVERY_KEY_FILE",
 }
 
 
@@ -255,6 +259,10 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     sms_url, sms_token, sms_secret = get("ICC_SMS_URL"), get("ICC_SMS_TOKEN"), get("ICC_SMS_SECRET")
     problems.extend(_sms_problems(sms_url, sms_token, sms_secret, public_url))
 
+    recovery_key_file = get("ICC_RECOVERY_KEY_FILE")
+    if recovery_key_file and not Path(recovery_key_file).is_file():
+        problems.append(f"ICC_RECOVERY_KEY_FILE: no file {recovery_key_file}")
+
     unknown = sorted(k for k in env if k.startswith("ICC_") and k not in _KNOWN)
     for name in unknown:
         log.warning("unknown setting %s ignored (typo?)", name)
@@ -294,6 +302,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         sms_url=sms_url,
         sms_token=sms_token,
         sms_secret=sms_secret,
+        recovery_key_file=Path(recovery_key_file) if recovery_key_file else None,
         **settings_values,
     )
 

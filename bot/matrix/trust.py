@@ -1,7 +1,9 @@
 """Trust on first use for the devices of the directory's people.
 
-nio cannot cross-sign, so the bot cannot check a device the way Element does. What it can do is
-what SSH does: trust the devices a directory member has when the bot first sees them, keep that
+nio has no cross-signing. The bot signs its *own* device (`bot.matrix.cross_signing`), but it does
+not check other people's devices against their cross-signing identities the way Element does:
+that would mean reading, pinning and re-checking every member's master key. What it does instead
+is what SSH does: trust the devices a directory member has when the bot first sees them, keep that
 trust in the encrypted store across restarts, and log every change after that — a new device, a
 removed one, a device that suddenly presents another signing key — so an operator can ask the
 person whether it was them. New devices of a member are trusted too (a liaison officer who signs
