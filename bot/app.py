@@ -146,6 +146,7 @@ class App:
                 on_arrival=self._on_arrival,
                 catch_up=self.catch_up,
                 receipts=await services.seen.watch(),
+                hearing=services.messenger.hearing,
                 key_wait=self.tuning.key_wait,
                 timeout_ms=self.tuning.sync_timeout_ms,
                 backoff=self.tuning.backoff,

@@ -30,6 +30,7 @@ from bot.reach.email import Mailer
 from bot.reach.fallback import Fallback
 from bot.reach.links import AckLinks
 from bot.reach.replies import MailReplies
+from bot.reach.servers import Servers
 from bot.reach.sms import SmsGateway, SmsReplies
 from bot.rota.duty import Duty
 from bot.rounds.runs import Rounds
@@ -57,6 +58,7 @@ class Services(Layers):
     lookup: Lookup
     duty: Duty
     fallback: Fallback
+    servers: Servers
     links: AckLinks
     mail_replies: MailReplies
     sms_replies: SmsReplies
@@ -97,8 +99,14 @@ def build_services(layers: Layers, registry: Registry) -> Services:
     fallback = Fallback(
         **given(Fallback), activations=activations, board=board, mailer=mailer, sms=sms
     )
+    servers = Servers(**given(Servers), activations=activations, board=board, fallback=fallback)
     pager = Pager(
-        **given(Pager), board=board, activations=activations, direct=direct, fallback=fallback
+        **given(Pager),
+        board=board,
+        activations=activations,
+        direct=direct,
+        fallback=fallback,
+        servers=servers,
     )
     commchecks = CommChecks(**given(CommChecks), activations=activations, pager=pager)
     inputs = Inputs(**given(Inputs), activations=activations, direct=direct)
@@ -117,7 +125,12 @@ def build_services(layers: Layers, registry: Registry) -> Services:
         answers=answers,
         seen=Seen(**given(Seen), board=board),
         escalation=Escalation(
-            **given(Escalation), activations=activations, board=board, pager=pager, duty=duty
+            **given(Escalation),
+            activations=activations,
+            board=board,
+            pager=pager,
+            duty=duty,
+            servers=servers,
         ),
         commchecks=commchecks,
         inputs=inputs,
@@ -127,6 +140,7 @@ def build_services(layers: Layers, registry: Registry) -> Services:
         lookup=Lookup(**given(Lookup)),
         duty=duty,
         fallback=fallback,
+        servers=servers,
         links=AckLinks(**given(AckLinks), answers=answers),
         mail_replies=MailReplies(**given(MailReplies), answers=answers),
         sms_replies=SmsReplies(**given(SmsReplies), answers=answers),

@@ -17,6 +17,7 @@ from typing import Any
 
 from aiohttp import (
     ClientConnectionError,
+    ClientError,
     ClientResponse,
     ClientSession,
     ClientTimeout,
@@ -44,9 +45,22 @@ class HomeserverAway(ClientConnectionError):
 
 
 async def gateway_errors_as_outages(response: ClientResponse) -> None:
-    if response.status in GATEWAY_ERRORS:
+    if response.status in GATEWAY_ERRORS and not await _homeserver_said(response):
         response.release()
         raise HomeserverAway(f"{response.status} {response.reason} from {response.url.host}")
+
+
+async def _homeserver_said(response: ClientResponse) -> bool:
+    """Whether the homeserver itself answered (a Matrix error: JSON with an `errcode`), as
+    Synapse does with 502 "Can't connect to server" when another homeserver is down: that is
+    an answer to pass on, not an absence to wait out. The body stays readable for nio."""
+    if response.content_type != "application/json":
+        return False
+    try:
+        answer = await response.json()
+    except (ValueError, ClientError):
+        return False
+    return isinstance(answer, dict) and isinstance(answer.get("errcode"), str)
 
 
 class LoginFailed(RuntimeError):

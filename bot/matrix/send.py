@@ -30,6 +30,7 @@ from nio import (
     UploadError,
 )
 
+from bot.matrix.hearing import Hearing
 from bot.render import Message
 
 log = logging.getLogger(__name__)
@@ -136,6 +137,7 @@ class Messenger:
         self._trusted = trusted or (lambda _user_id: True)
         self._creators: dict[str, str] = {}  # room → who created it, as the sync showed
         self.direct_rooms: set[str] = set()  # the bot's direct-message rooms, made or recorded
+        self.hearing = Hearing()  # which homeservers the sync hears from
 
     def note_creator(self, room_id: str, creator: str) -> None:
         self._creators[room_id] = creator

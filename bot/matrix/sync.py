@@ -45,6 +45,7 @@ from nio import (
 from sqlalchemy.exc import SQLAlchemyError
 
 from bot.matrix.content import REDACTION, redaction_content
+from bot.matrix.hearing import Hearing
 from bot.matrix.sealed import KEY_WAIT, Sealed, SealedEvents
 from bot.runtime.catchup import CatchUp
 from bot.storage import core
@@ -115,6 +116,7 @@ class SyncLoop:
         on_arrival: Callable[[str, str], None] | None = None,
         catch_up: CatchUp | None = None,
         receipts: ReceiptWatch | None = None,
+        hearing: Hearing | None = None,
         key_wait: timedelta = KEY_WAIT,
         timeout_ms: int = 30_000,
         backoff: tuple[float, float] = (5.0, 300.0),
@@ -133,6 +135,7 @@ class SyncLoop:
         self._on_arrival = on_arrival
         self._catch_up = catch_up or CatchUp()
         self._receipts = receipts
+        self._hearing = hearing
         self._filter_rooms: frozenset[str] = frozenset()  # the rooms the filter has receipts of
         self._sealed = SealedEvents(client, key_wait)
         self._sessions_reported: set[str] = set()
@@ -215,6 +218,7 @@ class SyncLoop:
                 self._dispatch([item for item in fresh if item.status == InboxStatus.PENDING])
             await self._unseal()
             await self._read_receipts(response)
+            self._hear(response)
             self._handed_over = since
             self._catch_up.synced(began)
 
@@ -272,6 +276,21 @@ class SyncLoop:
         self._filter_rooms = rooms
         self._filter = response.filter_id
         return response.filter_id
+
+    def _hear(self, response: SyncResponse) -> None:
+        """Note whom this batch brought something from: their server is reachable."""
+        if self._hearing is None:
+            return
+        senders: set[str] = set()
+        for info in response.rooms.join.values():
+            senders.update(getattr(event, "sender", "") for event in info.timeline.events)
+            for event in info.ephemeral:
+                if isinstance(event, ReceiptEvent):
+                    senders.update(r.user_id for r in event.receipts)
+        senders.update(getattr(event, "sender", "") for event in response.to_device_events)
+        for sender in senders:
+            if isinstance(sender, str) and sender.startswith("@"):
+                self._hearing.heard(sender)
 
     async def _read_receipts(self, response: SyncResponse) -> None:
         """Hand the public read receipts of others in the watched rooms to the watcher; a

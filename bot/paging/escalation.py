@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from bot.directory.keeper import DirectoryKeeper
     from bot.paging.board import Board
     from bot.paging.send import Pager
+    from bot.reach.servers import Servers
     from bot.render import Renderer
     from bot.rota.duty import Duty
     from bot.runtime.metrics import Metrics
@@ -52,6 +53,7 @@ class Escalation:
     board: Board
     pager: Pager
     duty: Duty
+    servers: Servers
 
     async def on_steps(self, timers: list[Timer]) -> list[Timer]:
         """Steps that fell due together, page by page: a page to a group escalates as one — one
@@ -134,6 +136,7 @@ class Escalation:
                 [self._escalation_entry(page, row, backups) for row, backups in fresh],
             )
         self.metrics.escalations.labels(ESCALATE).inc(len(steps))
+        await self.servers.silent_at_deadline(page, activation, [row for row, _ in steps])
         # The person hears again before their backup is paged: each is sent once the steps are
         # recorded, and a re-run after a crash sends only what was not recorded as sent.
         repeat = [

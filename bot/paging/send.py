@@ -24,6 +24,7 @@ from bot.directory.model import Contact
 from bot.matrix.send import MatrixSendError
 from bot.paging.steps import ESCALATE, step_timer, unit_prefix
 from bot.reach.direct import DirectMessages
+from bot.reach.servers import CANNOT_CONNECT
 from bot.render import Message
 from bot.storage import page_store as store
 from bot.storage.models import ActivationRow, PageRow, PageTargetRow, TimerKind
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
     from bot.matrix.send import Messenger
     from bot.paging.board import Board
     from bot.reach.fallback import Fallback
+    from bot.reach.servers import Servers
     from bot.render import Renderer
     from bot.runtime.metrics import Metrics
     from bot.runtime.scheduler import Scheduler
@@ -59,6 +61,7 @@ class Pager:
     activations: Activations
     direct: DirectMessages
     fallback: Fallback
+    servers: Servers
 
     async def create(
         self,
@@ -250,6 +253,8 @@ class Pager:
         first_sends = [row for row, repeat in sends if not repeat] + elsewhere
         at_once = {row.id for row, _repeat, _error in failed} | at_once_elsewhere
         await self.fallback.arm(page, activation, first_sends, at_once)
+        for row, _repeat, error in failed:
+            await self.servers.send_failed(page, activation, row, error)
         for row, repeat, error in failed:
             await self.board.tell_room(
                 page,
@@ -339,6 +344,8 @@ class Pager:
             except MatrixSendError as exc:
                 error = str(exc)
                 log.warning("%s to %s failed (%s)", page.ref, row.handle, error)
+                if CANNOT_CONNECT in error.lower():
+                    break  # their server is down: trying again costs seconds each, in vain
                 continue
             return event_id, room_id
         return None, error

@@ -110,6 +110,15 @@ class Fallback:
             async with self.db.session() as session:
                 await self.scheduler.arm_many(session, TimerKind.PAGE_FALLBACK, timers)
 
+    async def hurry(
+        self, page: PageRow, activation: ActivationRow | None, row: PageTargetRow
+    ) -> None:
+        """The person's next channel now, not after the delay: their Matrix cannot reach them."""
+        key, _due, _payload = self._timer(page, activation, row, 0)
+        async with self.db.session() as session:
+            steps = key.rsplit(":", 1)[0] + ":"  # every step and try of this person's
+            await self.scheduler.hurry(session, TimerKind.PAGE_FALLBACK, steps)
+
     def _timer(
         self,
         page: PageRow,

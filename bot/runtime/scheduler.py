@@ -150,6 +150,14 @@ class Scheduler:
         moved = await core.move_timers(session, kind, moves)
         after_commit(session, lambda: self._add_jobs(moved))
 
+    async def hurry(self, session: AsyncSession, kind: str, key_prefix: str) -> int:
+        """Bring every armed timer of `kind` under `key_prefix` forward to now (a step that can
+        no longer wait); returns how many."""
+        now = utcnow()
+        keys = await core.armed_keys(session, kind, key_prefix)
+        await self.move(session, kind, {key: now for key in keys})
+        return len(keys)
+
     def _check_kind(self, kind: str) -> None:
         """Arming a kind nobody handles is a programming error: it would never fire."""
         if kind not in self._handlers:

@@ -146,6 +146,19 @@ async def move_timers(
     return [(timer_id, fields["due_at"]) for timer_id, fields in moved.items()]
 
 
+async def armed_keys(session: AsyncSession, kind: str, key_prefix: str) -> list[str]:
+    """The keys of `kind` under `key_prefix` still armed (neither fired nor cancelled)."""
+    rows = await session.exec(
+        select(Timer.key).where(
+            Timer.kind == kind,
+            col(Timer.key).startswith(key_prefix),
+            col(Timer.fired_at).is_(None),
+            col(Timer.cancelled_at).is_(None),
+        )
+    )
+    return list(rows.all())
+
+
 async def insert_timers(
     session: AsyncSession, kind: str, timers: list[tuple[str, datetime, dict[str, Any]]]
 ) -> list[tuple[int, datetime]]:
