@@ -176,7 +176,7 @@ async def withdraw_reaction(ctx: CommandContext) -> None:
 @commands.command(
     "pages",
     role=Role.MEMBER,
-    summary="per person: delivered, acknowledged (latency), escalated, unreachable",
+    summary="per person: delivered, seen, acknowledged (latency), escalated, unreachable",
     example="pages PG-12",
     params=[Word("ref", required=False, metavar="ref", help="a page, or an activation")],
     confidential=True,
