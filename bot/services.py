@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from bot.actions.actions import Actions
 from bot.activations.activation import Activations
 from bot.activations.digest import Digest
 from bot.activations.lifecycle import Lifecycle
@@ -52,6 +53,7 @@ class Services(Layers):
     escalation: Escalation
     commchecks: CommChecks
     inputs: Inputs
+    actions: Actions
     rounds: Rounds
     digest: Digest
     outsiders: Outsiders
@@ -70,7 +72,14 @@ class Services(Layers):
 
     async def situation(self, activation: ActivationRow) -> Situation:
         """Where `activation` stands, as `status` and `handover` tell it."""
-        return await read_situation(activation, db=self.db, inputs=self.inputs, rounds=self.rounds)
+        return await read_situation(
+            activation,
+            db=self.db,
+            inputs=self.inputs,
+            rounds=self.rounds,
+            directory=self.keeper.current,
+            zone=self.settings.timezone,
+        )
 
 
 def register_timers(services: Services) -> None:
@@ -85,6 +94,7 @@ def register_timers(services: Services) -> None:
     scheduler.on(TimerKind.ROUND_CLOSE, services.rounds.on_close)
     scheduler.on(TimerKind.SHIFT_CHANGE, services.duty.on_shift)
     scheduler.on_batch(TimerKind.PAGE_FALLBACK, services.fallback.on_steps)
+    scheduler.on(TimerKind.ACTION_STEP, services.actions.on_step)
 
 
 def build_services(layers: Layers, registry: Registry) -> Services:
@@ -134,6 +144,7 @@ def build_services(layers: Layers, registry: Registry) -> Services:
         ),
         commchecks=commchecks,
         inputs=inputs,
+        actions=Actions(**given(Actions), activations=activations, direct=direct),
         rounds=rounds,
         digest=Digest(**given(Digest), activations=activations, inputs=inputs),
         outsiders=Outsiders(**given(Outsiders), activations=activations, direct=direct),

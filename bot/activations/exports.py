@@ -22,9 +22,10 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from bot.activations import chain
 from bot.inputs.requests import RequestState, request_states
 from bot.render import markdown_escape
+from bot.storage import action_store, input_store, page_store, round_store
 from bot.storage import activation_store as store
-from bot.storage import input_store, page_store, round_store
 from bot.storage.models import (
+    ActionRow,
     ActivationRow,
     LogEntryRow,
     PageAttemptRow,
@@ -108,14 +109,16 @@ def _md_lines(text: str) -> str:
 
 @dataclass
 class HandoverSummary:
-    open_actions: list[LogEntryRow] = field(default_factory=list)
+    logged_actions: list[LogEntryRow] = field(default_factory=list)  # `log --action` entries
     last_decisions: list[LogEntryRow] = field(default_factory=list)
 
 
 async def handover_summary(session: AsyncSession, activation: ActivationRow) -> HandoverSummary:
+    """What a handover adds to the situation (which has the actions, A-n): what was logged for
+    follow-up, and the last decisions."""
     entries = await store.log_entries(session, activation.id, kinds=["action", "decision"])
     return HandoverSummary(
-        open_actions=[e for e in entries if e.kind == "action"],
+        logged_actions=[e for e in entries if e.kind == "action"],
         last_decisions=[e for e in entries if e.kind == "decision"][-5:],
     )
 
@@ -157,6 +160,7 @@ async def build_bundle(session: AsyncSession, activation: ActivationRow) -> Bund
     requests = await request_states(session, activation.id)
     drafts = await input_store.advice_drafts(session, activation.id)
     runs = await round_store.runs_of_activation(session, activation.id)
+    actions = await action_store.of_activation(session, activation.id)
     document = {
         "activation": {
             "ref": activation.ref,
@@ -180,6 +184,7 @@ async def build_bundle(session: AsyncSession, activation: ActivationRow) -> Bund
         "pages": [_page(page, rows, tries) for page, rows in pages],
         "input_requests": [_request(state) for state in requests],
         "rounds": [_run(series, run, reports) for series, run, reports in runs],
+        "actions": [_action(a) for a in actions],
         "advice_drafts": [
             {
                 "version": d.version,
@@ -201,6 +206,9 @@ async def build_bundle(session: AsyncSession, activation: ActivationRow) -> Bund
     markdown += "\n\n## Coordination rounds\n\n" + (
         "\n".join(_run_markdown(series, run, reports) for series, run, reports in runs) or "None.\n"
     )
+    markdown += "\n\n## Actions\n\n" + (
+        "\n".join(_action_markdown(a) for a in actions) or "None.\n"
+    )
     markdown += "\n\n## Advice drafts\n\n" + ("\n\n".join(d.markdown for d in drafts) or "None.\n")
     markdown += "\n\n## Pages\n\n" + (
         "\n".join(_page_markdown(page, rows, tries) for page, rows in pages) or "None.\n"
@@ -214,6 +222,31 @@ async def build_bundle(session: AsyncSession, activation: ActivationRow) -> Bund
         markdown=markdown.encode(),
         json=json.dumps(document, indent=2, ensure_ascii=False).encode(),
     )
+
+
+def _action(action: ActionRow) -> dict[str, Any]:
+    return {
+        "ref": action.ref,
+        "text": action.text,
+        "owners": action.owners,
+        "due_at": _iso(action.due_at),
+        "status": action.status,
+        "source": action.source,
+        "created_by": action.created_by,
+        "created_at": _iso(action.created_at),
+        "reminded_at": _iso(action.reminded_at),
+        "chased_at": _iso(action.chased_at),
+        "done_at": _iso(action.done_at),
+        "done_by": action.done_by,
+        "done_note": action.done_note,
+    }
+
+
+def _action_markdown(action: ActionRow) -> str:
+    due = f", due {_iso(action.due_at)}" if action.due_at else ""
+    state = f"done {_iso(action.done_at)}" if action.done_at else "OPEN"
+    note = f" — {_md(action.done_note)}" if action.done_note else ""
+    return f"- {action.ref} ({', '.join(action.owners)}{due}): {_md(action.text)} — {state}{note}"
 
 
 def _run(series: RoundSeriesRow, run: RoundRunRow, reports: list[RoundReportRow]) -> dict:

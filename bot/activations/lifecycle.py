@@ -11,6 +11,7 @@ import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from bot.actions.actions import action_view, open_actions
 from bot.activations import exports
 from bot.activations.activation import (
     Activations,
@@ -157,6 +158,7 @@ class Lifecycle:
         async with self.db.session() as session:
             bundle = await exports.build_bundle(session, activation)
             history = await level_history(session, activation)
+            still_open = (await open_actions(session, activation.id)).open
         for name, data, mimetype in bundle.files():
             await self.messenger.send_file(
                 activation.room_id,
@@ -173,6 +175,9 @@ class Lifecycle:
             "closed": self.activations.local(activation.closed_at, with_date=True),
             "history": [h.level for h in history],
             "bundle": bundle,
+            "open_actions": [
+                action_view(a, self.keeper.current, self.settings.timezone) for a in still_open
+            ],
         }
         problem = await self._announce_dg(self.renderer.render("dg_closed", **facts), activation)
         return self.renderer.render("close_report", problem=problem, **facts)

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from bot.actions.actions import action_view, open_actions
 from bot.activations import exports
 from bot.activations.activation import Activations, level_history
 from bot.errors import UserError
@@ -26,6 +27,7 @@ from bot.storage.models import LogEntryRow, SitrepRow
 from bot.timeutil import parse_past_time, utcnow
 
 if TYPE_CHECKING:
+    from bot.directory.keeper import DirectoryKeeper
     from bot.matrix.send import Messenger
     from bot.render import Renderer
     from bot.settings import Settings
@@ -49,6 +51,7 @@ class Listed:
 class Logbook:
     settings: Settings
     db: Database
+    keeper: DirectoryKeeper
     renderer: Renderer
     messenger: Messenger
     activations: Activations
@@ -137,6 +140,10 @@ class Logbook:
                 decisions=await _listed(session, activation.id, ["decision"], None),
                 since=start,
                 history=[(local(h.at), h.level) for h in history],
+                actions=[
+                    action_view(a, self.keeper.current, self.settings.timezone)
+                    for a in (await open_actions(session, activation.id)).open
+                ],
                 next_steps=await _listed(session, activation.id, ["action"], None),
                 pages=await page_summary(session, activation.id),
                 requests=await self.inputs.summary(session, activation.id),

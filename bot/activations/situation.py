@@ -10,8 +10,12 @@ query costs four hops to aiosqlite's thread, and `status` is the command asked m
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
+from zoneinfo import ZoneInfo
 
+from bot.actions.actions import action_view, open_actions
 from bot.activations.activation import LevelChange, level_history
+from bot.directory.model import Directory
 from bot.inputs.requests import Inputs, InputSummary
 from bot.paging.board import PageSummary, page_summary
 from bot.rounds.runs import Rounds
@@ -28,10 +32,17 @@ class Situation:
     pages: PageSummary
     requests: InputSummary
     next_rounds: list[tuple[str, str, str | None]]  # (RD-n, when, next run in local time)
+    actions: list[dict[str, Any]]  # the open ones, as `action_view` shows them
 
 
 async def read_situation(
-    activation: ActivationRow, *, db: Database, inputs: Inputs, rounds: Rounds
+    activation: ActivationRow,
+    *,
+    db: Database,
+    inputs: Inputs,
+    rounds: Rounds,
+    directory: Directory,
+    zone: ZoneInfo,
 ) -> Situation:
     activation_id: int = activation.id
     async with db.session() as session:
@@ -52,5 +63,7 @@ async def read_situation(
             if tally.scheduled_rounds
             else []
         )
+        actions = await open_actions(session, activation_id)
     next_rounds = [(s.ref, s.when_text, rounds.next_local(s)) for s in series]
-    return Situation(tally, history, pages, requests, next_rounds)
+    shown = [action_view(a, directory, zone) for a in actions.open]
+    return Situation(tally, history, pages, requests, next_rounds, shown)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from bot.chat.registry import CommandFamily, Registry
+from bot.commands import actions as actions_commands
 from bot.commands import activation as activation_commands
 from bot.commands import directory as directory_commands
 from bot.commands import duty as duty_commands
@@ -22,6 +23,7 @@ def all_families() -> list[CommandFamily]:
         logbook_commands.commands,
         paging_commands.commands,
         inputs_commands.commands,
+        actions_commands.commands,
         rounds_commands.commands,
         duty_commands.commands,
         replies_commands.commands,

@@ -90,6 +90,7 @@ async def status(ctx: CommandContext, *, ref: str | None) -> Message | Reply:
             pages=situation.pages,
             requests=situation.requests,
             next_rounds=situation.next_rounds,
+            actions=situation.actions,
         ),
         activation,
     )
@@ -134,6 +135,7 @@ async def handover(ctx: CommandContext, *, lead: str) -> Message:
         pages=situation.pages,
         requests=situation.requests,
         next_rounds=situation.next_rounds,
+        actions=situation.actions,
         local=ctx.services.activations.local,
     )
 

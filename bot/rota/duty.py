@@ -334,7 +334,12 @@ class Duty:
     async def _open_in(self, activation: ActivationRow) -> dict[str, Any]:
         """What is open in one activation, as `status` reads it."""
         situation = await read_situation(
-            activation, db=self.db, inputs=self.inputs, rounds=self.rounds
+            activation,
+            db=self.db,
+            inputs=self.inputs,
+            rounds=self.rounds,
+            directory=self.keeper.current,
+            zone=self.activations.settings.timezone,
         )
         return {
             "activation": activation,
@@ -346,4 +351,5 @@ class Duty:
                 if answered < asked
             ],
             "rounds": situation.next_rounds,
+            "actions": situation.actions,
         }

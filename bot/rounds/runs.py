@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from bot.actions.actions import action_view, open_actions
 from bot.activations.activation import Activations, timer_prefix
 from bot.activations.asked import Asked, Said
 from bot.directory.model import Contact
@@ -77,6 +78,20 @@ class Rounds:
     activations: Activations
     pager: Pager
     commchecks: CommChecks
+
+    async def _actions_item(self, activation: ActivationRow | None) -> list[str]:
+        """The agenda's last item: the activation's open actions, the overdue ones marked."""
+        if activation is None:
+            return []
+        async with self.db.session() as session:
+            summary = await open_actions(session, activation.id)
+        shown = [action_view(a, self.keeper.current, self.settings.timezone) for a in summary.open]
+        if not shown:
+            return []
+        listed = "; ".join(
+            f"{a['ref']} {a['owners']}" + (" OVERDUE" if a["overdue"] else "") for a in shown
+        )
+        return [f"Open actions: {listed}"]
 
     def _prefix(self, series: RoundSeriesRow, activation: ActivationRow | None) -> str:
         base = timer_prefix(activation.id) if activation else ""
@@ -380,14 +395,17 @@ class Rounds:
             await self.messenger.invite(series.room_id, person.key)
         window = timedelta(seconds=series.window_s)
         opens = utcnow()
+        agenda = (
+            [line.strip() for line in series.agenda.split(";") if line.strip()]
+            if series.agenda
+            else list(DEFAULT_AGENDA)
+        )
         prompt = self.renderer.render(
             "round_prompt",
             ref=series.ref,
             number=run.number,
             activation=activation,
-            agenda=[line.strip() for line in series.agenda.split(";") if line.strip()]
-            if series.agenda
-            else DEFAULT_AGENDA,
+            agenda=agenda + await self._actions_item(activation),
             people=[p["name"] for p in run.participants],
             pills=[(p["name"], p["matrix_id"]) for p in run.participants],
             until=self._local(series, opens + window),

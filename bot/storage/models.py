@@ -69,6 +69,7 @@ class TimerKind(StrEnum):
     DG_DIGEST = "dg.digest"  # the daily digest in the DG platform room
     SHIFT_CHANGE = "duty.shift"  # a duty shift begins: the incoming person hears what is open
     PAGE_FALLBACK = "page.fallback"  # no ack on one channel yet: the person's next channel
+    ACTION_STEP = "action.step"  # an action's reminder (3/4 of the time) or chase (its due time)
 
 
 class RunStatus(StrEnum):
@@ -339,6 +340,38 @@ class PageTargetRow(Keyed, table=True):
     declined_reason: str | None = None
     escalated_at: datetime | None = utc_column(nullable=True)
     unreachable_at: datetime | None = utc_column(nullable=True)
+
+
+class ActionStatus(StrEnum):
+    OPEN = "open"
+    DONE = "done"
+
+
+class ActionRow(Referenced, Keyed, table=True):
+    """An action (`A-<id>`): something its owners must do in an activation, by a time or not.
+    `owners` are directory handles (the directory names them when shown); each change is also a
+    logbook entry, so the history is there and here is only where it stands."""
+
+    REF: ClassVar[str] = "A"
+    __tablename__ = "action"
+
+    activation_id: int = Field(foreign_key="activation.id", index=True)
+    text: str
+    owners: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    due_at: datetime | None = utc_column(nullable=True)
+    status: str = Field(default=ActionStatus.OPEN, max_length=8)
+    created_by: str = Field(max_length=255)
+    created_at: datetime = utc_column()
+    opened_by_event: str = Field(max_length=255, unique=True)
+    source: str | None = Field(default=None, max_length=64)  # `playbook:<key>` when one made it
+    reminded_at: datetime | None = utc_column(nullable=True)
+    chased_at: datetime | None = utc_column(nullable=True)
+    done_at: datetime | None = utc_column(nullable=True)
+    done_by: str | None = Field(default=None, max_length=255)
+    done_note: str | None = None
+
+    def overdue(self, now: datetime) -> bool:
+        return self.status == ActionStatus.OPEN and self.due_at is not None and now >= self.due_at
 
 
 class InputRequestRow(Referenced, Keyed, table=True):
