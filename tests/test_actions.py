@@ -13,7 +13,7 @@ import pytest
 
 from bot.storage import activation_store
 from bot.storage.models import TimerKind
-from tests.conftest import Cast, RunningBot, start_process, start_ready
+from tests.conftest import BACKENDS, Cast, RunningBot, start_process, start_ready
 from tests.matrix_people import Person, body
 from tests.support.desk import Desk
 from tests.support.reach import paged
@@ -43,6 +43,7 @@ async def test_the_owner_is_told_by_dm_in_their_language_and_the_steps_are_armed
     assert abs((remind.due_at - remind.created_at - third_quarter).total_seconds()) < 2
 
 
+@pytest.mark.parametrize("database_url", BACKENDS, indirect=True)
 async def test_the_reminder_and_the_chase_each_go_once(paging_desk: Desk) -> None:
     desk = paging_desk
     room = await opened(desk)
@@ -78,6 +79,7 @@ async def test_someone_else_may_not_mark_a_partners_action_done(paging_desk: Des
     assert "A-1 is Partner's; they or a member close it." in refused.body
 
 
+@pytest.mark.parametrize("database_url", BACKENDS, indirect=True)
 async def test_a_reassigned_action_tells_the_new_owner_and_chases_them(paging_desk: Desk) -> None:
     desk = paging_desk
     room = await opened(desk)
@@ -107,6 +109,7 @@ async def test_actions_lists_open_mine_overdue_and_all(paging_desk: Desk) -> Non
     assert "None." in overdue.body
 
 
+@pytest.mark.parametrize("database_url", BACKENDS, indirect=True)
 async def test_open_and_overdue_actions_show_in_status_handover_sitrep_and_the_record(
     paging_desk: Desk,
 ) -> None:
