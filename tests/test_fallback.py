@@ -353,3 +353,34 @@ async def until(found: Any, timeout: float = 20) -> Any:
         assert asyncio.get_running_loop().time() < deadline, "nothing arrived in time"
         await asyncio.sleep(0.1)
     return result
+
+
+async def test_a_page_to_hundreds_keeps_its_board_within_one_event(
+    tmp_path: Path, database_url: str, smtp: SmtpSink
+) -> None:
+    """300 people, each tried by e-mail too: the board would outgrow Matrix's 64 KiB; it lists
+    who still has not answered and counts the rest, and its edits still go through."""
+    directory = desk_cast().directory()
+    directory["groups"] = {**directory.get("groups", {}), "everyone": "Everyone"}
+    directory["contacts"] += [
+        {
+            "handle": f"p{n:03d}",
+            "name": f"Partner number {n} of the exercise",
+            "organisation": "nccn",
+            "matrix_id": f"@p{n:03d}:desk.test",
+            "groups": ["everyone"],
+            "email": f"duty-{n:03d}@partners.example",
+            "channels": ["matrix", "email"],
+        }
+        for n in range(300)
+    ]
+    env = {"ICC_SMTP_URL": smtp.url, "ICC_MAIL_FROM": "icc@crisis.example"}
+    async with desk_running(tmp_path, database_url, contacts=directory, env=env) as desk:
+        room = await paged(desk, "everyone", "Are your teams deployable?")
+        await desk.fire(TimerKind.PAGE_FALLBACK)
+        edits = [r for r in desk.messenger.recorded if r.kind == "edit" and r.room_id == room]
+        assert edits
+        assert all(r.error is None for r in edits)
+        board = desk.board(room, "PG-1")
+        assert "0/300 acknowledged" in board
+        assert "!icc pages PG-1` lists everyone" in board

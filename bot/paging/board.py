@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.errors import UserError
-from bot.matrix.send import MatrixSendError, ReplyTo
+from bot.matrix.send import MatrixSendError, ReplyTo, fits_one_event
 from bot.render import Message
 from bot.storage import activation_store
 from bot.storage import page_store as store
@@ -114,16 +114,24 @@ class Board:
         backups = {r.covers: r for r in rows if r.covers}
         lines = self._lines(rows, tries)
         done = sum(1 for r in units if _unit_answered(r, backups.get(r.handle)))
-        message = self.renderer.render(
-            "page_board",
-            ref=page.ref,
-            text=page.text,
-            acked=done,
-            total=len(units),
-            lines=lines,
-            urgent=page.urgent,
-        )
-        return self.activations.frame(message, activation)
+        waiting = [{**line, "channels": []} for line in lines if line["symbol"] != "✅"]
+        for shown in (lines, waiting, []):  # a page to hundreds: who still matters, or counts
+            message = self.activations.frame(
+                self.renderer.render(
+                    "page_board",
+                    ref=page.ref,
+                    text=page.text,
+                    acked=done,
+                    total=len(units),
+                    lines=shown,
+                    hidden=len(lines) - len(shown),
+                    urgent=page.urgent,
+                ),
+                activation,
+            )
+            if fits_one_event(Message(message.body * 2, message.html * 2)):  # an edit: twice
+                break
+        return message
 
     def _lines(
         self, rows: list[PageTargetRow], tries: dict[int, list[PageAttemptRow]]
