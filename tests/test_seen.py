@@ -79,13 +79,19 @@ async def pages_listing(member: Person, room: str, cast: Cast, expect: str | Non
     raise AssertionError(f"`pages` never said {expect!r}: {body(said)}")
 
 
+async def partner_paged(people: dict[str, Person], cast: Cast) -> tuple[str, str, dict]:
+    """A page to the partner in a new activation: (its room, the partner's DM, the page)."""
+    _ref, room = await activation_room(people, cast)
+    await people["member"].send(room, "!icc page partner Sandbags for Visé? --ack 10m")
+    dm, page = await page_received(people["partner"], cast, "Sandbags for Visé?")
+    return room, dm, page
+
+
 @pytest.mark.synapse
 async def test_a_public_read_receipt_marks_the_page_seen(
     paging_bot: RunningBot, people: dict[str, Person], cast: Cast
 ) -> None:
-    _ref, room = await activation_room(people, cast)
-    await people["member"].send(room, "!icc page partner Sandbags for Visé? --ack 10m")
-    dm, page = await page_received(people["partner"], cast, "Sandbags for Visé?")
+    room, dm, page = await partner_paged(people, cast)
     assert "seen" not in await pages_listing(people["member"], room, cast, None)
     response = await people["partner"].client.room_read_markers(
         dm, fully_read_event=page["event_id"], read_event=page["event_id"]
@@ -99,9 +105,7 @@ async def test_a_public_read_receipt_marks_the_page_seen(
 async def test_a_private_read_receipt_leaves_seen_unknown(
     paging_bot: RunningBot, people: dict[str, Person], cast: Cast
 ) -> None:
-    _ref, room = await activation_room(people, cast)
-    await people["member"].send(room, "!icc page partner Sandbags for Visé? --ack 10m")
-    dm, page = await page_received(people["partner"], cast, "Sandbags for Visé?")
+    room, dm, page = await partner_paged(people, cast)
     partner = people["partner"]
     await partner.client.room_read_markers(
         dm, fully_read_event=page["event_id"], private_read_event=page["event_id"]

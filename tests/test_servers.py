@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -105,9 +106,10 @@ async def test_one_outage_is_told_once_and_a_new_one_again(remote_desk: Desk) ->
 # -- two real homeservers ------------------------------------------------------------------------
 
 
+@asynccontextmanager
 async def bot_on_a(
     pair: FederatedPair, tmp_path: Path, database_url: str, smtp: SmtpSink
-) -> tuple[RunningBot, dict[str, Person], Cast]:
+) -> AsyncIterator[tuple[dict[str, Person], Cast]]:
     """The bot, a lead and a member on A; the partner (e-mail after Matrix) on B."""
     accounts = {}
     for role in ("bot", "lead", "member", "dg", "stranger", "deputy"):
@@ -145,11 +147,16 @@ async def bot_on_a(
     }
     bot = RunningBot(load_settings(env))
     await bot.start()
-    people = {}
-    for role, server in (("lead", pair.a), ("member", pair.a), ("partner", pair.b)):
-        user_id, password = accounts[role]
-        people[role] = await Person.login(server.base_url, user_id, password)
-    return bot, people, cast
+    people: dict[str, Person] = {}
+    try:
+        for role, server in (("lead", pair.a), ("member", pair.a), ("partner", pair.b)):
+            user_id, password = accounts[role]
+            people[role] = await Person.login(server.base_url, user_id, password)
+        yield people, cast
+    finally:
+        for person in people.values():
+            await person.close()
+        await bot.stop()
 
 
 async def activation_on_a(people: dict[str, Person], cast: Cast) -> str:
@@ -183,26 +190,20 @@ async def mailed(smtp: SmtpSink, address: str, timeout: float = 15) -> list[Any]
 async def test_a_page_to_a_stopped_server_falls_back_at_once_and_the_room_is_told(
     federated_pair: FederatedPair, tmp_path: Path, database_url: str, smtp: SmtpSink
 ) -> None:
-    bot, people, cast = await bot_on_a(federated_pair, tmp_path, database_url, smtp)
-    try:
+    async with bot_on_a(federated_pair, tmp_path, database_url, smtp) as (people, cast):
         room = await activation_on_a(people, cast)
         await asyncio.to_thread(federated_pair.b.stop)
         await people["member"].send(room, "!icc page partner Convoy at Aachen? --ack 10m")
         said = await until_said(people["member"], room, cast, "has been unreachable since", 60)
         assert federated_pair.b.server_name in said
         assert len(await mailed(smtp, PARTNER_MAIL)) == 1  # at once, not after the 10m delay
-    finally:
-        for person in people.values():
-            await person.close()
-        await bot.stop()
 
 
 @pytest.mark.synapse
 async def test_a_server_stopped_mid_page_is_reported_at_the_deadline(
     federated_pair: FederatedPair, tmp_path: Path, database_url: str, smtp: SmtpSink
 ) -> None:
-    bot, people, cast = await bot_on_a(federated_pair, tmp_path, database_url, smtp)
-    try:
+    async with bot_on_a(federated_pair, tmp_path, database_url, smtp) as (people, cast):
         room = await activation_on_a(people, cast)
         member, partner = people["member"], people["partner"]
         await member.send(room, "!icc page partner Warm-up --ack 10m")
@@ -221,7 +222,3 @@ async def test_a_server_stopped_mid_page_is_reported_at_the_deadline(
         assert federated_pair.b.server_name in said
         assert "PG-2" in said
         assert len(await mailed(smtp, PARTNER_MAIL)) == 1  # brought forward to the deadline
-    finally:
-        for person in people.values():
-            await person.close()
-        await bot.stop()

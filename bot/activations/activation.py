@@ -150,6 +150,12 @@ class Activations:
             **fields,  # type: ignore[arg-type]  # the optional columns chain.append names
         )
 
+    async def note(self, activation: ActivationRow, kind: str, text: str, **fields: object) -> None:
+        """The bot's own logbook entry, in a transaction of its own: for what it did that
+        changed nothing else (a reminder sent, a result told)."""
+        async with self.db.session() as session:
+            await self.add_entry(session, activation, kind, text, self.bot_id, **fields)
+
     async def add_entries(
         self,
         session: AsyncSession,

@@ -402,16 +402,13 @@ class Inputs:
         if not waiting:
             return
         await self._send(request, activation, waiting, step=step)
-        async with self.db.session() as session:
-            await self.activations.add_entry(
-                session,
-                activation,
-                f"system.{step}",
-                f"{request.ref}: {'reminded' if step == REMIND else 'chased'} "
-                f"{', '.join(t.name for t in waiting)}",
-                self.activations.bot_id,
-                data={"request": request.id, "handles": [t.handle for t in waiting]},
-            )
+        await self.activations.note(
+            activation,
+            f"system.{step}",
+            f"{request.ref}: {'reminded' if step == REMIND else 'chased'} "
+            f"{', '.join(t.name for t in waiting)}",
+            data={"request": request.id, "handles": [t.handle for t in waiting]},
+        )
 
     # -- reading ----------------------------------------------------------------------------------
 

@@ -144,15 +144,12 @@ class CommChecks:
         silent = [_tried(r, tries) for r in rows if not r.acked_at and r.delivered_at]
         unreachable = [_tried(r, tries) for r in rows if not r.acked_at and not r.delivered_at]
         if activation is not None:
-            async with self.db.session() as session:
-                await self.activations.add_entry(
-                    session,
-                    activation,
-                    "system.commscheck_result",
-                    f"Communication check {check.ref}: {len(answered)} of {len(rows)} answered",
-                    self.activations.bot_id,
-                    data={"page": check.id},
-                )
+            await self.activations.note(
+                activation,
+                "system.commscheck_result",
+                f"Communication check {check.ref}: {len(answered)} of {len(rows)} answered",
+                data={"page": check.id},
+            )
         message = self.renderer.render(
             "commscheck_result",
             ref=check.ref,

@@ -27,7 +27,6 @@ if TYPE_CHECKING:
     from bot.reach.fallback import Fallback
     from bot.render import Renderer
     from bot.settings import Settings
-    from bot.storage.db import Database
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +36,6 @@ CANNOT_CONNECT = "can't connect to server"  # Synapse's words for a server it ca
 @dataclass(frozen=True, kw_only=True)
 class Servers:
     settings: Settings
-    db: Database
     renderer: Renderer
     messenger: Messenger
     activations: Activations
@@ -83,15 +81,12 @@ class Servers:
         self.told[server] = utcnow()
         log.warning("homeserver %s unreachable since %s (%s)", server, since.isoformat(), page.ref)
         if activation is not None:
-            async with self.db.session() as session:
-                await self.activations.add_entry(
-                    session,
-                    activation,
-                    "system.server_unreachable",
-                    f"Homeserver {server} unreachable since {since.isoformat()} ({page.ref})",
-                    self.activations.bot_id,
-                    data={"server": server, "page": page.id},
-                )
+            await self.activations.note(
+                activation,
+                "system.server_unreachable",
+                f"Homeserver {server} unreachable since {since.isoformat()} ({page.ref})",
+                data={"server": server, "page": page.id},
+            )
         message = self.renderer.render(
             "server_unreachable",
             server=server,
