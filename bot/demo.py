@@ -94,7 +94,9 @@ async def _serve(
 
     async def welcome_when_ready() -> None:
         await app.ready.wait()
-        _print_welcome(server, state, people, settings.command_prefix)
+        _print_welcome(
+            server, state, people, settings.command_prefix, settings.data_dir.parent / "mail"
+        )
 
     welcome = asyncio.create_task(welcome_when_ready())
     try:
@@ -167,7 +169,11 @@ def _save_state(path: Path, state: dict[str, Any]) -> None:
 
 
 def _print_welcome(
-    server: DevServer, state: dict[str, Any], people: dict[str, dict[str, Any]], prefix: str
+    server: DevServer,
+    state: dict[str, Any],
+    people: dict[str, dict[str, Any]],
+    prefix: str,
+    mail_dir: Path,
 ) -> None:
     lines = [
         "",
@@ -186,7 +192,8 @@ def _print_welcome(
         )
     lines += [
         "  E-mails (a page not acknowledged on Matrix within 1m goes on by e-mail to those whose",
-        "  directory entry says so, e.g. emb-fr) are logged and kept in data/demo/mail/.",
+        "  directory entry says so, e.g. emb-fr; at once to emb-de, who is not on Matrix) are",
+        f"  logged and kept in {mail_dir}/.",
         f"  Then type `{prefix} help` in your room. Ctrl-C stops bot and homeserver.",
         "",
     ]

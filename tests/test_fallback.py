@@ -279,6 +279,8 @@ async def test_someone_not_on_matrix_is_paged_by_email_at_once(
     await desk.fire(TimerKind.PAGE_FALLBACK)
     [mail] = smtp.to(EMBASSY_MAIL)
     assert "Are Dutch nationals in the area?" in text_of(mail)
+    assert "It reaches you by e-mail." in text_of(mail)  # not "… not acknowledged on Matrix"
+    assert "Matrix" not in text_of(mail)
     assert "· email sent" in desk.board(room, "PG-1")
     assert "not delivered" not in desk.board(room, "PG-1")
 

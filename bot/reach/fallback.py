@@ -78,6 +78,12 @@ def further_channels(contact: Contact | None) -> list[str]:
     return [c for c in contact.channels if c != "matrix"] if contact else []
 
 
+def matrix_went_first(row: PageTargetRow) -> bool:
+    """Whether the page was tried on Matrix before this channel (the message says why it comes
+    this way), or the person is reached only this way (it says nothing of Matrix)."""
+    return row.event_id is not None or row.send_error is not None
+
+
 @dataclass(frozen=True, kw_only=True)
 class Fallback:
     settings: Settings
@@ -283,7 +289,8 @@ class Fallback:
         own link: measured in bench/ (bench_email), rendering per person was a third of the
         bot's cost per mail."""
         lang = self.renderer.language_for(EMAIL_TEMPLATE, contact.languages)
-        key = (page.id, lang, row.timezone, row.deadline, row.covers, linked)
+        on_matrix = matrix_went_first(row)
+        key = (page.id, lang, row.timezone, row.deadline, row.covers, linked, on_matrix)
         if key not in wordings:
             sender = self.keeper.current.contact_for(page.sender)
             context = {
@@ -296,6 +303,8 @@ class Fallback:
                 "sender": sender.name if sender else page.sender,
                 "deadline": format_local_utc(row.deadline, load_zone(row.timezone), lang=lang),
                 "link": LINK_SLOT if linked else None,
+                "on_matrix": on_matrix,
+                "replies": bool(self.settings.imap_url),  # an e-mail reply acknowledges
                 "covers": self.keeper.current.contacts.get(row.covers) if row.covers else None,
             }
             wordings[key] = (
@@ -323,6 +332,7 @@ class Fallback:
             "tlp": activation.tlp if activation else None,
             "link": ack_url(self.settings, row.id),
             "reply": self.settings.sms_replies,
+            "on_matrix": matrix_went_first(row),
         }
         text = one_sms(
             lambda words: self.renderer.text(SMS_TEMPLATE, lang=lang, text=words, **context),
