@@ -78,9 +78,16 @@ class Person:
         return response.room_id
 
     async def join(self, room_id: str) -> None:
-        response = await self.client.join(room_id)
-        if isinstance(response, JoinError):
-            raise RuntimeError(f"join {room_id}: {response.message}")
+        """Join, retrying a moment later when the room's server does not know the invite yet:
+        over federation an invite reaches the invitee before the inviting server has stored it,
+        and a client as quick as a test can ask to join in between."""
+        for pause in (0.5, 1.0, 2.0, None):
+            response = await self.client.join(room_id)
+            if not isinstance(response, JoinError):
+                return
+            if pause is None or "not invited" not in response.message:
+                raise RuntimeError(f"join {room_id}: {response.message}")
+            await asyncio.sleep(pause)
 
     async def send(self, room_id: str, body: str, **extra: Any) -> str:
         content = {"msgtype": "m.text", "body": body, **extra}
