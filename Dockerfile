@@ -18,6 +18,7 @@ COPY --from=build /wheels /wheels
 RUN pip install --no-cache-dir /wheels/*.whl && rm -rf /wheels
 COPY --chown=icc:icc config/directory.yaml /config/directory.yaml
 COPY --chown=icc:icc config/rota /config/rota
+COPY --chown=icc:icc config/playbooks /config/playbooks
 ENV ICC_DATA_DIR=/data \
     ICC_CONFIG_DIR=/config \
     ICC_DATABASE_URL=sqlite:////data/icc.db \

@@ -1,4 +1,5 @@
-"""`icc-bot` — run, demo, check, db upgrade, directory reload|schema, logbook verify, crypto status.
+"""`icc-bot` — run, demo, check, db upgrade, directory reload|schema [directory|playbook|rota],
+logbook verify, crypto status.
 
 Exit codes of `run`: see bot.app; `logbook verify` exits 6 when the hash chain is broken.
 """
@@ -13,12 +14,14 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
+from bot.directory import shape as directory_shape
 from bot.directory.keeper import PID_FILE, STATUS_FILE, load_configuration
 from bot.directory.model import DirectoryError
-from bot.directory.shape import json_schema
+from bot.playbooks import shape as playbook_shape
+from bot.rota import shape as rota_shape
 from bot.runtime.logs import setup_logging
 from bot.settings import Settings, SettingsError, load_settings
 
@@ -27,6 +30,12 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("bot")
 EXIT_CONFIG = 2  # as bot.app.EXIT_CONFIG, without importing nio for `check`
+# `icc-bot directory schema [file]`: the JSON Schema of each file the directory is loaded with.
+SCHEMAS: dict[str, Callable[[], dict[str, Any]]] = {
+    "directory": directory_shape.json_schema,
+    "playbook": playbook_shape.json_schema,
+    "rota": rota_shape.json_schema,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -36,7 +45,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     sub.add_parser("run", help="run the bot with the configuration from the environment or .env")
     sub.add_parser("demo", help="start a local homeserver with demo users and run the bot on it")
     sub.add_parser(
-        "check", help="validate configuration, directory and duty rotas; non-zero on any problem"
+        "check",
+        help="validate configuration, directory, duty rotas and playbooks; non-zero on any problem",
     )
     db = sub.add_parser("db", help="database maintenance")
     db.add_argument("action", choices=["upgrade"], help="upgrade: apply migrations")
@@ -47,8 +57,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     directory.add_argument(
         "action",
         choices=["reload", "schema"],
-        help="reload: make the running bot re-read directory.yaml; "
-        "schema: print the file's JSON Schema, for editors",
+        help="reload: make the running bot re-read directory.yaml, the rotas and the playbooks; "
+        "schema: print a file's JSON Schema, for editors",
+    )
+    directory.add_argument(
+        "file",
+        nargs="?",
+        choices=list(SCHEMAS),
+        help="for schema: which file's (directory.yaml, config/playbooks/<key>.yaml, "
+        "config/rota/<team>.yaml); default directory",
     )
     crypto = sub.add_parser("crypto", help="the bot's encryption identity")
     crypto.add_argument(
@@ -64,8 +81,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         setup_logging(args.log_level)
         return run_demo()
     if args.command == "directory" and args.action == "schema":  # needs no configuration
-        print(json.dumps(json_schema(), indent=2, ensure_ascii=False))
+        print(json.dumps(SCHEMAS[args.file or "directory"](), indent=2, ensure_ascii=False))
         return 0
+    if args.command == "directory" and args.file is not None:
+        parser.error(f"`directory {args.action}` takes no file; `directory schema {args.file}`")
     try:
         settings = load_settings()
     except SettingsError as exc:
@@ -86,13 +105,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def check(settings: Settings) -> int:
-    """The directory and the duty rotas beside it, checked as the bot loads them."""
+    """The directory and the duty rotas and playbooks beside it, checked as the bot loads them."""
     try:
-        directory, rotas, warnings = load_configuration(
+        directory, rotas, playbooks, warnings = load_configuration(
             settings.directory_path, zone=settings.timezone
         )
     except DirectoryError as exc:
-        _print_problems("directory", exc.problems)
+        own = all(line.startswith(str(settings.directory_path)) for line in exc.problems)
+        _print_problems("directory" if own else "directory, rota and playbook", exc.problems)
         return EXIT_CONFIG
     for warning in warnings:
         print(f"warning: {warning}", file=sys.stderr)
@@ -112,9 +132,10 @@ def check(settings: Settings) -> int:
     if settings.sms_url and sample is None:
         return EXIT_CONFIG
     teams = f"{len(rotas)} rotas ({', '.join(rotas.teams())})" if len(rotas) else "no rotas"
+    books = f"{len(playbooks)} playbooks ({', '.join(playbooks)})" if playbooks else "no playbooks"
     print(
         f"configuration OK; directory OK ({len(directory.contacts)} contacts, "
-        f"{len(directory.organisations)} organisations); {teams}"
+        f"{len(directory.organisations)} organisations); {teams}; {books}"
     )
     if sample:
         print(f"SMS gateway request, for a sample SMS: {sample}")

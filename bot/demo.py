@@ -55,7 +55,10 @@ def run_demo() -> int:
         config_dir = base / "config"
         config_dir.mkdir(parents=True, exist_ok=True)
         (config_dir / "directory.yaml").write_text(yaml.safe_dump(directory, sort_keys=False))
-        shutil.copytree(SAMPLE_DIRECTORY.parent / "rota", config_dir / "rota", dirs_exist_ok=True)
+        for folder in ("rota", "playbooks"):  # the sample's, naming the same handles
+            shutil.copytree(
+                SAMPLE_DIRECTORY.parent / folder, config_dir / folder, dirs_exist_ok=True
+            )
         people = {_localpart(c["matrix_id"]): c for c in directory["contacts"] if "matrix_id" in c}
         for localpart in [BOT_LOCALPART, *people]:
             password = state["passwords"].setdefault(localpart, secrets.token_urlsafe(9))

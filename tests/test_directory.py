@@ -112,14 +112,15 @@ def test_search_matches_every_word_over_handle_name_organisation_and_group(
 
 def test_more_validation_problems(tmp_path: Path) -> None:
     raw = sample()
+    last = len(raw["organisations"])  # the entry appended here
     raw["organisations"].append({"key": "ercc", "name": "again", "kind": "galactic"})
     raw["groups"]["Bad Name"] = "spaces"
     raw["contacts"][0]["handle"] = "AMertens"
     with pytest.raises(DirectoryError) as caught:
         parse_directory(raw, source="d.yaml")
     text = "\n".join(caught.value.problems)
-    assert "organisations[11] ercc: key: duplicate `ercc`" in text
-    assert "organisations[11] ercc: kind: `galactic` is not one of" in text
+    assert f"organisations[{last}] ercc: key: duplicate `ercc`" in text
+    assert f"organisations[{last}] ercc: kind: `galactic` is not one of" in text
     assert "groups Bad Name: name: must be lower-case" in text
     assert "contacts[0] AMertens: handle: `AMertens` must be lower-case" in text
 

@@ -1,10 +1,11 @@
-"""Keeps the directory and the duty rotas in force: loads the files, records the directory's
-history, swaps both in whole.
+"""Keeps the directory, the duty rotas and the playbooks in force: loads the files, records the
+directory's history, swaps all three in whole.
 
 A reload (SIGHUP, or `icc-bot directory reload`) validates the new files first — the directory,
-then every rota in `config/rota/` against it; a problem in either refuses both, with every problem
-logged, and the ones in force stay. Warnings (a gap in a 24/7 team's coverage) are logged and do
-not stop anything. Each attempt is written to `ICC_DATA_DIR/directory-status.json`, which is how
+then every rota in `config/rota/` and every playbook in `config/playbooks/` against it; a problem
+in any of them refuses all three, with every problem logged, and the ones in force stay. Warnings
+(a gap in a 24/7 team's coverage, a file that is not a rota or a playbook) are logged and do not
+stop anything. Each attempt is written to `ICC_DATA_DIR/directory-status.json`, which is how
 `icc-bot directory reload` learns the outcome.
 """
 
@@ -17,9 +18,12 @@ import os
 from dataclasses import asdict
 from datetime import timedelta
 from pathlib import Path
+from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
 from bot.directory.model import Directory, DirectoryError, load_directory
+from bot.playbooks.load import load_playbooks
+from bot.playbooks.model import Playbook
 from bot.rota.load import load_rotas
 from bot.rota.model import Rotas
 from bot.storage.db import Database
@@ -32,19 +36,37 @@ STATUS_FILE = "directory-status.json"
 PID_FILE = "icc-bot.pid"
 CACHE_FILE = "directory-cache.json"  # the parsed directory.yaml, keyed by its SHA-256
 ROTA_FOLDER = "rota"  # beside directory.yaml: config/rota/<team>.yaml|.ics
+PLAYBOOK_FOLDER = "playbooks"  # beside directory.yaml: config/playbooks/<key>.yaml
 RENEW_BEFORE = timedelta(days=30)
+
+
+class Configuration(NamedTuple):
+    """What the cell works from: the directory, the duty rotas and the playbooks, checked
+    together, and the warnings of the rotas and playbooks."""
+
+    directory: Directory
+    rotas: Rotas
+    playbooks: dict[str, Playbook]
+    warnings: list[str]
 
 
 def load_configuration(
     path: Path, *, cache: Path | None = None, zone: ZoneInfo | None = None
-) -> tuple[Directory, Rotas, list[str]]:
-    """The directory at `path` and the rotas beside it (`rota/`), checked together, with the
-    rotas' warnings; DirectoryError names every problem of both."""
+) -> Configuration:
+    """The directory at `path`, and the rotas (`rota/`) and playbooks (`playbooks/`) beside it,
+    checked together; DirectoryError names every problem of all three (the rotas and playbooks
+    are checked only against a directory without problems)."""
     directory = load_directory(path, cache=cache)
-    found = load_rotas(path.parent / ROTA_FOLDER, directory, zone=zone)
-    if found.problems:
-        raise DirectoryError([str(problem) for problem in found.problems])
-    return directory, found.rotas, [str(warning) for warning in found.warnings]
+    rotas = load_rotas(path.parent / ROTA_FOLDER, directory, zone=zone)
+    # A team whose rota has problems is still a team: `duty:<team>` in a playbook is not wrong
+    # for it (the rota's own problems are said once, in its file).
+    teams = [*rotas.rotas.teams(), *(Path(problem.file).stem for problem in rotas.problems)]
+    books = load_playbooks(path.parent / PLAYBOOK_FOLDER, directory, teams)
+    problems = [*rotas.problems, *books.problems]
+    if problems:
+        raise DirectoryError([str(problem) for problem in problems])
+    warnings = [str(warning) for warning in [*rotas.warnings, *books.warnings]]
+    return Configuration(directory, rotas.rotas, books.playbooks, warnings)
 
 
 class DirectoryKeeper:
@@ -58,22 +80,23 @@ class DirectoryKeeper:
         self._zone = zone
         self.current = Directory.empty()
         self.rotas = Rotas.empty()
+        self.playbooks: dict[str, Playbook] = {}  # by key; replaced whole, never mutated
 
     async def load(self) -> DirectoryChanges:
         """Validate, record and put in force; DirectoryError leaves everything as it was."""
         try:
             # In a thread: the event loop meanwhile sends the first sync and reads the answer.
-            directory, rotas, warnings = await asyncio.to_thread(
+            directory, rotas, playbooks, warnings = await asyncio.to_thread(
                 load_configuration, self.path, cache=self._cache, zone=self._zone
             )
         except DirectoryError as exc:
             self._write_status(ok=False, problems=exc.problems)
             raise
         for warning in warnings:
-            log.warning("rota: %s", warning)
+            log.warning("configuration: %s", warning)
         async with self._db.session() as session:
             changes = await store_directory(session, directory)
-        self.current, self.rotas = directory, rotas
+        self.current, self.rotas, self.playbooks = directory, rotas, playbooks
         log.info(
             "directory in force: %d contacts, %d organisations (added %d, changed %d, removed %d)",
             len(directory.contacts),
@@ -84,6 +107,8 @@ class DirectoryKeeper:
         )
         if rotas.teams():
             log.info("duty rotas in force: %s", ", ".join(rotas.teams()))
+        if playbooks:
+            log.info("playbooks in force: %s", ", ".join(playbooks))
         self._write_status(ok=True, problems=[], changes=asdict(changes), warnings=warnings)
         return changes
 
@@ -99,7 +124,10 @@ class DirectoryKeeper:
         try:
             await self.load()
         except DirectoryError as exc:
-            log.error("directory reload refused, the previous directory stays in force:")
+            log.error(
+                "directory reload refused, the previous directory stays in force (with its "
+                "rotas and playbooks):"
+            )
             for line in exc.problems:
                 log.error("  %s", line)
             return False
@@ -123,6 +151,7 @@ class DirectoryKeeper:
             "problems": problems,
             "warnings": warnings or [],
             "contacts": len(self.current.contacts),
+            "playbooks": sorted(self.playbooks),
             "changes": changes or {},
         }
         tmp = self._status.with_suffix(".tmp")

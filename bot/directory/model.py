@@ -251,9 +251,7 @@ def _refuse_anchors(text: str, path: Path) -> None:
     Runs before the cache, so a cached parse of such a file from before this check is refused
     all the same. A file with no `&` or `*` at all cannot hold either, and skips the scan.
     """
-    if "&" not in text and "*" not in text:
-        return
-    lines = list(dict.fromkeys(event.start_mark.line + 1 for event in _anchored_events(text)))
+    lines = anchor_lines(text)
     if lines:
         shown = ", ".join(str(line) for line in lines[:5])
         more = f" and {len(lines) - 5} more" if len(lines) > 5 else ""
@@ -263,6 +261,14 @@ def _refuse_anchors(text: str, path: Path) -> None:
                 " (&, *) are not allowed in directory.yaml; write each entry out"
             ]
         )
+
+
+def anchor_lines(text: str) -> list[int]:
+    """The lines of `text` with a YAML anchor or alias, each once, read without expanding any
+    (see `_refuse_anchors`); a playbook is refused with them just as the directory is."""
+    if "&" not in text and "*" not in text:
+        return []
+    return list(dict.fromkeys(event.start_mark.line + 1 for event in _anchored_events(text)))
 
 
 def _anchored_events(text: str) -> Iterator[yaml.NodeEvent]:

@@ -298,12 +298,17 @@ def _problem(raw: dict[str, Any], error: ErrorDetails) -> Problem:
 
 
 def _unknown(loc: Where, entry: str, key: str, model: type[BaseModel]) -> Problem:
-    """An unknown key, with the one most likely meant (or the ones there are)."""
-    known = list(model.model_fields)
+    return Problem(loc, entry, key, *unknown_key(key, model))
+
+
+def unknown_key(key: str, model: type[BaseModel]) -> tuple[str, str | None]:
+    """What to say of a key `model` does not declare, and the key most likely meant (or the
+    ones there are): the directory's, the rotas' and the playbooks' files say it alike."""
+    known = [info.alias or name for name, info in model.model_fields.items()]
     close = difflib.get_close_matches(key.lower(), known, n=1, cutoff=0.6)
     if close:
-        return Problem(loc, entry, key, f"unknown key; did you mean `{close[0]}`?", close[0])
-    return Problem(loc, entry, key, f"unknown key; the keys here are {', '.join(known)}")
+        return f"unknown key; did you mean `{close[0]}`?", close[0]
+    return f"unknown key; the keys here are {', '.join(known)}", None
 
 
 def _wrong(kind: str, value: object, fallback: str) -> str:

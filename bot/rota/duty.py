@@ -27,7 +27,7 @@ from bot.errors import UserError
 from bot.inputs.requests import Inputs
 from bot.reach.direct import DirectMessages
 from bot.render import Message
-from bot.rota.model import OutsideWindow, Rota
+from bot.rota.model import DUTY, OutsideWindow, Rota
 from bot.rounds.runs import Rounds
 from bot.storage import activation_store
 from bot.storage import duty_store as store
@@ -43,7 +43,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-DUTY = "duty:"  # a target naming a team's duty officer: duty:icc
 BRIEF_TEMPLATE = "shift_brief"
 LATE_BRIEF = timedelta(hours=1)  # a shift change the bot missed by more is not briefed late
 

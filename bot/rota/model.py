@@ -28,6 +28,8 @@ from itertools import islice, takewhile
 from typing import Protocol
 from zoneinfo import ZoneInfo
 
+DUTY = "duty:"  # a target naming a team's duty officer: duty:icc (resolved in duty.py)
+
 WINDOW_BEFORE = timedelta(days=1)
 WINDOW_AFTER = timedelta(days=400)
 

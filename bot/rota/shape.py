@@ -38,7 +38,6 @@ both are taken back as the text that was written.
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Annotated, Any, Literal, TypeVar
@@ -47,7 +46,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 from pydantic.json_schema import WithJsonSchema
 from pydantic_core import ErrorDetails
 
-from bot.directory.shape import SCHEMA_DIALECT, Positions, shown
+from bot.directory.shape import SCHEMA_DIALECT, Positions, shown, unknown_key
 from bot.rota.problems import Findings
 
 ROUND_THE_CLOCK = "24/7"
@@ -213,7 +212,7 @@ def _report(error: ErrorDetails, findings: Findings, at: Positions) -> None:
     name = str(loc[2] if len(loc) > 2 else loc[0])
     model: type[BaseModel] = RotaFile if entry is None else MODELS[str(loc[0])]
     if kind == "extra_forbidden":
-        findings.add(line, entry, name, *_unknown(name, model))
+        findings.add(line, entry, name, *unknown_key(name, model))
     elif kind == "missing":
         findings.add(line, entry, name, "missing")
     elif kind == "literal_error":
@@ -227,12 +226,3 @@ def _report(error: ErrorDetails, findings: Findings, at: Positions) -> None:
         findings.add(line, entry, name, f"expected {wanted}, got {shown(value)}")
     else:
         findings.add(line, entry, name, f"{error['msg']}, got {shown(value)}")
-
-
-def _unknown(key: str, model: type[BaseModel]) -> tuple[str, str | None]:
-    """An unknown key, with the one most likely meant (or the ones there are)."""
-    known = [info.alias or name for name, info in model.model_fields.items()]
-    close = difflib.get_close_matches(key.lower(), known, n=1, cutoff=0.6)
-    if close:
-        return f"unknown key; did you mean `{close[0]}`?", close[0]
-    return f"unknown key; the keys here are {', '.join(known)}", None
