@@ -26,6 +26,7 @@ from bot.paging.commchecks import CommChecks
 from bot.paging.escalation import Escalation
 from bot.paging.seen import Seen
 from bot.paging.send import Pager
+from bot.playbooks.apply import Playbooks
 from bot.reach.direct import DirectMessages
 from bot.reach.email import Mailer
 from bot.reach.fallback import Fallback
@@ -54,6 +55,7 @@ class Services(Layers):
     commchecks: CommChecks
     inputs: Inputs
     actions: Actions
+    playbooks: Playbooks
     rounds: Rounds
     digest: Digest
     outsiders: Outsiders
@@ -123,6 +125,7 @@ def build_services(layers: Layers, registry: Registry) -> Services:
     rounds = Rounds(**given(Rounds), activations=activations, pager=pager, commchecks=commchecks)
     answers = Answers(**given(Answers), activations=activations, board=board)
     duty = Duty(**given(Duty), activations=activations, direct=direct, inputs=inputs, rounds=rounds)
+    actions = Actions(**given(Actions), activations=activations, direct=direct)
     return Services(
         **layers.given(Services),
         registry=registry,
@@ -144,7 +147,15 @@ def build_services(layers: Layers, registry: Registry) -> Services:
         ),
         commchecks=commchecks,
         inputs=inputs,
-        actions=Actions(**given(Actions), activations=activations, direct=direct),
+        actions=actions,
+        playbooks=Playbooks(
+            **given(Playbooks),
+            activations=activations,
+            actions=actions,
+            pager=pager,
+            rounds=rounds,
+            duty=duty,
+        ),
         rounds=rounds,
         digest=Digest(**given(Digest), activations=activations, inputs=inputs),
         outsiders=Outsiders(**given(Outsiders), activations=activations, direct=direct),

@@ -122,3 +122,9 @@ def test_readme_command_table_matches_the_registry() -> None:
     from bot.commands import command_table
 
     assert command_table() in (REPO / "README.md").read_text()
+
+
+def test_the_playbook_the_readme_shows_whole_is_the_sample_as_it_is() -> None:
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    sample = (REPO / "config" / "playbooks" / "exercise.yaml").read_text(encoding="utf-8")
+    assert f"```yaml\n{sample}```" in readme

@@ -11,6 +11,7 @@ from bot.commands import help as help_commands
 from bot.commands import inputs as inputs_commands
 from bot.commands import logbook as logbook_commands
 from bot.commands import paging as paging_commands
+from bot.commands import playbooks as playbooks_commands
 from bot.commands import replies as replies_commands
 from bot.commands import rounds as rounds_commands
 
@@ -24,6 +25,7 @@ def all_families() -> list[CommandFamily]:
         paging_commands.commands,
         inputs_commands.commands,
         actions_commands.commands,
+        playbooks_commands.commands,
         rounds_commands.commands,
         duty_commands.commands,
         replies_commands.commands,

@@ -23,29 +23,44 @@ commands = CommandFamily("activation")
         Option(
             "level",
             Choice("level", choices=LEVELS, metavar="L"),
-            default="monitoring",
-            help="monitoring (default), information-sharing or full",
+            help="monitoring (default, or the playbook's), information-sharing or full",
         ),
         Flag("exercise", help="an exercise: every message marked, refs start EX-"),
         Option(
             "tlp",
             Word("tlp", metavar="T"),
-            default="TLP:AMBER",
-            help="CLEAR, GREEN, AMBER (default), AMBER+STRICT or RED",
+            help="CLEAR, GREEN, AMBER (default, or the playbook's), AMBER+STRICT or RED",
+        ),
+        Option(
+            "playbook",
+            Word("playbook", metavar="key"),
+            help="open it as this playbook says and apply it (`playbooks` lists them)",
         ),
     ],
 )
 async def activate(
-    ctx: CommandContext, *, title: str, level: str, exercise: bool, tlp: str
+    ctx: CommandContext,
+    *,
+    title: str,
+    level: str | None,
+    exercise: bool,
+    tlp: str | None,
+    playbook: str | None,
 ) -> Reply:
+    chosen = ctx.services.playbooks.get(playbook) if playbook else None
     message, activation = await ctx.services.lifecycle.open(
         title=title,
-        level=level,
-        exercise=exercise,
-        tlp=parse_tlp(tlp),
+        level=level or (chosen.level if chosen else "monitoring"),
+        exercise=exercise or bool(chosen and chosen.exercise),
+        tlp=parse_tlp(tlp or (chosen.tlp if chosen else "TLP:AMBER")),
         lead=ctx.sender,
         event_id=ctx.event_id,
     )
+    if chosen is not None:
+        applied = await ctx.services.playbooks.apply(
+            activation, chosen.key, by=ctx.sender, event_id=ctx.event_id
+        )
+        message = Message(f"{message.body}\n\n{applied.body}", message.html + applied.html)
     return Reply(message, activation)
 
 

@@ -12,10 +12,10 @@ from bot.commands.paging import resolve_people
 from bot.directory.roles import Role
 from bot.errors import UserError
 from bot.render import Message
+from bot.rounds.runs import DEFAULT_WINDOW
 
 commands = CommandFamily("rounds")
 ROUND_REF = re.compile(r"^RD-(\d+)$", re.IGNORECASE)
-DEFAULT_WINDOW = timedelta(minutes=30)
 
 _WITH = Option(
     "with",

@@ -73,8 +73,9 @@ class Board:
         ]
         return self.renderer.render("pages", pages=entries, activation=activation), activation
 
-    async def post(self, page: PageRow, activation: ActivationRow, reply_to: str) -> None:
-        """The page's status message in the activation room, posted once, then edited."""
+    async def post(self, page: PageRow, activation: ActivationRow, reply_to: str | None) -> None:
+        """The page's status message in the activation room, posted once, then edited; a reply
+        to the command that paged (none for a page a playbook sent)."""
         async with self.locks(f"board:{page.id}"):
             if page.board_event_id:
                 return
@@ -83,7 +84,7 @@ class Board:
             event_id = await self.messenger.notice(
                 activation.room_id,
                 message,
-                reply_to=ReplyTo(reply_to),
+                reply_to=ReplyTo(reply_to) if reply_to else None,
                 txn_id=f"board-{page.id}",
             )
             async with self.db.session() as session:

@@ -157,7 +157,9 @@ class Pager:
             **self.direct.snapshot(person, "page"),
         }
 
-    async def deliver(self, page: PageRow, activation: ActivationRow | None, reply_to: str) -> None:
+    async def deliver(
+        self, page: PageRow, activation: ActivationRow | None, reply_to: str | None
+    ) -> None:
         """Send the page to everyone who has not had it yet, all at once; then post the board.
 
         The pages go first: nothing the room needs to see may delay them (measured in bench/,

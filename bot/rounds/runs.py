@@ -52,6 +52,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+DEFAULT_WINDOW = timedelta(minutes=30)  # how long a round takes reports, unless told
 DEFAULT_AGENDA = (
     "What do we know?",
     "What do we need to know?",
