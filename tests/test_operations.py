@@ -1,0 +1,358 @@
+"""Operations as operators run them (issue 25): liveness and readiness of each instance of an
+active/standby pair, Prometheus metrics that move when their event happens, JSON logs without
+secrets, secrets read from files, and the deployment files (Compose, systemd, Dockerfile)
+checked against what the bot knows."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot.matrix.sync import SyncLoop
+from bot.paging import send as send_module
+from bot.reach.links import ack_url
+from bot.runtime.health import Readiness, readiness
+from bot.runtime.leader import Leadership
+from bot.runtime.metrics import Metrics, build_version
+from bot.storage import page_store
+from bot.storage.db import Database
+from bot.storage.models import TimerKind
+from bot.timeutil import utcnow
+from bot.web.ops import OpsServer
+from tests.conftest import (
+    desk_cast,
+    desk_running,
+    paging_directory,
+    start_process,
+    start_ready,
+    wait_for_log,
+)
+from tests.support.desk import Desk
+from tests.support.homeserver import ScriptedClient
+from tests.support.mail import SmtpSink
+from tests.support.ops import (
+    REPO,
+    answers,
+    free_port,
+    get,
+    sample,
+)
+from tests.support.reach import paged
+
+GOOD = {
+    "ICC_HOMESERVER": "https://matrix.crisis.example",
+    "ICC_USER_ID": "@iccbot:crisis.example",
+    "ICC_PASSWORD": "a-real-secret-value",
+    "ICC_STORE_KEY": "another-long-random-value",
+}
+DEPLOY = REPO / "deploy"
+PARTNER_MAIL = "duty@ercc.example"
+
+
+# -- /livez, /readyz, /metrics --------------------------------------------------------------------
+
+
+async def ready_stub(report: Readiness) -> OpsServer:
+    async def ready() -> Readiness:
+        return report
+
+    server = OpsServer("127.0.0.1", 0, ready=ready, metrics=Metrics())
+    await server.start()
+    return server
+
+
+STANDBY = Readiness(
+    {"active": False, "sync": False, "database": True},
+    "standby: waiting for the leader lock",
+)
+
+
+async def test_livez_answers_200_on_a_standby() -> None:
+    server = await ready_stub(STANDBY)
+    try:
+        assert await get(server.port, "/livez") == (200, {"live": True})
+    finally:
+        await server.stop()
+
+
+async def test_readyz_answers_503_with_the_reason_on_a_standby() -> None:
+    server = await ready_stub(STANDBY)
+    try:
+        status, said = await get(server.port, "/readyz")
+    finally:
+        await server.stop()
+    assert status == 503
+    assert said == {
+        "ready": False,
+        "reason": "standby: waiting for the leader lock",
+        "checks": {"active": False, "sync": False, "database": True},
+    }
+
+
+async def test_healthz_answers_as_readyz_for_existing_deployments() -> None:
+    server = await ready_stub(STANDBY)
+    try:
+        assert await get(server.port, "/healthz") == await get(server.port, "/readyz")
+    finally:
+        await server.stop()
+
+
+async def test_metrics_are_served_as_prometheus_text() -> None:
+    server = await ready_stub(STANDBY)
+    try:
+        status, text = await get(server.port, "/metrics")
+    finally:
+        await server.stop()
+    assert status == 200
+    assert "# TYPE icc_commands_total counter" in text
+
+
+async def database_answers() -> None:
+    return None
+
+
+async def database_away() -> None:
+    raise OSError("connection refused")
+
+
+async def test_ready_when_active_synced_and_the_database_answers() -> None:
+    report = await readiness(leader=True, started=True, last_sync=utcnow(), ping=database_answers)
+    assert report.ready
+    assert report.as_json() == {
+        "ready": True,
+        "checks": {"active": True, "sync": True, "database": True},
+    }
+
+
+async def test_not_ready_when_the_last_sync_is_over_a_minute_old() -> None:
+    last = utcnow() - timedelta(seconds=75)
+    report = await readiness(leader=True, started=True, last_sync=last, ping=database_answers)
+    assert not report.ready
+    assert report.reason is not None
+    assert report.reason.startswith("no sync within 60s (last: 75s ago")
+
+
+async def test_not_ready_when_the_database_does_not_answer() -> None:
+    report = await readiness(leader=True, started=True, last_sync=utcnow(), ping=database_away)
+    assert (report.ready, report.reason) == (False, "the database does not answer")
+
+
+async def test_not_ready_while_starting_up() -> None:
+    report = await readiness(leader=True, started=False, last_sync=None, ping=database_answers)
+    assert report.reason == "starting: the first sync is not handled yet"
+
+
+@pytest.mark.synapse
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+async def test_each_instance_says_whether_it_is_active_and_they_swap_on_failover(
+    bot_env: dict[str, str], tmp_path: Path
+) -> None:
+    """Two real `icc-bot run` on one PostgreSQL: the standby is live and not ready, the active
+    one both; when the active one dies the standby becomes ready, and the first, started
+    again, is the standby."""
+    port_a, port_b = free_port(), free_port()
+    env_a = bot_env | {"ICC_HEALTH_ADDR": f"127.0.0.1:{port_a}"}
+    env_b = bot_env | {
+        "ICC_HEALTH_ADDR": f"127.0.0.1:{port_b}",
+        "ICC_DATA_DIR": str(tmp_path / "data-b"),
+    }
+    log_a, log_b = tmp_path / "a.log", tmp_path / "b.log"
+    first = await start_ready(env_a, log_a)
+    second = start_process(env_b, log_b)
+    processes = [first, second]
+    try:
+        await wait_for_log(log_b, "standby: another instance is active")
+        assert (await get(port_b, "/livez"))[0] == 200
+        standby = await answers(port_b, "/readyz", 503)
+        assert standby["reason"] == "standby: waiting for the leader lock"
+        assert (await get(port_a, "/livez"))[0] == 200
+        assert (await answers(port_a, "/readyz", 200))["ready"] is True
+
+        first.send_signal(signal.SIGKILL)
+        await asyncio.to_thread(first.wait, 10)
+        await answers(port_b, "/readyz", 200, timeout=30)  # the standby took over
+        again = start_process(env_a, log_a)
+        processes.append(again)
+        await wait_for_log(log_a, "standby: another instance is active")
+        assert (await get(port_a, "/livez"))[0] == 200
+        assert (await answers(port_a, "/readyz", 503))["checks"]["active"] is False
+        assert (await get(port_b, "/readyz"))[0] == 200
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+                await asyncio.to_thread(process.wait, 20)
+
+
+# -- metrics: each moves when its event happens ---------------------------------------------------
+
+
+def reach_directory() -> dict[str, Any]:
+    """The paging cast: the partner reached by e-mail after Matrix, the DG by SMS (off here)."""
+    directory = paging_directory(desk_cast())
+    by_handle = {c["handle"]: c for c in directory["contacts"]}
+    by_handle["partner"].update(email=PARTNER_MAIL, channels=["matrix", "email"])
+    by_handle["dg"].update(phone="+32475123456", channels=["matrix", "sms"])
+    return directory
+
+
+@pytest.fixture
+async def reach_desk(tmp_path: Path, database_url: str, smtp: SmtpSink) -> AsyncIterator[Desk]:
+    env = {
+        "ICC_SMTP_URL": smtp.url,
+        "ICC_MAIL_FROM": "icc@crisis.example",
+        "ICC_PUBLIC_URL": "https://icc.example",
+    }
+    async with desk_running(tmp_path, database_url, contacts=reach_directory(), env=env) as d:
+        yield d
+
+
+async def test_a_command_is_counted_by_name_and_outcome_with_its_duration(desk: Desk) -> None:
+    metrics = desk.services.metrics
+    await desk.ask("lead", desk.room("lead"), "!icc help")
+    assert sample(metrics, "icc_commands_total", command="help", outcome="done") == 1
+    assert sample(metrics, "icc_command_duration_seconds_count", command="help") == 1
+
+
+async def test_a_command_nobody_declared_is_counted_as_unknown_not_as_typed(desk: Desk) -> None:
+    metrics = desk.services.metrics
+    await desk.ask("lead", desk.room("lead"), "!icc frobnicate-x7")
+    assert sample(metrics, "icc_commands_total", command="unknown", outcome="unknown") == 1
+    assert "frobnicate" not in metrics.render().decode()
+
+
+async def test_a_page_on_matrix_and_its_acknowledgement_are_counted_by_channel(
+    paging_desk: Desk,
+) -> None:
+    desk, metrics = paging_desk, paging_desk.services.metrics
+    await paged(desk, "partner", "Pumps needed?")
+    assert sample(metrics, "icc_pages_sent_total", channel="matrix") == 1
+    await desk.ask("partner", desk.dm_of("partner"), "!ack")
+    assert sample(metrics, "icc_acknowledgements_total", channel="matrix", how="command") == 1
+    assert sample(metrics, "icc_acknowledgement_latency_seconds_count", channel="matrix") == 1
+
+
+async def test_a_fallback_by_email_is_counted_and_its_mail_as_a_page_sent(
+    reach_desk: Desk, smtp: SmtpSink
+) -> None:
+    desk, metrics = reach_desk, reach_desk.services.metrics
+    await paged(desk, "partner", "Pumps needed?")
+    await desk.fire(TimerKind.PAGE_FALLBACK)
+    assert len(smtp.to(PARTNER_MAIL)) == 1
+    assert sample(metrics, "icc_fallbacks_total", channel="email") == 1
+    assert sample(metrics, "icc_pages_sent_total", channel="email") == 1
+
+
+async def test_an_acknowledgement_by_link_is_counted_under_link(reach_desk: Desk) -> None:
+    desk, metrics = reach_desk, reach_desk.services.metrics
+    await paged(desk, "partner", "Pumps needed?")
+    async with desk.services.db.session() as session:
+        [row] = await page_store.targets(session, 1)
+    url = ack_url(desk.settings, row.id)
+    assert url is not None
+    await desk.services.links.acknowledge(url.rsplit("/", 1)[1])
+    assert sample(metrics, "icc_acknowledgements_total", channel="link", how="link") == 1
+    assert sample(metrics, "icc_acknowledgement_latency_seconds_count", channel="link") == 1
+
+
+async def test_a_channel_that_is_off_is_a_send_failure_with_its_reason(reach_desk: Desk) -> None:
+    desk, metrics = reach_desk, reach_desk.services.metrics
+    await paged(desk, "dg", "Convoy at the border?")
+    await desk.fire(TimerKind.PAGE_FALLBACK)  # SMS: no gateway configured
+    assert sample(metrics, "icc_fallbacks_total", channel="sms") == 1
+    assert sample(metrics, "icc_send_failures_total", channel="sms", reason="off") == 1
+
+
+async def test_a_page_the_homeserver_refuses_is_a_send_failure(
+    paging_desk: Desk, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(send_module, "SEND_RETRIES", (0.0, 0.0))
+    desk, metrics = paging_desk, paging_desk.services.metrics
+    room = await paged(desk, "partner", "First page")
+    desk.messenger.failing.add(desk.dm_of("partner"))
+    await desk.say("member", room, "!icc page partner Second page")
+    assert sample(metrics, "icc_send_failures_total", channel="matrix", reason="refused") == 1
+
+
+async def test_an_escalation_step_is_counted_and_its_lateness_observed(
+    paging_desk: Desk,
+) -> None:
+    desk, metrics = paging_desk, paging_desk.services.metrics
+    await paged(desk, "partner", "Pumps needed?")
+    await desk.fire(TimerKind.PAGE_STEP)
+    assert sample(metrics, "icc_escalation_steps_total", step="escalate") == 1
+    assert sample(metrics, "icc_timer_lateness_seconds_count", kind="page.step") == 1
+
+
+async def test_a_completed_sync_sets_the_last_sync_time(desk: Desk) -> None:
+    metrics = Metrics()
+    room = desk.room("lead")
+    client = ScriptedClient(desk.settings.user_id, room, [desk.who("lead")])
+
+    async def nothing() -> None:
+        return None
+
+    loop = SyncLoop(
+        client,
+        desk.services.db,
+        wants=desk.runner.wants,
+        dispatch=lambda _items: None,
+        on_invite=lambda *_: nothing(),
+        on_ready=nothing,
+        timeout_ms=0,
+        metrics=metrics,
+    )
+    before = utcnow().timestamp()
+    running = asyncio.create_task(loop.run())
+    try:
+        await client.deliver([], running)
+    finally:
+        running.cancel()
+        await asyncio.gather(running, return_exceptions=True)
+        await client.close()
+    assert sample(metrics, "icc_last_sync_timestamp_seconds") >= before
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+async def test_the_leader_state_is_1_on_the_active_instance_and_0_on_the_standby(
+    database_url: str,
+) -> None:
+    first_db, second_db = Database(database_url), Database(database_url)
+    first_metrics, second_metrics = Metrics(), Metrics()
+    first = Leadership(first_db, "@bot:x", poll_seconds=0.1, metrics=first_metrics)
+    second = Leadership(second_db, "@bot:x", poll_seconds=0.1, metrics=second_metrics)
+    standby = None
+    try:
+        await first.acquire()
+        standby = asyncio.create_task(second.acquire())
+        await asyncio.sleep(0.3)
+        assert sample(first_metrics, "icc_leader") == 1
+        assert sample(second_metrics, "icc_leader") == 0
+        await first.release()
+        await asyncio.wait_for(standby, 5)
+        assert sample(first_metrics, "icc_leader") == 0
+        assert sample(second_metrics, "icc_leader") == 1
+    finally:
+        if standby is not None and not standby.done():
+            standby.cancel()
+        await first.release()
+        await second.release()
+        for db in (first_db, second_db):
+            await db.dispose()
+
+
+def test_build_info_carries_the_version() -> None:
+    metrics = Metrics()
+    assert sample(metrics, "icc_build_info", version=build_version()) == 1
+
+
+def test_the_standard_process_metrics_are_there() -> None:
+    text = Metrics().render().decode()
+    for name in ("process_resident_memory_bytes", "process_cpu_seconds_total", "python_info"):
+        assert f"\n{name}" in text, name
