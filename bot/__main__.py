@@ -20,7 +20,7 @@ from bot.directory.keeper import PID_FILE, STATUS_FILE, load_configuration
 from bot.directory.model import DirectoryError
 from bot.directory.shape import json_schema
 from bot.runtime.logs import setup_logging
-from bot.settings import Settings, SettingsError, load_settings
+from bot.settings import LOG_LEVELS, Settings, SettingsError, load_settings, log_options
 
 if TYPE_CHECKING:
     from bot.matrix.cross_signing import Status
@@ -31,7 +31,13 @@ EXIT_CONFIG = 2  # as bot.app.EXIT_CONFIG, without importing nio for `check`
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="icc-bot", description="ICC liaison bot for Matrix")
-    parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING (default INFO)")
+    parser.add_argument(
+        "--log-level",
+        default=None,
+        type=str.upper,
+        choices=LOG_LEVELS,
+        help="DEBUG, INFO, WARNING, ERROR; wins over ICC_LOG_LEVEL (default: it, else INFO)",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("run", help="run the bot with the configuration from the environment or .env")
     sub.add_parser("demo", help="start a local homeserver with demo users and run the bot on it")
@@ -58,20 +64,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
 
-    if args.command == "demo":
-        from bot.demo import run_demo
-
-        setup_logging(args.log_level)
-        return run_demo()
     if args.command == "directory" and args.action == "schema":  # needs no configuration
         print(json.dumps(json_schema(), indent=2, ensure_ascii=False))
         return 0
+    # In the configured format from the first line (the warnings of reading the settings);
+    # the secrets are known once the settings are read.
+    log_format, level = log_options()
+    setup_logging(args.log_level or level, log_format=log_format)
+    if args.command == "demo":
+        from bot.demo import run_demo
+
+        return run_demo()
     try:
         settings = load_settings()
     except SettingsError as exc:
-        _print_problems("configuration", exc.problems)
+        if args.command == "run" and log_format == "json":  # for the log collector, as JSON
+            for line in exc.problems:
+                log.error("configuration: %s", line)
+        else:
+            _print_problems("configuration", exc.problems)
         return EXIT_CONFIG
-    setup_logging(args.log_level, settings.secrets())
+    setup_logging(
+        args.log_level or settings.log_level, settings.secrets(), log_format=settings.log_format
+    )
     if args.command == "check":
         return check(settings)
     if args.command == "db":

@@ -6,6 +6,10 @@ checked against what the bot knows."""
 from __future__ import annotations
 
 import asyncio
+import io
+import json
+import logging
+import re
 import signal
 from collections.abc import AsyncIterator
 from datetime import timedelta
@@ -14,12 +18,15 @@ from typing import Any
 
 import pytest
 
+from bot.app import EXIT_CONFIG
 from bot.matrix.sync import SyncLoop
 from bot.paging import send as send_module
 from bot.reach.links import ack_url
 from bot.runtime.health import Readiness, readiness
 from bot.runtime.leader import Leadership
+from bot.runtime.logs import add_secrets
 from bot.runtime.metrics import Metrics, build_version
+from bot.settings import SECRET_VARIABLES, SettingsError, load_settings
 from bot.storage import page_store
 from bot.storage.db import Database
 from bot.storage.models import TimerKind
@@ -29,6 +36,7 @@ from tests.conftest import (
     desk_cast,
     desk_running,
     paging_directory,
+    run_cli,
     start_process,
     start_ready,
     wait_for_log,
@@ -41,6 +49,7 @@ from tests.support.ops import (
     answers,
     free_port,
     get,
+    logging_into,
     sample,
 )
 from tests.support.reach import paged
@@ -356,3 +365,145 @@ def test_the_standard_process_metrics_are_there() -> None:
     text = Metrics().render().decode()
     for name in ("process_resident_memory_bytes", "process_cpu_seconds_total", "python_info"):
         assert f"\n{name}" in text, name
+
+
+# -- logs ------------------------------------------------------------------------------------------
+
+
+async def test_a_command_logs_one_json_line_with_its_fields(desk: Desk) -> None:
+    buffer = io.StringIO()
+    room = desk.room("lead")
+    with logging_into(buffer, "json"):
+        event_id, _ = await desk.said("lead", room, "!icc help")
+    lines = [json.loads(line) for line in buffer.getvalue().splitlines()]
+    [line] = [line for line in lines if line.get("command") == "help"]
+    assert line["logger"] == "bot.chat.dispatch"
+    assert line["level"] == "INFO"
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", line["time"])
+    assert (line["event"], line["room"], line["outcome"]) == (event_id, room, "done")
+    assert line["message"].startswith("command=help ")
+
+
+@pytest.mark.parametrize("log_format", ["text", "json"])
+def test_no_secret_reaches_a_log_line(log_format: str) -> None:
+    secret = "sup3r-secret-pw"
+    buffer = io.StringIO()
+    log = logging.getLogger("bot.test")
+    with logging_into(buffer, log_format, [secret]):
+        log.info("login with %s", secret)
+        log.info("a field", extra={"room": f"!{secret}:x"})
+        try:
+            raise RuntimeError(f"refused: {secret}")
+        except RuntimeError:
+            log.exception("it failed")
+    written = buffer.getvalue()
+    assert secret not in written
+    assert "login with ***" in written
+    assert "refused: ***" in written
+
+
+def test_a_token_learnt_after_start_is_redacted_too() -> None:
+    buffer = io.StringIO()
+    with logging_into(buffer, "json"):
+        add_secrets(["syt_learnt_at_login"])
+        logging.getLogger("bot.test").info("token syt_learnt_at_login in a URL")
+    assert json.loads(buffer.getvalue())["message"] == "token *** in a URL"
+
+
+def test_the_database_password_is_never_in_the_start_up_line() -> None:
+    url = "postgresql://icc:db-secret-pw@db.crisis.example/icc"
+    settings = load_settings(GOOD | {"ICC_DATABASE_URL": url})
+    assert settings.redacted()["database_url"] == "postgresql://icc:***@db.crisis.example/icc"
+    assert "db-secret-pw" in settings.secrets()
+
+
+def test_icc_run_writes_json_lines_only_and_no_secret(tmp_path: Path) -> None:
+    """A real start with ICC_LOG_FORMAT=json (ended by a missing directory, exit 2): every line
+    on standard error is a JSON object, and none carries a secret."""
+    secrets = {"ICC_PASSWORD": "sup3r-secret-pw", "ICC_STORE_KEY": "st0re-secret-key"}
+    env = secrets | {
+        "ICC_HOMESERVER": f"http://127.0.0.1:{free_port()}",
+        "ICC_USER_ID": "@iccbot:crisis.example",
+        "ICC_DATA_DIR": str(tmp_path / "data"),
+        "ICC_CONFIG_DIR": str(tmp_path / "config"),  # no directory.yaml
+        "ICC_DATABASE_URL": f"sqlite:///{tmp_path / 'icc.db'}",
+        "ICC_SMTP_URL": "smtp://icc:m4il-secret-pw@127.0.0.1:25",
+        "ICC_MAIL_FROM": "icc@crisis.example",
+        "ICC_HEALTH_ADDR": "127.0.0.1:0",
+        "ICC_LOG_FORMAT": "json",
+    }
+    result = run_cli(env, "run")
+    assert result.returncode == EXIT_CONFIG
+    lines = [json.loads(line) for line in result.stderr.splitlines()]
+    assert any(line["message"].startswith("starting with") for line in lines)
+    assert any("directory.yaml" in line["message"] for line in lines)
+    for secret in [*secrets.values(), "m4il-secret-pw"]:
+        assert secret not in result.stderr
+
+
+def test_log_format_and_level_are_settings() -> None:
+    settings = load_settings(GOOD | {"ICC_LOG_FORMAT": "JSON", "ICC_LOG_LEVEL": "debug"})
+    assert (settings.log_format, settings.log_level) == ("json", "DEBUG")
+    with pytest.raises(SettingsError, match="ICC_LOG_FORMAT: `xml` is not text or json"):
+        load_settings(GOOD | {"ICC_LOG_FORMAT": "xml"})
+
+
+# -- secrets from files ------------------------------------------------------------------------
+
+
+# A valid value of each secret variable, and what it needs beside it.
+SECRET_VALUES: dict[str, tuple[str, dict[str, str]]] = {
+    "ICC_PASSWORD": ("pw-from-a-file", {}),
+    "ICC_ACCESS_TOKEN": ("syt_from_a_file", {}),
+    "ICC_STORE_KEY": ("store-key-from-a-file", {}),
+    "ICC_DATABASE_URL": ("postgresql://icc:pw@db.crisis.example/icc", {}),
+    "ICC_SMTP_URL": ("smtp://icc:pw@mail.crisis.example:587", {"ICC_MAIL_FROM": "i@c.example"}),
+    "ICC_IMAP_URL": ("imaps://icc:pw@mail.crisis.example:993/INBOX", {}),
+    "ICC_SMS_TOKEN": ("sms-token-from-a-file", {"ICC_SMS_URL": "https://sms.example/send"}),
+    "ICC_SMS_SECRET": ("a-signing-secret-0123456789", {"ICC_PUBLIC_URL": "https://icc.example"}),
+}
+
+
+def test_every_secret_variable_has_a_file_form_here() -> None:
+    assert set(SECRET_VALUES) == set(SECRET_VARIABLES)
+
+
+@pytest.mark.parametrize("name", SECRET_VARIABLES)
+def test_a_secret_is_read_from_its_file_without_the_trailing_newline(
+    name: str, tmp_path: Path
+) -> None:
+    value, beside = SECRET_VALUES[name]
+    secret_file = tmp_path / "secret"
+    secret_file.write_text(value + "\n")
+    env = {k: v for k, v in GOOD.items() if k != name} | beside
+    settings = load_settings(env | {f"{name}_FILE": str(secret_file)})
+    assert getattr(settings, name.removeprefix("ICC_").lower()) == value
+
+
+def test_a_secret_set_both_ways_is_refused(tmp_path: Path) -> None:
+    secret_file = tmp_path / "password"
+    secret_file.write_text("pw-from-a-file\n")
+    with pytest.raises(SettingsError) as caught:
+        load_settings(GOOD | {"ICC_PASSWORD_FILE": str(secret_file)})
+    assert caught.value.problems == [
+        "ICC_PASSWORD and ICC_PASSWORD_FILE: both are set; set only one of them"
+    ]
+
+
+def test_a_secret_file_that_is_missing_is_refused(tmp_path: Path) -> None:
+    env = {k: v for k, v in GOOD.items() if k != "ICC_PASSWORD"}
+    missing = tmp_path / "nowhere"
+    with pytest.raises(SettingsError) as caught:
+        load_settings(env | {"ICC_PASSWORD_FILE": str(missing)})
+    assert caught.value.problems == [
+        f"ICC_PASSWORD_FILE: cannot read {missing}: No such file or directory"
+    ]
+
+
+def test_a_secret_file_that_is_missing_stops_the_bot_with_the_configuration_code(
+    tmp_path: Path,
+) -> None:
+    env = {k: v for k, v in GOOD.items() if k != "ICC_STORE_KEY"}
+    result = run_cli(env | {"ICC_STORE_KEY_FILE": str(tmp_path / "nowhere")}, "check")
+    assert result.returncode == EXIT_CONFIG
+    assert "ICC_STORE_KEY_FILE: cannot read" in result.stderr

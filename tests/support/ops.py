@@ -5,13 +5,18 @@ use them read them (a systemd unit, the Dockerfile's environment)."""
 from __future__ import annotations
 
 import asyncio
+import io
+import logging
 import re
 import socket
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 
+from bot.runtime.logs import BotHandler, Redactor
 from bot.runtime.metrics import Metrics
 
 REPO = Path(__file__).resolve().parent.parent.parent
@@ -55,6 +60,25 @@ async def answers(port: int, path: str, status: int, timeout: float = 20) -> Any
 def sample(metrics: Metrics, name: str, **labels: str) -> float:
     """The value of one sample (`icc_commands_total`, with its labels), 0 when not there yet."""
     return metrics.registry.get_sample_value(name, labels) or 0.0
+
+
+@contextmanager
+def logging_into(
+    buffer: io.StringIO, log_format: str, secrets: Iterable[str] = ()
+) -> Iterator[BotHandler]:
+    """The bot's own log handler (as `setup_logging` makes it) on the root logger, writing
+    into `buffer`, for the length of the block."""
+    root = logging.getLogger()
+    handler = BotHandler(log_format, Redactor(secrets))
+    handler.setStream(buffer)
+    level = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    try:
+        yield handler
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(level)
 
 
 def unit_entries(path: Path) -> dict[str, list[tuple[str, str]]]:
