@@ -13,6 +13,8 @@ import os
 import signal
 import sys
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -20,7 +22,16 @@ from bot.directory.keeper import PID_FILE, STATUS_FILE, load_configuration
 from bot.directory.model import DirectoryError
 from bot.directory.shape import json_schema
 from bot.runtime.logs import setup_logging
-from bot.settings import LOG_LEVELS, Settings, SettingsError, load_settings, log_options
+from bot.settings import (
+    DEFAULT_HEALTH_ADDR,
+    LOG_LEVELS,
+    Settings,
+    SettingsError,
+    gather_environment,
+    load_settings,
+    log_options,
+    parse_addr,
+)
 
 if TYPE_CHECKING:
     from bot.matrix.cross_signing import Status
@@ -56,6 +67,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="reload: make the running bot re-read directory.yaml; "
         "schema: print the file's JSON Schema, for editors",
     )
+    asking = sub.add_parser(
+        "probe",
+        help="ask the bot running here (ICC_HEALTH_ADDR): live (the process answers) or ready "
+        "(the active instance, syncing, its database reachable); exit 0 if so, else 1",
+    )
+    asking.add_argument("what", choices=["live", "ready"])
     crypto = sub.add_parser("crypto", help="the bot's encryption identity")
     crypto.add_argument(
         "action",
@@ -67,6 +84,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "directory" and args.action == "schema":  # needs no configuration
         print(json.dumps(json_schema(), indent=2, ensure_ascii=False))
         return 0
+    if args.command == "probe":  # needs ICC_HEALTH_ADDR only: a container's health check
+        return probe(args.what)
     # In the configured format from the first line (the warnings of reading the settings);
     # the secrets are known once the settings are read.
     log_format, level = log_options()
@@ -98,6 +117,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "crypto":
         return asyncio.run(crypto_status(settings))
     return run(settings)
+
+
+def probe(what: str, timeout: float = 4.0) -> int:
+    """GET /livez or /readyz of the bot on ICC_HEALTH_ADDR (a wildcard address asked on
+    loopback): 0 when it answers 200, 1 otherwise, 2 when the address is not one."""
+    env = gather_environment()
+    address = (env.get("ICC_HEALTH_ADDR") or "").strip() or DEFAULT_HEALTH_ADDR
+    try:
+        host, port = parse_addr(address)
+    except ValueError as exc:
+        print(f"ICC_HEALTH_ADDR: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    host = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)
+    url = f"http://{f'[{host}]' if ':' in host else host}:{port}/{what}z"
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as answer:
+            print(answer.read().decode(errors="replace"))
+            return 0
+    except urllib.error.HTTPError as exc:
+        print(f"{url}: {exc.code} {exc.read().decode(errors='replace')}", file=sys.stderr)
+    except (urllib.error.URLError, OSError) as exc:
+        print(f"{url}: {getattr(exc, 'reason', exc)}", file=sys.stderr)
+    return 1
 
 
 def check(settings: Settings) -> int:

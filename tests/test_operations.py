@@ -11,14 +11,17 @@ import json
 import logging
 import re
 import signal
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
-from bot.app import EXIT_CONFIG
+from bot.app import EXIT_CONFIG, EXIT_LOGIN, EXIT_SCHEMA
 from bot.matrix.sync import SyncLoop
 from bot.paging import send as send_module
 from bot.reach.links import ack_url
@@ -26,7 +29,7 @@ from bot.runtime.health import Readiness, readiness
 from bot.runtime.leader import Leadership
 from bot.runtime.logs import add_secrets
 from bot.runtime.metrics import Metrics, build_version
-from bot.settings import SECRET_VARIABLES, SettingsError, load_settings
+from bot.settings import KNOWN_VARIABLES, SECRET_VARIABLES, SettingsError, load_settings
 from bot.storage import page_store
 from bot.storage.db import Database
 from bot.storage.models import TimerKind
@@ -36,6 +39,7 @@ from tests.conftest import (
     desk_cast,
     desk_running,
     paging_directory,
+    process_env,
     run_cli,
     start_process,
     start_ready,
@@ -47,10 +51,13 @@ from tests.support.mail import SmtpSink
 from tests.support.ops import (
     REPO,
     answers,
+    dockerfile_environment,
     free_port,
     get,
     logging_into,
     sample,
+    unit_entries,
+    unit_environment,
 )
 from tests.support.reach import paged
 
@@ -507,3 +514,158 @@ def test_a_secret_file_that_is_missing_stops_the_bot_with_the_configuration_code
     result = run_cli(env | {"ICC_STORE_KEY_FILE": str(tmp_path / "nowhere")}, "check")
     assert result.returncode == EXIT_CONFIG
     assert "ICC_STORE_KEY_FILE: cannot read" in result.stderr
+
+
+# -- the deployment files --------------------------------------------------------------------------
+
+
+def compose() -> dict[str, Any]:
+    loaded: dict[str, Any] = yaml.safe_load((DEPLOY / "compose.yaml").read_text())
+    return loaded
+
+
+def bots(services: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {name: s for name, s in services.items() if s.get("command") == ["run"]}
+
+
+def test_compose_runs_synapse_postgresql_and_two_bot_instances() -> None:
+    services = compose()["services"]
+    assert services["synapse"]["image"].startswith("matrixdotorg/synapse:")
+    assert services["postgres"]["image"].startswith("postgres:")
+    assert len(bots(services)) == 2
+    migrate = services["migrate"]
+    assert migrate["command"] == ["db", "upgrade"]
+    for bot in bots(services).values():
+        assert bot["depends_on"]["migrate"] == {"condition": "service_completed_successfully"}
+
+
+def test_compose_health_checks_ask_liveness_of_each_bot_and_its_peers() -> None:
+    services = compose()["services"]
+    for name, service in services.items():
+        if name == "migrate":
+            continue  # runs once and ends
+        assert service["healthcheck"]["test"], name
+    for bot in bots(services).values():
+        assert bot["healthcheck"]["test"] == ["CMD", "icc-bot", "probe", "live"]
+
+
+def test_compose_gives_each_bot_its_own_data_volume() -> None:
+    services, volumes = compose()["services"], compose()["volumes"]
+    data = [
+        next(v.split(":")[0] for v in bot["volumes"] if v.endswith(":/data"))
+        for bot in bots(services).values()
+    ]
+    assert len(set(data)) == 2
+    assert set(data) <= set(volumes)
+
+
+def test_compose_sets_only_variables_the_bot_knows_and_secrets_as_files() -> None:
+    image = dockerfile_environment(REPO / "Dockerfile")
+    for name, service in compose()["services"].items():
+        if not service.get("image", "").startswith("icc-bot"):
+            continue
+        env = service["environment"]
+        assert set(env) <= KNOWN_VARIABLES, name
+        assert not set(env) & set(SECRET_VARIABLES), f"{name}: a secret in plain sight"
+        for secret in SECRET_VARIABLES:  # never both forms, the image's defaults included
+            assert not (secret in env | image and f"{secret}_FILE" in env), (name, secret)
+        for variable, path in env.items():
+            if variable.endswith("_FILE") and variable != "ICC_RECOVERY_KEY_FILE":
+                assert path.removeprefix("/run/secrets/") in service["secrets"], variable
+
+
+def test_the_unit_does_not_restart_on_the_configuration_exit_codes() -> None:
+    service = unit_entries(DEPLOY / "icc-bot.service")["Service"]
+    [codes] = [value for key, value in service if key == "RestartPreventExitStatus"]
+    assert {int(code) for code in codes.split()} == {EXIT_CONFIG, EXIT_LOGIN, EXIT_SCHEMA}
+    assert ("Restart", "on-failure") in service
+
+
+def test_the_unit_is_hardened_and_writes_only_its_data_directory() -> None:
+    service = dict(unit_entries(DEPLOY / "icc-bot.service")["Service"])
+    for option, value in {
+        "NoNewPrivileges": "yes",
+        "ProtectSystem": "strict",
+        "ProtectHome": "yes",
+        "PrivateTmp": "yes",
+        "CapabilityBoundingSet": "",
+    }.items():
+        assert service.get(option) == value, option
+    data_dir = unit_environment(unit_entries(DEPLOY / "icc-bot.service")["Service"])
+    assert service["ReadWritePaths"] == data_dir["ICC_DATA_DIR"]
+
+
+def test_the_unit_sets_only_variables_the_bot_knows_and_loads_its_secrets() -> None:
+    service = unit_entries(DEPLOY / "icc-bot.service")["Service"]
+    env = unit_environment(service)
+    assert set(env) <= KNOWN_VARIABLES
+    assert not set(env) & set(SECRET_VARIABLES)
+    loaded = {value.split(":", 1)[0] for key, value in service if key == "LoadCredential"}
+    files = {v.removeprefix("%d/") for k, v in env.items() if k.endswith("_FILE")}
+    assert files == loaded
+    assert {"ICC_PASSWORD_FILE", "ICC_STORE_KEY_FILE", "ICC_DATABASE_URL_FILE"} <= set(env)
+
+
+def test_the_image_listens_on_all_interfaces_and_exposes_its_ports() -> None:
+    dockerfile = (REPO / "Dockerfile").read_text()
+    env = dockerfile_environment(REPO / "Dockerfile")
+    ports = {env[name].rsplit(":", 1)[1] for name in ("ICC_HEALTH_ADDR", "ICC_WEB_ADDR")}
+    assert {env[name].rsplit(":", 1)[0] for name in ("ICC_HEALTH_ADDR", "ICC_WEB_ADDR")} == {
+        "0.0.0.0"
+    }
+    [exposed] = re.findall(r"^EXPOSE (.+)$", dockerfile, re.MULTILINE)
+    assert set(exposed.split()) == ports
+    assert 'CMD ["icc-bot", "probe", "live"]' in dockerfile
+
+
+def test_the_docker_build_leaves_out_secrets_and_local_state() -> None:
+    ignored = (REPO / ".dockerignore").read_text().splitlines()
+    for entry in ("config/.env", "data/", ".venv", ".git", "tests/"):
+        assert entry in ignored, entry
+
+
+SAMPLES = {  # the samples of a metric family, by its type
+    "counter": ("_total",),
+    "gauge": ("",),
+    "histogram": ("_bucket", "_count", "_sum"),
+    "info": ("_info",),
+}
+
+
+def test_the_dashboard_uses_only_metrics_the_bot_exports() -> None:
+    dashboard = json.loads((DEPLOY / "grafana-dashboard.json").read_text())
+    queries = [
+        target["expr"] for panel in dashboard["panels"] for target in panel.get("targets", [])
+    ]
+    used = {name for query in queries for name in re.findall(r"\bicc_\w+", query)}
+    exported = {
+        family.name + suffix
+        for family in Metrics().registry.collect()
+        for suffix in SAMPLES[family.type]
+    }
+    assert used
+    assert used <= exported, used - exported
+
+
+# -- the probe the image's health check runs ---------------------------------------------------
+
+
+async def test_probe_live_exits_0_when_the_bot_answers_and_1_when_not() -> None:
+    server = await ready_stub(STANDBY)
+    try:
+        env = process_env({"ICC_HEALTH_ADDR": f"0.0.0.0:{server.port}"})
+        live = await asyncio.to_thread(probe, env, "live")
+        ready = await asyncio.to_thread(probe, env, "ready")
+    finally:
+        await server.stop()
+    assert (live, ready) == (0, 1)
+
+
+def probe(env: dict[str, str], what: str) -> int:
+    return subprocess.run(
+        [sys.executable, "-m", "bot", "probe", what],
+        env=env,
+        capture_output=True,
+        check=False,
+        timeout=30,
+    ).returncode
