@@ -14,6 +14,8 @@ import os
 import signal
 import sys
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -23,7 +25,16 @@ from bot.directory.model import DirectoryError
 from bot.playbooks import shape as playbook_shape
 from bot.rota import shape as rota_shape
 from bot.runtime.logs import setup_logging
-from bot.settings import Settings, SettingsError, load_settings
+from bot.settings import (
+    DEFAULT_HEALTH_ADDR,
+    LOG_LEVELS,
+    Settings,
+    SettingsError,
+    gather_environment,
+    load_settings,
+    log_options,
+    parse_addr,
+)
 
 if TYPE_CHECKING:
     from bot.matrix.cross_signing import Status
@@ -40,7 +51,13 @@ SCHEMAS: dict[str, Callable[[], dict[str, Any]]] = {
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="icc-bot", description="ICC liaison bot for Matrix")
-    parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING (default INFO)")
+    parser.add_argument(
+        "--log-level",
+        default=None,
+        type=str.upper,
+        choices=LOG_LEVELS,
+        help="DEBUG, INFO, WARNING, ERROR; wins over ICC_LOG_LEVEL (default: it, else INFO)",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("run", help="run the bot with the configuration from the environment or .env")
     sub.add_parser("demo", help="start a local homeserver with demo users and run the bot on it")
@@ -67,6 +84,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="for schema: which file's (directory.yaml, config/playbooks/<key>.yaml, "
         "config/rota/<team>.yaml); default directory",
     )
+    asking = sub.add_parser(
+        "probe",
+        help="ask the bot running here (ICC_HEALTH_ADDR): live (the process answers) or ready "
+        "(the active instance, syncing, its database reachable); exit 0 if so, else 1",
+    )
+    asking.add_argument("what", choices=["live", "ready"])
     crypto = sub.add_parser("crypto", help="the bot's encryption identity")
     crypto.add_argument(
         "action",
@@ -75,22 +98,33 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
 
-    if args.command == "demo":
-        from bot.demo import run_demo
-
-        setup_logging(args.log_level)
-        return run_demo()
     if args.command == "directory" and args.action == "schema":  # needs no configuration
         print(json.dumps(SCHEMAS[args.file or "directory"](), indent=2, ensure_ascii=False))
         return 0
     if args.command == "directory" and args.file is not None:
         parser.error(f"`directory {args.action}` takes no file; `directory schema {args.file}`")
+    if args.command == "probe":  # needs ICC_HEALTH_ADDR only: a container's health check
+        return probe(args.what)
+    # In the configured format from the first line (the warnings of reading the settings);
+    # the secrets are known once the settings are read.
+    log_format, level = log_options()
+    setup_logging(args.log_level or level, log_format=log_format)
+    if args.command == "demo":
+        from bot.demo import run_demo
+
+        return run_demo()
     try:
         settings = load_settings()
     except SettingsError as exc:
-        _print_problems("configuration", exc.problems)
+        if args.command == "run" and log_format == "json":  # for the log collector, as JSON
+            for line in exc.problems:
+                log.error("configuration: %s", line)
+        else:
+            _print_problems("configuration", exc.problems)
         return EXIT_CONFIG
-    setup_logging(args.log_level, settings.secrets())
+    setup_logging(
+        args.log_level or settings.log_level, settings.secrets(), log_format=settings.log_format
+    )
     if args.command == "check":
         return check(settings)
     if args.command == "db":
@@ -102,6 +136,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "crypto":
         return asyncio.run(crypto_status(settings))
     return run(settings)
+
+
+def probe(what: str, timeout: float = 4.0) -> int:
+    """GET /livez or /readyz of the bot on ICC_HEALTH_ADDR (a wildcard address asked on
+    loopback): 0 when it answers 200, 1 otherwise, 2 when the address is not one."""
+    env = gather_environment()
+    address = (env.get("ICC_HEALTH_ADDR") or "").strip() or DEFAULT_HEALTH_ADDR
+    try:
+        host, port = parse_addr(address)
+    except ValueError as exc:
+        print(f"ICC_HEALTH_ADDR: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    host = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)
+    url = f"http://{f'[{host}]' if ':' in host else host}:{port}/{what}z"
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as answer:
+            print(answer.read().decode(errors="replace"))
+            return 0
+    except urllib.error.HTTPError as exc:
+        print(f"{url}: {exc.code} {exc.read().decode(errors='replace')}", file=sys.stderr)
+    except (urllib.error.URLError, OSError) as exc:
+        print(f"{url}: {getattr(exc, 'reason', exc)}", file=sys.stderr)
+    return 1
 
 
 def check(settings: Settings) -> int:

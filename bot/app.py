@@ -1,12 +1,13 @@
 """The composition root: builds every service once, in a logged order, and takes them down in the
 mirror order.
 
-Start: settings → database (migrate, check head) → directory → Matrix login (whoami must match) →
+Start: settings → operations endpoint (`/livez` answers from here on, a standby's too) → leader
+lock → database (migrate, check head) → directory → Matrix login (whoami must match) →
 device cross-signed (`bot.matrix.cross_signing`, never fatal) → first sync (history skipped or
 resumed) → pending commands dispatched → scheduler re-armed (its timers wait until what was sent
 before they fell due is handled: `bot.runtime.catchup`) → sync.
 Stop: stop syncing → scheduler down → running commands finish (bounded) → client and database
-closed.
+closed; the operations endpoint last.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from bot.matrix.sync import FatalSyncError, SyncLoop
 from bot.matrix.trust import DeviceTrust
 from bot.render import Renderer
 from bot.runtime.catchup import CatchUp
-from bot.runtime.health import HealthReport, HealthServer
+from bot.runtime.health import Readiness, readiness
 from bot.runtime.layers import Layers
 from bot.runtime.leader import Leadership, LostLeadership
 from bot.runtime.logs import add_secrets
@@ -47,7 +48,7 @@ from bot.settings import Settings
 from bot.storage import core
 from bot.storage.db import Database, SchemaError
 from bot.storage.models import InboxEvent
-from bot.timeutil import utcnow
+from bot.web.ops import OpsServer
 from bot.web.server import WebServer
 
 T = TypeVar("T")
@@ -85,7 +86,7 @@ class App:
         self.sync: SyncLoop | None = None
         self.runner: CommandRunner | None = None  # what the sync loop dispatches commands to
         self.trust: DeviceTrust | None = None
-        self.health: HealthServer | None = None
+        self.ops: OpsServer | None = None  # /livez, /readyz, /metrics
         self.web: WebServer | None = None
         self._mail: asyncio.Task[None] | None = None
         self.metrics = Metrics()
@@ -100,14 +101,14 @@ class App:
         db = Database(settings.database_url)
         client = None
         directory: asyncio.Task[Any] | None = None
-        scheduler = Scheduler(db, catch_up=self.catch_up)
-        leadership = Leadership(db, settings.user_id)
+        scheduler = Scheduler(db, catch_up=self.catch_up, metrics=self.metrics)
+        leadership = Leadership(db, settings.user_id, metrics=self.metrics)
         try:
+            await self._start_ops(db, leadership)
             if not await self._unless_stopped(leadership.acquire()):
                 return  # stopped while standing by
             await db.upgrade()
             log.info("database at schema %s", await db.check_schema())
-            await self._start_health(db, scheduler)
             keeper = DirectoryKeeper(
                 settings.directory_path, db, settings.data_dir, zone=settings.timezone
             )
@@ -151,6 +152,7 @@ class App:
                 timeout_ms=self.tuning.sync_timeout_ms,
                 backoff=self.tuning.backoff,
                 timeline_limit=self.tuning.timeline_limit,
+                metrics=self.metrics,
             )
             self.catch_up.probe_with(self.sync.nothing_new)
             sync_task = asyncio.create_task(self.sync.run(), name="sync")
@@ -173,8 +175,6 @@ class App:
                 await asyncio.gather(self._mail, return_exceptions=True)
             await scheduler.stop(self.tuning.drain_seconds / 2)
             await self.tasks.drain(self.tuning.drain_seconds)
-            if self.health is not None:
-                await self.health.stop()
             if self.web is not None:
                 await self.web.stop()
             if self._pid_file is not None:
@@ -182,6 +182,8 @@ class App:
             if client is not None:
                 await client.close()
             await leadership.release()
+            if self.ops is not None:
+                await self.ops.stop()
             await db.dispose()
             log.info("stopped")
 
@@ -206,37 +208,26 @@ class App:
         self.web = WebServer(host, port, services.links, services.renderer, sms=sms)
         await self.web.start()
 
-    async def _start_health(self, db: Database, scheduler: Scheduler) -> None:
+    async def _start_ops(self, db: Database, leadership: Leadership) -> None:
+        """`/livez`, `/readyz` and `/metrics` on ICC_HEALTH_ADDR, from the start: a standby
+        answers too. A port already taken is logged, and the bot runs without them."""
         host, port = self.settings.health_addr
-        stale_after = self.tuning.sync_timeout_ms / 1000 + 60
 
-        async def probe() -> HealthReport:
-            last = self.sync.last_sync_at if self.sync else None
-            try:
-                await asyncio.wait_for(db.ping(), 5)
-                database = True
-            except Exception:
-                database = False
-            return HealthReport(
-                {
-                    "sync": last is not None and (utcnow() - last).total_seconds() < stale_after,
-                    "database": database,
-                    "scheduler": scheduler.aps.running,
-                }
+        async def ready() -> Readiness:
+            return await readiness(
+                leader=leadership.active,
+                started=self.ready.is_set(),
+                last_sync=self.sync.last_sync_at if self.sync else None,
+                ping=db.ping,
             )
 
-        def metrics() -> bytes:
-            last = self.sync.last_sync_at if self.sync else None
-            if last is not None:
-                self.metrics.sync_lag.set((utcnow() - last).total_seconds())
-            return self.metrics.render()
-
-        self.health = HealthServer(host, port, probe, metrics)
+        ops = OpsServer(host, port, ready=ready, metrics=self.metrics)
         try:
-            await self.health.start()
+            await ops.start()
         except OSError as exc:
-            log.error("health endpoint not started on %s:%d: %s", host, port, exc)
-            self.health = None
+            log.error("operations endpoint not started on %s:%d: %s", host, port, exc)
+            return
+        self.ops = ops
 
     def stop(self) -> None:
         self._stopping.set()

@@ -3,6 +3,10 @@
 Every problem is collected and reported in one pass (one line per variable), so an operator fixes a
 bad deployment in one go rather than one restart per mistake. The object is passed to whoever needs
 it; nothing reads the environment after start-up.
+
+Every secret variable has a `_FILE` form (`ICC_PASSWORD_FILE=/run/secrets/icc_password`) for
+Docker secrets and systemd credentials: the file's content, one trailing newline stripped, is the
+value. Setting both forms, or naming a file that cannot be read, is a configuration problem.
 """
 
 from __future__ import annotations
@@ -34,6 +38,21 @@ PHONE = re.compile(r"^\+[1-9]\d{7,14}$")
 PLACEHOLDER_SECRETS = {"changeme", "change-me", "secret", "password", "default_key", "xxx"}
 MIN_SIGNING_SECRET = 16  # characters of ICC_SMS_SECRET: whoever guesses it can forge an ack
 DEMO_STORE_KEY = "demo"
+# The variables that hold secrets; each may also be given as a file, `<name>_FILE`.
+SECRET_VARIABLES = (
+    "ICC_PASSWORD",
+    "ICC_ACCESS_TOKEN",
+    "ICC_STORE_KEY",
+    "ICC_DATABASE_URL",  # postgresql://icc:<password>@…
+    "ICC_SMTP_URL",
+    "ICC_IMAP_URL",
+    "ICC_SMS_TOKEN",
+    "ICC_SMS_SECRET",
+)
+LOG_FORMATS = ("text", "json")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+DEFAULT_HEALTH_ADDR = "127.0.0.1:9108"  # the Docker image listens on 0.0.0.0 instead
+DEFAULT_WEB_ADDR = "127.0.0.1:8080"
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +99,8 @@ class Settings:
     # The recovery key of the bot's cross-signing identity, to restore it without its data dir
     # (bot.matrix.identity); None: only the recovery key files in the data dir are tried.
     recovery_key_file: Path | None = None
+    log_format: str = "text"  # or "json": one JSON object a line
+    log_level: str = "INFO"
 
     SECRETS: ClassVar[tuple[str, ...]] = (
         "password",
@@ -106,26 +127,32 @@ class Settings:
         return bool(self.sms_secret and self.public_url)
 
     def redacted(self) -> dict[str, str]:
-        """Settings for the start-up log line: secrets shown only as set or unset."""
+        """Settings for the start-up log line: secrets shown only as set or unset, the database
+        URL without its password."""
         shown = {}
         for field in fields(self):
             value = getattr(self, field.name)
             shown[field.name] = (
                 ("***" if value else "unset") if field.name in self.SECRETS else str(value)
             )
+        shown["database_url"] = _without_password(self.database_url)
         return shown
 
     def secrets(self) -> list[str]:
         """The secret values, for the log filter that keeps them out of every line (the SMTP
-        password as well as the URL that carries it)."""
+        and database passwords as well as the URLs that carry them)."""
         values = [getattr(self, name) for name in self.SECRETS]
-        for url in (self.smtp_url, self.imap_url):
-            if url:
-                values.append(unquote(urlsplit(url).password or ""))
+        for url in (self.smtp_url, self.imap_url, self.database_url):
+            password = urlsplit(url).password if url else None
+            if password:
+                values += [unquote(password), password]
+                if url == self.database_url:
+                    values.append(url)
         return [value for value in values if value]
 
 
-_KNOWN = {
+# Every ICC_* variable the bot reads; any other is logged as unknown (a typo?).
+KNOWN_VARIABLES = {
     "ICC_HOMESERVER",
     "ICC_USER_ID",
     "ICC_PASSWORD",
@@ -157,6 +184,9 @@ _KNOWN = {
     "ICC_SMS_TOKEN",
     "ICC_SMS_SECRET",
     "ICC_RECOVERY_KEY_FILE",
+    "ICC_LOG_FORMAT",
+    "ICC_LOG_LEVEL",
+    *(f"{name}_FILE" for name in SECRET_VARIABLES),
 }
 
 
@@ -179,6 +209,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     """Build Settings from `environ` (default: the environment + `.env`); raise SettingsError."""
     env = gather_environment(environ)
     problems: list[str] = []
+    unreadable = _read_secret_files(env, problems)
 
     def get(name: str, default: str | None = None) -> str | None:
         value = env.get(name)
@@ -206,21 +237,23 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         problems.append(f"ICC_USER_ID: `{user_id}` is not a Matrix user ID (@name:server)")
 
     password, access_token = get("ICC_PASSWORD"), get("ICC_ACCESS_TOKEN")
-    if not password and not access_token:
+    if not password and not access_token and not {"ICC_PASSWORD", "ICC_ACCESS_TOKEN"} & unreadable:
         problems.append("ICC_PASSWORD or ICC_ACCESS_TOKEN: one of them is required to log in")
     for name, value in (("ICC_PASSWORD", password), ("ICC_ACCESS_TOKEN", access_token)):
         if value and value.lower() in PLACEHOLDER_SECRETS:
             problems.append(f"{name}: a placeholder value; set the real secret")
 
     database_url = get("ICC_DATABASE_URL", "sqlite:///data/icc.db") or ""
-    if not re.match(r"^(sqlite|postgresql)(\+\w+)?://", database_url):
+    if "ICC_DATABASE_URL" not in unreadable and not re.match(
+        r"^(sqlite|postgresql)(\+\w+)?://", database_url
+    ):
         problems.append(
             "ICC_DATABASE_URL: use sqlite:///path/to/icc.db or postgresql://user@host/db"
         )
 
     e2ee = parsed("ICC_E2EE", "true", _parse_bool)
     store_key = get("ICC_STORE_KEY")
-    if e2ee and not store_key:
+    if e2ee and not store_key and "ICC_STORE_KEY" not in unreadable:
         problems.append("ICC_STORE_KEY: required while ICC_E2EE is on (it encrypts the key store)")
     elif store_key and store_key.lower() in PLACEHOLDER_SECRETS:
         problems.append("ICC_STORE_KEY: a placeholder value; use a long random string")
@@ -263,7 +296,9 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     if recovery_key_file and not Path(recovery_key_file).is_file():
         problems.append(f"ICC_RECOVERY_KEY_FILE: no file {recovery_key_file}")
 
-    unknown = sorted(k for k in env if k.startswith("ICC_") and k not in _KNOWN)
+    log_format, log_level = log_options(env, problems)
+
+    unknown = sorted(k for k in env if k.startswith("ICC_") and k not in KNOWN_VARIABLES)
     for name in unknown:
         log.warning("unknown setting %s ignored (typo?)", name)
 
@@ -271,11 +306,11 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         "timezone": parsed("ICC_TIMEZONE", "Europe/Brussels", load_zone),
         "ack_timeout": parsed("ICC_ACK_TIMEOUT", "15m", parse_duration),
         "max_command_age": parsed("ICC_MAX_COMMAND_AGE", "10m", parse_duration),
-        "health_addr": parsed("ICC_HEALTH_ADDR", "127.0.0.1:9108", _parse_addr),
+        "health_addr": parsed("ICC_HEALTH_ADDR", DEFAULT_HEALTH_ADDR, parse_addr),
         "rate_limit": parsed("ICC_RATE_LIMIT", "30/1m", _parse_rate),
         "stranger_budget": parsed("ICC_STRANGER_BUDGET", "5/10m", _parse_rate),
         "fallback_after": parsed("ICC_FALLBACK_AFTER", "5m", parse_duration),
-        "web_addr": parsed("ICC_WEB_ADDR", "127.0.0.1:8080", _parse_addr),
+        "web_addr": parsed("ICC_WEB_ADDR", DEFAULT_WEB_ADDR, parse_addr),
     }
     if problems:
         raise SettingsError(problems)
@@ -303,8 +338,68 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         sms_token=sms_token,
         sms_secret=sms_secret,
         recovery_key_file=Path(recovery_key_file) if recovery_key_file else None,
+        log_format=log_format,
+        log_level=log_level,
         **settings_values,
     )
+
+
+def _read_secret_files(env: dict[str, str], problems: list[str]) -> set[str]:
+    """Put the content of each secret's `_FILE` in `env` under the secret's name; returns the
+    names whose file was not used (the problem noted), so that no second problem is reported
+    for them ("required")."""
+    unreadable = set()
+    for name in SECRET_VARIABLES:
+        file_variable = f"{name}_FILE"
+        path = env.get(file_variable, "").strip()
+        if not path:
+            continue
+        if env.get(name, "").strip():
+            problems.append(f"{name} and {file_variable}: both are set; set only one of them")
+            unreadable.add(name)
+            continue
+        try:
+            content = Path(path).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            problems.append(f"{file_variable}: cannot read {path}: {why}")
+            unreadable.add(name)
+            continue
+        value = content.removesuffix("\n").removesuffix("\r")
+        if not value.strip():
+            problems.append(f"{file_variable}: {path} is empty")
+            unreadable.add(name)
+            continue
+        env[name] = value
+    return unreadable
+
+
+def log_options(
+    environ: Mapping[str, str] | None = None, problems: list[str] | None = None
+) -> tuple[str, str]:
+    """(format, level) of the logs from ICC_LOG_FORMAT and ICC_LOG_LEVEL (default: the
+    environment and `.env`); a bad value is noted in `problems` and the default used."""
+    env = gather_environment(environ) if environ is None else environ
+    problems = [] if problems is None else problems
+    log_format = (env.get("ICC_LOG_FORMAT") or "text").strip().lower() or "text"
+    if log_format not in LOG_FORMATS:
+        problems.append(f"ICC_LOG_FORMAT: `{log_format}` is not text or json")
+        log_format = "text"
+    log_level = (env.get("ICC_LOG_LEVEL") or "INFO").strip().upper() or "INFO"
+    if log_level not in LOG_LEVELS:
+        problems.append(f"ICC_LOG_LEVEL: `{log_level}` is not one of {', '.join(LOG_LEVELS)}")
+        log_level = "INFO"
+    return log_format, log_level
+
+
+def _without_password(url: str) -> str:
+    """A URL as it may be logged: its password, if any, replaced by `***`."""
+    parts = urlsplit(url)
+    if not parts.password:
+        return url
+    user = f"{parts.username}:***@" if parts.username else "***@"
+    host = parts.netloc.rsplit("@", 1)[1]
+    return parts._replace(netloc=user + host).geturl()
 
 
 def _sms_problems(
@@ -349,7 +444,7 @@ def _parse_bool(text: str) -> bool:
     raise ValueError(f"`{text}` is not true or false")
 
 
-def _parse_addr(text: str) -> tuple[str, int]:
+def parse_addr(text: str) -> tuple[str, int]:
     host, sep, port = text.rpartition(":")
     if not sep or not host or not port.isdigit() or not 0 <= int(port) < 65536:
         raise ValueError(f"`{text}` is not host:port (e.g. 127.0.0.1:9108)")

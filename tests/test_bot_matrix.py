@@ -56,23 +56,25 @@ async def test_invites_from_directory_members_only(
 
 
 @pytest.mark.parametrize("database_url", BACKENDS, indirect=True)
-async def test_healthz_reports_sync_database_and_scheduler(bot: RunningBot) -> None:
+async def test_readyz_reports_active_sync_and_database_and_healthz_is_its_alias(
+    bot: RunningBot,
+) -> None:
     import json
     import urllib.request
 
     assert bot.app is not None
-    assert bot.app.health is not None
-    url = f"http://127.0.0.1:{bot.app.health.port}/healthz"
-    response = await asyncio.to_thread(urllib.request.urlopen, url, timeout=5)
-    assert response.status == 200
-    assert json.loads(response.read()) == {
-        "healthy": True,
-        "checks": {"sync": True, "database": True, "scheduler": True},
-    }
-    metrics_url = f"http://127.0.0.1:{bot.app.health.port}/metrics"
-    scraped = await asyncio.to_thread(urllib.request.urlopen, metrics_url, timeout=5)
+    assert bot.app.ops is not None
+    base = f"http://127.0.0.1:{bot.app.ops.port}"
+    for path in ("/readyz", "/healthz"):
+        response = await asyncio.to_thread(urllib.request.urlopen, base + path, timeout=5)
+        assert response.status == 200
+        assert json.loads(response.read()) == {
+            "ready": True,
+            "checks": {"active": True, "sync": True, "database": True},
+        }
+    scraped = await asyncio.to_thread(urllib.request.urlopen, base + "/metrics", timeout=5)
     text = scraped.read().decode()
-    assert "icc_sync_lag_seconds " in text
+    assert "icc_last_sync_timestamp_seconds " in text
     assert "# TYPE icc_commands_total counter" in text
 
 

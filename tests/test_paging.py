@@ -66,9 +66,9 @@ async def test_fan_out_and_the_three_ways_to_acknowledge(
     final = await board_shows(member, room, cast, pg, "3/3 acknowledged")
     metrics = paging_bot.app.metrics.render().decode()  # type: ignore[union-attr]
     for how in ("command", "reaction", "reply"):
-        assert f'icc_acks_total{{how="{how}"}} 1.0' in metrics
-    assert "icc_pages_sent_total 3.0" in metrics
-    assert "icc_ack_latency_seconds_count 3.0" in metrics
+        assert f'icc_acknowledgements_total{{channel="matrix",how="{how}"}} 1.0' in metrics
+    assert 'icc_pages_sent_total{channel="matrix"} 3.0' in metrics
+    assert 'icc_acknowledgement_latency_seconds_count{channel="matrix"} 3.0' in metrics
     assert "(command)" in final
     assert "(reaction)" in final
     assert "(reply)" in final

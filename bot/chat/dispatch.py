@@ -34,6 +34,7 @@ from bot.matrix.content import (
 )
 from bot.matrix.send import ReplyTo, fits_one_event
 from bot.render import Message
+from bot.runtime.metrics import UNKNOWN_COMMAND
 from bot.storage import core
 from bot.storage.models import InboxEvent, Outcome
 from bot.timeutil import format_duration, utcnow
@@ -90,6 +91,7 @@ class CommandRunner:
         # Answers to strangers and notices of undecryptable events, per room: anyone can send
         # those events, so they must not make the bot post without limit.
         self._stranger_budget = RateLimiter(*settings.stranger_budget)
+        self._names = {spec.name for spec in services.registry} | {via.value for via in PASSIVE}
 
     def command_text(self, body: str) -> str | None:
         return split_command(body, self._services.settings.command_prefix, ALIASES)
@@ -145,6 +147,7 @@ class CommandRunner:
         started = time.monotonic()
         name, outcome, answer = "?", Outcome.FAILED, None
         relation = relation_of(item.content)
+        about = {"event": item.event_id, "room": item.room_id}  # a JSON log line's fields
         try:
             incoming = self.interpret(item.event_type, item.content) or Incoming(Via.COMMAND, "")
             if incoming.via in PASSIVE:
@@ -155,12 +158,12 @@ class CommandRunner:
                 name = matched[2]
                 name, outcome, answer = await self._answer(item, matched, incoming.via, relation)
         except DBAPIError:
-            log.exception("database unavailable for event=%s", item.event_id)
+            log.exception("database unavailable for event=%s", item.event_id, extra=about)
             self._services.metrics.command_errors.inc()
             answer = self._services.renderer.render("database_unavailable", command=name)
         except Exception:
             ref = secrets.token_hex(3)
-            log.exception("command failed ref=%s event=%s", ref, item.event_id)
+            log.exception("command failed ref=%s event=%s", ref, item.event_id, extra=about)
             self._services.metrics.command_errors.inc()
             answer = self._services.renderer.render("internal_error", ref=ref)
         if answer is not None and not self._may_answer(item.sender, item.room_id):
@@ -178,10 +181,13 @@ class CommandRunner:
                     txn_id=f"reply-{item.event_id}",
                 )
         except Exception:
-            log.exception("could not answer event=%s", item.event_id)
+            log.exception("could not answer event=%s", item.event_id, extra=about)
             outcome = Outcome.UNANSWERED
         await self._finish(item.event_id, outcome)
-        self._services.metrics.commands.labels(outcome).inc()
+        seconds = time.monotonic() - started
+        metrics, label = self._services.metrics, self._label(name)
+        metrics.commands.labels(label, outcome).inc()
+        metrics.command_seconds.labels(label).observe(seconds)
         log.info(
             "command=%s room=%s sender=%s event=%s outcome=%s ms=%d",
             name,
@@ -189,8 +195,21 @@ class CommandRunner:
             item.sender,
             item.event_id,
             outcome,
-            (time.monotonic() - started) * 1000,
+            seconds * 1000,
+            extra={
+                "command": name,
+                "room": item.room_id,
+                "sender": item.sender,
+                "event": item.event_id,
+                "outcome": str(outcome),
+                "ms": round(seconds * 1000),
+            },
         )
+
+    def _label(self, name: str) -> str:
+        """The command's name as a metric label: a declared command or a passive way in; what
+        else someone typed is `unknown`, so that typing cannot make new series."""
+        return name if name in self._names else UNKNOWN_COMMAND
 
     def _may_answer(self, sender: str, room_id: str) -> bool:
         """People in the directory are always answered; strangers within a per-room budget, so

@@ -47,9 +47,11 @@ class RoomNotPrivate(MatrixSendError):
     """One of the bot's own rooms holds someone outside the directory: nothing is sent there
     (and so no room key reaches their devices) until they are gone."""
 
+    STATUS = "NOT_PRIVATE"
+
     def __init__(self, room_id: str, outsiders: set[str]) -> None:
         names = ", ".join(sorted(outsiders))
-        super().__init__(room_id, "NOT_PRIVATE", f"{names} in the room, not in the directory")
+        super().__init__(room_id, self.STATUS, f"{names} in the room, not in the directory")
         self.outsiders = outsiders
 
 

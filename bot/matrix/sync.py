@@ -48,6 +48,7 @@ from bot.matrix.content import REDACTION, redaction_content
 from bot.matrix.hearing import Hearing
 from bot.matrix.sealed import KEY_WAIT, Sealed, SealedEvents
 from bot.runtime.catchup import CatchUp
+from bot.runtime.metrics import Metrics
 from bot.storage import core
 from bot.storage.db import Database
 from bot.storage.models import InboxEvent, InboxStatus, Outcome
@@ -121,8 +122,10 @@ class SyncLoop:
         timeout_ms: int = 30_000,
         backoff: tuple[float, float] = (5.0, 300.0),
         timeline_limit: int = 100,
+        metrics: Metrics | None = None,
     ) -> None:
         self._client = client
+        self._metrics = metrics
         self._db = db
         self._wants = wants
         self._dispatch = dispatch
@@ -205,6 +208,8 @@ class SyncLoop:
             delay = self._backoff[0]
             since = response.next_batch
             self.last_sync_at = utcnow()
+            if self._metrics is not None:
+                self._metrics.last_sync.set(self.last_sync_at.timestamp())
             await self._maintain_keys()
             await self._handle_invites(response)
             self._watch_members(response, arrivals=not first)

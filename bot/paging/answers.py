@@ -187,9 +187,8 @@ class Answers:
         if activation is None:
             return  # a check outside an activation: nothing to escalate, no logbook
         if reason is None:
-            self.metrics.acks.labels(how).inc()
-            if row.delivered_at is not None:
-                self.metrics.ack_latency.observe((now - row.delivered_at).total_seconds())
+            delivered = row.delivered_at
+            self.metrics.acknowledged(how, (now - delivered).total_seconds() if delivered else None)
             await self.scheduler.cancel(session, unit_prefix(activation.id, page.id, unit))
             latency = format_duration(now - (row.delivered_at or now))
             text = f"{page.ref} acknowledged by {row.name} ({how}, {latency})"

@@ -21,11 +21,12 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.activations.activation import Activations
 from bot.directory.model import Contact
-from bot.matrix.send import MatrixSendError
+from bot.matrix.send import MatrixSendError, RoomNotPrivate
 from bot.paging.steps import ESCALATE, step_timer, unit_prefix
 from bot.reach.direct import DirectMessages
 from bot.reach.servers import CANNOT_CONNECT
 from bot.render import Message
+from bot.runtime.metrics import MATRIX, NOT_PRIVATE, REFUSED, UNREACHABLE
 from bot.storage import page_store as store
 from bot.storage.models import ActivationRow, PageRow, PageTargetRow, TimerKind
 from bot.timeutil import format_local_utc, load_zone, utcnow
@@ -228,7 +229,9 @@ class Pager:
             for (row, repeat), (event_id, error) in zip(sends, outcomes, strict=True)
             if not event_id
         ]
-        self.metrics.pages_sent.inc(len(delivered))
+        self.metrics.pages_sent.labels(MATRIX).inc(len(delivered))
+        for _row, _repeat, error in failed:
+            self.metrics.send_failed(MATRIX, matrix_failure(error))
         async with self.db.session() as session:
             await store.mark_many(session, delivered)
             if activation is not None:
@@ -389,3 +392,14 @@ def _wording(row: PageTargetRow, repeat: bool, answer_by: datetime) -> tuple:
     deadline shown (a repeat's: a window from now), whether it is a repeat, and whom a backup
     stands in for."""
     return (row.language, row.timezone, answer_by if repeat else row.deadline, repeat, row.covers)
+
+
+def matrix_failure(error: str) -> str:
+    """Why a Matrix send did not leave, as a metric's bounded reason: the person's homeserver
+    unreachable, one of the bot's rooms not private, or the homeserver refusing it."""
+    lowered = error.lower()
+    if CANNOT_CONNECT in lowered:
+        return UNREACHABLE
+    if RoomNotPrivate.STATUS in error:
+        return NOT_PRIVATE
+    return REFUSED

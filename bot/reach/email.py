@@ -18,6 +18,7 @@ import aiosmtplib
 
 from bot.reach.channel import ChannelError
 from bot.render import Message
+from bot.runtime.metrics import OFF, REFUSED, UNREACHABLE
 
 SEND_TIMEOUT = 30.0  # seconds for one message, connection included
 
@@ -97,7 +98,7 @@ class Mailer:
     async def send(self, mail: MIMEMultipart) -> None:
         server = self.server
         if server is None:
-            raise MailError("e-mail is not configured (ICC_SMTP_URL)", retry=False)
+            raise MailError("e-mail is not configured (ICC_SMTP_URL)", retry=False, kind=OFF)
         try:
             await aiosmtplib.send(
                 mail,
@@ -110,4 +111,7 @@ class Mailer:
                 timeout=SEND_TIMEOUT,
             )
         except (aiosmtplib.SMTPException, OSError) as exc:
-            raise MailError(f"{type(exc).__name__}: {exc}") from None
+            # Connection refused, lost or timed out are OSErrors (aiosmtplib's own ones too);
+            # any other SMTPException is the server's answer.
+            kind = UNREACHABLE if isinstance(exc, OSError) else REFUSED
+            raise MailError(f"{type(exc).__name__}: {exc}", kind=kind) from None

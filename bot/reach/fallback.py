@@ -39,6 +39,7 @@ from bot.reach.gsm import one_sms, parts
 from bot.reach.links import ack_url
 from bot.reach.sms import SmsError, SmsGateway
 from bot.render import Message
+from bot.runtime.metrics import NO_ADDRESS
 from bot.storage import activation_store
 from bot.storage import page_store as store
 from bot.storage.models import (
@@ -56,6 +57,7 @@ if TYPE_CHECKING:
     from bot.directory.keeper import DirectoryKeeper
     from bot.paging.board import Board
     from bot.render import Renderer
+    from bot.runtime.metrics import Metrics
     from bot.runtime.scheduler import Scheduler
     from bot.settings import Settings
     from bot.storage.db import Database
@@ -91,6 +93,7 @@ class Fallback:
     keeper: DirectoryKeeper
     renderer: Renderer
     scheduler: Scheduler
+    metrics: Metrics
     activations: Activations
     board: Board
     mailer: Mailer
@@ -200,10 +203,11 @@ class Fallback:
         step, attempt = int(timer.payload["step"]), int(timer.payload.get("attempt", 1))
         if contact is None or step > len(channels):
             return None
+        channel = channels[step - 1]
+        if attempt == 1:
+            self.metrics.fallbacks.labels(channel).inc()
         async with gate:
-            tried, failure = await self._try(
-                channels[step - 1], page, activation, row, contact, wordings
-            )
+            tried, failure = await self._try(channel, page, activation, row, contact, wordings)
         if failure is not None and failure.retry and attempt < TRIES:
             retry = utcnow() + RETRY_AFTER
             return tried, self._timer(page, activation, row, step, retry, attempt + 1)
@@ -240,8 +244,10 @@ class Fallback:
                 attempt.message_id = await self._sms(page, activation, row, contact)
             attempt.sent_at = utcnow()
             failure = None
+            self.metrics.pages_sent.labels(channel).inc()
         except ChannelError as exc:
             attempt.error, failure = str(exc), exc
+            self.metrics.send_failed(channel, exc.kind)
             log.warning("%s to %s by %s failed: %s", page.ref, row.handle, channel, exc)
         return attempt, failure
 
@@ -255,7 +261,7 @@ class Fallback:
     ) -> str:
         """The page by e-mail, in the person's language; returns its Message-ID."""
         if not contact.email:
-            raise MailError("no e-mail address in the directory", retry=False)
+            raise MailError("no e-mail address in the directory", retry=False, kind=NO_ADDRESS)
         link = ack_url(self.settings, row.id)
         subject, wording = self._mail_wording(page, activation, row, contact, bool(link), wordings)
         if link:
@@ -319,7 +325,7 @@ class Fallback:
         """The page by SMS, in the person's language, one message where it can be; returns the
         gateway's ID for it."""
         if not contact.phone:
-            raise SmsError("no phone number in the directory", retry=False)
+            raise SmsError("no phone number in the directory", retry=False, kind=NO_ADDRESS)
         lang = self.renderer.language_for(SMS_TEMPLATE, contact.languages)
         content_free = bool(activation and activation.tlp in CONTENT_FREE)
         check = page.kind == "check"

@@ -41,6 +41,7 @@ from jinja2 import TemplateError
 from bot.errors import UserError
 from bot.paging.acks import read_ack
 from bot.reach.channel import ChannelError
+from bot.runtime.metrics import OFF, TEMPLATE, UNREACHABLE
 from bot.storage import page_store as store
 from bot.timeutil import utcnow
 
@@ -77,21 +78,27 @@ class SmsGateway:
         try:
             body = self._renderer.text(REQUEST_TEMPLATE, to=to, text=text, reference=reference)
         except TemplateError as exc:  # an operator's override that does not render
-            raise SmsError(f"the {REQUEST_TEMPLATE} template fails: {exc}", retry=False) from None
+            raise SmsError(
+                f"the {REQUEST_TEMPLATE} template fails: {exc}", retry=False, kind=TEMPLATE
+            ) from None
         if body[:1] not in ("{", "["):
             return body, "application/x-www-form-urlencoded"
         try:
             json.loads(body)
         except ValueError as exc:
             raise SmsError(
-                f"the {REQUEST_TEMPLATE} template does not make JSON ({exc})", retry=False
+                f"the {REQUEST_TEMPLATE} template does not make JSON ({exc})",
+                retry=False,
+                kind=TEMPLATE,
             ) from None
         return body, "application/json"
 
     async def send(self, *, to: str, text: str, reference: str) -> str:
         """Hand the SMS to the gateway; the gateway's message ID, else `HTTP <status>`."""
         if self.url is None:
-            raise SmsError("SMS is off: no SMS gateway is configured (ICC_SMS_URL)", retry=False)
+            raise SmsError(
+                "SMS is off: no SMS gateway is configured (ICC_SMS_URL)", retry=False, kind=OFF
+            )
         body, content_type = self.request(to=to, text=text, reference=reference)
         headers = {
             "Authorization": f"Bearer {self._token}",
@@ -110,7 +117,7 @@ class SmsGateway:
                 said = await answer.text(errors="replace")
                 status = answer.status
         except (aiohttp.ClientError, TimeoutError) as exc:
-            raise SmsError(f"{type(exc).__name__}: {exc}".rstrip(": ")) from None
+            raise SmsError(f"{type(exc).__name__}: {exc}".rstrip(": "), kind=UNREACHABLE) from None
         if not 200 <= status < 300:
             reason = " ".join(said.split())[:REASON_CHARS]
             raise SmsError(

@@ -1,74 +1,70 @@
-"""`GET /healthz` on ICC_HEALTH_ADDR: is the bot really able to do its job right now?
+"""Liveness and readiness, as an orchestrator asks for them (`bot.web.ops` serves them).
 
-Healthy means: the sync loop has completed a sync recently, the database answers, and the
-scheduler runs. A container orchestrator restarts the bot when this says 503.
+Live: the process runs and answers — a standby included, so that nobody restarts it for waiting.
+Ready: this instance is the active one and does its job: it holds the leader lock and has
+started (first sync handled), a sync completed within the last minute, and the database answers.
+A standby is live and not ready; a load balancer or a person looking for the active instance
+asks `/readyz`, a supervisor deciding whether to restart asks `/livez`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
-import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
-log = logging.getLogger(__name__)
+from bot.timeutil import utcnow
+
+# A sync long-polls for 30 s at most: a minute without one completing means it is stuck.
+SYNC_FRESH = timedelta(minutes=1)
+DATABASE_TIMEOUT = 5.0  # seconds the database has to answer a probe
 
 
 @dataclass(frozen=True)
-class HealthReport:
+class Readiness:
+    """The checks, each passed or not, and the first failing one in words (None when ready)."""
+
     checks: dict[str, bool]
+    reason: str | None
 
     @property
-    def healthy(self) -> bool:
-        return all(self.checks.values())
+    def ready(self) -> bool:
+        return self.reason is None
+
+    def as_json(self) -> dict[str, object]:
+        shown: dict[str, object] = {"ready": self.ready, "checks": self.checks}
+        if self.reason is not None:
+            shown["reason"] = self.reason
+        return shown
 
 
-HealthProbe = Callable[[], Awaitable[HealthReport]]
-
-
-class HealthServer:
-    """A deliberately tiny HTTP/1.0 responder: one route, no dependencies, local port only."""
-
-    def __init__(
-        self, host: str, port: int, probe: HealthProbe, metrics: Callable[[], bytes] | None = None
-    ) -> None:
-        self._host, self._port, self._probe, self._metrics = host, port, probe, metrics
-        self._server: asyncio.Server | None = None
-        self.port = port  # the bound port once started (port 0 picks a free one)
-
-    async def start(self) -> None:
-        self._server = await asyncio.start_server(self._handle, self._host, self._port)
-        self.port = self._server.sockets[0].getsockname()[1]
-        log.info("health endpoint on http://%s:%d/healthz", self._host, self.port)
-
-    async def stop(self) -> None:
-        if self._server is not None:
-            self._server.close()
-            await self._server.wait_closed()
-
-    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            request = await asyncio.wait_for(reader.readline(), 5)
-            parts = request.decode("latin-1").split()
-            path = parts[1] if len(parts) >= 2 and parts[0] == "GET" else ""
-            content_type = "application/json"
-            if path == "/healthz":
-                report = await self._probe()
-                status = "200 OK" if report.healthy else "503 Service Unavailable"
-                payload = json.dumps({"healthy": report.healthy, "checks": report.checks}).encode()
-            elif path == "/metrics" and self._metrics is not None:
-                status, payload = "200 OK", self._metrics()
-                content_type = "text/plain; version=0.0.4; charset=utf-8"
-            else:
-                status, payload = "404 Not Found", b'{"error": "try /healthz or /metrics"}'
-            writer.write(
-                f"HTTP/1.0 {status}\r\nContent-Type: {content_type}\r\n"
-                f"Content-Length: {len(payload)}\r\n\r\n".encode()
-                + payload
-            )
-            await writer.drain()
-        except (TimeoutError, ConnectionError):
-            pass
-        finally:
-            writer.close()
+async def readiness(
+    *,
+    leader: bool,
+    started: bool,
+    last_sync: datetime | None,
+    ping: Callable[[], Awaitable[None]],
+    now: datetime | None = None,
+) -> Readiness:
+    """Whether this instance is ready: `leader` (holds the lock, or needs none), `started`
+    (commands flow), `last_sync` (when a sync last completed), `ping` (the database)."""
+    now = now or utcnow()
+    try:
+        await asyncio.wait_for(ping(), DATABASE_TIMEOUT)
+        database = True
+    except Exception:  # any failure to answer is an answer: not ready
+        database = False
+    synced = last_sync is not None and now - last_sync <= SYNC_FRESH
+    checks = {"active": leader and started, "sync": synced, "database": database}
+    reason = None
+    if not leader:
+        reason = "standby: waiting for the leader lock"
+    elif not started:
+        reason = "starting: the first sync is not handled yet"
+    elif not synced:
+        ago = f"{(now - last_sync).total_seconds():.0f}s ago" if last_sync else "never"
+        reason = f"no sync within {SYNC_FRESH.total_seconds():.0f}s (last: {ago})"
+    if not database:
+        reason = reason or "the database does not answer"
+    return Readiness(checks, reason)

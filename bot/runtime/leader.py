@@ -20,6 +20,7 @@ import zlib
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from bot.runtime.metrics import Metrics
 from bot.storage.db import Database
 
 log = logging.getLogger(__name__)
@@ -30,12 +31,26 @@ class LostLeadership(RuntimeError):
 
 
 class Leadership:
-    def __init__(self, db: Database, name: str, *, poll_seconds: float = 2.0) -> None:
+    def __init__(
+        self,
+        db: Database,
+        name: str,
+        *,
+        poll_seconds: float = 2.0,
+        metrics: Metrics | None = None,
+    ) -> None:
         self._db = db
         # One lock per bot account: two bots of different accounts may share a database.
         self._key = zlib.crc32(f"icc-bot:{name}".encode())
         self._poll = poll_seconds
         self._conn: AsyncConnection | None = None
+        self._metrics = metrics
+        self.active = False  # this instance is the active one (readiness, `icc_leader`)
+
+    def _set_active(self, active: bool) -> None:
+        self.active = active
+        if self._metrics is not None:
+            self._metrics.leader.set(1 if active else 0)
 
     @property
     def applies(self) -> bool:
@@ -47,6 +62,7 @@ class Leadership:
     async def acquire(self) -> None:
         """Return once this instance is the active one (at once on SQLite)."""
         if not self.applies:
+            self._set_active(True)
             return
         announced = False
         while True:
@@ -57,6 +73,7 @@ class Leadership:
                 await asyncio.sleep(self._poll)
                 continue
             if self._conn is not None:
+                self._set_active(True)
                 log.info("active: holding the leader lock")
                 return
             if not announced:
@@ -87,10 +104,12 @@ class Leadership:
                 continue
             if self._conn is None:
                 raise LostLeadership("another instance became active while the database was away")
+            self._set_active(True)
             log.info("active: holding the leader lock again")
             return
 
     async def release(self) -> None:
+        self._set_active(False)
         if self._conn is not None:
             try:
                 await self._db.drop_connection(self._conn)

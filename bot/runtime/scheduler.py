@@ -34,6 +34,7 @@ from apscheduler.triggers.date import DateTrigger
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.runtime.catchup import CatchUp
+from bot.runtime.metrics import Metrics
 from bot.runtime.tasks import TaskSupervisor
 from bot.storage import core
 from bot.storage.db import Database, after_commit
@@ -54,10 +55,13 @@ class Scheduler:
         *,
         retry_after: timedelta = RETRY_AFTER,
         catch_up: CatchUp | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
+        """`metrics`: where each timer's lateness is observed (none: not observed)."""
         self._db = db
         self._retry_after = retry_after
         self._catch_up = catch_up
+        self._metrics = metrics
         self._handlers: dict[str, tuple[BatchHandler, bool]] = {}  # kind -> (handler, batched)
         self._due: list[int] = []  # fell due, not claimed yet
         self._claiming = False
@@ -256,6 +260,8 @@ class Scheduler:
         for timer in timers:
             lateness = (now - timer.due_at).total_seconds()
             log.info("timer %s:%s fired (%.1fs late)", timer.kind, timer.key, lateness)
+            if self._metrics is not None:  # early (a test firing it now) counts as on time
+                self._metrics.lateness.labels(timer.kind).observe(max(lateness, 0.0))
         try:
             failed = {timer.id for timer in await handler(timers) or []}
         except Exception:

@@ -111,7 +111,8 @@ class Desk:
                 settings.user_id,
                 trusted=lambda user_id: keeper.current.contact_for(user_id) is not None,
             )
-            scheduler = Scheduler(db)  # not started: timers fire through `fire`
+            metrics = Metrics()
+            scheduler = Scheduler(db, metrics=metrics)  # not started: timers fire through `fire`
             layers = Layers(
                 settings=settings,
                 db=db,
@@ -119,7 +120,7 @@ class Desk:
                 renderer=Renderer(settings.template_dir, prefix=settings.command_prefix),
                 messenger=messenger,
                 scheduler=scheduler,
-                metrics=Metrics(),
+                metrics=metrics,
             )
             services = build_services(layers, Registry([*all_families(), *families]))
             register_timers(services)
