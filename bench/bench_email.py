@@ -5,14 +5,13 @@ Goal: ≤ 1.3× the bare client (medians).
 
 The bot: 300 contacts, each with an e-mail address and `channels: [matrix, email]`, paged at
 once; their 300 fallback steps (`TimerKind.PAGE_FALLBACK`) are then fired together through the
-scheduler's own path (`Scheduler.fire_now`: one claim, then one handler task per timer, at most
-as many at a time as the scheduler's task supervisor allows, 128; the fallback's steps that
-fall due together are one batch, `Fallback.on_steps`), each rendering its e-mail from the
-templates in the person's language, sending it with aiosmtplib (`bot.reach.email`) and recording
-the try. The bot sends 32 at a time (`SENDS_AT_ONCE`) over SMTP connections it keeps open for the
-burst (`Mailer.connections`: opened as sends need them, so at most 32, each reused from one
-message to the next, closed after the burst). Timed: from the firing to the last message
-received by the SMTP server.
+scheduler's own path (`Scheduler.fire_now`: one claim, the steps handed as one batch to
+`Fallback.on_steps`): one read of their rows, each e-mail rendered from the templates in the
+person's language (once per wording), sent with aiosmtplib (`bot.reach.email`), every try
+recorded in one write. The bot sends 32 at a time (`SENDS_AT_ONCE`) over SMTP connections it
+keeps open for the burst (`Mailer.connections`: opened as sends need them, so at most 32, each
+reused from one message to the next, closed after the burst). Timed: from the firing to the
+last message received by the SMTP server.
 
 The bare client: the same 300 messages as the server received them in the bot's run (same
 envelope, same bytes), sent with aiosmtplib as many at a time as the bot sends them, and over

@@ -402,6 +402,21 @@ async def test_an_address_that_is_not_ascii_goes_with_smtputf8(smtp: SmtpSink) -
     assert ids(smtp) == ["<PG-1.jorg@crisis.example>"]
 
 
+async def test_an_address_smtp_cannot_carry_fails_for_good(smtp: SmtpSink) -> None:
+    """The directory takes `"` in an address; aiosmtplib refuses to put it on a command line."""
+    mail = compose(
+        sender=SENDER,
+        to='du"ty"x@ercc.example',
+        subject="PG-1",
+        message=Message("Page", "<p>Page</p>"),
+        message_id="<PG-1.duty@crisis.example>",
+    )
+    with pytest.raises(MailError) as refused:
+        await Mailer(smtp.url, SENDER).send(mail)
+    assert not refused.value.retry
+    assert not smtp.messages
+
+
 async def test_a_connection_the_server_dropped_is_replaced_and_the_email_sent_once(
     smtp: SmtpSink,
 ) -> None:

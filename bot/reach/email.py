@@ -196,14 +196,13 @@ class Connections:
     RCPT, by a lost connection or a 421 reply —, the message goes on a new connection, once.
     Once DATA was sent nothing is tried again here: the server may have taken the message
     before the connection broke, and the recipient must not get it twice (the caller records
-    the failure; its retry a minute later is the same message, by Message-ID). A connection
-    that failed in any way is closed, never reused."""
+    the failure; its own retry, a minute later, carries the same Message-ID). A connection that
+    failed in any way is closed, never reused."""
 
     def __init__(self, server: SmtpServer | None, sender: str) -> None:
         self._server = server
         self._sender = sender
         self._idle: list[aiosmtplib.SMTP] = []
-        self.opened = 0  # connections opened so far: for tests and benchmarks
 
     async def send(self, mail: Mail) -> None:
         if self._server is None:
@@ -262,7 +261,6 @@ class Connections:
             start_tls=None if not server.implicit_tls else False,  # STARTTLS when offered
             timeout=SEND_TIMEOUT,
         )
-        self.opened += 1
         await client.connect()  # with TLS and the login as `server` says
         return client
 
