@@ -29,6 +29,13 @@ PACKAGES = (
 
 # Before → after of what the suite found and what was fixed (the long story is in README.md).
 HISTORY = [
+    "- 2026-12-07, e-mail fan-out: 300 e-mails at 1.62× a bare aiosmtplib client; each "
+    "message flattened by Python's `email` generator (~1 ms a mail) on a connection of its own "
+    "→ a burst's mails share SMTP connections kept open for it (a dropped one replaced before a "
+    "message begins, never after its DATA), each written straight to the generator's own bytes; "
+    "32 senders over the batch, its tries inserted in one statement. The bare client now pools "
+    "its connections too. 1.26× (median of 13 full runs on a busy machine, 11 within 1.3×); "
+    "first message 49 ms against 18 ms, the scheduler's claim and the batch's reads.",
     "- 2026-11-30, command latency: `status` made eight queries (6 ms; on SQLite each is four "
     "hops to aiosqlite's thread, ~0.6 ms) and sat at the goal's edge, 1.24–1.30× → a tally "
     "reads the counts in one query and each list only when it has something "

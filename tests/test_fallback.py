@@ -5,9 +5,15 @@ the bot's real web endpoint on loopback — on the desk (Matrix recorded, timers
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import re
 from collections.abc import AsyncIterator
+from email import message_from_bytes, policy
+from email.generator import BytesGenerator
+from email.message import EmailMessage
+from email.mime.multipart import MIMEMultipart
+from email.mime.text import MIMEText
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +22,8 @@ import pytest
 import yaml
 
 from bot.paging import send as send_module
+from bot.reach.email import Mail, Mailer, MailError, compose, encoded_subject
+from bot.render import Message
 from bot.storage import page_store
 from bot.storage.models import PageAttemptRow, TimerKind
 from tests.conftest import Cast, bot_running, desk_cast, desk_running, paging_directory
@@ -309,6 +317,132 @@ async def test_an_input_request_leaves_out_who_is_not_on_matrix_and_says_so(
     assert "Not asked, not on Matrix: Embassy desk" in sent.body
     refused = await desk.ask("member", room, "!icc ask embassy Any convoys?")
     assert "not on Matrix, where inputs are answered; nothing was asked" in refused.body
+
+
+# -- e-mail on the wire ---------------------------------------------------------------------------
+
+SENDER = "icc@crisis.example"
+
+
+@pytest.mark.parametrize(
+    ("to", "subject", "message_id"),
+    [
+        (
+            PARTNER_MAIL,
+            "[TLP:AMBER] APPEL PG-1 · ICC-2026-001 Meuse flooding",
+            "<PG-1.p@c.example>",
+        ),
+        (
+            "x" * 70 + "@a-long-domain.example",
+            "PAGE PG-2 " * 12,
+            "<" + "PG-2.long" * 9 + "@c.example>",
+        ),
+        ("jörg.müller@ercc.example", "Ärger · 警報", "<PG-3.jörg@crisis.example>"),
+        ("odd,but;valid=@ercc.example", "", "<PG-4.odd=handle@crisis.example>"),
+    ],
+)
+def test_an_email_is_written_as_pythons_email_generator_writes_it(
+    to: str, subject: str, message_id: str
+) -> None:
+    """`compose` writes the bytes itself, for speed; they are the `email` package's own for
+    the same message, byte for byte, and read back as what was given."""
+    text = "Bonjour,\nRépondez : https://icc.example/ack/12.AbC_d-9\n" + "Ligne de texte. " * 200
+    message = Message(text, "<p>Bonjour, <a href='https://icc.example/ack/12'>ici</a></p>")
+    ours = compose(sender=SENDER, to=to, subject=subject, message=message, message_id=message_id)
+    boundary = re.search(rb'boundary="([^"]+)"', ours.content)
+    assert boundary is not None
+    reference = MIMEMultipart("alternative", boundary=boundary.group(1).decode())
+    reference["From"] = SENDER
+    reference["To"] = to
+    reference["Subject"] = encoded_subject(subject)
+    reference["Message-ID"] = message_id
+    reference["Auto-Submitted"] = "auto-generated"
+    reference.attach(MIMEText(message.body, "plain", "utf-8"))
+    reference.attach(MIMEText(f"<html><body>{message.html}</body></html>", "html", "utf-8"))
+    flat = io.BytesIO()
+    BytesGenerator(flat, policy=policy.compat32.clone(linesep="\r\n")).flatten(reference)
+    assert ours.content == flat.getvalue()
+    read = message_from_bytes(ours.content, policy=policy.default)
+    assert isinstance(read, EmailMessage)
+    assert (read["Subject"], read["Message-ID"].strip()) == (subject, message_id)
+    assert text_of(read) == text
+
+
+def numbered(n: int) -> Mail:
+    return compose(
+        sender=SENDER,
+        to=f"duty-{n}@ercc.example",
+        subject=f"PG-{n}",
+        message=Message(f"Page {n}", f"<p>Page {n}</p>"),
+        message_id=f"<PG-{n}.duty@crisis.example>",
+    )
+
+
+def ids(smtp: SmtpSink) -> list[str]:
+    return [str(m["Message-ID"]) for m in smtp.messages]
+
+
+async def test_the_emails_of_a_burst_share_a_connection_closed_after_it(smtp: SmtpSink) -> None:
+    async with Mailer(smtp.url, SENDER).connections() as connections:
+        for n in range(3):
+            await connections.send(numbered(n))
+        assert smtp.open == 1
+    assert ids(smtp) == [f"<PG-{n}.duty@crisis.example>" for n in range(3)]
+    assert smtp.connections == 1
+    await until(lambda: smtp.open == 0)  # QUIT once the burst is over
+
+
+async def test_an_address_that_is_not_ascii_goes_with_smtputf8(smtp: SmtpSink) -> None:
+    mail = compose(
+        sender=SENDER,
+        to="jörg@ercc.example",
+        subject="PG-1",
+        message=Message("Page", "<p>Page</p>"),
+        message_id="<PG-1.jorg@crisis.example>",
+    )
+    await Mailer(smtp.url, SENDER).send(mail)
+    assert ids(smtp) == ["<PG-1.jorg@crisis.example>"]
+
+
+async def test_an_address_smtp_cannot_carry_fails_for_good(smtp: SmtpSink) -> None:
+    """The directory takes `"` in an address; aiosmtplib refuses to put it on a command line."""
+    mail = compose(
+        sender=SENDER,
+        to='du"ty"x@ercc.example',
+        subject="PG-1",
+        message=Message("Page", "<p>Page</p>"),
+        message_id="<PG-1.duty@crisis.example>",
+    )
+    with pytest.raises(MailError) as refused:
+        await Mailer(smtp.url, SENDER).send(mail)
+    assert not refused.value.retry
+    assert not smtp.messages
+
+
+async def test_a_connection_the_server_dropped_is_replaced_and_the_email_sent_once(
+    smtp: SmtpSink,
+) -> None:
+    async with Mailer(smtp.url, SENDER).connections() as connections:
+        await connections.send(numbered(1))
+        smtp.hang_up(at="MAIL")  # as the idle connection is taken again
+        await connections.send(numbered(2))
+        smtp.stop()  # a restart between two messages
+        smtp.start()
+        await connections.send(numbered(3))
+    assert ids(smtp) == [f"<PG-{n}.duty@crisis.example>" for n in (1, 2, 3)]
+    assert smtp.connections == 3
+
+
+async def test_an_email_the_server_may_have_taken_is_not_sent_again(smtp: SmtpSink) -> None:
+    """The connection lost after the message's data went: the server may have it, so the send
+    fails (the fallback records it) rather than trying again on another connection."""
+    async with Mailer(smtp.url, SENDER).connections() as connections:
+        smtp.hang_up(at="DATA")
+        with pytest.raises(MailError, match="SMTPServerDisconnected"):
+            await connections.send(numbered(1))
+        await connections.send(numbered(2))  # on a new connection: a broken one is not reused
+    assert ids(smtp) == ["<PG-1.duty@crisis.example>", "<PG-2.duty@crisis.example>"]
+    assert smtp.connections == 2
 
 
 # -- through Synapse -------------------------------------------------------------------------------

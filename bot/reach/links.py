@@ -10,6 +10,7 @@ open, the person has not answered), and used once, since an answer is recorded o
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 from dataclasses import dataclass
@@ -28,7 +29,12 @@ LABEL = b"icc-bot ack link v1"
 
 
 def link_key(settings: Settings) -> bytes:
-    secret = settings.store_key or settings.password or settings.access_token or ""
+    return _derived(settings.store_key or settings.password or settings.access_token or "")
+
+
+@functools.lru_cache(maxsize=4)
+def _derived(secret: str) -> bytes:
+    """The links' key from the bot's secret, derived once: a page's e-mails each need it."""
     return hmac.new(secret.encode(), LABEL, hashlib.sha256).digest()
 
 
