@@ -32,7 +32,9 @@ from bot.timeutil import load_zone, parse_duration
 MATRIX_USER_ID = re.compile(r"^@[a-z0-9._=\-/+]+:[A-Za-z0-9.\-]+(:\d{1,5})?$")
 # An address as people write it (one @, a dotted domain): what a directory or a setting holds is
 # checked for its form, not whether a mailbox is behind it.
-EMAIL = re.compile(r"^[^@\s<>]+@[A-Za-z0-9\-]+(\.[A-Za-z0-9\-]+)+$")
+# The local part as RFC 5322's dot-atom (letters of any script for SMTPUTF8): no `:`, `,` or
+# quotes, which mail libraries read as address syntax (`a:b@x` went to b@x).
+EMAIL = re.compile(r"^[\w!#$%&'*+/=?^`{|}~.\-]+@[A-Za-z0-9\-]+(\.[A-Za-z0-9\-]+)+$")
 # E.164: a plus, the country code and the number, 8 to 15 digits in all, no spaces.
 PHONE = re.compile(r"^\+[1-9]\d{7,14}$")
 PLACEHOLDER_SECRETS = {"changeme", "change-me", "secret", "password", "default_key", "xxx"}

@@ -615,3 +615,13 @@ async def test_a_reload_refuses_an_aliased_file_and_says_why(tmp_path: Path) -> 
         assert status["problems"] == [f"{path}: lines 1, 7: {ANCHORS_REFUSED}"]
     finally:
         await db.dispose()
+
+
+@pytest.mark.parametrize("address", ["desk:duty@embassy.example", "desk,duty@embassy.example"])
+def test_an_email_address_mail_libraries_would_read_as_another_is_refused(address: str) -> None:
+    """`a:b@x` is sent to b@x by aiosmtplib: the directory refuses what is not plainly one
+    mailbox."""
+    raw = sample()
+    raw["contacts"][0]["email"] = address
+    with pytest.raises(DirectoryError, match="is not an e-mail address"):
+        parse_directory(raw, source="d.yaml")
