@@ -8,6 +8,7 @@ import asyncio
 import io
 import json
 import re
+import signal
 from collections.abc import AsyncIterator
 from email import message_from_bytes, policy
 from email.generator import BytesGenerator
@@ -26,7 +27,15 @@ from bot.reach.email import Mail, Mailer, MailError, compose, encoded_subject
 from bot.render import Message
 from bot.storage import page_store
 from bot.storage.models import PageAttemptRow, TimerKind
-from tests.conftest import Cast, bot_running, desk_cast, desk_running, paging_directory
+from tests.conftest import (
+    Cast,
+    bot_running,
+    desk_cast,
+    desk_running,
+    paging_directory,
+    start_process,
+    start_ready,
+)
 from tests.matrix_people import Person, body
 from tests.support.desk import Desk
 from tests.support.mail import SmtpSink, text_of
@@ -520,3 +529,38 @@ async def test_a_page_to_hundreds_keeps_its_board_within_one_event(
         board = desk.board(room, "PG-1")
         assert "0/300 acknowledged" in board
         assert "!icc pages PG-1` lists everyone" in board
+
+
+@pytest.mark.synapse
+async def test_the_email_goes_once_across_a_kill_between_matrix_and_email(
+    paging_env: dict[str, str],
+    people: dict[str, Person],
+    cast: Cast,
+    smtp: SmtpSink,
+    tmp_path: Path,
+) -> None:
+    """`icc-bot run` killed (SIGKILL) after the Matrix page and before the e-mail step: the
+    restarted bot sends the e-mail once."""
+    config = Path(paging_env["ICC_CONFIG_DIR"]) / "directory.yaml"
+    config.write_text(yaml.safe_dump(reachable_directory(cast)))
+    env = paging_env | {
+        "ICC_SMTP_URL": smtp.url,
+        "ICC_MAIL_FROM": "icc@crisis.example",
+        "ICC_FALLBACK_AFTER": "8s",
+    }
+    log_path = tmp_path / "bot.log"
+    process = await start_ready(env, log_path)
+    try:
+        _ref, room = await activation_room(people, cast)
+        await people["member"].send(room, "!icc page partner Sandbags for Visé? --ack 10m")
+        await page_received(people["partner"], cast, "Sandbags for Visé?")
+        process.send_signal(signal.SIGKILL)  # the e-mail step is armed, not yet due
+        process.wait(10)
+        assert not smtp.to(PARTNER_MAIL)
+        process = start_process(env, log_path)
+        await until(lambda: smtp.to(PARTNER_MAIL), timeout=40)
+        await asyncio.sleep(3)
+        assert len(smtp.to(PARTNER_MAIL)) == 1
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(15)
