@@ -73,7 +73,7 @@ def compose(
         return format_local_utc(moment, zone, with_date=True)
 
     def dur(seconds: float | None) -> str:
-        return "—" if seconds is None else format_duration(timedelta(seconds=seconds))
+        return "—" if seconds is None else format_duration(timedelta(seconds=round(seconds)))
 
     end = figures.closed_at or figures.at
     common: dict[str, Any] = {

@@ -223,9 +223,17 @@ def feedback_figures(rows: list[FeedbackRow]) -> FeedbackFigures:
 
 
 async def gather(
-    session: AsyncSession, activation: ActivationRow, directory: Directory, now: datetime
+    session: AsyncSession,
+    activation: ActivationRow,
+    directory: Directory,
+    now: datetime,
+    bot_id: str = "",
 ) -> Figures:
     """Every figure of the review, as things stand at `now`."""
+
+    def name_of(matrix_id: str) -> str:
+        return "the bot" if matrix_id == bot_id else directory.name_of(matrix_id)
+
     pages = [(p, rows) for p, rows in await page_store.pages_with_targets(session, activation.id)]
     pages = [(p, rows) for p, rows in pages if p.kind == "page"]
     all_rows = [row for _page, rows in pages for row in rows]
@@ -346,10 +354,9 @@ async def gather(
         actions=actions,
         actions_total=len(every_action),
         rounds=rounds,
-        levels=[(h.at, h.level, directory.name_of(h.by)) for h in history],
+        levels=[(h.at, h.level, name_of(h.by)) for h in history],
         timeline=[
-            TimelineEntry(e.seq, e.occurred_at, e.kind, directory.name_of(e.author), e.text)
-            for e in entries
+            TimelineEntry(e.seq, e.occurred_at, e.kind, name_of(e.author), e.text) for e in entries
         ],
         feedback=feedback_figures(feedback),
         at=now,

@@ -75,7 +75,9 @@ class Reviews:
     async def build(self, activation: ActivationRow, version: int) -> ReviewFiles:
         """The review as things stand now, numbered `version`."""
         async with self.db.session() as session:
-            figures = await gather(session, activation, self.keeper.current, utcnow())
+            figures = await gather(
+                session, activation, self.keeper.current, utcnow(), self.activations.bot_id
+            )
         return await asyncio.to_thread(
             compose,
             self.renderer,
