@@ -15,9 +15,12 @@ import time_machine
 
 from bot.storage import review_store
 from bot.storage.models import TimerKind
+from tests.conftest import Cast, RunningBot
+from tests.matrix_people import Person, body
 from tests.support.desk import Desk
 from tests.support.reach import paged
 from tests.support.review import REF, START, Played, pdf_text, play
+from tests.support.rooms import DM, activation_room
 
 
 async def opened(desk: Desk) -> str:
@@ -249,3 +252,47 @@ async def test_owner_and_due_without_lesson_are_refused(paging_desk: Desk, text:
     room = await opened(desk)
     refused = await desk.ask("member", room, f"!icc log Pumps arrived {text}")
     assert "go with `--lesson`" in refused.body
+
+
+# -- through Synapse -------------------------------------------------------------------------------
+
+
+async def dm_text(person: Person, cast: Cast, text: str, dm: str | None = None) -> tuple[str, str]:
+    """(the DM room, the body of the bot's first message there containing `text`)."""
+    dm = dm or await person.join_invited(DM, timeout=20)
+    event = await person.wait_for(
+        dm, lambda e: text in body(e), sender=cast.bot.user_id, timeout=30
+    )
+    return dm, body(event)
+
+
+@pytest.mark.synapse
+async def test_a_lessons_improvement_action_is_chased_after_the_close_on_the_homeserver(
+    paging_bot: RunningBot, people: dict[str, Person], cast: Cast
+) -> None:
+    _ref, room = await activation_room(people, cast)
+    member, partner = people["member"], people["partner"]
+    await member.send(room, "!icc log Update the ERCC number --lesson --owner partner --due 8s")
+    dm, assigned = await dm_text(partner, cast, "ACTION A-")
+    ref = re.search(r"A-\d+", assigned).group(0)  # type: ignore[union-attr]
+    closed = await people["lead"].ask(room, "!icc close Drill over", cast.bot.user_id)
+    assert "After-action review" in body(closed)
+    await dm_text(partner, cast, f"ÉCHÉANCE — ACTION {ref}", dm)
+
+
+@pytest.mark.synapse
+async def test_close_posts_the_review_and_feedback_is_taken_on_the_homeserver(
+    paging_bot: RunningBot, people: dict[str, Person], cast: Cast
+) -> None:
+    ref, room = await activation_room(people, cast)
+    member, partner = people["member"], people["partner"]
+    await member.send(room, "!icc page partner Pumps needed --ack 30m")
+    dm, _page = await dm_text(partner, cast, "Pumps needed")
+    await partner.ask(dm, "!icc ack", cast.bot.user_id)
+    await people["lead"].ask(room, "!icc close Drill over", cast.bot.user_id)
+    await member.wait_for(
+        room, lambda e: body(e) == f"{ref}-review-v1.pdf", sender=cast.bot.user_id, timeout=30
+    )
+    await dm_text(partner, cast, "RETOUR D'EXPÉRIENCE", dm)
+    thanks = await partner.ask(dm, "!icc feedback 4 Clear pages", cast.bot.user_id)
+    assert f"votre retour sur {ref} (4/5) est enregistré, anonyme" in body(thanks)
