@@ -70,6 +70,12 @@ def markdown_escape(text: str) -> str:
     return "".join("\\" + ch if ch in MARKDOWN_SPECIAL else ch for ch in str(text))
 
 
+def markdown_line(text: str) -> str:
+    """User text on one line of a Markdown document (a list item, a table cell): its line
+    breaks shown as ⏎, Markdown and HTML characters escaped."""
+    return markdown_escape(" ⏎ ".join(str(text).splitlines()))
+
+
 @dataclass(frozen=True)
 class Message:
     """What the Matrix layer sends: a plain body and its HTML form."""
@@ -98,6 +104,7 @@ class Renderer:
         for env in (self._text, self._html):
             env.globals.update(globals_)
             env.filters["md"] = markdown_escape
+            env.filters["md_line"] = markdown_line
         self._html.filters["typed"] = light_markdown
         self._html.filters["verbatim"] = verbatim_lines
         self._known: dict[str, bool] = {}

@@ -34,6 +34,7 @@ from bot.reach.links import AckLinks
 from bot.reach.replies import MailReplies
 from bot.reach.servers import Servers
 from bot.reach.sms import SmsGateway, SmsReplies
+from bot.review.review import Reviews
 from bot.rota.duty import Duty
 from bot.rounds.runs import Rounds
 from bot.runtime.layers import Layers
@@ -66,6 +67,7 @@ class Services(Layers):
     links: AckLinks
     mail_replies: MailReplies
     sms_replies: SmsReplies
+    reviews: Reviews
 
     @property
     def directory(self) -> Directory:
@@ -97,6 +99,7 @@ def register_timers(services: Services) -> None:
     scheduler.on(TimerKind.SHIFT_CHANGE, services.duty.on_shift)
     scheduler.on_batch(TimerKind.PAGE_FALLBACK, services.fallback.on_steps)
     scheduler.on(TimerKind.ACTION_STEP, services.actions.on_step)
+    scheduler.on(TimerKind.REVIEW_REPOST, services.reviews.on_repost)
 
 
 def build_services(layers: Layers, registry: Registry) -> Services:
@@ -126,11 +129,14 @@ def build_services(layers: Layers, registry: Registry) -> Services:
     answers = Answers(**given(Answers), activations=activations, board=board)
     duty = Duty(**given(Duty), activations=activations, direct=direct, inputs=inputs, rounds=rounds)
     actions = Actions(**given(Actions), activations=activations, direct=direct)
+    reviews = Reviews(**given(Reviews), activations=activations, direct=direct)
     return Services(
         **layers.given(Services),
         registry=registry,
         activations=activations,
-        lifecycle=Lifecycle(**given(Lifecycle), activations=activations, rounds=rounds),
+        lifecycle=Lifecycle(
+            **given(Lifecycle), activations=activations, rounds=rounds, reviews=reviews
+        ),
         logbook=Logbook(**given(Logbook), activations=activations, inputs=inputs),
         direct=direct,
         board=board,
@@ -166,4 +172,5 @@ def build_services(layers: Layers, registry: Registry) -> Services:
         links=AckLinks(**given(AckLinks), answers=answers),
         mail_replies=MailReplies(**given(MailReplies), answers=answers),
         sms_replies=SmsReplies(**given(SmsReplies), answers=answers),
+        reviews=reviews,
     )

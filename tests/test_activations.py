@@ -121,7 +121,8 @@ async def test_lifecycle_with_logbook_sitreps_handover_and_close(
     assert "Levels: information-sharing → full" in closed.body
     posted(desk, DG_ROOM, f"{ref} “Flooding in the Meuse valley” closed")
     bundle = files(desk, room)
-    assert set(bundle) == {f"{ref}-record.md", f"{ref}-record.json", f"{ref}-SHA256SUMS"}
+    record_files = {name for name in bundle if not name.startswith(f"{ref}-review-v1")}
+    assert record_files == {f"{ref}-record.md", f"{ref}-record.json", f"{ref}-SHA256SUMS"}
     record_json = bundle[f"{ref}-record.json"].data
     record_md = bundle[f"{ref}-record.md"].data
     manifest_data = bundle[f"{ref}-SHA256SUMS"].data

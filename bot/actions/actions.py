@@ -6,6 +6,11 @@ at it, by DM and in the activation room. Both steps are durable timers keyed und
 activation (`a<id>:A<n>:remind`), so they fire on time and once across restarts, and closing the
 activation, or the action being done, ends them. Every change is a logbook entry in the same
 transaction as the change.
+
+An improvement action (a lesson, `log … --lesson`) outlives its activation: its steps are keyed
+outside the activation's (`improve:A<n>:…`), so closing does not end them; it is reminded,
+chased, done and reassigned after the close like any other, and `actions --improvement` lists
+them across activations.
 """
 
 from __future__ import annotations
@@ -53,6 +58,7 @@ REMIND_AT = 0.75  # of the time from creation to the due time
 MARKS = {REMIND: "reminded_at", CHASE: "chased_at"}  # each step goes once: when it went
 WHICH = ("open", "mine", "overdue", "all")
 DM_TEMPLATE = "action"  # as assigned, reminded or chased, in the owner's language
+IMPROVEMENT_PREFIX = "improve:"  # an improvement action's steps: not ended by the close
 
 
 @dataclass(frozen=True)
@@ -115,10 +121,12 @@ class Actions:
         by: str,
         event_id: str,
         source: str | None = None,
+        lesson: str | None = None,
     ) -> tuple[ActionRow, list[str]]:
         """The action, logged and its steps armed in one transaction, then its owners told;
         returns it and the names of owners no DM reached. Made once per event: a command run
-        again after a crash finds it."""
+        again after a crash finds it. With `lesson` (the lesson's words), the lesson is logged
+        first and the action is an improvement action that outlives the activation."""
         async with self.db.session() as session:
             action = await store.by_event(session, event_id)
             if action is not None:
@@ -133,18 +141,29 @@ class Actions:
                 created_at=now,
                 opened_by_event=event_id,
                 source=source,
+                improvement=lesson is not None,
             )
+            if lesson is not None:
+                entry = await self.activations.add_entry(
+                    session, activation, "lesson", lesson, by, data={"improvement": True}
+                )
+                action.source = source or f"lesson #{entry.seq}"
             session.add(action)
             await session.flush()
             await self._arm(session, activation, action, now)
-            origin = f" (from {source})" if source else ""
+            origin = f" (from {action.source})" if action.source else ""
             await self.activations.add_entry(
                 session,
                 activation,
                 "system.action",
                 f"{action.ref} for {self._names(action)}{self._due_text(action)}: {text}{origin}",
                 by,
-                data={"action": action.id, "owners": action.owners, "source": source},
+                data={
+                    "action": action.id,
+                    "owners": action.owners,
+                    "source": action.source,
+                    "improvement": action.improvement,
+                },
             )
         return action, await self._tell(activation, action, people, "assigned", event_id)
 
@@ -206,6 +225,33 @@ class Actions:
 
     # -- reading ----------------------------------------------------------------------------------
 
+    async def improvements(self, which: str, *, sender: str, role: Role) -> Message:
+        """`actions --improvement`: the lessons' improvement actions of every activation, open
+        or closed (open by default; `mine`, `overdue`, `all` as for `actions`)."""
+        if which not in WHICH:
+            raise UserError(f"`{which}`: say one of {', '.join(WHICH)}.")
+        async with self.db.session() as session:
+            actions = await store.improvements(session)
+            refs = {
+                a.activation_id: (await activation_store.by_id(session, a.activation_id))
+                for a in actions
+            }
+        mine = self._handle_of(sender)
+        if not role.allows(Role.MEMBER) or which == "mine":
+            actions = [a for a in actions if mine in a.owners]
+        now = utcnow()
+        if which == "overdue":
+            actions = [a for a in actions if a.overdue(now)]
+        elif which != "all":
+            actions = [a for a in actions if a.status == ActionStatus.OPEN]
+        return self.renderer.render(
+            "improvements",
+            which=which,
+            actions=[
+                self.view(a) | {"action": a, "activation": refs[a.activation_id]} for a in actions
+            ],
+        )
+
     async def listing(self, room_id: str, which: str, *, sender: str, role: Role) -> Message:
         """`actions [open|mine|overdue|all]` in an activation's room; a partner sees their own."""
         if which not in WHICH:
@@ -232,14 +278,17 @@ class Actions:
 
     async def on_step(self, timer: Timer) -> None:
         """The reminder (before the due time) or the chase (at it), each once, to the owners
-        then, while the action is open and its activation too."""
+        then, while the action is open and its activation too (an improvement action: after
+        the close as well)."""
         step = timer.payload["step"]
         async with self.db.session() as session:
             action = await store.action(session, timer.payload["action"])
             activation = (
                 await activation_store.by_id(session, action.activation_id) if action else None
             )
-        if action is None or activation is None or activation.status != ActivationStatus.OPEN:
+        if action is None or activation is None:
+            return
+        if activation.status != ActivationStatus.OPEN and not action.improvement:
             return
         if action.status != ActionStatus.OPEN or getattr(action, MARKS[step]) is not None:
             return
@@ -328,11 +377,12 @@ class Actions:
     async def _activation_of(
         self, session: AsyncSession, action: ActionRow | None, ref: str
     ) -> ActivationRow:
-        """The open activation the action belongs to, or a refusal saying why not."""
+        """The open activation the action belongs to, or a refusal saying why not; an
+        improvement action's whatever its state (it outlives the activation)."""
         activation = await activation_store.by_id(session, action.activation_id) if action else None
         if action is None or activation is None:
             raise UserError(f"No action {ref.upper()}.")
-        if activation.status != ActivationStatus.OPEN:
+        if activation.status != ActivationStatus.OPEN and not action.improvement:
             raise UserError(
                 f"{action.ref} belongs to {activation.ref}, which is {activation.status}."
             )
@@ -364,4 +414,6 @@ class Actions:
 
     @staticmethod
     def _prefix(activation: ActivationRow, action: ActionRow) -> str:
+        if action.improvement:  # not under the activation's prefix: the close leaves them armed
+            return f"{IMPROVEMENT_PREFIX}{action.ref}:"
         return f"{timer_prefix(activation.id)}{action.ref}:"

@@ -123,11 +123,21 @@ async def handover_summary(session: AsyncSession, activation: ActivationRow) -> 
     )
 
 
+def manifest(files: list[tuple[str, bytes, str]]) -> bytes:
+    """`sha256sum` format: one line per file, so that `sha256sum -c` checks them all."""
+    return "".join(
+        f"{hashlib.sha256(data).hexdigest()}  {name}\n" for name, data, _ in files
+    ).encode()
+
+
 @dataclass
 class Bundle:
     ref: str
     markdown: bytes
     json: bytes
+    # Files that travel with the record (the after-action review, its figures and charts):
+    # (name, bytes, mimetype), posted after the record and covered by the same manifest.
+    extra: list[tuple[str, bytes, str]] = field(default_factory=list)
 
     @property
     def names(self) -> tuple[str, str, str]:
@@ -135,23 +145,27 @@ class Bundle:
 
     @property
     def manifest(self) -> bytes:
-        md_name, json_name, _ = self.names
-        return (
-            f"{hashlib.sha256(self.markdown).hexdigest()}  {md_name}\n"
-            f"{hashlib.sha256(self.json).hexdigest()}  {json_name}\n"
-        ).encode()
+        return manifest(self._content())
 
-    def files(self) -> list[tuple[str, bytes, str]]:
-        md_name, json_name, manifest_name = self.names
+    def _content(self) -> list[tuple[str, bytes, str]]:
+        md_name, json_name, _ = self.names
         return [
             (md_name, self.markdown, "text/markdown"),
             (json_name, self.json, "application/json"),
-            (manifest_name, self.manifest, "text/plain"),
+            *self.extra,
         ]
 
+    def files(self) -> list[tuple[str, bytes, str]]:
+        return [*self._content(), (self.names[2], self.manifest, "text/plain")]
 
-async def build_bundle(session: AsyncSession, activation: ActivationRow) -> Bundle:
-    """Everything the activation recorded, in both forms, with the logbook's verification."""
+
+async def build_bundle(
+    session: AsyncSession,
+    activation: ActivationRow,
+    extra: list[tuple[str, bytes, str]] | None = None,
+) -> Bundle:
+    """Everything the activation recorded, in both forms, with the logbook's verification;
+    `extra` files (the review) go with them, in the manifest too."""
     entries = await store.log_entries(session, activation.id)
     sitreps = await store.sitreps(session, activation.id)
     check = chain.verify(activation.ref, entries)
@@ -221,6 +235,7 @@ async def build_bundle(session: AsyncSession, activation: ActivationRow) -> Bund
         ref=activation.ref,
         markdown=markdown.encode(),
         json=json.dumps(document, indent=2, ensure_ascii=False).encode(),
+        extra=list(extra or []),
     )
 
 

@@ -24,6 +24,8 @@ from bot.directory.roles import Role
 from bot.errors import UserError
 from bot.matrix.send import ACTIVATION_INVITE_POWER, NewRoom
 from bot.render import Message
+from bot.review.document import ReviewFiles
+from bot.review.review import Reviews
 from bot.rounds.runs import Rounds
 from bot.storage import activation_store as store
 from bot.storage import round_store
@@ -77,6 +79,7 @@ class Lifecycle:
     scheduler: Scheduler
     activations: Activations
     rounds: Rounds
+    reviews: Reviews
 
     # -- the steps, as the commands take them ----------------------------------------------------
 
@@ -147,7 +150,8 @@ class Lifecycle:
         )
 
     async def close_in(self, room_id: str, summary: str | None, by: str) -> Message:
-        """`close`: pending steps end; the record bundle is posted, the DG told."""
+        """`close`: pending steps end; the record bundle, with the after-action review, is
+        posted, the DG told; then every participant is asked for feedback by DM."""
         activation = await self.activations.resolve(room_id, None)
         ensure_not_closed(activation)  # a suspended exercise is closed like any other
         await self.rounds.close_running(activation)
@@ -155,8 +159,15 @@ class Lifecycle:
         assert activation.room_id is not None
         assert activation.closed_at is not None
         await self._relabel(activation)
+        review: ReviewFiles | None = None
+        try:
+            review = await self.reviews.for_close(activation, by)
+        except Exception:  # the close and its record go out without it; `review` can retry
+            log.exception("the after-action review of %s could not be built", activation.ref)
         async with self.db.session() as session:
-            bundle = await exports.build_bundle(session, activation)
+            bundle = await exports.build_bundle(
+                session, activation, review.files() if review else None
+            )
             history = await level_history(session, activation)
             still_open = (await open_actions(session, activation.id)).open
         for name, data, mimetype in bundle.files():
@@ -175,11 +186,13 @@ class Lifecycle:
             "closed": self.activations.local(activation.closed_at, with_date=True),
             "history": [h.level for h in history],
             "bundle": bundle,
+            "review": review,
             "open_actions": [
                 action_view(a, self.keeper.current, self.settings.timezone) for a in still_open
             ],
         }
         problem = await self._announce_dg(self.renderer.render("dg_closed", **facts), activation)
+        facts["asked"] = await self.reviews.ask_feedback(activation)
         return self.renderer.render("close_report", problem=problem, **facts)
 
     async def real_world(self, reason: str, by: str) -> Message:

@@ -13,6 +13,7 @@ from bot.commands import logbook as logbook_commands
 from bot.commands import paging as paging_commands
 from bot.commands import playbooks as playbooks_commands
 from bot.commands import replies as replies_commands
+from bot.commands import review as review_commands
 from bot.commands import rounds as rounds_commands
 
 
@@ -28,6 +29,7 @@ def all_families() -> list[CommandFamily]:
         playbooks_commands.commands,
         rounds_commands.commands,
         duty_commands.commands,
+        review_commands.commands,
         replies_commands.commands,
     ]
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bot.chat.args import Choice, Option, Targets, Text, Word
+from bot.chat.args import Choice, Flag, Option, Targets, Text, Word
 from bot.chat.registry import CommandContext, CommandFamily
 from bot.commands.paging import resolve_people
 from bot.directory.roles import Role
@@ -76,8 +76,15 @@ async def done(ctx: CommandContext, *, ref: str, note: str | None) -> Message:
     summary="the activation's actions: open (default), mine, overdue or all",
     example="actions overdue",
     params=[Choice("which", required=False, choices=("open", "mine", "overdue", "all"))],
+    options=[
+        Flag("improvement", help="the lessons' improvement actions, of every activation"),
+    ],
 )
-async def actions(ctx: CommandContext, *, which: str | None) -> Message:
+async def actions(ctx: CommandContext, *, which: str | None, improvement: bool) -> Message:
+    if improvement:
+        return await ctx.services.actions.improvements(
+            which or "open", sender=ctx.sender, role=ctx.role
+        )
     return await ctx.services.actions.listing(
         ctx.room_id, which or "open", sender=ctx.sender, role=ctx.role
     )

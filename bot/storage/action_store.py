@@ -42,3 +42,12 @@ async def open_in(session: AsyncSession, activation_ids: list[int]) -> list[Acti
         .order_by(col(ActionRow.id))
     )
     return list(rows.all())
+
+
+async def improvements(session: AsyncSession, *, open_only: bool = False) -> list[ActionRow]:
+    """Improvement actions (lessons) of every activation, open or closed, oldest first."""
+    query = select(ActionRow).where(col(ActionRow.improvement).is_(True))
+    if open_only:
+        query = query.where(ActionRow.status == ActionStatus.OPEN)
+    rows = await session.exec(query.order_by(col(ActionRow.id)))
+    return list(rows.all())

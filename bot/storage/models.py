@@ -70,6 +70,7 @@ class TimerKind(StrEnum):
     SHIFT_CHANGE = "duty.shift"  # a duty shift begins: the incoming person hears what is open
     PAGE_FALLBACK = "page.fallback"  # no ack on one channel yet: the person's next channel
     ACTION_STEP = "action.step"  # an action's reminder (3/4 of the time) or chase (its due time)
+    REVIEW_REPOST = "review.repost"  # feedback arrived: the after-action review's next version
 
 
 class RunStatus(StrEnum):
@@ -369,6 +370,9 @@ class ActionRow(Referenced, Keyed, table=True):
     done_at: datetime | None = utc_column(nullable=True)
     done_by: str | None = Field(default=None, max_length=255)
     done_note: str | None = None
+    # A lesson's improvement action (`log … --lesson`): it outlives its activation, reminded
+    # and chased after the close too, listed by `actions --improvement` across activations.
+    improvement: bool = False
 
     def overdue(self, now: datetime) -> bool:
         return self.status == ActionStatus.OPEN and self.due_at is not None and now >= self.due_at
@@ -517,3 +521,38 @@ class PageAttemptRow(Keyed, table=True):
     sent_at: datetime | None = utc_column(nullable=True)
     error: str | None = None
     message_id: str | None = Field(default=None, max_length=255)
+
+
+class FeedbackRow(Keyed, table=True):
+    """One participant's after-action feedback on a closed activation: a row when they are asked
+    (`asked_at`), its score and words when they answer (`feedback <1-5> [text]`; answering again
+    replaces them: the latest counts). `signed`: the review names them; otherwise it does not."""
+
+    __tablename__ = "feedback"
+    __table_args__ = (UniqueConstraint("activation_id", "matrix_id", name="uq_feedback_person"),)
+
+    activation_id: int = Field(foreign_key="activation.id", index=True)
+    matrix_id: str = Field(max_length=255, index=True)
+    handle: str | None = Field(default=None, max_length=64)
+    name: str = Field(max_length=255)
+    asked_at: datetime | None = utc_column(nullable=True)
+    score: int | None = None
+    text: str | None = None
+    signed: bool = False
+    given_at: datetime | None = utc_column(nullable=True)
+    versions: int = 0  # how many times they answered
+
+
+class ReviewRow(Keyed, table=True):
+    """A version of an activation's after-action review as posted: on close, by `review`, and
+    again when feedback arrives (at most once an hour)."""
+
+    __tablename__ = "review"
+    __table_args__ = (UniqueConstraint("activation_id", "version", name="uq_review_version"),)
+
+    activation_id: int = Field(foreign_key="activation.id", index=True)
+    version: int
+    reason: str = Field(max_length=16)  # close | review | feedback
+    posted_by: str = Field(max_length=255)
+    posted_at: datetime = utc_column()
+    feedback_count: int = 0

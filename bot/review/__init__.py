@@ -1,0 +1,1 @@
+"""The after-action review: figures from the stores, charts, the document, feedback."""

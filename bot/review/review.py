@@ -1,0 +1,289 @@
+"""The after-action review (SPEC, "After-action review"): built on `close` (it goes into the
+record bundle) and on `review`; every participant asked for `feedback` by DM after the close;
+each answer makes a new version due, posted at most once an hour by a durable timer.
+
+Participants are the people paged, asked for input, owning an action, expected in a round, and
+the activation's members (the ICC roster its room invites). Feedback is anonymous in the review
+unless its author adds `--signed`; the row keeps who answered (one answer each, the latest
+counting) and never leaves the database otherwise.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import TYPE_CHECKING
+
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from bot.activations.activation import Activations
+from bot.directory.model import Contact
+from bot.directory.roles import Role
+from bot.errors import UserError
+from bot.matrix.send import MatrixSendError
+from bot.render import Message
+from bot.review.document import ReviewFiles, compose
+from bot.review.figures import gather
+from bot.storage import action_store, input_store, page_store, review_store, round_store
+from bot.storage import activation_store as store
+from bot.storage.models import (
+    ActivationRow,
+    ActivationStatus,
+    FeedbackRow,
+    ReviewRow,
+    Timer,
+    TimerKind,
+)
+from bot.timeutil import format_local_utc, utcnow
+
+if TYPE_CHECKING:
+    from bot.directory.keeper import DirectoryKeeper
+    from bot.matrix.send import Messenger
+    from bot.reach.direct import DirectMessages
+    from bot.render import Renderer
+    from bot.runtime.scheduler import Scheduler
+    from bot.settings import Settings
+    from bot.storage.db import Database
+
+log = logging.getLogger(__name__)
+
+REPOST_EVERY = timedelta(hours=1)  # feedback re-posts the review at most this often
+SCORES = range(1, 6)
+ASK_TEMPLATE, RECORDED_TEMPLATE = "feedback_request", "feedback_recorded"
+
+
+def repost_key(activation_id: int, version: int) -> str:
+    """Not under the activation's timer prefix: the close must not cancel it."""
+    return f"review:{activation_id}:v{version}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Reviews:
+    settings: Settings
+    db: Database
+    keeper: DirectoryKeeper
+    renderer: Renderer
+    messenger: Messenger
+    scheduler: Scheduler
+    activations: Activations
+    direct: DirectMessages
+
+    # -- building ---------------------------------------------------------------------------------
+
+    async def build(self, activation: ActivationRow, version: int) -> ReviewFiles:
+        """The review as things stand now, numbered `version`."""
+        async with self.db.session() as session:
+            figures = await gather(
+                session, activation, self.keeper.current, utcnow(), self.activations.bot_id
+            )
+        return await asyncio.to_thread(
+            compose,
+            self.renderer,
+            figures,
+            version,
+            self.settings.timezone,
+            self.settings.exercise_marker,
+        )
+
+    async def _reserve(self, activation: ActivationRow, reason: str, by: str) -> int:
+        """The next version's number, taken in the database (two posts never share one)."""
+        async with self.db.session() as session:
+            await store.lock_activation(session, activation.id)
+            posted = await review_store.reviews(session, activation.id)
+            answered = [
+                r for r in await review_store.feedback_of(session, activation.id) if r.score
+            ]
+            version = (posted[-1].version if posted else 0) + 1
+            session.add(
+                ReviewRow(
+                    activation_id=activation.id,
+                    version=version,
+                    reason=reason,
+                    posted_by=by,
+                    posted_at=utcnow(),
+                    feedback_count=len(answered),
+                )
+            )
+        return version
+
+    async def for_close(self, activation: ActivationRow, by: str) -> ReviewFiles:
+        """The first version, for the record bundle the close posts."""
+        return await self.build(activation, await self._reserve(activation, "close", by))
+
+    # -- posting ----------------------------------------------------------------------------------
+
+    async def post(self, activation: ActivationRow, reason: str, by: str) -> ReviewFiles:
+        """A new version in the activation's room: its files, their manifest, and a notice."""
+        version = await self._reserve(activation, reason, by)
+        files = await self.build(activation, version)
+        room_id = activation.room_id or ""
+        manifest_name = f"{files.stem}-SHA256SUMS"
+        for name, data, mimetype in [
+            *files.files(),
+            (manifest_name, files.manifest(), "text/plain"),
+        ]:
+            await self.messenger.send_file(
+                room_id, data, filename=name, mimetype=mimetype, txn_id=f"review-{name}"
+            )
+        return files
+
+    async def on_demand(self, room_id: str, by: str) -> Message:
+        """`review`: the review as it stands, posted in the activation's room (open or closed)."""
+        activation = await self.activations.resolve(room_id, None)
+        files = await self.post(activation, "review", by)
+        return self.renderer.render(
+            "review_posted", activation=activation, files=files, reason="review"
+        )
+
+    async def on_repost(self, timer: Timer) -> None:
+        """Feedback arrived: the version it made due, unless one was posted since."""
+        async with self.db.session() as session:
+            activation = await store.by_id(session, timer.payload["activation"])
+            posted = await review_store.reviews(session, timer.payload["activation"])
+        if activation is None:
+            return
+        if posted and posted[-1].version >= timer.payload["version"]:
+            return  # a `review` since then has the feedback in it
+        files = await self.post(activation, "feedback", self.activations.bot_id)
+        message = self.renderer.render(
+            "review_posted", activation=activation, files=files, reason="feedback"
+        )
+        await self.messenger.notice(
+            activation.room_id or "",
+            self.activations.frame(message, activation),
+            txn_id=f"review-posted-{files.stem}",
+        )
+
+    # -- feedback ---------------------------------------------------------------------------------
+
+    async def participants(self, session: AsyncSession, activation: ActivationRow) -> list[Contact]:
+        """Everyone who took part, each once, in the directory and on Matrix, not the bot."""
+        directory = self.keeper.current
+        handles: list[str] = []
+        for _page, rows in await page_store.pages_with_targets(session, activation.id):
+            handles += [row.handle for row in rows]
+        handles += [
+            t.handle for t in await input_store.targets_of_activation(session, activation.id)
+        ]
+        for action in await action_store.of_activation(session, activation.id):
+            handles += action.owners
+        matrix_ids = [activation.lead]
+        for _series, run, _reports in await round_store.runs_of_activation(session, activation.id):
+            matrix_ids += [p["matrix_id"] for p in run.participants]
+        members = [c for c in directory.contacts.values() if c.role in (Role.LEAD, Role.MEMBER)]
+        found: dict[str, Contact] = {}
+        for contact in [
+            *(directory.contacts.get(h) for h in handles),
+            *(directory.contact_for(m) for m in matrix_ids),
+            *members,
+        ]:
+            if contact and contact.matrix_id and contact.matrix_id != self.activations.bot_id:
+                found.setdefault(contact.matrix_id, contact)
+        return list(found.values())
+
+    async def ask_feedback(self, activation: ActivationRow) -> int:
+        """After the close: every participant asked by DM, in their language; how many were."""
+        async with self.db.session() as session:
+            people = await self.participants(session, activation)
+            known = {r.matrix_id for r in await review_store.feedback_of(session, activation.id)}
+            for person in people:
+                if person.matrix_id not in known:
+                    session.add(
+                        FeedbackRow(
+                            activation_id=activation.id,
+                            matrix_id=person.matrix_id or "",
+                            handle=person.handle,
+                            name=person.name,
+                        )
+                    )
+        asked = 0
+        for person in people:
+            assert person.matrix_id is not None
+            lang = self.renderer.language_for(ASK_TEMPLATE, person.languages)
+            message = self.renderer.render(
+                ASK_TEMPLATE,
+                lang=lang,
+                activation=activation,
+                closed=format_local_utc(
+                    activation.closed_at or utcnow(), person.zone, with_date=True, lang=lang
+                ),
+            )
+            try:
+                room_id = await self.direct.room_for(person.matrix_id)
+                await self.messenger.notice(
+                    room_id,
+                    self.activations.frame(message, activation),
+                    txn_id=f"feedback-ask-{activation.id}-{person.handle}",
+                )
+            except MatrixSendError as exc:
+                log.warning("feedback request to %s failed: %s", person.handle, exc)
+                continue
+            asked += 1
+            async with self.db.session() as session:
+                row = await review_store.feedback_for(session, activation.id, person.matrix_id)
+                if row is not None and row.asked_at is None:
+                    row.asked_at = utcnow()
+                    session.add(row)
+        return asked
+
+    async def record(
+        self,
+        sender: str,
+        score: int,
+        text: str | None,
+        *,
+        signed: bool,
+        ref: str | None,
+    ) -> Message:
+        """`feedback <1-5> [text] [--signed] [--on REF]`: the sender's answer (replacing an
+        earlier one), and the review's next version made due."""
+        if score not in SCORES:
+            raise UserError("A score is a whole number from 1 (poor) to 5 (excellent).")
+        async with self.db.session() as session:
+            if ref:
+                activation = await self.activations.resolve("", ref)
+                row = await review_store.feedback_for(session, activation.id, sender)
+            else:
+                row = await review_store.last_asked(session, sender)
+                activation_row = await store.by_id(session, row.activation_id) if row else None
+                if row is None or activation_row is None:
+                    raise UserError(
+                        "You have not been asked for feedback on an activation; "
+                        "say which with `--on ICC-2026-007`."
+                    )
+                activation = activation_row
+            if activation.status != ActivationStatus.CLOSED:
+                raise UserError(f"{activation.ref} is not closed yet; feedback comes after.")
+            if row is None:
+                raise UserError(f"You did not take part in {activation.ref}; no feedback taken.")
+            now = utcnow()
+            row.score, row.text, row.signed, row.given_at = score, text, signed, now
+            row.versions += 1
+            session.add(row)
+            posted = await review_store.reviews(session, activation.id)
+            version = (posted[-1].version if posted else 0) + 1
+            due = max(now, posted[-1].posted_at + REPOST_EVERY) if posted else now
+            await self.scheduler.arm(
+                session,
+                TimerKind.REVIEW_REPOST,
+                repost_key(activation.id, version),
+                due,
+                {"activation": activation.id, "version": version},
+            )
+        contact = self.keeper.current.contact_for(sender)
+        languages = contact.languages if contact else ()
+        lang = self.renderer.language_for(RECORDED_TEMPLATE, languages)
+        zone = contact.zone if contact else self.settings.timezone
+        return self.renderer.render(
+            RECORDED_TEMPLATE,
+            lang=lang,
+            activation=activation,
+            score=score,
+            signed=signed,
+            again=row.versions > 1,
+            version=version,
+            due=format_local_utc(due, zone, lang=lang),
+            soon=due <= now,
+        )

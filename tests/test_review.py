@@ -1,0 +1,298 @@
+"""The after-action review (SPEC, "After-action review"; issue 24): on `close` and on `review`,
+the review in Markdown, HTML and PDF with its figures and charts, in the record bundle with the
+checksums; participants asked for `feedback` by DM, their answers added to a new version at most
+once an hour; lessons (`log … --lesson`) become improvement actions that outlive the
+activation."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from datetime import timedelta
+
+import pytest
+import time_machine
+
+from bot.storage import review_store
+from bot.storage.models import TimerKind
+from tests.conftest import Cast, RunningBot
+from tests.matrix_people import Person, body
+from tests.support.desk import Desk
+from tests.support.reach import paged
+from tests.support.review import REF, START, Played, pdf_text, play
+from tests.support.rooms import DM, activation_room
+
+
+async def opened(desk: Desk) -> str:
+    """An activation with one page already out (the partner has a DM room); its room."""
+    return await paged(desk, "dg", "Warm-up")
+
+
+@pytest.fixture
+async def played(paging_desk: Desk) -> Played:
+    """The scripted activation (tests/support/review.py), closed."""
+    return await play(paging_desk)
+
+
+def group(figures: dict, kind: str, name: str) -> dict:
+    [found] = [g for g in figures[kind] if g["group"] == name]
+    return found
+
+
+# -- the figures, against what the script did -----------------------------------------------------
+
+
+async def test_the_time_from_activation_to_first_page(played: Played) -> None:
+    assert played.figures["first_page_s"] == 90
+    assert "Time from activation to first page: 1m30s" in played.markdown
+
+
+async def test_ack_latency_per_organisation_median_and_slowest(played: Played) -> None:
+    ercc = group(played.figures, "by_organisation", "ERCC")
+    nccn = group(played.figures, "by_organisation", "NCCN")
+    assert (ercc["paged"], ercc["acked"], ercc["median_s"], ercc["slowest_s"]) == (2, 2, 75, 120)
+    assert ercc["slowest"] == "Partner"
+    assert (nccn["paged"], nccn["acked"], nccn["median_s"], nccn["slowest"]) == (
+        2,
+        1,
+        300,
+        "Deputy",
+    )
+    assert "| ERCC | 2 | 2 | 1m15s | 2m (Partner) |" in played.markdown
+
+
+async def test_ack_latency_per_channel(played: Played) -> None:
+    matrix = group(played.figures, "by_channel", "matrix")
+    assert (matrix["acked"], matrix["median_s"], matrix["slowest_s"]) == (3, 120, 300)
+
+
+async def test_the_unreachable_person_and_the_channels_tried(played: Played) -> None:
+    [ghost] = played.figures["unreached"]
+    assert (ghost["name"], ghost["page"], ghost["state"]) == ("Ghost", "PG-1", "unreachable")
+    assert ghost["channels"] == ["matrix: delivered"]
+
+
+async def test_the_late_input_and_by_how_much(played: Played) -> None:
+    [late] = played.figures["inputs"]
+    assert (late["request"], late["name"], late["late_by_s"]) == ("RQ-1", "Dg", 300)
+    assert "RQ-1 Dg (ERCC): answered 5m late" in played.markdown
+
+
+async def test_the_late_action_and_the_open_one(played: Played) -> None:
+    done_late, still_open = played.figures["actions"]
+    assert (done_late["ref"], done_late["state"], done_late["late_by_s"]) == (
+        "A-1",
+        "done late",
+        600,
+    )
+    assert (still_open["ref"], still_open["state"]) == ("A-2", "open")
+
+
+async def test_round_attendance_per_run(played: Played) -> None:
+    first, second = played.figures["rounds"]
+    assert (first["reported"], first["expected"], first["missing"]) == (1, 2, ["Deputy"])
+    assert (second["reported"], second["expected"], second["missing"]) == (2, 2, [])
+
+
+async def test_the_level_history(played: Played) -> None:
+    assert [level for _at, level, _by in played.figures["levels"]] == ["monitoring", "full"]
+
+
+async def test_the_pdf_reads_back_with_the_same_figures(played: Played) -> None:
+    text = played.pdf_text()
+    assert re.search(r"Time from activation to first page\s+1m30s", text)
+    assert re.search(r"ERCC\s+2\s+2\s+1m15s\s+2m \(Partner\)", text)
+    assert re.search(r"NCCN\s+2\s+1\s+5m\s+5m \(Deputy\)", text)
+    assert "Ghost (NCCN), PG-1: unreachable" in text
+    assert re.search(r"RD-1 #1 .* 1 of 2\s+Deputy", text)
+
+
+async def test_the_review_and_its_charts_are_in_the_bundle_with_their_checksums(
+    paging_desk: Desk, played: Played
+) -> None:
+    manifest = paging_desk.file(played.room, f"{REF}-SHA256SUMS").decode()
+    listed = dict(reversed(line.split("  ")) for line in manifest.splitlines())
+    for suffix in (".md", ".html", ".pdf", "-figures.json", "-ack-latency.png", "-attendance.svg"):
+        name = f"{REF}-review-v1{suffix}"
+        assert listed[name] == hashlib.sha256(paging_desk.file(played.room, name)).hexdigest()
+
+
+async def test_charts_are_png_in_markdown_and_svg_in_html(
+    paging_desk: Desk, played: Played
+) -> None:
+    html = paging_desk.file(played.room, f"{REF}-review-v1.html").decode()
+    assert f"({REF}-review-v1-ack-latency.png)" in played.markdown
+    assert paging_desk.file(played.room, f"{REF}-review-v1-ack-latency.png")[:4] == b"\x89PNG"
+    assert html.count("<svg") == 2  # latency and attendance, inline
+
+
+# -- feedback -------------------------------------------------------------------------------------
+
+
+async def test_every_participant_is_asked_for_feedback_in_their_language(played: Played) -> None:
+    assert "6 participants asked for `feedback` by DM" in played.close
+
+
+async def test_a_participant_is_asked_in_their_language(paging_desk: Desk, played: Played) -> None:
+    [asked] = [
+        t for t in paging_desk.messenger.texts(paging_desk.dm_of("deputy")) if "FEEDBACK" in t
+    ]
+    assert "Hoe heeft het ICC tijdens deze activering met u samengewerkt?" in asked
+
+
+async def test_two_answers_make_a_new_version_anonymous_unless_signed(
+    paging_desk: Desk, played: Played
+) -> None:
+    desk = paging_desk
+    await desk.say("partner", desk.dm_of("partner"), "!icc feedback 4 Clear pages")
+    await desk.say("dg", desk.dm_of("dg"), "!icc feedback 2 Too many DMs --signed")
+    await desk.fire(TimerKind.REVIEW_REPOST)
+    text = pdf_text(desk.file(played.room, f"{REF}-review-v2.pdf"))
+    assert "2 of 6 asked, mean score 3.0 / 5" in text
+    assert "4/5 — Clear pages (anonymous)" in text
+    assert "2/5 — Too many DMs (Dg)" in text
+
+
+async def test_feedback_reposts_the_review_at_most_once_an_hour(
+    paging_desk: Desk, played: Played
+) -> None:
+    desk = paging_desk
+    with time_machine.travel(START + timedelta(hours=1, minutes=5), tick=False):
+        await desk.say("partner", desk.dm_of("partner"), "!icc feedback 4")
+        await desk.say("dg", desk.dm_of("dg"), "!icc feedback 3")
+    [timer] = await desk.armed(TimerKind.REVIEW_REPOST)
+    async with desk.services.db.session() as session:
+        [first] = await review_store.reviews(session, 1)
+    assert timer.due_at == first.posted_at + timedelta(hours=1)
+
+
+async def test_feedback_before_the_close_is_refused(paging_desk: Desk) -> None:
+    desk = paging_desk
+    await play(desk, close=False)
+    refused = await desk.ask("partner", desk.dm_of("partner"), f"!icc feedback 4 --on {REF}")
+    assert "not closed yet" in refused.body
+
+
+async def test_a_score_outside_1_to_5_is_refused(paging_desk: Desk, played: Played) -> None:
+    refused = await paging_desk.ask("partner", paging_desk.dm_of("partner"), "!icc feedback 7")
+    assert "from 1 (poor) to 5 (excellent)" in refused.body
+
+
+async def test_review_on_demand_posts_the_review_of_an_open_activation(
+    paging_desk: Desk,
+) -> None:
+    desk = paging_desk
+    room = await opened(desk)
+    reply = await desk.ask("lead", room, "!icc review")
+    assert f"{REF}-review-v1" in reply.body
+    assert "Time from activation to first page" in desk.file(room, f"{REF}-review-v1.md").decode()
+
+
+# -- lessons and improvement actions ---------------------------------------------------------------
+
+
+async def test_a_lesson_becomes_an_improvement_action_of_the_lead_due_in_14_days(
+    paging_desk: Desk,
+) -> None:
+    desk = paging_desk
+    room = await opened(desk)
+    reply = await desk.ask("member", room, "!icc log The ERCC number was outdated --lesson")
+    assert "Improvement action A-1 for Lead, due " in reply.body
+    [_remind, chase] = sorted(await desk.armed(TimerKind.ACTION_STEP), key=lambda t: t.due_at)
+    assert chase.key == "improve:A-1:chase"
+    assert 13.9 < (chase.due_at - chase.created_at).total_seconds() / 86400 < 14.1
+
+
+async def test_a_lessons_improvement_action_is_chased_after_the_close(paging_desk: Desk) -> None:
+    desk = paging_desk
+    room = await opened(desk)
+    await desk.say(
+        "member", room, "!icc log Update the ERCC number --lesson --owner partner --due 2h"
+    )
+    await desk.say("lead", room, "!icc close Drill over")
+    await desk.fire(TimerKind.ACTION_STEP, key=":chase")
+    dm = desk.dm_of("partner")
+    assert len([t for t in desk.messenger.texts(dm) if "ÉCHÉANCE — ACTION A-1" in t]) == 1
+
+
+async def test_an_ordinary_action_is_not_chased_after_the_close(paging_desk: Desk) -> None:
+    desk = paging_desk
+    room = await opened(desk)
+    await desk.say("member", room, "!icc action Call Paris --owner partner --due 2h")
+    await desk.say("lead", room, "!icc close Drill over")
+    assert not await desk.armed(TimerKind.ACTION_STEP)
+
+
+async def test_actions_improvement_lists_lessons_across_activations_even_closed(
+    paging_desk: Desk,
+) -> None:
+    desk = paging_desk
+    room = await opened(desk)
+    await desk.say("member", room, "!icc log Update the ERCC number --lesson --owner partner")
+    await desk.say("member", room, "!icc action Call Paris --owner partner --due 2h")
+    await desk.say("lead", room, "!icc close Drill over")
+    listed = await desk.ask("member", desk.room("member"), "!icc actions --improvement")
+    assert "A-1 Partner · ICC-2026-001" in listed.body
+    assert "A-2" not in listed.body
+
+
+async def test_an_improvement_action_is_done_after_the_close(paging_desk: Desk) -> None:
+    desk = paging_desk
+    room = await opened(desk)
+    await desk.say("member", room, "!icc log Update the ERCC number --lesson --owner partner")
+    await desk.say("lead", room, "!icc close Drill over")
+    done = await desk.ask("partner", desk.dm_of("partner"), "!icc done A-1 updated")
+    assert "✅ A-1 done" in done.body
+    assert not await desk.armed(TimerKind.ACTION_STEP)
+
+
+@pytest.mark.parametrize("text", ["--owner partner", "--due 2h"])
+async def test_owner_and_due_without_lesson_are_refused(paging_desk: Desk, text: str) -> None:
+    desk = paging_desk
+    room = await opened(desk)
+    refused = await desk.ask("member", room, f"!icc log Pumps arrived {text}")
+    assert "go with `--lesson`" in refused.body
+
+
+# -- through Synapse -------------------------------------------------------------------------------
+
+
+async def dm_text(person: Person, cast: Cast, text: str, dm: str | None = None) -> tuple[str, str]:
+    """(the DM room, the body of the bot's first message there containing `text`)."""
+    dm = dm or await person.join_invited(DM, timeout=20)
+    event = await person.wait_for(
+        dm, lambda e: text in body(e), sender=cast.bot.user_id, timeout=30
+    )
+    return dm, body(event)
+
+
+@pytest.mark.synapse
+async def test_a_lessons_improvement_action_is_chased_after_the_close_on_the_homeserver(
+    paging_bot: RunningBot, people: dict[str, Person], cast: Cast
+) -> None:
+    _ref, room = await activation_room(people, cast)
+    member, partner = people["member"], people["partner"]
+    await member.send(room, "!icc log Update the ERCC number --lesson --owner partner --due 8s")
+    dm, assigned = await dm_text(partner, cast, "ACTION A-")
+    ref = re.search(r"A-\d+", assigned).group(0)  # type: ignore[union-attr]
+    closed = await people["lead"].ask(room, "!icc close Drill over", cast.bot.user_id)
+    assert "After-action review" in body(closed)
+    await dm_text(partner, cast, f"ÉCHÉANCE — ACTION {ref}", dm)
+
+
+@pytest.mark.synapse
+async def test_close_posts_the_review_and_feedback_is_taken_on_the_homeserver(
+    paging_bot: RunningBot, people: dict[str, Person], cast: Cast
+) -> None:
+    ref, room = await activation_room(people, cast)
+    member, partner = people["member"], people["partner"]
+    await member.send(room, "!icc page partner Pumps needed --ack 30m")
+    dm, _page = await dm_text(partner, cast, "Pumps needed")
+    await partner.ask(dm, "!icc ack", cast.bot.user_id)
+    await people["lead"].ask(room, "!icc close Drill over", cast.bot.user_id)
+    await member.wait_for(
+        room, lambda e: body(e) == f"{ref}-review-v1.pdf", sender=cast.bot.user_id, timeout=30
+    )
+    await dm_text(partner, cast, "RETOUR D'EXPÉRIENCE", dm)
+    thanks = await partner.ask(dm, "!icc feedback 4 Clear pages", cast.bot.user_id)
+    assert f"votre retour sur {ref} (4/5) est enregistré, anonyme" in body(thanks)
