@@ -392,7 +392,10 @@ def check_message(sent: Recorded, context: str) -> None:
     )
 
 
-INJECTED_TAGS = {"script", "img", "iframe", "svg", "object", "embed", "style", "link"}
+# Not `svg` nor `style`: the after-action review's HTML draws its charts as inline SVG with their
+# own style; markup someone typed still shows by these tags, or by an on… handler, a javascript:
+# value or the payloads' data-fz attribute on any element, svg included.
+INJECTED_TAGS = {"script", "img", "iframe", "object", "embed", "link"}
 
 
 def injected_markup(html: str) -> list[str]:
