@@ -198,14 +198,16 @@ class App:
         return job in done and not job.cancelled() and job.exception() is None
 
     async def _start_web(self, services: Services) -> None:
-        """The web endpoint, when people are given links to it (ICC_PUBLIC_URL); inbound SMS on it
-        when they are read (ICC_SMS_SECRET)."""
+        """The web endpoint, when people are given links to it (ICC_PUBLIC_URL): acknowledgement
+        links, situation boards, and inbound SMS when they are read (ICC_SMS_SECRET)."""
         settings = self.settings
         if not settings.public_url:
             return
         host, port = settings.web_addr
         sms = services.sms_replies if settings.sms_replies else None
-        self.web = WebServer(host, port, services.links, services.renderer, sms=sms)
+        self.web = WebServer(
+            host, port, services.links, services.renderer, sms=sms, boards=services.boards
+        )
         await self.web.start()
 
     async def _start_ops(self, db: Database, leadership: Leadership) -> None:

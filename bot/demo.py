@@ -97,8 +97,15 @@ async def _serve(
 
     async def welcome_when_ready() -> None:
         await app.ready.wait()
+        assert app.services is not None
+        boards = await app.services.boards.console_links()
         _print_welcome(
-            server, state, people, settings.command_prefix, settings.data_dir.parent / "mail"
+            server,
+            state,
+            people,
+            settings.command_prefix,
+            settings.data_dir.parent / "mail",
+            boards,
         )
 
     welcome = asyncio.create_task(welcome_when_ready())
@@ -177,6 +184,7 @@ def _print_welcome(
     people: dict[str, dict[str, Any]],
     prefix: str,
     mail_dir: Path,
+    boards: list[tuple[str, str]],
 ) -> None:
     lines = [
         "",
@@ -197,6 +205,13 @@ def _print_welcome(
         "  E-mails (a page not acknowledged on Matrix within 1m goes on by e-mail to those whose",
         "  directory entry says so, e.g. emb-fr; at once to emb-de, who is not on Matrix) are",
         f"  logged and kept in {mail_dir}/.",
+        "  Live situation boards (open in a browser; every change shows within 2 s):",
+        *[f"    {ref:<16} {url}" for ref, url in boards],
+        *(
+            []
+            if boards
+            else [f"    none yet: in an activation's room, `{prefix} board` DMs you its link"]
+        ),
         f"  Then type `{prefix} help` in your room. Ctrl-C stops bot and homeserver.",
         "",
     ]

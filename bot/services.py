@@ -38,6 +38,7 @@ from bot.review.review import Reviews
 from bot.rota.duty import Duty
 from bot.rounds.runs import Rounds
 from bot.runtime.layers import Layers
+from bot.situation_board.boards import Boards
 from bot.storage.models import ActivationRow, TimerKind
 
 
@@ -68,6 +69,7 @@ class Services(Layers):
     mail_replies: MailReplies
     sms_replies: SmsReplies
     reviews: Reviews
+    boards: Boards
 
     @property
     def directory(self) -> Directory:
@@ -173,4 +175,5 @@ def build_services(layers: Layers, registry: Registry) -> Services:
         mail_replies=MailReplies(**given(MailReplies), answers=answers),
         sms_replies=SmsReplies(**given(SmsReplies), answers=answers),
         reviews=reviews,
+        boards=Boards(**given(Boards), activations=activations, direct=direct),
     )

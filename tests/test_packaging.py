@@ -97,6 +97,7 @@ async def test_demo_runs_answers_and_restarts(tmp_path: Path) -> None:
         assert "INFO" not in welcome  # the instructions come last, not lost in start-up lines
         assert f"{data_dir / 'demo' / 'mail'}/" in welcome  # where the e-mails are
         assert "web endpoint on http://127.0.0.1:" in output  # where its links lead
+        assert "board` DMs you its link" in welcome  # no activation yet: how to get a board
         state = json.loads((data_dir / "demo" / "demo.json").read_text())
         homeserver = next(line.split()[1] for line in output.splitlines() if "Homeserver:" in line)
         rooms = state["rooms"]

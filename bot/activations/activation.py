@@ -25,6 +25,7 @@ from bot.timeutil import format_local_utc, load_zone
 
 if TYPE_CHECKING:
     from bot.directory.keeper import DirectoryKeeper
+    from bot.runtime.changes import Changes
     from bot.settings import Settings
     from bot.storage.db import Database
 
@@ -85,6 +86,7 @@ class Activations:
     settings: Settings
     db: Database
     keeper: DirectoryKeeper
+    changes: Changes
 
     @property
     def marker(self) -> str:
@@ -139,7 +141,9 @@ class Activations:
         **fields: object,
     ) -> LogEntryRow:
         """One logbook entry, written in the caller's transaction: in the same commit as the
-        change it records, so the logbook never disagrees with the state."""
+        change it records, so the logbook never disagrees with the state. Every state change is
+        logged, so this is where the activation's followers hear of it (its live board)."""
+        self.changes.after_commit(session, activation.id)
         return await chain.append(
             session,
             activation,
@@ -164,6 +168,7 @@ class Activations:
         entries: list[tuple[str, str, dict[str, Any]]],
     ) -> None:
         """Several (kind, text, data) entries by one author, in order, in one write."""
+        self.changes.after_commit(session, activation.id)
         role = self._role(author)
         drafts = [chain.Draft(kind, text, author, role, data=data) for kind, text, data in entries]
         await chain.append_many(session, activation, drafts)

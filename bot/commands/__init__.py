@@ -15,6 +15,7 @@ from bot.commands import playbooks as playbooks_commands
 from bot.commands import replies as replies_commands
 from bot.commands import review as review_commands
 from bot.commands import rounds as rounds_commands
+from bot.commands import situation_board as situation_board_commands
 
 
 def all_families() -> list[CommandFamily]:
@@ -30,6 +31,7 @@ def all_families() -> list[CommandFamily]:
         rounds_commands.commands,
         duty_commands.commands,
         review_commands.commands,
+        situation_board_commands.commands,
         replies_commands.commands,
     ]
 

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from bot.activations.activation import Activations
     from bot.matrix.send import Messenger
     from bot.render import Renderer
+    from bot.runtime.changes import Changes
     from bot.runtime.tasks import KeyedLocks
     from bot.storage.db import Database
 
@@ -41,6 +42,7 @@ class Board:
     renderer: Renderer
     messenger: Messenger
     locks: KeyedLocks
+    changes: Changes
     activations: Activations
 
     async def listing(self, room_id: str, ref: str | None) -> tuple[Message, ActivationRow]:
@@ -76,6 +78,7 @@ class Board:
     async def post(self, page: PageRow, activation: ActivationRow, reply_to: str | None) -> None:
         """The page's status message in the activation room, posted once, then edited; a reply
         to the command that paged (none for a page a playbook sent)."""
+        self.changes.changed(activation.id)  # delivered: the live board follows
         async with self.locks(f"board:{page.id}"):
             if page.board_event_id:
                 return
@@ -93,6 +96,7 @@ class Board:
 
     async def refresh(self, page: PageRow, activation: ActivationRow) -> None:
         """Edit the board to show the page as it stands; calls made together share one edit."""
+        self.changes.changed(activation.id)  # and the live situation board, at once
         await self.locks.coalesce(f"board:{page.id}", lambda: self._edit(page, activation))
 
     async def _edit(self, page: PageRow, activation: ActivationRow) -> None:

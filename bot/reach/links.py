@@ -28,20 +28,31 @@ if TYPE_CHECKING:
 LABEL = b"icc-bot ack link v1"
 
 
+def derived_key(settings: Settings, label: bytes) -> bytes:
+    """The key of one kind of link (`label`), from the bot's own secret: each kind has its own,
+    so a token made for one kind (an acknowledgement) never opens another (a situation board)."""
+    return _derived(settings.store_key or settings.password or settings.access_token or "", label)
+
+
 def link_key(settings: Settings) -> bytes:
-    return _derived(settings.store_key or settings.password or settings.access_token or "")
+    return derived_key(settings, LABEL)
 
 
-@functools.lru_cache(maxsize=4)
-def _derived(secret: str) -> bytes:
-    """The links' key from the bot's secret, derived once: a page's e-mails each need it."""
-    return hmac.new(secret.encode(), LABEL, hashlib.sha256).digest()
+@functools.lru_cache(maxsize=8)
+def _derived(secret: str, label: bytes) -> bytes:
+    """A links' key from the bot's secret, derived once: a page's e-mails each need it."""
+    return hmac.new(secret.encode(), label, hashlib.sha256).digest()
+
+
+def mac(key: bytes, message: str) -> str:
+    """The signature of `message` under `key`, as a link carries it (144 bits, URL-safe)."""
+    digest = hmac.new(key, message.encode(), hashlib.sha256).digest()[:18]
+    return base64.urlsafe_b64encode(digest).decode().rstrip("=")
 
 
 def sign(key: bytes, target_id: int) -> str:
     """The token for a person's row on a page."""
-    mac = hmac.new(key, f"ack:{target_id}".encode(), hashlib.sha256).digest()[:18]
-    return f"{target_id}.{base64.urlsafe_b64encode(mac).decode().rstrip('=')}"
+    return f"{target_id}.{mac(key, f'ack:{target_id}')}"
 
 
 def verify(key: bytes, token: str) -> int | None:

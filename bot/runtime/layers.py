@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any
 
+from bot.runtime.changes import Changes
 from bot.runtime.tasks import KeyedLocks
 
 if TYPE_CHECKING:
@@ -34,6 +35,7 @@ class Layers:
     scheduler: Scheduler
     metrics: Metrics
     locks: KeyedLocks = field(default_factory=KeyedLocks)
+    changes: Changes = field(default_factory=Changes)  # which activations changed (the board)
 
     def given(self, capability: type[Any]) -> dict[str, Any]:
         """The layers `capability` declares as fields, as keywords for building it:

@@ -378,6 +378,19 @@ class ActionRow(Referenced, Keyed, table=True):
         return self.status == ActionStatus.OPEN and self.due_at is not None and now >= self.due_at
 
 
+class SituationBoardRow(SQLModel, table=True):
+    """An activation's live situation board: which generation of its links opens it. A link is
+    signed with the epoch it was given under; `board revoke` moves the epoch on, and every link
+    given before stops working. No row: epoch 0, nothing revoked yet."""
+
+    __tablename__ = "situation_board"
+
+    activation_id: int = Field(foreign_key="activation.id", primary_key=True)
+    epoch: int = 0
+    revoked_at: datetime | None = utc_column(nullable=True)
+    revoked_by: str | None = Field(default=None, max_length=255)
+
+
 class InputRequestRow(Referenced, Keyed, table=True):
     """An input request (`RQ-<id>`): a question to partners, answered by direct message."""
 

@@ -2,8 +2,10 @@
 
 `GET /ack/<token>` shows whom and what a link acknowledges, with a button; only the button's
 `POST` acknowledges — mail scanners and link previews open links, and must not acknowledge for
-the person. Pages are rendered from templates, carry no script, and forbid everything a strict
+the person. Its pages are rendered from templates, carry no script, and forbid everything a strict
 Content-Security-Policy can forbid; nothing needs a cookie.
+
+`GET /board/<token>` and its `/events` are the live situation board (`bot.web.board`).
 
 `POST /sms/inbound` takes the SMS gateway's deliveries when inbound SMS are read
 (`ICC_SMS_SECRET`; `bot.reach.sms` says what they carry and how they are signed): 401 for a
@@ -19,11 +21,13 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 from bot.timeutil import format_local_utc, load_zone
+from bot.web.board import BoardPages
 
 if TYPE_CHECKING:
     from bot.reach.links import AckLinks, LinkView
     from bot.reach.sms import SmsReplies
     from bot.render import Renderer
+    from bot.situation_board.boards import Boards
 
 log = logging.getLogger(__name__)
 
@@ -45,10 +49,13 @@ class WebServer:
         renderer: Renderer,
         *,
         sms: SmsReplies | None = None,
+        boards: Boards | None = None,
     ) -> None:
-        """`sms`: where inbound SMS go, or None when they are not read (no route for them)."""
+        """`sms`: where inbound SMS go, or None when they are not read (no route for them);
+        `boards`: the situation boards, or None for none."""
         self._host, self._port = host, port
         self._links, self._renderer, self._sms = links, renderer, sms
+        self.boards = BoardPages(boards, renderer) if boards is not None else None
         self._runner: web.AppRunner | None = None
         self.port = port  # the bound port once started (port 0 picks a free one)
 
@@ -58,6 +65,8 @@ class WebServer:
         app.router.add_post("/ack/{token}", self._acknowledge)
         if self._sms is not None:
             app.router.add_post("/sms/inbound", self._inbound_sms)
+        if self.boards is not None:
+            self.boards.add_routes(app)
         return app
 
     async def start(self) -> None:

@@ -23,9 +23,10 @@ async def paged(desk: Desk, targets: str, text: str, *, tlp: str = "") -> str:
 
 @asynccontextmanager
 async def web_endpoint(desk: Desk, **options: Any) -> AsyncIterator[str]:
-    """The bot's web endpoint on a loopback port (`options` as WebServer takes them); its base
-    URL."""
+    """The bot's web endpoint on a loopback port (`options` as WebServer takes them; the
+    situation boards unless `boards=None`); its base URL."""
     services = desk.services
+    options.setdefault("boards", services.boards)
     server = WebServer("127.0.0.1", 0, services.links, services.renderer, **options)
     await server.start()
     try:
