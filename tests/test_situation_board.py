@@ -216,6 +216,18 @@ async def test_the_page_allows_only_its_own_script_and_style_and_sets_no_cookie(
     assert response.headers["Referrer-Policy"] == "no-referrer"
 
 
+async def test_typed_text_is_shown_as_text_never_as_html(board_desk: Desk, web: str) -> None:
+    desk = board_desk
+    typed = '<img src="https://evil.example/x.png"> {{ 7*7 }} <script>alert(1)</script>'
+    room = await paged(desk, "partner", typed)
+    path = await board_path(desk, room)
+    async with aiohttp.ClientSession() as http, http.get(web + path) as response:
+        page = await response.text()
+    assert "&lt;img src=&#34;https://evil.example/x.png&#34;&gt; {{ 7*7 }}" in page
+    assert "<img" not in page
+    assert "alert(1)</script>" not in page
+
+
 # -- live, over server-sent events ------------------------------------------------------------------
 
 

@@ -41,6 +41,7 @@ from bot.timeutil import format_duration, format_local_utc, load_zone
 PAGES_SHOWN = 4  # the newest pages; `pages` lists them all
 PEOPLE_SHOWN = 24  # on a bigger page, those who have not acknowledged (and a count of the rest)
 REQUESTS_SHOWN = 5
+ACTIONS_SHOWN = 12  # the open ones, overdue first; `actions` lists them all
 LOG_SHOWN = 10
 SITREP_POINTS = 5  # of its key points; the whole sitrep opens under them
 TEXT_CHARS = 240  # a page's or an entry's text, cut beyond this on the board
@@ -118,7 +119,10 @@ def shape(rows: Rows, *, directory: Directory, clock: Clock, marker: str) -> dic
         "older_pages": max(0, len(rows.pages) - PAGES_SHOWN),
         "chart": latency_chart(_latencies(rows.pages)),
         "requests": _requests(rows.requests, clock),
-        "actions": _actions(rows.actions, directory, clock),
+        "actions": _actions(rows.actions, directory, clock)[:ACTIONS_SHOWN],
+        "more_actions": max(
+            0, sum(1 for a in rows.actions if a.status == ActionStatus.OPEN) - ACTIONS_SHOWN
+        ),
         "done_actions": sum(1 for a in rows.actions if a.status == ActionStatus.DONE),
         "rounds": [_round(series, clock) for series in rows.rounds],
         "sitrep": _sitrep(rows.sitrep, names, clock),
