@@ -17,6 +17,7 @@ from datetime import datetime
 from pathlib import Path
 
 from bench import (
+    bench_board,
     bench_directory,
     bench_email,
     bench_escalation,
@@ -43,6 +44,7 @@ BENCHES: dict[str, Measure] = {
     "directory": bench_directory.measure,  # type: ignore[dict-item]
     "rota": bench_rota.measure,
     "email": bench_email.measure,  # type: ignore[dict-item]
+    "board": bench_board.measure,
 }
 
 

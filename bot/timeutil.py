@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime, timedelta
+from functools import cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from babel.dates import format_skeleton, get_timezone_location
@@ -80,8 +81,14 @@ def format_local_utc(
     utc = moment.astimezone(UTC)
     locale = _DATE_LOCALE.get(lang, lang)
     prefix = f"{format_skeleton('MMMEd', local, locale=locale)} " if with_date else ""
-    city = get_timezone_location(zone, locale=lang, return_city=True)
-    return f"{prefix}{local:%H:%M} {city} ({utc:%H:%M}Z)"
+    return f"{prefix}{local:%H:%M} {_city(zone, lang)} ({utc:%H:%M}Z)"
+
+
+@cache
+def _city(zone: ZoneInfo, lang: str) -> str:
+    """The zone's city in `lang` (the CLDR's, through Babel: ~30 µs a look-up, and a page's
+    board or a situation board names hundreds of times)."""
+    return str(get_timezone_location(zone, locale=lang, return_city=True))
 
 
 _CLOCK = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")

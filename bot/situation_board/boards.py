@@ -8,12 +8,15 @@ activation is not closed and until a lead revokes the links given so far.
 Every viewer of one activation in one time zone shares one rendering (`Shown`), renewed when the
 activation has changed since (`bot.runtime.changes`) or a minute has passed (ages, overdue
 marks): fifty boards on a wall, a desk and phones during a page to hundreds cost one read and
-one rendering per change that they see, not fifty.
+one rendering per change that they see, not fifty; and never more than a quarter of the bot's
+time (`GAP`, `PACE`), so that a storm of acks slows the boards a little, not the bot.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -46,6 +49,11 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 KEPT = 64  # renderings kept (activation × zone); the oldest goes first
+# An open board is rendered again no sooner than `GAP` seconds, nor than `PACE` times its last
+# rendering took, after it: however fast an activation changes (an ack storm), its boards take
+# a small share of the bot's time (a quarter at most), and show each change a little later when
+# the bot is busy, never not at all.
+GAP, PACE = 0.5, 3.0
 
 
 @dataclass(frozen=True)
@@ -58,6 +66,12 @@ class Shown:
     running: bool  # not closed: its links work
     title: str
     html: Markup
+    ready_at: float = 0.0  # (monotonic) no rendering again before, whatever changes (`PACE`)
+
+    def usable(self, wanted: int, following: bool) -> bool:
+        """Rendered since change `wanted`; or, for a board following its activation, too
+        recently to render again (it sees it is behind, and asks again shortly)."""
+        return self.version >= wanted or (following and time.monotonic() < self.ready_at)
 
     def opens(self, link: BoardLink) -> bool:
         """Whether `link` (signature checked) opens this board: given under the current epoch,
@@ -176,18 +190,26 @@ class Boards:
         board's to say: `Shown.opens`)."""
         return read_token(self.settings, token)
 
-    async def shown(self, activation_id: int, zone: ZoneInfo) -> Shown | None:
+    async def shown(
+        self, activation_id: int, zone: ZoneInfo, *, following: bool = False
+    ) -> Shown | None:
         """The activation's board in `zone`, rendered since its latest change (or shared with
-        whoever rendered it since); None for an activation that does not exist."""
+        whoever rendered it since); None for an activation that does not exist. `following`:
+        for a board already open, which may get the last rendering a moment longer while the
+        bot is busy (`PACE`); a board that opens gets the activation as it stands."""
         wanted = self.changes.version(activation_id)
         minute = utcnow().replace(second=0, microsecond=0)
         key = (activation_id, zone.key)
         async with self.locks(f"situation-board:{activation_id}:{zone.key}"):
             cached = self._shown.get(key)
-            if cached is not None and cached.version >= wanted and cached.minute == minute:
+            if cached is not None and cached.minute == minute and cached.usable(wanted, following):
                 return cached
             version = self.changes.version(activation_id)  # before reading: later ones follow
+            began = time.monotonic()
             fresh = await self._render(activation_id, zone, version)
+            if fresh is not None:
+                took = time.monotonic() - began
+                fresh = dataclasses.replace(fresh, ready_at=began + max(GAP, took * (1 + PACE)))
             if fresh is not None:
                 self._shown[key] = fresh
                 self._shown.move_to_end(key)

@@ -54,8 +54,10 @@ class Rows:
     activation: ActivationRow
     epoch: int
     history: list[LevelChange]
-    pages: list[tuple[PageRow, list[PageTargetRow]]]
+    pages: list[tuple[PageRow, list[PageTargetRow]]]  # the newest, newest first
+    page_count: int
     tries: dict[int, list[PageAttemptRow]]
+    ack_times: list[tuple[str, datetime | None, datetime | None]]  # everyone paged
     requests: list[RequestState]
     actions: list[ActionRow]
     rounds: list[RoundSeriesRow]
@@ -64,16 +66,22 @@ class Rows:
 
 
 async def read_rows(session: AsyncSession, activation_id: int) -> Rows | None:
+    """The activation's board, read in a dozen queries whatever its size: the people of the
+    pages shown only, the latency chart's numbers as bare columns."""
     activation = await activation_store.by_id(session, activation_id)
     if activation is None:
         return None
-    pages = await pages_store.pages_with_targets(session, activation_id)
+    newest = await store.newest_pages(session, activation_id, PAGES_SHOWN)
+    people = await store.targets_of(session, [page.id for page in newest])
+    everyone = [row for rows in people.values() for row in rows]
     return Rows(
         activation=activation,
         epoch=await store.epoch(session, activation_id),
         history=await level_history(session, activation),
-        pages=pages,
-        tries=await pages_store.tries_by_row(session, [r for _page, rows in pages for r in rows]),
+        pages=[(page, people[page.id]) for page in newest],
+        page_count=await store.count_pages(session, activation_id) if newest else 0,
+        tries=await pages_store.tries_by_row(session, everyone),
+        ack_times=await store.ack_times(session, activation_id) if newest else [],
         requests=await request_states(session, activation_id),
         actions=await action_store.of_activation(session, activation_id),
         rounds=await round_store.scheduled_for_activation(session, activation_id),
@@ -113,11 +121,9 @@ def shape(rows: Rows, *, directory: Directory, clock: Clock, marker: str) -> dic
         "opened": clock.dated(activation.opened_at),
         "age": format_duration(now - activation.opened_at),
         "history": [{"level": h.level, "at": clock.at(h.at)} for h in rows.history],
-        "pages": [_page(page, people, rows.tries, clock) for page, people in rows.pages[::-1]][
-            :PAGES_SHOWN
-        ],
-        "older_pages": max(0, len(rows.pages) - PAGES_SHOWN),
-        "chart": latency_chart(_latencies(rows.pages)),
+        "pages": [_page(page, people, rows.tries, clock) for page, people in rows.pages],
+        "older_pages": max(0, rows.page_count - len(rows.pages)),
+        "chart": latency_chart(_latencies(rows.ack_times)),
         "requests": _requests(rows.requests, clock),
         "actions": _actions(rows.actions, directory, clock)[:ACTIONS_SHOWN],
         "more_actions": max(
@@ -157,21 +163,20 @@ def _page(
 ) -> dict[str, Any]:
     backups = {r.covers: r for r in rows if r.covers}
     units = [r for r in rows if not r.covers]
-    answered = [r for r in units if r.acked_at or _acked(backups.get(r.handle))]
-    people = [_person(r, backups.get(r.handle), tries, clock) for r in units]
-    shown = people
-    if len(people) > PEOPLE_SHOWN:  # a page to hundreds: who still matters, and a count
-        shown = [p for p in people if p["state"] != "acked"][:PEOPLE_SHOWN]
+    answered = sum(1 for r in units if r.acked_at or _acked(backups.get(r.handle)))
+    shown = units
+    if len(units) > PEOPLE_SHOWN:  # a page to hundreds: who still matters, and a count
+        shown = [r for r in units if _state(r) != "acked"][:PEOPLE_SHOWN]
     return {
         "ref": page.ref,
         "kind": page.kind,
         "text": _cut(page.text),
         "urgent": page.urgent,
         "sent": clock.at(page.created_at),
-        "acked": len(answered),
+        "acked": answered,
         "total": len(units),
-        "people": shown,
-        "hidden": len(people) - len(shown),
+        "people": [_person(r, backups.get(r.handle), tries, clock) for r in shown],
+        "hidden": len(units) - len(shown),
     }
 
 
@@ -191,34 +196,54 @@ ACK_CHANNEL = {
 CHANNEL_NAMES = {"matrix": "Matrix", "email": "e-mail", "sms": "SMS"}
 
 
+def _state(row: PageTargetRow) -> str:
+    """The furthest a person's page got."""
+    if row.acked_at:
+        return "acked"
+    if row.declined_at:
+        return "declined"
+    if row.unreachable_at:
+        return "unreachable"
+    if row.escalated_at:
+        return "escalated"
+    if row.seen_at:
+        return "seen"
+    if row.delivered_at:
+        return "delivered"
+    return "failed" if row.send_error else "sending"
+
+
 def _person(
     row: PageTargetRow,
     backup: PageTargetRow | None,
     tries: dict[int, list[PageAttemptRow]],
     clock: Clock,
 ) -> dict[str, Any]:
-    """One person's line: their state (the furthest it got), what it says, and each channel the
-    bot tried them on with what came of it."""
-    if row.acked_at:
+    """One person's line: their state, what it says, and each channel the bot tried them on
+    with what came of it."""
+    state = _state(row)
+    if state == "acked":
+        assert row.acked_at is not None
         latency = format_duration(row.acked_at - (row.delivered_at or row.acked_at))
         how = ACK_CHANNEL.get(row.ack_how or "", row.ack_how or "")
-        state, label = "acked", f"acknowledged in {latency} ({how})"
+        label = f"acknowledged in {latency} ({how})"
         if row.ack_withdrawn_at:
             label += f"; ✅ withdrawn {clock.at(row.ack_withdrawn_at)}, the ack stands"
-    elif row.declined_at:
-        state, label = "declined", f"unable: {row.declined_reason or ''}"
-    elif row.unreachable_at:
-        state, label = "unreachable", f"unreachable since {clock.at(row.unreachable_at)}"
-    elif row.escalated_at:
-        state, label = "escalated", f"escalated to their backup {clock.at(row.escalated_at)}"
-    elif row.seen_at:
-        state, label = "seen", f"seen {clock.at(row.seen_at)}; ack by {clock.at(row.deadline)}"
-    elif row.delivered_at:
-        state, label = "delivered", f"delivered; ack by {clock.at(row.deadline)}"
-    elif row.send_error:
-        state, label = "failed", "not delivered"
+    elif state == "declined":
+        label = f"unable: {row.declined_reason or ''}"
+    elif state == "unreachable":
+        assert row.unreachable_at is not None
+        label = f"unreachable since {clock.at(row.unreachable_at)}"
+    elif state == "escalated":
+        assert row.escalated_at is not None
+        label = f"escalated to their backup {clock.at(row.escalated_at)}"
+    elif state == "seen":
+        assert row.seen_at is not None
+        label = f"seen {clock.at(row.seen_at)}; ack by {clock.at(row.deadline)}"
+    elif state == "delivered":
+        label = f"delivered; ack by {clock.at(row.deadline)}"
     else:
-        state, label = "sending", "sending"
+        label = "not delivered" if state == "failed" else "sending"
     channels = []
     if row.event_id or row.send_error or not tries.get(row.id):
         matrix = "failed" if row.send_error and not row.event_id else "sent"
@@ -242,16 +267,17 @@ def _person(
     }
 
 
-def _latencies(pages: list[tuple[PageRow, list[PageTargetRow]]]) -> list[OrganisationLatency]:
+def _latencies(
+    ack_times: list[tuple[str, datetime | None, datetime | None]],
+) -> list[OrganisationLatency]:
     """Per organisation (as paged, by name), each acknowledgement's latency from delivery."""
     paged: dict[str, int] = {}
     latencies: dict[str, list[float]] = {}
-    for _page, rows in pages:
-        for row in rows:
-            paged[row.organisation] = paged.get(row.organisation, 0) + 1
-            found = latencies.setdefault(row.organisation, [])
-            if row.acked_at is not None and row.delivered_at is not None:
-                found.append(max(0.0, (row.acked_at - row.delivered_at).total_seconds()))
+    for organisation, delivered, acked in ack_times:
+        paged[organisation] = paged.get(organisation, 0) + 1
+        found = latencies.setdefault(organisation, [])
+        if acked is not None and delivered is not None:
+            found.append(max(0.0, (acked - delivered).total_seconds()))
     return [OrganisationLatency(name, latencies[name], paged[name]) for name in sorted(paged)]
 
 

@@ -9,7 +9,8 @@ bot (`connect-src 'self'`) and nothing sets or needs a cookie.
 An open board's stream sends the board as it stands as soon as it connects (so one that dropped
 catches up when EventSource reconnects), then again after each change of its activation: it
 wakes on the change, lets what else changes in that moment land (`SETTLE`), and sends the board
-as rendered then — a storm of three hundred acks is a few updates a second, not three hundred.
+as rendered then — a storm of three hundred acks is a few updates a second, not three hundred;
+at most two a second, and fewer while the bot is busy (`bot.situation_board.boards.PACE`).
 Between changes a comment line every `HEARTBEAT` seconds keeps proxies from closing it, and the
 board is renewed each minute (ages, overdue marks). A revocation or the activation's closing
 sends `gone`, and the stream ends.
@@ -129,13 +130,14 @@ class BoardPages:
                     return
                 await response.write(sse_event("board", shown.html, shown.version))
                 sent = shown
-            else:
-                await response.write(b": still here\n\n")
-            await changes.wait(link.activation_id, shown.version, at_most=HEARTBEAT)
-            await asyncio.sleep(SETTLE)
-            fresh = await self._boards.shown(link.activation_id, zone)
+            version = await changes.wait(link.activation_id, shown.version, at_most=HEARTBEAT)
+            if version != shown.version:  # changed (or a rendering not caught up yet)
+                await asyncio.sleep(SETTLE)
+            fresh = await self._boards.shown(link.activation_id, zone, following=True)
             if fresh is None:
                 return
+            if fresh is sent and version == shown.version:
+                await response.write(b": still here\n\n")  # quiet: the stream stays open
             shown = fresh
 
     async def _open(self, request: web.Request) -> tuple[BoardLink | None, Shown | None, ZoneInfo]:
