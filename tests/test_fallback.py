@@ -196,6 +196,8 @@ async def test_the_link_shows_the_page_and_only_its_button_acknowledges(
             assert "réception de PG-1 accusée le" in await again.text()
         async with http.post(web + path.replace("/ack/1.", "/ack/2.")) as forged:
             assert forged.status == 404
+        async with http.get(web + "/ack/%C2%B2.x") as odd:  # a digit int() refuses: `²`
+            assert odd.status == 404
     await desk.fire(TimerKind.PAGE_FALLBACK)
     assert len(smtp.to(PARTNER_MAIL)) == 1
 

@@ -58,8 +58,8 @@ def sign(key: bytes, target_id: int) -> str:
 def verify(key: bytes, token: str) -> int | None:
     """The row a token stands for, or None for a token the bot did not make."""
     number, _, _mac = token.partition(".")
-    if not number.isdigit() or len(token) > 64:
-        return None
+    if not (number.isascii() and number.isdigit()) or len(token) > 64:
+        return None  # int() refuses other digits (`²`): an answer, not an error
     target_id = int(number)
     return target_id if hmac.compare_digest(sign(key, target_id), token) else None
 
