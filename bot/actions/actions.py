@@ -228,22 +228,9 @@ class Actions:
     async def improvements(self, which: str, *, sender: str, role: Role) -> Message:
         """`actions --improvement`: the lessons' improvement actions of every activation, open
         or closed (open by default; `mine`, `overdue`, `all` as for `actions`)."""
-        if which not in WHICH:
-            raise UserError(f"`{which}`: say one of {', '.join(WHICH)}.")
         async with self.db.session() as session:
-            actions = await store.improvements(session)
-            refs = {
-                a.activation_id: (await activation_store.by_id(session, a.activation_id))
-                for a in actions
-            }
-        mine = self._handle_of(sender)
-        if not role.allows(Role.MEMBER) or which == "mine":
-            actions = [a for a in actions if mine in a.owners]
-        now = utcnow()
-        if which == "overdue":
-            actions = [a for a in actions if a.overdue(now)]
-        elif which != "all":
-            actions = [a for a in actions if a.status == ActionStatus.OPEN]
+            actions = self._chosen(await store.improvements(session), which, sender, role)
+            refs = await activation_store.by_ids(session, [a.activation_id for a in actions])
         return self.renderer.render(
             "improvements",
             which=which,
@@ -254,19 +241,10 @@ class Actions:
 
     async def listing(self, room_id: str, which: str, *, sender: str, role: Role) -> Message:
         """`actions [open|mine|overdue|all]` in an activation's room; a partner sees their own."""
-        if which not in WHICH:
-            raise UserError(f"`{which}`: say one of {', '.join(WHICH)}.")
         activation = await self.activations.resolve(room_id, None)
         async with self.db.session() as session:
             actions = await store.of_activation(session, activation.id)
-        mine = self._handle_of(sender)
-        if not role.allows(Role.MEMBER) or which == "mine":
-            actions = [a for a in actions if mine in a.owners]
-        now = utcnow()
-        if which == "overdue":
-            actions = [a for a in actions if a.overdue(now)]
-        elif which != "all":
-            actions = [a for a in actions if a.status == ActionStatus.OPEN]
+        actions = self._chosen(actions, which, sender, role)
         return self.renderer.render(
             "actions",
             activation=activation,
@@ -411,6 +389,22 @@ class Actions:
         """What the templates show of an action, its times in the reader's zone."""
         zone = person.zone if person else self.activations.settings.timezone
         return action_view(action, self.keeper.current, zone, lang)
+
+    def _chosen(
+        self, actions: list[ActionRow], which: str, sender: str, role: Role
+    ) -> list[ActionRow]:
+        """The actions `which` asks for (open, mine, overdue, all); a partner's own only."""
+        if which not in WHICH:
+            raise UserError(f"`{which}`: say one of {', '.join(WHICH)}.")
+        if not role.allows(Role.MEMBER) or which == "mine":
+            mine = self._handle_of(sender)
+            actions = [a for a in actions if mine in a.owners]
+        if which == "overdue":
+            now = utcnow()
+            return [a for a in actions if a.overdue(now)]
+        if which == "all":
+            return actions
+        return [a for a in actions if a.status == ActionStatus.OPEN]
 
     @staticmethod
     def _prefix(activation: ActivationRow, action: ActionRow) -> str:
