@@ -22,6 +22,9 @@ from bot.matrix.send import encryption_state
 EventPredicate = Callable[[dict[str, Any]], bool]
 
 
+TIMELINE = {"room": {"timeline": {"limit": 100}}}
+
+
 class Person:
     """One logged-in user. Keeps every timeline event it has seen, per room, in order."""
 
@@ -53,7 +56,11 @@ class Person:
         await self.client.close()
 
     async def sync(self, timeout_ms: int = 500) -> None:
-        response = await self.client.sync(timeout=timeout_ms, since=self._since)
+        """Read what is new; up to 100 events a room, where Synapse's default of 10 would leave a
+        gap after a burst (a close posts a dozen messages and files at once)."""
+        response = await self.client.sync(
+            timeout=timeout_ms, since=self._since, sync_filter=TIMELINE
+        )
         if isinstance(response, SyncError):
             raise RuntimeError(f"sync failed: {response.message}")
         self._since = response.next_batch

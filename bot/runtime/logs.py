@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
-QUIET = ("nio", "aiohttp", "apscheduler", "sqlalchemy.engine", "peewee")
+QUIET = ("nio", "aiohttp", "apscheduler", "sqlalchemy.engine", "peewee", "weasyprint", "fontTools")
 # Fields a line may carry beside its message, in the order a JSON line shows them.
 FIELDS = ("event", "room", "command", "outcome", "sender", "ms")
 MIN_SECRET = 6  # shorter values would blank out ordinary words
