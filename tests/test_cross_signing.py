@@ -25,6 +25,7 @@ from tests.support.cross_signing import (
     published_to_bot,
     record_cross_signing_uploads,
     replace_identity,
+    started_and_stopped,
 )
 from tests.support.rooms import bot_joined
 
@@ -157,13 +158,11 @@ async def test_a_wiped_data_dir_with_the_recovery_key_keeps_the_identity(
 async def test_the_recovery_key_is_written_once_to_a_file_only_the_bot_reads(
     env: dict[str, str], data_dir: Path
 ) -> None:
-    async with bot_running(env):
-        pass
+    await started_and_stopped(env)
     path = data_dir / "recovery-key.txt"
     written, text = path.stat(), path.read_bytes()
     assert stat.S_IMODE(written.st_mode) == 0o600
-    async with bot_running(env):
-        pass
+    await started_and_stopped(env)
     assert path.read_bytes() == text
     assert path.stat().st_mtime_ns == written.st_mtime_ns
     assert sorted(p.name for p in data_dir.glob("recovery-key*")) == ["recovery-key.txt"]
@@ -174,13 +173,11 @@ async def test_a_replacing_identitys_recovery_key_goes_to_a_file_of_its_own(
 ) -> None:
     """The first recovery key file is left exactly as it was (the operator's copy of it stays
     true); the new identity's key is written beside it."""
-    async with bot_running(env):
-        pass
+    await started_and_stopped(env)
     first = data_dir / "recovery-key.txt"
     text = first.read_bytes()
     await replace_identity(synapse.base_url, cast.bot.user_id, cast.bot.password)
-    async with bot_running(env):
-        pass
+    await started_and_stopped(env)
     assert first.read_bytes() == text
     files = sorted(data_dir.glob("recovery-key*.txt"))
     assert len(files) == 2
@@ -192,8 +189,7 @@ async def test_a_replacing_identitys_recovery_key_goes_to_a_file_of_its_own(
 async def test_the_recovery_key_is_never_logged(
     env: dict[str, str], data_dir: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    async with bot_running(env):
-        pass
+    await started_and_stopped(env)
     key = encode(read_recovery_key(data_dir / "recovery-key.txt"))
     assert "recovery key of the bot's cross-signing identity written to" in caplog.text
     assert key not in caplog.text
@@ -203,8 +199,7 @@ async def test_the_recovery_key_is_never_logged(
 async def test_the_identity_is_kept_encrypted_with_the_store_key(
     env: dict[str, str], cast: Cast, data_dir: Path
 ) -> None:
-    async with bot_running(env):
-        pass
+    await started_and_stopped(env)
     root = read_recovery_key(data_dir / "recovery-key.txt")
     text = (data_dir / "cross-signing.json").read_text()
     assert b64(root) not in text

@@ -22,6 +22,7 @@ from nio import RoomSendError
 from unpaddedbase64 import decode_base64
 from unpaddedbase64 import encode_base64 as b64
 
+from tests.conftest import bot_running
 from tests.matrix_people import Person
 
 _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
@@ -233,3 +234,9 @@ def record_cross_signing_uploads(monkeypatch: pytest.MonkeyPatch, user_id: str) 
 
     monkeypatch.setattr(nio.AsyncClient, "send", send)
     return made
+
+
+async def started_and_stopped(env: dict[str, str]) -> None:
+    """The bot started (its identity made or checked, its device signed) and stopped again."""
+    async with bot_running(env):
+        return
