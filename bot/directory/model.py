@@ -418,24 +418,9 @@ class _Parser:
             if handle is None:
                 continue
             self._index[handle] = index  # a duplicate replaces the first, as in `contacts`
-            matrix_id = item.matrix_id
-            if matrix_id is None:
-                pass  # reached by e-mail or SMS only (`_channels` checks they can be)
-            elif not MATRIX_USER_ID.match(matrix_id):
-                self.problem(
-                    (*at, "matrix_id"),
-                    entry,
-                    "matrix_id",
-                    f"`{matrix_id}` is not a Matrix ID (@name:server)",
-                )
-            elif matrix_id in matrix_ids:
-                self.problem(
-                    (*at, "matrix_id"),
-                    entry,
-                    "matrix_id",
-                    f"`{matrix_id}` is also used by `{matrix_ids[matrix_id]}`",
-                )
+            matrix_id = item.matrix_id  # None: reached by e-mail or SMS only (`_channels`)
             if matrix_id is not None:
+                self._matrix_id(at, entry, matrix_id, matrix_ids)
                 matrix_ids.setdefault(matrix_id, handle)
             if item.organisation not in organisations and "organisations" not in self._misspelt:
                 self.problem(
@@ -459,6 +444,23 @@ class _Parser:
                 channels=self._channels(at, item, entry),
             )
         return contacts
+
+    def _matrix_id(self, at: Where, entry: str, matrix_id: str, seen: dict[str, str]) -> None:
+        """A Matrix ID, and one no other contact uses."""
+        if not MATRIX_USER_ID.match(matrix_id):
+            self.problem(
+                (*at, "matrix_id"),
+                entry,
+                "matrix_id",
+                f"`{matrix_id}` is not a Matrix ID (@name:server)",
+            )
+        elif matrix_id in seen:
+            self.problem(
+                (*at, "matrix_id"),
+                entry,
+                "matrix_id",
+                f"`{matrix_id}` is also used by `{seen[matrix_id]}`",
+            )
 
     def _role(self, at: Where, item: ContactEntry, entry: str) -> Role:
         try:
