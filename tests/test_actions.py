@@ -17,7 +17,7 @@ from tests.conftest import BACKENDS, Cast, RunningBot, start_process, start_read
 from tests.matrix_people import Person, body
 from tests.support.desk import Desk
 from tests.support.reach import paged
-from tests.support.rooms import DM, activation_room
+from tests.support.rooms import activation_room, dm_text
 
 
 async def opened(desk: Desk) -> str:
@@ -145,15 +145,6 @@ async def test_an_action_is_refused_outside_an_open_activation(paging_desk: Desk
 
 
 # -- through Synapse -------------------------------------------------------------------------------
-
-
-async def dm_text(person: Person, cast: Cast, text: str, dm: str | None = None) -> tuple[str, str]:
-    """(the DM room, the body of the bot's first message there containing `text`)."""
-    dm = dm or await person.join_invited(DM, timeout=20)
-    event = await person.wait_for(
-        dm, lambda e: text in body(e), sender=cast.bot.user_id, timeout=30
-    )
-    return dm, body(event)
 
 
 @pytest.mark.synapse

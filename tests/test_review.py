@@ -20,7 +20,7 @@ from tests.matrix_people import Person, body
 from tests.support.desk import Desk
 from tests.support.reach import paged
 from tests.support.review import REF, START, Played, pdf_text, play
-from tests.support.rooms import DM, activation_room
+from tests.support.rooms import activation_room, dm_text
 
 
 async def opened(desk: Desk) -> str:
@@ -255,15 +255,6 @@ async def test_owner_and_due_without_lesson_are_refused(paging_desk: Desk, text:
 
 
 # -- through Synapse -------------------------------------------------------------------------------
-
-
-async def dm_text(person: Person, cast: Cast, text: str, dm: str | None = None) -> tuple[str, str]:
-    """(the DM room, the body of the bot's first message there containing `text`)."""
-    dm = dm or await person.join_invited(DM, timeout=20)
-    event = await person.wait_for(
-        dm, lambda e: text in body(e), sender=cast.bot.user_id, timeout=30
-    )
-    return dm, body(event)
 
 
 @pytest.mark.synapse

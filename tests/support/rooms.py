@@ -117,3 +117,12 @@ async def escalated_once(
     await backup.quiet_period(0.5)
     assert len(pages_in(partner, partner_dm, cast, ref)) == 2
     assert len(pages_in(backup, backup_dm, cast, ref)) == 1
+
+
+async def dm_text(person: Person, cast: Cast, text: str, dm: str | None = None) -> tuple[str, str]:
+    """(the DM room, the body of the bot's first message there containing `text`)."""
+    dm = dm or await person.join_invited(DM, timeout=20)
+    event = await person.wait_for(
+        dm, lambda e: text in body(e), sender=cast.bot.user_id, timeout=30
+    )
+    return dm, body(event)
