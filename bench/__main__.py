@@ -27,6 +27,7 @@ from bench import (
     bench_rounds,
     bench_startup,
     bench_storage,
+    bench_storm,
 )
 from bench.harness import Section, fresh_work_dir
 from bench.report import write_chart, write_markdown
@@ -45,6 +46,7 @@ BENCHES: dict[str, Measure] = {
     "rota": bench_rota.measure,
     "email": bench_email.measure,  # type: ignore[dict-item]
     "board": bench_board.measure,
+    "storm": bench_storm.measure,
 }
 
 

@@ -21,8 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
-import sqlite3
 import time
 from pathlib import Path
 
@@ -36,17 +34,19 @@ from bench.harness import (
     Section,
     activate,
     bot_env,
+    bot_query,
     directory,
     echo_process,
     login,
     median,
+    page_delivered,
     percentile,
     register_many,
     samples_line,
     standalone,
     wait_joined,
 )
-from bot.devserver import DevServer
+from bot.devserver import DevServer, free_port
 from bot.reach.links import link_key, sign
 from bot.settings import Settings, load_settings
 from bot.situation_board.links import board_token
@@ -54,18 +54,6 @@ from bot.situation_board.links import board_token
 GOAL_LAG, GOAL_RATIO = 2.0, 1.3
 SAMPLES = ("quiet status", "quiet echo", "bare status", "bare echo", "boards status", "boards echo")
 ACKS_AT_ONCE = 20
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def _query(database: Path, sql: str, *args: object) -> list[tuple]:
-    """Read the bot's SQLite database (WAL: a reader beside the running bot)."""
-    with sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=10) as conn:
-        return conn.execute(sql, args).fetchall()
 
 
 class Board:
@@ -103,7 +91,7 @@ async def measure(server: DevServer, work: Path, quick: bool) -> Section:
     lead_id = server.register("lead-board", "bench-password-2")
     handles = [f"b{n:03d}" for n in range(people)]
     partners = dict(zip(handles, register_many(server, handles), strict=True))
-    port = _free_port()
+    port = free_port()
     env = bot_env(
         server, work / "bot", bot_id, directory(lead_id, partners, groups={"everyone": handles})
     ) | {"ICC_PUBLIC_URL": f"http://127.0.0.1:{port}", "ICC_WEB_ADDR": f"127.0.0.1:{port}"}
@@ -138,13 +126,15 @@ async def measure(server: DevServer, work: Path, quick: bool) -> Section:
             samples["quiet echo"].append(await watcher.round_trip(echo_room, "!icc status"))
         # The control: the same acknowledgements of a first page, no board open.
         await watcher.send(room, "!icc page everyone Are your teams deployable? --ack 1h")
-        _page, rows = await _delivered(database, people)
+        _page, rows = await page_delivered(database, people)
         await status_while(asyncio.create_task(_acknowledge(http, port, settings, rows)), "bare")
         await asyncio.sleep(3)
         # The measure: a second page, fifty boards open.
         await watcher.send(room, "!icc page everyone Can you host evacuees? --ack 1h")
-        page, rows = await _delivered(database, people)
-        [(activation_id,)] = _query(database, "SELECT id FROM activation WHERE room_id = ?", room)
+        page, rows = await page_delivered(database, people)
+        [(activation_id,)] = bot_query(
+            database, "SELECT id FROM activation WHERE room_id = ?", room
+        )
         events = f"http://127.0.0.1:{port}/board/{board_token(settings, activation_id, 0)}/events"
         done = f"PG-{page}</span>"
         boards = [Board(http, events, done, f"{people}/{people} ack") for _ in range(boards_open)]
@@ -166,24 +156,6 @@ async def measure(server: DevServer, work: Path, quick: bool) -> Section:
         echo.stop()
     lags = [(b.shown_at - last_ack) if b.shown_at else float("inf") for b in boards]
     return _section(samples, lags, [b.updates for b in boards], people, boards_open)
-
-
-async def _delivered(database: Path, people: int, timeout: float = 300) -> tuple[int, list[int]]:
-    """The newest page, and its rows (ids) once every one is delivered and its board posted."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        await asyncio.sleep(0.5)
-        newest = _query(database, "SELECT id, board_event_id FROM page ORDER BY id DESC LIMIT 1")
-        if not newest or newest[0][1] is None:
-            continue
-        rows = _query(
-            database,
-            "SELECT id FROM page_target WHERE page_id = ? AND delivered_at IS NOT NULL",
-            newest[0][0],
-        )
-        if len(rows) == people:
-            return newest[0][0], [r[0] for r in rows]
-    raise TimeoutError(f"the page did not reach {people} people in {timeout}s")
 
 
 async def _acknowledge(

@@ -11,6 +11,7 @@ import asyncio
 import os
 import shutil
 import signal
+import sqlite3
 import statistics
 import subprocess
 import sys
@@ -415,6 +416,7 @@ class ReplyWatcher:
     def __init__(self, client: AsyncClient) -> None:
         self.client = client
         self.replies: dict[str, tuple[float, dict]] = {}
+        self.edits: dict[str, list[tuple[float, str]]] = {}  # event → (arrival, new body) each
         self._changed = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._taken: set[str] = set()
@@ -450,7 +452,11 @@ class ReplyWatcher:
     def _note(self, source: dict, now: float) -> None:
         if source.get("sender") == self.client.user_id:
             return
-        relation = (source.get("content") or {}).get("m.relates_to") or {}
+        content = source.get("content") or {}
+        relation = content.get("m.relates_to") or {}
+        if relation.get("rel_type") == "m.replace" and relation.get("event_id"):
+            body = (content.get("m.new_content") or {}).get("body", "")
+            self.edits.setdefault(relation["event_id"], []).append((now, body))
         target = (relation.get("m.in_reply_to") or {}).get("event_id")
         if target and target not in self.replies:
             self.replies[target] = (now, source)
@@ -516,6 +522,35 @@ async def wait_joined(
             return
         await asyncio.sleep(0.1)
     raise TimeoutError(f"{bot_id} did not join {room_id}")
+
+
+# -- reading the bot's database beside it ----------------------------------------------------
+
+
+def bot_query(database: Path, sql: str, *args: object) -> list[tuple]:
+    """Read the bot's SQLite database (WAL: a reader beside the running bot)."""
+    with sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=10) as conn:
+        return conn.execute(sql, args).fetchall()
+
+
+async def page_delivered(
+    database: Path, people: int, timeout: float = 300
+) -> tuple[int, list[int]]:
+    """The newest page, and its rows (ids) once every one is delivered and its board posted."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        await asyncio.sleep(0.5)
+        newest = bot_query(database, "SELECT id, board_event_id FROM page ORDER BY id DESC LIMIT 1")
+        if not newest or newest[0][1] is None:
+            continue
+        rows = bot_query(
+            database,
+            "SELECT id FROM page_target WHERE page_id = ? AND delivered_at IS NOT NULL",
+            newest[0][0],
+        )
+        if len(rows) == people:
+            return newest[0][0], [r[0] for r in rows]
+    raise TimeoutError(f"the page did not reach {people} people in {timeout}s")
 
 
 # -- a logbook of any length ----------------------------------------------------------------------
