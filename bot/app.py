@@ -175,6 +175,8 @@ class App:
                 await asyncio.gather(self._mail, return_exceptions=True)
             await scheduler.stop(self.tuning.drain_seconds / 2)
             await self.tasks.drain(self.tuning.drain_seconds)
+            if self.services is not None:  # the boards' last edits (paced) go out
+                await self.services.board.paced.stop(self.tuning.drain_seconds / 2)
             if self.web is not None:
                 await self.web.stop()
             if self._pid_file is not None:
@@ -264,14 +266,21 @@ class App:
         if self.settings.imap_url:  # runs until shutdown, so not among the drained tasks
             self._mail = asyncio.create_task(services.mail_replies.run(), name="mail-replies")
         self.tasks.spawn("tighten-invites", tighten_invites(services.db, services.messenger))
+        self.tasks.spawn("boards", services.board.reconcile())
         self.ready.set()
         self._pid_file = write_pid_file(self.settings.data_dir)
         log.info("ready")
 
     def _dispatch(self, runner: CommandRunner, items: list[InboxEvent]) -> None:
+        direct = self.services.messenger.direct_rooms if self.services is not None else set()
         for item in items:
             self.catch_up.reading(item.event_id, item.origin_ts, item.sender)
-            self.tasks.spawn(f"cmd:{item.event_id}", self._handle(runner, item), lane=item.room_id)
+            self.tasks.spawn(
+                f"cmd:{item.event_id}",
+                self._handle(runner, item),
+                lane=item.room_id,
+                first=item.room_id not in direct,  # the cell's rooms before the answers in DMs
+            )
 
     async def _handle(self, runner: CommandRunner, item: InboxEvent) -> None:
         try:

@@ -190,6 +190,7 @@ async def test_the_link_shows_the_page_and_only_its_button_acknowledges(
         async with http.post(web + path) as pressed:
             assert pressed.status == 200
             assert "Merci : réception de PG-1 accusée le" in await pressed.text()
+        await desk.settled()
         assert "✅ Partner" in desk.board(room, "PG-1")
         assert "(link)" in desk.board(room, "PG-1")
         async with http.post(web + path) as again:  # a second press changes nothing
@@ -313,6 +314,7 @@ async def test_someone_not_on_matrix_acknowledges_by_the_link_with_its_latency(
     path = link_path(text_of(smtp.to(EMBASSY_MAIL)[0]))
     async with aiohttp.ClientSession() as http, http.post(web + path) as pressed:
         assert pressed.status == 200
+    await desk.settled()
     board = desk.board(room, "PG-1")
     assert "1/1 acknowledged" in board
     assert re.search(r"✅ Embassy desk .*\d+s \(link\)", board), board
@@ -506,7 +508,8 @@ async def test_a_page_to_hundreds_keeps_its_board_within_one_event(
     tmp_path: Path, database_url: str, smtp: SmtpSink
 ) -> None:
     """300 people, each tried by e-mail too: the board would outgrow Matrix's 64 KiB; it lists
-    who still has not answered and counts the rest, and its edits still go through."""
+    who still has not answered and counts the rest, and its edits still go through (an ack
+    after the e-mails went out; the e-mails alone change nothing such a board shows)."""
     directory = desk_cast().directory()
     directory["groups"] = {**directory.get("groups", {}), "everyone": "Everyone"}
     directory["contacts"] += [
@@ -525,11 +528,12 @@ async def test_a_page_to_hundreds_keeps_its_board_within_one_event(
     async with desk_running(tmp_path, database_url, contacts=directory, env=env) as desk:
         room = await paged(desk, "everyone", "Are your teams deployable?")
         await desk.fire(TimerKind.PAGE_FALLBACK)
+        await desk.say("@p007:desk.test", desk.dm_of("@p007:desk.test"), "!icc ack")
         edits = [r for r in desk.messenger.recorded if r.kind == "edit" and r.room_id == room]
         assert edits
         assert all(r.error is None for r in edits)
         board = desk.board(room, "PG-1")
-        assert "0/300 acknowledged" in board
+        assert "1/300 acknowledged" in board
         assert "!icc pages PG-1` lists everyone" in board
 
 

@@ -74,6 +74,7 @@ async def test_a_reply_saying_received_acknowledges_the_page_it_answers(
     mailbox.deliver(reply(sent, "Bien reçu, on s'en occupe."))
     assert await desk.services.mail_replies.poll_once() == 1
     assert await acked_how(desk) == "email"
+    await desk.settled()
     assert "(email)" in desk.board(room, "PG-1")
     assert mailbox.seen() == 1  # read once
     assert await desk.services.mail_replies.poll_once() == 0

@@ -12,7 +12,9 @@ from pathlib import Path
 import pytest
 
 from bot.paging import send as send_module
+from bot.storage import activation_store
 from tests.conftest import BACKENDS, Cast, RunningBot, start_process, start_ready
+from tests.invariants import problems
 from tests.matrix_people import Person, body
 from tests.support.desk import Desk, pages_to
 from tests.support.reading import board_shows
@@ -215,6 +217,52 @@ async def test_a_bare_ack_after_the_unreachable_report_is_recorded(paging_desk: 
     late = await desk.ask("partner", desk.dm_of("partner"), "!ack")
     assert "Accusé de réception de PG-1 enregistré" in late.body
     assert "✅ Partner" in desk.board(room, "PG-1")
+
+
+async def test_a_board_a_crash_left_behind_is_put_right_at_start_up(
+    paging_desk: Desk, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The board's edit is paced, after the ack is written: a crash between the two leaves the
+    board behind; the next start compares it with what it should show and edits it."""
+    desk = paging_desk
+    _ref, room, _ = await desk.open_activation("lead", desk.room("lead", "member"))
+    await desk.say("member", room, "!icc page partner Sandbags for Visé? --ack 1h")
+    monkeypatch.setattr(desk.services.board.paced, "soon", lambda key, work: None)  # a crash
+    await desk.ask("partner", desk.dm_of("partner"), "!ack")
+    assert "0/1 acknowledged" in desk.board(room, "PG-1")
+    await desk.services.board.reconcile()  # as `App` does at start-up
+    assert "1/1 acknowledged" in desk.board(room, "PG-1")
+    edits = len([r for r in desk.messenger.recorded if r.kind == "edit"])
+    await desk.services.board.reconcile()  # a board that shows what it should: left alone
+    assert len([r for r in desk.messenger.recorded if r.kind == "edit"]) == edits
+
+
+async def test_answers_that_arrive_together_are_each_recorded_and_told(paging_desk: Desk) -> None:
+    """A ✅, a reply and a command at once, with someone who has nothing to answer among them:
+    written together (one group), each recorded once, told in their language, the logbook
+    whole; the one refusal is theirs alone."""
+    desk = paging_desk
+    _ref, room, _ = await desk.open_activation("lead", desk.room("lead", "member"))
+    await desk.say("member", room, "!icc page partner,dg,deputy Sandbags for Visé? --ack 1h")
+    dms = {who: desk.dm_of(who) for who in ("partner", "dg", "deputy")}
+    pages = {who: pages_to(desk, dm, "Sandbags")[0].event_id for who, dm in dms.items()}
+    alone = desk.room("member")
+    await asyncio.gather(
+        desk.react("partner", dms["partner"], pages["partner"], "✅"),
+        desk.reply("dg", dms["dg"], pages["dg"], "ok"),
+        desk.say("deputy", dms["deputy"], "!icc ack"),
+        desk.say("member", alone, "!icc ack"),
+    )
+    told = {who: desk.messenger.texts(dm)[-1] for who, dm in dms.items()}
+    assert "Accusé de réception de PG-1 enregistré" in told["partner"]
+    assert "Empfang von PG-1" in told["dg"], told["dg"]
+    assert "Ontvangst van PG-1 bevestigd" in told["deputy"]
+    assert "You have no open page to answer" in desk.messenger.texts(alone)[-1]
+    assert "3/3 acknowledged" in desk.board(room, "PG-1")
+    assert await problems(desk.services.db) == []
+    async with desk.services.db.session() as session:
+        acks = [e for e in await activation_store.log_entries(session, 1) if e.kind == "system.ack"]
+    assert len(acks) == 3
 
 
 # -- through Synapse -------------------------------------------------------------------------------

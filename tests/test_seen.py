@@ -39,6 +39,7 @@ async def test_a_receipt_after_the_page_marks_it_seen_on_the_board_and_in_the_re
     receipt = ReadReceipt(desk.who("partner"), row.event_id or "", read_at)
     await desk.services.seen.on_receipts(desk.dm_of("partner"), [receipt])
     assert (await partner_row(desk)).seen_at == read_at
+    await desk.settled()
     assert "· seen" in desk.board(room, "PG-1")
     assert "0/1 acknowledged" in desk.board(room, "PG-1")  # seen is not an acknowledgement
     await desk.say("lead", room, "!icc close Drill over")

@@ -248,6 +248,7 @@ async def test_an_sms_ack_from_the_contacts_number_acknowledges(
     assert len(gateway.to(DG_PHONE)) == 1
     status, said = await deliver(web, *inbound(SECRET, DG_PHONE, "ACK 1"))
     assert (status, said) == (200, "acknowledged")
+    await desk.settled()
     board = desk.board(room, "PG-1")
     assert "✅ Dg" in board
     assert "(sms)" in board

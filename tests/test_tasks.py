@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
-import pytest
-
-from bot.runtime.tasks import KeyedLocks, TaskSupervisor
+from bot.runtime.tasks import Grouped, Paced, TaskSupervisor
 
 
 async def test_same_lane_runs_in_spawn_order_other_lanes_in_parallel() -> None:
@@ -50,28 +49,113 @@ async def test_drain_cancels_what_outlives_the_deadline() -> None:
     assert not tasks.running("stuck")
 
 
-async def test_coalesce_folds_calls_that_queue_into_one_run_that_sees_them_all() -> None:
-    locks = KeyedLocks()
+async def test_paced_work_runs_at_once_then_folds_what_comes_in_its_pause_into_one_run() -> None:
+    paced = Paced(gap=0.2, share=0)
     state = {"changes": 0}
-    runs: list[int] = []
+    runs: list[tuple[int, float]] = []
 
     async def edit() -> None:
         seen = state["changes"]
-        await asyncio.sleep(0.05)  # an edit in flight while more changes arrive
-        runs.append(seen)
+        await asyncio.sleep(0.02)  # an edit in flight while more changes arrive
+        runs.append((seen, time.monotonic()))
 
-    async def change_then_refresh() -> None:
+    began = time.monotonic()
+    for _ in range(50):
         state["changes"] += 1
-        await locks.coalesce("board:1", edit)
+        paced.soon("board:1", edit)  # returns at once: the answer does not wait for the board
+        await asyncio.sleep(0.002)
+    await paced.settle()
+    assert [seen for seen, _ in runs] == [1, 50]  # the first change at once; then every change
+    assert runs[0][1] - began < 0.1
+    assert runs[1][1] - runs[0][1] >= 0.2  # no sooner than the pause after the first run
+    await paced.stop(1)
 
-    await asyncio.gather(*(change_then_refresh() for _ in range(50)))
-    assert len(runs) == 2  # the first change's edit, then one edit for the 49 that queued
-    assert runs[-1] == 50  # the last edit shows every change
+
+async def test_a_paced_run_that_fails_is_logged_and_runs_again_when_next_asked() -> None:
+    paced = Paced(gap=0, share=0)
+    runs: list[str] = []
 
     async def failing() -> None:
+        runs.append("failed")
         raise RuntimeError("homeserver said no")
 
-    with pytest.raises(RuntimeError):
-        await locks.coalesce("board:2", failing)
-    await locks.coalesce("board:2", edit)  # a failed run covers nobody: the next one runs
-    assert len(runs) == 3
+    async def edit() -> None:
+        runs.append("edited")
+
+    paced.soon("board:2", failing)
+    await paced.settle()
+    await paced.stop(1)
+    paced.soon("board:2", edit)
+    await paced.settle()
+    assert runs == ["failed", "edited"]
+    await paced.stop(1)
+
+
+async def test_the_pause_after_a_run_is_share_times_what_it_took_when_that_is_longer() -> None:
+    paced = Paced(gap=0.01, share=3)
+    runs: list[float] = []
+
+    async def slow_edit() -> None:
+        await asyncio.sleep(0.1)
+        runs.append(time.monotonic())
+
+    paced.soon("board:3", slow_edit)
+    await asyncio.sleep(0.05)
+    paced.soon("board:3", slow_edit)  # asked during the first run
+    await paced.settle()
+    assert len(runs) == 2
+    assert runs[1] - runs[0] >= 0.3 + 0.1  # the pause (3 × 0.1 s), then the second run
+    await paced.stop(1)
+
+
+async def test_calls_made_while_a_group_is_written_are_written_together_as_the_next() -> None:
+    groups: list[list[int]] = []
+
+    async def write(items: list[int]) -> list[int | Exception]:
+        groups.append(items)
+        await asyncio.sleep(0.05)  # the transaction
+        return [item * 10 for item in items]
+
+    grouped: Grouped[int, int] = Grouped(write)
+    first = asyncio.create_task(grouped.submit(1))
+    await asyncio.sleep(0.01)  # the first group is being written
+    rest = [asyncio.create_task(grouped.submit(n)) for n in range(2, 30)]
+    assert [await first, *[await r for r in rest]] == [n * 10 for n in range(1, 30)]
+    assert groups == [[1], list(range(2, 30))]
+
+
+async def test_one_callers_refusal_is_theirs_and_a_failed_write_fails_its_whole_group() -> None:
+    async def write(items: list[int]) -> list[int | Exception]:
+        if 0 in items:
+            raise RuntimeError("database is locked")
+        return [ValueError(f"no page {n}") if n < 0 else n for n in items]
+
+    grouped: Grouped[int, int] = Grouped(write)
+    ok, refused = grouped.submit(5), grouped.submit(-1)
+    outcomes = await asyncio.gather(ok, refused, return_exceptions=True)
+    assert outcomes[0] == 5
+    assert isinstance(outcomes[1], ValueError)
+    failed = await asyncio.gather(grouped.submit(0), grouped.submit(7), return_exceptions=True)
+    assert all(isinstance(f, RuntimeError) for f in failed)
+    assert await grouped.submit(8) == 8  # the next group is written as usual
+
+
+async def test_a_task_spawned_first_takes_the_next_slot_before_those_already_waiting() -> None:
+    tasks = TaskSupervisor(concurrency=2)
+    started: list[str] = []
+    release = asyncio.Event()
+
+    async def work(name: str) -> None:
+        started.append(name)
+        await release.wait()
+
+    for n in range(6):  # two run, four wait: answers in direct rooms
+        tasks.spawn(f"ack{n}", work(f"ack{n}"), lane=f"!dm{n}")
+    await asyncio.sleep(0.01)
+    tasks.spawn("status", work("status"), lane="!activation", first=True)
+    await asyncio.sleep(0.01)
+    assert started == ["ack0", "ack1"]
+    release.set()
+    await tasks.drain(1)
+    assert started[2] == "status"
+    assert sorted(started[3:]) == ["ack2", "ack3", "ack4", "ack5"]

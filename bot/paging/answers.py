@@ -8,7 +8,7 @@ escalates at once, and each answer is recorded in the logbook and shows on the p
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -19,6 +19,7 @@ from bot.errors import Refused, UserError
 from bot.paging.steps import ESCALATE, UNREACHABLE, arm, unit_prefix
 from bot.reach.direct import RECORD_HORIZON, owner_of_answered
 from bot.render import Message
+from bot.runtime.tasks import Grouped
 from bot.storage import core
 from bot.storage import page_store as store
 from bot.storage.models import ActivationRow, ActivationStatus, PageRow, PageTargetRow
@@ -50,7 +51,22 @@ class Answer:
     page: PageRow
     activation: ActivationRow | None
     row: PageTargetRow
-    first: bool  # False: an earlier answer stands, this one changed nothing
+    # True: recorded now (or recorded before a crash cut its handling short, and what followed
+    # the record is done again); False: an earlier answer stands, this one changed nothing
+    first: bool
+
+
+@dataclass(frozen=True)
+class Asked:
+    """An answer as the person gave it, waiting for its group to be written."""
+
+    matrix_id: str
+    ref: str | None
+    relates_to: str | None
+    how: str
+    event_id: str
+    at: datetime
+    reason: str | None  # None: an ack
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -61,6 +77,10 @@ class Answers:
     metrics: Metrics
     activations: Activations
     board: Board
+    _grouped: Grouped[Asked, Answer] = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_grouped", Grouped(self._record_group))
 
     async def how_to_answer(
         self, page_event: str, sender: str
@@ -122,33 +142,37 @@ class Answers:
         at: datetime,
         reason: str | None = None,
     ) -> Answer:
-        """Record an ack (reason None) or a decline for the person's rows on one page."""
+        """Record an ack (reason None) or a decline for the person's rows on one page, with the
+        answers that arrive meanwhile (`Grouped`: a storm of acks written together)."""
+        asked = Asked(matrix_id, ref, relates_to, how, event_id, at, reason)
+        answer = await self._grouped.submit(asked)
+        if answer.first and answer.activation is not None:
+            self.board.refresh(answer.page, answer.activation)
+        return answer
+
+    async def _record_group(self, group: list[Asked]) -> list[Answer | Exception]:
+        """One transaction for the group; each answer in turn, seeing those before it. What
+        one person is refused (no such page, none open, activation closed) is theirs alone:
+        it is found before anything of theirs is written."""
+        outcomes: list[Answer | Exception] = []
         async with self.db.session() as session:
-            rows = await self._rows_answered(session, matrix_id, ref, relates_to)
-            page, activation = await store.page_in(session, rows[0].page_id)
+            for asked in group:
+                try:
+                    outcomes.append(await self._record(session, asked))
+                except UserError as refusal:
+                    outcomes.append(refusal)
+        return outcomes
+
+    async def _record(self, session: AsyncSession, asked: Asked) -> Answer:
+        rows = await self._rows_answered(session, asked.matrix_id, asked.ref, asked.relates_to)
+        page, activation = await store.page_in(session, rows[0].page_id)
         assert page is not None
         if activation is not None and activation.status != ActivationStatus.OPEN:
-            log.info(
-                "%s answered %s after %s was %s",
-                matrix_id,
-                page.ref,
-                activation.ref,
-                activation.status,
-            )
-            raise Refused(
-                after_close(
-                    self.renderer,
-                    "page_after_close",
-                    page.ref,
-                    activation,
-                    language=rows[0].language,
-                    timezone=rows[0].timezone,
-                ),
-                activation,
-            )
-        now = min(at, utcnow())  # when they answered, even if the bot reads it later
+            raise self._after_close(asked.matrix_id, page, activation, rows[0])
+        now = min(asked.at, utcnow())  # when they answered, even if the bot reads it later
+        reason, event_id = asked.reason, asked.event_id
         fields = (
-            {"acked_at": now, "ack_how": how, "ack_event_id": event_id}
+            {"acked_at": now, "ack_how": asked.how, "ack_event_id": event_id}
             if reason is None
             else {"declined_at": now, "declined_reason": reason}
         )
@@ -161,17 +185,30 @@ class Answers:
             or (reason is not None and r.declined_at == now and r.declined_reason == reason)
         ]
         first: list[PageTargetRow] = []
-        async with self.db.session() as session:
-            for row in rows:
-                if await store.answer_once(session, row.id, **fields):
-                    first.append(row)
-                    await self._after_answer(session, activation, page, row, reason, how, now)
-        if (first or again) and activation is not None:
-            await self.board.refresh(page, activation)
+        for row in rows:
+            if await store.answer_once(session, row.id, **fields):
+                first.append(row)
+                await self._after_answer(session, activation, page, row, reason, asked.how, now)
         shown = first[0] if first else again[0] if again else rows[0]
-        async with self.db.session() as session:
-            shown = await store.target(session, shown.id) or shown
+        await session.refresh(shown)  # as the answer left it
         return Answer(page=page, activation=activation, row=shown, first=bool(first or again))
+
+    def _after_close(
+        self, matrix_id: str, page: PageRow, activation: ActivationRow, row: PageTargetRow
+    ) -> Refused:
+        """An answer to a page of an activation that is closed: told so, nothing recorded."""
+        log.info(
+            "%s answered %s after %s was %s", matrix_id, page.ref, activation.ref, activation.status
+        )
+        told = after_close(
+            self.renderer,
+            "page_after_close",
+            page.ref,
+            activation,
+            language=row.language,
+            timezone=row.timezone,
+        )
+        return Refused(told, activation)
 
     async def _after_answer(
         self,
@@ -240,7 +277,7 @@ class Answers:
         log.info("%s withdrew their reaction acknowledging %s", matrix_id, page.ref)
         if activation is not None:
             # Also when handled again after a crash: the board may not have been edited.
-            await self.board.refresh(page, activation)
+            self.board.refresh(page, activation)
         return True
 
     async def _rows_answered(
@@ -251,16 +288,14 @@ class Answers:
             page = await store.page(session, int(ref.split("-")[1]))
             if page is None:
                 raise UserError(f"There is no page {ref}.")
-            rows = [r for r in await store.targets(session, page.id) if r.matrix_id == matrix_id]
+            rows = await store.targets(session, page.id, matrix_id)
             if not rows:
                 raise UserError(f"{ref} was not sent to you.")
             return rows
         if relates_to:
             row = await store.target_by_event(session, relates_to)
             if row is not None and row.matrix_id == matrix_id:
-                return [
-                    r for r in await store.targets(session, row.page_id) if r.matrix_id == matrix_id
-                ]
+                return await store.targets(session, row.page_id, matrix_id)
         open_rows = await store.open_rows_of(session, matrix_id)
         if not open_rows:
             raise NoOpenPage()

@@ -9,6 +9,7 @@ could not be reached) goes there through `tell_room`.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
 from dataclasses import dataclass
@@ -29,7 +30,7 @@ if TYPE_CHECKING:
     from bot.matrix.send import Messenger
     from bot.render import Renderer
     from bot.runtime.changes import Changes
-    from bot.runtime.tasks import KeyedLocks
+    from bot.runtime.tasks import KeyedLocks, Paced
     from bot.storage.db import Database
 
 log = logging.getLogger(__name__)
@@ -42,6 +43,7 @@ class Board:
     renderer: Renderer
     messenger: Messenger
     locks: KeyedLocks
+    paced: Paced
     changes: Changes
     activations: Activations
 
@@ -91,25 +93,43 @@ class Board:
                 txn_id=f"board-{page.id}",
             )
             async with self.db.session() as session:
-                await store.set_board(session, page.id, event_id)
+                await store.set_board(session, page.id, event_id=event_id, digest=_digest(message))
             page.board_event_id = event_id
 
-    async def refresh(self, page: PageRow, activation: ActivationRow) -> None:
-        """Edit the board to show the page as it stands; calls made together share one edit."""
+    def refresh(self, page: PageRow, activation: ActivationRow) -> None:
+        """Have the board show the page as it stands: edited soon, paced (`Paced`), so that a
+        storm of answers costs a few edits, and the answers do not wait for them."""
         self.changes.changed(activation.id)  # and the live situation board, at once
-        await self.locks.coalesce(f"board:{page.id}", lambda: self._edit(page, activation))
+        self.paced.soon(f"board:{page.id}", lambda: self._edit(page.id))
 
-    async def _edit(self, page: PageRow, activation: ActivationRow) -> None:
+    async def reconcile(self) -> None:
+        """At start-up: every board of an open activation that does not show what it should
+        (a change whose paced edit a crash or a refused edit cut off) is edited now."""
         async with self.db.session() as session:
-            fresh = await store.page(session, page.id)
-        if fresh is None or fresh.board_event_id is None or activation.room_id is None:
-            return
-        try:
-            await self.messenger.edit(
-                activation.room_id, fresh.board_event_id, await self._render(fresh, activation)
-            )
-        except MatrixSendError:
-            log.exception("could not update the board of %s", page.ref)
+            pages = await store.boards_in_open_activations(session)
+        for page_id in pages:
+            await self._edit(page_id)
+
+    async def _edit(self, page_id: int) -> None:
+        """Edit the board if what it should show differs from what it last showed."""
+        async with self.locks(f"board:{page_id}"):
+            async with self.db.session() as session:
+                page, activation = await store.page_in(session, page_id)
+            if page is None or page.board_event_id is None or activation is None:
+                return
+            if activation.room_id is None:
+                return
+            message = await self._render(page, activation)
+            digest = _digest(message)
+            if digest == page.board_digest:
+                return
+            try:
+                await self.messenger.edit(activation.room_id, page.board_event_id, message)
+            except MatrixSendError:
+                log.exception("could not update the board of %s", page.ref)
+                return
+            async with self.db.session() as session:
+                await store.set_board(session, page.id, digest=digest)
 
     async def _render(self, page: PageRow, activation: ActivationRow) -> Message:
         async with self.db.session() as session:
@@ -198,6 +218,10 @@ class Board:
         if room_id:
             framed = self.activations.frame(message, activation)
             await self.messenger.notice(room_id, framed, txn_id=txn_id)
+
+
+def _digest(message: Message) -> str:
+    return hashlib.sha256(f"{message.body}\x00{message.html}".encode()).hexdigest()
 
 
 @dataclass(frozen=True)

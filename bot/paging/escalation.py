@@ -91,7 +91,7 @@ class Escalation:
             self._unreachable(page, activation, due[UNREACHABLE]),
         )
         if any(acted):
-            await self.board.refresh(page, activation)
+            self.board.refresh(page, activation)
 
     async def _waiting_units(
         self, session: AsyncSession, page_id: int, handles: list[str]

@@ -51,4 +51,4 @@ class Seen:
                 page, activation = await store.page_in(session, page_id)
             if page is not None and page.kind == "page" and activation is not None:
                 log.info("%s seen in %s", page.ref, room_id)
-                await self.board.refresh(page, activation)
+                self.board.refresh(page, activation)

@@ -172,7 +172,7 @@ class Pager:
         if page.kind != "page" or activation is None:
             return  # a communication check reports once, at its end
         if page.board_event_id:
-            await self.board.refresh(page, activation)
+            self.board.refresh(page, activation)
         else:
             await self.board.post(page, activation, reply_to)
 

@@ -232,7 +232,7 @@ class Fallback:
         for page in pages.values():
             activation = activations.get(page.activation_id) if page.activation_id else None
             if page.kind == "page" and activation is not None and page.id in tried:
-                await self.board.refresh(page, activation)  # how else they were tried
+                self.board.refresh(page, activation)  # how else they were tried
         return []
 
     async def _step(

@@ -3,11 +3,53 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import time
+from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 log = logging.getLogger(__name__)
+In = TypeVar("In")
+Out = TypeVar("Out")
+
+
+class Slots:
+    """At most `size` holders at once; a waiter marked `first` is let in before the others.
+
+    asyncio's Semaphore lets waiters in strictly in turn: a `status` typed in the activation
+    room behind three hundred acknowledgements waited for all of them.
+    """
+
+    def __init__(self, size: int) -> None:
+        self._free = size
+        self._waiting: tuple[deque[asyncio.Future[None]], ...] = (deque(), deque())
+
+    async def acquire(self, *, first: bool = False) -> None:
+        if self._free > 0 and not any(self._waiting):
+            self._free -= 1
+            return
+        turn: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        queue = self._waiting[0 if first else 1]
+        queue.append(turn)
+        try:
+            await turn
+        except asyncio.CancelledError:
+            if turn.done() and not turn.cancelled():
+                self.release()  # handed the slot as it was cancelled: the next one has it
+            else:
+                queue.remove(turn)
+            raise
+
+    def release(self) -> None:
+        for queue in self._waiting:
+            while queue:
+                turn = queue.popleft()
+                if not turn.done():
+                    turn.set_result(None)
+                    return
+        self._free += 1
 
 
 class TaskSupervisor:
@@ -15,27 +57,38 @@ class TaskSupervisor:
 
     Tasks that share a `lane` (a room) run one after another in the order they were spawned, so
     two `log` lines typed in quick succession are recorded in that order; different rooms run
-    side by side.
+    side by side. A task waits for its lane before it takes one of the `concurrency` slots, and
+    tasks spawned `first` (commands typed in the cell's rooms) take the next free slot before
+    those waiting (answers in the bot's direct rooms): a storm of answers does not hold the
+    cell's commands back.
     """
 
-    def __init__(self, concurrency: int = 16) -> None:
+    def __init__(self, concurrency: int = 64) -> None:
         self._tasks: dict[str, asyncio.Task[Any]] = {}
-        self._slots = asyncio.Semaphore(concurrency)
+        self._slots = Slots(concurrency)
         self._lanes: dict[str, tuple[asyncio.Lock, int]] = {}  # lane -> (lock, tasks in it)
 
     def running(self, name: str) -> bool:
         return name in self._tasks
 
-    def spawn(self, name: str, coro: Coroutine[Any, Any, Any], *, lane: str | None = None) -> bool:
+    def spawn(
+        self,
+        name: str,
+        coro: Coroutine[Any, Any, Any],
+        *,
+        lane: str | None = None,
+        first: bool = False,
+    ) -> bool:
         """Start `coro` unless a task of that name runs already (one event, one handler)."""
         if name in self._tasks:
             coro.close()
             return False
+        coro = self._guarded(name, coro, first)
         if lane is not None:
             lock, users = self._lanes.get(lane, (asyncio.Lock(), 0))
             self._lanes[lane] = (lock, users + 1)
             coro = self._in_lane(lane, lock, coro)
-        task = asyncio.create_task(self._guarded(name, coro), name=name)
+        task = asyncio.create_task(coro, name=name)
         self._tasks[name] = task
         task.add_done_callback(lambda _t: self._tasks.pop(name, None))
         return True
@@ -51,14 +104,20 @@ class TaskSupervisor:
             else:
                 self._lanes[lane] = (lock, users - 1)
 
-    async def _guarded(self, name: str, coro: Coroutine[Any, Any, Any]) -> None:
-        async with self._slots:
-            try:
-                await coro
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("background task %s failed", name)
+    async def _guarded(self, name: str, coro: Coroutine[Any, Any, Any], first: bool) -> None:
+        try:
+            await self._slots.acquire(first=first)
+        except BaseException:
+            coro.close()
+            raise
+        try:
+            await coro
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("background task %s failed", name)
+        finally:
+            self._slots.release()
 
     def cancel_all(self) -> None:
         for task in list(self._tasks.values()):
@@ -83,24 +142,123 @@ class KeyedLocks:
 
     def __init__(self) -> None:
         self._locks: dict[str, asyncio.Lock] = {}
-        self._asked: dict[str, int] = {}
-        self._covered: dict[str, int] = {}
 
     def __call__(self, key: str) -> asyncio.Lock:
         return self._locks.setdefault(key, asyncio.Lock())
 
-    async def coalesce(self, key: str, work: Callable[[], Awaitable[None]]) -> None:
-        """Run `work` under the key's lock, folding the calls that queue meanwhile into one run.
 
-        For work where only the latest state counts, like editing a page's board: fifty
-        escalation steps falling due together each ask for an edit, and taking the lock in turn
-        for fifty edits held the later steps (and their pages) back by seconds. A run that began
-        after a call asked covers that call, which then returns at once.
-        """
-        ticket = self._asked[key] = self._asked.get(key, 0) + 1
-        async with self(key):
-            if self._covered.get(key, 0) >= ticket:
-                return
-            covers = self._asked[key]
-            await work()
-            self._covered[key] = covers
+class Paced:
+    """Work where only the latest state counts (editing a page's board), run soon after it is
+    asked for and never more often than the machine can spare.
+
+    `soon(key, work)` returns at once. The first call for a key runs `work` straight away; calls
+    while it runs, or within the pause after it, fold into one more run when the pause ends. The
+    pause is `gap` seconds, or `share` times what the run took if longer: during a storm of three
+    hundred acks a board of three hundred lines is edited a few times a second instead of three
+    hundred times, and the acks themselves are not held back waiting for it (each used to take
+    its turn at the board's lock, and edit it once more).
+
+    A run that fails is logged; the next call runs it again. What a crash loses (a run asked for
+    and not yet done) the caller must put right at start-up (the page board compares what it
+    shows with what it should, `Board.reconcile`).
+    """
+
+    def __init__(self, gap: float = 0.5, share: float = 3.0) -> None:
+        self.gap, self.share = gap, share
+        self._wanted: set[str] = set()
+        self._running: set[str] = set()
+        self._pacers: dict[str, asyncio.Task[None]] = {}
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    def soon(self, key: str, work: Callable[[], Awaitable[None]]) -> None:
+        self._wanted.add(key)
+        self._idle.clear()
+        if key not in self._pacers:
+            self._pacers[key] = asyncio.create_task(self._pace(key, work), name=f"paced:{key}")
+
+    async def _pace(self, key: str, work: Callable[[], Awaitable[None]]) -> None:
+        try:
+            while key in self._wanted:
+                self._wanted.discard(key)
+                self._running.add(key)
+                began = time.monotonic()
+                try:
+                    await work()
+                except Exception:
+                    log.exception("%s failed; it runs again when next asked for", key)
+                finally:
+                    self._running.discard(key)
+                    if not self.busy():
+                        self._idle.set()
+                await asyncio.sleep(max(self.gap, (time.monotonic() - began) * self.share))
+        finally:
+            del self._pacers[key]
+
+    def busy(self) -> bool:
+        """Something asked for and not yet done."""
+        return bool(self._wanted or self._running)
+
+    async def settle(self, seconds: float = 30) -> None:
+        """Until nothing asked for is left undone (the pauses after the last runs aside), at
+        most `seconds`: for a shutdown, and for tests that read what the work did."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._idle.wait(), seconds)
+
+    async def stop(self, seconds: float) -> None:
+        """Finish what is asked for (up to `seconds`), then end the pauses."""
+        await self.settle(seconds)
+        for task in list(self._pacers.values()):
+            task.cancel()
+        await asyncio.gather(*self._pacers.values(), return_exceptions=True)
+
+
+class Grouped(Generic[In, Out]):
+    """Group commit: calls that arrive while a group is being written wait for the next group,
+    and each group is written by one call of `write` (one transaction for all of them).
+
+    For small writes that arrive in storms, like three hundred acknowledgements of one page
+    within a second: each in a transaction of its own, they queued for the database's single
+    writer (SQLite) and for the event loop between their statements, and held each other back
+    by seconds. `write` returns one outcome per item, in order: a result, or the exception
+    that item's caller gets (a refusal meant for that person); an exception `write` raises
+    fails every call of the group.
+    """
+
+    def __init__(
+        self, write: Callable[[list[In]], Awaitable[list[Out | Exception]]], most: int = 100
+    ) -> None:
+        self._write, self._most = write, most
+        self._waiting: list[tuple[In, asyncio.Future[Out]]] = []
+        self._writer: asyncio.Task[None] | None = None
+
+    async def submit(self, item: In) -> Out:
+        done: asyncio.Future[Out] = asyncio.get_running_loop().create_future()
+        self._waiting.append((item, done))
+        if self._writer is None:
+            self._writer = asyncio.create_task(self._write_groups(), name="grouped")
+        return await done
+
+    async def _write_groups(self) -> None:
+        group: list[tuple[In, asyncio.Future[Out]]] = []
+        try:
+            while self._waiting:
+                group, self._waiting = self._waiting[: self._most], self._waiting[self._most :]
+                try:
+                    outcomes = await self._write([item for item, _ in group])
+                except Exception as exc:  # the group's transaction: nothing of it was written
+                    outcomes = [exc] * len(group)
+                for (_, done), outcome in zip(group, outcomes, strict=True):
+                    if done.done():
+                        continue  # its caller gave up waiting
+                    if isinstance(outcome, Exception):
+                        done.set_exception(outcome)
+                    else:
+                        done.set_result(outcome)
+        except asyncio.CancelledError:  # shutting down: nobody is left waiting for ever
+            for _, done in [*group, *self._waiting]:
+                done.cancel()
+            self._waiting = []
+            raise
+        finally:
+            self._writer = None

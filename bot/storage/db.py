@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import asyncio
 import logging
 import os
 import stat
@@ -14,12 +15,17 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import event, inspect, text
 from sqlalchemy.engine import URL, Connection, make_url
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
     AsyncEngine,
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.orm import ORMExecuteState
+from sqlalchemy.orm import Session as SyncSession
+from sqlalchemy.util import await_only
+from sqlmodel import Session as SqlModelSession
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 if TYPE_CHECKING:
@@ -30,6 +36,8 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 VERSION_TABLE = "alembic_version"
 # What SQLite writes next to the database file; it gives them the database file's own mode.
 SQLITE_SIDE_FILES = ("-wal", "-shm", "-journal")
+SQLITE_BUSY_TIMEOUT_MS = 5000
+IN_PROCESS_WRITER_TIMEOUT = 30.0  # seconds (`WriterQueue`)
 
 
 AFTER_COMMIT = "icc_after_commit"
@@ -47,6 +55,59 @@ def after_commit(session: AsyncSession, callback: Callable[[], object]) -> None:
 def dialect_of(session: AsyncSession) -> str:
     """`sqlite` or `postgresql`: what the session's statements run on, for the few that differ."""
     return session.bind.dialect.name if session.bind is not None else ""
+
+
+class WriterQueue:
+    """SQLite's single writer, taken in turn in the event loop rather than in SQLite.
+
+    SQLite lets one transaction write at a time; the others wait in its busy handler, which
+    sleeps and tries again (1, 2, 5 … up to 100 ms a try) — a writer freed after 1 ms is
+    noticed 100 ms later, and under a storm of acknowledgements some waited past the 5 s busy
+    timeout and failed ("database is locked"). Here a session takes this lock at its first
+    write (an INSERT, UPDATE or DELETE it executes, or a flush) and gives it up when its
+    transaction ends: writers queue first come, first served and start the moment the last one
+    commits; sessions that only read never wait. PostgreSQL needs none of it.
+
+    A session that waits longer than `timeout` fails as SQLite would (`OperationalError`),
+    rather than wait for ever on a session that itself waits for it; longer than SQLite's own
+    busy timeout (which still serves writers in other processes: the CLI, a standby), since a
+    queue that moves is no reason to fail.
+    """
+
+    HOLDS = "icc_holds_writer"
+
+    def __init__(self, timeout: float) -> None:
+        self.timeout = timeout
+        self._lock = asyncio.Lock()
+
+    def watch(self, sessions: type[SyncSession]) -> None:
+        """Follow the sessions of this class (one database's own, so no other is touched)."""
+        event.listen(sessions, "do_orm_execute", self._on_execute)
+        event.listen(sessions, "before_flush", self._on_flush)
+
+    def _on_execute(self, state: ORMExecuteState) -> None:
+        if state.is_insert or state.is_update or state.is_delete:
+            self._take(state.session)
+
+    def _on_flush(self, session: SyncSession, _context: Any, _instances: Any) -> None:
+        if session.new or session.dirty or session.deleted:
+            self._take(session)
+
+    def _take(self, session: SyncSession) -> None:
+        if session.info.get(self.HOLDS):
+            return
+        try:
+            await_only(asyncio.wait_for(self._lock.acquire(), self.timeout))
+        except TimeoutError:
+            raise OperationalError(
+                "waiting for the database's writer", None, Exception("database is locked")
+            ) from None
+        session.info[self.HOLDS] = True
+
+    def release(self, session: AsyncSession) -> None:
+        """After the session's transaction ended, committed or not."""
+        if session.sync_session.info.pop(self.HOLDS, False):
+            self._lock.release()
 
 
 class SchemaError(RuntimeError):
@@ -120,18 +181,29 @@ class Database:
         self.engine: AsyncEngine = create_async_engine(
             self.url, connect_args=connect_args or {}, pool_pre_ping=self.dialect != "sqlite"
         )
+        own_sessions = type("DatabaseSession", (SqlModelSession,), {})
+        self._sessions = async_sessionmaker(
+            self.engine,
+            class_=AsyncSession,
+            expire_on_commit=False,
+            sync_session_class=own_sessions,
+        )
+        self.writer: WriterQueue | None = None
         if self.dialect == "sqlite":
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
-        self._sessions = async_sessionmaker(
-            self.engine, class_=AsyncSession, expire_on_commit=False
-        )
+            self.writer = WriterQueue(IN_PROCESS_WRITER_TIMEOUT)
+            self.writer.watch(own_sessions)
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:
         """One transaction: committed when the block ends, rolled back on any exception."""
         async with self._sessions() as session:
-            async with session.begin():
-                yield session
+            try:
+                async with session.begin():
+                    yield session
+            finally:
+                if self.writer is not None:
+                    self.writer.release(session)
             for callback in session.info.pop(AFTER_COMMIT, []):
                 callback()
 
@@ -243,7 +315,7 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA busy_timeout=5000")
+    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
     cursor.close()
 
 

@@ -298,6 +298,7 @@ class PageRow(Referenced, Keyed, table=True):
     ack_window_s: int
     opened_by_event: str = Field(max_length=255, unique=True)
     board_event_id: str | None = Field(default=None, max_length=255)
+    board_digest: str | None = Field(default=None, max_length=64)  # of what the board shows
     created_at: datetime = utc_column()
 
 

@@ -10,7 +10,14 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.storage import bulk
-from bot.storage.models import ActivationRow, DmRoom, PageAttemptRow, PageRow, PageTargetRow
+from bot.storage.models import (
+    ActivationRow,
+    ActivationStatus,
+    DmRoom,
+    PageAttemptRow,
+    PageRow,
+    PageTargetRow,
+)
 from bot.storage.types import could_be_id
 
 
@@ -59,10 +66,26 @@ async def page(session: AsyncSession, page_id: int) -> PageRow | None:
     return await session.get(PageRow, page_id) if could_be_id(page_id) else None
 
 
-async def set_board(session: AsyncSession, page_id: int, event_id: str) -> None:
-    await session.exec(
-        update(PageRow).where(col(PageRow.id) == page_id).values(board_event_id=event_id)
+async def set_board(
+    session: AsyncSession, page_id: int, *, digest: str, event_id: str | None = None
+) -> None:
+    """The board's event (once, when posted) and the digest of what it now shows."""
+    values = {"board_digest": digest} | ({"board_event_id": event_id} if event_id else {})
+    await session.exec(update(PageRow).where(col(PageRow.id) == page_id).values(**values))
+
+
+async def boards_in_open_activations(session: AsyncSession) -> list[int]:
+    """The pages whose board an open activation's room shows (what may need an edit)."""
+    rows = await session.exec(
+        select(PageRow.id)
+        .join(ActivationRow, col(ActivationRow.id) == col(PageRow.activation_id))
+        .where(
+            col(PageRow.board_event_id).is_not(None),
+            ActivationRow.status == ActivationStatus.OPEN,
+        )
+        .order_by(col(PageRow.id))
     )
+    return list(rows.all())
 
 
 async def pages_of(session: AsyncSession, activation_id: int) -> list[PageRow]:
@@ -72,12 +95,14 @@ async def pages_of(session: AsyncSession, activation_id: int) -> list[PageRow]:
     return list(rows.all())
 
 
-async def targets(session: AsyncSession, page_id: int) -> list[PageTargetRow]:
-    rows = await session.exec(
-        select(PageTargetRow)
-        .where(PageTargetRow.page_id == page_id)
-        .order_by(col(PageTargetRow.id))
-    )
+async def targets(
+    session: AsyncSession, page_id: int, matrix_id: str | None = None
+) -> list[PageTargetRow]:
+    """A page's rows, in order; only one person's (theirs and any they cover) if `matrix_id`."""
+    query = select(PageTargetRow).where(PageTargetRow.page_id == page_id)
+    if matrix_id is not None:
+        query = query.where(PageTargetRow.matrix_id == matrix_id)
+    rows = await session.exec(query.order_by(col(PageTargetRow.id)))
     return list(rows.all())
 
 

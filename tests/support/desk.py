@@ -40,6 +40,7 @@ from bot.render import Renderer
 from bot.runtime.layers import Layers
 from bot.runtime.metrics import Metrics
 from bot.runtime.scheduler import Scheduler
+from bot.runtime.tasks import Paced
 from bot.services import Services, build_services, register_timers
 from bot.settings import Settings, load_settings
 from bot.storage import core
@@ -121,6 +122,7 @@ class Desk:
                 messenger=messenger,
                 scheduler=scheduler,
                 metrics=metrics,
+                paced=Paced(gap=0, share=0),  # a board edit as soon as asked: tests read it
             )
             services = build_services(layers, Registry([*all_families(), *families]))
             register_timers(services)
@@ -134,6 +136,7 @@ class Desk:
         return cls(settings, services, messenger, people)
 
     async def close(self) -> None:
+        await self.services.board.paced.stop(5)
         await self.services.scheduler.stop(5)
         await self.services.db.dispose()
 
@@ -194,6 +197,7 @@ class Desk:
             added = await core.record_inbox(session, [item])
         if added:  # a duplicate event runs once
             await self.runner.run(item)
+        await self.settled()  # the boards' edits it asked for
         return self.messenger.recorded[mark:]
 
     async def send(
@@ -261,6 +265,11 @@ class Desk:
         assert len(rooms) == 1, f"direct-message rooms for {person}: {rooms}"
         return rooms[0]
 
+    async def settled(self) -> None:
+        """Until the boards' edits asked for (paced, in the background) have gone out: after
+        calling a service directly rather than through `say` or `fire`, which wait for them."""
+        await self.services.board.paced.settle()
+
     def board(self, room_id: str, ref: str) -> str:
         """A page's board in the room as it reads now: its latest edit, or the original."""
         texts = [
@@ -306,6 +315,7 @@ class Desk:
         mark = len(self.messenger.recorded)
         scheduler = self.services.scheduler
         await scheduler.fire_now([timer.id for timer in timers])
+        await self.settled()
         return self.messenger.recorded[mark:]
 
     async def fire_all(self, kind: str | None = None, *, rounds: int = 20) -> list[Recorded]:
