@@ -12,14 +12,26 @@ from datetime import timedelta
 
 import pytest
 import time_machine
+from sqlmodel import select
 
+from bot.review.review import Reviews
+from bot.settings import load_settings
 from bot.storage import review_store
-from bot.storage.models import TimerKind
-from tests.conftest import Cast, RunningBot
+from bot.storage.models import Timer, TimerKind
+from tests.conftest import Cast, CrashPoint, RunningBot
 from tests.matrix_people import Person, body
 from tests.support.desk import Desk
 from tests.support.reach import paged
-from tests.support.review import REF, START, Played, pdf_text, play
+from tests.support.review import (
+    FEEDBACK_ASKED,
+    FEEDBACK_HEADER,
+    REF,
+    START,
+    Played,
+    asked_for_feedback,
+    pdf_text,
+    play,
+)
 from tests.support.rooms import activation_room, dm_text
 
 
@@ -138,6 +150,33 @@ async def test_a_participant_is_asked_in_their_language(paging_desk: Desk, playe
         t for t in paging_desk.messenger.texts(paging_desk.dm_of("deputy")) if "FEEDBACK" in t
     ]
     assert "Hoe heeft het ICC tijdens deze activering met u samengewerkt?" in asked
+
+
+async def test_the_close_arms_one_request_per_participant_in_its_own_transaction(
+    paging_desk: Desk,
+) -> None:
+    desk = paging_desk
+    room = (await play(desk, close=False)).room
+    await desk.say("lead", room, "!icc close Drill over")
+    asks = await desk.armed(TimerKind.FEEDBACK_ASK)
+    assert len(asks) == 6
+    async with desk.services.db.session() as session:
+        rows = await review_store.feedback_of(session, 1)
+    assert {row.matrix_id for row in rows} == {t.payload["matrix_id"] for t in asks}
+    assert all(row.asked_at is None for row in rows)  # the timers ask, not the close
+
+
+async def test_a_request_run_again_after_a_crash_asks_nobody_twice(
+    paging_desk: Desk, played: Played
+) -> None:
+    desk = paging_desk
+    async with desk.services.db.session() as session:
+        asks = list(
+            (await session.exec(select(Timer).where(Timer.kind == TimerKind.FEEDBACK_ASK))).all()
+        )
+    mark = len(desk.messenger.recorded)
+    assert await desk.services.reviews.on_asks(asks) == []
+    assert not [r for r in desk.messenger.recorded[mark:] if "FEEDBACK" in r.body]
 
 
 async def test_two_answers_make_a_new_version_anonymous_unless_signed(
@@ -287,3 +326,43 @@ async def test_close_posts_the_review_and_feedback_is_taken_on_the_homeserver(
     await dm_text(partner, cast, "RETOUR D'EXPÉRIENCE", dm)
     thanks = await partner.ask(dm, "!icc feedback 4 Clear pages", cast.bot.user_id)
     assert f"votre retour sur {ref} (4/5) est enregistré, anonyme" in body(thanks)
+
+
+@pytest.mark.synapse
+async def test_a_restart_between_the_close_and_the_asks_asks_everyone_once(
+    paging_env: dict[str, str],
+    people: dict[str, Person],
+    cast: Cast,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The bot stops as it asks the member for feedback (whoever came before asked, the rest
+    not): after the restart every participant has been asked, once."""
+    crash = CrashPoint(
+        monkeypatch,
+        Reviews,
+        "_ask",
+        lambda _reviews, _activation, matrix_id: matrix_id == cast.member.user_id,
+    )
+    running = RunningBot(load_settings(paging_env))
+    await running.start()
+    try:
+        _ref, room = await activation_room(people, cast)
+        await people["member"].send(room, "!icc page partner Pumps needed --ack 30m")
+        partner_dm, _page = await dm_text(people["partner"], cast, "Pumps needed")
+        closed = await people["lead"].ask(room, "!icc close Drill over", cast.bot.user_id)
+        assert "4 participants asked for `feedback` by DM" in body(closed)
+        await crash.wait()
+        await running.stop()
+        crash.restore()
+        await running.start()
+        asked = {
+            "partner": await asked_for_feedback(people["partner"], cast, partner_dm),
+            **{role: await asked_for_feedback(people[role], cast) for role in FEEDBACK_ASKED},
+        }
+        await people["member"].quiet_period(2)
+        for role, dm in asked.items():
+            await people[role].quiet_period(0.3)
+            said = [body(e) for e in people[role].events(dm, cast.bot.user_id)]
+            assert len([b for b in said if FEEDBACK_HEADER[role] in b]) == 1, (role, said)
+    finally:
+        await running.stop()

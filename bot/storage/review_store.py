@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
+from sqlalchemy import update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -27,6 +30,15 @@ async def feedback_for(
         )
     )
     return rows.first()
+
+
+async def mark_asked(session: AsyncSession, feedback_id: int, at: datetime) -> None:
+    """Record that the person was asked (the first time only: a re-run keeps the moment)."""
+    await session.exec(
+        update(FeedbackRow)
+        .where(col(FeedbackRow.id) == feedback_id, col(FeedbackRow.asked_at).is_(None))
+        .values(asked_at=at)
+    )
 
 
 async def last_asked(session: AsyncSession, matrix_id: str) -> FeedbackRow | None:
