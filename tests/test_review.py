@@ -227,6 +227,39 @@ async def test_review_on_demand_posts_the_review_of_an_open_activation(
     assert "Time from activation to first page" in desk.file(room, f"{REF}-review-v1.md").decode()
 
 
+async def test_review_again_within_a_minute_is_refused_with_when_it_can_be_made(
+    paging_desk: Desk,
+) -> None:
+    desk = paging_desk
+    with time_machine.travel(START, tick=False) as clock:
+        room = await opened(desk)
+        await desk.ask("lead", room, "!icc review")
+        clock.move_to(START + timedelta(seconds=20))
+        refused = await desk.ask("lead", room, "!icc review")
+    assert f"version 1: {REF}-review-v1.md" in refused.body
+    assert "A fresh version can be made from 09:01 Brussels (08:01Z), in 40 s" in refused.body
+    assert not [r for r in desk.messenger.events(room) if r.body == f"{REF}-review-v2.md"]
+
+
+async def test_review_too_soon_is_told_in_the_leads_language(paging_desk: Desk) -> None:
+    desk = paging_desk
+    room = await opened(desk)
+    await desk.ask("lead", room, "!icc review")
+    refused = await desk.ask("deputy", room, "!icc review")
+    assert "De evaluatie van ICC-2026-001 is zojuist gemaakt (versie 1" in refused.body
+
+
+async def test_review_a_minute_later_renders_a_fresh_version(paging_desk: Desk) -> None:
+    desk = paging_desk
+    with time_machine.travel(START, tick=False) as clock:
+        room = await opened(desk)
+        await desk.ask("lead", room, "!icc review")
+        clock.move_to(START + timedelta(minutes=1))
+        reply = await desk.ask("lead", room, "!icc review")
+    assert f"{REF}-review-v2" in reply.body
+    assert desk.file(room, f"{REF}-review-v2.pdf").startswith(b"%PDF")
+
+
 # -- lessons and improvement actions ---------------------------------------------------------------
 
 

@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -22,7 +23,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from bot.activations.activation import Activations
 from bot.directory.model import Contact
 from bot.directory.roles import Role
-from bot.errors import UserError
+from bot.errors import Refused, UserError
 from bot.matrix.send import MatrixSendError
 from bot.render import Message
 from bot.review.document import ReviewFiles, compose
@@ -51,8 +52,10 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 REPOST_EVERY = timedelta(hours=1)  # feedback re-posts the review at most this often
+REVIEW_EVERY = timedelta(minutes=1)  # `review` renders a fresh version at most this often
 SCORES = range(1, 6)
 ASK_TEMPLATE, RECORDED_TEMPLATE = "feedback_request", "feedback_recorded"
+TOO_SOON_TEMPLATE = "review_too_soon"
 
 
 def repost_key(activation_id: int, version: int) -> str:
@@ -94,11 +97,18 @@ class Reviews:
             self.settings.exercise_marker,
         )
 
-    async def _reserve(self, activation: ActivationRow, reason: str, by: str) -> int:
-        """The next version's number, taken in the database (two posts never share one)."""
+    async def _reserve(
+        self, activation: ActivationRow, reason: str, by: str, *, every: timedelta | None = None
+    ) -> tuple[int, datetime | None]:
+        """The next version's number, taken in the database (two posts never share one), and
+        None. With `every`: when the last version was made less than that ago, no number is
+        taken; (that version, when the next may be made) instead."""
         async with self.db.session() as session:
             await store.lock_activation(session, activation.id)
             posted = await review_store.reviews(session, activation.id)
+            now = utcnow()
+            if every is not None and posted and posted[-1].posted_at + every > now:
+                return posted[-1].version, posted[-1].posted_at + every
             answered = [
                 r for r in await review_store.feedback_of(session, activation.id) if r.score
             ]
@@ -109,22 +119,26 @@ class Reviews:
                     version=version,
                     reason=reason,
                     posted_by=by,
-                    posted_at=utcnow(),
+                    posted_at=now,
                     feedback_count=len(answered),
                 )
             )
-        return version
+        return version, None
 
     async def for_close(self, activation: ActivationRow, by: str) -> ReviewFiles:
         """The first version, for the record bundle the close posts."""
-        return await self.build(activation, await self._reserve(activation, "close", by))
+        version, _ = await self._reserve(activation, "close", by)
+        return await self.build(activation, version)
 
     # -- posting ----------------------------------------------------------------------------------
 
     async def post(self, activation: ActivationRow, reason: str, by: str) -> ReviewFiles:
-        """A new version in the activation's room: its files, their manifest, and a notice."""
-        version = await self._reserve(activation, reason, by)
-        files = await self.build(activation, version)
+        """A new version in the activation's room: its files and their manifest."""
+        version, _ = await self._reserve(activation, reason, by)
+        return await self._send(activation, await self.build(activation, version))
+
+    async def _send(self, activation: ActivationRow, files: ReviewFiles) -> ReviewFiles:
+        """The version's files and their manifest, posted in the activation's room."""
         room_id = activation.room_id or ""
         manifest_name = f"{files.stem}-SHA256SUMS"
         for name, data, mimetype in [
@@ -137,11 +151,34 @@ class Reviews:
         return files
 
     async def on_demand(self, room_id: str, by: str) -> Message:
-        """`review`: the review as it stands, posted in the activation's room (open or closed)."""
+        """`review`: the review as it stands, posted in the activation's room (open or closed);
+        refused, with when it can be made again, within a minute of the last version (charts
+        and a PDF are costly to render, and a minute changes little)."""
         activation = await self.activations.resolve(room_id, None)
-        files = await self.post(activation, "review", by)
+        version, next_at = await self._reserve(activation, "review", by, every=REVIEW_EVERY)
+        if next_at is not None:
+            raise Refused(self._too_soon(activation, version, next_at, by), activation)
+        files = await self._send(activation, await self.build(activation, version))
         return self.renderer.render(
             "review_posted", activation=activation, files=files, reason="review"
+        )
+
+    def _too_soon(
+        self, activation: ActivationRow, version: int, next_at: datetime, by: str
+    ) -> Message:
+        """`review` again too soon, told in the sender's language and zone."""
+        contact = self.keeper.current.contact_for(by)
+        languages = contact.languages if contact else ()
+        zone = contact.zone if contact else self.settings.timezone
+        lang = self.renderer.language_for(TOO_SOON_TEMPLATE, languages)
+        return self.renderer.render(
+            TOO_SOON_TEMPLATE,
+            lang=lang,
+            activation=activation,
+            version=version,
+            stem=f"{activation.ref}-review-v{version}",
+            next=format_local_utc(next_at, zone, lang=lang),
+            seconds=max(1, math.ceil((next_at - utcnow()).total_seconds())),
         )
 
     async def on_repost(self, timer: Timer) -> None:
