@@ -14,6 +14,7 @@ import pytest
 import time_machine
 from sqlmodel import select
 
+from bot.devserver import DevServer
 from bot.review.review import Reviews
 from bot.settings import load_settings
 from bot.storage import review_store
@@ -32,6 +33,7 @@ from tests.support.review import (
     pdf_text,
     play,
 )
+from tests.support.review_scenario import Scripted, played_on_homeserver
 from tests.support.rooms import activation_room, dm_text
 
 
@@ -187,7 +189,7 @@ async def test_two_answers_make_a_new_version_anonymous_unless_signed(
     await desk.say("dg", desk.dm_of("dg"), "!icc feedback 2 Too many DMs --signed")
     await desk.fire(TimerKind.REVIEW_REPOST)
     text = pdf_text(desk.file(played.room, f"{REF}-review-v2.pdf"))
-    assert "2 of 6 asked, mean score 3.0 / 5" in text
+    assert re.search(r"Feedback\s+2 of 6 asked, mean score 3.0 / 5", text)
     assert "4/5 — Clear pages (anonymous)" in text
     assert "2/5 — Too many DMs (Dg)" in text
 
@@ -399,3 +401,148 @@ async def test_a_restart_between_the_close_and_the_asks_asks_everyone_once(
             assert len([b for b in said if FEEDBACK_HEADER[role] in b]) == 1, (role, said)
     finally:
         await running.stop()
+
+
+# -- the scripted activation, played once on the homeserver (tests/support/review_scenario.py) -----
+
+TOLERANCE_S = 1.0  # the bot's clock reads a command a moment after the script sent it
+
+
+@pytest.fixture(scope="module")
+def scripted(synapse: DevServer, tmp_path_factory: pytest.TempPathFactory) -> Scripted:
+    return played_on_homeserver(synapse, tmp_path_factory.mktemp("review-scripted"))
+
+
+def near(figure: float | None, seconds: float, tolerance: float = TOLERANCE_S) -> bool:
+    return figure is not None and abs(figure - seconds) <= tolerance
+
+
+def seconds_read(pattern: str, text: str) -> list[int]:
+    """The durations `pattern`'s groups find in `text` (`5s`, `1m05s`, as the review writes
+    them), in seconds."""
+    found = re.search(pattern, text)
+    assert found, f"{pattern!r} not in:\n{text}"
+    durations = [re.fullmatch(r"(?:(\d+)m)?(\d+)s", group) for group in found.groups()]
+    assert all(durations), found.groups()
+    return [int(d.group(1) or 0) * 60 + int(d.group(2)) for d in durations if d]
+
+
+@pytest.mark.synapse
+def test_on_the_homeserver_the_time_to_first_page_is_what_the_script_waited(
+    scripted: Scripted,
+) -> None:
+    assert near(scripted.figures["first_page_s"], scripted.first_page_s, 1.0)
+
+
+@pytest.mark.synapse
+def test_on_the_homeserver_ack_latency_per_organisation_is_what_the_script_waited(
+    scripted: Scripted,
+) -> None:
+    acked = scripted.ack_s
+    ercc = group(scripted.figures, "by_organisation", "ERCC")
+    nccn = group(scripted.figures, "by_organisation", "NCCN")
+    assert (ercc["paged"], ercc["acked"], ercc["slowest"]) == (2, 2, "Partner")
+    assert near(ercc["median_s"], (acked["dg"] + acked["partner"]) / 2)
+    assert near(ercc["slowest_s"], acked["partner"])
+    assert (nccn["paged"], nccn["acked"], nccn["slowest"]) == (2, 1, "Deputy")
+    assert near(nccn["median_s"], acked["deputy"])
+
+
+@pytest.mark.synapse
+def test_on_the_homeserver_ack_latency_per_channel(scripted: Scripted) -> None:
+    [matrix] = scripted.figures["by_channel"]
+    assert (matrix["group"], matrix["acked"], matrix["slowest"]) == ("matrix", 3, "Deputy")
+    assert near(matrix["median_s"], scripted.ack_s["partner"])
+
+
+@pytest.mark.synapse
+def test_on_the_homeserver_the_unreachable_person_is_named(scripted: Scripted) -> None:
+    [silent] = scripted.figures["unreached"]
+    assert (silent["name"], silent["page"], silent["state"]) == ("Silent", "PG-1", "unreachable")
+    assert silent["channels"][0].startswith("matrix: delivered")
+
+
+@pytest.mark.synapse
+def test_on_the_homeserver_the_late_input_is_listed_with_how_late(scripted: Scripted) -> None:
+    [late] = scripted.figures["inputs"]
+    assert (late["request"], late["name"]) == ("RQ-1", "Dg")
+    assert near(late["late_by_s"], scripted.input_late_s)
+
+
+@pytest.mark.synapse
+def test_on_the_homeserver_the_late_action_is_listed_with_how_late(scripted: Scripted) -> None:
+    done_late, lesson = scripted.figures["actions"]
+    assert (done_late["ref"], done_late["state"]) == ("A-1", "done late")
+    assert near(done_late["late_by_s"], scripted.action_late_s)
+    assert (lesson["ref"], lesson["state"], lesson["improvement"]) == (
+        scripted.lesson,
+        "open",
+        True,
+    )
+
+
+@pytest.mark.synapse
+def test_on_the_homeserver_round_attendance(scripted: Scripted) -> None:
+    first, second = scripted.figures["rounds"]
+    assert (first["reported"], first["expected"], first["missing"]) == (1, 2, ["Deputy"])
+    assert (second["reported"], second["expected"], second["missing"]) == (2, 2, [])
+
+
+@pytest.mark.synapse
+def test_on_the_homeserver_the_level_history(scripted: Scripted) -> None:
+    assert [level for _at, level, _by in scripted.figures["levels"]] == ["monitoring", "full"]
+
+
+@pytest.mark.synapse
+def test_on_the_homeserver_the_pdf_reads_back_what_the_script_did(scripted: Scripted) -> None:
+    text, acked = scripted.pdf, scripted.ack_s
+    [first] = seconds_read(r"Time from activation to first page\s+(\S+)", text)
+    ercc_median, ercc_slowest = seconds_read(r"ERCC\s+2\s+2\s+(\S+)\s+(\S+) \(Partner\)", text)
+    [nccn_median, _slowest] = seconds_read(r"NCCN\s+2\s+1\s+(\S+)\s+(\S+) \(Deputy\)", text)
+    [input_late] = seconds_read(r"RQ-1 Dg \(ERCC\): answered (\S+) late", text)
+    [action_late] = seconds_read(r"A-1 Partner: Call Paris — done (\S+) late", text)
+    assert near(first, scripted.first_page_s, 1.5)
+    assert near(ercc_median, (acked["dg"] + acked["partner"]) / 2, 1.5)
+    assert near(ercc_slowest, acked["partner"], 1.5)
+    assert near(nccn_median, acked["deputy"], 1.5)
+    assert near(input_late, scripted.input_late_s, 1.5)
+    assert near(action_late, scripted.action_late_s, 1.5)
+    assert "Silent (NCCN), PG-1: unreachable" in text
+    assert re.search(r"RD-1 #1 .* 1 of 2\s+Deputy", text)
+    assert re.search(r"RD-2 #1 .* 2 of 2\s+—", text)
+
+
+@pytest.mark.synapse
+def test_on_the_homeserver_every_participant_is_asked_in_their_language(
+    scripted: Scripted,
+) -> None:
+    assert "6 participants asked for `feedback` by DM" in scripted.close
+    assert sorted(scripted.asked) == ["deputy", "dg", "lead", "member", "partner", "silent"]
+    for who, request in scripted.asked.items():
+        assert FEEDBACK_HEADER.get(who, FEEDBACK_HEADER["lead"]) in request, who
+
+
+@pytest.mark.synapse
+def test_on_the_homeserver_feedback_is_taken_signed_or_anonymous(scripted: Scripted) -> None:
+    ref = scripted.ref
+    assert (
+        f"votre retour sur {ref} (4/5) est enregistré, signé de votre nom"
+        in (scripted.thanks["partner"])
+    )
+    assert f"Ihre Rückmeldung zu {ref} (2/5) ist erfasst, anonym" in scripted.thanks["dg"]
+
+
+@pytest.mark.synapse
+def test_on_the_homeserver_the_reposted_review_has_the_feedback(scripted: Scripted) -> None:
+    text = scripted.feedback_pdf
+    assert re.search(r"Feedback\s+2 of 6 asked, mean score 3.0 / 5", text)
+    assert "4/5 — Clear pages (Partner)" in text
+    assert "2/5 — Too many DMs (anonymous)" in text
+
+
+@pytest.mark.synapse
+def test_on_the_homeserver_the_lessons_improvement_action_is_chased_after_the_close(
+    scripted: Scripted,
+) -> None:
+    assert scripted.lesson != "A-1"
+    assert f"ÉCHÉANCE — ACTION {scripted.lesson}" in scripted.chase
