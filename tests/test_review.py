@@ -332,38 +332,6 @@ async def test_owner_and_due_without_lesson_are_refused(paging_desk: Desk, text:
 
 
 @pytest.mark.synapse
-async def test_a_lessons_improvement_action_is_chased_after_the_close_on_the_homeserver(
-    paging_bot: RunningBot, people: dict[str, Person], cast: Cast
-) -> None:
-    _ref, room = await activation_room(people, cast)
-    member, partner = people["member"], people["partner"]
-    await member.send(room, "!icc log Update the ERCC number --lesson --owner partner --due 8s")
-    dm, assigned = await dm_text(partner, cast, "ACTION A-")
-    ref = re.search(r"A-\d+", assigned).group(0)  # type: ignore[union-attr]
-    closed = await people["lead"].ask(room, "!icc close Drill over", cast.bot.user_id)
-    assert "After-action review" in body(closed)
-    await dm_text(partner, cast, f"ÉCHÉANCE — ACTION {ref}", dm)
-
-
-@pytest.mark.synapse
-async def test_close_posts_the_review_and_feedback_is_taken_on_the_homeserver(
-    paging_bot: RunningBot, people: dict[str, Person], cast: Cast
-) -> None:
-    ref, room = await activation_room(people, cast)
-    member, partner = people["member"], people["partner"]
-    await member.send(room, "!icc page partner Pumps needed --ack 30m")
-    dm, _page = await dm_text(partner, cast, "Pumps needed")
-    await partner.ask(dm, "!icc ack", cast.bot.user_id)
-    await people["lead"].ask(room, "!icc close Drill over", cast.bot.user_id)
-    await member.wait_for(
-        room, lambda e: body(e) == f"{ref}-review-v1.pdf", sender=cast.bot.user_id, timeout=30
-    )
-    await dm_text(partner, cast, "RETOUR D'EXPÉRIENCE", dm)
-    thanks = await partner.ask(dm, "!icc feedback 4 Clear pages", cast.bot.user_id)
-    assert f"votre retour sur {ref} (4/5) est enregistré, anonyme" in body(thanks)
-
-
-@pytest.mark.synapse
 async def test_a_restart_between_the_close_and_the_asks_asks_everyone_once(
     paging_env: dict[str, str],
     people: dict[str, Person],
