@@ -9,12 +9,14 @@ from __future__ import annotations
 import hashlib
 import re
 from datetime import timedelta
+from typing import Any
 
 import pytest
 import time_machine
 from sqlmodel import select
 
 from bot.devserver import DevServer
+from bot.review import review as review_module
 from bot.review.review import Reviews
 from bot.settings import load_settings
 from bot.storage import review_store
@@ -249,6 +251,25 @@ async def test_review_too_soon_is_told_in_the_leads_language(paging_desk: Desk) 
     await desk.ask("lead", room, "!icc review")
     refused = await desk.ask("deputy", room, "!icc review")
     assert "De evaluatie van ICC-2026-001 is zojuist gemaakt (versie 1" in refused.body
+
+
+async def test_review_right_after_a_close_whose_review_failed_is_not_too_soon(
+    paging_desk: Desk, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    desk = paging_desk
+    room = await opened(desk)
+    real = review_module.compose
+
+    def fails_once(*args: Any) -> Any:
+        monkeypatch.setattr(review_module, "compose", real)
+        raise RuntimeError("no fonts")
+
+    monkeypatch.setattr(review_module, "compose", fails_once)
+    closed = await desk.ask("lead", room, "!icc close Drill over")
+    assert "could not be built" in closed.body
+    reply = await desk.ask("lead", room, "!icc review")
+    assert f"{REF}-review-v1" in reply.body
+    assert desk.file(room, f"{REF}-review-v1.pdf").startswith(b"%PDF")
 
 
 async def test_review_a_minute_later_renders_a_fresh_version(paging_desk: Desk) -> None:

@@ -26,7 +26,7 @@ from bot.directory.roles import Role
 from bot.errors import Refused, UserError
 from bot.matrix.send import MatrixSendError
 from bot.render import Message
-from bot.review.document import ReviewFiles, compose
+from bot.review.document import ReviewFiles, compose, review_stem
 from bot.review.figures import gather
 from bot.storage import action_store, input_store, page_store, review_store, round_store
 from bot.storage import activation_store as store
@@ -125,17 +125,28 @@ class Reviews:
             )
         return version, None
 
+    async def _build_reserved(self, activation: ActivationRow, version: int) -> ReviewFiles:
+        """The version just reserved; if it cannot be built, its number is given back, so that
+        a `review` right after (as the close's report suggests then) is not refused as too
+        soon after a version nobody saw."""
+        try:
+            return await self.build(activation, version)
+        except Exception:
+            async with self.db.session() as session:
+                await review_store.forget(session, activation.id, version)
+            raise
+
     async def for_close(self, activation: ActivationRow, by: str) -> ReviewFiles:
         """The first version, for the record bundle the close posts."""
         version, _ = await self._reserve(activation, "close", by)
-        return await self.build(activation, version)
+        return await self._build_reserved(activation, version)
 
     # -- posting ----------------------------------------------------------------------------------
 
     async def post(self, activation: ActivationRow, reason: str, by: str) -> ReviewFiles:
         """A new version in the activation's room: its files and their manifest."""
         version, _ = await self._reserve(activation, reason, by)
-        return await self._send(activation, await self.build(activation, version))
+        return await self._send(activation, await self._build_reserved(activation, version))
 
     async def _send(self, activation: ActivationRow, files: ReviewFiles) -> ReviewFiles:
         """The version's files and their manifest, posted in the activation's room."""
@@ -158,7 +169,7 @@ class Reviews:
         version, next_at = await self._reserve(activation, "review", by, every=REVIEW_EVERY)
         if next_at is not None:
             raise Refused(self._too_soon(activation, version, next_at, by), activation)
-        files = await self._send(activation, await self.build(activation, version))
+        files = await self._send(activation, await self._build_reserved(activation, version))
         return self.renderer.render(
             "review_posted", activation=activation, files=files, reason="review"
         )
@@ -176,7 +187,7 @@ class Reviews:
             lang=lang,
             activation=activation,
             version=version,
-            stem=f"{activation.ref}-review-v{version}",
+            stem=review_stem(activation.ref, version),
             next=format_local_utc(next_at, zone, lang=lang),
             seconds=max(1, math.ceil((next_at - utcnow()).total_seconds())),
         )

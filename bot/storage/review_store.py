@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import update
+from sqlalchemy import delete, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -60,3 +60,12 @@ async def reviews(session: AsyncSession, activation_id: int) -> list[ReviewRow]:
         .order_by(col(ReviewRow.version))
     )
     return list(rows.all())
+
+
+async def forget(session: AsyncSession, activation_id: int, version: int) -> None:
+    """A version reserved and never made (its rendering failed): its number is free again."""
+    await session.exec(
+        delete(ReviewRow).where(
+            col(ReviewRow.activation_id) == activation_id, col(ReviewRow.version) == version
+        )
+    )
