@@ -35,7 +35,7 @@ from tests.support.review import (
     pdf_text,
     play,
 )
-from tests.support.review_scenario import Scripted, played_on_homeserver
+from tests.support.review_scenario import Scripted, near, played_on_homeserver, seconds_read
 from tests.support.rooms import activation_room, dm_text
 
 
@@ -394,26 +394,10 @@ async def test_a_restart_between_the_close_and_the_asks_asks_everyone_once(
 
 # -- the scripted activation, played once on the homeserver (tests/support/review_scenario.py) -----
 
-TOLERANCE_S = 1.0  # the bot's clock reads a command a moment after the script sent it
-
 
 @pytest.fixture(scope="module")
 def scripted(synapse: DevServer, tmp_path_factory: pytest.TempPathFactory) -> Scripted:
     return played_on_homeserver(synapse, tmp_path_factory.mktemp("review-scripted"))
-
-
-def near(figure: float | None, seconds: float, tolerance: float = TOLERANCE_S) -> bool:
-    return figure is not None and abs(figure - seconds) <= tolerance
-
-
-def seconds_read(pattern: str, text: str) -> list[int]:
-    """The durations `pattern`'s groups find in `text` (`5s`, `1m05s`, as the review writes
-    them), in seconds."""
-    found = re.search(pattern, text)
-    assert found, f"{pattern!r} not in:\n{text}"
-    durations = [re.fullmatch(r"(?:(\d+)m)?(\d+)s", group) for group in found.groups()]
-    assert all(durations), found.groups()
-    return [int(d.group(1) or 0) * 60 + int(d.group(2)) for d in durations if d]
 
 
 @pytest.mark.synapse

@@ -51,6 +51,7 @@ ACK_AFTER = {"dg": 1.0, "partner": 2.0, "deputy": 3.0}  # seconds after the page
 DUE_S = 3  # the input's deadline and the action's due time, from when they were asked
 LATE_S = 2.0  # how late dg's input and partner's action come
 ROUND_WINDOW_S = 3
+TOLERANCE_S = 1.0  # the bot's clock reads a command a moment after the script sent it
 
 
 @dataclass
@@ -244,3 +245,18 @@ async def _play(people: dict[str, Person], cast: Cast, running: RunningBot) -> S
         partner, cast, f"ÉCHÉANCE — ACTION {done.lesson}", dms["partner"]
     )
     return done
+
+
+def near(figure: float | None, seconds: float, tolerance: float = TOLERANCE_S) -> bool:
+    """A figure of the review is what the script measured, give or take `tolerance`."""
+    return figure is not None and abs(figure - seconds) <= tolerance
+
+
+def seconds_read(pattern: str, text: str) -> list[int]:
+    """The durations `pattern`'s groups find in `text` (`5s`, `1m05s`, as the review writes
+    them), in seconds."""
+    found = re.search(pattern, text)
+    assert found, f"{pattern!r} not in:\n{text}"
+    durations = [re.fullmatch(r"(?:(\d+)m)?(\d+)s", group) for group in found.groups()]
+    assert all(durations), found.groups()
+    return [int(d.group(1) or 0) * 60 + int(d.group(2)) for d in durations if d]
