@@ -102,6 +102,7 @@ def register_timers(services: Services) -> None:
     scheduler.on_batch(TimerKind.PAGE_FALLBACK, services.fallback.on_steps)
     scheduler.on(TimerKind.ACTION_STEP, services.actions.on_step)
     scheduler.on(TimerKind.REVIEW_REPOST, services.reviews.on_repost)
+    scheduler.on_batch(TimerKind.FEEDBACK_ASK, services.reviews.on_asks)
 
 
 def build_services(layers: Layers, registry: Registry) -> Services:

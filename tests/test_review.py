@@ -9,17 +9,33 @@ from __future__ import annotations
 import hashlib
 import re
 from datetime import timedelta
+from typing import Any
 
 import pytest
 import time_machine
+from sqlmodel import select
 
+from bot.devserver import DevServer
+from bot.review import review as review_module
+from bot.review.review import Reviews
+from bot.settings import load_settings
 from bot.storage import review_store
-from bot.storage.models import TimerKind
-from tests.conftest import Cast, RunningBot
+from bot.storage.models import Timer, TimerKind
+from tests.conftest import Cast, CrashPoint, RunningBot
 from tests.matrix_people import Person, body
 from tests.support.desk import Desk
 from tests.support.reach import paged
-from tests.support.review import REF, START, Played, pdf_text, play
+from tests.support.review import (
+    FEEDBACK_ASKED,
+    FEEDBACK_HEADER,
+    REF,
+    START,
+    Played,
+    asked_for_feedback,
+    pdf_text,
+    play,
+)
+from tests.support.review_scenario import Scripted, near, played_on_homeserver, seconds_read
 from tests.support.rooms import activation_room, dm_text
 
 
@@ -140,6 +156,33 @@ async def test_a_participant_is_asked_in_their_language(paging_desk: Desk, playe
     assert "Hoe heeft het ICC tijdens deze activering met u samengewerkt?" in asked
 
 
+async def test_the_close_arms_one_request_per_participant_in_its_own_transaction(
+    paging_desk: Desk,
+) -> None:
+    desk = paging_desk
+    room = (await play(desk, close=False)).room
+    await desk.say("lead", room, "!icc close Drill over")
+    asks = await desk.armed(TimerKind.FEEDBACK_ASK)
+    assert len(asks) == 6
+    async with desk.services.db.session() as session:
+        rows = await review_store.feedback_of(session, 1)
+    assert {row.matrix_id for row in rows} == {t.payload["matrix_id"] for t in asks}
+    assert all(row.asked_at is None for row in rows)  # the timers ask, not the close
+
+
+async def test_a_request_run_again_after_a_crash_asks_nobody_twice(
+    paging_desk: Desk, played: Played
+) -> None:
+    desk = paging_desk
+    async with desk.services.db.session() as session:
+        asks = list(
+            (await session.exec(select(Timer).where(Timer.kind == TimerKind.FEEDBACK_ASK))).all()
+        )
+    mark = len(desk.messenger.recorded)
+    assert await desk.services.reviews.on_asks(asks) == []
+    assert not [r for r in desk.messenger.recorded[mark:] if "FEEDBACK" in r.body]
+
+
 async def test_two_answers_make_a_new_version_anonymous_unless_signed(
     paging_desk: Desk, played: Played
 ) -> None:
@@ -148,7 +191,7 @@ async def test_two_answers_make_a_new_version_anonymous_unless_signed(
     await desk.say("dg", desk.dm_of("dg"), "!icc feedback 2 Too many DMs --signed")
     await desk.fire(TimerKind.REVIEW_REPOST)
     text = pdf_text(desk.file(played.room, f"{REF}-review-v2.pdf"))
-    assert "2 of 6 asked, mean score 3.0 / 5" in text
+    assert re.search(r"Feedback\s+2 of 6 asked, mean score 3.0 / 5", text)
     assert "4/5 — Clear pages (anonymous)" in text
     assert "2/5 — Too many DMs (Dg)" in text
 
@@ -186,6 +229,58 @@ async def test_review_on_demand_posts_the_review_of_an_open_activation(
     reply = await desk.ask("lead", room, "!icc review")
     assert f"{REF}-review-v1" in reply.body
     assert "Time from activation to first page" in desk.file(room, f"{REF}-review-v1.md").decode()
+
+
+async def test_review_again_within_a_minute_is_refused_with_when_it_can_be_made(
+    paging_desk: Desk,
+) -> None:
+    desk = paging_desk
+    with time_machine.travel(START, tick=False) as clock:
+        room = await opened(desk)
+        await desk.ask("lead", room, "!icc review")
+        clock.move_to(START + timedelta(seconds=20))
+        refused = await desk.ask("lead", room, "!icc review")
+    assert f"version 1: {REF}-review-v1.md" in refused.body
+    assert "A fresh version can be made from 09:01 Brussels (08:01Z), in 40 s" in refused.body
+    assert not [r for r in desk.messenger.events(room) if r.body == f"{REF}-review-v2.md"]
+
+
+async def test_review_too_soon_is_told_in_the_leads_language(paging_desk: Desk) -> None:
+    desk = paging_desk
+    room = await opened(desk)
+    await desk.ask("lead", room, "!icc review")
+    refused = await desk.ask("deputy", room, "!icc review")
+    assert "De evaluatie van ICC-2026-001 is zojuist gemaakt (versie 1" in refused.body
+
+
+async def test_review_right_after_a_close_whose_review_failed_is_not_too_soon(
+    paging_desk: Desk, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    desk = paging_desk
+    room = await opened(desk)
+    real = review_module.compose
+
+    def fails_once(*args: Any) -> Any:
+        monkeypatch.setattr(review_module, "compose", real)
+        raise RuntimeError("no fonts")
+
+    monkeypatch.setattr(review_module, "compose", fails_once)
+    closed = await desk.ask("lead", room, "!icc close Drill over")
+    assert "could not be built" in closed.body
+    reply = await desk.ask("lead", room, "!icc review")
+    assert f"{REF}-review-v1" in reply.body
+    assert desk.file(room, f"{REF}-review-v1.pdf").startswith(b"%PDF")
+
+
+async def test_review_a_minute_later_renders_a_fresh_version(paging_desk: Desk) -> None:
+    desk = paging_desk
+    with time_machine.travel(START, tick=False) as clock:
+        room = await opened(desk)
+        await desk.ask("lead", room, "!icc review")
+        clock.move_to(START + timedelta(minutes=1))
+        reply = await desk.ask("lead", room, "!icc review")
+    assert f"{REF}-review-v2" in reply.body
+    assert desk.file(room, f"{REF}-review-v2.pdf").startswith(b"%PDF")
 
 
 # -- lessons and improvement actions ---------------------------------------------------------------
@@ -258,32 +353,169 @@ async def test_owner_and_due_without_lesson_are_refused(paging_desk: Desk, text:
 
 
 @pytest.mark.synapse
-async def test_a_lessons_improvement_action_is_chased_after_the_close_on_the_homeserver(
-    paging_bot: RunningBot, people: dict[str, Person], cast: Cast
+async def test_a_restart_between_the_close_and_the_asks_asks_everyone_once(
+    paging_env: dict[str, str],
+    people: dict[str, Person],
+    cast: Cast,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    _ref, room = await activation_room(people, cast)
-    member, partner = people["member"], people["partner"]
-    await member.send(room, "!icc log Update the ERCC number --lesson --owner partner --due 8s")
-    dm, assigned = await dm_text(partner, cast, "ACTION A-")
-    ref = re.search(r"A-\d+", assigned).group(0)  # type: ignore[union-attr]
-    closed = await people["lead"].ask(room, "!icc close Drill over", cast.bot.user_id)
-    assert "After-action review" in body(closed)
-    await dm_text(partner, cast, f"ÉCHÉANCE — ACTION {ref}", dm)
+    """The bot stops as it asks the member for feedback (whoever came before asked, the rest
+    not): after the restart every participant has been asked, once."""
+    crash = CrashPoint(
+        monkeypatch,
+        Reviews,
+        "_ask",
+        lambda _reviews, _activation, matrix_id: matrix_id == cast.member.user_id,
+    )
+    running = RunningBot(load_settings(paging_env))
+    await running.start()
+    try:
+        _ref, room = await activation_room(people, cast)
+        await people["member"].send(room, "!icc page partner Pumps needed --ack 30m")
+        partner_dm, _page = await dm_text(people["partner"], cast, "Pumps needed")
+        closed = await people["lead"].ask(room, "!icc close Drill over", cast.bot.user_id)
+        assert "4 participants asked for `feedback` by DM" in body(closed)
+        await crash.wait()
+        await running.stop()
+        crash.restore()
+        await running.start()
+        asked = {
+            "partner": await asked_for_feedback(people["partner"], cast, partner_dm),
+            **{role: await asked_for_feedback(people[role], cast) for role in FEEDBACK_ASKED},
+        }
+        await people["member"].quiet_period(2)
+        for role, dm in asked.items():
+            await people[role].quiet_period(0.3)
+            said = [body(e) for e in people[role].events(dm, cast.bot.user_id)]
+            assert len([b for b in said if FEEDBACK_HEADER[role] in b]) == 1, (role, said)
+    finally:
+        await running.stop()
+
+
+# -- the scripted activation, played once on the homeserver (tests/support/review_scenario.py) -----
+
+
+@pytest.fixture(scope="module")
+def scripted(synapse: DevServer, tmp_path_factory: pytest.TempPathFactory) -> Scripted:
+    return played_on_homeserver(synapse, tmp_path_factory.mktemp("review-scripted"))
 
 
 @pytest.mark.synapse
-async def test_close_posts_the_review_and_feedback_is_taken_on_the_homeserver(
-    paging_bot: RunningBot, people: dict[str, Person], cast: Cast
+def test_on_the_homeserver_the_time_to_first_page_is_what_the_script_waited(
+    scripted: Scripted,
 ) -> None:
-    ref, room = await activation_room(people, cast)
-    member, partner = people["member"], people["partner"]
-    await member.send(room, "!icc page partner Pumps needed --ack 30m")
-    dm, _page = await dm_text(partner, cast, "Pumps needed")
-    await partner.ask(dm, "!icc ack", cast.bot.user_id)
-    await people["lead"].ask(room, "!icc close Drill over", cast.bot.user_id)
-    await member.wait_for(
-        room, lambda e: body(e) == f"{ref}-review-v1.pdf", sender=cast.bot.user_id, timeout=30
+    assert near(scripted.figures["first_page_s"], scripted.first_page_s, 1.0)
+
+
+@pytest.mark.synapse
+def test_on_the_homeserver_ack_latency_per_organisation_is_what_the_script_waited(
+    scripted: Scripted,
+) -> None:
+    acked = scripted.ack_s
+    ercc = group(scripted.figures, "by_organisation", "ERCC")
+    nccn = group(scripted.figures, "by_organisation", "NCCN")
+    assert (ercc["paged"], ercc["acked"], ercc["slowest"]) == (2, 2, "Partner")
+    assert near(ercc["median_s"], (acked["dg"] + acked["partner"]) / 2)
+    assert near(ercc["slowest_s"], acked["partner"])
+    assert (nccn["paged"], nccn["acked"], nccn["slowest"]) == (2, 1, "Deputy")
+    assert near(nccn["median_s"], acked["deputy"])
+
+
+@pytest.mark.synapse
+def test_on_the_homeserver_ack_latency_per_channel(scripted: Scripted) -> None:
+    [matrix] = scripted.figures["by_channel"]
+    assert (matrix["group"], matrix["acked"], matrix["slowest"]) == ("matrix", 3, "Deputy")
+    assert near(matrix["median_s"], scripted.ack_s["partner"])
+
+
+@pytest.mark.synapse
+def test_on_the_homeserver_the_unreachable_person_is_named(scripted: Scripted) -> None:
+    [silent] = scripted.figures["unreached"]
+    assert (silent["name"], silent["page"], silent["state"]) == ("Silent", "PG-1", "unreachable")
+    assert silent["channels"][0].startswith("matrix: delivered")
+
+
+@pytest.mark.synapse
+def test_on_the_homeserver_the_late_input_is_listed_with_how_late(scripted: Scripted) -> None:
+    [late] = scripted.figures["inputs"]
+    assert (late["request"], late["name"]) == ("RQ-1", "Dg")
+    assert near(late["late_by_s"], scripted.input_late_s)
+
+
+@pytest.mark.synapse
+def test_on_the_homeserver_the_late_action_is_listed_with_how_late(scripted: Scripted) -> None:
+    done_late, lesson = scripted.figures["actions"]
+    assert (done_late["ref"], done_late["state"]) == ("A-1", "done late")
+    assert near(done_late["late_by_s"], scripted.action_late_s)
+    assert (lesson["ref"], lesson["state"], lesson["improvement"]) == (
+        scripted.lesson,
+        "open",
+        True,
     )
-    await dm_text(partner, cast, "RETOUR D'EXPÉRIENCE", dm)
-    thanks = await partner.ask(dm, "!icc feedback 4 Clear pages", cast.bot.user_id)
-    assert f"votre retour sur {ref} (4/5) est enregistré, anonyme" in body(thanks)
+
+
+@pytest.mark.synapse
+def test_on_the_homeserver_round_attendance(scripted: Scripted) -> None:
+    first, second = scripted.figures["rounds"]
+    assert (first["reported"], first["expected"], first["missing"]) == (1, 2, ["Deputy"])
+    assert (second["reported"], second["expected"], second["missing"]) == (2, 2, [])
+
+
+@pytest.mark.synapse
+def test_on_the_homeserver_the_level_history(scripted: Scripted) -> None:
+    assert [level for _at, level, _by in scripted.figures["levels"]] == ["monitoring", "full"]
+
+
+@pytest.mark.synapse
+def test_on_the_homeserver_the_pdf_reads_back_what_the_script_did(scripted: Scripted) -> None:
+    text, acked = scripted.pdf, scripted.ack_s
+    [first] = seconds_read(r"Time from activation to first page\s+(\S+)", text)
+    ercc_median, ercc_slowest = seconds_read(r"ERCC\s+2\s+2\s+(\S+)\s+(\S+) \(Partner\)", text)
+    [nccn_median, _slowest] = seconds_read(r"NCCN\s+2\s+1\s+(\S+)\s+(\S+) \(Deputy\)", text)
+    [input_late] = seconds_read(r"RQ-1 Dg \(ERCC\): answered (\S+) late", text)
+    [action_late] = seconds_read(r"A-1 Partner: Call Paris — done (\S+) late", text)
+    assert near(first, scripted.first_page_s, 1.5)
+    assert near(ercc_median, (acked["dg"] + acked["partner"]) / 2, 1.5)
+    assert near(ercc_slowest, acked["partner"], 1.5)
+    assert near(nccn_median, acked["deputy"], 1.5)
+    assert near(input_late, scripted.input_late_s, 1.5)
+    assert near(action_late, scripted.action_late_s, 1.5)
+    assert "Silent (NCCN), PG-1: unreachable" in text
+    assert re.search(r"RD-1 #1 .* 1 of 2\s+Deputy", text)
+    assert re.search(r"RD-2 #1 .* 2 of 2\s+—", text)
+
+
+@pytest.mark.synapse
+def test_on_the_homeserver_every_participant_is_asked_in_their_language(
+    scripted: Scripted,
+) -> None:
+    assert "6 participants asked for `feedback` by DM" in scripted.close
+    assert sorted(scripted.asked) == ["deputy", "dg", "lead", "member", "partner", "silent"]
+    for who, request in scripted.asked.items():
+        assert FEEDBACK_HEADER.get(who, FEEDBACK_HEADER["lead"]) in request, who
+
+
+@pytest.mark.synapse
+def test_on_the_homeserver_feedback_is_taken_signed_or_anonymous(scripted: Scripted) -> None:
+    ref = scripted.ref
+    assert (
+        f"votre retour sur {ref} (4/5) est enregistré, signé de votre nom"
+        in (scripted.thanks["partner"])
+    )
+    assert f"Ihre Rückmeldung zu {ref} (2/5) ist erfasst, anonym" in scripted.thanks["dg"]
+
+
+@pytest.mark.synapse
+def test_on_the_homeserver_the_reposted_review_has_the_feedback(scripted: Scripted) -> None:
+    text = scripted.feedback_pdf
+    assert re.search(r"Feedback\s+2 of 6 asked, mean score 3.0 / 5", text)
+    assert "4/5 — Clear pages (Partner)" in text
+    assert "2/5 — Too many DMs (anonymous)" in text
+
+
+@pytest.mark.synapse
+def test_on_the_homeserver_the_lessons_improvement_action_is_chased_after_the_close(
+    scripted: Scripted,
+) -> None:
+    assert scripted.lesson != "A-1"
+    assert f"ÉCHÉANCE — ACTION {scripted.lesson}" in scripted.chase

@@ -151,11 +151,12 @@ class Lifecycle:
 
     async def close_in(self, room_id: str, summary: str | None, by: str) -> Message:
         """`close`: pending steps end; the record bundle, with the after-action review, is
-        posted, the DG told; then every participant is asked for feedback by DM."""
+        posted, the DG told; every participant is asked for feedback by DM, by timers armed
+        with the close (`Reviews.arm_asks`)."""
         activation = await self.activations.resolve(room_id, None)
         ensure_not_closed(activation)  # a suspended exercise is closed like any other
         await self.rounds.close_running(activation)
-        cancelled = await self._close_row(activation, summary, by)
+        cancelled, asked = await self._close_row(activation, summary, by)
         assert activation.room_id is not None
         assert activation.closed_at is not None
         await self._relabel(activation)
@@ -192,7 +193,7 @@ class Lifecycle:
             ],
         }
         problem = await self._announce_dg(self.renderer.render("dg_closed", **facts), activation)
-        facts["asked"] = await self.reviews.ask_feedback(activation)
+        facts["asked"] = asked
         return self.renderer.render("close_report", problem=problem, **facts)
 
     async def real_world(self, reason: str, by: str) -> Message:
@@ -337,9 +338,12 @@ class Lifecycle:
             await self.activations.add_entry(session, activation, kind, text, by, data=data)
         setattr(activation, field, value)
 
-    async def _close_row(self, activation: ActivationRow, summary: str | None, by: str) -> int:
-        """Close; cancels every pending step of the activation and ends its round schedules (so
-        `rounds` no longer lists them). Returns how many steps were pending."""
+    async def _close_row(
+        self, activation: ActivationRow, summary: str | None, by: str
+    ) -> tuple[int, int]:
+        """Close; cancels every pending step of the activation, ends its round schedules (so
+        `rounds` no longer lists them) and arms the participants' feedback requests. Returns
+        how many steps were pending and how many people will be asked."""
         async with self.db.session() as session:
             await store.lock_activation(session, activation.id)
             fresh = await store.by_ref(session, activation.ref)
@@ -355,6 +359,7 @@ class Lifecycle:
             )
             cancelled = await self.scheduler.cancel(session, timer_prefix(activation.id))
             await round_store.end_schedules(session, activation.id, now)
+            asked = await self.reviews.arm_asks(session, activation)
             await self.activations.add_entry(
                 session,
                 activation,
@@ -368,7 +373,7 @@ class Lifecycle:
             now,
             summary,
         )
-        return cancelled
+        return cancelled, asked
 
     async def _suspend_exercises(self, reason: str, by: str) -> list[ActivationRow]:
         """`realworld`: every running exercise stops at once, its pending steps with it."""

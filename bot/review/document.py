@@ -27,6 +27,11 @@ from bot.timeutil import format_duration, format_local_utc
 TEMPLATE = "review_document"
 
 
+def review_stem(ref: str, version: int) -> str:
+    """What a version's files are called, before their suffixes: `ICC-2026-001-review-v2`."""
+    return f"{ref}-review-v{version}"
+
+
 @dataclass(frozen=True)
 class ReviewFiles:
     """One version of the review, as the files posted (and put in the record bundle)."""
@@ -41,7 +46,7 @@ class ReviewFiles:
 
     @property
     def stem(self) -> str:
-        return f"{self.ref}-review-v{self.version}"
+        return review_stem(self.ref, self.version)
 
     def files(self) -> list[tuple[str, bytes, str]]:
         """(name, bytes, mimetype) of each file, the Markdown first."""

@@ -71,6 +71,7 @@ class TimerKind(StrEnum):
     PAGE_FALLBACK = "page.fallback"  # no ack on one channel yet: the person's next channel
     ACTION_STEP = "action.step"  # an action's reminder (3/4 of the time) or chase (its due time)
     REVIEW_REPOST = "review.repost"  # feedback arrived: the after-action review's next version
+    FEEDBACK_ASK = "feedback.ask"  # after a close: a participant asked for their feedback
 
 
 class RunStatus(StrEnum):

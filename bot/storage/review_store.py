@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
+from sqlalchemy import delete, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -29,6 +32,15 @@ async def feedback_for(
     return rows.first()
 
 
+async def mark_asked(session: AsyncSession, feedback_id: int, at: datetime) -> None:
+    """Record that the person was asked (the first time only: a re-run keeps the moment)."""
+    await session.exec(
+        update(FeedbackRow)
+        .where(col(FeedbackRow.id) == feedback_id, col(FeedbackRow.asked_at).is_(None))
+        .values(asked_at=at)
+    )
+
+
 async def last_asked(session: AsyncSession, matrix_id: str) -> FeedbackRow | None:
     """The activation this person was asked about last (their `feedback` is about it)."""
     rows = await session.exec(
@@ -48,3 +60,12 @@ async def reviews(session: AsyncSession, activation_id: int) -> list[ReviewRow]:
         .order_by(col(ReviewRow.version))
     )
     return list(rows.all())
+
+
+async def forget(session: AsyncSession, activation_id: int, version: int) -> None:
+    """A version reserved and never made (its rendering failed): its number is free again."""
+    await session.exec(
+        delete(ReviewRow).where(
+            col(ReviewRow.activation_id) == activation_id, col(ReviewRow.version) == version
+        )
+    )

@@ -15,10 +15,30 @@ from typing import Any
 import time_machine
 
 from bot.storage.models import TimerKind
+from tests.conftest import Cast
+from tests.matrix_people import Person
 from tests.support.desk import Desk
+from tests.support.rooms import dm_text
 
 START = datetime(2026, 12, 7, 8, 0, tzinfo=UTC)
 REF = "ICC-2026-001"
+
+# The feedback request's first words in each language of the paging directory's people.
+FEEDBACK_HEADER = {
+    "partner": "RETOUR D'EXPÉRIENCE",  # fr
+    "dg": "RÜCKMELDUNG",  # de
+    "deputy": "FEEDBACK — hoe is het verlopen?",  # nl
+    "lead": "FEEDBACK — how did it go?",
+    "member": "FEEDBACK — how did it go?",
+}
+FEEDBACK_ASKED = ("lead", "member", "deputy")  # the ICC roster: asked whatever they did
+
+
+async def asked_for_feedback(person: Person, cast: Cast, dm: str | None = None) -> str:
+    """The DM room in which the bot asked `person` for feedback (in their language)."""
+    role = next(r for r in FEEDBACK_HEADER if getattr(cast, r).user_id == person.user_id)
+    room, _text = await dm_text(person, cast, FEEDBACK_HEADER[role], dm)
+    return room
 
 
 @dataclass
@@ -56,7 +76,7 @@ async def play(desk: Desk, *, close: bool = True) -> Played:
       15 min (5 min late);
     - an action due in 20 min done by partner at 30 min (10 min late); another left open;
     - two rounds with member and deputy: only member reports in the first, both in the second;
-    - the level goes to full; the lead closes."""
+    - the level goes to full; the lead closes, and the participants are asked for feedback."""
     with time_machine.travel(START, tick=False) as clock:
         control = desk.room("lead", "member", "partner", "dg", "deputy")
         _ref, room, _ = await desk.open_activation("lead", control)
@@ -89,6 +109,7 @@ async def play(desk: Desk, *, close: bool = True) -> Played:
         if close:
             clock.move_to(START + timedelta(hours=1))
             closing = (await desk.ask("lead", room, "!icc close Drill over")).body
+            await desk.fire(TimerKind.FEEDBACK_ASK)  # the asks the close armed
     if not close:
         return Played(room, "", {}, b"", "")
     return Played(
