@@ -8,6 +8,7 @@ all against one Synapse and writes bench/results.md, and each module still runs 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 import signal
@@ -16,7 +17,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -522,6 +523,28 @@ async def wait_joined(
             return
         await asyncio.sleep(0.1)
     raise TimeoutError(f"{bot_id} did not join {room_id}")
+
+
+# -- PostgreSQL ---------------------------------------------------------------------------------
+
+BENCH_POSTGRES = os.environ.get("ICC_BENCH_POSTGRES", "postgresql://postgres@127.0.0.1:5432")
+
+
+@contextlib.contextmanager
+def postgres_database(name: str) -> Iterator[str]:
+    """A fresh, empty PostgreSQL database `name` on the bench's server (ICC_BENCH_POSTGRES,
+    the local one by default), dropped afterwards; its URL. Raises OSError-like
+    psycopg.OperationalError when no server answers."""
+    import psycopg  # the bot's own driver; imported here: most benches never need it
+
+    with psycopg.connect(f"{BENCH_POSTGRES}/postgres", autocommit=True, connect_timeout=5) as pg:
+        pg.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        pg.execute(f"CREATE DATABASE \"{name}\" TEMPLATE template0 LC_COLLATE 'C' LC_CTYPE 'C'")
+    try:
+        yield f"{BENCH_POSTGRES}/{name}"
+    finally:
+        with psycopg.connect(f"{BENCH_POSTGRES}/postgres", autocommit=True) as pg:
+            pg.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 # -- reading the bot's database beside it ----------------------------------------------------

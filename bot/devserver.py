@@ -35,6 +35,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import yaml
 
@@ -294,6 +295,7 @@ def _configure(
     server_name: str,
     port: int,
     federation: Federation | None = None,
+    database: str | None = None,
 ) -> str:
     """Rewrite homeserver.yaml for offline, local, unthrottled use; return the shared secret.
 
@@ -327,7 +329,7 @@ def _configure(
         "server_name": server_name,
         "public_baseurl": f"http://{host}:{port}/",
         "listeners": [listener],
-        "database": {"name": "sqlite3", "args": {"database": str(data_dir / "homeserver.db")}},
+        "database": _database(data_dir, database),
         "log_config": str(log_config_path),
         "media_store_path": str(data_dir / "media_store"),
         "signing_key_path": str(data_dir / signing_key),
@@ -350,6 +352,25 @@ def _configure(
     temporary.write_text(yaml.safe_dump(config, sort_keys=False))
     temporary.replace(config_path)  # atomic: an interrupted start never leaves half a config
     return str(config["registration_shared_secret"])
+
+
+def _database(data_dir: Path, url: str | None) -> dict[str, Any]:
+    """Synapse's `database` section: SQLite in data_dir, or the PostgreSQL database `url`
+    (through psycopg2, Synapse's driver; any locale, for a database made without C collation)."""
+    if url is None:
+        return {"name": "sqlite3", "args": {"database": str(data_dir / "homeserver.db")}}
+    parts = urlsplit(url)
+    args = {
+        "user": parts.username or "postgres",
+        "host": parts.hostname or "127.0.0.1",
+        "port": parts.port or 5432,
+        "dbname": parts.path.lstrip("/"),
+        "cp_min": 5,
+        "cp_max": 10,
+    }
+    if parts.password:
+        args["password"] = parts.password
+    return {"name": "psycopg2", "allow_unsafe_locale": True, "args": args}
 
 
 def _answers(base_url: str, federation: Federation | None) -> bool:
@@ -410,8 +431,13 @@ def start_synapse(
     server_name: str = "localhost",
     startup_timeout: float = 60.0,
     federation: Federation | None = None,
+    database: str | None = None,
 ) -> DevServer:
     """Start Synapse in data_dir (created if missing) and wait until it serves clients.
+
+    Its database is SQLite in data_dir, or with `database` (`postgresql://user@host:port/db`,
+    an empty database of its own) PostgreSQL, as a production homeserver runs: the benchmarks'
+    storms of messages make SQLite, a single writer, the homeserver's bottleneck.
 
     With `federation`, it federates on loopback (see Federation); the server name is then
     "host:federation port" and `server_name` must be left out. Without, it is offline.
@@ -438,7 +464,9 @@ def start_synapse(
     while True:
         attempt += 1
         chosen_port = port or free_port(host)
-        shared_secret = _configure(data_dir, config_path, server_name, chosen_port, federation)
+        shared_secret = _configure(
+            data_dir, config_path, server_name, chosen_port, federation, database
+        )
         base_url = f"http://{host}:{chosen_port}"
         try:
             process = _launch(data_dir, config_path, base_url, startup_timeout, federation)
