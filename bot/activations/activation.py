@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.activations import chain
-from bot.errors import UserError
+from bot.errors import Refused, UserError
 from bot.render import Message, Renderer
 from bot.storage import activation_store as store
 from bot.storage.models import ActivationRow, ActivationStatus, LogEntryRow
@@ -189,15 +189,17 @@ def after_close(
     ref: str,
     activation: ActivationRow,
     *,
+    who: str,
     language: str,
     timezone: str,
-) -> Message:
-    """What a person who answers after the activation closed (or was suspended) is told, in
-    their language: what became of their answer. The close is dated: a late answer may come
-    days after it."""
+) -> Refused:
+    """The refusal of an answer (to the page or request `ref`) given after the activation
+    closed (or was suspended), told in the person's language: what became of their answer. The
+    close is dated: a late answer may come days after it."""
+    log.info("%s answered %s after %s was %s", who, ref, activation.ref, activation.status)
     since = activation.closed_at
     zone = load_zone(timezone)
-    return renderer.render(
+    told = renderer.render(
         template,
         lang=language,
         ref=ref,
@@ -205,6 +207,7 @@ def after_close(
         status=activation.status,
         since=format_local_utc(since, zone, with_date=True, lang=language) if since else None,
     )
+    return Refused(told, activation)
 
 
 def timer_prefix(activation_id: int) -> str:

@@ -21,7 +21,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from bot.activations.activation import Activations, after_close, timer_prefix
 from bot.activations.asked import Said
 from bot.directory.model import Contact
-from bot.errors import Refused, UserError
+from bot.errors import UserError
 from bot.matrix.send import MatrixSendError, fits_one_event
 from bot.reach.direct import RECORD_HORIZON, DirectMessages, owner_of_answered
 from bot.render import Message, markdown_unescape, verbatim_lines
@@ -307,23 +307,17 @@ class Inputs:
             activation = await activation_store.by_id(session, request.activation_id)
             assert activation is not None
             if activation.status != ActivationStatus.OPEN:
-                log.info(
-                    "%s answered %s after %s was %s",
-                    matrix_id,
-                    request.ref,
-                    activation.ref,
-                    activation.status,
-                )
-                told = after_close(
+                refused = after_close(
                     self.renderer,
                     "input_after_close",
                     request.ref,
                     activation,
+                    who=matrix_id,
                     language=target.language,
                     timezone=target.timezone,
                 )
                 session.expunge(activation)  # readable for the answer's frame after rollback
-                raise Refused(told, activation)
+                raise refused
             existing = await store.answer_by_event(session, event_id)
             if existing is not None:  # the same message handled again after a restart
                 return Recorded(request, activation, target, existing)

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.activations.activation import after_close
-from bot.errors import Refused, UserError
+from bot.errors import UserError
 from bot.paging.steps import ESCALATE, UNREACHABLE, arm, unit_prefix
 from bot.reach.direct import RECORD_HORIZON, owner_of_answered
 from bot.render import Message
@@ -168,7 +168,15 @@ class Answers:
         page, activation = await store.page_in(session, rows[0].page_id)
         assert page is not None
         if activation is not None and activation.status != ActivationStatus.OPEN:
-            raise self._after_close(asked.matrix_id, page, activation, rows[0])
+            raise after_close(
+                self.renderer,
+                "page_after_close",
+                page.ref,
+                activation,
+                who=asked.matrix_id,
+                language=rows[0].language,
+                timezone=rows[0].timezone,
+            )
         now = min(asked.at, utcnow())  # when they answered, even if the bot reads it later
         reason, event_id = asked.reason, asked.event_id
         fields = (
@@ -192,23 +200,6 @@ class Answers:
         shown = first[0] if first else again[0] if again else rows[0]
         await session.refresh(shown)  # as the answer left it
         return Answer(page=page, activation=activation, row=shown, first=bool(first or again))
-
-    def _after_close(
-        self, matrix_id: str, page: PageRow, activation: ActivationRow, row: PageTargetRow
-    ) -> Refused:
-        """An answer to a page of an activation that is closed: told so, nothing recorded."""
-        log.info(
-            "%s answered %s after %s was %s", matrix_id, page.ref, activation.ref, activation.status
-        )
-        told = after_close(
-            self.renderer,
-            "page_after_close",
-            page.ref,
-            activation,
-            language=row.language,
-            timezone=row.timezone,
-        )
-        return Refused(told, activation)
 
     async def _after_answer(
         self,
