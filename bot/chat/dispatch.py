@@ -35,6 +35,7 @@ from bot.matrix.content import (
 from bot.matrix.send import ReplyTo, fits_one_event
 from bot.render import Message
 from bot.runtime.metrics import UNKNOWN_COMMAND
+from bot.runtime.tasks import Grouped
 from bot.storage import core
 from bot.storage.models import InboxEvent, Outcome
 from bot.timeutil import format_duration, utcnow
@@ -92,6 +93,7 @@ class CommandRunner:
         # those events, so they must not make the bot post without limit.
         self._stranger_budget = RateLimiter(*settings.stranger_budget)
         self._names = {spec.name for spec in services.registry} | {via.value for via in PASSIVE}
+        self._finishing: Grouped[tuple[str, Outcome], None] = Grouped(self._finish_group)
 
     def command_text(self, body: str) -> str | None:
         return split_command(body, self._services.settings.command_prefix, ALIASES)
@@ -257,14 +259,20 @@ class CommandRunner:
         for pause in (0, 1, 2, 4, 8):
             await asyncio.sleep(pause)
             try:
-                async with self._services.db.session() as session:
-                    await core.finish_inbox(session, event_id, outcome)
+                await self._finishing.submit((event_id, outcome))
                 return
             except DBAPIError as exc:
                 log.warning("could not mark event=%s %s (%s)", event_id, outcome, exc)
         log.error(
             "event=%s stays pending; it runs again at the next start if still recent", event_id
         )
+
+    async def _finish_group(self, finished: list[tuple[str, Outcome]]) -> list[Exception | None]:
+        """The events finished together marked in one transaction (a storm of acks)."""
+        async with self._services.db.session() as session:
+            for event_id, outcome in finished:
+                await core.finish_inbox(session, event_id, outcome)
+        return [None] * len(finished)
 
     async def _framed(self, room_id: str, answer: Message | Reply) -> Message:
         """Every answer is framed here, once: with the activation it is about, else with the
