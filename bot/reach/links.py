@@ -109,7 +109,7 @@ class AckLinks:
         seen = await self.view(token)
         if seen is None or seen.state != "open":
             return seen
-        await self.answers.answer(
+        answer = await self.answers.answer(
             seen.row.matrix_id,
             ref=seen.page.ref,
             relates_to=None,
@@ -117,7 +117,14 @@ class AckLinks:
             event_id=f"link-{seen.row.id}",
             at=utcnow(),
         )
-        return await self.view(token)
+        if answer.row.id != seen.row.id:  # the person's other row on the page (as a backup)
+            return await self.view(token)
+        return LinkView(
+            _state(answer.row, answer.page, answer.activation),
+            answer.row,
+            answer.page,
+            answer.activation,
+        )
 
 
 def _state(row: PageTargetRow, page: PageRow, activation: ActivationRow | None) -> str:

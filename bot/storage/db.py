@@ -7,6 +7,7 @@ import asyncio
 import logging
 import os
 import stat
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from functools import cache
@@ -38,6 +39,7 @@ VERSION_TABLE = "alembic_version"
 SQLITE_SIDE_FILES = ("-wal", "-shm", "-journal")
 SQLITE_BUSY_TIMEOUT_MS = 5000
 IN_PROCESS_WRITER_TIMEOUT = 30.0  # seconds (`WriterQueue`)
+SLOW_WRITE = 1.0  # seconds: a transaction that held the writer longer is logged
 
 
 AFTER_COMMIT = "icc_after_commit"
@@ -94,7 +96,7 @@ class WriterQueue:
             self._take(session)
 
     def _take(self, session: SyncSession) -> None:
-        if session.info.get(self.HOLDS):
+        if session.info.get(self.HOLDS) is not None:
             return
         try:
             await_only(asyncio.wait_for(self._lock.acquire(), self.timeout))
@@ -102,12 +104,16 @@ class WriterQueue:
             raise OperationalError(
                 "waiting for the database's writer", None, Exception("database is locked")
             ) from None
-        session.info[self.HOLDS] = True
+        session.info[self.HOLDS] = time.monotonic()
 
     def release(self, session: AsyncSession) -> None:
         """After the session's transaction ended, committed or not."""
-        if session.sync_session.info.pop(self.HOLDS, False):
+        taken = session.sync_session.info.pop(self.HOLDS, None)
+        if taken is not None:
             self._lock.release()
+            held = time.monotonic() - taken
+            if held > SLOW_WRITE:
+                log.warning("a transaction held the database's writer for %.1fs", held)
 
 
 class SchemaError(RuntimeError):
