@@ -84,6 +84,15 @@ def format_local_utc(
     return f"{prefix}{local:%H:%M} {_city(zone, lang)} ({utc:%H:%M}Z)"
 
 
+def format_due(moment: datetime, zone: ZoneInfo, *, lang: str = "en") -> str:
+    """A due time as `format_local_utc` writes it, with the date when it is not today where
+    the reader is: an improvement action due in a week is not due "12:28"."""
+    today = utcnow().astimezone(zone).date()
+    return format_local_utc(
+        moment, zone, with_date=moment.astimezone(zone).date() != today, lang=lang
+    )
+
+
 @cache
 def _city(zone: ZoneInfo, lang: str) -> str:
     """The zone's city in `lang` (the CLDR's, through Babel: ~30 µs a look-up, and a page's

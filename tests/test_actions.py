@@ -7,12 +7,14 @@ from __future__ import annotations
 import json
 import re
 import signal
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
 from bot.storage import activation_store
 from bot.storage.models import TimerKind
+from bot.timeutil import format_local_utc, load_zone, utcnow
 from tests.conftest import BACKENDS, Cast, RunningBot, start_process, start_ready
 from tests.matrix_people import Person, body
 from tests.support.desk import Desk
@@ -69,6 +71,35 @@ async def test_done_by_the_owner_ends_the_steps_and_is_logged(paging_desk: Desk)
     assert [e.text for e in entries if e.kind == "system.action_done"] == [
         "A-1 done: called, all fine"
     ]
+
+
+async def test_done_in_the_owners_direct_room_is_answered_framed_as_its_activation(
+    paging_desk: Desk,
+) -> None:
+    """An exercise's action closed from a DM: the answer says EXERCISE and the TLP, as every
+    message about the activation does, wherever it is read."""
+    desk = paging_desk
+    control = desk.room("lead", "member", "partner")
+    _ref, room, _ = await desk.open_activation(
+        "lead", control, '!icc activate "Meuse flooding" --exercise'
+    )
+    await desk.say("member", room, "!icc action Call the consulate --owner partner --due 2h")
+    reply = await desk.ask("partner", desk.dm_of("partner"), "!icc done A-1")
+    assert reply.body.startswith("EXERCISE EXERCISE EXERCISE\nTLP:AMBER · EX-ICC-2026-001")
+
+
+async def test_a_lessons_improvement_action_due_days_ahead_is_shown_with_its_date(
+    paging_desk: Desk,
+) -> None:
+    desk = paging_desk
+    room = await opened(desk)
+    reply = await desk.ask("lead", room, "!icc log ERCC number outdated --lesson --due 7d")
+    due = utcnow() + timedelta(days=7)
+    local = format_local_utc(due, load_zone("Europe/Brussels"), with_date=True)
+    assert f"due {local[:10]}" in reply.body  # `Mon 14 Dec`, not only a time of day
+    async with desk.services.db.session() as session:
+        entries = await activation_store.log_entries(session, 1, kinds=["system.action"])
+    assert f"by {local[:10]}" in entries[-1].text  # and so in the logbook
 
 
 async def test_someone_else_may_not_mark_a_partners_action_done(paging_desk: Desk) -> None:

@@ -38,7 +38,7 @@ from bot.storage.models import (
     Timer,
     TimerKind,
 )
-from bot.timeutil import format_local_utc, utcnow
+from bot.timeutil import format_due, utcnow
 
 if TYPE_CHECKING:
     from sqlmodel.ext.asyncio.session import AsyncSession
@@ -85,7 +85,7 @@ def action_view(
         "ref": action.ref,
         "text": action.text,
         "owners": ", ".join(contacts[h].name if h in contacts else h for h in action.owners),
-        "due": format_local_utc(action.due_at, zone, lang=lang) if action.due_at else None,
+        "due": format_due(action.due_at, zone, lang=lang) if action.due_at else None,
         "overdue": action.overdue(utcnow()),
         "done": action.status == ActionStatus.DONE,
     }
@@ -167,8 +167,11 @@ class Actions:
             )
         return action, await self._tell(activation, action, people, "assigned", event_id)
 
-    async def done(self, ref: str, *, by: str, role: Role, note: str | None) -> Message:
-        """`done A-n [note]`: by an owner, or any member; the steps still armed end."""
+    async def done(
+        self, ref: str, *, by: str, role: Role, note: str | None
+    ) -> tuple[Message, ActivationRow]:
+        """`done A-n [note]`: by an owner, or any member; the steps still armed end. The answer,
+        and the activation it is about (its frame: an owner answers in their direct room)."""
         number = action_id(ref)
         async with self.db.session() as session:
             action = await store.action(session, number)
@@ -179,9 +182,10 @@ class Actions:
                     f"{action.ref} is {self._names(action)}'s; they or a member close it."
                 )
             if action.status == ActionStatus.DONE:
-                return self.renderer.render(
+                told = self.renderer.render(
                     "action_done_before", action=action, **self.view(action)
                 )
+                return told, activation
             now = utcnow()
             action.status, action.done_at, action.done_by = ActionStatus.DONE, now, by
             action.done_note = note
@@ -196,7 +200,8 @@ class Actions:
                 by,
                 data={"action": action.id, "late": late},
             )
-        return self.renderer.render("action_done", action=action, late=late, **self.view(action))
+        told = self.renderer.render("action_done", action=action, late=late, **self.view(action))
+        return told, activation
 
     async def reassign(self, ref: str, people: list[Contact], *, by: str, event_id: str) -> Message:
         """`action reassign A-n <targets>`: new owners, told by DM; the steps go to them."""
@@ -381,7 +386,9 @@ class Actions:
         return str(action_view(action, self.keeper.current, ZoneInfo("UTC"))["owners"])
 
     def _due_text(self, action: ActionRow) -> str:
-        return f" by {self.activations.local(action.due_at)}" if action.due_at else ""
+        if action.due_at is None:
+            return ""
+        return f" by {format_due(action.due_at, self.activations.settings.timezone)}"
 
     def view(
         self, action: ActionRow, person: Contact | None = None, lang: str = "en"

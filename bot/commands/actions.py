@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from bot.chat.args import Choice, Flag, Option, Targets, Text, Word
-from bot.chat.registry import CommandContext, CommandFamily
+from bot.chat.registry import CommandContext, CommandFamily, Reply
 from bot.commands.paging import resolve_people
 from bot.directory.roles import Role
 from bot.errors import UserError
@@ -66,8 +66,9 @@ async def action_reassign(ctx: CommandContext, *, ref: str, targets: list[str]) 
     example="done A-3 advice sent to Foreign Affairs",
     params=[Word("ref", metavar="A-n"), Text("note", required=False, help="what was done")],
 )
-async def done(ctx: CommandContext, *, ref: str, note: str | None) -> Message:
-    return await ctx.services.actions.done(ref, by=ctx.sender, role=ctx.role, note=note)
+async def done(ctx: CommandContext, *, ref: str, note: str | None) -> Reply:
+    told, activation = await ctx.services.actions.done(ref, by=ctx.sender, role=ctx.role, note=note)
+    return Reply(told, activation)  # framed as its activation, also in the owner's DM
 
 
 @commands.command(
