@@ -196,6 +196,14 @@ async def test_two_answers_make_a_new_version_anonymous_unless_signed(
     assert "2/5 — Too many DMs (Dg)" in text
 
 
+async def test_the_thanks_for_feedback_are_framed_as_the_activation_in_the_direct_room(
+    paging_desk: Desk, played: Played
+) -> None:
+    desk = paging_desk
+    thanks = await desk.ask("partner", desk.dm_of("partner"), "!icc feedback 4 Clear pages")
+    assert thanks.body.startswith(f"TLP:AMBER · {REF}\n")
+
+
 async def test_feedback_reposts_the_review_at_most_once_an_hour(
     paging_desk: Desk, played: Played
 ) -> None:

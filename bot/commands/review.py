@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from bot.chat.args import Flag, Number, Option, Text, Word
-from bot.chat.registry import CommandContext, CommandFamily
+from bot.chat.registry import CommandContext, CommandFamily, Reply
 from bot.directory.roles import Role
 from bot.render import Message
 
@@ -41,5 +41,8 @@ async def review(ctx: CommandContext) -> Message:
 )
 async def feedback(
     ctx: CommandContext, *, score: int, text: str | None, signed: bool, on: str | None
-) -> Message:
-    return await ctx.services.reviews.record(ctx.sender, score, text, signed=signed, ref=on)
+) -> Reply:
+    thanks, activation = await ctx.services.reviews.record(
+        ctx.sender, score, text, signed=signed, ref=on
+    )
+    return Reply(thanks, activation)  # framed as its activation (EXERCISE, TLP) in a DM

@@ -321,9 +321,10 @@ class Reviews:
         *,
         signed: bool,
         ref: str | None,
-    ) -> Message:
+    ) -> tuple[Message, ActivationRow]:
         """`feedback <1-5> [text] [--signed] [--on REF]`: the sender's answer (replacing an
-        earlier one), and the review's next version made due."""
+        earlier one), and the review's next version made due. The thanks, and the activation
+        they are about (their frame, in the person's direct room)."""
         if score not in SCORES:
             raise UserError("A score is a whole number from 1 (poor) to 5 (excellent).")
         async with self.db.session() as session:
@@ -364,7 +365,7 @@ class Reviews:
         languages = contact.languages if contact else ()
         lang = self.renderer.language_for(RECORDED_TEMPLATE, languages)
         zone = contact.zone if contact else self.settings.timezone
-        return self.renderer.render(
+        thanks = self.renderer.render(
             RECORDED_TEMPLATE,
             lang=lang,
             activation=activation,
@@ -375,3 +376,4 @@ class Reviews:
             due=format_local_utc(due, zone, lang=lang),
             soon=due <= now,
         )
+        return thanks, activation
