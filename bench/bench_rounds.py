@@ -27,6 +27,7 @@ from bench.harness import (
     standalone,
     start_bot,
 )
+from bot.activations.asked import Asked
 from bot.devserver import DevServer
 from bot.rounds.runs import Rounds
 from bot.storage import round_store
@@ -73,17 +74,15 @@ async def measure(server: DevServer, work: Path, quick: bool) -> Section:
 
 
 async def _series(rounds: Rounds, room, person, lead_id, when, cron, event_id):  # type: ignore[no-untyped-def]
-    series, _ = await rounds.create(
-        activation=None,
+    asked = Asked(
         room_id=room,
-        when=when,
-        cron=cron,
-        timezone="Europe/Brussels",
+        people=[person],
         window=timedelta(minutes=30),
-        agenda=None,
-        participants=[person],
-        created_by=lead_id,
+        by=lead_id,
         event_id=event_id,
+    )
+    series, _ = await rounds.create(
+        "round", None, asked, when=when, cron=cron, timezone="Europe/Brussels"
     )
     return series
 
