@@ -1,8 +1,12 @@
-"""The whole benchmark suite, one command: `.venv/bin/python -m bench [--quick] [--only a,b]`.
+"""The whole benchmark suite, one command: `.venv/bin/python -m bench [--quick] [--only a,b]
+[--db sqlite,postgresql]`.
 
 Starts its own Synapse on loopback (bot.devserver), runs every benchmark against it one after
 the other, each with its own bot account and work directory, and writes bench/results.md and
-bench/results.png. A benchmark that fails is reported as failed; the others still run.
+bench/results.png. Each benchmark with a database runs once on each database asked for (by
+default SQLite and PostgreSQL, side by side in the results); one without (the rota) runs once.
+A benchmark that fails is reported as failed, one whose database cannot be reached as skipped
+with the reason; the others still run.
 """
 
 from __future__ import annotations
@@ -29,12 +33,12 @@ from bench import (
     bench_storage,
     bench_storm,
 )
-from bench.harness import Section, fresh_work_dir
+from bench.harness import BACKENDS, Backend, Section, fresh_work_dir, skipped
 from bench.report import write_chart, write_markdown
 from bot.devserver import DevServer, start_synapse
 
 HERE = Path(__file__).parent
-Measure = Callable[[DevServer, Path, bool], Awaitable[Section]]
+Measure = Callable[..., Awaitable[Section]]  # (server, work, quick[, backend])
 BENCHES: dict[str, Measure] = {
     "latency": bench_latency.measure,
     "paging": bench_paging.measure,
@@ -42,41 +46,74 @@ BENCHES: dict[str, Measure] = {
     "storage": bench_storage.measure,
     "rounds": bench_rounds.measure,
     "escalation": bench_escalation.measure,
-    "directory": bench_directory.measure,  # type: ignore[dict-item]
+    "directory": bench_directory.measure,
     "rota": bench_rota.measure,
-    "email": bench_email.measure,  # type: ignore[dict-item]
+    "email": bench_email.measure,
     "board": bench_board.measure,
     "storm": bench_storm.measure,
 }
+WITHOUT_DATABASE = {"rota"}  # run once, with no Backend
 
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="fewer repetitions: a smoke run")
     parser.add_argument("--only", help=f"comma-separated subset of: {', '.join(BENCHES)}")
+    parser.add_argument(
+        "--db",
+        default="sqlite,postgresql",
+        help="comma-separated databases to run the bot on: sqlite, postgresql (default both; "
+        "PostgreSQL at ICC_BENCH_POSTGRES, by default postgresql://postgres@127.0.0.1:5432)",
+    )
     parser.add_argument("--keep", action="store_true", help="keep bench/.work/suite afterwards")
     parser.add_argument("--out", type=Path, default=HERE, help="where results.md/.png go")
     return parser.parse_args()
 
 
-async def run_all(names: list[str], quick: bool, work: Path) -> list[Section]:
+async def run_all(
+    names: list[str], quick: bool, work: Path, backends: list[Backend]
+) -> list[Section]:
+    # Asked once: a server that is down is reported for every benchmark, not waited for each time.
+    unreachable = {b.name: b.unreachable() for b in backends}
     server = start_synapse(work / "synapse")
     sections = []
     try:
         for name in names:
-            started = time.monotonic()
-            print(f"== {name} …", flush=True)
-            try:
-                (work / name).mkdir(parents=True, exist_ok=True)
-                section = await BENCHES[name](server, work / name, quick)
-            except Exception as exc:
-                traceback.print_exc()
-                section = Section(name, f"**Failed**: `{exc!r}` (see the output of the run).")
-            print(section.markdown(), f"({time.monotonic() - started:.0f} s)", flush=True)
-            sections.append(section)
+            runs: list[Backend | None] = [None] if name in WITHOUT_DATABASE else [*backends]
+            for backend in runs:
+                label = f"{name} on {backend.label}" if backend else name
+                started = time.monotonic()
+                print(f"== {label} …", flush=True)
+                section = await _one(server, name, quick, work, backend, unreachable)
+                print(section.markdown(), f"({time.monotonic() - started:.0f} s)", flush=True)
+                sections.append(section)
     finally:
         server.stop()
     return sections
+
+
+async def _one(
+    server: DevServer,
+    name: str,
+    quick: bool,
+    work: Path,
+    backend: Backend | None,
+    unreachable: dict[str, str | None],
+) -> Section:
+    """One benchmark on one database (or none): its section, failed or skipped as it went."""
+    if backend is not None and (reason := unreachable.get(backend.name)):
+        return skipped(name, backend, reason)
+    where = work / name / backend.name if backend else work / name
+    try:
+        where.mkdir(parents=True, exist_ok=True)
+        args = (quick,) if backend is None else (quick, backend)
+        section = await BENCHES[name](server, where, *args)
+    except Exception as exc:
+        traceback.print_exc()
+        section = Section(name, f"**Failed**: `{exc!r}` (see the output of the run).")
+    section.database = backend.name if backend else ""
+    section.bench = name
+    return section
 
 
 def main() -> None:
@@ -85,14 +122,19 @@ def main() -> None:
     unknown = [n for n in names if n not in BENCHES]
     if unknown:
         raise SystemExit(f"unknown benchmark {', '.join(unknown)}; known: {', '.join(BENCHES)}")
+    databases = [d.strip() for d in args.db.split(",") if d.strip()]
+    if not databases or any(d not in BACKENDS for d in databases):
+        raise SystemExit(f"--db {args.db}: choose from {', '.join(BACKENDS)}")
+    backends = [BACKENDS[d] for d in dict.fromkeys(databases)]
     work = fresh_work_dir("suite")
     started, begun = time.monotonic(), datetime.now()
-    sections = asyncio.run(run_all(names, args.quick, work))
+    sections = asyncio.run(run_all(names, args.quick, work, backends))
     minutes, seconds = divmod(int(time.monotonic() - started), 60)
     run = {
         "date": f"{begun:%Y-%m-%d %H:%M}",
         "duration": f"{minutes} min {seconds:02d} s",
         "quick": "yes" if args.quick else "no",
+        "databases": ", ".join(b.label for b in backends),
     }
     args.out.mkdir(parents=True, exist_ok=True)
     write_markdown(args.out / "results.md", sections, run)

@@ -1,7 +1,7 @@
 """The situation board under load (issue 23): fifty boards open on one activation while the
 three hundred people of a page acknowledge it.
 
-The real `icc-bot run` (a process, SQLite, its web endpoint on loopback) and the echo bot run on
+The real `icc-bot run` (a process, on SQLite or PostgreSQL, its web endpoint on loopback) and the echo bot run on
 one Synapse. The lead pages 300 partners in one activation; once every page is delivered, fifty
 boards follow the activation over server-sent events (aiohttp clients in this process, each
 reading its own stream as a browser would). Then the 300 acknowledge over 30 s, one every
@@ -30,6 +30,8 @@ from aiohttp import ClientSession, ClientTimeout, TCPConnector
 
 from bench.harness import (
     BOT_PASSWORD,
+    SQLITE,
+    Backend,
     BotProcess,
     Figure,
     ReplyWatcher,
@@ -87,19 +89,27 @@ class Board:
                     data = []
 
 
-async def measure(server: DevServer, work: Path, quick: bool) -> Section:
+async def measure(server: DevServer, work: Path, quick: bool, backend: Backend = SQLITE) -> Section:
+    with backend.database(work, "board") as url:
+        return await _measure(server, work, quick, backend, url)
+
+
+async def _measure(
+    server: DevServer, work: Path, quick: bool, backend: Backend, database: str
+) -> Section:
     people, boards_open, quiet_runs = (100, 20, 5) if quick else (300, 50, 20)
-    bot_id = server.register("iccbot-board", BOT_PASSWORD)
-    echo_id = server.register("echo-board", BOT_PASSWORD)
-    lead_id = server.register("lead-board", "bench-password-2")
+    bot_id = server.register(backend.user("iccbot-board"), BOT_PASSWORD)
+    echo_id = server.register(backend.user("echo-board"), BOT_PASSWORD)
+    lead_id = server.register(backend.user("lead-board"), "bench-password-2")
     handles = [f"b{n:03d}" for n in range(people)]
     partners = dict(zip(handles, register_many(server, handles), strict=True))
     port = free_port()
-    env = bot_env(
-        server, work / "bot", bot_id, directory(lead_id, partners, groups={"everyone": handles})
-    ) | {"ICC_PUBLIC_URL": f"http://127.0.0.1:{port}", "ICC_WEB_ADDR": f"127.0.0.1:{port}"}
+    dir_data = directory(lead_id, partners, groups={"everyone": handles})
+    env = bot_env(server, work / "bot", bot_id, dir_data, database) | {
+        "ICC_PUBLIC_URL": f"http://127.0.0.1:{port}",
+        "ICC_WEB_ADDR": f"127.0.0.1:{port}",
+    }
     settings = load_settings(env)
-    database = work / "bot" / "icc.db"
     bot = BotProcess(env, work / "bot")
     echo = echo_process(server, work / "echo", echo_id)
     watcher = ReplyWatcher(await login(server.base_url, lead_id))

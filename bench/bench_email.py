@@ -28,7 +28,7 @@ The server is aiosmtpd in a process of its own (`bench/smtp_sink.py`, which says
 thread), stamping each message's arrival on the monotonic clock both processes share.
 
 The bot runs on the fast tier's desk (`tests/support/desk.py`): the real services graph built by
-`bot.services.build_services`, a real SQLite database, the real scheduler and handlers, with
+`bot.services.build_services`, a real database (SQLite or PostgreSQL), the real scheduler and handlers, with
 Matrix recorded instead of sent (the page's Matrix side is set-up here, not measured). It is
 the one bench that imports from `tests/support`: the desk is how the bot's services run without
 a homeserver, and a copy here would drift from the one the tests keep in step with `bot.app`.
@@ -41,7 +41,6 @@ from __future__ import annotations
 import asyncio
 import gc
 import os
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,13 +52,15 @@ from sqlmodel import col, select
 
 from bench.harness import (
     LANGS,
+    SQLITE,
     ZONES,
+    Backend,
     Figure,
     Section,
     cpu_seconds,
-    fresh_work_dir,
     median,
     quiet,
+    standalone,
 )
 from bench.smtp_sink import Received, SmtpSink
 from bot.devserver import DevServer
@@ -231,7 +232,14 @@ def _concurrency(desk: Desk) -> int:
     return SENDS_AT_ONCE
 
 
-async def measure(server: DevServer | None, work: Path, quick: bool) -> Section:
+async def measure(
+    server: DevServer | None, work: Path, quick: bool, backend: Backend = SQLITE
+) -> Section:
+    with backend.database(work / "desk", "email") as url:
+        return await _measure(work, quick, url)
+
+
+async def _measure(work: Path, quick: bool, url: str) -> Section:
     people, rounds = (50, 3) if quick else (PEOPLE, 7)
     sink = SmtpSink()
     sink.start()
@@ -249,7 +257,7 @@ async def measure(server: DevServer | None, work: Path, quick: bool) -> Section:
     try:
         desk = await Desk.open(
             desk_dir,
-            f"sqlite:///{desk_dir / 'icc.db'}",
+            url,
             {"lead": LEAD},
             _directory(people),
             env=env,
@@ -353,7 +361,7 @@ def _section(
         "bytes as the server received them from the bot, with the same concurrency, over "
         "connections kept for the burst as the bot's are (one connection a message in the "
         "details, for comparison). The bot on the desk "
-        "(`tests/support/desk.py`: real services, SQLite, scheduler; Matrix recorded); no "
+        "(`tests/support/desk.py`: real services, database, scheduler; Matrix recorded); no "
         "homeserver. Rounds alternate which side goes first.",
         figures,
         details,
@@ -368,6 +376,4 @@ def _section(
 
 
 if __name__ == "__main__":
-    # No homeserver needed, so none is started (harness.standalone would start one).
-    result = asyncio.run(measure(None, fresh_work_dir("bench_email"), "--quick" in sys.argv))
-    print(result.markdown())
+    standalone(measure, homeserver=False)  # no homeserver needed, so none is started

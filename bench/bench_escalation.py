@@ -23,6 +23,8 @@ from sqlmodel import col, select
 from bench.bench_paging import _activation_room, count_targets, wait_delivered
 from bench.harness import (
     BOT_PASSWORD,
+    SQLITE,
+    Backend,
     Section,
     bounded,
     lateness_figures,
@@ -64,9 +66,16 @@ def _directory(lead_id: str, paged: dict[str, str], backups: dict[str, str]) -> 
     }
 
 
-async def measure(server: DevServer, work: Path, quick: bool) -> Section:
+async def measure(server: DevServer, work: Path, quick: bool, backend: Backend = SQLITE) -> Section:
+    with backend.database(work, "escalation") as url:
+        return await _measure(server, work, quick, backend, url)
+
+
+async def _measure(
+    server: DevServer, work: Path, quick: bool, backend: Backend, url: str
+) -> Section:
     people = 10 if quick else 50
-    lead_id = server.register("lead-escalation", "bench-password-2")
+    lead_id = server.register(backend.user("lead-escalation"), "bench-password-2")
     paged_handles = [f"e{n:03d}" for n in range(people)]
     backup_handles = [f"b{n:03d}" for n in range(people)]
     paged = dict(zip(paged_handles, register_many(server, paged_handles), strict=True))
@@ -74,7 +83,9 @@ async def measure(server: DevServer, work: Path, quick: bool) -> Section:
     dir_data = _directory(lead_id, paged, backups)
     for contact in dir_data["contacts"][1 : people + 1]:
         contact["backup"] = "b" + contact["handle"][1:]
-    app, task, bot_id = await start_bot(server, work, dir_data, name="iccbot-escalation")
+    app, task, bot_id = await start_bot(
+        server, work, dir_data, name=backend.user("iccbot-escalation"), database_url=url
+    )
     lead = await login(server.base_url, lead_id)
     try:
         room = await _activation_room(lead, bot_id)
@@ -211,7 +222,7 @@ def _section(
         "Scheduler accuracy: escalation",
         f"{len(escalate)} people paged with `--ack {ACK}s`, none answers: {len(escalate)} "
         f"escalate steps due at once, then {len(unreachable)} unreachable steps; lateness = the "
-        "step's last message on the homeserver − its due time (bot in-process, SQLite). Baseline: "
+        "step's last message on the homeserver − its due time (bot in-process). Baseline: "
         "a bare client sending the same messages concurrently at a due time of its own.",
         figures,
         details=details,

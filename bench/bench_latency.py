@@ -1,6 +1,7 @@
 """Command latency: `help` and `status` round trips against a bare matrix-nio echo bot.
 
-Both bots run as their own processes on the same Synapse: the real `icc-bot run` (SQLite) and
+Both bots run as their own processes on the same Synapse: the real `icc-bot run` (on SQLite or
+PostgreSQL, `--db`) and
 bench.echo_bot, which answers every command at once with no work at all. One person's client
 sends each command and times it until its own /sync returns the reply (what the person sees).
 The two are interleaved (help to the bot, help to the echo bot, status to the bot, status to the
@@ -16,6 +17,8 @@ from pathlib import Path
 
 from bench.harness import (
     BOT_PASSWORD,
+    SQLITE,
+    Backend,
     BotProcess,
     Figure,
     ReplyWatcher,
@@ -37,12 +40,20 @@ GOAL = 1.3
 WARM_UP = 5
 
 
-async def measure(server: DevServer, work: Path, quick: bool) -> Section:
+async def measure(server: DevServer, work: Path, quick: bool, backend: Backend = SQLITE) -> Section:
+    with backend.database(work, "latency") as url:
+        return await _measure(server, work, quick, backend, url)
+
+
+async def _measure(
+    server: DevServer, work: Path, quick: bool, backend: Backend, url: str
+) -> Section:
     runs = 10 if quick else 50
-    bot_id = server.register("iccbot-latency", BOT_PASSWORD)
-    echo_id = server.register("echo-latency", BOT_PASSWORD)
-    lead_id = server.register("lead-latency", "bench-password-2")
-    bot = BotProcess(bot_env(server, work / "bot", bot_id, directory(lead_id, {})), work / "bot")
+    bot_id = server.register(backend.user("iccbot-latency"), BOT_PASSWORD)
+    echo_id = server.register(backend.user("echo-latency"), BOT_PASSWORD)
+    lead_id = server.register(backend.user("lead-latency"), "bench-password-2")
+    env = bot_env(server, work / "bot", bot_id, directory(lead_id, {}), url)
+    bot = BotProcess(env, work / "bot")
     echo = echo_process(server, work / "echo", echo_id)
     watcher = ReplyWatcher(await login(server.base_url, lead_id))
     samples: dict[str, list[float]] = {

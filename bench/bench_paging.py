@@ -7,7 +7,7 @@ exact content) to the same rooms concurrently: the floor any bot has on this hom
 read from the homeserver's own timestamps (`origin_server_ts`). Runs alternate bot and bare
 client. Goal: ratio ≤ 1.5; first page out ≤ 1 s.
 
-Run on its own: .venv/bin/python -m bench.bench_paging [--quick]
+Run on its own: .venv/bin/python -m bench.bench_paging [--quick] [--db sqlite|postgresql]
 """
 
 from __future__ import annotations
@@ -22,6 +22,8 @@ from sqlmodel import col, select
 
 from bench.harness import (
     BOT_PASSWORD,
+    SQLITE,
+    Backend,
     Figure,
     Section,
     bounded,
@@ -83,9 +85,16 @@ async def wait_board(app: App, page_id: int, timeout: float = 60) -> None:
     raise TimeoutError(f"page {page_id} has no board after {timeout}s")
 
 
-async def measure(server: DevServer, work: Path, quick: bool) -> Section:
+async def measure(server: DevServer, work: Path, quick: bool, backend: Backend = SQLITE) -> Section:
+    with backend.database(work, "paging") as url:
+        return await _measure(server, work, quick, backend, url)
+
+
+async def _measure(
+    server: DevServer, work: Path, quick: bool, backend: Backend, url: str
+) -> Section:
     runs, sizes = (3, (10, 50)) if quick else (9, SIZES)
-    lead_id = server.register("lead-paging", "bench-password-2")
+    lead_id = server.register(backend.user("lead-paging"), "bench-password-2")
     handles = [f"p{n:03d}" for n in range(max(sizes))]
     partners = dict(zip(handles, register_many(server, handles), strict=True))
     groups = {f"g{size}": handles[:size] for size in sizes}
@@ -94,7 +103,8 @@ async def measure(server: DevServer, work: Path, quick: bool) -> Section:
         work,
         directory(lead_id, partners, groups=groups),
         Tuning(sync_timeout_ms=5_000),
-        name="iccbot-paging",
+        name=backend.user("iccbot-paging"),
+        database_url=url,
     )
     lead = await login(server.base_url, lead_id)
     results: dict[int, dict[str, list[float]]] = {}
@@ -259,7 +269,7 @@ def _section(results: dict[int, dict[str, list[float]]], runs: int) -> Section:
         "same messages (the bot's own content) to the same rooms concurrently: the floor this "
         "homeserver sets for any bot. Both timed by the homeserver (`origin_server_ts`) from the "
         "message that set them off. `bare sends` (in the details) is the same client timed from "
-        "its first send, without the trip through /sync. Bot in-process, SQLite.",
+        "its first send, without the trip through /sync. Bot in-process.",
         figures,
         details=details,
         data={"fanout": {s: t for s, t in results.items()}},

@@ -18,6 +18,8 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from bench.harness import (
+    SQLITE,
+    Backend,
     Figure,
     Section,
     directory,
@@ -36,10 +38,23 @@ from bot.timeutil import utcnow
 SPACING, SCHEDULES, GOAL = 1.5, 50, 2.0
 
 
-async def measure(server: DevServer, work: Path, quick: bool) -> Section:
+async def measure(server: DevServer, work: Path, quick: bool, backend: Backend = SQLITE) -> Section:
+    with backend.database(work, "rounds") as url:
+        return await _measure(server, work, quick, backend, url)
+
+
+async def _measure(
+    server: DevServer, work: Path, quick: bool, backend: Backend, url: str
+) -> Section:
     runs, idle = (5, 5.0) if quick else (20, 20.0)
-    lead_id = server.register("lead-rounds", "bench-password-2")
-    app, task, bot_id = await start_bot(server, work, directory(lead_id, {}), name="iccbot-rounds")
+    lead_id = server.register(backend.user("lead-rounds"), "bench-password-2")
+    app, task, bot_id = await start_bot(
+        server,
+        work,
+        directory(lead_id, {}),
+        name=backend.user("iccbot-rounds"),
+        database_url=url,
+    )
     lead = await login(server.base_url, lead_id)
     try:
         room = (await lead.room_create(invite=[bot_id])).room_id

@@ -26,6 +26,8 @@ from pathlib import Path
 
 from bench.harness import (
     BOT_PASSWORD,
+    SQLITE,
+    Backend,
     BotProcess,
     Figure,
     ReplyWatcher,
@@ -50,17 +52,24 @@ START_GOAL, MEMORY_GOAL = 3.0, 200.0
 LOAD_COMMANDS = ("help", "status", "sitrep", "pages", "rounds", "contacts person-4", "log export")
 
 
-async def measure(server: DevServer, work: Path, quick: bool) -> Section:
+async def measure(server: DevServer, work: Path, quick: bool, backend: Backend = SQLITE) -> Section:
+    with backend.database(work, "startup") as url:
+        return await _measure(server, work, quick, backend, url)
+
+
+async def _measure(
+    server: DevServer, work: Path, quick: bool, backend: Backend, url: str
+) -> Section:
     runs, rooms_wanted = (2, 50) if quick else (5, ROOMS)
     for package in (ROOT / "bot", ROOT / "bench"):
         compileall.compile_dir(package, quiet=1)
-    bot_id = server.register("iccbot-start", BOT_PASSWORD)
-    lead_id = server.register("lead-start", "bench-password-2")
+    bot_id = server.register(backend.user("iccbot-start"), BOT_PASSWORD)
+    lead_id = server.register(backend.user("lead-start"), "bench-password-2")
     people = big_directory(members_every=0)
     people["contacts"].append(
         {"handle": "lead", "matrix_id": lead_id, "organisation": "org-0", "role": "icc-lead"}
     )
-    env = bot_env(server, work / "bot", bot_id, people)
+    env = bot_env(server, work / "bot", bot_id, people, url)
     bot = BotProcess(env, work / "bot")
     echo = echo_process(server, work / "echo", bot_id, prefix="!echo")
     watcher = ReplyWatcher(await login(server.base_url, lead_id))
@@ -210,7 +219,7 @@ def _section(
     ]
     return Section(
         "Start-up and memory",
-        "The real `icc-bot run` process (SQLite). Start-up: a command is waiting when the process "
+        "The real `icc-bot run` process. Start-up: a command is waiting when the process "
         "is spawned; the clock stops when the reply reaches the sender's client. The echo bot is "
         "logged in as the same user, so it is in the same rooms. Memory: VmHWM from "
         "/proc/<pid>/status after the commands " + ", ".join(f"`{c}`" for c in LOAD_COMMANDS) + ".",

@@ -18,6 +18,8 @@ from pathlib import Path
 
 from bench.harness import (
     BOT_PASSWORD,
+    SQLITE,
+    Backend,
     BotProcess,
     Figure,
     ReplyWatcher,
@@ -39,12 +41,19 @@ EXPONENT_GOAL = 1.1
 REPEATED = ("sitrep", "pages", "status", "log export")
 
 
-async def measure(server: DevServer, work: Path, quick: bool) -> Section:
+async def measure(server: DevServer, work: Path, quick: bool, backend: Backend = SQLITE) -> Section:
+    with backend.database(work, "storage") as url:
+        return await _measure(server, work, quick, backend, url)
+
+
+async def _measure(
+    server: DevServer, work: Path, quick: bool, backend: Backend, url: str
+) -> Section:
     sizes = (10, 1_000, 10_000) if quick else (10, 1_000, 100_000)
     runs = 2 if quick else 5
-    bot_id = server.register("iccbot-storage", BOT_PASSWORD)
-    lead_id = server.register("lead-storage", "bench-password-2")
-    env = bot_env(server, work / "bot", bot_id, directory(lead_id, {}))
+    bot_id = server.register(backend.user("iccbot-storage"), BOT_PASSWORD)
+    lead_id = server.register(backend.user("lead-storage"), "bench-password-2")
+    env = bot_env(server, work / "bot", bot_id, directory(lead_id, {}), url)
     bot = BotProcess(env, work / "bot")
     watcher = ReplyWatcher(await login(server.base_url, lead_id))
     db = Database(env["ICC_DATABASE_URL"])
@@ -125,7 +134,7 @@ def _section(
     return Section(
         "Storage growth",
         f"Round trip of each command (median of {runs}; the first sitrep once) in an activation "
-        "whose logbook holds the given number of entries, the real `icc-bot run` on SQLite. The "
+        "whose logbook holds the given number of entries, the real `icc-bot run`. The "
         "baseline is the same command at the smallest size; k is the growth exponent between the "
         "two largest sizes (time ∝ entries^k).",
         figures,

@@ -2,20 +2,20 @@
 one second, on Matrix — a third typing `ack`, a third reacting ✅ to the page, a third replying
 "ack" to it — while the lead keeps asking for `status`.
 
-The real `icc-bot run` (a process, SQLite) and the echo bot run on one Synapse. The lead pages
-300 partners in one activation; once every page is delivered, each partner joins the direct
-room the bot invited them to, and then all of them answer, one every 1/300 s, each through the
-client-server API with their own access token (plain HTTP from this process: 300 syncing nio
-clients would not fit a 2-core machine, and the bot sees the same events either way). Meanwhile
-the lead's client times `status` round trips to the bot and to the echo bot, interleaved, as
-before the storm when all was quiet.
+The real `icc-bot run` (a process, on SQLite or PostgreSQL) and the echo bot run on one
+Synapse. The lead pages 300 partners in one activation; once every page is delivered, each
+partner joins the direct room the bot invited them to, and then all of them answer, one every
+1/300 s, each through the client-server API with their own access token (plain HTTP from
+this process: 300 syncing nio clients would not fit a 2-core machine, and the bot sees the same
+events either way). Meanwhile the lead's client times `status` round trips to the bot and to
+the echo bot, interleaved, as before the storm when all was quiet.
 
 Figures: every ack recorded; from each answer leaving its sender to its logbook entry's
 `recorded_at` (the moment the bot wrote it), p95 ≤ 1 s; from the last answer sent to the page's
 board in the activation room showing `300/300 acknowledged` (the edit reaching the lead's
 client), ≤ 2 s; `status` during the storm against `status` when quiet, ≤ 2×.
 
-Run on its own: .venv/bin/python -m bench.bench_storm [--quick]
+Run on its own: .venv/bin/python -m bench.bench_storm [--quick] [--db sqlite|postgresql]
 """
 
 from __future__ import annotations
@@ -35,6 +35,8 @@ from aiohttp import ClientSession, TCPConnector
 from bench.harness import (
     BOT_PASSWORD,
     PASSWORD,
+    SQLITE,
+    Backend,
     BotProcess,
     Figure,
     ReplyWatcher,
@@ -121,7 +123,7 @@ async def _logged_in(http: ClientSession, base_url: str, handle: str, user_id: s
 
 
 async def _acks_recorded(
-    database: Path, activation_id: int, people: int, timeout: float = 120
+    database: str, activation_id: int, people: int, timeout: float = 120
 ) -> dict[str, float]:
     """handle → when the bot wrote its ack to the logbook (epoch seconds), once all are there."""
     deadline = time.monotonic() + timeout
@@ -134,41 +136,57 @@ async def _acks_recorded(
             activation_id,
             "system.ack",
         ):
-            when = datetime.fromisoformat(str(recorded_at)).replace(tzinfo=UTC)
-            found[json.loads(data)["handle"]] = when.timestamp()
+            found[_json(data)["handle"]] = _epoch(recorded_at)
         if len(found) >= people:
             break
         await asyncio.sleep(0.25)
     return found
 
 
-async def measure(server: DevServer, work: Path, quick: bool) -> Section:
+def _json(data: Any) -> Any:
+    """A JSON column as read: text from SQLite, already decoded by psycopg."""
+    return json.loads(data) if isinstance(data, str | bytes) else data
+
+
+def _epoch(stamp: Any) -> float:
+    """A UTC timestamp column as epoch seconds: text from SQLite, a datetime from psycopg."""
+    when = stamp if isinstance(stamp, datetime) else datetime.fromisoformat(str(stamp))
+    return when.replace(tzinfo=UTC).timestamp() if when.tzinfo is None else when.timestamp()
+
+
+async def measure(server: DevServer, work: Path, quick: bool, backend: Backend = SQLITE) -> Section:
     """On a homeserver of its own on PostgreSQL, as production runs one (on SQLite, Synapse's
     single writer is what a storm waits for: see bench/README.md); on the suite's SQLite one
-    when no PostgreSQL answers."""
-    try:
-        with postgres_database(f"icc_bench_synapse_{os.getpid()}") as url:
-            own = start_synapse(work / "synapse-postgresql", database=url)
-            try:
-                return await _measure(own, work, quick, "PostgreSQL")
-            finally:
-                own.stop()
-    except psycopg.OperationalError as exc:
-        print(f"no PostgreSQL for the homeserver ({exc}); the storm runs on SQLite")
-    return await _measure(server, work, quick, "SQLite")
+    when no PostgreSQL answers. The bot's own database is `backend`'s."""
+    with backend.database(work, "storm") as url:
+        try:
+            with postgres_database(f"icc_bench_synapse_{os.getpid()}") as synapse_db:
+                own = start_synapse(work / "synapse-postgresql", database=synapse_db)
+                try:
+                    return await _measure(own, work, quick, "PostgreSQL", backend, url)
+                finally:
+                    own.stop()
+        except psycopg.OperationalError as exc:
+            print(f"no PostgreSQL for the homeserver ({exc}); the storm runs on SQLite")
+        return await _measure(server, work, quick, "SQLite", backend, url)
 
 
-async def _measure(server: DevServer, work: Path, quick: bool, homeserver_db: str) -> Section:
+async def _measure(
+    server: DevServer,
+    work: Path,
+    quick: bool,
+    homeserver_db: str,
+    backend: Backend,
+    database: str,
+) -> Section:
     people, quiet_runs = (60, 5) if quick else (300, 20)
-    bot_id = server.register("iccbot-storm", BOT_PASSWORD)
-    echo_id = server.register("echo-storm", BOT_PASSWORD)
-    lead_id = server.register("lead-storm", PASSWORD)
+    bot_id = server.register(backend.user("iccbot-storm"), BOT_PASSWORD)
+    echo_id = server.register(backend.user("echo-storm"), BOT_PASSWORD)
+    lead_id = server.register(backend.user("lead-storm"), PASSWORD)
     handles = [f"s{n:03d}" for n in range(people)]
     user_ids = dict(zip(handles, register_many(server, handles), strict=True))
-    env = bot_env(
-        server, work / "bot", bot_id, directory(lead_id, user_ids, groups={"everyone": handles})
-    )
-    database = work / "bot" / "icc.db"
+    dir_data = directory(lead_id, user_ids, groups={"everyone": handles})
+    env = bot_env(server, work / "bot", bot_id, dir_data, database)
     bot = BotProcess(env, work / "bot")
     echo = echo_process(server, work / "echo", echo_id)
     watcher = ReplyWatcher(await login(server.base_url, lead_id))
@@ -240,7 +258,7 @@ async def _measure(server: DevServer, work: Path, quick: bool, homeserver_db: st
     return section
 
 
-def _arrivals(database: Path, senders: set[str]) -> dict[str, tuple[float, float]]:
+def _arrivals(database: str, senders: set[str]) -> dict[str, tuple[float, float]]:
     """sender → (the homeserver's origin_server_ts, the bot's received_at) of their answer, as
     epoch seconds, from the bot's inbox."""
     found = {}
@@ -248,10 +266,7 @@ def _arrivals(database: Path, senders: set[str]) -> dict[str, tuple[float, float
         database, "SELECT sender, origin_ts, received_at FROM inbox_event"
     ):
         if sender in senders:
-            found[sender] = tuple(
-                datetime.fromisoformat(str(t)).replace(tzinfo=UTC).timestamp()
-                for t in (origin, received)
-            )
+            found[sender] = (_epoch(origin), _epoch(received))
     return found  # type: ignore[return-value]
 
 

@@ -1,8 +1,11 @@
 """What every benchmark needs: a bot on a local Synapse (in this process or as the real `icc-bot
-run` process), clients that time replies, a directory, a seeded logbook, and the shape of a result.
+run` process), clients that time replies, a directory, a seeded logbook, the database the bot runs
+on (SQLite or PostgreSQL), and the shape of a result.
 
-Each bench module exposes `measure(server, work, quick) -> Section`; `python -m bench` runs them
-all against one Synapse and writes bench/results.md, and each module still runs on its own.
+Each bench module that runs the bot with a database exposes `measure(server, work, quick,
+backend) -> Section` (`bench_rota`, which has none, `measure(server, work, quick)`); `python -m
+bench` runs them all against one Synapse, each on every database asked for, and writes
+bench/results.md, and each module still runs on its own.
 """
 
 from __future__ import annotations
@@ -18,16 +21,19 @@ import subprocess
 import sys
 import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+import psycopg
 import yaml
 from aiohttp import ClientSession, TCPConnector
 from nio import AsyncClient, RoomGetEventError, SyncError
 from sqlalchemy import insert
+from sqlalchemy.engine import make_url
 
 from bot.activations.chain import GENESIS, entry_hash
 from bot.app import App, Tuning
@@ -44,6 +50,76 @@ PASSWORD = "bench-password-2"
 RATE_LIMIT = "100000/1m"
 LANGS = [["en"], ["fr", "en"], ["nl", "fr"], ["de", "en"]]
 ZONES = ["Europe/Brussels", "Europe/Amsterdam", "Europe/Luxembourg", "Europe/Berlin", "UTC"]
+# The PostgreSQL server the benches make their databases on: each benchmark run on PostgreSQL
+# gets one of its own (`icc_bench_<bench>_<pid>`, `postgres_database`), dropped afterwards;
+# never the test suite's `test`. Also a homeserver's own (bench_storm).
+BENCH_POSTGRES = os.environ.get("ICC_BENCH_POSTGRES", "postgresql://postgres@127.0.0.1:5432")
+
+
+@contextlib.contextmanager
+def postgres_database(name: str) -> Iterator[str]:
+    """A fresh, empty PostgreSQL database `name` on the bench's server (ICC_BENCH_POSTGRES,
+    the local one by default), dropped afterwards; its URL. Raises OSError-like
+    psycopg.OperationalError when no server answers."""
+    import psycopg  # the bot's own driver; imported here: most benches never need it
+
+    with psycopg.connect(f"{BENCH_POSTGRES}/postgres", autocommit=True, connect_timeout=5) as pg:
+        pg.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        pg.execute(f"CREATE DATABASE \"{name}\" TEMPLATE template0 LC_COLLATE 'C' LC_CTYPE 'C'")
+    try:
+        yield f"{BENCH_POSTGRES}/{name}"
+    finally:
+        with psycopg.connect(f"{BENCH_POSTGRES}/postgres", autocommit=True) as pg:
+            pg.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+# -- databases ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Backend:
+    """The database a benchmark runs the bot on: `sqlite` (a file in the bench's work directory)
+    or `postgresql` (a fresh database on `BENCH_POSTGRES`'s server, dropped afterwards)."""
+
+    name: str
+
+    @property
+    def label(self) -> str:
+        return {"sqlite": "SQLite", "postgresql": "PostgreSQL"}[self.name]
+
+    def user(self, localpart: str) -> str:
+        """The bench's own Matrix accounts (bot, lead, echo bot) get a name per database, so a
+        second run on the same Synapse starts from no rooms, as the first did; the people paged
+        are shared (registering a thousand twice would only cost time)."""
+        return localpart if self.name == "sqlite" else f"{localpart}-pg"
+
+    def unreachable(self) -> str | None:
+        """Why this database cannot be used here, or None."""
+        if self.name != "postgresql":
+            return None
+        try:
+            with psycopg.connect(f"{BENCH_POSTGRES}/postgres", connect_timeout=5) as conn:
+                conn.execute("SELECT 1")
+        except psycopg.Error as exc:
+            where = make_url(BENCH_POSTGRES).render_as_string(hide_password=True)
+            said = " ".join(str(exc).split())  # psycopg's message runs over several lines
+            return f"PostgreSQL not reachable at {where} ({type(exc).__name__}: {said})"
+        return None
+
+    @contextlib.contextmanager
+    def database(self, work: Path, bench: str) -> Iterator[str]:
+        """The URL of a fresh, empty database for one benchmark: `work`/icc.db, or a database
+        of its own on the PostgreSQL server, dropped afterwards (even if the bench failed)."""
+        if self.name == "sqlite":
+            work.mkdir(parents=True, exist_ok=True)
+            yield f"sqlite:///{work / 'icc.db'}"
+            return
+        with postgres_database(f"icc_bench_{bench}_{os.getpid()}".replace("-", "_")) as url:
+            yield url
+
+
+SQLITE, POSTGRESQL = Backend("sqlite"), Backend("postgresql")
+BACKENDS = {b.name: b for b in (SQLITE, POSTGRESQL)}
 
 
 # -- results ----------------------------------------------------------------------------------------
@@ -75,9 +151,15 @@ class Section:
     figures: list[Figure] = field(default_factory=list)
     details: list[str] = field(default_factory=list)  # extra Markdown lines (samples, notes)
     data: dict[str, Any] = field(default_factory=dict)
+    database: str = ""  # the Backend's name it ran on ("": none, e.g. the rota)
+    bench: str = ""  # the suite's name for the benchmark (`--only`): pairs its databases' runs
+
+    @property
+    def heading(self) -> str:
+        return f"{self.title} — {BACKENDS[self.database].label}" if self.database else self.title
 
     def markdown(self) -> str:
-        lines = [f"## {self.title}", "", self.method, "", *table(self.figures)]
+        lines = [f"## {self.heading}", "", self.method, "", *table(self.figures)]
         if self.details:
             lines += ["", *self.details]
         return "\n".join(lines) + "\n"
@@ -149,19 +231,41 @@ def samples_line(label: str, samples: list[float]) -> str:
 # -- a homeserver and people on it ----------------------------------------------------------------
 
 
-def standalone(measure: Callable[[DevServer, Path, bool], Awaitable[Section]]) -> None:
-    """Run one bench module on its own Synapse and print its section (`--quick` for a smoke run)."""
+def standalone(
+    measure: Callable[[DevServer, Path, bool, Backend], Awaitable[Section]],
+    *,
+    homeserver: bool = True,
+) -> None:
+    """Run one bench module on its own Synapse (none if not `homeserver`) and print its
+    sections (`--quick` for a smoke run; `--db sqlite`, `--db postgresql`, or both, the
+    default)."""
+    names = ["sqlite", "postgresql"]
+    if "--db" in sys.argv:
+        names = sys.argv[sys.argv.index("--db") + 1].split(",")
 
     async def main() -> None:
         work = fresh_work_dir(Path(sys.modules[measure.__module__].__file__ or "bench").stem)
-        server = start_synapse(work / "synapse")
+        server = start_synapse(work / "synapse") if homeserver else None
         try:
-            section = await measure(server, work, "--quick" in sys.argv)
+            for name in names:
+                backend = BACKENDS[name]
+                if reason := backend.unreachable():
+                    print(skipped(measure.__module__, backend, reason).markdown())
+                    continue
+                quick = "--quick" in sys.argv
+                section = await measure(server, work / name, quick, backend)  # type: ignore[arg-type]
+                section.database = name
+                print(section.markdown())
         finally:
-            server.stop()
-        print(section.markdown())
+            if server is not None:
+                server.stop()
 
     asyncio.run(main())
+
+
+def skipped(title: str, backend: Backend, reason: str) -> Section:
+    """What stands in the results for a run that could not be made on `backend`."""
+    return Section(title, f"**Skipped**: {reason}.", database=backend.name)
 
 
 WORK_ROOT = Path(__file__).parent / ".work"
@@ -177,8 +281,12 @@ def fresh_work_dir(name: str) -> Path:
     return work
 
 
-def register_many(server: DevServer, localparts: Iterable[str]) -> list[str]:
-    return [server.register(name, PASSWORD) for name in localparts]
+def register_many(server: DevServer, localparts: Iterable[str], *, at_once: int = 8) -> list[str]:
+    """Register (or find, if they exist) these people, `at_once` requests in flight: Synapse's
+    shared-secret API takes two round trips a person, which one after another made a thousand
+    people a minute or more of set-up."""
+    with ThreadPoolExecutor(at_once) as pool:
+        return list(pool.map(lambda name: server.register(name, PASSWORD), localparts))
 
 
 async def login(
@@ -313,8 +421,15 @@ def echo_process(server: DevServer, work: Path, user_id: str, prefix: str = "!ic
     return BotProcess(env, work, command=[sys.executable, "-m", "bench.echo_bot"])
 
 
-def bot_env(server: DevServer, work: Path, bot_id: str, dir_data: dict[str, Any]) -> dict[str, str]:
-    """The bot's configuration for `work` (its database, data and config dirs), as environment."""
+def bot_env(
+    server: DevServer,
+    work: Path,
+    bot_id: str,
+    dir_data: dict[str, Any],
+    database_url: str | None = None,
+) -> dict[str, str]:
+    """The bot's configuration for `work` (its data and config dirs), as environment; its
+    database `database_url` (from `Backend.database`), by default a SQLite file in `work`."""
     config = work / "config"
     config.mkdir(parents=True, exist_ok=True)
     (config / "directory.yaml").write_text(yaml.safe_dump(dir_data, sort_keys=False))
@@ -322,7 +437,7 @@ def bot_env(server: DevServer, work: Path, bot_id: str, dir_data: dict[str, Any]
         "ICC_HOMESERVER": server.base_url,
         "ICC_USER_ID": bot_id,
         "ICC_PASSWORD": BOT_PASSWORD,
-        "ICC_DATABASE_URL": f"sqlite:///{work / 'icc.db'}",
+        "ICC_DATABASE_URL": database_url or f"sqlite:///{work / 'icc.db'}",
         "ICC_DATA_DIR": str(work / "data"),
         "ICC_CONFIG_DIR": str(config),
         "ICC_E2EE": "false",
@@ -338,10 +453,13 @@ async def start_bot(
     tuning: Tuning | None = None,
     *,
     name: str = "iccbot",
+    database_url: str | None = None,
 ) -> tuple[App, asyncio.Task[None], str]:
-    """Register the bot `name`, write its directory, run the real App in this loop until ready."""
+    """Register the bot `name`, write its directory, run the real App in this loop until ready
+    (on `database_url`, by default a SQLite file in `work`)."""
     bot_id = server.register(name, BOT_PASSWORD)
-    app = App(load_settings(bot_env(server, work, bot_id, dir_data)), tuning or Tuning())
+    env = bot_env(server, work, bot_id, dir_data, database_url)
+    app = App(load_settings(env), tuning or Tuning())
     task = asyncio.create_task(app.run())
     await app.ready.wait()
     return app, task, bot_id
@@ -525,40 +643,22 @@ async def wait_joined(
     raise TimeoutError(f"{bot_id} did not join {room_id}")
 
 
-# -- PostgreSQL ---------------------------------------------------------------------------------
-
-BENCH_POSTGRES = os.environ.get("ICC_BENCH_POSTGRES", "postgresql://postgres@127.0.0.1:5432")
+# -- reading the bot's database beside it (its URL: SQLite or PostgreSQL) ------------------
 
 
-@contextlib.contextmanager
-def postgres_database(name: str) -> Iterator[str]:
-    """A fresh, empty PostgreSQL database `name` on the bench's server (ICC_BENCH_POSTGRES,
-    the local one by default), dropped afterwards; its URL. Raises OSError-like
-    psycopg.OperationalError when no server answers."""
-    import psycopg  # the bot's own driver; imported here: most benches never need it
-
-    with psycopg.connect(f"{BENCH_POSTGRES}/postgres", autocommit=True, connect_timeout=5) as pg:
-        pg.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        pg.execute(f"CREATE DATABASE \"{name}\" TEMPLATE template0 LC_COLLATE 'C' LC_CTYPE 'C'")
-    try:
-        yield f"{BENCH_POSTGRES}/{name}"
-    finally:
-        with psycopg.connect(f"{BENCH_POSTGRES}/postgres", autocommit=True) as pg:
-            pg.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+def bot_query(url: str, sql: str, *args: object) -> list[tuple]:
+    """Read the bot's database beside the running bot, outside its process (`?` placeholders):
+    SQLite read-only (WAL: a reader does not block the bot's writer), PostgreSQL through psycopg."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        with sqlite3.connect(f"file:{parsed.database}?mode=ro", uri=True, timeout=10) as conn:
+            return conn.execute(sql, args).fetchall()
+    plain = parsed.set(drivername="postgresql").render_as_string(hide_password=False)
+    with psycopg.connect(plain, autocommit=True) as conn:
+        return conn.execute(sql.replace("?", "%s"), args).fetchall()  # type: ignore[arg-type]
 
 
-# -- reading the bot's database beside it ----------------------------------------------------
-
-
-def bot_query(database: Path, sql: str, *args: object) -> list[tuple]:
-    """Read the bot's SQLite database (WAL: a reader beside the running bot)."""
-    with sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=10) as conn:
-        return conn.execute(sql, args).fetchall()
-
-
-async def page_delivered(
-    database: Path, people: int, timeout: float = 300
-) -> tuple[int, list[int]]:
+async def page_delivered(database: str, people: int, timeout: float = 300) -> tuple[int, list[int]]:
     """The newest page, and its rows (ids) once every one is delivered and its board posted."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

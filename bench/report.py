@@ -14,7 +14,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
-from bench.harness import Figure, Section, fmt
+from bench.harness import BACKENDS, BENCH_POSTGRES, Figure, Section, fmt
 
 PACKAGES = (
     "matrix-synapse",
@@ -22,6 +22,7 @@ PACKAGES = (
     "SQLAlchemy",
     "APScheduler",
     "aiosqlite",
+    "psycopg",
     "aiohttp",
     "aiosmtplib",
     "aiosmtpd",
@@ -129,7 +130,11 @@ def machine() -> dict[str, str]:
 
 
 def versions() -> dict[str, str]:
-    found = {"Python": platform.python_version(), "SQLite": sqlite3.sqlite_version}
+    found = {
+        "Python": platform.python_version(),
+        "SQLite": sqlite3.sqlite_version,
+        "PostgreSQL": _postgresql_version(),
+    }
     for name in PACKAGES:
         try:
             found[name] = version(name)
@@ -138,25 +143,77 @@ def versions() -> dict[str, str]:
     return found
 
 
+def _postgresql_version() -> str:
+    """The server's version, if the benchmark's PostgreSQL answers."""
+    try:
+        import psycopg
+
+        with psycopg.connect(f"{BENCH_POSTGRES}/postgres", connect_timeout=3) as conn:
+            row = conn.execute("SHOW server_version").fetchone()
+        return str(row[0]) if row else "?"
+    except Exception as exc:  # a report is written whatever the database's state
+        return f"not reachable ({type(exc).__name__})"
+
+
+def databases(sections: list[Section]) -> list[str]:
+    """The databases the sections ran on, in the order of the run (names of `BACKENDS`)."""
+    return list(dict.fromkeys(s.database for s in sections if s.database))
+
+
 def summary(sections: list[Section]) -> list[str]:
-    """Every figure with a goal, in one table: the page a reader starts with."""
-    lines = [
-        "| benchmark | measurement | figure | baseline | ratio | goal | met |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
-    ]
+    """Every figure with a goal, in one table: the page a reader starts with. Each database the
+    run used has its own columns (figure, ratio to its baseline, met), side by side; a benchmark
+    with no database (the rota) fills the first database's columns only."""
+    dbs = databases(sections) or [""]
+    labels = [BACKENDS[d].label if d else "" for d in dbs]
+    head = "| benchmark | measurement | goal | " + " | ".join(
+        f"{label} figure | {label} ratio | {label} met".strip() for label in labels
+    )
+    lines = [head + " |", "|" + " --- |" * (3 + 3 * len(dbs))]
+    groups: dict[str, dict[str, Section]] = {}  # per benchmark, its section on each database
     for section in sections:
-        for f in section.figures:
-            if f.met is None:
-                continue
-            lines.append(f"| {section.title} | {_row(f)} |")
+        groups.setdefault(section.bench or section.title, {})[section.database] = section
+    for by_db in groups.values():
+        title = next(
+            (s.title for s in by_db.values() if s.figures), next(iter(by_db.values())).title
+        )
+        names: dict[str, Figure] = {}
+        for section in by_db.values():
+            for f in section.figures:
+                if f.met is not None:
+                    names.setdefault(f.name, f)
+        if not names:  # nothing to show but how it went (failed, skipped)
+            cells = [_absent(by_db.get(d)) for d in dbs]
+            lines.append(f"| {title} | — | — | " + " | ".join(f"{c} | — | —" for c in cells) + " |")
+            continue
+        for name, first in names.items():
+            row = f"| {title} | {name} | {first.goal or '—'} |"
+            for d in dbs:
+                if "" in by_db and d != dbs[0]:
+                    row += " (no database: run once) | — | — |"
+                    continue
+                here = by_db.get(d) or by_db.get("")
+                found = [f for f in here.figures if f.name == name] if here else []
+                row += f" {_cells(found[0])} |" if found else f" {_absent(here)} | — | — |"
+            lines.append(row)
     return lines
 
 
-def _row(f: Figure) -> str:
-    base = f"{fmt(f.baseline, f.unit)} ({f.baseline_name})" if f.baseline else "—"
+def _cells(f: Figure) -> str:
+    base = f" (vs {fmt(f.baseline, f.unit)} {f.baseline_name})" if f.baseline else ""
     ratio = f"{f.ratio:.2f}×" if f.ratio is not None else "—"
     met = {True: "✅ met", False: "❌ missed", None: "—"}[f.met]
-    return f"{f.name} | {fmt(f.value, f.unit)} | {base} | {ratio} | {f.goal or '—'} | {met}"
+    return f"{fmt(f.value, f.unit)}{base} | {ratio} | {met}"
+
+
+def _absent(section: Section | None) -> str:
+    if section is None:
+        return "not run"
+    if "**Skipped**" in section.method:
+        return "skipped"
+    if "**Failed**" in section.method:
+        return "failed"
+    return "—"
 
 
 def write_markdown(path: Path, sections: list[Section], run: dict[str, str]) -> None:
@@ -165,9 +222,13 @@ def write_markdown(path: Path, sections: list[Section], run: dict[str, str]) -> 
         "",
         "Generated by `.venv/bin/python -m bench"
         + (" --quick" if run.get("quick") == "yes" else "")
-        + f"` on {run['date']} in {run['duration']}; one local Synapse (SQLite) for every "
-        "benchmark. Absolute times vary between machines: compare the ratios, each measured side "
-        "by side with its baseline in the same run. Chart: [results.png](results.png).",
+        + f"` on {run['date']} in {run['duration']}; one local Synapse (itself on SQLite) for "
+        "every benchmark; each benchmark with a database ran the bot on "
+        + run.get("databases", "SQLite")
+        + ", one after the other, each its own fresh database (side by side below; the rota has "
+        "none and ran once). Absolute times vary between machines: compare the ratios, each "
+        "measured side by side with its baseline in the same run. Chart: "
+        "[results.png](results.png).",
         "",
         "| machine | |",
         "| --- | --- |",
@@ -191,15 +252,19 @@ def write_markdown(path: Path, sections: list[Section], run: dict[str, str]) -> 
 
 
 def write_chart(path: Path, sections: list[Section]) -> None:
-    """Latency distributions, fan-out scaling and storage growth, as far as they were run."""
+    """Latency distributions, fan-out scaling, storage growth and scheduler lateness, as far as
+    they were run, each database's figures side by side in the same panel."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    data: dict[str, Any] = {}
+    # data[key][database label] = what the section measured ("" when the bench had no database)
+    data: dict[str, dict[str, Any]] = {}
     for section in sections:
-        data.update(section.data)
+        label = BACKENDS[section.database].label if section.database else ""
+        for key, value in section.data.items():
+            data.setdefault(key, {})[label] = value
     wanted = {
         _latency: "latency" in data,
         _fanout: "fanout" in data,
@@ -211,7 +276,7 @@ def write_chart(path: Path, sections: list[Section]) -> None:
         return
     columns = 2 if len(panels) > 1 else 1
     rows = -(-len(panels) // columns)
-    fig, axes = plt.subplots(rows, columns, figsize=(6.5 * columns, 4.8 * rows), squeeze=False)
+    fig, axes = plt.subplots(rows, columns, figsize=(7.5 * columns, 5.2 * rows), squeeze=False)
     flat = list(axes.flat)
     for axis, panel in zip(flat, panels, strict=False):
         panel(axis, data)
@@ -223,60 +288,89 @@ def write_chart(path: Path, sections: list[Section]) -> None:
     plt.close(fig)
 
 
+def _short(label: str) -> str:
+    return {"SQLite": "SQLite", "PostgreSQL": "PG"}.get(label, label)
+
+
 def _latency(axis: Any, data: dict[str, Any]) -> None:
-    samples = data["latency"]
-    names = ["help", "echo help", "status", "echo status"]
-    axis.boxplot(
-        [[s * 1000 for s in samples[n]] for n in names],
-        tick_labels=["help\nbot", "help\necho", "status\nbot", "status\necho"],
-        showfliers=True,
-    )
+    series, ticks = [], []
+    for label, samples in data["latency"].items():
+        for name, tick in (
+            ("help", "help\nbot"),
+            ("echo help", "help\necho"),
+            ("status", "status\nbot"),
+            ("echo status", "status\necho"),
+        ):
+            series.append([s * 1000 for s in samples[name]])
+            ticks.append(f"{tick}\n{_short(label)}")
+    axis.boxplot(series, tick_labels=ticks, showfliers=True)
+    axis.tick_params(axis="x", labelsize=7)
     axis.set_ylabel("command → reply in the sender's client (ms)")
     axis.set_title("Command latency: bot vs bare nio echo bot")
     axis.grid(axis="y", alpha=0.3)
 
 
 def _fanout(axis: Any, data: dict[str, Any]) -> None:
-    fanout = data["fanout"]
-    sizes = sorted(fanout)
-    for side, label in (
-        ("bot", "bot: command → last page"),
-        ("bare", "bare nio bot: sync, then the same sends"),
-    ):
-        medians = [_median(fanout[s][side]) for s in sizes]
-        low = [m - min(fanout[s][side]) for m, s in zip(medians, sizes, strict=True)]
-        high = [max(fanout[s][side]) - m for m, s in zip(medians, sizes, strict=True)]
-        axis.errorbar(sizes, medians, yerr=[low, high], marker="o", capsize=4, label=label)
+    every: set[int] = set()
+    for label, fanout in data["fanout"].items():
+        sizes = sorted(fanout)
+        every |= set(sizes)
+        for side, what, style in (
+            ("bot", "bot: command → last page", "-"),
+            ("bare", "bare nio bot: sync, then the same sends", ":"),
+        ):
+            medians = [_median(fanout[s][side]) for s in sizes]
+            low = [m - min(fanout[s][side]) for m, s in zip(medians, sizes, strict=True)]
+            high = [max(fanout[s][side]) - m for m, s in zip(medians, sizes, strict=True)]
+            axis.errorbar(
+                sizes,
+                medians,
+                yerr=[low, high],
+                marker="o",
+                capsize=4,
+                linestyle=style,
+                label=f"{what} ({label})" if label else what,
+            )
     axis.set_xscale("log")
-    axis.set_xticks(sizes, [str(s) for s in sizes])
+    axis.set_xticks(sorted(every), [str(s) for s in sorted(every)])
     axis.set_xlabel("people paged")
     axis.set_ylabel("seconds (median, bars: min–max)")
     axis.set_title("Page fan-out scaling")
-    axis.legend()
+    axis.legend(fontsize=7)
     axis.grid(alpha=0.3)
 
 
 def _storage(axis: Any, data: dict[str, Any]) -> None:
-    storage = data["storage"]
-    sizes = storage["sizes"]
-    for name, by_size in storage["medians"].items():
-        axis.plot(sizes, [by_size[s] for s in sizes], marker="o", label=name)
+    styles = iter(["-", "--", ":", "-."])
+    for label, storage in data["storage"].items():
+        style = next(styles, "-")
+        sizes = storage["sizes"]
+        axis.set_prop_cycle(None)  # the same colour for a command on each database
+        for name, by_size in storage["medians"].items():
+            axis.plot(
+                sizes,
+                [by_size[s] for s in sizes],
+                marker="o",
+                linestyle=style,
+                label=f"{name} ({_short(label)})" if label else name,
+            )
     axis.set_xscale("log")
     axis.set_yscale("log")
     axis.set_xlabel("logbook entries")
     axis.set_ylabel("command round trip (s)")
-    axis.set_title("Storage growth")
-    axis.legend(fontsize=7)
+    axis.set_title("Storage growth (solid: SQLite, dashed: PostgreSQL)")
+    axis.legend(fontsize=6)
     axis.grid(alpha=0.3, which="both")
 
 
 def _scheduler(axis: Any, data: dict[str, Any]) -> None:
     series, labels = [], []
     for key, title in (("rounds", "rounds"), ("escalation", "escalation")):
-        if key in data:
-            series += [data[key]["bot"], data[key]["bare"]]
-            labels += [f"{title}\nbot", f"{title}\nbare"]
+        for label, measured in data.get(key, {}).items():
+            series += [measured["bot"], measured["bare"]]
+            labels += [f"{title}\nbot\n{_short(label)}", f"{title}\nbare\n{_short(label)}"]
     axis.boxplot([[s * 1000 for s in x] for x in series], tick_labels=labels)
+    axis.tick_params(axis="x", labelsize=7)
     axis.set_ylabel("lateness (ms)")
     axis.set_title("Scheduler lateness")
     axis.grid(axis="y", alpha=0.3)
