@@ -73,6 +73,9 @@ class Board:
 
     async def _follow(self) -> None:
         async with self.http.get(self.url) as stream:
+            if stream.status != 200:  # refused, or failed: say so rather than wait for nothing
+                said = (await stream.text())[:300]
+                raise RuntimeError(f"board stream: HTTP {stream.status} {said!r}")
             data: list[str] = []
             async for raw in stream.content:
                 line = raw.decode().rstrip("\n")
@@ -87,6 +90,8 @@ class Board:
                         self.shown_at = time.perf_counter()
                         self.shown.set()
                     data = []
+        if not self.connected.is_set():
+            raise RuntimeError("board stream: ended before its first board")
 
 
 async def measure(server: DevServer, work: Path, quick: bool, backend: Backend = SQLITE) -> Section:

@@ -15,7 +15,7 @@ import asyncio
 import os
 from pathlib import Path
 
-from nio import AsyncClient, SyncError, SyncResponse
+from nio import AsyncClient, RoomSendError, SyncError, SyncResponse
 
 
 class EchoBot:
@@ -60,7 +60,9 @@ class EchoBot:
                     "m.relates_to": {"m.in_reply_to": {"event_id": source["event_id"]}},
                 }
                 sends.append(self.client.room_send(room_id, "m.room.message", reply))
-        await asyncio.gather(*sends)
+        for sent in await asyncio.gather(*sends):
+            if isinstance(sent, RoomSendError):  # in the log, or a bench waits with no reason
+                print(f"could not answer: {sent.status_code} {sent.message}", flush=True)
 
     async def _join_invites(self, response: SyncResponse) -> None:
         await asyncio.gather(*(self.client.join(room) for room in response.rooms.invite))
