@@ -85,7 +85,9 @@ def _yaml(team: int) -> str:
     return yaml.safe_dump({"timezone": "Europe/Brussels", "coverage": "24/7", "shifts": shifts})
 
 
-def _write(folder: Path) -> None:
+def write_rotas(folder: Path) -> None:
+    """The `TEAMS` teams' rota files in `folder` (also the start-up bench's memory set-up): every
+    other team a calendar, the rest YAML; their people are `big_directory`'s first handles."""
     folder.mkdir(parents=True, exist_ok=True)
     for team in range(TEAMS):
         name, text = (
@@ -128,7 +130,7 @@ def _baseline(folder: Path, count: int) -> list[float]:
 async def measure(server: DevServer | None, work: Path, quick: bool) -> Section:
     count, loads = (2_000, 1) if quick else (20_000, 3)
     folder = work / "rota"
-    _write(folder)
+    write_rotas(folder)
     directory = parse_directory(big_directory(TEAMS * PEOPLE, TEAMS), source="bench")
     load_times = []
     for _ in range(loads):

@@ -11,9 +11,15 @@ Goal: ≤ 3 s. Both run from compiled bytecode, as an installed wheel (the Docke
 where PYTHONDONTWRITEBYTECODE is set, as on the benchmark machine, the editable checkout would
 otherwise compile every module of the bot at every start.
 
-Memory: then 50 round schedules (by command) and 1,000 logbook entries (through the storage layer)
-are added; the bot is started once more, answers help, status, sitrep, pages, rounds, contacts
-and log export, and its peak resident set (VmHWM) is read. Goal: ≤ 200 MB.
+Memory (issue 26): then 20 duty rotas (`config/rota/`, bench_rota's: ten calendars and ten YAML
+rotas, a year of weekly shifts each), 10 playbooks (`config/playbooks/`, a dozen checklist items
+in four languages, two pages and a round each), 50 round schedules (by command) and 1,000
+logbook entries (through the storage layer) are added, and the web endpoint turned on; the bot
+is started once more, five situation boards of the activation are opened (server-sent event
+streams, as browsers hold them), the bot answers help, status, sitrep, pages, rounds, contacts,
+log export, playbooks and oncall, and its peak resident set (VmHWM) is read. Goal: ≤ 150 MB
+(was ≤ 200 MB without the rotas, playbooks and boards). The rotas, playbooks and web endpoint
+are added after the timed starts, which stay as they were measured before.
 
 Run on its own: .venv/bin/python -m bench.bench_startup [--quick]
 """
@@ -23,7 +29,13 @@ from __future__ import annotations
 import asyncio
 import compileall
 from pathlib import Path
+from typing import Any
 
+import yaml
+from aiohttp import ClientSession, ClientTimeout, TCPConnector
+
+from bench.bench_board import Board
+from bench.bench_rota import TEAMS, write_rotas
 from bench.harness import (
     BOT_PASSWORD,
     SQLITE,
@@ -35,6 +47,7 @@ from bench.harness import (
     activate,
     big_directory,
     bot_env,
+    bot_query,
     bounded,
     echo_process,
     login,
@@ -42,14 +55,27 @@ from bench.harness import (
     seed_logbook,
     standalone,
 )
-from bot.devserver import DevServer
+from bot.devserver import DevServer, free_port
+from bot.settings import load_settings
+from bot.situation_board.links import board_token
 from bot.storage import activation_store
 from bot.storage.db import Database
 
 ROOT = Path(__file__).resolve().parent.parent
-ROOMS, SCHEDULES, ENTRIES = 200, 50, 1_000
-START_GOAL, MEMORY_GOAL = 3.0, 200.0
-LOAD_COMMANDS = ("help", "status", "sitrep", "pages", "rounds", "contacts person-4", "log export")
+ROOMS, SCHEDULES, ENTRIES, PLAYBOOKS, BOARDS = 200, 50, 1_000, 10, 5
+START_GOAL, MEMORY_GOAL = 3.0, 150.0
+LOAD_COMMANDS = (
+    "help",
+    "status",
+    "sitrep",
+    "pages",
+    "rounds",
+    "contacts person-4",
+    "log export",
+    "playbooks",
+    "oncall",
+)
+LANGUAGES = ("en", "fr", "nl", "de")
 
 
 async def measure(server: DevServer, work: Path, quick: bool, backend: Backend = SQLITE) -> Section:
@@ -86,9 +112,7 @@ async def _measure(
                 times[name].append(seconds)
                 rss[name].append(peak)
         activation_room = await _load(bot, watcher, rooms[0], env)
-        loaded_start, peak = await _timed_start(
-            bot, watcher, activation_room, "!icc status", then=LOAD_COMMANDS
-        )
+        loaded_start, peak = await _memory_run(bot, watcher, activation_room)
     finally:
         await watcher.stop()
         await watcher.client.close()
@@ -162,8 +186,60 @@ async def _answered(
         reply.cancel()
 
 
+def _text(what: str, n: int) -> dict[str, str]:
+    return {
+        lang: f"{what} {n} ({lang}): a line as long as a real one, to be done and logged"
+        for lang in LANGUAGES
+    }
+
+
+def _playbook(n: int) -> dict[str, Any]:
+    """A playbook as the samples are (config/playbooks/), on `big_directory`'s people and
+    groups and bench_rota's teams: a dozen checklist items, two pages and a round."""
+    team = f"duty:team-{n % TEAMS}"
+    owners = ["lead", "member", team, f"person-{100 + n}", f"org-{n}", f"group-{n}"]
+    return {
+        "name": _text("Bench playbook", n),
+        "description": _text("What bench playbook is for", n),
+        "level": "monitoring",
+        "tlp": "amber",
+        "invite": [f"group-{n}"],
+        "checklist": [
+            {"owner": owners[i % len(owners)], "due": f"+{i + 1}h", "text": _text("Item", i)}
+            for i in range(12)
+        ],
+        "pages": [
+            {"targets": [f"group-{n}", team], "ack": "15m", "text": _text("Page", n)},
+            {"targets": [f"person-{200 + n}"], "text": _text("Second page", n)},
+        ],
+        "rounds": [
+            {
+                "when": "every 2h",
+                "with": [f"group-{n}"],
+                "window": "30m",
+                "agenda": ["Situation", "Actions and decisions", "Next steps"],
+            }
+        ],
+    }
+
+
+def _configure(bot: BotProcess) -> None:
+    """The duty rotas and playbooks beside the directory, and the web endpoint (the boards')."""
+    config = Path(bot.env["ICC_CONFIG_DIR"])
+    write_rotas(config / "rota")
+    (config / "playbooks").mkdir(exist_ok=True)
+    for n in range(PLAYBOOKS):
+        (config / "playbooks" / f"bench-{n}.yaml").write_text(
+            yaml.safe_dump(_playbook(n), sort_keys=False, allow_unicode=True)
+        )
+    port = free_port()
+    bot.env |= {"ICC_PUBLIC_URL": f"http://127.0.0.1:{port}", "ICC_WEB_ADDR": f"127.0.0.1:{port}"}
+
+
 async def _load(bot: BotProcess, watcher: ReplyWatcher, room: str, env: dict[str, str]) -> str:
-    """An activation with SCHEDULES round schedules (by command) and ENTRIES logbook entries."""
+    """An activation with SCHEDULES round schedules (by command) and ENTRIES logbook entries,
+    the rotas and playbooks in force."""
+    _configure(bot)
     bot.start()
     await watcher.round_trip(room, "!icc help", timeout=120)
     activation_room = await activate(watcher, room, "Memory bench")
@@ -180,7 +256,57 @@ async def _load(bot: BotProcess, watcher: ReplyWatcher, room: str, env: dict[str
         await seed_logbook(db, activation.ref, ENTRIES, watcher.client.user_id)
     finally:
         await db.dispose()
+    _in_force(bot.work / "process.log")
     return activation_room
+
+
+def _in_force(log: Path) -> None:
+    """Fails unless the bot's last start put every rota and playbook in force (one with a
+    problem would have the whole set refused, and the memory measured without them)."""
+    lines = log.read_text(errors="replace").splitlines()
+    rotas = [line for line in lines if "duty rotas in force:" in line]
+    books = [line for line in lines if "playbooks in force:" in line]
+    if not rotas or rotas[-1].count("team-") != TEAMS:
+        raise RuntimeError(f"not every rota in force: {rotas[-1:] or 'none'}")
+    if not books or books[-1].count("bench-") != PLAYBOOKS:
+        raise RuntimeError(f"not every playbook in force: {books[-1:] or 'none'}")
+
+
+async def _memory_run(bot: BotProcess, watcher: ReplyWatcher, room: str) -> tuple[float, float]:
+    """(spawn → the reply to a `status` sent while it was down, peak RSS in MB once BOARDS boards
+    of the activation are open and LOAD_COMMANDS answered)."""
+    settings = load_settings(bot.env)
+    [(activation_id,)] = bot_query(
+        bot.env["ICC_DATABASE_URL"], "SELECT id FROM activation WHERE room_id = ?", room
+    )
+    events = f"{settings.public_url}/board/{board_token(settings, activation_id, 0)}/events"
+    http = ClientSession(connector=TCPConnector(limit=0), timeout=ClientTimeout(total=None))
+    boards: list[Board] = []
+    try:
+        _, event_id = await watcher.send(room, "!icc status")
+        started = bot.start()
+        arrived = await _answered(bot, watcher, event_id, timeout=120)
+        boards = [Board(http, events, "(never shown)") for _ in range(BOARDS)]
+        connected = asyncio.gather(*(b.connected.wait() for b in boards))
+        await asyncio.wait(
+            [connected, *(b.task for b in boards)], timeout=60, return_when="FIRST_EXCEPTION"
+        )
+        for board in boards:
+            if board.task.done():
+                board.task.result()  # a stream that ended or failed: its error
+        if not connected.done():
+            raise TimeoutError(f"{BOARDS} boards not all shown within 60 s")
+        for command in LOAD_COMMANDS:
+            await watcher.round_trip(room, f"!icc {command}")
+        peak = bot.peak_rss_mb()
+        bot.check_alive()
+    finally:
+        for board in boards:
+            board.task.cancel()
+        await asyncio.gather(*(b.task for b in boards), return_exceptions=True)
+        await http.close()
+        bot.stop()
+    return arrived - started, peak
 
 
 def _section(
@@ -202,11 +328,13 @@ def _section(
             met=start <= START_GOAL,
         ),
         Figure(
-            f"start-up with {SCHEDULES} schedules and {ENTRIES:,} logbook entries as well",
+            f"start-up with {TEAMS} rotas, {PLAYBOOKS} playbooks, {SCHEDULES} schedules and "
+            f"{ENTRIES:,} logbook entries as well",
             loaded,
         ),
         Figure(
-            f"memory: peak RSS (VmHWM), 5,000 contacts, {rooms} rooms, {SCHEDULES} schedules, "
+            f"memory: peak RSS (VmHWM), 5,000 contacts, {rooms} rooms, {TEAMS} rotas, "
+            f"{PLAYBOOKS} playbooks, {SCHEDULES} schedules, {BOARDS} boards open, "
             f"{ENTRIES:,} logbook entries, after {len(LOAD_COMMANDS)} commands",
             peak,
             unit="MB",
