@@ -1,11 +1,16 @@
-"""Paging fan-out (issues 5 and 9): 10, 100 and 300 people, side by side on one local Synapse.
+"""Paging fan-out (issues 5, 9 and 26): 10, 100, 300 and 1,000 people, side by side on one local
+Synapse.
 
 The bot pages people who already have DM rooms with it; the time from the command reaching the
 homeserver to the last page stored there is compared with a bare matrix-nio client that, like a
 bot, long-polls /sync, sees a message and at once sends the same number of messages (the bot's
 exact content) to the same rooms concurrently: the floor any bot has on this homeserver. Both are
 read from the homeserver's own timestamps (`origin_server_ts`). Runs alternate bot and bare
-client. Goal: ratio ≤ 1.5; first page out ≤ 1 s.
+client. Goals: ratio ≤ 1.2 at 1,000 people (issue 26), ≤ 1.5 at 10, 100 and 300 (the first
+round's goal, kept: at 10 people the bot's fixed cost — the command's trip through its /sync,
+recording the page — is a large share of ~0.1 s of sends); first page out ≤ 1 s at every size.
+`--quick` pages 10 and 50 people; ICC_BENCH_PAGING_SIZES (e.g. `10,1000`) chooses the sizes of
+either kind of run.
 
 Run on its own: .venv/bin/python -m bench.bench_paging [--quick] [--db sqlite|postgresql]
 """
@@ -13,6 +18,7 @@ Run on its own: .venv/bin/python -m bench.bench_paging [--quick] [--db sqlite|po
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -42,8 +48,26 @@ from bot.devserver import DevServer
 from bot.storage import page_store
 from bot.storage.models import PageTargetRow
 
-SIZES = (10, 100, 300)
+SIZES = (10, 100, 300, 1_000)
 GOAL, FIRST_GOAL = 1.5, 1.0
+GOALS = {1_000: 1.2}  # the ratio goal at a size, where it is not GOAL
+# The warm-up page that creates everyone's DM room goes to this many people at a time. A first
+# page to 1,000 people with no DM room has the bot create 1,000 rooms at once
+# (`DirectRooms.rooms_for`): on a 2-core machine Synapse took minutes, its clients timed out
+# and nio retried (3,000 dropped connections, 2,000 createRoom requests for 1,000 rooms).
+# The measured pages all go to people who have their room already.
+WARM_UP_AT_ONCE = 100
+
+
+def goal(size: int) -> float:
+    return GOALS.get(size, GOAL)
+
+
+def sizes_asked(quick: bool) -> tuple[int, ...]:
+    chosen = os.environ.get("ICC_BENCH_PAGING_SIZES")
+    if chosen:
+        return tuple(sorted(int(s) for s in chosen.split(",")))
+    return (10, 50) if quick else SIZES
 
 
 async def count_targets(app: App, page_id: int, *where: Any) -> int:
@@ -93,11 +117,13 @@ async def measure(server: DevServer, work: Path, quick: bool, backend: Backend =
 async def _measure(
     server: DevServer, work: Path, quick: bool, backend: Backend, url: str
 ) -> Section:
-    runs, sizes = (3, (10, 50)) if quick else (9, SIZES)
+    runs, sizes = (3 if quick else 9), sizes_asked(quick)
     lead_id = server.register(backend.user("lead-paging"), "bench-password-2")
     handles = [f"p{n:03d}" for n in range(max(sizes))]
     partners = dict(zip(handles, register_many(server, handles), strict=True))
     groups = {f"g{size}": handles[:size] for size in sizes}
+    chunks = range(0, len(handles), WARM_UP_AT_ONCE)
+    groups |= {f"w{start}": handles[start : start + WARM_UP_AT_ONCE] for start in chunks}
     app, task, bot_id = await start_bot(
         server,
         work,
@@ -112,11 +138,11 @@ async def _measure(
         room = await _activation_room(lead, bot_id)
         bot_client = app.services.messenger._client  # type: ignore[union-attr]
 
-        async def page(size: int, text: str) -> tuple[list[float], list]:
+        async def page(size: int, text: str, group: str = "") -> tuple[list[float], list]:
             sent = await lead.room_send(
                 room,
                 "m.room.message",
-                {"msgtype": "m.text", "body": f"!icc page g{size} {text} --ack 1h"},
+                {"msgtype": "m.text", "body": f"!icc page {group or f'g{size}'} {text} --ack 1h"},
             )
             command_ts = await server_ts(lead, room, sent.event_id)
             found = None
@@ -131,7 +157,9 @@ async def _measure(
             )
             return [(s - command_ts) / 1000 for s in sorted(stamps)], rows
 
-        await page(max(sizes), "warm-up: creates the DM rooms")
+        for start in chunks:  # set-up, not measured: see WARM_UP_AT_ONCE
+            size = len(groups[f"w{start}"])
+            await page(size, "warm-up: creates the DM rooms", group=f"w{start}")
         await asyncio.sleep(3)  # let the bot's sync digest the new rooms first
         bare = await login(server.base_url, bot_id, BOT_PASSWORD, pool=0)
         await bare.sync(timeout=0)
@@ -243,8 +271,8 @@ def _section(results: dict[int, dict[str, list[float]]], runs: int) -> Section:
                 bot,
                 baseline=bare,
                 baseline_name="bare nio bot: sync, then the same sends",
-                goal=f"≤ {GOAL}× bare",
-                met=bot <= GOAL * bare,
+                goal=f"≤ {goal(size)}× bare",
+                met=bot <= goal(size) * bare,
             )
         )
     for size, times in results.items():
