@@ -30,6 +30,16 @@ PACKAGES = (
 
 # Before → after of what the suite found and what was fixed (the long story is in README.md).
 HISTORY = [
+    "- 2026-12-07, round two begins (issue 26; quick runs on a busy 2-core machine): every "
+    "benchmark with a database now runs on SQLite and PostgreSQL side by side (`--db`); the "
+    "fan-out goes to 1,000 people (1.84× the bare client on SQLite, 1.33× on PostgreSQL, goal "
+    "1.2×; first page out 0.97 s / 2.76 s, goal 1 s); the memory figure counts 20 rotas, 10 "
+    "playbooks and 5 open boards as well (goal 150 MB). Memory at first 221 MB, 210 MB after "
+    "`help` alone (118 MB a week before): the after-action review imported WeasyPrint and "
+    "matplotlib with the bot → imported when a review is composed: 156 MB / 155 MB, still "
+    "over 150 MB (the bot's imports). A first page to 1,000 people with no DM room creates "
+    "1,000 rooms at once and swamps Synapse (nio retries, duplicate requests): the bench's "
+    "warm-up pages 100 at a time; the bot is not changed.",
     "- 2026-12-07, acknowledgement storm (300 Matrix acks in a second): recorded 18.5 s after "
     "they were sent at p95, some failed `database is locked`, `status` 10 s meanwhile → answers "
     "written in groups, the page board paced and skipped when unchanged, SQLite writers queued "
