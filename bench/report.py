@@ -32,8 +32,10 @@ PACKAGES = (
 HISTORY = [
     "- 2026-12-07, round two begins (issue 26; quick runs on a busy 2-core machine): every "
     "benchmark with a database now runs on SQLite and PostgreSQL side by side (`--db`); the "
-    "fan-out goes to 1,000 people (1.84× the bare client on SQLite, 1.33× on PostgreSQL, goal "
-    "1.2×; first page out 0.97 s / 2.76 s, goal 1 s); the memory figure counts 20 rotas, 10 "
+    "fan-out goes to 1,000 people (quick: 1.84× the bare client on SQLite, 1.33× on "
+    "PostgreSQL; one full run on SQLite, 9 runs: 1.18×, goal 1.2×; the first page out 3.28 s, "
+    "goal 1 s, not the bot's database work: likely Synapse working on 1,000 sends side by "
+    "side); the memory figure counts 20 rotas, 10 "
     "playbooks and 5 open boards as well (goal 150 MB). Memory at first 221 MB, 210 MB after "
     "`help` alone (118 MB a week before): the after-action review imported WeasyPrint and "
     "matplotlib with the bot → imported when a review is composed: 156 MB / 155 MB, still "
