@@ -18,7 +18,7 @@ import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 import yaml
@@ -39,6 +39,8 @@ from bot.directory.shape import (
 from bot.errors import ProblemList, UserError
 from bot.settings import EMAIL, MATRIX_USER_ID, PHONE
 from bot.timeutil import load_zone
+
+Entry = TypeVar("Entry")  # a directory entry as read from the file (`OrganisationEntry`, …)
 
 # libyaml's safe loader where PyYAML was built with it: 3-4x faster on a 5,000-contact file.
 SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -371,6 +373,20 @@ class _Parser:
             self.problem(path, entry, field, f"duplicate `{value}`")
         return value
 
+    def _keyed(
+        self, section: str, field: str, items: list[tuple[int, Entry]], seen: Iterable[str]
+    ) -> Iterator[tuple[int, Where, str, str, Entry]]:
+        """The entries of `section` whose key (`field`) is usable, each with its index, where it
+        stands, how a problem names it (`contacts[3] jdupont`) and its key; `seen` is read as
+        the caller fills it, to tell a duplicate."""
+        for index, item in items:
+            value: str = getattr(item, field)
+            entry = f"{section}[{index}] {value or '?'}"
+            at: Where = (section, index)
+            key = self._key((*at, field), value, entry, seen)
+            if key is not None:
+                yield index, at, entry, key, item
+
     def _groups(self, raw: dict[str, str | None]) -> dict[str, str]:
         for name in raw:
             if not re.fullmatch(KEY, name):
@@ -384,12 +400,7 @@ class _Parser:
 
     def _organisations(self, items: list[tuple[int, OrganisationEntry]]) -> dict[str, Organisation]:
         organisations: dict[str, Organisation] = {}
-        for index, item in items:
-            entry = f"organisations[{index}] {item.key or '?'}"
-            at = ("organisations", index)
-            key = self._key((*at, "key"), item.key, entry, organisations)
-            if key is None:
-                continue
+        for _, at, entry, key, item in self._keyed("organisations", "key", items, organisations):
             kind = item.kind or "other"
             if kind not in ORGANISATION_KINDS:
                 self.problem(
@@ -411,12 +422,7 @@ class _Parser:
     ) -> dict[str, Contact]:
         contacts: dict[str, Contact] = {}
         matrix_ids: dict[str, str] = {}
-        for index, item in items:
-            entry = f"contacts[{index}] {item.handle or '?'}"
-            at = ("contacts", index)
-            handle = self._key((*at, "handle"), item.handle, entry, contacts)
-            if handle is None:
-                continue
+        for index, at, entry, handle, item in self._keyed("contacts", "handle", items, contacts):
             self._index[handle] = index  # a duplicate replaces the first, as in `contacts`
             matrix_id = item.matrix_id  # None: reached by e-mail or SMS only (`_channels`)
             if matrix_id is not None:
