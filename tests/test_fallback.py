@@ -64,12 +64,7 @@ def reachable_directory(cast: Cast | None = None) -> dict[str, Any]:
 
 @pytest.fixture
 async def mail_desk(tmp_path: Path, database_url: str, smtp: SmtpSink) -> AsyncIterator[Desk]:
-    env = {
-        "ICC_SMTP_URL": smtp.url,
-        "ICC_MAIL_FROM": "icc@crisis.example",
-        "ICC_PUBLIC_URL": PUBLIC_URL,
-        "ICC_FALLBACK_AFTER": "5m",
-    }
+    env = smtp.env(ICC_PUBLIC_URL=PUBLIC_URL, ICC_FALLBACK_AFTER="5m")
     async with desk_running(tmp_path, database_url, contacts=reachable_directory(), env=env) as d:
         yield d
 
@@ -274,7 +269,7 @@ async def test_a_communication_check_reports_reachability_per_channel(
 async def test_a_fallback_step_outlives_a_restart_and_runs_once(
     tmp_path: Path, database_url: str, smtp: SmtpSink
 ) -> None:
-    env = {"ICC_SMTP_URL": smtp.url, "ICC_MAIL_FROM": "icc@crisis.example"}
+    env = smtp.env()
     contacts = reachable_directory()
     async with desk_running(tmp_path, database_url, contacts=contacts, env=env) as desk:
         await paged(desk, "partner", "Are your teams deployable?")
@@ -470,13 +465,9 @@ async def test_a_page_by_email_and_its_link_on_the_homeserver(
     acknowledges it, and the board in the activation room says so."""
     config = Path(paging_env["ICC_CONFIG_DIR"]) / "directory.yaml"
     config.write_text(yaml.safe_dump(reachable_directory(cast)))
-    env = paging_env | {
-        "ICC_SMTP_URL": smtp.url,
-        "ICC_MAIL_FROM": "icc@crisis.example",
-        "ICC_PUBLIC_URL": PUBLIC_URL,
-        "ICC_WEB_ADDR": "127.0.0.1:0",
-        "ICC_FALLBACK_AFTER": "1s",
-    }
+    env = paging_env | smtp.env(
+        ICC_PUBLIC_URL=PUBLIC_URL, ICC_WEB_ADDR="127.0.0.1:0", ICC_FALLBACK_AFTER="1s"
+    )
     async with bot_running(env) as running:
         _ref, room = await activation_room(people, cast)
         member = people["member"]
@@ -524,7 +515,7 @@ async def test_a_page_to_hundreds_keeps_its_board_within_one_event(
         }
         for n in range(300)
     ]
-    env = {"ICC_SMTP_URL": smtp.url, "ICC_MAIL_FROM": "icc@crisis.example"}
+    env = smtp.env()
     async with desk_running(tmp_path, database_url, contacts=directory, env=env) as desk:
         room = await paged(desk, "everyone", "Are your teams deployable?")
         await desk.fire(TimerKind.PAGE_FALLBACK)
@@ -549,11 +540,7 @@ async def test_the_email_goes_once_across_a_kill_between_matrix_and_email(
     restarted bot sends the e-mail once."""
     config = Path(paging_env["ICC_CONFIG_DIR"]) / "directory.yaml"
     config.write_text(yaml.safe_dump(reachable_directory(cast)))
-    env = paging_env | {
-        "ICC_SMTP_URL": smtp.url,
-        "ICC_MAIL_FROM": "icc@crisis.example",
-        "ICC_FALLBACK_AFTER": "8s",
-    }
+    env = paging_env | smtp.env(ICC_FALLBACK_AFTER="8s")
     log_path = tmp_path / "bot.log"
     process = await start_ready(env, log_path)
     try:

@@ -37,11 +37,7 @@ async def reply_desk(
     directory = paging_directory(desk_cast())
     partner = next(c for c in directory["contacts"] if c["handle"] == "partner")
     partner.update(email=PARTNER_MAIL, channels=["matrix", "email"])
-    env = {
-        "ICC_SMTP_URL": smtp.url,
-        "ICC_MAIL_FROM": "icc@crisis.example",
-        "ICC_IMAP_URL": mailbox.url,
-    }
+    env = smtp.env(ICC_IMAP_URL=mailbox.url)
     async with desk_running(tmp_path, database_url, contacts=directory, env=env) as desk:
         yield desk
 

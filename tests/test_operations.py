@@ -220,11 +220,7 @@ def reach_directory() -> dict[str, Any]:
 
 @pytest.fixture
 async def reach_desk(tmp_path: Path, database_url: str, smtp: SmtpSink) -> AsyncIterator[Desk]:
-    env = {
-        "ICC_SMTP_URL": smtp.url,
-        "ICC_MAIL_FROM": "icc@crisis.example",
-        "ICC_PUBLIC_URL": "https://icc.example",
-    }
+    env = smtp.env(ICC_PUBLIC_URL="https://icc.example")
     async with desk_running(tmp_path, database_url, contacts=reach_directory(), env=env) as d:
         yield d
 

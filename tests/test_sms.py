@@ -56,14 +56,12 @@ async def gateway() -> AsyncIterator[SmsGateway]:
 
 
 def sms_env(smtp: SmtpSink, gateway: SmsGateway) -> dict[str, str]:
-    return {
-        "ICC_SMTP_URL": smtp.url,
-        "ICC_MAIL_FROM": "icc@crisis.example",
-        "ICC_PUBLIC_URL": PUBLIC_URL,
-        "ICC_SMS_URL": gateway.url,
-        "ICC_SMS_TOKEN": TOKEN,
-        "ICC_SMS_SECRET": SECRET,
-    }
+    return smtp.env(
+        ICC_PUBLIC_URL=PUBLIC_URL,
+        ICC_SMS_URL=gateway.url,
+        ICC_SMS_TOKEN=TOKEN,
+        ICC_SMS_SECRET=SECRET,
+    )
 
 
 @pytest.fixture
