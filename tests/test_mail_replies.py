@@ -16,18 +16,15 @@ from tests.support.desk import Desk
 from tests.support.imap import Dovecot
 from tests.support.mail import SmtpSink
 from tests.support.reach import paged
+from tests.support.serving import serving
 
 PARTNER_MAIL = "duty@ercc.example"
 
 
 @pytest.fixture
 def mailbox() -> Iterator[Dovecot]:
-    server = Dovecot()
-    server.start()
-    try:
+    with serving(Dovecot()) as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture
