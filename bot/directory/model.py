@@ -344,6 +344,10 @@ class _Parser:
         if problem.subject not in self._reported:
             self.problems.append(problem)
 
+    def _item_problem(self, at: Where, entry: str, field: str, index: int, message: str) -> None:
+        """A problem with one item of a list field (`languages`, `channels`, `groups`)."""
+        self.problem((*at, field, index), entry, field, message)
+
     def parse(self, raw: Any) -> tuple[Directory | None, list[Problem]]:
         if not isinstance(raw, dict):
             expected = "expected sections organisations, contacts, groups"
@@ -487,12 +491,8 @@ class _Parser:
         languages = tuple(item.languages or ["en"])
         for index, lang in enumerate(languages):
             if lang not in LANGUAGES:
-                self.problem(
-                    (*at, "languages", index),
-                    entry,
-                    "languages",
-                    f"`{lang}` is not supported ({', '.join(LANGUAGES)})",
-                )
+                unsupported = f"`{lang}` is not supported ({', '.join(LANGUAGES)})"
+                self._item_problem(at, entry, "languages", index, unsupported)
         return languages
 
     def _timezone(self, at: Where, item: ContactEntry, entry: str) -> str:
@@ -524,19 +524,17 @@ class _Parser:
                 "a contact needs a `matrix_id`, an `email` or a `phone` to be reached",
             )
         if "matrix" in channels[1:]:
-            self.problem(
-                (*at, "channels", channels.index("matrix")),
+            self._item_problem(
+                at,
                 entry,
                 "channels",
+                channels.index("matrix"),
                 "`matrix` comes first when it is listed: a page starts in the secure channel",
             )
         for index, channel in enumerate(channels):
             if channel not in CHANNELS:
-                self.problem(
-                    (*at, "channels", index),
-                    entry,
-                    "channels",
-                    f"`{channel}` is not one of {', '.join(CHANNELS)}",
+                self._item_problem(
+                    at, entry, "channels", index, f"`{channel}` is not one of {', '.join(CHANNELS)}"
                 )
             needs = {
                 "matrix": ("matrix_id", item.matrix_id),
@@ -544,11 +542,8 @@ class _Parser:
                 "sms": ("phone", item.phone),
             }.get(channel)
             if needs is not None and not needs[1]:
-                self.problem(
-                    (*at, "channels", index),
-                    entry,
-                    "channels",
-                    f"`{channel}` needs the contact's `{needs[0]}`",
+                self._item_problem(
+                    at, entry, "channels", index, f"`{channel}` needs the contact's `{needs[0]}`"
                 )
         return channels
 
@@ -558,11 +553,8 @@ class _Parser:
         names = tuple(item.groups or [])
         for index, name in enumerate(names):
             if name not in groups and "groups" not in self._misspelt:
-                self.problem(
-                    (*at, "groups", index),
-                    entry,
-                    "groups",
-                    f"group `{name}` is not declared under groups",
+                self._item_problem(
+                    at, entry, "groups", index, f"group `{name}` is not declared under groups"
                 )
         return names
 
