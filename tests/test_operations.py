@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -74,13 +75,19 @@ PARTNER_MAIL = "duty@ercc.example"
 # -- /livez, /readyz, /metrics --------------------------------------------------------------------
 
 
-async def ready_stub(report: Readiness) -> OpsServer:
+@asynccontextmanager
+async def ready_stub(report: Readiness) -> AsyncIterator[OpsServer]:
+    """The operations endpoint on a loopback port, always `report`ing, for the block."""
+
     async def ready() -> Readiness:
         return report
 
     server = OpsServer("127.0.0.1", 0, ready=ready, metrics=Metrics())
     await server.start()
-    return server
+    try:
+        yield server
+    finally:
+        await server.stop()
 
 
 STANDBY = Readiness(
@@ -90,19 +97,13 @@ STANDBY = Readiness(
 
 
 async def test_livez_answers_200_on_a_standby() -> None:
-    server = await ready_stub(STANDBY)
-    try:
+    async with ready_stub(STANDBY) as server:
         assert await get(server.port, "/livez") == (200, {"live": True})
-    finally:
-        await server.stop()
 
 
 async def test_readyz_answers_503_with_the_reason_on_a_standby() -> None:
-    server = await ready_stub(STANDBY)
-    try:
+    async with ready_stub(STANDBY) as server:
         status, said = await get(server.port, "/readyz")
-    finally:
-        await server.stop()
     assert status == 503
     assert said == {
         "ready": False,
@@ -112,19 +113,13 @@ async def test_readyz_answers_503_with_the_reason_on_a_standby() -> None:
 
 
 async def test_healthz_answers_as_readyz_for_existing_deployments() -> None:
-    server = await ready_stub(STANDBY)
-    try:
+    async with ready_stub(STANDBY) as server:
         assert await get(server.port, "/healthz") == await get(server.port, "/readyz")
-    finally:
-        await server.stop()
 
 
 async def test_metrics_are_served_as_prometheus_text() -> None:
-    server = await ready_stub(STANDBY)
-    try:
+    async with ready_stub(STANDBY) as server:
         status, text = await get(server.port, "/metrics")
-    finally:
-        await server.stop()
     assert status == 200
     assert "# TYPE icc_commands_total counter" in text
 
@@ -647,13 +642,10 @@ def test_the_dashboard_uses_only_metrics_the_bot_exports() -> None:
 
 
 async def test_probe_live_exits_0_when_the_bot_answers_and_1_when_not() -> None:
-    server = await ready_stub(STANDBY)
-    try:
+    async with ready_stub(STANDBY) as server:
         env = process_env({"ICC_HEALTH_ADDR": f"0.0.0.0:{server.port}"})
         live = await asyncio.to_thread(probe, env, "live")
         ready = await asyncio.to_thread(probe, env, "ready")
-    finally:
-        await server.stop()
     assert (live, ready) == (0, 1)
 
 
