@@ -39,7 +39,7 @@ from tests.conftest import (
 from tests.matrix_people import Person, body
 from tests.support.desk import Desk
 from tests.support.mail import SmtpSink, text_of
-from tests.support.reach import paged, web_endpoint
+from tests.support.reach import fallen_back, paged, web_endpoint
 from tests.support.reading import board_shows
 from tests.support.rooms import activation_room, page_received
 
@@ -153,8 +153,7 @@ async def test_channels_are_tried_in_the_contacts_order(mail_desk: Desk, smtp: S
     """Matrix, then e-mail, then SMS: each after the one before brought no answer; an SMS is
     recorded as not sent, with why (this desk has no SMS gateway)."""
     desk = mail_desk
-    await paged(desk, "dg", "Convoy at the border?")
-    await desk.fire(TimerKind.PAGE_FALLBACK)  # e-mail
+    await fallen_back(desk, "dg", "Convoy at the border?")  # e-mail
     assert len(smtp.to(DG_MAIL)) == 1
     [sms_step] = await desk.armed(TimerKind.PAGE_FALLBACK)
     assert sms_step.payload["step"] == 2
@@ -170,8 +169,7 @@ async def test_the_link_shows_the_page_and_only_its_button_acknowledges(
     mail_desk: Desk, smtp: SmtpSink, web: str
 ) -> None:
     desk = mail_desk
-    room = await paged(desk, "partner", "Are your teams deployable?")
-    await desk.fire(TimerKind.PAGE_FALLBACK)
+    room = await fallen_back(desk, "partner", "Are your teams deployable?")
     path = link_path(text_of(smtp.to(PARTNER_MAIL)[0]))
     async with aiohttp.ClientSession() as http:
         async with http.get(web + path) as shown:  # a mail scanner or a preview opens it
@@ -200,8 +198,7 @@ async def test_the_link_shows_the_page_and_only_its_button_acknowledges(
 
 async def test_a_tlp_red_email_carries_no_content(mail_desk: Desk, smtp: SmtpSink) -> None:
     desk = mail_desk
-    await paged(desk, "partner", "Reactor 2 pressure rising", tlp="--tlp RED")
-    await desk.fire(TimerKind.PAGE_FALLBACK)
+    await fallen_back(desk, "partner", "Reactor 2 pressure rising", tlp="--tlp RED")
     [mail] = smtp.to(PARTNER_MAIL)
     text = text_of(mail)
     assert "Reactor" not in text
@@ -233,8 +230,7 @@ async def test_every_try_shows_on_the_board_in_pages_and_in_the_record(
     mail_desk: Desk, smtp: SmtpSink
 ) -> None:
     desk = mail_desk
-    room = await paged(desk, "partner", "Are your teams deployable?")
-    await desk.fire(TimerKind.PAGE_FALLBACK)
+    room = await fallen_back(desk, "partner", "Are your teams deployable?")
     assert "· email sent" in desk.board(room, "PG-1")
     listed = await desk.ask("member", room, "!icc pages")
     assert "· email sent" in listed.body
@@ -304,8 +300,7 @@ async def test_someone_not_on_matrix_acknowledges_by_the_link_with_its_latency(
     mail_desk: Desk, smtp: SmtpSink, web: str
 ) -> None:
     desk = mail_desk
-    room = await paged(desk, "embassy", "Are Dutch nationals in the area?")
-    await desk.fire(TimerKind.PAGE_FALLBACK)
+    room = await fallen_back(desk, "embassy", "Are Dutch nationals in the area?")
     path = link_path(text_of(smtp.to(EMBASSY_MAIL)[0]))
     async with aiohttp.ClientSession() as http, http.post(web + path) as pressed:
         assert pressed.status == 200
@@ -517,8 +512,7 @@ async def test_a_page_to_hundreds_keeps_its_board_within_one_event(
     ]
     env = smtp.env()
     async with desk_running(tmp_path, database_url, contacts=directory, env=env) as desk:
-        room = await paged(desk, "everyone", "Are your teams deployable?")
-        await desk.fire(TimerKind.PAGE_FALLBACK)
+        room = await fallen_back(desk, "everyone", "Are your teams deployable?")
         await desk.say("@p007:desk.test", desk.dm_of("@p007:desk.test"), "!icc ack")
         edits = [r for r in desk.messenger.recorded if r.kind == "edit" and r.room_id == room]
         assert edits

@@ -60,7 +60,7 @@ from tests.support.ops import (
     unit_entries,
     unit_environment,
 )
-from tests.support.reach import paged
+from tests.support.reach import fallen_back, paged
 
 GOOD = {
     "ICC_HOMESERVER": "https://matrix.crisis.example",
@@ -249,8 +249,7 @@ async def test_a_fallback_by_email_is_counted_and_its_mail_as_a_page_sent(
     reach_desk: Desk, smtp: SmtpSink
 ) -> None:
     desk, metrics = reach_desk, reach_desk.services.metrics
-    await paged(desk, "partner", "Pumps needed?")
-    await desk.fire(TimerKind.PAGE_FALLBACK)
+    await fallen_back(desk, "partner", "Pumps needed?")
     assert len(smtp.to(PARTNER_MAIL)) == 1
     assert sample(metrics, "icc_fallbacks_total", channel="email") == 1
     assert sample(metrics, "icc_pages_sent_total", channel="email") == 1
@@ -270,8 +269,7 @@ async def test_an_acknowledgement_by_link_is_counted_under_link(reach_desk: Desk
 
 async def test_a_channel_that_is_off_is_a_send_failure_with_its_reason(reach_desk: Desk) -> None:
     desk, metrics = reach_desk, reach_desk.services.metrics
-    await paged(desk, "dg", "Convoy at the border?")
-    await desk.fire(TimerKind.PAGE_FALLBACK)  # SMS: no gateway configured
+    await fallen_back(desk, "dg", "Convoy at the border?")  # SMS: no gateway configured
     assert sample(metrics, "icc_fallbacks_total", channel="sms") == 1
     assert sample(metrics, "icc_send_failures_total", channel="sms", reason="off") == 1
 
