@@ -371,13 +371,14 @@ def test_an_email_is_written_as_pythons_email_generator_writes_it(
     assert text_of(read) == text
 
 
-def numbered(n: int) -> Mail:
+def numbered(n: int, *, to: str = "", message_id: str = "") -> Mail:
+    """Page n's e-mail, by default to duty-n@ercc.example as <PG-n.duty@crisis.example>."""
     return compose(
         sender=SENDER,
-        to=f"duty-{n}@ercc.example",
+        to=to or f"duty-{n}@ercc.example",
         subject=f"PG-{n}",
         message=Message(f"Page {n}", f"<p>Page {n}</p>"),
-        message_id=f"<PG-{n}.duty@crisis.example>",
+        message_id=message_id or f"<PG-{n}.duty@crisis.example>",
     )
 
 
@@ -396,26 +397,14 @@ async def test_the_emails_of_a_burst_share_a_connection_closed_after_it(smtp: Sm
 
 
 async def test_an_address_that_is_not_ascii_goes_with_smtputf8(smtp: SmtpSink) -> None:
-    mail = compose(
-        sender=SENDER,
-        to="jörg@ercc.example",
-        subject="PG-1",
-        message=Message("Page", "<p>Page</p>"),
-        message_id="<PG-1.jorg@crisis.example>",
-    )
+    mail = numbered(1, to="jörg@ercc.example", message_id="<PG-1.jorg@crisis.example>")
     await Mailer(smtp.url, SENDER).send(mail)
     assert ids(smtp) == ["<PG-1.jorg@crisis.example>"]
 
 
 async def test_an_address_smtp_cannot_carry_fails_for_good(smtp: SmtpSink) -> None:
     """The directory takes `"` in an address; aiosmtplib refuses to put it on a command line."""
-    mail = compose(
-        sender=SENDER,
-        to='du"ty"x@ercc.example',
-        subject="PG-1",
-        message=Message("Page", "<p>Page</p>"),
-        message_id="<PG-1.duty@crisis.example>",
-    )
+    mail = numbered(1, to='du"ty"x@ercc.example')
     with pytest.raises(MailError) as refused:
         await Mailer(smtp.url, SENDER).send(mail)
     assert not refused.value.retry
