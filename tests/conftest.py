@@ -34,6 +34,7 @@ from tests.support.desk import Desk
 from tests.support.federation import FederatedPair, start_pair
 from tests.support.mail import SmtpSink
 from tests.support.recording import SERVER
+from tests.support.serving import serving
 
 for _noisy in ("nio", "aiohttp", "apscheduler", "alembic"):
     logging.getLogger(_noisy).setLevel(logging.WARNING)
@@ -427,12 +428,8 @@ def paging_env(bot_env: dict[str, str], cast: Cast) -> dict[str, str]:
 @pytest.fixture
 def smtp() -> Iterator[SmtpSink]:
     """A real SMTP server in the test process (aiosmtpd), keeping what it is given."""
-    sink = SmtpSink()
-    sink.start()
-    try:
+    with serving(SmtpSink()) as sink:
         yield sink
-    finally:
-        sink.stop()
 
 
 @pytest.fixture

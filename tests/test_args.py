@@ -24,14 +24,7 @@ from bot.chat.args import (
 from bot.chat.registry import CommandContext, CommandFamily, Registry, split_command
 from bot.commands import all_families
 from bot.directory.roles import Role
-
-PAGE = Signature(
-    params=(Targets("targets"), Text("message")),
-    options=(
-        Option("ack", Duration("ack", metavar="15m"), default=timedelta(minutes=15)),
-        Flag("urgent"),
-    ),
-)
+from tests.support.signatures import PAGE
 
 
 def test_tokenize_quotes_only_open_at_word_start() -> None:

@@ -39,7 +39,7 @@ from tests.conftest import (
 from tests.matrix_people import Person, body
 from tests.support.desk import Desk
 from tests.support.mail import SmtpSink, text_of
-from tests.support.reach import paged, web_endpoint
+from tests.support.reach import fallen_back, paged, web_endpoint
 from tests.support.reading import board_shows
 from tests.support.rooms import activation_room, page_received
 
@@ -64,12 +64,7 @@ def reachable_directory(cast: Cast | None = None) -> dict[str, Any]:
 
 @pytest.fixture
 async def mail_desk(tmp_path: Path, database_url: str, smtp: SmtpSink) -> AsyncIterator[Desk]:
-    env = {
-        "ICC_SMTP_URL": smtp.url,
-        "ICC_MAIL_FROM": "icc@crisis.example",
-        "ICC_PUBLIC_URL": PUBLIC_URL,
-        "ICC_FALLBACK_AFTER": "5m",
-    }
+    env = smtp.env(ICC_PUBLIC_URL=PUBLIC_URL, ICC_FALLBACK_AFTER="5m")
     async with desk_running(tmp_path, database_url, contacts=reachable_directory(), env=env) as d:
         yield d
 
@@ -158,8 +153,7 @@ async def test_channels_are_tried_in_the_contacts_order(mail_desk: Desk, smtp: S
     """Matrix, then e-mail, then SMS: each after the one before brought no answer; an SMS is
     recorded as not sent, with why (this desk has no SMS gateway)."""
     desk = mail_desk
-    await paged(desk, "dg", "Convoy at the border?")
-    await desk.fire(TimerKind.PAGE_FALLBACK)  # e-mail
+    await fallen_back(desk, "dg", "Convoy at the border?")  # e-mail
     assert len(smtp.to(DG_MAIL)) == 1
     [sms_step] = await desk.armed(TimerKind.PAGE_FALLBACK)
     assert sms_step.payload["step"] == 2
@@ -175,8 +169,7 @@ async def test_the_link_shows_the_page_and_only_its_button_acknowledges(
     mail_desk: Desk, smtp: SmtpSink, web: str
 ) -> None:
     desk = mail_desk
-    room = await paged(desk, "partner", "Are your teams deployable?")
-    await desk.fire(TimerKind.PAGE_FALLBACK)
+    room = await fallen_back(desk, "partner", "Are your teams deployable?")
     path = link_path(text_of(smtp.to(PARTNER_MAIL)[0]))
     async with aiohttp.ClientSession() as http:
         async with http.get(web + path) as shown:  # a mail scanner or a preview opens it
@@ -205,8 +198,7 @@ async def test_the_link_shows_the_page_and_only_its_button_acknowledges(
 
 async def test_a_tlp_red_email_carries_no_content(mail_desk: Desk, smtp: SmtpSink) -> None:
     desk = mail_desk
-    await paged(desk, "partner", "Reactor 2 pressure rising", tlp="--tlp RED")
-    await desk.fire(TimerKind.PAGE_FALLBACK)
+    await fallen_back(desk, "partner", "Reactor 2 pressure rising", tlp="--tlp RED")
     [mail] = smtp.to(PARTNER_MAIL)
     text = text_of(mail)
     assert "Reactor" not in text
@@ -238,8 +230,7 @@ async def test_every_try_shows_on_the_board_in_pages_and_in_the_record(
     mail_desk: Desk, smtp: SmtpSink
 ) -> None:
     desk = mail_desk
-    room = await paged(desk, "partner", "Are your teams deployable?")
-    await desk.fire(TimerKind.PAGE_FALLBACK)
+    room = await fallen_back(desk, "partner", "Are your teams deployable?")
     assert "· email sent" in desk.board(room, "PG-1")
     listed = await desk.ask("member", room, "!icc pages")
     assert "· email sent" in listed.body
@@ -274,7 +265,7 @@ async def test_a_communication_check_reports_reachability_per_channel(
 async def test_a_fallback_step_outlives_a_restart_and_runs_once(
     tmp_path: Path, database_url: str, smtp: SmtpSink
 ) -> None:
-    env = {"ICC_SMTP_URL": smtp.url, "ICC_MAIL_FROM": "icc@crisis.example"}
+    env = smtp.env()
     contacts = reachable_directory()
     async with desk_running(tmp_path, database_url, contacts=contacts, env=env) as desk:
         await paged(desk, "partner", "Are your teams deployable?")
@@ -309,8 +300,7 @@ async def test_someone_not_on_matrix_acknowledges_by_the_link_with_its_latency(
     mail_desk: Desk, smtp: SmtpSink, web: str
 ) -> None:
     desk = mail_desk
-    room = await paged(desk, "embassy", "Are Dutch nationals in the area?")
-    await desk.fire(TimerKind.PAGE_FALLBACK)
+    room = await fallen_back(desk, "embassy", "Are Dutch nationals in the area?")
     path = link_path(text_of(smtp.to(EMBASSY_MAIL)[0]))
     async with aiohttp.ClientSession() as http, http.post(web + path) as pressed:
         assert pressed.status == 200
@@ -381,13 +371,14 @@ def test_an_email_is_written_as_pythons_email_generator_writes_it(
     assert text_of(read) == text
 
 
-def numbered(n: int) -> Mail:
+def numbered(n: int, *, to: str = "", message_id: str = "") -> Mail:
+    """Page n's e-mail, by default to duty-n@ercc.example as <PG-n.duty@crisis.example>."""
     return compose(
         sender=SENDER,
-        to=f"duty-{n}@ercc.example",
+        to=to or f"duty-{n}@ercc.example",
         subject=f"PG-{n}",
         message=Message(f"Page {n}", f"<p>Page {n}</p>"),
-        message_id=f"<PG-{n}.duty@crisis.example>",
+        message_id=message_id or f"<PG-{n}.duty@crisis.example>",
     )
 
 
@@ -406,26 +397,14 @@ async def test_the_emails_of_a_burst_share_a_connection_closed_after_it(smtp: Sm
 
 
 async def test_an_address_that_is_not_ascii_goes_with_smtputf8(smtp: SmtpSink) -> None:
-    mail = compose(
-        sender=SENDER,
-        to="jörg@ercc.example",
-        subject="PG-1",
-        message=Message("Page", "<p>Page</p>"),
-        message_id="<PG-1.jorg@crisis.example>",
-    )
+    mail = numbered(1, to="jörg@ercc.example", message_id="<PG-1.jorg@crisis.example>")
     await Mailer(smtp.url, SENDER).send(mail)
     assert ids(smtp) == ["<PG-1.jorg@crisis.example>"]
 
 
 async def test_an_address_smtp_cannot_carry_fails_for_good(smtp: SmtpSink) -> None:
     """The directory takes `"` in an address; aiosmtplib refuses to put it on a command line."""
-    mail = compose(
-        sender=SENDER,
-        to='du"ty"x@ercc.example',
-        subject="PG-1",
-        message=Message("Page", "<p>Page</p>"),
-        message_id="<PG-1.duty@crisis.example>",
-    )
+    mail = numbered(1, to='du"ty"x@ercc.example')
     with pytest.raises(MailError) as refused:
         await Mailer(smtp.url, SENDER).send(mail)
     assert not refused.value.retry
@@ -470,13 +449,9 @@ async def test_a_page_by_email_and_its_link_on_the_homeserver(
     acknowledges it, and the board in the activation room says so."""
     config = Path(paging_env["ICC_CONFIG_DIR"]) / "directory.yaml"
     config.write_text(yaml.safe_dump(reachable_directory(cast)))
-    env = paging_env | {
-        "ICC_SMTP_URL": smtp.url,
-        "ICC_MAIL_FROM": "icc@crisis.example",
-        "ICC_PUBLIC_URL": PUBLIC_URL,
-        "ICC_WEB_ADDR": "127.0.0.1:0",
-        "ICC_FALLBACK_AFTER": "1s",
-    }
+    env = paging_env | smtp.env(
+        ICC_PUBLIC_URL=PUBLIC_URL, ICC_WEB_ADDR="127.0.0.1:0", ICC_FALLBACK_AFTER="1s"
+    )
     async with bot_running(env) as running:
         _ref, room = await activation_room(people, cast)
         member = people["member"]
@@ -524,10 +499,9 @@ async def test_a_page_to_hundreds_keeps_its_board_within_one_event(
         }
         for n in range(300)
     ]
-    env = {"ICC_SMTP_URL": smtp.url, "ICC_MAIL_FROM": "icc@crisis.example"}
+    env = smtp.env()
     async with desk_running(tmp_path, database_url, contacts=directory, env=env) as desk:
-        room = await paged(desk, "everyone", "Are your teams deployable?")
-        await desk.fire(TimerKind.PAGE_FALLBACK)
+        room = await fallen_back(desk, "everyone", "Are your teams deployable?")
         await desk.say("@p007:desk.test", desk.dm_of("@p007:desk.test"), "!icc ack")
         edits = [r for r in desk.messenger.recorded if r.kind == "edit" and r.room_id == room]
         assert edits
@@ -549,11 +523,7 @@ async def test_the_email_goes_once_across_a_kill_between_matrix_and_email(
     restarted bot sends the e-mail once."""
     config = Path(paging_env["ICC_CONFIG_DIR"]) / "directory.yaml"
     config.write_text(yaml.safe_dump(reachable_directory(cast)))
-    env = paging_env | {
-        "ICC_SMTP_URL": smtp.url,
-        "ICC_MAIL_FROM": "icc@crisis.example",
-        "ICC_FALLBACK_AFTER": "8s",
-    }
+    env = paging_env | smtp.env(ICC_FALLBACK_AFTER="8s")
     log_path = tmp_path / "bot.log"
     process = await start_ready(env, log_path)
     try:

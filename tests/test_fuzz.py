@@ -14,13 +14,7 @@ from hypothesis import strategies as st
 
 from bot.chat.args import (
     MAX_LINE,
-    Duration,
-    Flag,
     Number,
-    Option,
-    Signature,
-    Targets,
-    Text,
     UsageError,
     tokenize,
 )
@@ -29,11 +23,8 @@ from bot.render import Renderer
 from bot.rounds.recurrence import to_cron
 from bot.storage.types import could_be_id
 from bot.timeutil import load_zone, parse_duration, parse_future_time, parse_past_time, utcnow
+from tests.support.signatures import PAGE
 
-PAGE = Signature(
-    params=(Targets("targets"), Text("message")),
-    options=(Option("ack", Duration("ack"), default=timedelta(minutes=15)), Flag("urgent")),
-)
 typed = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=400)
 
 

@@ -10,24 +10,20 @@ from pathlib import Path
 import pytest
 
 from bot.storage import page_store
-from bot.storage.models import TimerKind
 from tests.conftest import desk_cast, desk_running, paging_directory
 from tests.support.desk import Desk
 from tests.support.imap import Dovecot
 from tests.support.mail import SmtpSink
-from tests.support.reach import paged
+from tests.support.reach import fallen_back, paged
+from tests.support.serving import serving
 
 PARTNER_MAIL = "duty@ercc.example"
 
 
 @pytest.fixture
 def mailbox() -> Iterator[Dovecot]:
-    server = Dovecot()
-    server.start()
-    try:
+    with serving(Dovecot()) as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture
@@ -37,11 +33,7 @@ async def reply_desk(
     directory = paging_directory(desk_cast())
     partner = next(c for c in directory["contacts"] if c["handle"] == "partner")
     partner.update(email=PARTNER_MAIL, channels=["matrix", "email"])
-    env = {
-        "ICC_SMTP_URL": smtp.url,
-        "ICC_MAIL_FROM": "icc@crisis.example",
-        "ICC_IMAP_URL": mailbox.url,
-    }
+    env = smtp.env(ICC_IMAP_URL=mailbox.url)
     async with desk_running(tmp_path, database_url, contacts=directory, env=env) as desk:
         yield desk
 
@@ -68,8 +60,7 @@ async def test_a_reply_saying_received_acknowledges_the_page_it_answers(
     reply_desk: Desk, smtp: SmtpSink, mailbox: Dovecot
 ) -> None:
     desk = reply_desk
-    room = await paged(desk, "partner", "Are your teams deployable?")
-    await desk.fire(TimerKind.PAGE_FALLBACK)
+    room = await fallen_back(desk, "partner", "Are your teams deployable?")
     [sent] = smtp.to(PARTNER_MAIL)
     mailbox.deliver(reply(sent, "Bien reçu, on s'en occupe."))
     assert await desk.services.mail_replies.poll_once() == 1
@@ -84,8 +75,7 @@ async def test_anything_else_changes_nothing_and_is_read_once(
     reply_desk: Desk, smtp: SmtpSink, mailbox: Dovecot
 ) -> None:
     desk = reply_desk
-    await paged(desk, "partner", "Are your teams deployable?")
-    await desk.fire(TimerKind.PAGE_FALLBACK)
+    await fallen_back(desk, "partner", "Are your teams deployable?")
     [sent] = smtp.to(PARTNER_MAIL)
     mailbox.deliver(reply(sent, "We cannot come before 18:00."))
     mailbox.deliver(reply(sent, "ACK", sender="someone@elsewhere.example"))

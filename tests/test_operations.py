@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -59,7 +60,7 @@ from tests.support.ops import (
     unit_entries,
     unit_environment,
 )
-from tests.support.reach import paged
+from tests.support.reach import fallen_back, paged
 
 GOOD = {
     "ICC_HOMESERVER": "https://matrix.crisis.example",
@@ -74,13 +75,19 @@ PARTNER_MAIL = "duty@ercc.example"
 # -- /livez, /readyz, /metrics --------------------------------------------------------------------
 
 
-async def ready_stub(report: Readiness) -> OpsServer:
+@asynccontextmanager
+async def ready_stub(report: Readiness) -> AsyncIterator[OpsServer]:
+    """The operations endpoint on a loopback port, always `report`ing, for the block."""
+
     async def ready() -> Readiness:
         return report
 
     server = OpsServer("127.0.0.1", 0, ready=ready, metrics=Metrics())
     await server.start()
-    return server
+    try:
+        yield server
+    finally:
+        await server.stop()
 
 
 STANDBY = Readiness(
@@ -90,19 +97,13 @@ STANDBY = Readiness(
 
 
 async def test_livez_answers_200_on_a_standby() -> None:
-    server = await ready_stub(STANDBY)
-    try:
+    async with ready_stub(STANDBY) as server:
         assert await get(server.port, "/livez") == (200, {"live": True})
-    finally:
-        await server.stop()
 
 
 async def test_readyz_answers_503_with_the_reason_on_a_standby() -> None:
-    server = await ready_stub(STANDBY)
-    try:
+    async with ready_stub(STANDBY) as server:
         status, said = await get(server.port, "/readyz")
-    finally:
-        await server.stop()
     assert status == 503
     assert said == {
         "ready": False,
@@ -112,19 +113,13 @@ async def test_readyz_answers_503_with_the_reason_on_a_standby() -> None:
 
 
 async def test_healthz_answers_as_readyz_for_existing_deployments() -> None:
-    server = await ready_stub(STANDBY)
-    try:
+    async with ready_stub(STANDBY) as server:
         assert await get(server.port, "/healthz") == await get(server.port, "/readyz")
-    finally:
-        await server.stop()
 
 
 async def test_metrics_are_served_as_prometheus_text() -> None:
-    server = await ready_stub(STANDBY)
-    try:
+    async with ready_stub(STANDBY) as server:
         status, text = await get(server.port, "/metrics")
-    finally:
-        await server.stop()
     assert status == 200
     assert "# TYPE icc_commands_total counter" in text
 
@@ -220,11 +215,7 @@ def reach_directory() -> dict[str, Any]:
 
 @pytest.fixture
 async def reach_desk(tmp_path: Path, database_url: str, smtp: SmtpSink) -> AsyncIterator[Desk]:
-    env = {
-        "ICC_SMTP_URL": smtp.url,
-        "ICC_MAIL_FROM": "icc@crisis.example",
-        "ICC_PUBLIC_URL": "https://icc.example",
-    }
+    env = smtp.env(ICC_PUBLIC_URL="https://icc.example")
     async with desk_running(tmp_path, database_url, contacts=reach_directory(), env=env) as d:
         yield d
 
@@ -258,8 +249,7 @@ async def test_a_fallback_by_email_is_counted_and_its_mail_as_a_page_sent(
     reach_desk: Desk, smtp: SmtpSink
 ) -> None:
     desk, metrics = reach_desk, reach_desk.services.metrics
-    await paged(desk, "partner", "Pumps needed?")
-    await desk.fire(TimerKind.PAGE_FALLBACK)
+    await fallen_back(desk, "partner", "Pumps needed?")
     assert len(smtp.to(PARTNER_MAIL)) == 1
     assert sample(metrics, "icc_fallbacks_total", channel="email") == 1
     assert sample(metrics, "icc_pages_sent_total", channel="email") == 1
@@ -279,8 +269,7 @@ async def test_an_acknowledgement_by_link_is_counted_under_link(reach_desk: Desk
 
 async def test_a_channel_that_is_off_is_a_send_failure_with_its_reason(reach_desk: Desk) -> None:
     desk, metrics = reach_desk, reach_desk.services.metrics
-    await paged(desk, "dg", "Convoy at the border?")
-    await desk.fire(TimerKind.PAGE_FALLBACK)  # SMS: no gateway configured
+    await fallen_back(desk, "dg", "Convoy at the border?")  # SMS: no gateway configured
     assert sample(metrics, "icc_fallbacks_total", channel="sms") == 1
     assert sample(metrics, "icc_send_failures_total", channel="sms", reason="off") == 1
 
@@ -651,13 +640,10 @@ def test_the_dashboard_uses_only_metrics_the_bot_exports() -> None:
 
 
 async def test_probe_live_exits_0_when_the_bot_answers_and_1_when_not() -> None:
-    server = await ready_stub(STANDBY)
-    try:
+    async with ready_stub(STANDBY) as server:
         env = process_env({"ICC_HEALTH_ADDR": f"0.0.0.0:{server.port}"})
         live = await asyncio.to_thread(probe, env, "live")
         ready = await asyncio.to_thread(probe, env, "ready")
-    finally:
-        await server.stop()
     assert (live, ready) == (0, 1)
 
 

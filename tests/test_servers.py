@@ -41,7 +41,7 @@ def remote_partner_directory() -> dict[str, Any]:
 
 @pytest.fixture
 async def remote_desk(tmp_path: Path, database_url: str, smtp: SmtpSink) -> AsyncIterator[Desk]:
-    env = {"ICC_SMTP_URL": smtp.url, "ICC_MAIL_FROM": "icc@crisis.example"}
+    env = smtp.env()
     people = people_of(desk_cast()) | {"partner": REMOTE}
     desk = await Desk.open(tmp_path, database_url, people, remote_partner_directory(), env=env)
     try:
@@ -141,9 +141,7 @@ async def bot_on_a(
         "ICC_CONFIG_DIR": str(config),
         "ICC_E2EE": "false",
         "ICC_HEALTH_ADDR": "127.0.0.1:0",
-        "ICC_SMTP_URL": smtp.url,
-        "ICC_MAIL_FROM": "icc@crisis.example",
-        "ICC_FALLBACK_AFTER": "10m",  # never on its own within the test
+        **smtp.env(ICC_FALLBACK_AFTER="10m"),  # the fallback: never on its own within the test
     }
     bot = RunningBot(load_settings(env))
     await bot.start()

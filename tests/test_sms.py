@@ -22,7 +22,7 @@ from bot.web.server import WebServer
 from tests.conftest import desk_cast, desk_running, paging_directory
 from tests.support.desk import Desk
 from tests.support.mail import SmtpSink
-from tests.support.reach import paged, web_endpoint
+from tests.support.reach import fallen_back, paged, web_endpoint
 from tests.support.sms import SmsGateway, inbound, signed
 
 PUBLIC_URL = "https://icc.example"
@@ -56,14 +56,12 @@ async def gateway() -> AsyncIterator[SmsGateway]:
 
 
 def sms_env(smtp: SmtpSink, gateway: SmsGateway) -> dict[str, str]:
-    return {
-        "ICC_SMTP_URL": smtp.url,
-        "ICC_MAIL_FROM": "icc@crisis.example",
-        "ICC_PUBLIC_URL": PUBLIC_URL,
-        "ICC_SMS_URL": gateway.url,
-        "ICC_SMS_TOKEN": TOKEN,
-        "ICC_SMS_SECRET": SECRET,
-    }
+    return smtp.env(
+        ICC_PUBLIC_URL=PUBLIC_URL,
+        ICC_SMS_URL=gateway.url,
+        ICC_SMS_TOKEN=TOKEN,
+        ICC_SMS_SECRET=SECRET,
+    )
 
 
 @pytest.fixture
@@ -110,8 +108,8 @@ async def test_matrix_then_email_then_sms_reaches_the_gateway_with_its_body_and_
     sms_desk: Desk, smtp: SmtpSink, gateway: SmsGateway
 ) -> None:
     desk = sms_desk
-    await paged(desk, "partner", "Are your teams deployable?")
-    await desk.fire(TimerKind.PAGE_FALLBACK)  # e-mail, after Matrix brought no answer
+    # the fallback step: e-mail, after Matrix brought no answer
+    await fallen_back(desk, "partner", "Are your teams deployable?")
     assert len(smtp.messages) == 1
     assert not gateway.requests  # not before e-mail has had its time
     await desk.fire(TimerKind.PAGE_FALLBACK)  # SMS
@@ -139,8 +137,7 @@ async def test_a_long_page_is_shortened_to_one_sms_keeping_its_ref_and_link(
         "Meuse flooding in Liège province: are your teams deployable within 6 hours? "
         "We need two boats, a liaison officer at the Namur crisis centre and your ETA."
     )
-    await paged(desk, "dg", words)
-    await desk.fire(TimerKind.PAGE_FALLBACK)
+    await fallen_back(desk, "dg", words)
     [sent] = gateway.to(DG_PHONE)
     text = sent.text
     assert length(text) <= ONE_GSM
@@ -189,8 +186,8 @@ async def test_a_gateway_that_keeps_refusing_is_given_up_after_three_tries(
 
 async def test_a_tlp_red_sms_carries_no_content(sms_desk: Desk, gateway: SmsGateway) -> None:
     desk = sms_desk
-    await paged(desk, "partner", "Reactor 2 pressure rising at Tihange", tlp="--tlp RED")
-    await desk.fire(TimerKind.PAGE_FALLBACK)  # e-mail
+    # the fallback step: e-mail
+    await fallen_back(desk, "partner", "Reactor 2 pressure rising at Tihange", tlp="--tlp RED")
     await desk.fire(TimerKind.PAGE_FALLBACK)  # SMS
     [sent] = gateway.to(PARTNER_PHONE)
     text = sent.text
@@ -209,8 +206,7 @@ async def test_an_exercise_sms_opens_with_the_exercise_marker(
     sms_desk: Desk, gateway: SmsGateway
 ) -> None:
     desk = sms_desk
-    await paged(desk, "dg", "Dam breach drill: are you ready?", tlp="--exercise")
-    await desk.fire(TimerKind.PAGE_FALLBACK)
+    await fallen_back(desk, "dg", "Dam breach drill: are you ready?", tlp="--exercise")
     [sent] = gateway.to(DG_PHONE)
     assert sent.text.startswith("EXERCISE EXERCISE EXERCISE\nALARMIERUNG ICC PG-1 TLP:AMBER: Dam")
     # The marker leaves too little of one SMS for the words: two parts, the words kept whole.
@@ -229,8 +225,7 @@ async def test_an_operators_request_template_fits_another_gateway(
     )
     env = sms_env(smtp, gateway)
     async with desk_running(tmp_path, database_url, contacts=sms_directory(), env=env) as desk:
-        await paged(desk, "dg", "Convoy at the border?")
-        await desk.fire(TimerKind.PAGE_FALLBACK)
+        await fallen_back(desk, "dg", "Convoy at the border?")
     [sent] = gateway.requests
     assert sent.headers["Content-Type"] == "application/x-www-form-urlencoded"
     assert sent.body.startswith(b"To=%2B4915112345678&From=ICC&Body=ALARMIERUNG%20ICC%20PG-1")
@@ -243,8 +238,7 @@ async def test_an_sms_ack_from_the_contacts_number_acknowledges(
     sms_desk: Desk, gateway: SmsGateway, web: str
 ) -> None:
     desk = sms_desk
-    room = await paged(desk, "dg", "Convoy at the border?")
-    await desk.fire(TimerKind.PAGE_FALLBACK)
+    room = await fallen_back(desk, "dg", "Convoy at the border?")
     assert len(gateway.to(DG_PHONE)) == 1
     status, said = await deliver(web, *inbound(SECRET, DG_PHONE, "ACK 1"))
     assert (status, said) == (200, "acknowledged")
@@ -372,8 +366,7 @@ async def test_inbound_sms_have_no_route_when_they_are_not_read(
     env = sms_env(smtp, gateway)
     del env["ICC_SMS_SECRET"]
     async with desk_running(tmp_path, database_url, contacts=sms_directory(), env=env) as desk:
-        await paged(desk, "dg", "Convoy at the border?")
-        await desk.fire(TimerKind.PAGE_FALLBACK)
+        await fallen_back(desk, "dg", "Convoy at the border?")
         services = desk.services
         server = WebServer("127.0.0.1", 0, services.links, services.renderer)
         await server.start()

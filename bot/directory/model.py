@@ -18,7 +18,7 @@ import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 import yaml
@@ -39,6 +39,8 @@ from bot.directory.shape import (
 from bot.errors import ProblemList, UserError
 from bot.settings import EMAIL, MATRIX_USER_ID, PHONE
 from bot.timeutil import load_zone
+
+Entry = TypeVar("Entry")  # a directory entry as read from the file (`OrganisationEntry`, …)
 
 # libyaml's safe loader where PyYAML was built with it: 3-4x faster on a 5,000-contact file.
 SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -342,6 +344,10 @@ class _Parser:
         if problem.subject not in self._reported:
             self.problems.append(problem)
 
+    def _item_problem(self, at: Where, entry: str, field: str, index: int, message: str) -> None:
+        """A problem with one item of a list field (`languages`, `channels`, `groups`)."""
+        self.problem((*at, field, index), entry, field, message)
+
     def parse(self, raw: Any) -> tuple[Directory | None, list[Problem]]:
         if not isinstance(raw, dict):
             expected = "expected sections organisations, contacts, groups"
@@ -371,6 +377,20 @@ class _Parser:
             self.problem(path, entry, field, f"duplicate `{value}`")
         return value
 
+    def _keyed(
+        self, section: str, field: str, items: list[tuple[int, Entry]], seen: Iterable[str]
+    ) -> Iterator[tuple[int, Where, str, str, Entry]]:
+        """The entries of `section` whose key (`field`) is usable, each with its index, where it
+        stands, how a problem names it (`contacts[3] jdupont`) and its key; `seen` is read as
+        the caller fills it, to tell a duplicate."""
+        for index, item in items:
+            value: str = getattr(item, field)
+            entry = f"{section}[{index}] {value or '?'}"
+            at: Where = (section, index)
+            key = self._key((*at, field), value, entry, seen)
+            if key is not None:
+                yield index, at, entry, key, item
+
     def _groups(self, raw: dict[str, str | None]) -> dict[str, str]:
         for name in raw:
             if not re.fullmatch(KEY, name):
@@ -384,12 +404,7 @@ class _Parser:
 
     def _organisations(self, items: list[tuple[int, OrganisationEntry]]) -> dict[str, Organisation]:
         organisations: dict[str, Organisation] = {}
-        for index, item in items:
-            entry = f"organisations[{index}] {item.key or '?'}"
-            at = ("organisations", index)
-            key = self._key((*at, "key"), item.key, entry, organisations)
-            if key is None:
-                continue
+        for _, at, entry, key, item in self._keyed("organisations", "key", items, organisations):
             kind = item.kind or "other"
             if kind not in ORGANISATION_KINDS:
                 self.problem(
@@ -411,12 +426,7 @@ class _Parser:
     ) -> dict[str, Contact]:
         contacts: dict[str, Contact] = {}
         matrix_ids: dict[str, str] = {}
-        for index, item in items:
-            entry = f"contacts[{index}] {item.handle or '?'}"
-            at = ("contacts", index)
-            handle = self._key((*at, "handle"), item.handle, entry, contacts)
-            if handle is None:
-                continue
+        for index, at, entry, handle, item in self._keyed("contacts", "handle", items, contacts):
             self._index[handle] = index  # a duplicate replaces the first, as in `contacts`
             matrix_id = item.matrix_id  # None: reached by e-mail or SMS only (`_channels`)
             if matrix_id is not None:
@@ -481,12 +491,8 @@ class _Parser:
         languages = tuple(item.languages or ["en"])
         for index, lang in enumerate(languages):
             if lang not in LANGUAGES:
-                self.problem(
-                    (*at, "languages", index),
-                    entry,
-                    "languages",
-                    f"`{lang}` is not supported ({', '.join(LANGUAGES)})",
-                )
+                unsupported = f"`{lang}` is not supported ({', '.join(LANGUAGES)})"
+                self._item_problem(at, entry, "languages", index, unsupported)
         return languages
 
     def _timezone(self, at: Where, item: ContactEntry, entry: str) -> str:
@@ -518,19 +524,17 @@ class _Parser:
                 "a contact needs a `matrix_id`, an `email` or a `phone` to be reached",
             )
         if "matrix" in channels[1:]:
-            self.problem(
-                (*at, "channels", channels.index("matrix")),
+            self._item_problem(
+                at,
                 entry,
                 "channels",
+                channels.index("matrix"),
                 "`matrix` comes first when it is listed: a page starts in the secure channel",
             )
         for index, channel in enumerate(channels):
             if channel not in CHANNELS:
-                self.problem(
-                    (*at, "channels", index),
-                    entry,
-                    "channels",
-                    f"`{channel}` is not one of {', '.join(CHANNELS)}",
+                self._item_problem(
+                    at, entry, "channels", index, f"`{channel}` is not one of {', '.join(CHANNELS)}"
                 )
             needs = {
                 "matrix": ("matrix_id", item.matrix_id),
@@ -538,11 +542,8 @@ class _Parser:
                 "sms": ("phone", item.phone),
             }.get(channel)
             if needs is not None and not needs[1]:
-                self.problem(
-                    (*at, "channels", index),
-                    entry,
-                    "channels",
-                    f"`{channel}` needs the contact's `{needs[0]}`",
+                self._item_problem(
+                    at, entry, "channels", index, f"`{channel}` needs the contact's `{needs[0]}`"
                 )
         return channels
 
@@ -552,11 +553,8 @@ class _Parser:
         names = tuple(item.groups or [])
         for index, name in enumerate(names):
             if name not in groups and "groups" not in self._misspelt:
-                self.problem(
-                    (*at, "groups", index),
-                    entry,
-                    "groups",
-                    f"group `{name}` is not declared under groups",
+                self._item_problem(
+                    at, entry, "groups", index, f"group `{name}` is not declared under groups"
                 )
         return names
 

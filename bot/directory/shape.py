@@ -16,7 +16,7 @@ from __future__ import annotations
 import difflib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
@@ -75,6 +75,8 @@ Groups = Annotated[
 ]
 
 # Every key declared, nothing else taken; text is text (an unquoted `no` or `12` is not).
+M = TypeVar("M", bound=BaseModel)
+
 ENTRY = ConfigDict(extra="forbid", strict=True, frozen=True)
 
 
@@ -217,13 +219,19 @@ class Shape:
     groups: dict[str, str | None] = field(default_factory=dict)
 
 
+def validated(model: type[M], raw: object) -> tuple[M | None, list[ErrorDetails]]:
+    """`raw` read as `model`, or None and every error pydantic found (the directory's file and
+    a playbook's are both read this way, then salvaged)."""
+    try:
+        return model.model_validate(raw), []
+    except ValidationError as exc:
+        return None, exc.errors(include_url=False)
+
+
 def read_shape(raw: dict[str, Any]) -> tuple[Shape, list[Problem]]:
     """Validate the file's shape with the models; every problem found, and what is usable."""
-    try:
-        whole = DirectoryFile.model_validate(raw)
-    except ValidationError as exc:
-        errors = exc.errors(include_url=False)
-    else:
+    whole, errors = validated(DirectoryFile, raw)
+    if whole is not None:
         return Shape(
             organisations=list(enumerate(whole.organisations)),
             contacts=list(enumerate(whole.contacts)),

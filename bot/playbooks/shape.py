@@ -55,6 +55,7 @@ from bot.directory.shape import (
     Where,
     shown,
     unknown_key,
+    validated,
 )
 from bot.playbooks.model import BASE_LANGUAGE
 from bot.playbooks.problems import SECTIONS, TEXT_FIELDS, PlaybookProblem, place
@@ -249,11 +250,8 @@ def read_shape(
     if not isinstance(raw, dict):
         keys = ", ".join(PlaybookFile.model_fields)
         return None, [PlaybookProblem(file, 1, None, None, f"expected the keys {keys}")]
-    try:
-        whole = PlaybookFile.model_validate(raw)
-    except ValidationError as exc:
-        errors = exc.errors(include_url=False)
-    else:
+    whole, errors = validated(PlaybookFile, raw)
+    if whole is not None:
         return Shape(
             whole,
             list(enumerate(whole.checklist)),

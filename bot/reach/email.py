@@ -48,14 +48,35 @@ class SmtpServer:
 
     @classmethod
     def from_url(cls, url: str) -> SmtpServer:
+        server = MailServerUrl.parse(url, tls_scheme="smtps", tls_port=465, plain_port=587)
+        return cls(server.host, server.port, server.username, server.password, server.tls)
+
+
+@dataclass(frozen=True)
+class MailServerUrl:
+    """A mail server's URL (`smtps://user:password@host:port`, `imap://…/folder`), read once for
+    the SMTP sender and the IMAP reader: the host (localhost when absent), the port (the
+    scheme's usual one when absent), the credentials unquoted (None when absent), whether the
+    scheme asks for TLS from the first byte, and the path unquoted, without its slashes."""
+
+    host: str
+    port: int
+    username: str | None
+    password: str | None
+    tls: bool
+    path: str
+
+    @classmethod
+    def parse(cls, url: str, *, tls_scheme: str, tls_port: int, plain_port: int) -> MailServerUrl:
         parts = urlsplit(url)
-        implicit = parts.scheme == "smtps"
+        tls = parts.scheme == tls_scheme
         return cls(
             host=parts.hostname or "localhost",
-            port=parts.port or (465 if implicit else 587),
+            port=parts.port or (tls_port if tls else plain_port),
             username=unquote(parts.username) if parts.username else None,
             password=unquote(parts.password) if parts.password else None,
-            implicit_tls=implicit,
+            tls=tls,
+            path=unquote(parts.path.strip("/")),
         )
 
 

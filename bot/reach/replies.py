@@ -23,12 +23,12 @@ from email import message_from_bytes, policy
 from email.message import EmailMessage
 from email.utils import parseaddr
 from typing import TYPE_CHECKING, Any
-from urllib.parse import unquote, urlsplit
 
 import aioimaplib
 
 from bot.errors import UserError
 from bot.paging.acks import read_ack
+from bot.reach.email import MailServerUrl
 from bot.timeutil import utcnow
 
 if TYPE_CHECKING:
@@ -55,15 +55,9 @@ class Mailbox:
 
     @classmethod
     def from_url(cls, url: str) -> Mailbox:
-        parts = urlsplit(url)
-        tls = parts.scheme == "imaps"
+        at = MailServerUrl.parse(url, tls_scheme="imaps", tls_port=993, plain_port=143)
         return cls(
-            host=parts.hostname or "localhost",
-            port=parts.port or (993 if tls else 143),
-            username=unquote(parts.username or ""),
-            password=unquote(parts.password or ""),
-            folder=unquote(parts.path.strip("/")) or "INBOX",
-            tls=tls,
+            at.host, at.port, at.username or "", at.password or "", at.path or "INBOX", at.tls
         )
 
 

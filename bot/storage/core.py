@@ -43,15 +43,11 @@ async def inbox_event(session: AsyncSession, event_id: str) -> InboxEvent | None
 
 
 async def pending_inbox(session: AsyncSession) -> list[InboxEvent]:
-    rows = await session.exec(
-        select(InboxEvent)
-        .where(InboxEvent.status == InboxStatus.PENDING)
-        .order_by(col(InboxEvent.origin_ts))
-    )
-    return list(rows.all())
+    return await inbox_with_status(session, InboxStatus.PENDING)
 
 
 async def inbox_with_status(session: AsyncSession, status: InboxStatus) -> list[InboxEvent]:
+    """The inbox's events in `status`, oldest first (by their origin time)."""
     rows = await session.exec(
         select(InboxEvent).where(InboxEvent.status == status).order_by(col(InboxEvent.origin_ts))
     )

@@ -1,1 +1,2 @@
-"""The bot's web endpoint (aiohttp.web): acknowledgement links today."""
+"""The bot's web endpoints (aiohttp.web): the people's (`server`: acknowledgement links,
+inbound SMS, situation boards) and the operators' (`ops`), both served by `endpoint`."""

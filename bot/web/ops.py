@@ -20,20 +20,21 @@ from prometheus_client.aiohttp import make_aiohttp_handler
 
 from bot.runtime.health import Readiness
 from bot.runtime.metrics import Metrics
+from bot.web.endpoint import Endpoint
 
 log = logging.getLogger(__name__)
 
 NO_STORE = {"Cache-Control": "no-store"}
 
 
-class OpsServer:
+class OpsServer(Endpoint):
+    announce = "operations endpoint on http://%s:%d (/livez /readyz /metrics)"
+
     def __init__(
         self, host: str, port: int, *, ready: Callable[[], Awaitable[Readiness]], metrics: Metrics
     ) -> None:
-        self._host, self._port = host, port
+        super().__init__(host, port)
         self._ready, self._metrics = ready, metrics
-        self._runner: web.AppRunner | None = None
-        self.port = port  # the bound port once started (port 0 picks a free one)
 
     def app(self) -> web.Application:
         app = web.Application()
@@ -42,26 +43,6 @@ class OpsServer:
         app.router.add_get("/healthz", self._readiness)  # the name deployments used before
         app.router.add_get("/metrics", make_aiohttp_handler(self._metrics.registry))
         return app
-
-    async def start(self) -> None:
-        self._runner = web.AppRunner(self.app(), access_log=None)
-        await self._runner.setup()
-        try:
-            await web.TCPSite(self._runner, self._host, self._port).start()
-        except BaseException:
-            await self._runner.cleanup()
-            self._runner = None
-            raise
-        addresses = self._runner.addresses
-        self.port = addresses[0][1] if addresses else self._port
-        log.info(
-            "operations endpoint on http://%s:%d (/livez /readyz /metrics)", self._host, self.port
-        )
-
-    async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
 
     async def _live(self, _request: web.Request) -> web.Response:
         return web.json_response({"live": True}, headers=NO_STORE)

@@ -22,6 +22,7 @@ from aiohttp import web
 
 from bot.timeutil import format_local_utc, load_zone
 from bot.web.board import BoardPages
+from bot.web.endpoint import Endpoint
 
 if TYPE_CHECKING:
     from bot.reach.links import AckLinks, LinkView
@@ -40,7 +41,7 @@ HEADERS = {
 }
 
 
-class WebServer:
+class WebServer(Endpoint):
     def __init__(
         self,
         host: str,
@@ -53,11 +54,9 @@ class WebServer:
     ) -> None:
         """`sms`: where inbound SMS go, or None when they are not read (no route for them);
         `boards`: the situation boards, or None for none."""
-        self._host, self._port = host, port
+        super().__init__(host, port)
         self._links, self._renderer, self._sms = links, renderer, sms
         self.boards = BoardPages(boards, renderer) if boards is not None else None
-        self._runner: web.AppRunner | None = None
-        self.port = port  # the bound port once started (port 0 picks a free one)
 
     def app(self) -> web.Application:
         app = web.Application()
@@ -68,19 +67,6 @@ class WebServer:
         if self.boards is not None:
             self.boards.add_routes(app)
         return app
-
-    async def start(self) -> None:
-        self._runner = web.AppRunner(self.app(), access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, self._host, self._port)
-        await site.start()
-        addresses = self._runner.addresses
-        self.port = addresses[0][1] if addresses else self._port
-        log.info("web endpoint on http://%s:%d", self._host, self.port)
-
-    async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
 
     async def _show(self, request: web.Request) -> web.Response:
         return self._answer(await self._links.view(request.match_info["token"]), posted=False)

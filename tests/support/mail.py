@@ -18,6 +18,7 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 from bot.devserver import free_port
 
 HangUp = Literal["MAIL", "DATA"]
+MAIL_FROM = "icc@crisis.example"
 
 
 class SmtpSink:
@@ -32,6 +33,10 @@ class SmtpSink:
     @property
     def url(self) -> str:
         return f"smtp://127.0.0.1:{self.port}"
+
+    def env(self, **extra: str) -> dict[str, str]:
+        """The bot's settings for mailing through this sink as MAIL_FROM, and `extra` ones."""
+        return {"ICC_SMTP_URL": self.url, "ICC_MAIL_FROM": MAIL_FROM, **extra}
 
     def hang_up(self, at: HangUp) -> None:
         """The next time a client reaches `at`, drop its connection without an answer: at MAIL,

@@ -1,5 +1,5 @@
 """Helpers for reaching people outside Matrix on the desk: a page to partners in a new
-activation, and the bot's web endpoint served on a loopback port."""
+activation (and its fallback step run), and the bot's web endpoint served on a loopback port."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+from bot.storage.models import TimerKind
 from bot.web.server import WebServer
 from tests.support.desk import Desk
 
@@ -18,6 +19,14 @@ async def paged(desk: Desk, targets: str, text: str, *, tlp: str = "") -> str:
         "lead", control, f'!icc activate "Meuse flooding" {tlp}'.strip()
     )
     await desk.say("member", room, f"!icc page {targets} {text} --ack 30m")
+    return room
+
+
+async def fallen_back(desk: Desk, targets: str, text: str, *, tlp: str = "") -> str:
+    """`targets` paged in a new activation, and the page's fallback step run at once (e-mail,
+    SMS: whatever their directory entries say after Matrix); the activation room."""
+    room = await paged(desk, targets, text, tlp=tlp)
+    await desk.fire(TimerKind.PAGE_FALLBACK)
     return room
 
 
