@@ -203,7 +203,8 @@ class Paced:
         """Until nothing asked for is left undone (the pauses after the last runs aside), at
         most `seconds`: for a shutdown, and for tests that read what the work did."""
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._idle.wait(), seconds)
+            async with asyncio.timeout(seconds):  # (wait_for may swallow a cancellation)
+                await self._idle.wait()
 
     async def stop(self, seconds: float) -> None:
         """Finish what is asked for (up to `seconds`), then end the pauses."""

@@ -99,12 +99,19 @@ class WriterQueue:
         if session.info.get(self.HOLDS) is not None:
             return
         try:
-            await_only(asyncio.wait_for(self._lock.acquire(), self.timeout))
+            await_only(self._acquire())
         except TimeoutError:
             raise OperationalError(
                 "waiting for the database's writer", None, Exception("database is locked")
             ) from None
         session.info[self.HOLDS] = time.monotonic()
+
+    async def _acquire(self) -> None:
+        # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow the task's
+        # cancellation when the lock is granted in the same turn, and a cancelled sync loop
+        # then ran on (a shutdown that never ended)
+        async with asyncio.timeout(self.timeout):
+            await self._lock.acquire()
 
     def release(self, session: AsyncSession) -> None:
         """After the session's transaction ended, committed or not."""
