@@ -36,7 +36,6 @@ from bench.harness import (
     Figure,
     ReplyWatcher,
     Section,
-    activate,
     bot_env,
     bot_query,
     directory,
@@ -48,8 +47,8 @@ from bench.harness import (
     quiet,
     register_many,
     samples_line,
+    side_by_side,
     standalone,
-    wait_joined,
 )
 from bot.devserver import DevServer, free_port
 from bot.reach.links import link_key, sign
@@ -130,15 +129,7 @@ async def _measure(
         return await job
 
     try:
-        bot.start()
-        echo.start()
-        await echo.wait_output("ready")
-        await watcher.start()
-        control = (await watcher.client.room_create(invite=[bot_id])).room_id
-        echo_room = (await watcher.client.room_create(invite=[echo_id])).room_id
-        await wait_joined(watcher, control, bot_id, timeout=120)
-        await wait_joined(watcher, echo_room, echo_id)
-        room = await activate(watcher, control, "Board bench")
+        room, echo_room = await side_by_side(bot, echo, watcher, (bot_id, echo_id), "Board bench")
         for _ in range(quiet_runs):
             samples["quiet status"].append(await watcher.round_trip(room, "!icc status"))
             samples["quiet echo"].append(await watcher.round_trip(echo_room, "!icc status"))

@@ -23,7 +23,6 @@ from bench.harness import (
     Figure,
     ReplyWatcher,
     Section,
-    activate,
     bot_env,
     directory,
     echo_process,
@@ -31,8 +30,8 @@ from bench.harness import (
     median,
     percentile,
     samples_line,
+    side_by_side,
     standalone,
-    wait_joined,
 )
 from bot.devserver import DevServer
 
@@ -60,15 +59,7 @@ async def _measure(
         k: [] for k in ("help", "status", "echo help", "echo status")
     }
     try:
-        bot.start()
-        echo.start()
-        await echo.wait_output("ready")
-        await watcher.start()
-        control = (await watcher.client.room_create(invite=[bot_id])).room_id
-        echo_room = (await watcher.client.room_create(invite=[echo_id])).room_id
-        await wait_joined(watcher, control, bot_id, timeout=120)
-        await wait_joined(watcher, echo_room, echo_id)
-        room = await activate(watcher, control, "Latency bench")
+        room, echo_room = await side_by_side(bot, echo, watcher, (bot_id, echo_id), "Latency bench")
         for n in range(WARM_UP + runs):
             for command in ("help", "status"):
                 mine = await watcher.round_trip(room, f"!icc {command}")

@@ -41,7 +41,6 @@ from bench.harness import (
     Figure,
     ReplyWatcher,
     Section,
-    activate,
     bot_env,
     bot_query,
     bounded,
@@ -56,8 +55,8 @@ from bench.harness import (
     quiet,
     register_many,
     samples_line,
+    side_by_side,
     standalone,
-    wait_joined,
 )
 from bot.devserver import DevServer, start_synapse
 
@@ -195,15 +194,7 @@ async def _measure(
         k: [] for k in ("quiet", "quiet echo", "storm", "storm echo")
     }
     try:
-        bot.start()
-        echo.start()
-        await echo.wait_output("ready")
-        await watcher.start()
-        control = (await watcher.client.room_create(invite=[bot_id])).room_id
-        echo_room = (await watcher.client.room_create(invite=[echo_id])).room_id
-        await wait_joined(watcher, control, bot_id, timeout=120)
-        await wait_joined(watcher, echo_room, echo_id)
-        room = await activate(watcher, control, "Storm bench")
+        room, echo_room = await side_by_side(bot, echo, watcher, (bot_id, echo_id), "Storm bench")
         for _ in range(quiet_runs):
             samples["quiet"].append(await watcher.round_trip(room, "!icc status"))
             samples["quiet echo"].append(await watcher.round_trip(echo_room, "!icc status"))

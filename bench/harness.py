@@ -630,6 +630,27 @@ async def activate(watcher: ReplyWatcher, control_room: str, title: str) -> str:
     return await watcher.invited_room()
 
 
+async def side_by_side(
+    bot: BotProcess,
+    echo: BotProcess,
+    watcher: ReplyWatcher,
+    ids: tuple[str, str],
+    title: str,
+) -> tuple[str, str]:
+    """Start the bot and the echo bot, and the lead's client; a room with each, the bot's
+    activation opened: (the activation's room, the echo bot's room). `ids`: (bot, echo)."""
+    bot_id, echo_id = ids
+    bot.start()
+    echo.start()
+    await echo.wait_output("ready")
+    await watcher.start()
+    control = (await watcher.client.room_create(invite=[bot_id])).room_id
+    echo_room = (await watcher.client.room_create(invite=[echo_id])).room_id
+    await wait_joined(watcher, control, bot_id, timeout=120)
+    await wait_joined(watcher, echo_room, echo_id)
+    return await activate(watcher, control, title), echo_room
+
+
 async def wait_joined(
     watcher: ReplyWatcher, room_id: str, bot_id: str, timeout: float = 60
 ) -> None:
