@@ -37,6 +37,7 @@ from bot.matrix.trust import DeviceTrust
 from bot.render import Renderer
 from bot.runtime.catchup import CatchUp
 from bot.runtime.health import Readiness, readiness
+from bot.runtime.heap import AFTER_READY, freeze_heap
 from bot.runtime.layers import Layers
 from bot.runtime.leader import Leadership, LostLeadership
 from bot.runtime.logs import add_secrets
@@ -248,6 +249,7 @@ class App:
         assert self.services is not None
         if await self.services.keeper.reload():
             await self.services.duty.ensure_armed()  # a shift change may have moved
+            freeze_heap()
 
     async def _on_ready(self, runner: CommandRunner) -> None:
         """The first sync is recorded: what arrived while the bot was away is handed over before
@@ -270,6 +272,7 @@ class App:
         self.ready.set()
         self._pid_file = write_pid_file(self.settings.data_dir)
         log.info("ready")
+        asyncio.get_running_loop().call_later(AFTER_READY, freeze_heap)
 
     def _dispatch(self, runner: CommandRunner, items: list[InboxEvent]) -> None:
         direct = self.services.messenger.direct_rooms if self.services is not None else set()

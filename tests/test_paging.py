@@ -11,7 +11,10 @@ from pathlib import Path
 
 import pytest
 
+from bot.matrix.send import fits_one_event
 from bot.paging import send as send_module
+from bot.paging.board import PersonLine, may_fit
+from bot.render import Message, Renderer
 from bot.storage import activation_store
 from tests.conftest import BACKENDS, Cast, RunningBot, start_process, start_ready
 from tests.invariants import problems
@@ -425,3 +428,45 @@ async def test_unable_without_a_backup_is_reported_as_untaken_not_unreachable(
     assert "is unable to act on it (on a plane until 18:00)" in report.body
     assert "has no backup in the directory" in report.body
     assert not [r for r in desk.messenger.events(room) if r.body and "could not reach" in r.body]
+
+
+def test_a_board_is_rendered_only_when_its_list_of_people_could_fit_one_edit() -> None:
+    """Before rendering a page's board with a list of people, the bot counts what those lines
+    surely take (`may_fit`) and skips a list that cannot fit one edit; it may skip only such a
+    list, never one that would have fitted (the board a reader sees is the same)."""
+    renderer = Renderer(prefix="!icc")
+    skipped = rendered = 0
+    for people in range(20, 320, 20):
+        lines = [
+            PersonLine(
+                symbol="⏳",
+                name=f"Partner number {n} of the exercise",
+                organisation="National Crisis Centre",
+                state="until 14:28 Brussels (13:28Z)",
+                delivered="14:20 Brussels (13:20Z)",
+                seen=None,
+                repaged=False,
+                escalated=False,
+                backup=None,
+                channels=(),
+            )
+            for n in range(people)
+        ]
+        board = renderer.render(
+            "page_board",
+            ref="PG-1",
+            text="Deployable?",
+            acked=0,
+            total=people,
+            lines=lines,
+            hidden=0,
+            urgent=False,
+        )
+        fits = fits_one_event(Message(board.body * 2, board.html * 2))
+        if may_fit(lines):
+            rendered += 1
+        else:
+            skipped += 1
+            assert not fits, f"{people} lines skipped, but they fit"
+    assert skipped, "no list long enough to skip: the test tried too little"
+    assert rendered, "every list skipped: the test tried too much"

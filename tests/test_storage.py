@@ -622,3 +622,24 @@ async def test_a_sqlite_database_and_its_side_files_are_owner_only(
             await second.dispose()
     finally:
         await first.dispose()
+
+
+async def test_a_sqlite_database_keeps_a_write_ahead_log_synced_at_checkpoints(
+    database_url: str, tmp_path: Path
+) -> None:
+    """Every connection to a SQLite file: WAL (readers never wait for the writer), foreign keys
+    enforced, and the log synced at checkpoints (NORMAL), not at each commit: a power cut loses
+    whole last transactions, never the file's consistency (bot.storage.db says why that is safe
+    for the bot). SQLite's question only."""
+    if not database_url.startswith("sqlite"):
+        pytest.skip("PostgreSQL's durability is its server's settings")
+    database = Database(f"sqlite:///{tmp_path / 'icc.db'}")
+    try:
+        async with database.session() as session:
+            pragmas = [
+                (await session.exec(text(f"PRAGMA {name}"))).scalar()  # type: ignore[call-overload]
+                for name in ("journal_mode", "foreign_keys", "synchronous")
+            ]
+        assert pragmas == ["wal", 1, 1]  # synchronous: 1 is NORMAL, 2 FULL
+    finally:
+        await database.dispose()

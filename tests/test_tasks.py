@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import time
+import weakref
 
+from bot.runtime.heap import freeze_heap
 from bot.runtime.tasks import Grouped, Paced, TaskSupervisor
 
 
@@ -159,3 +162,23 @@ async def test_a_task_spawned_first_takes_the_next_slot_before_those_already_wai
     await tasks.drain(1)
     assert started[2] == "status"
     assert sorted(started[3:]) == ["ack2", "ack3", "ack4", "ack5"]
+
+
+def test_the_heap_is_frozen_after_its_garbage_is_collected() -> None:
+    """`freeze_heap` (after start-up, after a directory reload): a reference cycle dropped before
+    it is freed, not frozen for the life of the process; what lives on is frozen, out of the
+    collector's walks."""
+
+    class Node:
+        peer: object
+
+    dropped = Node()
+    dropped.peer = dropped
+    gone = weakref.ref(dropped)
+    del dropped
+    try:
+        freeze_heap()
+        assert gone() is None
+        assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()

@@ -98,8 +98,7 @@ async def _chained(
     activation row is locked first, so two writers cannot both take the same sequence number
     or chain onto the same predecessor."""
     await store.lock_activation(session, activation.id)
-    last = await store.last_log_entry(session, activation.id)
-    seq, prev_hash = (last.seq, last.hash) if last else (0, GENESIS)
+    seq, prev_hash = await store.last_log_entry(session, activation.id) or (0, GENESIS)
     recorded = utcnow()
     entries = []
     for draft in drafts:

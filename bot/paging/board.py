@@ -9,6 +9,7 @@ could not be reached) goes there through `tell_room`.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import re
@@ -18,7 +19,7 @@ from typing import TYPE_CHECKING
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.errors import UserError
-from bot.matrix.send import MatrixSendError, ReplyTo, fits_one_event
+from bot.matrix.send import MAX_CONTENT_BYTES, MatrixSendError, ReplyTo, fits_one_event
 from bot.render import Message
 from bot.storage import activation_store
 from bot.storage import page_store as store
@@ -35,6 +36,39 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 PAGE_REF = re.compile(r"^PG-(\d+)$", re.IGNORECASE)
+
+
+@dataclass(frozen=True, slots=True)
+class Tried:
+    """How else the bot tried to reach someone: the channel, when it went (None: it failed)."""
+
+    channel: str
+    sent: str | None
+    error: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class PersonLine:
+    """One person's line on a page's board and in `pages`, times already in the cell's zone.
+    Attributes, not a dict: a board of three hundred lines reads each field of each line in its
+    templates, and Jinja finds an attribute at its first try where a dict key costs a failed
+    attribute look-up first."""
+
+    symbol: str
+    name: str
+    organisation: str
+    state: str
+    delivered: str | None
+    seen: str | None
+    repaged: bool
+    escalated: bool
+    backup: PersonLine | None
+    channels: tuple[Tried, ...]
+
+    def least_bytes(self) -> int:
+        """What the line surely takes in a board's text (and again in its HTML): the fields every
+        board template prints."""
+        return len(f"{self.symbol}{self.name}{self.organisation}{self.state}".encode())
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -139,28 +173,43 @@ class Board:
         backups = {r.covers: r for r in rows if r.covers}
         lines = self._lines(rows, tries)
         done = sum(1 for r in units if _unit_answered(r, backups.get(r.handle)))
-        waiting = [{**line, "channels": []} for line in lines if line["symbol"] != "✅"]
+        waiting = [dataclasses.replace(line, channels=()) for line in lines if line.symbol != "✅"]
         for shown in (lines, waiting, []):  # a page to hundreds: who still matters, or counts
-            message = self.activations.frame(
-                self.renderer.render(
-                    "page_board",
-                    ref=page.ref,
-                    text=page.text,
-                    acked=done,
-                    total=len(units),
-                    lines=shown,
-                    hidden=len(lines) - len(shown),
-                    urgent=page.urgent,
-                ),
-                activation,
-            )
+            if shown and not may_fit(shown):
+                continue  # not worth rendering: three hundred lines, twice, to find it too long
+            message = self.compose(page, activation, shown, acked=done, total=len(units))
             if fits_one_event(Message(message.body * 2, message.html * 2)):  # an edit: twice
                 break
         return message
 
+    def compose(
+        self,
+        page: PageRow,
+        activation: ActivationRow,
+        lines: list[PersonLine],
+        *,
+        acked: int,
+        total: int,
+    ) -> Message:
+        """The board showing `lines` (all of the page's, or those still waiting, or none), the
+        rest counted."""
+        return self.activations.frame(
+            self.renderer.render(
+                "page_board",
+                ref=page.ref,
+                text=page.text,
+                acked=acked,
+                total=total,
+                lines=lines,
+                hidden=total - len(lines),
+                urgent=page.urgent,
+            ),
+            activation,
+        )
+
     def _lines(
         self, rows: list[PageTargetRow], tries: dict[int, list[PageAttemptRow]]
-    ) -> list[dict]:
+    ) -> list[PersonLine]:
         """Each person paged directly, with their backup's line under theirs."""
         backups = {r.covers: r for r in rows if r.covers}
         return [self.person_status(r, backups.get(r.handle), tries) for r in rows if not r.covers]
@@ -170,7 +219,7 @@ class Board:
         row: PageTargetRow,
         backup: PageTargetRow | None = None,
         tries: dict[int, list[PageAttemptRow]] | None = None,
-    ) -> dict:
+    ) -> PersonLine:
         """One person's line on a board or in `pages`: a symbol, what happened, and how else
         the bot tried to reach them (e-mail, SMS)."""
         local = self.activations.local
@@ -190,25 +239,21 @@ class Board:
             state = ("❗", "not delivered")
         else:
             state = ("⏳", f"until {local(row.deadline)}")
-        return {
-            "symbol": state[0],
-            "name": row.name,
-            "organisation": row.organisation,
-            "state": state[1],
-            "delivered": local(row.delivered_at) if row.delivered_at else None,
-            "seen": local(row.seen_at) if row.seen_at else None,
-            "repaged": bool(row.repaged_at),
-            "escalated": bool(row.escalated_at),
-            "backup": self.person_status(backup, tries=tries) if backup else None,
-            "channels": [
-                {
-                    "channel": t.channel,
-                    "sent": local(t.sent_at) if t.sent_at else None,
-                    "error": t.error,
-                }
+        return PersonLine(
+            symbol=state[0],
+            name=row.name,
+            organisation=row.organisation,
+            state=state[1],
+            delivered=local(row.delivered_at) if row.delivered_at else None,
+            seen=local(row.seen_at) if row.seen_at else None,
+            repaged=bool(row.repaged_at),
+            escalated=bool(row.escalated_at),
+            backup=self.person_status(backup, tries=tries) if backup else None,
+            channels=tuple(
+                Tried(t.channel, local(t.sent_at) if t.sent_at else None, t.error)
                 for t in (tries or {}).get(row.id, [])
-            ],
-        }
+            ),
+        )
 
     async def tell_room(
         self, page: PageRow, activation: ActivationRow | None, message: Message, txn_id: str
@@ -218,6 +263,13 @@ class Board:
         if room_id:
             framed = self.activations.frame(message, activation)
             await self.messenger.notice(room_id, framed, txn_id=txn_id)
+
+
+def may_fit(lines: list[PersonLine]) -> bool:
+    """False when a board of these lines cannot fit one edit, whatever the templates add: each
+    line's fields in the text and in the HTML, twice (an edit carries the new content and its
+    fallback), counted in UTF-8 where the event's JSON counts more."""
+    return 4 * sum(line.least_bytes() for line in lines) <= MAX_CONTENT_BYTES
 
 
 def _digest(message: Message) -> str:

@@ -104,14 +104,16 @@ async def set_fields(session: AsyncSession, activation_id: int, **fields: object
     )
 
 
-async def last_log_entry(session: AsyncSession, activation_id: int) -> LogEntryRow | None:
+async def last_log_entry(session: AsyncSession, activation_id: int) -> tuple[int, str] | None:
+    """The seq and hash of the activation's last entry: what the next one chains onto."""
     rows = await session.exec(
-        select(LogEntryRow)
+        select(LogEntryRow.seq, LogEntryRow.hash)
         .where(LogEntryRow.activation_id == activation_id)
         .order_by(col(LogEntryRow.seq).desc())
         .limit(1)
     )
-    return rows.first()
+    last = rows.first()
+    return (last[0], last[1]) if last else None
 
 
 async def add_log_entries(session: AsyncSession, entries: list[LogEntryRow]) -> None:
