@@ -29,10 +29,10 @@ from bot.commands import all_families
 from bot.devserver import DevServer, start_synapse
 from bot.settings import Settings, load_settings
 from bot.storage.db import Database
-from tests.matrix_people import Person
 from tests.support.desk import Desk
 from tests.support.federation import FederatedPair, start_pair
 from tests.support.mail import SmtpSink
+from tests.support.matrix_people import Person
 from tests.support.recording import SERVER
 from tests.support.serving import serving
 

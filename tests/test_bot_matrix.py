@@ -10,7 +10,7 @@ import time
 import pytest
 
 from tests.conftest import BACKENDS, Cast, RunningBot, start_ready
-from tests.matrix_people import Person, body
+from tests.support.matrix_people import Person, body
 from tests.support.reading import raw_event_type
 from tests.support.rooms import bot_joined, bot_left, shared_room
 

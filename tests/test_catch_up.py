@@ -23,8 +23,8 @@ from nio.crypto import Olm
 
 from bot.settings import load_settings
 from tests.conftest import Cast, RunningBot, bot_running, start_process
-from tests.matrix_people import Person, body
 from tests.support.gateway import Gateway
+from tests.support.matrix_people import Person, body
 from tests.support.rooms import activation_room, bot_joined, in_thread, page_received, pages_in
 
 pytestmark = pytest.mark.synapse

@@ -17,7 +17,6 @@ from bot.devserver import DevServer
 from bot.matrix.identity import IdentityFileError, b64, load_identity, read_recovery_key
 from bot.matrix.recovery_key import RecoveryKeyError, decode, encode
 from tests.conftest import Cast, bot_running, run_cli
-from tests.matrix_people import Person, body
 from tests.support.cross_signing import (
     StrictClient,
     bot_device,
@@ -27,6 +26,7 @@ from tests.support.cross_signing import (
     replace_identity,
     started_and_stopped,
 )
+from tests.support.matrix_people import Person, body
 from tests.support.rooms import bot_joined
 
 pytestmark = pytest.mark.synapse

@@ -35,8 +35,8 @@ from tests.conftest import (
     run_cli,
     start_ready,
 )
-from tests.matrix_people import Person, body
 from tests.support.desk import Desk
+from tests.support.matrix_people import Person, body
 from tests.support.rooms import bot_joined, bot_left, shared_room
 
 REPO = Path(__file__).resolve().parent.parent

@@ -26,8 +26,8 @@ from tests.conftest import (
     paging_directory,
     run_cli,
 )
-from tests.matrix_people import Person, body
 from tests.support.desk import Desk, desk_env, pages_to
+from tests.support.matrix_people import Person, body
 from tests.support.reading import board_shows
 from tests.support.recording import Recorded
 from tests.support.rooms import activation_room, page_received

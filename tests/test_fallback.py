@@ -36,9 +36,9 @@ from tests.conftest import (
     start_process,
     start_ready,
 )
-from tests.matrix_people import Person, body
 from tests.support.desk import Desk
 from tests.support.mail import SmtpSink, text_of
+from tests.support.matrix_people import Person, body
 from tests.support.reach import fallen_back, paged, web_endpoint
 from tests.support.reading import board_shows
 from tests.support.rooms import activation_room, page_received

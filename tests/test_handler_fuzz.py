@@ -65,10 +65,10 @@ from tests.conftest import (
     paging_directory,
     people_of,
 )
-from tests.invariants import counts, problems
-from tests.matrix_people import Person, body
 from tests.support.background import ErrorLog, serving
 from tests.support.desk import Desk, OnDesk
+from tests.support.invariants import counts, problems
+from tests.support.matrix_people import Person, body
 from tests.support.recording import Recorded
 from tests.support.rooms import bot_joined, open_activation
 

@@ -49,10 +49,10 @@ from tests.conftest import (
     new_cast,
     people_of,
 )
-from tests.matrix_people import Person, body
 from tests.support.background import ErrorLog, OnBackground, serving
 from tests.support.desk import Desk, OnDesk
 from tests.support.homeserver import ScriptedClient, echoed
+from tests.support.matrix_people import Person, body
 
 # The two contents of the issue: a relation that is a string, a reply to a string.
 RELATION_IS_A_STRING = {"msgtype": "m.text", "body": "hello", "m.relates_to": "boom"}

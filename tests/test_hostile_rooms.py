@@ -16,8 +16,8 @@ import pytest
 from nio import RoomGetStateEventResponse, RoomInviteError, RoomKickResponse
 
 from tests.conftest import Cast, RunningBot, start_ready
-from tests.matrix_people import Person, body
 from tests.support.desk import Desk
+from tests.support.matrix_people import Person, body
 from tests.support.reading import framed_as_exercise
 from tests.support.recording import Recorded
 from tests.support.rooms import (

@@ -16,8 +16,8 @@ from bot.storage.db import Database
 from bot.storage.models import InboxEvent
 from bot.timeutil import utcnow
 from tests.conftest import BACKENDS, Cast, RunningBot, bot_running
-from tests.matrix_people import Person, body, replies_to
 from tests.support.gateway import Gateway
+from tests.support.matrix_people import Person, body, replies_to
 from tests.support.rooms import shared_room
 
 pytestmark = pytest.mark.synapse

@@ -12,8 +12,8 @@ import pytest
 from bot.storage import action_store, activation_store
 from bot.storage.models import TimerKind
 from tests.conftest import BACKENDS, Cast, bot_running, desk_cast, desk_running, paging_directory
-from tests.matrix_people import Person, body
 from tests.support.desk import Desk
+from tests.support.matrix_people import Person, body
 from tests.support.rooms import DM, open_activation, shared_room
 
 DRILL = """\

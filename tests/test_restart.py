@@ -16,7 +16,7 @@ from bot.directory.roles import Role
 from bot.render import Message
 from bot.settings import load_settings
 from tests.conftest import BACKENDS, FAST, Cast, RunningBot, start_process, start_ready
-from tests.matrix_people import Person, body
+from tests.support.matrix_people import Person, body
 from tests.support.reading import answers_to
 from tests.support.rooms import shared_room
 

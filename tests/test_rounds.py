@@ -16,8 +16,8 @@ from bot.storage.db import Database
 from bot.storage.models import Timer, TimerKind
 from bot.timeutil import utcnow
 from tests.conftest import Cast, RunningBot
-from tests.matrix_people import Person, body
 from tests.support.desk import Desk
+from tests.support.matrix_people import Person, body
 from tests.support.rooms import activation_room
 
 

@@ -19,10 +19,10 @@ from bot.settings import load_settings
 from bot.storage.models import TimerKind
 from bot.timeutil import utcnow
 from tests.conftest import Cast, RunningBot, desk_cast, paging_directory, people_of
-from tests.matrix_people import Person, body
 from tests.support.desk import Desk
 from tests.support.federation import FederatedPair
 from tests.support.mail import SmtpSink
+from tests.support.matrix_people import Person, body
 from tests.support.reach import paged
 from tests.support.reading import board_shows
 from tests.support.rooms import DM, bot_joined, open_activation

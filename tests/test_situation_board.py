@@ -24,7 +24,6 @@ from tests.conftest import (
     desk_running,
     paging_directory,
 )
-from tests.matrix_people import Person, body
 from tests.support.board import (
     PHONE,
     PUBLIC_URL,
@@ -36,6 +35,7 @@ from tests.support.board import (
     shows,
 )
 from tests.support.desk import Desk
+from tests.support.matrix_people import Person, body
 from tests.support.reach import paged, web_endpoint
 from tests.support.rooms import DM, activation_room, page_received
 

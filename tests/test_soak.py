@@ -60,7 +60,7 @@ from tests.conftest import (
     run_cli,
     start_process,
 )
-from tests.matrix_people import Person, body, replies_to
+from tests.support.matrix_people import Person, body, replies_to
 from tests.support.rooms import activation_room, page_received
 
 pytestmark = pytest.mark.synapse

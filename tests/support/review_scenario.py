@@ -40,8 +40,8 @@ from tests.conftest import (
     new_cast,
     paging_directory,
 )
-from tests.matrix_people import EventPredicate, Person, body
 from tests.support.background import BackgroundLoop
+from tests.support.matrix_people import EventPredicate, Person, body
 from tests.support.reading import posted_file
 from tests.support.review import pdf_text
 from tests.support.rooms import dm_text, open_activation, page_received, shared_room
