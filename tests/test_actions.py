@@ -15,9 +15,12 @@ import pytest
 from bot.storage import activation_store
 from bot.storage.models import TimerKind
 from bot.timeutil import format_local_utc, load_zone, utcnow
-from tests.conftest import BACKENDS, Cast, RunningBot, start_process, start_ready
+from tests.support.bots import RunningBot
+from tests.support.cast import Cast
+from tests.support.databases import BACKENDS
 from tests.support.desk import Desk
 from tests.support.matrix_people import Person, body
+from tests.support.processes import start_process, start_ready
 from tests.support.reach import paged
 from tests.support.rooms import activation_room, dm_text
 

@@ -22,9 +22,11 @@ from nio import Api, KeysUploadResponse
 from nio.crypto import Olm
 
 from bot.settings import load_settings
-from tests.conftest import Cast, RunningBot, bot_running, start_process
+from tests.support.bots import RunningBot, bot_running
+from tests.support.cast import Cast
 from tests.support.gateway import Gateway
 from tests.support.matrix_people import Person, body
+from tests.support.processes import start_process
 from tests.support.rooms import activation_room, bot_joined, in_thread, page_received, pages_in
 
 pytestmark = pytest.mark.synapse

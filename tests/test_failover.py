@@ -14,8 +14,9 @@ from sqlalchemy import text
 
 from bot.runtime.leader import Leadership
 from bot.storage.db import Database
-from tests.conftest import Cast, start_process, start_ready, wait_for_log
+from tests.support.cast import Cast
 from tests.support.matrix_people import Person, body
+from tests.support.processes import start_process, start_ready, wait_for_log
 from tests.support.rooms import activation_room, escalated_once, page_received
 
 pytestmark = pytest.mark.synapse

@@ -27,18 +27,12 @@ from bot.reach.email import Mail, Mailer, MailError, compose, encoded_subject
 from bot.render import Message
 from bot.storage import page_store
 from bot.storage.models import PageAttemptRow, TimerKind
-from tests.conftest import (
-    Cast,
-    bot_running,
-    desk_cast,
-    desk_running,
-    paging_directory,
-    start_process,
-    start_ready,
-)
-from tests.support.desk import Desk
+from tests.support.bots import bot_running
+from tests.support.cast import Cast, desk_cast, paging_directory
+from tests.support.desk import Desk, desk_running
 from tests.support.mail import SmtpSink, text_of
 from tests.support.matrix_people import Person, body
+from tests.support.processes import start_process, start_ready
 from tests.support.reach import fallen_back, paged, web_endpoint
 from tests.support.reading import board_shows
 from tests.support.rooms import activation_room, page_received

@@ -15,9 +15,11 @@ from typing import Any
 import pytest
 from nio import RoomGetStateEventResponse, RoomInviteError, RoomKickResponse
 
-from tests.conftest import Cast, RunningBot, start_ready
+from tests.support.bots import RunningBot
+from tests.support.cast import Cast
 from tests.support.desk import Desk
 from tests.support.matrix_people import Person, body
+from tests.support.processes import start_ready
 from tests.support.reading import framed_as_exercise
 from tests.support.recording import Recorded
 from tests.support.rooms import (

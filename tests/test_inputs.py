@@ -17,7 +17,8 @@ from bot.settings import load_settings
 from bot.storage import input_store
 from bot.storage.models import InputRequestRow
 from bot.timeutil import utcnow
-from tests.conftest import Cast, CrashPoint, RunningBot
+from tests.support.bots import CrashPoint, RunningBot
+from tests.support.cast import Cast
 from tests.support.desk import Desk
 from tests.support.matrix_people import Person, body, replies_to
 from tests.support.reading import framed_as_exercise

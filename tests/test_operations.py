@@ -36,17 +36,8 @@ from bot.storage.db import Database
 from bot.storage.models import TimerKind
 from bot.timeutil import utcnow
 from bot.web.ops import OpsServer
-from tests.conftest import (
-    desk_cast,
-    desk_running,
-    paging_directory,
-    process_env,
-    run_cli,
-    start_process,
-    start_ready,
-    wait_for_log,
-)
-from tests.support.desk import Desk
+from tests.support.cast import desk_cast, paging_directory
+from tests.support.desk import Desk, desk_running
 from tests.support.homeserver import ScriptedClient
 from tests.support.mail import SmtpSink
 from tests.support.ops import (
@@ -60,6 +51,7 @@ from tests.support.ops import (
     unit_entries,
     unit_environment,
 )
+from tests.support.processes import process_env, run_cli, start_process, start_ready, wait_for_log
 from tests.support.reach import fallen_back, paged
 
 GOOD = {

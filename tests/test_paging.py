@@ -13,10 +13,13 @@ import pytest
 
 from bot.paging import send as send_module
 from bot.storage import activation_store
-from tests.conftest import BACKENDS, Cast, RunningBot, start_process, start_ready
+from tests.support.bots import RunningBot
+from tests.support.cast import Cast
+from tests.support.databases import BACKENDS
 from tests.support.desk import Desk, pages_to
 from tests.support.invariants import problems
 from tests.support.matrix_people import Person, body
+from tests.support.processes import start_process, start_ready
 from tests.support.reading import board_shows
 from tests.support.rooms import (
     activation_room,

@@ -15,8 +15,11 @@ from bot.commands import all_families
 from bot.directory.roles import Role
 from bot.render import Message
 from bot.settings import load_settings
-from tests.conftest import BACKENDS, FAST, Cast, RunningBot, start_process, start_ready
+from tests.support.bots import FAST, RunningBot
+from tests.support.cast import Cast
+from tests.support.databases import BACKENDS
 from tests.support.matrix_people import Person, body
+from tests.support.processes import start_process, start_ready
 from tests.support.reading import answers_to
 from tests.support.rooms import shared_room
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from tests.conftest import Cast
+from tests.support.cast import Cast
 from tests.support.matrix_people import Person, body
 
 DM = "ICC liaison"  # the name of the bot's direct-message rooms
