@@ -13,8 +13,9 @@ import pytest
 from bot.chat.registry import Registry
 from bot.commands import all_families
 from bot.directory.roles import Role
-from tests.conftest import BACKENDS, desk_running
-from tests.invariants import counts
+from tests.support.databases import BACKENDS
+from tests.support.desk import desk_running
+from tests.support.invariants import counts
 
 ROLES = {"stranger": Role.STRANGER, "partner": Role.PARTNER, "dg": Role.DG, "member": Role.MEMBER}
 DG_ROOM = "!dg-platform:desk.test"

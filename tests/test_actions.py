@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import re
-import signal
 from datetime import timedelta
 from pathlib import Path
 
@@ -15,9 +14,12 @@ import pytest
 from bot.storage import activation_store
 from bot.storage.models import TimerKind
 from bot.timeutil import format_local_utc, load_zone, utcnow
-from tests.conftest import BACKENDS, Cast, RunningBot, start_process, start_ready
-from tests.matrix_people import Person, body
+from tests.support.bots import RunningBot
+from tests.support.cast import Cast
+from tests.support.databases import BACKENDS
 from tests.support.desk import Desk
+from tests.support.matrix_people import Person, body
+from tests.support.processes import BotProcess
 from tests.support.reach import paged
 from tests.support.rooms import activation_room, dm_text
 
@@ -208,8 +210,8 @@ async def test_an_actions_life_on_the_homeserver(
 async def test_the_chase_goes_once_across_a_kill_after_the_reminder(
     paging_env: dict[str, str], people: dict[str, Person], cast: Cast, tmp_path: Path
 ) -> None:
-    log_path = tmp_path / "bot.log"
-    process = await start_ready(paging_env, log_path)
+    bot = BotProcess(paging_env, tmp_path / "bot.log")
+    await bot.start()
     try:
         _ref, room = await activation_room(people, cast)
         partner = people["partner"]
@@ -217,14 +219,12 @@ async def test_the_chase_goes_once_across_a_kill_after_the_reminder(
         dm, assigned = await dm_text(partner, cast, "ACTION A-")
         ref = re.search(r"A-\d+", assigned).group(0)  # type: ignore[union-attr]
         await dm_text(partner, cast, f"RAPPEL — ACTION {ref}", dm)
-        process.send_signal(signal.SIGKILL)  # between the reminder and the chase
-        process.wait(10)
-        process = start_process(paging_env, log_path)
+        bot.kill()  # between the reminder and the chase
+        bot.launch()
         await dm_text(partner, cast, f"ÉCHÉANCE — ACTION {ref}", dm)
         await partner.quiet_period(3)
         said = [body(e) for e in partner.events(dm, cast.bot.user_id)]
         assert len([b for b in said if f"RAPPEL — ACTION {ref}" in b]) == 1
         assert len([b for b in said if f"ÉCHÉANCE — ACTION {ref}" in b]) == 1
     finally:
-        process.send_signal(signal.SIGTERM)
-        process.wait(15)
+        bot.stop()

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import desk_running, run_cli
-from tests.support.desk import Desk, desk_env
+from tests.support.desk import Desk, desk_env, desk_running
+from tests.support.processes import run_cli
 from tests.support.reading import framed_as_exercise
 from tests.support.recording import Recorded
 

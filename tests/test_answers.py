@@ -12,8 +12,7 @@ import pytest
 from bot.chat.registry import CommandContext, CommandFamily
 from bot.directory.roles import Role
 from bot.render import Message
-from tests.conftest import desk_running
-from tests.support.desk import Desk
+from tests.support.desk import Desk, desk_running
 
 
 async def test_slash_prefix_and_help_for_one_command(desk: Desk) -> None:

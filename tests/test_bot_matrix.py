@@ -9,8 +9,11 @@ import time
 
 import pytest
 
-from tests.conftest import BACKENDS, Cast, RunningBot, start_ready
-from tests.matrix_people import Person, body
+from tests.support.bots import RunningBot
+from tests.support.cast import Cast
+from tests.support.databases import BACKENDS
+from tests.support.matrix_people import Person, body
+from tests.support.processes import start_ready
 from tests.support.reading import raw_event_type
 from tests.support.rooms import bot_joined, bot_left, shared_room
 

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-import signal
-import subprocess
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -22,50 +20,20 @@ from nio import Api, KeysUploadResponse
 from nio.crypto import Olm
 
 from bot.settings import load_settings
-from tests.conftest import Cast, RunningBot, bot_running, start_process
-from tests.matrix_people import Person, body
+from tests.support.bots import RunningBot, bot_running
+from tests.support.cast import Cast
 from tests.support.gateway import Gateway
+from tests.support.matrix_people import Person, body
+from tests.support.processes import BotProcess
 from tests.support.rooms import activation_room, bot_joined, in_thread, page_received, pages_in
 
 pytestmark = pytest.mark.synapse
 
-READY = "INFO bot.app: ready"
 E2EE = {"ICC_E2EE": "true", "ICC_STORE_KEY": "test-store-key-0123456789"}
 
 
 def sent_at(event: dict[str, Any]) -> datetime:
     return datetime.fromtimestamp(event["origin_server_ts"] / 1000, tz=UTC)
-
-
-class BotProcess:
-    """`icc-bot run` as a real process, killed with SIGKILL and started again."""
-
-    def __init__(self, env: dict[str, str], log_path: Path) -> None:
-        self.env, self.log_path = env, log_path
-        self.process: subprocess.Popen | None = None
-        self.readies = 0
-
-    async def start(self) -> None:
-        self.process = start_process(self.env, self.log_path)
-        self.readies += 1
-        deadline = asyncio.get_running_loop().time() + 60
-        while self.log_path.read_text(errors="replace").count(READY) < self.readies:
-            assert self.process.poll() is None, f"the bot exited: {self.log()}"
-            assert asyncio.get_running_loop().time() < deadline, "the bot was not ready in 60 s"
-            await asyncio.sleep(0.05)
-
-    def kill(self) -> None:
-        assert self.process is not None
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait(10)
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            self.process.wait(20)
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")[-4000:]
 
 
 async def pages(person: Person, dm: str, cast: Cast, count: int) -> list[dict[str, Any]]:
@@ -116,7 +84,7 @@ async def test_updates_sent_while_the_bot_was_killed_inside_a_round_are_in_its_s
         await member.quiet_period(1)
         assert not [e for e in member.events(room, bot_id) if "not recorded" in body(e)]
     finally:
-        bot.stop()
+        bot.stop(timeout=20)
 
 
 async def test_after_an_outage_each_person_is_paged_again_then_their_backup_then_reported(
@@ -243,7 +211,7 @@ async def test_encrypted_commands_and_updates_sent_while_the_bot_was_killed_are_
     finally:
         await lead.close()
         await member.close()
-        bot.stop()
+        bot.stop(timeout=20)
 
 
 async def test_a_kill_between_publishing_one_time_keys_and_saving_them_loses_no_message(

@@ -15,7 +15,7 @@ from bot.directory.roles import Role
 from bot.runtime.logs import RedactSecrets
 from bot.settings import SettingsError, load_settings
 from bot.timeutil import format_duration, format_local_utc
-from tests.conftest import run_cli
+from tests.support.processes import run_cli
 
 GOOD = {
     "ICC_HOMESERVER": "https://matrix.crisis.example",

@@ -16,8 +16,8 @@ from nio import OlmUnverifiedDeviceError
 from bot.devserver import DevServer
 from bot.matrix.identity import IdentityFileError, b64, load_identity, read_recovery_key
 from bot.matrix.recovery_key import RecoveryKeyError, decode, encode
-from tests.conftest import Cast, bot_running, run_cli
-from tests.matrix_people import Person, body
+from tests.support.bots import bot_running
+from tests.support.cast import Cast
 from tests.support.cross_signing import (
     StrictClient,
     bot_device,
@@ -27,6 +27,8 @@ from tests.support.cross_signing import (
     replace_identity,
     started_and_stopped,
 )
+from tests.support.matrix_people import Person, body
+from tests.support.processes import run_cli
 from tests.support.rooms import bot_joined
 
 pytestmark = pytest.mark.synapse

@@ -27,16 +27,12 @@ from bot.directory.roles import Role
 from bot.render import Renderer
 from bot.storage.db import Database
 from bot.storage.directory_store import contact_rows, store_directory
-from tests.conftest import (
-    BACKENDS,
-    Cast,
-    bot_running,
-    desk_cast,
-    run_cli,
-    start_ready,
-)
-from tests.matrix_people import Person, body
+from tests.support.bots import bot_running
+from tests.support.cast import Cast, desk_cast
+from tests.support.databases import BACKENDS
 from tests.support.desk import Desk
+from tests.support.matrix_people import Person, body
+from tests.support.processes import run_cli, start_ready
 from tests.support.rooms import bot_joined, bot_left, shared_room
 
 REPO = Path(__file__).resolve().parent.parent

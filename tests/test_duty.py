@@ -17,17 +17,12 @@ import yaml
 from bot.storage import page_store
 from bot.storage.models import TimerKind
 from bot.timeutil import utcnow
-from tests.conftest import (
-    BACKENDS,
-    Cast,
-    bot_running,
-    desk_cast,
-    desk_running,
-    paging_directory,
-    run_cli,
-)
-from tests.matrix_people import Person, body
-from tests.support.desk import Desk, desk_env, pages_to
+from tests.support.bots import bot_running
+from tests.support.cast import Cast, desk_cast, paging_directory
+from tests.support.databases import BACKENDS
+from tests.support.desk import Desk, desk_env, desk_running, pages_to
+from tests.support.matrix_people import Person, body
+from tests.support.processes import run_cli
 from tests.support.reading import board_shows
 from tests.support.recording import Recorded
 from tests.support.rooms import activation_room, page_received

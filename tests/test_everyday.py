@@ -7,8 +7,9 @@ import re
 
 import pytest
 
-from tests.conftest import Cast, RunningBot
-from tests.matrix_people import Person, body
+from tests.support.bots import RunningBot
+from tests.support.cast import Cast
+from tests.support.matrix_people import Person, body
 from tests.support.rooms import activation_room, page_received
 
 

@@ -18,8 +18,10 @@ import pytest
 import yaml
 
 from bot.directory.keeper import STATUS_FILE
-from tests.conftest import Cast, RunningBot, paging_directory, run_cli, start_process, wait_for_log
-from tests.matrix_people import Person, body
+from tests.support.bots import RunningBot
+from tests.support.cast import Cast, paging_directory
+from tests.support.matrix_people import Person, body
+from tests.support.processes import run_cli, start_process, wait_for_log
 from tests.support.reading import posted_file
 from tests.support.rooms import activation_room, page_received, replacing, shared_room
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-import signal
 import time
 from pathlib import Path
 
@@ -14,8 +13,9 @@ from sqlalchemy import text
 
 from bot.runtime.leader import Leadership
 from bot.storage.db import Database
-from tests.conftest import Cast, start_process, start_ready, wait_for_log
-from tests.matrix_people import Person, body
+from tests.support.cast import Cast
+from tests.support.matrix_people import Person, body
+from tests.support.processes import BotProcess, wait_for_log
 from tests.support.rooms import activation_room, escalated_once, page_received
 
 pytestmark = pytest.mark.synapse
@@ -28,8 +28,9 @@ async def test_standby_takes_over_and_carries_on_the_escalation_and_the_round(
     env_a = paging_env
     env_b = paging_env | {"ICC_DATA_DIR": str(tmp_path / "data-b")}
     log_a, log_b = tmp_path / "a.log", tmp_path / "b.log"
-    active = await start_ready(env_a, log_a)
-    standby = start_process(env_b, log_b)
+    active, standby = BotProcess(env_a, log_a), BotProcess(env_b, log_b)
+    await active.start()
+    standby.launch()
     try:
         await wait_for_log(log_b, "standby: another instance is active")
         _ref, room = await activation_room(people, cast)
@@ -46,9 +47,8 @@ async def test_standby_takes_over_and_carries_on_the_escalation_and_the_round(
         await member.ask(room, "!icc update Liaison officer on site", cast.bot.user_id)
         assert "INFO bot.app: ready" not in log_b.read_text()  # only one instance is active
 
-        active.send_signal(signal.SIGKILL)
         killed_at = time.monotonic()
-        active.wait(10)
+        active.kill()
         await wait_for_log(log_b, "INFO bot.app: ready", timeout=10)
         assert time.monotonic() - killed_at < 10
         await escalated_once(partner, partner_dm, dg, cast, pg)
@@ -61,10 +61,8 @@ async def test_standby_takes_over_and_carries_on_the_escalation_and_the_round(
         for once in ("COORDINATION ROUND", "halfway", f"{rd} #1 closed"):
             assert len([t for t in said if once in t]) == 1, once
     finally:
-        for process in (active, standby):
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-                await asyncio.to_thread(process.wait, 15)
+        for bot in (active, standby):
+            await asyncio.to_thread(bot.stop, 15)
 
 
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)

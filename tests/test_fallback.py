@@ -8,7 +8,6 @@ import asyncio
 import io
 import json
 import re
-import signal
 from collections.abc import AsyncIterator
 from email import message_from_bytes, policy
 from email.generator import BytesGenerator
@@ -27,18 +26,12 @@ from bot.reach.email import Mail, Mailer, MailError, compose, encoded_subject
 from bot.render import Message
 from bot.storage import page_store
 from bot.storage.models import PageAttemptRow, TimerKind
-from tests.conftest import (
-    Cast,
-    bot_running,
-    desk_cast,
-    desk_running,
-    paging_directory,
-    start_process,
-    start_ready,
-)
-from tests.matrix_people import Person, body
-from tests.support.desk import Desk
+from tests.support.bots import bot_running
+from tests.support.cast import Cast, desk_cast, paging_directory
+from tests.support.desk import Desk, desk_running
 from tests.support.mail import SmtpSink, text_of
+from tests.support.matrix_people import Person, body
+from tests.support.processes import BotProcess
 from tests.support.reach import fallen_back, paged, web_endpoint
 from tests.support.reading import board_shows
 from tests.support.rooms import activation_room, page_received
@@ -524,19 +517,17 @@ async def test_the_email_goes_once_across_a_kill_between_matrix_and_email(
     config = Path(paging_env["ICC_CONFIG_DIR"]) / "directory.yaml"
     config.write_text(yaml.safe_dump(reachable_directory(cast)))
     env = paging_env | smtp.env(ICC_FALLBACK_AFTER="8s")
-    log_path = tmp_path / "bot.log"
-    process = await start_ready(env, log_path)
+    bot = BotProcess(env, tmp_path / "bot.log")
+    await bot.start()
     try:
         _ref, room = await activation_room(people, cast)
         await people["member"].send(room, "!icc page partner Sandbags for Visé? --ack 10m")
         await page_received(people["partner"], cast, "Sandbags for Visé?")
-        process.send_signal(signal.SIGKILL)  # the e-mail step is armed, not yet due
-        process.wait(10)
+        bot.kill()  # the e-mail step is armed, not yet due
         assert not smtp.to(PARTNER_MAIL)
-        process = start_process(env, log_path)
+        bot.launch()
         await until(lambda: smtp.to(PARTNER_MAIL), timeout=40)
         await asyncio.sleep(3)
         assert len(smtp.to(PARTNER_MAIL)) == 1
     finally:
-        process.send_signal(signal.SIGTERM)
-        process.wait(15)
+        bot.stop()

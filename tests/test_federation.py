@@ -15,8 +15,8 @@ from collections.abc import AsyncIterator
 import pytest
 from nio import RoomCreateError, RoomInviteError, RoomSendResponse
 
-from tests.matrix_people import body
 from tests.support.federation import FederatedPair, SharedRoom, shared_room
+from tests.support.matrix_people import body
 
 pytestmark = pytest.mark.synapse
 

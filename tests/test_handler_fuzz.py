@@ -56,19 +56,13 @@ from bot.storage import activation_store, round_store
 from bot.storage.db import Database
 from bot.storage.models import InboxEvent, Timer
 from bot.timeutil import utcnow
-from tests.conftest import (
-    BACKENDS,
-    Cast,
-    bot_running,
-    desk_cast,
-    fresh_database,
-    paging_directory,
-    people_of,
-)
-from tests.invariants import counts, problems
-from tests.matrix_people import Person, body
 from tests.support.background import ErrorLog, serving
+from tests.support.bots import bot_running
+from tests.support.cast import Cast, desk_cast, paging_directory, people_of
+from tests.support.databases import BACKENDS, fresh_database
 from tests.support.desk import Desk, OnDesk
+from tests.support.invariants import counts, problems
+from tests.support.matrix_people import Person, body
 from tests.support.recording import Recorded
 from tests.support.rooms import bot_joined, open_activation
 

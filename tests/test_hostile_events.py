@@ -39,20 +39,13 @@ from bot.runtime.tasks import TaskSupervisor
 from bot.settings import load_settings
 from bot.storage import core
 from bot.storage.models import InboxEvent
-from tests.conftest import (
-    BACKENDS,
-    Cast,
-    RunningBot,
-    desk_cast,
-    fresh_database,
-    make_bot_env,
-    new_cast,
-    people_of,
-)
-from tests.matrix_people import Person, body
 from tests.support.background import ErrorLog, OnBackground, serving
+from tests.support.bots import RunningBot, make_bot_env
+from tests.support.cast import Cast, desk_cast, new_cast, people_of
+from tests.support.databases import BACKENDS, fresh_database
 from tests.support.desk import Desk, OnDesk
 from tests.support.homeserver import ScriptedClient, echoed
+from tests.support.matrix_people import Person, body
 
 # The two contents of the issue: a relation that is a string, a reply to a string.
 RELATION_IS_A_STRING = {"msgtype": "m.text", "body": "hello", "m.relates_to": "boom"}

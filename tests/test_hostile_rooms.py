@@ -8,16 +8,17 @@ from __future__ import annotations
 import asyncio
 import re
 import secrets
-import signal
 from pathlib import Path
 from typing import Any
 
 import pytest
 from nio import RoomGetStateEventResponse, RoomInviteError, RoomKickResponse
 
-from tests.conftest import Cast, RunningBot, start_ready
-from tests.matrix_people import Person, body
+from tests.support.bots import RunningBot
+from tests.support.cast import Cast
 from tests.support.desk import Desk
+from tests.support.matrix_people import Person, body
+from tests.support.processes import BotProcess
 from tests.support.reading import framed_as_exercise
 from tests.support.recording import Recorded
 from tests.support.rooms import (
@@ -294,22 +295,21 @@ async def test_a_strangers_malformed_event_leaves_the_real_process_answering_acr
     """The outage as it was found: `icc-bot run` as a process, a stranger's
     `"m.relates_to": "boom"` and a partner's `{"m.in_reply_to": "x"}` in rooms the bot is in;
     it answers after them, is killed, and answers again after a restart."""
-    log_path = tmp_path / "bot.log"
-    process = await start_ready(bot_env, log_path)
+    bot = BotProcess(bot_env, tmp_path / "bot.log")
+    await bot.start()
     try:
         room = await shared_room(people, cast, with_stranger=True)
         poison = (("stranger", "boom"), ("partner", {"m.in_reply_to": "x"}))
         for sender, relation in poison:
             await people[sender].send(room, "hello", **{"m.relates_to": relation})
         assert "Commands" in body(await people["member"].ask(room, "!icc help", cast.bot.user_id))
-        process.send_signal(signal.SIGKILL)
-        process.wait(10)
+        bot.kill()
         for sender, relation in poison:  # and while it is down: the first sync after meets them
             await people[sender].send(room, "hello again", **{"m.relates_to": relation})
-        process = await start_ready(bot_env, log_path)
+        bot.launch()
         answer = await people["member"].ask(room, "!icc help", cast.bot.user_id)
         assert "Commands" in body(answer)
-        assert process.poll() is None
+        assert bot.process is not None
+        assert bot.process.poll() is None
     finally:
-        process.send_signal(signal.SIGTERM)
-        process.wait(15)
+        bot.stop()

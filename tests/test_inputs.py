@@ -17,9 +17,10 @@ from bot.settings import load_settings
 from bot.storage import input_store
 from bot.storage.models import InputRequestRow
 from bot.timeutil import utcnow
-from tests.conftest import Cast, CrashPoint, RunningBot
-from tests.matrix_people import Person, body, replies_to
+from tests.support.bots import CrashPoint, RunningBot
+from tests.support.cast import Cast
 from tests.support.desk import Desk
+from tests.support.matrix_people import Person, body, replies_to
 from tests.support.reading import framed_as_exercise
 from tests.support.recording import Recorded
 from tests.support.rooms import DM, activation_room

@@ -16,7 +16,8 @@ from bot.storage import activation_store as store
 from bot.storage.db import Database
 from bot.storage.models import ActivationRow
 from bot.timeutil import utcnow
-from tests.conftest import BACKENDS, run_cli
+from tests.support.databases import BACKENDS
+from tests.support.processes import run_cli
 
 pytestmark = pytest.mark.parametrize("database_url", BACKENDS, indirect=True)
 

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from bot.storage import page_store
-from tests.conftest import desk_cast, desk_running, paging_directory
-from tests.support.desk import Desk
+from tests.support.cast import desk_cast, paging_directory
+from tests.support.desk import Desk, desk_running
 from tests.support.imap import Dovecot
 from tests.support.mail import SmtpSink
 from tests.support.reach import fallen_back, paged

@@ -10,7 +10,6 @@ import io
 import json
 import logging
 import re
-import signal
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -36,17 +35,8 @@ from bot.storage.db import Database
 from bot.storage.models import TimerKind
 from bot.timeutil import utcnow
 from bot.web.ops import OpsServer
-from tests.conftest import (
-    desk_cast,
-    desk_running,
-    paging_directory,
-    process_env,
-    run_cli,
-    start_process,
-    start_ready,
-    wait_for_log,
-)
-from tests.support.desk import Desk
+from tests.support.cast import desk_cast, paging_directory
+from tests.support.desk import Desk, desk_running
 from tests.support.homeserver import ScriptedClient
 from tests.support.mail import SmtpSink
 from tests.support.ops import (
@@ -60,6 +50,7 @@ from tests.support.ops import (
     unit_entries,
     unit_environment,
 )
+from tests.support.processes import BotProcess, process_env, run_cli, wait_for_log
 from tests.support.reach import fallen_back, paged
 
 GOOD = {
@@ -174,9 +165,9 @@ async def test_each_instance_says_whether_it_is_active_and_they_swap_on_failover
         "ICC_DATA_DIR": str(tmp_path / "data-b"),
     }
     log_a, log_b = tmp_path / "a.log", tmp_path / "b.log"
-    first = await start_ready(env_a, log_a)
-    second = start_process(env_b, log_b)
-    processes = [first, second]
+    first, second = BotProcess(env_a, log_a), BotProcess(env_b, log_b)
+    await first.start()
+    second.launch()
     try:
         await wait_for_log(log_b, "standby: another instance is active")
         assert (await get(port_b, "/livez"))[0] == 200
@@ -185,20 +176,16 @@ async def test_each_instance_says_whether_it_is_active_and_they_swap_on_failover
         assert (await get(port_a, "/livez"))[0] == 200
         assert (await answers(port_a, "/readyz", 200))["ready"] is True
 
-        first.send_signal(signal.SIGKILL)
-        await asyncio.to_thread(first.wait, 10)
+        await asyncio.to_thread(first.kill)
         await answers(port_b, "/readyz", 200, timeout=30)  # the standby took over
-        again = start_process(env_a, log_a)
-        processes.append(again)
+        first.launch()
         await wait_for_log(log_a, "standby: another instance is active")
         assert (await get(port_a, "/livez"))[0] == 200
         assert (await answers(port_a, "/readyz", 503))["checks"]["active"] is False
         assert (await get(port_b, "/readyz"))[0] == 200
     finally:
-        for process in processes:
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-                await asyncio.to_thread(process.wait, 20)
+        for bot in (first, second):
+            await asyncio.to_thread(bot.stop, 20)
 
 
 # -- metrics: each moves when its event happens ---------------------------------------------------

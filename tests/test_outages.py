@@ -15,9 +15,11 @@ from bot.render import Message
 from bot.storage.db import Database
 from bot.storage.models import InboxEvent
 from bot.timeutil import utcnow
-from tests.conftest import BACKENDS, Cast, RunningBot, bot_running
-from tests.matrix_people import Person, body, replies_to
+from tests.support.bots import RunningBot, bot_running
+from tests.support.cast import Cast
+from tests.support.databases import BACKENDS
 from tests.support.gateway import Gateway
+from tests.support.matrix_people import Person, body, replies_to
 from tests.support.rooms import shared_room
 
 pytestmark = pytest.mark.synapse

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import process_env
-from tests.matrix_people import Person, body
+from tests.support.matrix_people import Person, body
+from tests.support.processes import process_env
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-import signal
 from pathlib import Path
 
 import pytest
@@ -16,10 +15,13 @@ from bot.paging import send as send_module
 from bot.paging.board import PersonLine, may_fit
 from bot.render import Message, Renderer
 from bot.storage import activation_store
-from tests.conftest import BACKENDS, Cast, RunningBot, start_process, start_ready
-from tests.invariants import problems
-from tests.matrix_people import Person, body
+from tests.support.bots import RunningBot
+from tests.support.cast import Cast
+from tests.support.databases import BACKENDS
 from tests.support.desk import Desk, pages_to
+from tests.support.invariants import problems
+from tests.support.matrix_people import Person, body
+from tests.support.processes import BotProcess
 from tests.support.reading import board_shows
 from tests.support.rooms import (
     activation_room,
@@ -292,21 +294,19 @@ async def test_one_failing_delivery_does_not_stop_the_others(
 async def test_escalation_happens_once_and_on_time_across_a_kill(
     paging_env: dict[str, str], people: dict[str, Person], cast: Cast, tmp_path: Path
 ) -> None:
-    log_path = tmp_path / "bot.log"
-    process = await start_ready(paging_env, log_path)
+    bot = BotProcess(paging_env, tmp_path / "bot.log")
+    await bot.start()
     try:
         _ref, room = await activation_room(people, cast)
         partner, dg = people["partner"], people["dg"]
         await people["member"].send(room, "!icc page partner Status of the pumps? --ack 6s")
         partner_dm, first = await page_received(partner, cast, "Status of the pumps?")
         pg = re.search(r"PG-\d+", body(first)).group(0)  # type: ignore[union-attr]
-        process.send_signal(signal.SIGKILL)  # between the send and the deadline
-        process.wait(10)
-        process = start_process(paging_env, log_path)
+        bot.kill()  # between the send and the deadline
+        bot.launch()
         await escalated_once(partner, partner_dm, dg, cast, pg)
     finally:
-        process.send_signal(signal.SIGTERM)
-        process.wait(15)
+        bot.stop()
 
 
 @pytest.mark.synapse

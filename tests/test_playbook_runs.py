@@ -11,9 +11,11 @@ import pytest
 
 from bot.storage import action_store, activation_store
 from bot.storage.models import TimerKind
-from tests.conftest import BACKENDS, Cast, bot_running, desk_cast, desk_running, paging_directory
-from tests.matrix_people import Person, body
-from tests.support.desk import Desk
+from tests.support.bots import bot_running
+from tests.support.cast import Cast, desk_cast, paging_directory
+from tests.support.databases import BACKENDS
+from tests.support.desk import Desk, desk_running
+from tests.support.matrix_people import Person, body
 from tests.support.rooms import DM, open_activation, shared_room
 
 DRILL = """\

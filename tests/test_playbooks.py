@@ -17,7 +17,6 @@ from bot.playbooks.load import load_playbooks
 from bot.playbooks.model import ChecklistItem, PlaybookPage, PlaybookRound
 from bot.playbooks.shape import Texts
 from bot.storage.db import Database
-from tests.conftest import run_cli
 from tests.support.playbooks import (
     PLAYBOOKS,
     SAMPLES,
@@ -28,6 +27,7 @@ from tests.support.playbooks import (
     sample_config,
     sample_text,
 )
+from tests.support.processes import run_cli
 from tests.support.rota import sample_directory
 
 SETTINGS = {

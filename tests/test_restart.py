@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import signal
 from dataclasses import replace
 from pathlib import Path
 
@@ -15,8 +14,11 @@ from bot.commands import all_families
 from bot.directory.roles import Role
 from bot.render import Message
 from bot.settings import load_settings
-from tests.conftest import BACKENDS, FAST, Cast, RunningBot, start_process, start_ready
-from tests.matrix_people import Person, body
+from tests.support.bots import FAST, RunningBot
+from tests.support.cast import Cast
+from tests.support.databases import BACKENDS
+from tests.support.matrix_people import Person, body
+from tests.support.processes import BotProcess
 from tests.support.reading import answers_to
 from tests.support.rooms import shared_room
 
@@ -148,19 +150,18 @@ async def test_commands_hidden_by_a_limited_timeline_are_backfilled(
 async def test_sigkill_and_restart_of_the_real_process(
     bot_env: dict[str, str], people: dict[str, Person], cast: Cast, tmp_path: Path
 ) -> None:
-    log_path = tmp_path / "bot.log"
-    process = await start_ready(bot_env, log_path)
+    bot = BotProcess(bot_env, tmp_path / "bot.log")
+    await bot.start()
     try:
         room_id = await shared_room(people, cast)
         lead = people["lead"]
         before = await lead.send(room_id, "!icc help")
         await lead.wait_for_reply(room_id, before, cast.bot.user_id)
-        process.send_signal(signal.SIGKILL)
-        process.wait(10)
+        bot.kill()
         device = json.loads((Path(bot_env["ICC_DATA_DIR"]) / "credentials.json").read_text())
         while_down = await lead.send(room_id, "!icc help help")
 
-        process = start_process(bot_env, log_path)
+        bot.launch()
         reply = await lead.wait_for_reply(room_id, while_down, cast.bot.user_id, timeout=30)
         assert "Example: !icc help page" in body(reply)
         await lead.quiet_period(1.5)
@@ -168,8 +169,7 @@ async def test_sigkill_and_restart_of_the_real_process(
         assert len(answers_to(lead, room_id, while_down, cast.bot.user_id)) == 1
         again = json.loads((Path(bot_env["ICC_DATA_DIR"]) / "credentials.json").read_text())
         assert again["device_id"] == device["device_id"]
-        assert cast.bot.password not in log_path.read_text()
-        assert device["access_token"] not in log_path.read_text()
+        assert cast.bot.password not in bot.log_path.read_text()
+        assert device["access_token"] not in bot.log_path.read_text()
     finally:
-        process.send_signal(signal.SIGTERM)
-        assert process.wait(15) == 0
+        assert bot.stop() == 0

@@ -21,9 +21,10 @@ from bot.review.review import Reviews
 from bot.settings import load_settings
 from bot.storage import review_store
 from bot.storage.models import Timer, TimerKind
-from tests.conftest import Cast, CrashPoint, RunningBot
-from tests.matrix_people import Person, body
+from tests.support.bots import CrashPoint, RunningBot
+from tests.support.cast import Cast
 from tests.support.desk import Desk
+from tests.support.matrix_people import Person, body
 from tests.support.reach import paged
 from tests.support.review import (
     FEEDBACK_ASKED,

@@ -15,9 +15,10 @@ from bot.settings import load_settings
 from bot.storage.db import Database
 from bot.storage.models import Timer, TimerKind
 from bot.timeutil import utcnow
-from tests.conftest import Cast, RunningBot
-from tests.matrix_people import Person, body
+from tests.support.bots import RunningBot, bot_running
+from tests.support.cast import Cast
 from tests.support.desk import Desk
+from tests.support.matrix_people import Person, body
 from tests.support.rooms import activation_room
 
 
@@ -280,7 +281,6 @@ async def test_communication_check_with_one_partner_silent(
 async def test_dg_rounds_and_the_dg_digest(
     bot_env: dict[str, str], people: dict[str, Person], cast: Cast
 ) -> None:
-    from tests.conftest import bot_running
     from tests.support.rooms import bot_joined, open_activation, shared_room
 
     dg, lead, member = people["dg"], people["lead"], people["member"]

@@ -14,9 +14,10 @@ import pytest
 from bot.matrix.sync import ReadReceipt
 from bot.storage import page_store
 from bot.timeutil import utcnow
-from tests.conftest import Cast, RunningBot
-from tests.matrix_people import Person, body
+from tests.support.bots import RunningBot
+from tests.support.cast import Cast
 from tests.support.desk import Desk
+from tests.support.matrix_people import Person, body
 from tests.support.reach import paged
 from tests.support.rooms import activation_room, page_received
 

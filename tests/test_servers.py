@@ -18,11 +18,12 @@ import yaml
 from bot.settings import load_settings
 from bot.storage.models import TimerKind
 from bot.timeutil import utcnow
-from tests.conftest import Cast, RunningBot, desk_cast, paging_directory, people_of
-from tests.matrix_people import Person, body
+from tests.support.bots import RunningBot
+from tests.support.cast import Account, Cast, desk_cast, paging_directory, people_of
 from tests.support.desk import Desk
 from tests.support.federation import FederatedPair
 from tests.support.mail import SmtpSink
+from tests.support.matrix_people import Person, body
 from tests.support.reach import paged
 from tests.support.reading import board_shows
 from tests.support.rooms import DM, bot_joined, open_activation
@@ -115,8 +116,6 @@ async def bot_on_a(
     for role in ("bot", "lead", "member", "dg", "stranger", "deputy"):
         accounts[role] = pair.a.new_user(role)
     accounts["partner"] = pair.b.new_user("partner")
-    from tests.conftest import Account
-
     cast = Cast(
         *(
             Account(uid, pw, uid[1:].split(":")[0])

@@ -17,14 +17,6 @@ import pytest
 from bot.reach.links import link_key, sign
 from bot.storage import activation_store
 from bot.storage import situation_board_store as board_store
-from tests.conftest import (
-    Cast,
-    bot_running,
-    desk_cast,
-    desk_running,
-    paging_directory,
-)
-from tests.matrix_people import Person, body
 from tests.support.board import (
     PHONE,
     PUBLIC_URL,
@@ -35,7 +27,10 @@ from tests.support.board import (
     seeded_activation,
     shows,
 )
-from tests.support.desk import Desk
+from tests.support.bots import bot_running
+from tests.support.cast import Cast, desk_cast, paging_directory
+from tests.support.desk import Desk, desk_running
+from tests.support.matrix_people import Person, body
 from tests.support.reach import paged, web_endpoint
 from tests.support.rooms import DM, activation_room, page_received
 

@@ -19,8 +19,8 @@ from bot.reach.gsm import ONE_GSM, is_gsm, length, one_sms, parts
 from bot.storage import page_store
 from bot.storage.models import PageAttemptRow, PageTargetRow, TimerKind
 from bot.web.server import WebServer
-from tests.conftest import desk_cast, desk_running, paging_directory
-from tests.support.desk import Desk
+from tests.support.cast import desk_cast, paging_directory
+from tests.support.desk import Desk, desk_running
 from tests.support.mail import SmtpSink
 from tests.support.reach import fallen_back, paged, web_endpoint
 from tests.support.sms import SmsGateway, inbound, signed

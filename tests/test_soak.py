@@ -51,16 +51,11 @@ from bot.storage.models import (
     RoundSeriesRow,
     Timer,
 )
-from tests.conftest import (
-    BACKENDS,
-    Account,
-    Cast,
-    CrashPoint,
-    RunningBot,
-    run_cli,
-    start_process,
-)
-from tests.matrix_people import Person, body, replies_to
+from tests.support.bots import CrashPoint, RunningBot
+from tests.support.cast import Account, Cast
+from tests.support.databases import BACKENDS
+from tests.support.matrix_people import Person, body, replies_to
+from tests.support.processes import run_cli, start_process
 from tests.support.rooms import activation_room, page_received
 
 pytestmark = pytest.mark.synapse

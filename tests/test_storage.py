@@ -40,7 +40,7 @@ from bot.storage.models import (
     metadata,
 )
 from bot.timeutil import utcnow
-from tests.conftest import BACKENDS
+from tests.support.databases import BACKENDS
 
 pytestmark = pytest.mark.parametrize("database_url", BACKENDS, indirect=True)
 

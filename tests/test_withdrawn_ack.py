@@ -26,8 +26,9 @@ from bot.settings import load_settings
 from bot.storage import activation_store, page_store
 from bot.storage.models import InboxEvent, PageTargetRow
 from bot.timeutil import utcnow
-from tests.conftest import Cast, RunningBot
-from tests.matrix_people import Person, body
+from tests.support.bots import RunningBot
+from tests.support.cast import Cast
+from tests.support.matrix_people import Person, body
 from tests.support.reading import board, board_shows
 from tests.support.rooms import DM
 

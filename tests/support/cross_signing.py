@@ -22,8 +22,8 @@ from nio import RoomSendError
 from unpaddedbase64 import decode_base64
 from unpaddedbase64 import encode_base64 as b64
 
-from tests.conftest import bot_running
-from tests.matrix_people import Person
+from tests.support.bots import bot_running
+from tests.support.matrix_people import Person
 
 _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 CROSS_SIGNING_UPLOADS = ("/keys/device_signing/upload", "/keys/signatures/upload")

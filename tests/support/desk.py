@@ -25,7 +25,8 @@ import re
 import secrets
 import shutil
 import tempfile
-from collections.abc import Iterable, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping
+from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -48,6 +49,7 @@ from bot.storage.db import Database
 from bot.storage.models import InboxEvent, Timer
 from bot.timeutil import utcnow
 from tests.support.background import OnBackground
+from tests.support.cast import desk_cast, people_of
 from tests.support.recording import SERVER, Recorded, RecordingMessenger
 
 BOT_ID = f"@bot:{SERVER}"
@@ -339,6 +341,32 @@ class Desk:
                 return self.messenger.recorded[mark:]
             await self.fire(until=soon)
         raise AssertionError(f"timers keep falling due: {await self.armed()}")
+
+
+@asynccontextmanager
+async def desk_running(
+    directory: Path,
+    database_url: str,
+    *,
+    contacts: dict[str, Any] | None = None,
+    env: dict[str, str] | None = None,
+    families: tuple[CommandFamily, ...] = (),
+) -> AsyncIterator[Desk]:
+    """A desk over `database_url`, its files under `directory`, with the cast's directory
+    (tests/support/cast.py) unless `contacts` is given."""
+    cast = desk_cast()
+    desk = await Desk.open(
+        directory,
+        database_url,
+        people_of(cast),
+        contacts if contacts is not None else cast.directory(),
+        env=env,
+        families=families,
+    )
+    try:
+        yield desk
+    finally:
+        await desk.close()
 
 
 def pages_to(desk: Desk, dm: str, text: str) -> list[Recorded]:

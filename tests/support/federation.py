@@ -50,7 +50,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from bot.devserver import DevServer, Federation, free_port, start_synapse
-from tests.matrix_people import Person
+from tests.support.matrix_people import Person
 
 A_HOST = "127.0.0.1"
 B_HOST = "127.0.0.2"

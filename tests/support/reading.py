@@ -8,8 +8,8 @@ import json
 import urllib.parse
 import urllib.request
 
-from tests.conftest import Cast
-from tests.matrix_people import Person, body, replies_to
+from tests.support.cast import Cast
+from tests.support.matrix_people import Person, body, replies_to
 
 MARKER = "EXERCISE EXERCISE EXERCISE"  # the default ICC_EXERCISE_MARKER
 

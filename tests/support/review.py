@@ -15,9 +15,9 @@ from typing import Any
 import time_machine
 
 from bot.storage.models import TimerKind
-from tests.conftest import Cast
-from tests.matrix_people import Person
+from tests.support.cast import Cast
 from tests.support.desk import Desk
+from tests.support.matrix_people import Person
 from tests.support.rooms import dm_text
 
 START = datetime(2026, 12, 7, 8, 0, tzinfo=UTC)

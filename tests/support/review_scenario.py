@@ -32,16 +32,11 @@ import yaml
 from bot.devserver import DevServer
 from bot.settings import load_settings
 from bot.storage.models import TimerKind
-from tests.conftest import (
-    Cast,
-    RunningBot,
-    fresh_database,
-    make_bot_env,
-    new_cast,
-    paging_directory,
-)
-from tests.matrix_people import EventPredicate, Person, body
 from tests.support.background import BackgroundLoop
+from tests.support.bots import RunningBot, make_bot_env
+from tests.support.cast import Cast, new_cast, paging_directory
+from tests.support.databases import fresh_database
+from tests.support.matrix_people import EventPredicate, Person, body
 from tests.support.reading import posted_file
 from tests.support.review import pdf_text
 from tests.support.rooms import dm_text, open_activation, page_received, shared_room
@@ -77,7 +72,7 @@ class Scripted:
 
 
 def scenario_directory(cast: Cast) -> dict[str, Any]:
-    """The paging directory (tests/conftest.py) with `silent`, a partner on Matrix (the cast's
+    """The paging directory (tests/support/cast.py) with `silent`, a partner on Matrix (the cast's
     stranger account) who never answers and has no backup."""
     directory = paging_directory(cast)
     directory["contacts"].append(

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import re
 
-from tests.conftest import Cast
-from tests.matrix_people import Person, body
+from tests.support.cast import Cast
+from tests.support.matrix_people import Person, body
 
 DM = "ICC liaison"  # the name of the bot's direct-message rooms
 
