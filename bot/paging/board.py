@@ -292,18 +292,22 @@ def _unit_answered(row: PageTargetRow, backup: PageTargetRow | None) -> bool:
 
 
 async def page_summary(session: AsyncSession, activation_id: int) -> PageSummary:
-    pages = await store.pages_with_targets(session, activation_id)
+    page_ids, states = await store.answer_states(session, activation_id)
+    known = set(page_ids)
+    backups = {(s.page_id, s.covers): s for s in states if s.covers}
     people = acknowledged = 0
     waiting: list[tuple[str, str]] = []
     unreachable: list[tuple[str, str]] = []
-    for page, rows in pages:
-        backups = {r.covers: r for r in rows if r.covers}
-        for row in (r for r in rows if not r.covers):
-            people += 1
-            if _unit_answered(row, backups.get(row.handle)):
-                acknowledged += 1
-            elif row.unreachable_at:
-                unreachable.append((page.ref, row.name))
-            elif not row.declined_at:
-                waiting.append((page.ref, row.name))
-    return PageSummary(len(pages), people, acknowledged, waiting, unreachable)
+    for state in states:
+        if state.covers or state.page_id not in known:  # (a page added since the first read)
+            continue
+        people += 1
+        ref = f"{PageRow.REF}-{state.page_id}"
+        backup = backups.get((state.page_id, state.handle))
+        if state.acked or (backup is not None and backup.acked):
+            acknowledged += 1
+        elif state.unreachable:
+            unreachable.append((ref, state.name))
+        elif not state.declined:
+            waiting.append((ref, state.name))
+    return PageSummary(len(page_ids), people, acknowledged, waiting, unreachable)

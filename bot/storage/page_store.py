@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
+from typing import NamedTuple
 
 from sqlalchemy import or_, update
 from sqlmodel import col, select
@@ -104,6 +105,46 @@ async def targets(
         query = query.where(PageTargetRow.matrix_id == matrix_id)
     rows = await session.exec(query.order_by(col(PageTargetRow.id)))
     return list(rows.all())
+
+
+class AnswerState(NamedTuple):
+    """Where one person of a page stands, as a summary counts it."""
+
+    page_id: int
+    handle: str
+    covers: str
+    name: str
+    acked: bool
+    declined: bool
+    unreachable: bool
+
+
+async def answer_states(
+    session: AsyncSession, activation_id: int
+) -> tuple[list[int], list[AnswerState]]:
+    """The activation's pages (ids, in order) and where each of their people stands: the
+    columns a summary counts, not whole rows (`status` during a page to three hundred people
+    would load three hundred of them each time)."""
+    pages = await session.exec(
+        select(PageRow.id).where(PageRow.activation_id == activation_id).order_by(col(PageRow.id))
+    )
+    rows = await session.exec(  # type: ignore[call-overload]  # sqlmodel types 4 columns at most
+        select(
+            col(PageTargetRow.page_id),
+            col(PageTargetRow.handle),
+            col(PageTargetRow.covers),
+            col(PageTargetRow.name),
+        )
+        .add_columns(
+            col(PageTargetRow.acked_at).is_not(None),
+            col(PageTargetRow.declined_at).is_not(None),
+            col(PageTargetRow.unreachable_at).is_not(None),
+        )
+        .join(PageRow, col(PageRow.id) == col(PageTargetRow.page_id))
+        .where(col(PageRow.activation_id) == activation_id)
+        .order_by(col(PageTargetRow.id))
+    )
+    return list(pages.all()), [AnswerState(*row) for row in rows.all()]
 
 
 async def pages_with_targets(
