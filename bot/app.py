@@ -43,7 +43,7 @@ from bot.runtime.leader import Leadership, LostLeadership
 from bot.runtime.logs import add_secrets
 from bot.runtime.metrics import Metrics
 from bot.runtime.scheduler import Scheduler
-from bot.runtime.tasks import TaskSupervisor
+from bot.runtime.tasks import Paced, TaskSupervisor
 from bot.services import Services, build_services, register_timers
 from bot.settings import Settings
 from bot.storage import core
@@ -129,6 +129,8 @@ class App:
                 messenger=Messenger(client, trusted=self._in_directory),
                 scheduler=scheduler,
                 metrics=self.metrics,
+                paced=Paced(foreground=self.tasks.foreground),
+                foreground=self.tasks.foreground,
             )
             services = self.services = build_services(layers, Registry(self.families))
             register_timers(services)

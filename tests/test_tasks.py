@@ -8,7 +8,7 @@ import time
 import weakref
 
 from bot.runtime.heap import freeze_heap
-from bot.runtime.tasks import Grouped, Paced, TaskSupervisor
+from bot.runtime.tasks import Foreground, Grouped, Paced, TaskSupervisor
 
 
 async def test_same_lane_runs_in_spawn_order_other_lanes_in_parallel() -> None:
@@ -182,3 +182,73 @@ def test_the_heap_is_frozen_after_its_garbage_is_collected() -> None:
         assert gc.get_freeze_count() > 0
     finally:
         gc.unfreeze()
+
+
+async def test_background_work_lets_a_command_in_flight_finish_first() -> None:
+    """A task spawned `first` (a command typed in the cell's rooms) is foreground while it runs:
+    background work waiting on `Foreground.after` goes on once it has finished."""
+    tasks = TaskSupervisor()
+    order: list[str] = []
+    command_may_end = asyncio.Event()
+
+    async def command() -> None:
+        order.append("command starts")
+        await command_may_end.wait()
+        order.append("command ends")
+
+    async def background() -> None:
+        await tasks.foreground.after()
+        order.append("background runs")
+
+    tasks.spawn("status", command(), first=True)
+    await asyncio.sleep(0)
+    waiting = asyncio.create_task(background())
+    await asyncio.sleep(0.05)
+    assert order == ["command starts"]
+    command_may_end.set()
+    await waiting
+    assert order == ["command starts", "command ends", "background runs"]
+
+
+async def test_background_work_waits_for_commands_no_longer_than_its_patience() -> None:
+    """However long commands keep coming, background work waits `patience` at most: delayed,
+    never starved."""
+    foreground = Foreground(patience=0.1)
+    with foreground.serving():
+        began = time.monotonic()
+        await foreground.after()
+        assert 0.09 <= time.monotonic() - began < 5
+
+
+async def test_a_task_not_spawned_first_is_background() -> None:
+    """Answers in direct rooms and other tasks not spawned `first` hold nothing back."""
+    tasks = TaskSupervisor()
+    running = asyncio.Event()
+
+    async def answer() -> None:
+        running.set()
+        await asyncio.sleep(10)
+
+    tasks.spawn("answer", answer())
+    await running.wait()
+    async with asyncio.timeout(1):
+        await tasks.foreground.after()
+    tasks.cancel_all()
+
+
+async def test_a_paced_run_lets_a_command_in_flight_finish_first() -> None:
+    """A board edit asked for while a command runs waits for it (within the patience)."""
+    foreground = Foreground(patience=10)
+    paced = Paced(gap=0, share=0, foreground=foreground)
+    runs: list[str] = []
+
+    async def edit() -> None:
+        runs.append("edit")
+
+    with foreground.serving():
+        paced.soon("board:1", edit)
+        await asyncio.sleep(0.05)
+        assert runs == []
+    await paced.settle(5)
+    assert runs == ["edit"]
+    await paced.stop(1)

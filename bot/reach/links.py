@@ -23,6 +23,7 @@ from bot.timeutil import utcnow
 
 if TYPE_CHECKING:
     from bot.paging.answers import Answers
+    from bot.runtime.tasks import Foreground
     from bot.storage.db import Database
 
 LABEL = b"icc-bot ack link v1"
@@ -88,6 +89,7 @@ class AckLinks:
 
     settings: Settings
     db: Database
+    foreground: Foreground
     answers: Answers
 
     async def view(self, token: str) -> LinkView | None:
@@ -105,7 +107,10 @@ class AckLinks:
 
     async def acknowledge(self, token: str) -> LinkView | None:
         """The button: the person acknowledges, once — a second press, or a press after the
-        page was answered or closed, changes nothing and shows where it stands."""
+        page was answered or closed, changes nothing and shows where it stands. A press lets
+        the commands in flight finish first (`Foreground`): a storm of presses does not keep the
+        cell's lead waiting."""
+        await self.foreground.after()
         seen = await self.view(token)
         if seen is None or seen.state != "open":
             return seen

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any
 
 from bot.runtime.changes import Changes
-from bot.runtime.tasks import KeyedLocks, Paced
+from bot.runtime.tasks import Foreground, KeyedLocks, Paced
 
 if TYPE_CHECKING:
     from bot.directory.keeper import DirectoryKeeper
@@ -37,6 +37,7 @@ class Layers:
     locks: KeyedLocks = field(default_factory=KeyedLocks)
     changes: Changes = field(default_factory=Changes)  # which activations changed (the board)
     paced: Paced = field(default_factory=Paced)  # edits where only the latest state counts
+    foreground: Foreground = field(default_factory=Foreground)  # commands in flight go first
 
     def given(self, capability: type[Any]) -> dict[str, Any]:
         """The layers `capability` declares as fields, as keywords for building it:

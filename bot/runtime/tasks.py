@@ -7,7 +7,7 @@ import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from typing import Any, Generic, TypeVar
 
 log = logging.getLogger(__name__)
@@ -52,6 +52,44 @@ class Slots:
         self._free += 1
 
 
+class Foreground:
+    """Whether work people wait for — a command typed in one of the cell's rooms — is in flight,
+    so that background work (acknowledgement links pressed, boards edited and rendered) lets it
+    finish first: for `patience` seconds at most, so that a stream of commands delays the
+    background and never starves it.
+
+    `Slots` orders the tasks waiting for a slot; this orders what runs meanwhile on the same
+    event loop and database: a `status` typed while partners pressed ten acknowledgement links
+    a second took half as long again as the echo bot's (bench/, the board).
+    """
+
+    def __init__(self, patience: float = 0.25) -> None:
+        self.patience = patience
+        self._serving = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    @contextlib.contextmanager
+    def serving(self) -> Iterator[None]:
+        """Around foreground work."""
+        self._serving += 1
+        self._idle.clear()
+        try:
+            yield
+        finally:
+            self._serving -= 1
+            if not self._serving:
+                self._idle.set()
+
+    async def after(self) -> None:
+        """Once no foreground work is in flight, or `patience` seconds from now. Never called
+        from foreground work (it would wait for itself)."""
+        if self._serving:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.patience):
+                    await self._idle.wait()
+
+
 class TaskSupervisor:
     """Runs handlers as tracked tasks: capped concurrency, errors logged, drained on shutdown.
 
@@ -66,6 +104,7 @@ class TaskSupervisor:
     def __init__(self, concurrency: int = 64) -> None:
         self._tasks: dict[str, asyncio.Task[Any]] = {}
         self._slots = Slots(concurrency)
+        self.foreground = Foreground()  # the tasks spawned `first`, while they run
         self._lanes: dict[str, tuple[asyncio.Lock, int]] = {}  # lane -> (lock, tasks in it)
 
     def running(self, name: str) -> bool:
@@ -111,7 +150,8 @@ class TaskSupervisor:
             coro.close()
             raise
         try:
-            await coro
+            with self.foreground.serving() if first else contextlib.nullcontext():
+                await coro
         except asyncio.CancelledError:
             raise
         except Exception:
@@ -163,8 +203,11 @@ class Paced:
     shows with what it should, `Board.reconcile`).
     """
 
-    def __init__(self, gap: float = 0.5, share: float = 3.0) -> None:
-        self.gap, self.share = gap, share
+    def __init__(
+        self, gap: float = 0.5, share: float = 3.0, *, foreground: Foreground | None = None
+    ) -> None:
+        """`foreground`: commands each run lets finish first (none: runs at once)."""
+        self.gap, self.share, self._foreground = gap, share, foreground
         self._wanted: set[str] = set()
         self._running: set[str] = set()
         self._pacers: dict[str, asyncio.Task[None]] = {}
@@ -180,6 +223,8 @@ class Paced:
     async def _pace(self, key: str, work: Callable[[], Awaitable[None]]) -> None:
         try:
             while key in self._wanted:
+                if self._foreground is not None:
+                    await self._foreground.after()
                 self._wanted.discard(key)
                 self._running.add(key)
                 began = time.monotonic()

@@ -43,7 +43,7 @@ if TYPE_CHECKING:
     from bot.reach.direct import DirectMessages
     from bot.render import Renderer
     from bot.runtime.changes import Changes
-    from bot.runtime.tasks import KeyedLocks
+    from bot.runtime.tasks import Foreground, KeyedLocks
     from bot.settings import Settings
     from bot.storage.db import Database
 
@@ -88,6 +88,7 @@ class Boards:
     messenger: Messenger
     locks: KeyedLocks
     changes: Changes
+    foreground: Foreground
     activations: Activations
     direct: DirectMessages
     _shown: OrderedDict[tuple[int, str], Shown] = field(
@@ -196,7 +197,10 @@ class Boards:
         """The activation's board in `zone`, rendered since its latest change (or shared with
         whoever rendered it since); None for an activation that does not exist. `following`:
         for a board already open, which may get the last rendering a moment longer while the
-        bot is busy (`PACE`); a board that opens gets the activation as it stands."""
+        bot is busy (`PACE`), and lets the commands in flight finish first (`Foreground`); a
+        board that opens gets the activation as it stands."""
+        if following:
+            await self.foreground.after()
         wanted = self.changes.version(activation_id)
         minute = utcnow().replace(second=0, microsecond=0)
         key = (activation_id, zone.key)
