@@ -129,3 +129,21 @@ def test_the_playbook_the_readme_shows_whole_is_the_sample_as_it_is() -> None:
     readme = (REPO / "README.md").read_text(encoding="utf-8")
     sample = (REPO / "config" / "playbooks" / "exercise.yaml").read_text(encoding="utf-8")
     assert f"```yaml\n{sample}```" in readme
+
+
+@pytest.mark.parametrize(
+    ("database_url", "loaded"),
+    [("sqlite:///data/icc.db", []), ("postgresql://icc@db/icc", ["psycopg"])],
+)
+def test_a_bot_loads_only_the_database_driver_it_uses(database_url: str, loaded: list[str]) -> None:
+    """nio's key store imports every PostgreSQL driver installed; `icc-bot run` keeps those the
+    bot will not use out of its process (psycopg2 never used; psycopg on SQLite): memory."""
+    script = (
+        "import sys; from bot.__main__ import without_unused_drivers; "
+        f"without_unused_drivers({database_url!r}); import bot.app; "
+        "print([m for m in ('psycopg', 'psycopg2') if sys.modules.get(m) is not None])"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=120
+    )
+    assert json.loads(result.stdout.strip().replace("'", '"')) == loaded
