@@ -10,15 +10,16 @@ from pathlib import Path
 
 import pytest
 
-from bot.matrix.send import fits_one_event
+from bot.matrix.send import NewRoom, fits_one_event
 from bot.paging import send as send_module
 from bot.paging.board import PersonLine, may_fit
+from bot.reach.direct import CREATED_AT_ONCE
 from bot.render import Message, Renderer
 from bot.storage import activation_store
 from tests.support.bots import RunningBot
-from tests.support.cast import Cast
+from tests.support.cast import Cast, desk_cast
 from tests.support.databases import BACKENDS
-from tests.support.desk import Desk, pages_to
+from tests.support.desk import Desk, desk_running, pages_to
 from tests.support.invariants import problems
 from tests.support.matrix_people import Person, body
 from tests.support.processes import BotProcess
@@ -470,3 +471,42 @@ def test_a_board_is_rendered_only_when_its_list_of_people_could_fit_one_edit() -
             assert not fits, f"{people} lines skipped, but they fit"
     assert skipped, "no list long enough to skip: the test tried too little"
     assert rendered, "every list skipped: the test tried too much"
+
+
+async def test_a_first_page_to_many_creates_their_rooms_a_few_at_a_time(
+    tmp_path: Path, database_url: str
+) -> None:
+    """Forty people with no direct room yet: their rooms are made side by side, never more than
+    `CREATED_AT_ONCE` at a time (a thousand at once stalled a homeserver), and each is paged."""
+    directory = desk_cast().directory()
+    directory["groups"] = {**directory.get("groups", {}), "everyone": "Everyone"}
+    directory["contacts"] += [
+        {
+            "handle": f"p{n:03d}",
+            "name": f"Partner {n}",
+            "organisation": "nccn",
+            "matrix_id": f"@p{n:03d}:desk.test",
+            "groups": ["everyone"],
+        }
+        for n in range(40)
+    ]
+    async with desk_running(tmp_path, database_url, contacts=directory) as desk:
+        create_room = desk.messenger.create_room
+        at_once = most = 0
+
+        async def slowly(room: NewRoom) -> str:
+            nonlocal at_once, most
+            at_once += 1
+            most = max(most, at_once)
+            await asyncio.sleep(0.01)  # a homeserver takes its time
+            try:
+                return await create_room(room)
+            finally:
+                at_once -= 1
+
+        desk.messenger.create_room = slowly  # type: ignore[method-assign]
+        _ref, room, _ = await desk.open_activation("lead", desk.room("lead"))
+        await desk.say("lead", room, "!icc page everyone Are your teams deployable?")
+        assert 1 < most <= CREATED_AT_ONCE
+        paged = [n for n in range(40) if pages_to(desk, desk.dm_of(f"@p{n:03d}:desk.test"), "")]
+        assert len(paged) == 40

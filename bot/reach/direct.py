@@ -36,6 +36,10 @@ Found = TypeVar("Found")
 # by step, while something sent to its author may not be recorded yet (older than the horizon:
 # stuck, not in flight).
 RECORD_WAIT = (0.5, 1.0, 1.0, 2.0, 2.0, 4.0, 4.0, 5.0)
+# Rooms created at once for one fan-out. A room is a dozen state events for the homeserver to
+# write: a first page to a thousand people asking for a thousand at once stalled Synapse for
+# minutes, its clients timed out and retried, and rooms were made twice (bench/README.md).
+CREATED_AT_ONCE = 16
 RECORD_HORIZON = timedelta(minutes=10)
 
 
@@ -132,7 +136,8 @@ class DirectMessages:
         return True
 
     async def rooms_for(self, matrix_ids: list[str]) -> dict[str, str]:
-        """Everyone's room: the known ones in one query, the missing ones created at once.
+        """Everyone's room: the known ones in one query, the missing ones created side by side,
+        `CREATED_AT_ONCE` at a time.
 
         A person whose room cannot be created is left out; the caller reports them.
         """
@@ -142,6 +147,12 @@ class DirectMessages:
             if self.messenger.has_left(room_id, matrix_id):
                 del known[matrix_id]  # room_for invites them back, or makes a new room
         missing = [m for m in dict.fromkeys(matrix_ids) if m not in known]
-        created = await asyncio.gather(*(self.room_for(m) for m in missing), return_exceptions=True)
+        turns = asyncio.Semaphore(CREATED_AT_ONCE)
+
+        async def in_turn(matrix_id: str) -> str:
+            async with turns:
+                return await self.room_for(matrix_id)
+
+        created = await asyncio.gather(*(in_turn(m) for m in missing), return_exceptions=True)
         known.update({m: r for m, r in zip(missing, created, strict=True) if isinstance(r, str)})
         return known
