@@ -54,6 +54,7 @@ from bench.harness import (
     median,
     seed_logbook,
     standalone,
+    until_serving,
 )
 from bot.devserver import DevServer, free_port
 from bot.settings import load_settings
@@ -286,6 +287,7 @@ async def _memory_run(bot: BotProcess, watcher: ReplyWatcher, room: str) -> tupl
         _, event_id = await watcher.send(room, "!icc status")
         started = bot.start()
         arrived = await _answered(bot, watcher, event_id, timeout=120)
+        await until_serving(http, settings.public_url or "")
         boards = [Board(http, events, "(never shown)") for _ in range(BOARDS)]
         connected = asyncio.gather(*(b.connected.wait() for b in boards))
         await asyncio.wait(

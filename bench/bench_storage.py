@@ -92,7 +92,7 @@ async def _seed(db: Database, watcher: ReplyWatcher, room: str, size: int) -> fl
         assert activation is not None
         assert activation.id is not None
         existing = await activation_store.last_log_entry(session, activation.id)
-    await seed_logbook(db, activation.ref, size - (existing.seq if existing else 0), "@bench")
+    await seed_logbook(db, activation.ref, size - (existing[0] if existing else 0), "@bench")
     return time.perf_counter() - started
 
 

@@ -30,7 +30,7 @@ from typing import Any
 
 import psycopg
 import yaml
-from aiohttp import ClientSession, TCPConnector
+from aiohttp import ClientConnectorError, ClientSession, TCPConnector
 from nio import AsyncClient, RoomGetEventError, SyncError
 from sqlalchemy import insert
 from sqlalchemy.engine import make_url
@@ -523,6 +523,21 @@ class BotProcess:
             raise RuntimeError(f"{self.command} exited {self.process.returncode}:\n{tail}")
 
 
+async def until_serving(http: ClientSession, url: str, timeout: float = 60) -> None:
+    """Until something answers HTTP at `url`, whatever it says: the bot's web endpoint starts once
+    it is ready, which may come after it answered the commands waiting for it."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            async with http.get(url) as response:
+                await response.read()
+                return
+        except ClientConnectorError:
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.05)
+
+
 # -- a client that times answers ------------------------------------------------------------------
 
 
@@ -714,7 +729,7 @@ async def seed_logbook(
         assert activation is not None
         assert activation.id is not None
         last = await activation_store.last_log_entry(session, activation.id)
-    seq, prev = (last.seq, last.hash) if last else (0, GENESIS)
+    seq, prev = last or (0, GENESIS)
     now = utcnow()
     table = LogEntryRow.__table__  # type: ignore[attr-defined]
     for start in range(0, count, batch):
