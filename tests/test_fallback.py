@@ -27,7 +27,7 @@ from bot.render import Message
 from bot.storage import page_store
 from bot.storage.models import PageAttemptRow, TimerKind
 from tests.support.bots import bot_running
-from tests.support.cast import Cast, desk_cast, paging_directory
+from tests.support.cast import Cast, desk_cast, paging_directory, with_everyone
 from tests.support.desk import Desk, desk_running
 from tests.support.mail import SmtpSink, text_of
 from tests.support.matrix_people import Person, body
@@ -478,20 +478,13 @@ async def test_a_page_to_hundreds_keeps_its_board_within_one_event(
     """300 people, each tried by e-mail too: the board would outgrow Matrix's 64 KiB; it lists
     who still has not answered and counts the rest, and its edits still go through (an ack
     after the e-mails went out; the e-mails alone change nothing such a board shows)."""
-    directory = desk_cast().directory()
-    directory["groups"] = {**directory.get("groups", {}), "everyone": "Everyone"}
-    directory["contacts"] += [
-        {
-            "handle": f"p{n:03d}",
-            "name": f"Partner number {n} of the exercise",
-            "organisation": "nccn",
-            "matrix_id": f"@p{n:03d}:desk.test",
-            "groups": ["everyone"],
-            "email": f"duty-{n:03d}@partners.example",
-            "channels": ["matrix", "email"],
-        }
-        for n in range(300)
-    ]
+    directory = with_everyone(
+        desk_cast().directory(),
+        300,
+        name="Partner number {n} of the exercise",
+        email=lambda n: f"duty-{n:03d}@partners.example",
+        channels=["matrix", "email"],
+    )
     env = smtp.env()
     async with desk_running(tmp_path, database_url, contacts=directory, env=env) as desk:
         room = await fallen_back(desk, "everyone", "Are your teams deployable?")

@@ -17,7 +17,7 @@ from bot.reach.direct import CREATED_AT_ONCE
 from bot.render import Message, Renderer
 from bot.storage import activation_store
 from tests.support.bots import RunningBot
-from tests.support.cast import Cast, desk_cast
+from tests.support.cast import Cast, desk_cast, with_everyone
 from tests.support.databases import BACKENDS
 from tests.support.desk import Desk, desk_running, pages_to
 from tests.support.invariants import problems
@@ -478,18 +478,7 @@ async def test_a_first_page_to_many_creates_their_rooms_a_few_at_a_time(
 ) -> None:
     """Forty people with no direct room yet: their rooms are made side by side, never more than
     `CREATED_AT_ONCE` at a time (a thousand at once stalled a homeserver), and each is paged."""
-    directory = desk_cast().directory()
-    directory["groups"] = {**directory.get("groups", {}), "everyone": "Everyone"}
-    directory["contacts"] += [
-        {
-            "handle": f"p{n:03d}",
-            "name": f"Partner {n}",
-            "organisation": "nccn",
-            "matrix_id": f"@p{n:03d}:desk.test",
-            "groups": ["everyone"],
-        }
-        for n in range(40)
-    ]
+    directory = with_everyone(desk_cast().directory(), 40)
     async with desk_running(tmp_path, database_url, contacts=directory) as desk:
         create_room = desk.messenger.create_room
         at_once = most = 0

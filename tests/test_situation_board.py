@@ -28,7 +28,7 @@ from tests.support.board import (
     shows,
 )
 from tests.support.bots import bot_running
-from tests.support.cast import Cast, desk_cast, paging_directory
+from tests.support.cast import Cast, desk_cast, paging_directory, with_everyone
 from tests.support.desk import Desk, desk_running
 from tests.support.matrix_people import Person, body
 from tests.support.reach import paged, web_endpoint
@@ -246,18 +246,7 @@ async def test_a_storm_of_acks_reaches_an_open_board_as_a_few_updates(
 ) -> None:
     """A hundred acks one after another: the board follows them in a handful of updates, the
     last one showing every ack."""
-    directory = paging_directory(desk_cast())
-    directory["groups"] = {**directory.get("groups", {}), "everyone": "Everyone"}
-    directory["contacts"] += [
-        {
-            "handle": f"p{n:03d}",
-            "name": f"Partner {n}",
-            "organisation": "ercc",
-            "matrix_id": f"@p{n:03d}:desk.test",
-            "groups": ["everyone"],
-        }
-        for n in range(100)
-    ]
+    directory = with_everyone(paging_directory(desk_cast()), 100, organisation="ercc")
     env = {"ICC_PUBLIC_URL": PUBLIC_URL}
     async with (
         desk_running(tmp_path, database_url, contacts=directory, env=env) as desk,

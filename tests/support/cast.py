@@ -4,6 +4,7 @@ or named on the desk's, and the directories they make (the cast's own, `paging_d
 from __future__ import annotations
 
 import secrets
+from copy import deepcopy
 from dataclasses import dataclass
 from typing import Any
 
@@ -101,4 +102,34 @@ def paging_directory(cast: Cast, *, ghost: str | None = None) -> dict[str, Any]:
                 "role": "partner",
             }
         )
+    return directory
+
+
+def with_everyone(
+    directory: dict[str, Any],
+    people: int,
+    *,
+    name: str = "Partner {n}",
+    organisation: str = "nccn",
+    **extra: object,
+) -> dict[str, Any]:
+    """`directory` with `people` partners more (`p000`…, on the desk's homeserver), all in the
+    group `everyone`: a page to many. `extra` fields are given to each; a callable is called
+    with the person's number (`email=lambda n: f"duty-{n:03d}@partners.example"`)."""
+    directory["groups"] = {**directory.get("groups", {}), "everyone": "Everyone"}
+    directory["contacts"] += [
+        {
+            "handle": f"p{n:03d}",
+            "name": name.format(n=n),
+            "organisation": organisation,
+            "matrix_id": f"@p{n:03d}:{SERVER}",
+            "groups": ["everyone"],
+            # (each its own copy: a list shared by all would be written as a YAML alias)
+            **{
+                key: value(n) if callable(value) else deepcopy(value)
+                for key, value in extra.items()
+            },
+        }
+        for n in range(people)
+    ]
     return directory
