@@ -30,6 +30,13 @@ PACKAGES = (
 
 # Before → after of what the suite found and what was fixed (the long story is in README.md).
 HISTORY = [
+    "- 2026-12-07, the acknowledgement path: a link ack cost 23.6 ms of CPU, half of it the "
+    "page board rendering 300 lines twice to find them too long → typed lines, a size check "
+    "before rendering, minutes formatted once: 16.7 ms; a full garbage collection of the "
+    "start-up heap stalled everything 140 ms → frozen after start; the cell's commands go "
+    "before link presses and board work (`Foreground`). `status` during 300 link acks with 50 "
+    "boards 1.72× → 1.43× the echo bot (goal 1.3×; boards now add nothing); memory 156 → 151 MB "
+    "(unused PostgreSQL drivers kept out of the process; goal 150 MB).",
     "- 2026-12-07, round two begins (issue 26; quick runs on a busy 2-core machine): every "
     "benchmark with a database now runs on SQLite and PostgreSQL side by side (`--db`); the "
     "fan-out goes to 1,000 people (quick: 1.84× the bare client on SQLite, 1.33× on "
