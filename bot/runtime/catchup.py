@@ -95,7 +95,8 @@ class CatchUp:
                 return False
             changed = self._changed
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(changed.wait(), min(left, PROBE_EVERY))
+                async with asyncio.timeout(min(left, PROBE_EVERY)):  # (not wait_for: see tasks)
+                    await changed.wait()
         return True
 
     def _behind(self, moment: datetime) -> bool:

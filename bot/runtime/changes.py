@@ -48,5 +48,6 @@ class Changes:
         if self.version(activation_id) == seen:
             moved = self._moved.setdefault(activation_id, asyncio.Event())
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(moved.wait(), at_most)
+                async with asyncio.timeout(at_most):  # (wait_for may swallow a cancellation)
+                    await moved.wait()
         return self.version(activation_id)

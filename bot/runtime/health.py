@@ -51,7 +51,8 @@ async def readiness(
     (commands flow), `last_sync` (when a sync last completed), `ping` (the database)."""
     now = now or utcnow()
     try:
-        await asyncio.wait_for(ping(), DATABASE_TIMEOUT)
+        async with asyncio.timeout(DATABASE_TIMEOUT):  # (wait_for may swallow a cancellation)
+            await ping()
         database = True
     except Exception:  # any failure to answer is an answer: not ready
         database = False
