@@ -80,7 +80,10 @@ class App:
         self.settings = settings
         self.tuning = tuning or Tuning()
         self.families = families if families is not None else all_families()
-        self.tasks = TaskSupervisor()
+        # 256 handlers at once: a slot is held through its reply's send, and with 64 the answers
+        # of a 300-person storm were recorded in five waves, each as long as a busy homeserver
+        # took to accept the previous wave's replies (bench/README.md, the storm).
+        self.tasks = TaskSupervisor(concurrency=256)
         self._stopping = asyncio.Event()
         self.ready = asyncio.Event()  # set once the first sync is handled and commands flow
         self.services: Services | None = None
