@@ -282,6 +282,7 @@ def write_chart(path: Path, sections: list[Section]) -> None:
         _fanout: "fanout" in data,
         _storage: "storage" in data,
         _scheduler: "rounds" in data or "escalation" in data,
+        _day: "day" in data,
     }
     panels = [panel for panel, present in wanted.items() if present]
     if not panels:
@@ -386,6 +387,39 @@ def _scheduler(axis: Any, data: dict[str, Any]) -> None:
     axis.set_ylabel("lateness (ms)")
     axis.set_title("Scheduler lateness")
     axis.grid(axis="y", alpha=0.3)
+
+
+def _day(axis: Any, data: dict[str, Any]) -> None:
+    """A day compressed: the bot's RSS over the run (left) and each step's lateness (right)."""
+    late = axis.twinx()
+    for style, (label, day) in zip(["-", "--", ":"], data["day"].items(), strict=False):
+        name = f" ({_short(label)})" if label else ""
+        axis.plot(
+            [t / 60 for t, _ in day["rss"]],
+            [rss for _, rss in day["rss"]],
+            linestyle=style,
+            color="tab:blue",
+            label=f"bot RSS{name}",
+        )
+        for key, marker, colour in (("escalation", "o", "tab:red"), ("rounds", "s", "tab:green")):
+            points = [(t, x) for t, x in day[key] if x != float("inf")]
+            late.scatter(
+                [t / 60 for t, _ in points],
+                [x * 1000 for _, x in points],
+                s=8,
+                marker=marker,
+                color=colour,
+                label=f"{key} lateness{name}",
+            )
+        axis.axvline(day["warm"] / 60, color="grey", linewidth=0.8, linestyle=":")
+    axis.set_xlabel("wall minutes (×10: simulated; dotted: end of warm-up)")
+    axis.set_ylabel("bot RSS (MB)")
+    late.set_ylabel("lateness (ms)")
+    axis.set_title("A day compressed: memory and lateness over time")
+    lines, labels = axis.get_legend_handles_labels()
+    more, more_labels = late.get_legend_handles_labels()
+    axis.legend(lines + more, labels + more_labels, fontsize=6, loc="upper left")
+    axis.grid(alpha=0.3)
 
 
 def _median(values: list[float]) -> float:
