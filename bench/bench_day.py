@@ -173,11 +173,10 @@ async def _measure(
         token = board_token(settings, activation_id, 0)
         board = Board(http, f"http://127.0.0.1:{port}/board/{token}/events")
         await asyncio.wait_for(board.connected.wait(), 60)
-        reply = await watcher.round_trip(
+        await watcher.round_trip(
             room,
             f"!icc round schedule {ROUND_WHEN} --with roundtable --window {ROUND_WINDOW}",
         )
-        del reply
         assert bot.process is not None
         pid = bot.process.pid
         cpu_before = cpu_seconds(pid)
@@ -279,6 +278,7 @@ async def _measure(
         "notes sent": len(notes),
         "notes logged": logged,
         "pages": len(pages),
+        "round slots": sum(m % 6 == 0 for m in range(-int(-t0 // 60), int(end // 60) + 1)),
         "board updates": board.updates if board else 0,
         "board open at the end": board_alive,
         "bot CPU s": cpu,
@@ -465,7 +465,17 @@ def _section(
                 met=max(starts) <= GOAL_LATE,
             ),
         ]
+    started = sum(late != float("inf") for late in starts)
     figures += [
+        Figure(
+            "rounds started (of their slots in the window)",
+            started,
+            unit="",
+            baseline=counts["round slots"] or None,
+            baseline_name="slots",
+            goal="all",
+            met=started == counts["round slots"],
+        ),
         Figure(
             "acknowledgements recorded (of those sent on Matrix)",
             counts["acks recorded"],
