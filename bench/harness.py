@@ -172,6 +172,8 @@ def fmt(value: float | None, unit: str) -> str:
         return f"{value * 1000:.0f} ms" if value < 1 else f"{value:.2f} s"
     if unit == "MB":
         return f"{value:.0f} MB"
+    if not unit and float(value).is_integer():  # a count: 1013, not 1.01e+03
+        return f"{value:.0f}"
     return f"{value:.3g} {unit}".strip()
 
 
