@@ -256,8 +256,8 @@ async def _measure(
             "AND page_id <> ?",
             warm_page,
         )
-        logged = _count(
-            database, "SELECT COUNT(*) FROM log_entry WHERE text LIKE 'Day bench note %'"
+        logged = _count(  # the pattern a parameter: psycopg reads a bare % as a placeholder
+            database, "SELECT COUNT(*) FROM log_entry WHERE text LIKE ?", "Day bench note %"
         )
     finally:
         for job in list(jobs):
