@@ -22,6 +22,7 @@ from pathlib import Path
 
 from bench import (
     bench_board,
+    bench_day,
     bench_directory,
     bench_email,
     bench_escalation,
@@ -51,6 +52,7 @@ BENCHES: dict[str, Measure] = {
     "email": bench_email.measure,
     "board": bench_board.measure,
     "storm": bench_storm.measure,
+    "day": bench_day.measure,  # an hour of wall time (ICC_BENCH_DAY_MINUTES; quick: 5)
 }
 WITHOUT_DATABASE = {"rota"}  # run once, with no Backend
 

@@ -32,6 +32,7 @@ from bench.harness import (
     BOT_PASSWORD,
     SQLITE,
     Backend,
+    Board,
     BotProcess,
     Figure,
     ReplyWatcher,
@@ -58,39 +59,6 @@ from bot.situation_board.links import board_token
 GOAL_LAG, GOAL_RATIO = 2.0, 1.3
 SAMPLES = ("quiet status", "quiet echo", "bare status", "bare echo", "boards status", "boards echo")
 ACKS_PER_SECOND = 10
-
-
-class Board:
-    """One open board: its stream read to the end, and when it first showed `done`."""
-
-    def __init__(self, http: ClientSession, url: str, *done: str) -> None:
-        self.http, self.url, self.done = http, url, done  # shown: a line with each of these
-        self.updates = 0
-        self.shown_at: float | None = None
-        self.connected, self.shown = asyncio.Event(), asyncio.Event()
-        self.task = asyncio.create_task(self._follow())
-
-    async def _follow(self) -> None:
-        async with self.http.get(self.url) as stream:
-            if stream.status != 200:  # refused, or failed: say so rather than wait for nothing
-                said = (await stream.text())[:300]
-                raise RuntimeError(f"board stream: HTTP {stream.status} {said!r}")
-            data: list[str] = []
-            async for raw in stream.content:
-                line = raw.decode().rstrip("\n")
-                if line.startswith("data: "):
-                    data.append(line[6:])
-                elif not line and data:
-                    self.updates += 1
-                    self.connected.set()
-                    if self.shown_at is None and any(
-                        all(part in line for part in self.done) for line in data
-                    ):
-                        self.shown_at = time.perf_counter()
-                        self.shown.set()
-                    data = []
-        if not self.connected.is_set():
-            raise RuntimeError("board stream: ended before its first board")
 
 
 async def measure(server: DevServer, work: Path, quick: bool, backend: Backend = SQLITE) -> Section:

@@ -34,12 +34,12 @@ from typing import Any
 import yaml
 from aiohttp import ClientSession, ClientTimeout, TCPConnector
 
-from bench.bench_board import Board
 from bench.bench_rota import TEAMS, write_rotas
 from bench.harness import (
     BOT_PASSWORD,
     SQLITE,
     Backend,
+    Board,
     BotProcess,
     Figure,
     ReplyWatcher,

@@ -172,6 +172,8 @@ def fmt(value: float | None, unit: str) -> str:
         return f"{value * 1000:.0f} ms" if value < 1 else f"{value:.2f} s"
     if unit == "MB":
         return f"{value:.0f} MB"
+    if not unit and float(value).is_integer():  # a count: 1013, not 1.01e+03
+        return f"{value:.0f}"
     return f"{value:.3g} {unit}".strip()
 
 
@@ -497,6 +499,13 @@ class BotProcess:
         line = next(x for x in status.splitlines() if x.startswith("VmHWM:"))
         return int(line.split()[1]) / 1024
 
+    def rss_mb(self) -> tuple[float, float]:
+        """(VmRSS, VmHWM): the process's resident set now and its peak so far, from the kernel."""
+        assert self.process is not None
+        status = Path(f"/proc/{self.process.pid}/status").read_text()
+        kb = {k: v.split() for k, _, v in (x.partition(":") for x in status.splitlines())}
+        return int(kb["VmRSS"][0]) / 1024, int(kb["VmHWM"][0]) / 1024
+
     def stop(self, timeout: float = 15) -> int | None:
         if self.process is None or self.process.poll() is not None:
             return self.process.returncode if self.process else None
@@ -677,6 +686,42 @@ async def wait_joined(
             return
         await asyncio.sleep(0.1)
     raise TimeoutError(f"{bot_id} did not join {room_id}")
+
+
+# -- a situation board open in a browser ----------------------------------------------------------
+
+
+class Board:
+    """One open board: its stream read to the end, and when it first showed `done`."""
+
+    def __init__(self, http: ClientSession, url: str, *done: str) -> None:
+        self.http, self.url, self.done = http, url, done  # shown: a line with each of these
+        self.updates = 0
+        self.shown_at: float | None = None
+        self.connected, self.shown = asyncio.Event(), asyncio.Event()
+        self.task = asyncio.create_task(self._follow())
+
+    async def _follow(self) -> None:
+        async with self.http.get(self.url) as stream:
+            if stream.status != 200:  # refused, or failed: say so rather than wait for nothing
+                said = (await stream.text())[:300]
+                raise RuntimeError(f"board stream: HTTP {stream.status} {said!r}")
+            data: list[str] = []
+            async for raw in stream.content:
+                line = raw.decode().rstrip("\n")
+                if line.startswith("data: "):
+                    data.append(line[6:])
+                elif not line and data:
+                    self.updates += 1
+                    self.connected.set()
+                    if self.shown_at is None and any(
+                        all(part in line for part in self.done) for line in data
+                    ):
+                        self.shown_at = time.perf_counter()
+                        self.shown.set()
+                    data = []
+        if not self.connected.is_set():
+            raise RuntimeError("board stream: ended before its first board")
 
 
 # -- reading the bot's database beside it (its URL: SQLite or PostgreSQL) ------------------

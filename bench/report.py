@@ -37,6 +37,13 @@ HISTORY = [
     "before link presses and board work (`Foreground`). `status` during 300 link acks with 50 "
     "boards 1.72× → 1.43× the echo bot (goal 1.3×; boards now add nothing); memory 156 → 151 MB "
     "(unused PostgreSQL drivers kept out of the process; goal 150 MB).",
+    "- 2026-12-07, a day compressed (issue 26; new `bench_day`: 60 minutes at ten times the "
+    "day's rate, real time: the bot's timers and the homeserver's clock are the wall clock's): "
+    "60 pages to 24 people, 1,013 of 1,013 Matrix acks and 833 of 833 notes recorded, 10 rounds "
+    "(max 279 ms late), the board open throughout; RSS 170 → 178 MB (1.05×, goal 1.10; still "
+    "growing ~0.3 MB a minute at the end); escalation steps p95 555 ms, max 2.17 s (goal 2 s, "
+    "missed: minutes 32–36, load average 3.8–8.8 from another session, each as a new page's "
+    "fan-out went out).",
     "- 2026-12-07, round two begins (issue 26; quick runs on a busy 2-core machine): every "
     "benchmark with a database now runs on SQLite and PostgreSQL side by side (`--db`); the "
     "fan-out goes to 1,000 people (quick: 1.84× the bare client on SQLite, 1.33× on "
@@ -289,6 +296,7 @@ def write_chart(path: Path, sections: list[Section]) -> None:
         _fanout: "fanout" in data,
         _storage: "storage" in data,
         _scheduler: "rounds" in data or "escalation" in data,
+        _day: "day" in data,
     }
     panels = [panel for panel, present in wanted.items() if present]
     if not panels:
@@ -393,6 +401,39 @@ def _scheduler(axis: Any, data: dict[str, Any]) -> None:
     axis.set_ylabel("lateness (ms)")
     axis.set_title("Scheduler lateness")
     axis.grid(axis="y", alpha=0.3)
+
+
+def _day(axis: Any, data: dict[str, Any]) -> None:
+    """A day compressed: the bot's RSS over the run (left) and each step's lateness (right)."""
+    late = axis.twinx()
+    for style, (label, day) in zip(["-", "--", ":"], data["day"].items(), strict=False):
+        name = f" ({_short(label)})" if label else ""
+        axis.plot(
+            [t / 60 for t, _ in day["rss"]],
+            [rss for _, rss in day["rss"]],
+            linestyle=style,
+            color="tab:blue",
+            label=f"bot RSS{name}",
+        )
+        for key, marker, colour in (("escalation", "o", "tab:red"), ("rounds", "s", "tab:green")):
+            points = [(t, x) for t, x in day[key] if x != float("inf")]
+            late.scatter(
+                [t / 60 for t, _ in points],
+                [x * 1000 for _, x in points],
+                s=8,
+                marker=marker,
+                color=colour,
+                label=f"{key} lateness{name}",
+            )
+        axis.axvline(day["warm"] / 60, color="grey", linewidth=0.8, linestyle=":")
+    axis.set_xlabel("wall minutes (×10: simulated; dotted: end of warm-up)")
+    axis.set_ylabel("bot RSS (MB)")
+    late.set_ylabel("lateness (ms)")
+    axis.set_title("A day compressed: memory and lateness over time")
+    lines, labels = axis.get_legend_handles_labels()
+    more, more_labels = late.get_legend_handles_labels()
+    axis.legend(lines + more, labels + more_labels, fontsize=6, loc="upper left")
+    axis.grid(alpha=0.3)
 
 
 def _median(values: list[float]) -> float:
