@@ -23,6 +23,7 @@ import yaml
 
 from bot.paging import send as send_module
 from bot.reach.email import Mail, Mailer, MailError, compose, encoded_subject
+from bot.reach.fallback import Fallback
 from bot.render import Message
 from bot.storage import page_store
 from bot.storage.models import PageAttemptRow, TimerKind
@@ -524,3 +525,32 @@ async def test_the_email_goes_once_across_a_kill_between_matrix_and_email(
         assert len(smtp.to(PARTNER_MAIL)) == 1
     finally:
         bot.stop()
+
+
+async def test_a_page_marked_sent_always_has_its_email_step_armed(
+    mail_desk: Desk, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A page's sends are recorded in the same transaction as its e-mail steps: the bot stopped
+    between the two (here, arming fails) leaves the page unmarked, so the command, run again
+    at start-up, sends it again (under the same transaction IDs) and arms the step. A page
+    marked sent with no e-mail step would never be e-mailed."""
+    desk = mail_desk
+    control = desk.room("lead", "member", "partner", "dg", "deputy")
+    _ref, room, _ = await desk.open_activation("lead", control)
+    arm = Fallback.arm
+
+    async def stopped_here(*_args: object, **_kwargs: object) -> None:
+        raise RuntimeError("the bot stopped between the sends and the e-mail step")
+
+    monkeypatch.setattr(Fallback, "arm", stopped_here)
+    content = {"msgtype": "m.text", "body": "!icc page partner Sandbags for Visé? --ack 30m"}
+    item = desk.inbox_event("member", room, content)
+    assert item is not None
+    await desk.handle(item)
+    async with desk.services.db.session() as session:
+        [row] = await page_store.targets(session, 1)
+    assert row.event_id is None  # not marked sent
+    monkeypatch.setattr(Fallback, "arm", arm)
+    await desk.runner.run(item)  # as a restart runs the command it had not finished
+    [step] = await desk.armed(TimerKind.PAGE_FALLBACK)
+    assert step.key.endswith("fb:partner:1.1")

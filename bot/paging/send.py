@@ -232,8 +232,13 @@ class Pager:
         self.metrics.pages_sent.labels(MATRIX).inc(len(delivered))
         for _row, _repeat, error in failed:
             self.metrics.send_failed(MATRIX, matrix_failure(error))
+        first_sends = [row for row, repeat in sends if not repeat] + elsewhere
+        at_once = {row.id for row, _repeat, _error in failed} | at_once_elsewhere
         async with self.db.session() as session:
             await store.mark_many(session, delivered)
+            # With the marks: a page marked sent and its e-mail step not armed (a kill between
+            # two transactions) would never be e-mailed, as a page sent is not sent again.
+            await self.fallback.arm(session, page, activation, first_sends, at_once)
             if activation is not None:
                 # A person's first step runs from when their page went out, not from when it
                 # was made: nobody loses the time the bot (or the homeserver) was away.
@@ -255,9 +260,6 @@ class Pager:
                     self.activations.bot_id,
                     data={"page": page.id, "handle": row.handle},
                 )
-        first_sends = [row for row, repeat in sends if not repeat] + elsewhere
-        at_once = {row.id for row, _repeat, _error in failed} | at_once_elsewhere
-        await self.fallback.arm(page, activation, first_sends, at_once)
         for row, _repeat, error in failed:
             await self.servers.send_failed(page, activation, row, error)
         for row, repeat, error in failed:

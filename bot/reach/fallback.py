@@ -54,6 +54,8 @@ from bot.storage.models import (
 from bot.timeutil import format_local_utc, load_zone, utcnow
 
 if TYPE_CHECKING:
+    from sqlmodel.ext.asyncio.session import AsyncSession
+
     from bot.directory.keeper import DirectoryKeeper
     from bot.paging.board import Board
     from bot.render import Renderer
@@ -134,13 +136,15 @@ class Fallback:
 
     async def arm(
         self,
+        session: AsyncSession,
         page: PageRow,
         activation: ActivationRow | None,
         rows: list[PageTargetRow],
         failed: set[int],
     ) -> None:
         """Once the page went out on Matrix: each of `rows` with further channels gets its first
-        fallback step — at once for those whose Matrix send failed (`failed`, row ids)."""
+        fallback step — at once for those whose Matrix send failed (`failed`, row ids) — in the
+        caller's transaction, the one that records the sends."""
         contacts = self.keeper.current.contacts
         now = utcnow()
         timers = [
@@ -149,8 +153,7 @@ class Fallback:
             if further_channels(contacts.get(row.handle))
         ]
         if timers:
-            async with self.db.session() as session:
-                await self.scheduler.arm_many(session, TimerKind.PAGE_FALLBACK, timers)
+            await self.scheduler.arm_many(session, TimerKind.PAGE_FALLBACK, timers)
 
     async def hurry(
         self, page: PageRow, activation: ActivationRow | None, row: PageTargetRow
