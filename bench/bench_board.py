@@ -124,9 +124,7 @@ async def _measure(
             await asyncio.wait_for(asyncio.gather(*(b.shown.wait() for b in boards)), 30)
         bot.check_alive()
     finally:
-        for board in boards:
-            board.task.cancel()
-        await asyncio.gather(*(b.task for b in boards), return_exceptions=True)
+        await Board.close_all(boards)
         await http.close()
         await watcher.stop()
         await watcher.client.close()

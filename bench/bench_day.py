@@ -262,9 +262,7 @@ async def _measure(
     finally:
         for job in list(jobs):
             job.cancel()
-        if board is not None:
-            board.task.cancel()
-            await asyncio.gather(board.task, return_exceptions=True)
+        await Board.close_all([board] if board is not None else [])
         await http.close()
         await watcher.stop()
         await watcher.client.close()

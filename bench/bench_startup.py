@@ -303,9 +303,7 @@ async def _memory_run(bot: BotProcess, watcher: ReplyWatcher, room: str) -> tupl
         peak = bot.peak_rss_mb()
         bot.check_alive()
     finally:
-        for board in boards:
-            board.task.cancel()
-        await asyncio.gather(*(b.task for b in boards), return_exceptions=True)
+        await Board.close_all(boards)
         await http.close()
         bot.stop()
     return arrived - started, peak

@@ -723,6 +723,14 @@ class Board:
         if not self.connected.is_set():
             raise RuntimeError("board stream: ended before its first board")
 
+    @staticmethod
+    async def close_all(boards: Iterable[Board]) -> None:
+        """Stop following: each stream cancelled and awaited, whatever became of it."""
+        tasks = [board.task for board in boards]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
 
 # -- reading the bot's database beside it (its URL: SQLite or PostgreSQL) ------------------
 
