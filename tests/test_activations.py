@@ -61,6 +61,18 @@ def posted(desk: Desk, room_id: str, text: str) -> Recorded:
     return found[-1]
 
 
+async def test_status_shows_a_change_made_a_moment_before(icc_desk: Desk) -> None:
+    """The activation of the room an answer is framed with is kept between commands
+    (`RoomActivations`): a change forgets it, so the next answer shows the change."""
+    desk = icc_desk
+    _, room, _ = await desk.open_activation("lead", control_room(desk))
+    assert "Status: open · level monitoring" in (await desk.ask("lead", room, "!icc status")).body
+    await desk.ask("lead", room, "!icc level full")
+    assert "Status: open · level full" in (await desk.ask("member", room, "!icc status")).body
+    await desk.ask("lead", room, "!icc close Water back to normal")
+    assert "Status: closed since" in (await desk.ask("member", room, "!icc status")).body
+
+
 async def test_lifecycle_with_logbook_sitreps_handover_and_close(
     icc_desk: Desk, tmp_path: Path, database_url: str
 ) -> None:

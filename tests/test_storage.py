@@ -408,6 +408,38 @@ async def test_activations_opened_at_once_each_get_their_own_number(db: Database
     assert sorted(numbers) == list(range(1, 21))
 
 
+async def test_a_committed_write_to_a_table_is_told_to_whoever_keeps_a_copy_of_it(
+    db: Database,
+) -> None:
+    """`on_written`: after each commit that added, changed or deleted rows of the table, through
+    the ORM or a statement; not after a rollback, nor after a write to another table, nor after
+    a statement that writes nothing (SQLite's lock on an activation)."""
+    told: list[str] = []
+    db.on_written(ActivationRow, lambda: told.append("written"))
+    async with db.session() as session:
+        activation = await _activation(session, 1)
+    assert told == ["written"]  # added (ORM)
+    async with db.session() as session:
+        await activation_store.set_fields(session, activation.id, level="full")
+    assert told == ["written"] * 2  # an UPDATE statement
+    async with db.session() as session:
+        loaded = await activation_store.by_id(session, activation.id)
+        assert loaded is not None
+        loaded.title = "Renamed"
+        session.add(loaded)
+    assert told == ["written"] * 3  # changed (ORM)
+
+    with pytest.raises(RuntimeError):
+        async with db.session() as session:
+            await activation_store.set_fields(session, activation.id, level="monitoring")
+            raise RuntimeError("rolled back")
+    async with db.session() as session:
+        await activation_store.lock_activation(session, activation.id)
+        await core.record_inbox(session, [inbox("$other-table")])
+        assert await activation_store.by_id(session, activation.id) is not None
+    assert told == ["written"] * 3
+
+
 @contextmanager
 def _queries(db: Database) -> Iterator[list[str]]:
     """Every statement sent to the database while the block runs."""

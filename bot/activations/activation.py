@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import logging
 import re
-from dataclasses import dataclass
+from collections import OrderedDict
+from dataclasses import dataclass, field
 from datetime import datetime
 from html import escape
 from typing import TYPE_CHECKING, Any
@@ -79,6 +80,39 @@ async def level_history(session: AsyncSession, activation: ActivationRow) -> lis
     return [LevelChange(e.occurred_at, str(e.data.get("level")), e.author) for e in entries]
 
 
+class RoomActivations:
+    """The activation of each room commands were answered in lately (None: not an activation
+    room), so that framing an answer costs no query (a tenth of a `help`'s time in the bot,
+    bench/: command latency). Forgotten all at once whenever a transaction that wrote an
+    activation commits (`Database.on_written`); a read that overlapped such a commit is not kept.
+    """
+
+    def __init__(self, size: int = 1024) -> None:
+        self._size = size
+        self._rows: OrderedDict[str, ActivationRow | None] = OrderedDict()
+        self.generation = 0  # raised at each forgetting
+
+    def get(self, room_id: str) -> tuple[bool, ActivationRow | None]:
+        """(known, the room's activation)."""
+        if room_id not in self._rows:
+            return False, None
+        self._rows.move_to_end(room_id)
+        return True, self._rows[room_id]
+
+    def keep(self, room_id: str, activation: ActivationRow | None, generation: int) -> None:
+        """Keep what a read begun at `generation` found, unless something was written since."""
+        if generation != self.generation:
+            return
+        self._rows[room_id] = activation
+        self._rows.move_to_end(room_id)
+        while len(self._rows) > self._size:
+            self._rows.popitem(last=False)
+
+    def forget_all(self) -> None:
+        self.generation += 1
+        self._rows.clear()
+
+
 @dataclass(frozen=True, kw_only=True)
 class Activations:
     """Operations on activations; each takes what it needs and returns data or a UserError."""
@@ -87,6 +121,10 @@ class Activations:
     db: Database
     keeper: DirectoryKeeper
     changes: Changes
+    rooms: RoomActivations = field(default_factory=RoomActivations)
+
+    def __post_init__(self) -> None:
+        self.db.on_written(ActivationRow, self.rooms.forget_all)
 
     @property
     def marker(self) -> str:
@@ -102,8 +140,16 @@ class Activations:
     # -- finding the activation a command is about ------------------------------------------------
 
     async def for_room(self, room_id: str) -> ActivationRow | None:
+        """The room's activation, None if it is no activation's room. Shared: never changed
+        by its readers (a change is written, and read back)."""
+        known, activation = self.rooms.get(room_id)
+        if known:
+            return activation
+        generation = self.rooms.generation
         async with self.db.session() as session:
-            return await store.by_room(session, room_id)
+            activation = await store.by_room(session, room_id)
+        self.rooms.keep(room_id, activation, generation)
+        return activation
 
     async def resolve(self, room_id: str, ref: str | None) -> ActivationRow:
         """The activation named by `ref`, else the one whose room this is."""

@@ -12,7 +12,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.storage import bulk
-from bot.storage.db import dialect_of
+from bot.storage.db import WRITES_NOTHING, dialect_of
 from bot.storage.models import (
     ActivationRow,
     InputRequestRow,
@@ -91,7 +91,8 @@ async def lock_activation(session: AsyncSession, activation_id: int) -> None:
     """
     if dialect_of(session) == "sqlite":
         statement = update(ActivationRow).where(col(ActivationRow.id) == activation_id)
-        await session.exec(statement.values(id=ActivationRow.id))
+        locking = statement.values(id=ActivationRow.id).execution_options(**{WRITES_NOTHING: True})
+        await session.exec(locking)
         return
     await session.exec(
         select(ActivationRow.id).where(ActivationRow.id == activation_id).with_for_update()

@@ -31,6 +31,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 if TYPE_CHECKING:
     from alembic.config import Config
+    from sqlmodel import SQLModel
 
 log = logging.getLogger(__name__)
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -52,6 +53,12 @@ def after_commit(session: AsyncSession, callback: Callable[[], object]) -> None:
     as arming a scheduler job for a row another transaction could not see yet.
     """
     session.info.setdefault(AFTER_COMMIT, []).append(callback)
+
+
+WRITTEN = "icc_written"  # session.info: the tables its transaction wrote
+# An execution option: the statement writes nothing, whatever it looks like (SQLite's lock on an
+# activation is an UPDATE setting a row's id to itself, `activation_store.lock_activation`).
+WRITES_NOTHING = "icc_writes_nothing"
 
 
 def dialect_of(session: AsyncSession) -> str:
@@ -201,6 +208,8 @@ class Database:
             expire_on_commit=False,
             sync_session_class=own_sessions,
         )
+        self._on_written: dict[str, list[Callable[[], None]]] = {}
+        _watch_writes(own_sessions, self._written)
         self.writer: WriterQueue | None = None
         if self.dialect == "sqlite":
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
@@ -218,6 +227,18 @@ class Database:
                 if self.writer is not None:
                     self.writer.release(session)
             for callback in session.info.pop(AFTER_COMMIT, []):
+                callback()
+
+    def on_written(self, model: type[SQLModel], callback: Callable[[], None]) -> None:
+        """Call `callback` after every commit of a transaction that wrote rows of `model`'s table
+        (added, changed or deleted objects, or an INSERT, UPDATE or DELETE on it): how a cache
+        of that table in this process learns that it is out of date. Every write goes through
+        `session`, and only the active instance writes (`bot.runtime.leader`)."""
+        self._on_written.setdefault(str(model.__tablename__), []).append(callback)
+
+    def _written(self, tables: set[str]) -> None:
+        for table in tables:
+            for callback in self._on_written.get(table, ()):
                 callback()
 
     async def upgrade(self) -> None:
@@ -287,6 +308,36 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+
+
+def _watch_writes(sessions: type[SqlModelSession], written: Callable[[set[str]], None]) -> None:
+    """Tell `written` which tables each committed transaction of `sessions` wrote."""
+
+    def note(session: SyncSession, *tables: str) -> None:
+        session.info.setdefault(WRITTEN, set()).update(tables)
+
+    def executed(state: ORMExecuteState) -> None:
+        table = getattr(state.statement, "table", None)
+        writes = state.is_insert or state.is_update or state.is_delete
+        if writes and table is not None and not state.execution_options.get(WRITES_NOTHING):
+            note(state.session, table.name)
+
+    def flushed(session: SqlModelSession, _context: object) -> None:
+        objects = [*session.new, *session.dirty, *session.deleted]
+        note(session, *{obj.__table__.name for obj in objects if hasattr(obj, "__table__")})
+
+    def committed(session: SqlModelSession) -> None:
+        tables = session.info.pop(WRITTEN, None)
+        if tables:
+            written(tables)
+
+    def rolled_back(session: SqlModelSession) -> None:
+        session.info.pop(WRITTEN, None)
+
+    event.listen(sessions, "do_orm_execute", executed)
+    event.listen(sessions, "after_flush", flushed)
+    event.listen(sessions, "after_commit", committed)
+    event.listen(sessions, "after_rollback", rolled_back)
 
 
 def _sqlite_path(url: URL) -> Path | None:
