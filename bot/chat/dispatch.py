@@ -46,6 +46,11 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 ALIASES = {"!ack": "ack"}
+# How long an answered look-up waits for its inbox row to be recorded before it marks it
+# (`CommandRunner.run`, `recorded`): as long as a batch's recording is retried while the
+# database is away; past it, the row stays pending and the look-up is answered again at the next
+# start, if still recent.
+RECORDED_WAIT = 600.0
 EVENT_ID = re.compile(r"\$\S{1,254}")  # as `PageTargetRow.ack_event_id` can hold it
 
 
@@ -143,9 +148,28 @@ class CommandRunner:
         wanted = taker is not None and taker.accepts(text)
         return Incoming(as_via or via, text) if wanted else None
 
-    async def run(self, item: InboxEvent) -> None:
+    def reads_only(self, item: InboxEvent) -> bool:
+        """Whether handling this event writes nothing: a typed look-up (`help`, `status`…),
+        or a typed command that is only answered (unknown, refused, late)."""
+        incoming = self.interpret(item.event_type, item.content)
+        if incoming is None or incoming.via is not Via.COMMAND:
+            return False
+        spec = self._services.registry.match(incoming.text or "help")[0]
+        return spec is None or spec.reads_only
+
+    async def run(
+        self,
+        item: InboxEvent,
+        *,
+        recorded: asyncio.Future[None] | None = None,
+        answered: asyncio.Event | None = None,
+    ) -> None:
         """Handle one inbox event and mark it finished. Never raises: an event that makes the bot
-        fail is recorded as failed, with a reference in the log, and the next one runs."""
+        fail is recorded as failed, with a reference in the log, and the next one runs.
+
+        A look-up answered before its inbox row is committed (`reads_only`, `bot.matrix.sync`)
+        comes with the future that tells the row is `recorded`, awaited before the row is
+        marked, and an event set once it is `answered` (sent, or there is no answer)."""
         started = time.monotonic()
         name, outcome, answer = "?", Outcome.FAILED, None
         relation = relation_of(item.content)
@@ -185,7 +209,10 @@ class CommandRunner:
         except Exception:
             log.exception("could not answer event=%s", item.event_id, extra=about)
             outcome = Outcome.UNANSWERED
-        await self._finish(item.event_id, outcome)
+        if answered is not None:
+            answered.set()
+        if recorded is None or await self._until_recorded(item.event_id, recorded):
+            await self._finish(item.event_id, outcome)
         seconds = time.monotonic() - started
         metrics, label = self._services.metrics, self._label(name)
         metrics.commands.labels(label, outcome).inc()
@@ -252,6 +279,20 @@ class CommandRunner:
             "answer_as_file", command=command, filename=filename, kib=len(data) // 1024 + 1
         )
         return await self._framed(item.room_id, short)
+
+    @staticmethod
+    async def _until_recorded(event_id: str, recorded: asyncio.Future[None]) -> bool:
+        """Whether the inbox row of a look-up answered early was recorded (within the wait)."""
+        try:
+            async with asyncio.timeout(RECORDED_WAIT):
+                await asyncio.shield(recorded)  # shared by the batch's look-ups: never cancelled
+        except TimeoutError:
+            log.error(
+                "event=%s answered, never recorded; answered again at the next start if recent",
+                event_id,
+            )
+            return False
+        return True
 
     async def _finish(self, event_id: str, outcome: Outcome) -> None:
         """Mark the event handled, retrying while the database is briefly away: an event left

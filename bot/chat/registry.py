@@ -128,6 +128,10 @@ class CommandSpec:
     # Its answer shows activation content (status, pages, contacts, exports): refused in a room
     # where someone outside the directory is joined or invited.
     confidential: bool = False
+    # It writes nothing (a look-up): the sync loop may answer it before its inbox row is
+    # committed (`bot.matrix.sync`). A crash in that moment answers it once more at the next
+    # start, under the same transaction ID; a command that writes must never be marked so.
+    reads_only: bool = False
 
     def usage(self, prefix: str) -> str:
         args = self.signature.usage()
@@ -162,6 +166,7 @@ class CommandFamily:
         any_age: bool = False,
         confidential: bool = False,
         revised_by_edit: bool = False,
+        reads_only: bool = False,
     ) -> Callable[[Handler], Handler]:
         def register(handler: Handler) -> Handler:
             signature = Signature(tuple(params), tuple(options))
@@ -177,6 +182,7 @@ class CommandFamily:
                     any_age=any_age,
                     revised_by_edit=revised_by_edit,
                     confidential=confidential,
+                    reads_only=reads_only,
                 )
             )
             return handler

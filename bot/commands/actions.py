@@ -80,6 +80,7 @@ async def done(ctx: CommandContext, *, ref: str, note: str | None) -> Reply:
     options=[
         Flag("improvement", help="the lessons' improvement actions, of every activation"),
     ],
+    reads_only=True,
 )
 async def actions(ctx: CommandContext, *, which: str | None, improvement: bool) -> Message:
     if improvement:

@@ -71,6 +71,7 @@ async def activate(
     example="status ICC-2026-007",
     params=[Word("ref", required=False, help="the activation; in its room it may be left out")],
     confidential=True,
+    reads_only=True,
 )
 async def status(ctx: CommandContext, *, ref: str | None) -> Message | Reply:
     activations = ctx.services.activations

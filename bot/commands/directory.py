@@ -18,6 +18,7 @@ commands = CommandFamily("directory")
     params=[Text("query", required=False, help="words that must all match; none lists everyone")],
     options=[Option("page", Number("page", metavar="N"), default=1, help="page of the results")],
     confidential=True,
+    reads_only=True,
 )
 async def contacts(ctx: CommandContext, *, query: str | None, page: int) -> Message:
     return await ctx.services.lookup.search(query, page)
@@ -30,6 +31,7 @@ async def contacts(ctx: CommandContext, *, query: str | None, page: int) -> Mess
     example="contact ercc-duty",
     params=[Word("handle", help="a contact handle or Matrix ID")],
     confidential=True,
+    reads_only=True,
 )
 async def contact(ctx: CommandContext, *, handle: str) -> Message:
     return await ctx.services.lookup.card(handle)

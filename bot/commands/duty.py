@@ -18,6 +18,7 @@ commands = CommandFamily("duty")
     summary="who is on duty now and next, per team (local and UTC)",
     example="oncall icc",
     params=[Word("team", required=False, help="default: every team with a rota")],
+    reads_only=True,
 )
 async def oncall(ctx: CommandContext, *, team: str | None) -> Message:
     return ctx.services.duty.listing(team.lower() if team else None)

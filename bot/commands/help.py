@@ -17,6 +17,7 @@ commands = CommandFamily("help")
     summary="the commands you may use; usage and an example for one",
     example="help page",
     params=[Text("command", required=False, help="a command name, e.g. `page`")],
+    reads_only=True,
 )
 async def help_command(ctx: CommandContext, *, command: str | None) -> Message:
     registry = ctx.services.registry

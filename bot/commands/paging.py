@@ -180,6 +180,7 @@ async def withdraw_reaction(ctx: CommandContext) -> None:
     example="pages PG-12",
     params=[Word("ref", required=False, metavar="ref", help="a page, or an activation")],
     confidential=True,
+    reads_only=True,
 )
 async def pages(ctx: CommandContext, *, ref: str | None) -> Reply:
     message, activation = await ctx.services.board.listing(ctx.room_id, ref)

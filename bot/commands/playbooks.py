@@ -15,6 +15,7 @@ commands = CommandFamily("playbooks")
     role=Role.MEMBER,
     summary="the playbooks there are: what each opens with and makes",
     example="playbooks",
+    reads_only=True,
 )
 async def playbooks(ctx: CommandContext) -> Message:
     person = ctx.services.directory.contact_for(ctx.sender)

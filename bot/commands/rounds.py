@@ -106,6 +106,7 @@ async def update(ctx: CommandContext, *, text: str) -> Message | None:
     summary="scheduled rounds and their next run (local and UTC)",
     example="rounds",
     confidential=True,
+    reads_only=True,
 )
 async def rounds(ctx: CommandContext) -> Message:
     return await ctx.services.rounds.listing()

@@ -110,6 +110,10 @@ class TaskSupervisor:
     def running(self, name: str) -> bool:
         return name in self._tasks
 
+    def idle(self, lane: str) -> bool:
+        """Whether no task is running or waiting in `lane`."""
+        return lane not in self._lanes
+
     def spawn(
         self,
         name: str,

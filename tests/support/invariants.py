@@ -11,6 +11,7 @@ from collections import Counter, defaultdict
 from typing import Any
 
 from sqlalchemy import Table, func
+from sqlalchemy import select as core_select  # rows, where SQLModel's gives a first column
 from sqlmodel import select
 
 from bot.activations import chain
@@ -34,6 +35,17 @@ async def counts(db: Database) -> dict[str, int]:
     async with db.session() as session:
         row = (await session.exec(query)).one()  # type: ignore[call-overload]
     return {t.name: n for t, n in zip(tables, row, strict=True)}
+
+
+async def contents(db: Database) -> dict[str, list[tuple[Any, ...]]]:
+    """Every row of every domain table, as sorted tuples of strings: to show that something
+    wrote nothing at all, changed rows included."""
+    found: dict[str, list[tuple[Any, ...]]] = {}
+    async with db.session() as session:
+        for table in domain_tables():
+            rows = (await session.exec(core_select(table))).all()  # type: ignore[call-overload]
+            found[table.name] = sorted(tuple(map(str, row)) for row in rows)
+    return found
 
 
 async def _all(session: Any, model: Any) -> list[Any]:
