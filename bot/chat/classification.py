@@ -47,7 +47,7 @@ import sys
 import unicodedata
 from collections.abc import Iterable, Iterator
 
-from confusable_homoglyphs.confusables import confusables_data  # the package ships no type hints
+from confusable_homoglyphs.utils import load  # the package ships no type hints
 
 DEFAULT_MARKINGS = (
     # EU classified information (Council Decision 2013/488/EU), in its French and English forms.
@@ -95,21 +95,38 @@ _RIGHT_TO_LEFT = re.compile("[\u200f\u061c\u202b\u202e\u2067\u2068]")
 _OVERRIDE_SPAN = re.compile("\u202e([^\u202c\u2069\n]*)")
 
 
+@functools.cache
+def _confusables() -> tuple[dict[str, str], dict[int, str]]:
+    """What the guard takes from Unicode's confusables data, as `confusable-homoglyphs` ships
+    it: the ASCII letter each listed character is drawn like, upper-cased; and each non-ASCII
+    letter or digit that passes for a Latin letter in either case, with that letter.
+
+    The data is read here, once, and only this is kept: loaded whole (as the package's own
+    `confusables` module does at import) it holds 7.5 MB, a twentieth of the bot's memory
+    (bench/, memory)."""
+    data: dict[str, list[dict[str, str]]] = load("confusables.json")
+    prototypes: dict[str, str] = {}
+    for ch, entries in data.items():
+        glyphs = (e["c"] for e in entries if len(e["c"]) == 1 and e["c"] in string.ascii_letters)
+        if (glyph := next(glyphs, None)) is not None:
+            prototypes[ch] = glyph.upper()
+
+    def look_alike(ch: str) -> str | None:
+        """The Latin letter `ch` passes for, in either case: lower-case Cyrillic `т` is `T`."""
+        variants = (v for v in (ch, ch.upper(), ch.lower()) if len(v) == 1)
+        return next((prototypes[v] for v in variants if v in prototypes), None)
+
+    folds: dict[int, str] = {}
+    for ch in {v for key in data for v in (key, key.lower(), key.upper())}:
+        foreign = len(ch) == 1 and not ch.isascii() and _is_letter_or_digit(ch)
+        if foreign and (latin := look_alike(ch)) is not None:
+            folds[ord(ch)] = latin
+    return prototypes, folds
+
+
 def _latin_prototype(ch: str) -> str | None:
     """The ASCII letter Unicode's confusables data says `ch` is drawn like, upper-cased."""
-    for entry in confusables_data.get(ch, ()):
-        glyph = entry["c"]
-        if len(glyph) == 1 and glyph in string.ascii_letters:
-            return glyph.upper()
-    return None
-
-
-def _look_alike(ch: str) -> str | None:
-    """The Latin letter `ch` passes for, in either case: lower-case Cyrillic `т` is a small `T`."""
-    for variant in (ch, ch.upper(), ch.lower()):
-        if len(variant) == 1 and (latin := _latin_prototype(variant)):
-            return latin
-    return None
+    return _confusables()[0].get(ch)
 
 
 def _is_letter_or_digit(ch: str) -> bool:
@@ -127,12 +144,7 @@ def _canonical_table() -> dict[int, str | None]:
         if category == "Cf" or category[0] == "M":
             table[code] = None
     table |= {ord(ch): None for ch in _INVISIBLE_LETTERS}
-    candidates = {v for key in confusables_data for v in (key, key.lower(), key.upper())}
-    for ch in candidates:
-        if len(ch) == 1 and not ch.isascii() and _is_letter_or_digit(ch):
-            latin = _look_alike(ch)
-            if latin is not None:
-                table[ord(ch)] = latin
+    table |= _confusables()[1]
     return table
 
 
