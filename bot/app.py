@@ -297,11 +297,18 @@ class App:
         answered: asyncio.Event | None = None,
     ) -> None:
         """Handle `item` in its room's lane (`CommandRunner.run` says what the rest is)."""
+
+        async def handle() -> None:
+            try:
+                await runner.run(item, recorded=recorded, answered=answered)
+            finally:
+                self.catch_up.handled(item.event_id)
+
         direct = self.services.messenger.direct_rooms if self.services is not None else set()
         self.catch_up.reading(item.event_id, item.origin_ts, item.sender)
         self.tasks.spawn(
             f"cmd:{item.event_id}",
-            self._handle(runner, item, recorded=recorded, answered=answered),
+            handle(),
             lane=item.room_id,
             first=item.room_id not in direct,  # the cell's rooms before the answers in DMs
         )
@@ -309,7 +316,7 @@ class App:
     async def _answer_early(
         self, runner: CommandRunner, items: list[InboxEvent], recorded: asyncio.Future[None]
     ) -> set[str]:
-        """Start answering the look-ups among a batch's commands before it is recorded
+        """Answer the look-ups among a batch's commands before it is recorded
         (`bot.matrix.sync`, `answerable_early`). Returns once they are answered
         (`EARLY_PATIENCE` at most): recording the batch meanwhile would hold them up, and
         while the homeserver takes the answer it would take its share of the machine's two
@@ -323,19 +330,6 @@ class App:
                 for answered in answers:
                     await answered.wait()
         return {item.event_id for item in early}
-
-    async def _handle(
-        self,
-        runner: CommandRunner,
-        item: InboxEvent,
-        *,
-        recorded: asyncio.Future[None] | None = None,
-        answered: asyncio.Event | None = None,
-    ) -> None:
-        try:
-            await runner.run(item, recorded=recorded, answered=answered)
-        finally:
-            self.catch_up.handled(item.event_id)
 
     def _member_ids(self) -> set[str]:
         """The directory's people, as now loaded: whose devices the bot trusts."""
