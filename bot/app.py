@@ -310,7 +310,7 @@ class App:
             f"cmd:{item.event_id}",
             handle(),
             lane=item.room_id,
-            first=item.room_id not in direct,  # the cell's rooms before the answers in DMs
+            first=runner.goes_first(item, direct),
         )
 
     async def _answer_early(

@@ -9,6 +9,7 @@ import weakref
 
 from bot.runtime.heap import freeze_heap
 from bot.runtime.tasks import Foreground, Grouped, Paced, TaskSupervisor
+from tests.support.desk import Desk
 
 
 async def test_same_lane_runs_in_spawn_order_other_lanes_in_parallel() -> None:
@@ -162,6 +163,25 @@ async def test_a_task_spawned_first_takes_the_next_slot_before_those_already_wai
     await tasks.drain(1)
     assert started[2] == "status"
     assert sorted(started[3:]) == ["ack2", "ack3", "ack4", "ack5"]
+
+
+async def test_the_cell_goes_first_in_every_room_partners_answers_in_theirs_wait(
+    desk: Desk,
+) -> None:
+    """What is spawned `first`: everything typed in a room that is not a direct room, and what
+    the lead, members and DGs type in their direct rooms; not a partner's answer in theirs."""
+    lobby = desk.room("lead", "member", "partner")
+    dms = {person: desk.room(person) for person in ("lead", "member", "dg", "partner")}
+    direct = set(dms.values())  # the bot's direct rooms with each
+
+    def first(person: str, room_id: str) -> bool:
+        item = desk.inbox_event(person, room_id, {"msgtype": "m.text", "body": "!icc status"})
+        assert item is not None
+        return desk.runner.goes_first(item, direct)
+
+    assert first("partner", lobby)
+    assert all(first(person, dms[person]) for person in ("lead", "member", "dg"))
+    assert not first("partner", dms["partner"])
 
 
 def test_the_heap_is_frozen_after_its_garbage_is_collected() -> None:

@@ -14,6 +14,7 @@ import re
 import secrets
 import time
 from collections import deque
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -147,6 +148,15 @@ class CommandRunner:
         taker = self._services.registry.passive(via)
         wanted = taker is not None and taker.accepts(text)
         return Incoming(as_via or via, text) if wanted else None
+
+    def goes_first(self, item: InboxEvent, direct_rooms: AbstractSet[str]) -> bool:
+        """Whether people wait for this as they work: what is typed in the cell's rooms, and
+        what the cell's own people and the DGs type anywhere, their direct rooms included; not
+        a partner's answer in their direct room (a storm of acks must not hold a `status` back,
+        `TaskSupervisor`)."""
+        if item.room_id not in direct_rooms:
+            return True
+        return self._services.directory.role_of(item.sender).allows(Role.DG)
 
     def reads_only(self, item: InboxEvent) -> bool:
         """Whether handling this event writes nothing: a typed look-up (`help`, `status`…),
