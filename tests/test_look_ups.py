@@ -234,3 +234,20 @@ async def test_nothing_is_answered_early_after_a_gap(scripted: Loop) -> None:
     [help_] = await scripted.typed("!icc help")
     assert scripted.early == []
     assert scripted.dispatched == [help_]
+
+
+@on_both
+async def test_a_failure_to_answer_early_leaves_the_look_up_to_the_usual_way(
+    scripted: Loop,
+) -> None:
+    """Whatever goes wrong in `early`, the sync loop goes on, and the look-up is recorded and
+    dispatched as any command is."""
+
+    async def failing(items: list[InboxEvent], recorded: asyncio.Future[None]) -> set[str]:
+        raise RuntimeError("a bug in early")
+
+    scripted.sync._early = failing
+    [help_] = await scripted.typed("!icc help")
+    assert scripted.dispatched == [help_]
+    [status] = await scripted.typed("!icc status")
+    assert scripted.dispatched == [help_, status]

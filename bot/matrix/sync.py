@@ -391,7 +391,12 @@ class SyncLoop:
         if not waiting:
             return
         recorded: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        for event_id in await self._early(waiting, recorded):
+        try:
+            taken = await self._early(waiting, recorded)
+        except Exception:  # then they are all handled as any command is, once recorded
+            log.exception("look-ups could not be answered before their batch was recorded")
+            return
+        for event_id in taken:
             self._answered_early[event_id] = recorded
 
     def _recorded(self, commands: list[InboxEvent]) -> set[str]:
