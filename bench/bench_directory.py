@@ -83,4 +83,4 @@ async def _measure(work: Path, quick: bool, backend: Backend, url: str) -> Secti
 
 
 if __name__ == "__main__":
-    standalone(measure)  # type: ignore[arg-type]
+    standalone(measure)

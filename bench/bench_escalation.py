@@ -118,9 +118,9 @@ async def _page(app: App, lead, room: str, args: str) -> int:  # type: ignore[no
         async with app.services.db.session() as session:  # type: ignore[union-attr]
             found = await page_store.page_by_event(session, sent.event_id)
     async with app.services.db.session() as session:  # type: ignore[union-attr]
-        count = len(await page_store.targets(session, found.id))  # type: ignore[arg-type]
-    await wait_delivered(app, found.id, count)  # type: ignore[arg-type]
-    return found.id  # type: ignore[return-value]
+        count = len(await page_store.targets(session, found.id))
+    await wait_delivered(app, found.id, count)
+    return found.id
 
 
 async def _wait_unreachable(app: App, page_id: int, people: int, timeout: float) -> None:
@@ -144,9 +144,7 @@ async def _lateness(app: App, bot_client, lead, room: str, page_id: int):  # typ
     async with app.services.db.session() as session:  # type: ignore[union-attr]
         rows = await page_store.targets(session, page_id)
         timers = (
-            await session.exec(
-                select(Timer).where(col(Timer.key).contains(f":pg{page_id}:"))  # type: ignore[attr-defined]
-            )
+            await session.exec(select(Timer).where(col(Timer.key).contains(f":pg{page_id}:")))
         ).all()
     due = {(t.payload["handle"], t.payload["step"]): t.due_at for t in timers}
     primary = [r for r in rows if not r.covers]
@@ -156,8 +154,12 @@ async def _lateness(app: App, bot_client, lead, room: str, page_id: int):  # typ
     sends: dict[str, list[tuple[str, dict]]] = {"escalate": [], "unreachable": []}
     for row in primary:
         stand_in: PageTargetRow = backup[row.handle]
-        repage = await server_event(bot_client, row.dm_room_id, row.repage_event_id)
-        backup_page = await server_event(bot_client, stand_in.dm_room_id, stand_in.event_id)
+        dm, repaged = row.dm_room_id, row.repage_event_id
+        stand_in_dm, stand_in_page = stand_in.dm_room_id, stand_in.event_id
+        if not (dm and repaged and stand_in_dm and stand_in_page):
+            raise RuntimeError(f"{row.handle}: the escalation step sent nothing")
+        repage = await server_event(bot_client, dm, repaged)
+        backup_page = await server_event(bot_client, stand_in_dm, stand_in_page)
         step_due = due[(row.handle, "escalate")].timestamp()
         last = max(repage["origin_server_ts"], backup_page["origin_server_ts"]) / 1000
         escalate.append(last - step_due)
@@ -166,8 +168,8 @@ async def _lateness(app: App, bot_client, lead, room: str, page_id: int):  # typ
             notice["origin_server_ts"] / 1000 - due[(row.handle, "unreachable")].timestamp()
         )
         sends["escalate"] += [
-            (row.dm_room_id, repage["content"]),
-            (stand_in.dm_room_id, backup_page["content"]),
+            (dm, repage["content"]),
+            (stand_in_dm, backup_page["content"]),
         ]
         sends["unreachable"].append((room, notice["content"]))
     return escalate, unreachable, sends

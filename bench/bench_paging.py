@@ -150,8 +150,8 @@ async def _measure(
                 async with app.services.db.session() as session:  # type: ignore[union-attr]
                     found = await page_store.page_by_event(session, sent.event_id)
                 await asyncio.sleep(0.1)
-            rows = await wait_delivered(app, found.id, size)  # type: ignore[arg-type]
-            await wait_board(app, found.id)  # type: ignore[arg-type]
+            rows = await wait_delivered(app, found.id, size)
+            await wait_board(app, found.id)
             stamps = await bounded(
                 (server_ts(bot_client, r.dm_room_id, r.event_id) for r in rows), limit=20
             )

@@ -61,17 +61,17 @@ async def _measure(
         await asyncio.sleep(1.5)  # the bot accepts the invite
         assert app.services is not None
         rounds = app.services.rounds
-        person = app.services.directory.contacts["lead"]  # type: ignore[union-attr]
+        person = app.services.directory.contacts["lead"]
         series = await _series(rounds, room, person, lead_id, "bench", None, "$bench-accuracy")
         start = utcnow() + timedelta(seconds=3)
         slots = [start + timedelta(seconds=SPACING * n) for n in range(runs)]
-        async with app.services.db.session() as session:  # type: ignore[union-attr]
+        async with app.services.db.session() as session:
             for slot in slots:
                 await rounds._arm_run(session, series, None, slot)
         bare = [s + timedelta(seconds=SPACING / 2) for s in slots]
         bare_lateness = await _bare(lead, room, bare)
         await asyncio.sleep((slots[-1] - utcnow()).total_seconds() + 3)
-        lateness = await _lateness(app, lead, room, series.id, slots)  # type: ignore[arg-type]
+        lateness = await _lateness(app, lead, room, series.id, slots)
 
         # Idle cost: CPU seconds of this process (bot + idle homeserver client) per idle period.
         await asyncio.sleep(5)

@@ -290,9 +290,8 @@ async def _memory_run(bot: BotProcess, watcher: ReplyWatcher, room: str) -> tupl
         await until_serving(http, settings.public_url or "")
         boards = [Board(http, events, "(never shown)") for _ in range(BOARDS)]
         connected = asyncio.gather(*(b.connected.wait() for b in boards))
-        await asyncio.wait(
-            [connected, *(b.task for b in boards)], timeout=60, return_when="FIRST_EXCEPTION"
-        )
+        watched: list[asyncio.Future[Any]] = [connected, *(b.task for b in boards)]
+        await asyncio.wait(watched, timeout=60, return_when="FIRST_EXCEPTION")
         for board in boards:
             if board.task.done():
                 board.task.result()  # a stream that ended or failed: its error

@@ -258,7 +258,7 @@ def _arrivals(database: str, senders: set[str]) -> dict[str, tuple[float, float]
     ):
         if sender in senders:
             found[sender] = (_epoch(origin), _epoch(received))
-    return found  # type: ignore[return-value]
+    return found
 
 
 def _stages(

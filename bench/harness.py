@@ -744,7 +744,7 @@ def bot_query(url: str, sql: str, *args: object) -> list[tuple]:
             return conn.execute(sql, args).fetchall()
     plain = parsed.set(drivername="postgresql").render_as_string(hide_password=False)
     with psycopg.connect(plain, autocommit=True) as conn:
-        return conn.execute(sql.replace("?", "%s"), args).fetchall()  # type: ignore[arg-type]
+        return conn.execute(sql.replace("?", "%s"), args).fetchall()
 
 
 async def page_delivered(database: str, people: int, timeout: float = 300) -> tuple[int, list[int]]:
@@ -806,4 +806,4 @@ async def seed_logbook(
             entry.hash = prev = entry_hash(activation.ref, entry)  # type: ignore[arg-type]
             rows.append(vars(entry))
         async with db.session() as session:
-            await session.exec(insert(table), params=rows)  # type: ignore[call-overload]
+            await session.exec(insert(table), params=rows)
