@@ -473,11 +473,12 @@ def test_a_board_is_rendered_only_when_its_list_of_people_could_fit_one_edit() -
     assert rendered, "every list skipped: the test tried too much"
 
 
-async def test_a_first_page_to_many_creates_their_rooms_a_few_at_a_time(
+async def test_a_first_page_to_many_makes_their_rooms_a_few_at_a_time_paging_each_as_it_is_made(
     tmp_path: Path, database_url: str
 ) -> None:
     """Forty people with no direct room yet: their rooms are made side by side, never more than
-    `CREATED_AT_ONCE` at a time (a thousand at once stalled a homeserver), and each is paged."""
+    `CREATED_AT_ONCE` at a time (a thousand at once stalled a homeserver), and each is paged
+    as soon as their room is there, not once all of them are."""
     directory = with_everyone(desk_cast().directory(), 40)
     async with desk_running(tmp_path, database_url, contacts=directory) as desk:
         create_room = desk.messenger.create_room
@@ -499,3 +500,10 @@ async def test_a_first_page_to_many_creates_their_rooms_a_few_at_a_time(
         assert 1 < most <= CREATED_AT_ONCE
         paged = [n for n in range(40) if pages_to(desk, desk.dm_of(f"@p{n:03d}:desk.test"), "")]
         assert len(paged) == 40
+        done = [
+            "page" if r.msgtype == "m.text" else r.kind
+            for r in desk.messenger.recorded
+            if r.kind == "create_room" or r.msgtype == "m.text"
+        ]
+        last_room = len(done) - 1 - done[::-1].index("create_room")
+        assert "page" in done[:last_room], "no page left before the last room was made"

@@ -286,8 +286,10 @@ class Pager:
         return on_matrix, [row for row in rows if row.id not in reached]
 
     async def _rooms(self, rows: list[PageTargetRow]) -> dict[str, str]:
-        """Each person's DM room: where an earlier page to them went, unless they have left it
-        since; else the DM store's (one query for all, new rooms made at once)."""
+        """The DM rooms known already: where an earlier page to each went, unless they have
+        left it since; else the DM store's (one query for all). Those who have none get theirs
+        as their page goes (`_send_one`): a first page to a thousand new people does not wait
+        for a thousand rooms to be made, a few at a time, before the first leaves."""
         rooms = {
             row.matrix_id: row.dm_room_id
             for row in rows
@@ -295,7 +297,7 @@ class Pager:
         }
         missing = [row.matrix_id for row in rows if row.matrix_id not in rooms]
         if missing:
-            rooms.update(await self.direct.rooms_for(missing))
+            rooms.update(await self.direct.known_rooms(missing))
         return rooms
 
     @staticmethod

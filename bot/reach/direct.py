@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING, TypeVar
 
@@ -81,6 +81,8 @@ class DirectMessages:
     renderer: Renderer
     messenger: Messenger
     locks: KeyedLocks
+    # Turns at finding or making a direct room, shared by every fan-out: `CREATED_AT_ONCE`.
+    turns: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(CREATED_AT_ONCE))
 
     def snapshot(self, person: Contact, template: str) -> dict[str, str]:
         """Who a message went to, as they were then: the directory may change later, the record
@@ -96,7 +98,9 @@ class DirectMessages:
         }
 
     async def room_for(self, matrix_id: str) -> str:
-        async with self.locks(f"dm:{matrix_id}"):
+        """The person's direct room, found or made (invited back if they left it), for
+        `CREATED_AT_ONCE` people at a time across all fan-outs."""
+        async with self.turns, self.locks(f"dm:{matrix_id}"):
             async with self.db.session() as session:
                 known = await store.dm_room(session, matrix_id)
             if known is not None and await self._still_there(known.room_id, matrix_id):
@@ -135,24 +139,18 @@ class DirectMessages:
         log.info("%s had left their direct-message room %s; invited again", matrix_id, room_id)
         return True
 
-    async def rooms_for(self, matrix_ids: list[str]) -> dict[str, str]:
-        """Everyone's room: the known ones in one query, the missing ones created side by side,
-        `CREATED_AT_ONCE` at a time.
-
-        A person whose room cannot be created is left out; the caller reports them.
-        """
+    async def known_rooms(self, matrix_ids: list[str]) -> dict[str, str]:
+        """The direct rooms these people have (one query), but those they have left."""
         async with self.db.session() as session:
             known = await store.dm_rooms(session, matrix_ids)
-        for matrix_id, room_id in list(known.items()):
-            if self.messenger.has_left(room_id, matrix_id):
-                del known[matrix_id]  # room_for invites them back, or makes a new room
+        return {m: room for m, room in known.items() if not self.messenger.has_left(room, m)}
+
+    async def rooms_for(self, matrix_ids: list[str]) -> dict[str, str]:
+        """Everyone's room: the known ones in one query, the missing ones found or made side by
+        side (`room_for`). A person whose room cannot be made is left out; the caller reports
+        them."""
+        known = await self.known_rooms(matrix_ids)
         missing = [m for m in dict.fromkeys(matrix_ids) if m not in known]
-        turns = asyncio.Semaphore(CREATED_AT_ONCE)
-
-        async def in_turn(matrix_id: str) -> str:
-            async with turns:
-                return await self.room_for(matrix_id)
-
-        created = await asyncio.gather(*(in_turn(m) for m in missing), return_exceptions=True)
+        created = await asyncio.gather(*(self.room_for(m) for m in missing), return_exceptions=True)
         known.update({m: r for m, r in zip(missing, created, strict=True) if isinstance(r, str)})
         return known
