@@ -409,6 +409,19 @@ def _growth(
     return warm, median([s[1] for s in kept[:quarter]]), median([s[1] for s in kept[-quarter:]])
 
 
+def _every(label: str, done: int, of: int, of_name: str, *, failed: int = 0) -> Figure:
+    """A count that must reach its whole (every ack, note, round slot), none failing."""
+    return Figure(
+        label,
+        done,
+        unit="",
+        baseline=of or None,
+        baseline_name=of_name,
+        goal="all",
+        met=done == of and not failed,
+    )
+
+
 def _spread(name: str, values: list[float]) -> str:
     if not values:
         return f"{name}: none"
@@ -465,33 +478,21 @@ def _section(
         ]
     started = sum(late != float("inf") for late in starts)
     figures += [
-        Figure(
-            "rounds started (of their slots in the window)",
-            started,
-            unit="",
-            baseline=counts["round slots"] or None,
-            baseline_name="slots",
-            goal="all",
-            met=started == counts["round slots"],
+        _every(
+            "rounds started (of their slots in the window)", started, counts["round slots"], "slots"
         ),
-        Figure(
+        _every(
             "acknowledgements recorded (of those sent on Matrix)",
             counts["acks recorded"],
-            unit="",
-            baseline=counts["acks sent"] or None,
-            baseline_name="sent",
-            goal="all",
-            met=counts["acks recorded"] == counts["acks sent"]
-            and not counts["acks failed to send"],
+            counts["acks sent"],
+            "sent",
+            failed=counts["acks failed to send"],
         ),
-        Figure(
+        _every(
             "logbook notes recorded (of those sent)",
             counts["notes logged"],
-            unit="",
-            baseline=counts["notes sent"] or None,
-            baseline_name="sent",
-            goal="all",
-            met=counts["notes logged"] == counts["notes sent"],
+            counts["notes sent"],
+            "sent",
         ),
     ]
     simulated = active * SPEED / 3600
