@@ -30,7 +30,6 @@ from aiohttp import ClientSession, ClientTimeout, TCPConnector
 
 from bench.harness import (
     BOT_PASSWORD,
-    SQLITE,
     Backend,
     Board,
     BotProcess,
@@ -43,6 +42,7 @@ from bench.harness import (
     echo_process,
     login,
     median,
+    on_database,
     page_delivered,
     percentile,
     quiet,
@@ -61,12 +61,8 @@ SAMPLES = ("quiet status", "quiet echo", "bare status", "bare echo", "boards sta
 ACKS_PER_SECOND = 10
 
 
-async def measure(server: DevServer, work: Path, quick: bool, backend: Backend = SQLITE) -> Section:
-    with backend.database(work, "board") as url:
-        return await _measure(server, work, quick, backend, url)
-
-
-async def _measure(
+@on_database("board")
+async def measure(
     server: DevServer, work: Path, quick: bool, backend: Backend, database: str
 ) -> Section:
     people, boards_open, quiet_runs = (100, 20, 5) if quick else (300, 50, 20)

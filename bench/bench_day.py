@@ -45,7 +45,6 @@ from nio import AsyncClient
 
 from bench.harness import (
     BOT_PASSWORD,
-    SQLITE,
     Backend,
     Board,
     BotProcess,
@@ -60,6 +59,7 @@ from bench.harness import (
     directory,
     login,
     median,
+    on_database,
     page_delivered,
     percentile,
     register_many,
@@ -115,12 +115,8 @@ def _utc(value: Any) -> float:
     return float(value.timestamp())
 
 
-async def measure(server: DevServer, work: Path, quick: bool, backend: Backend = SQLITE) -> Section:
-    with backend.database(work, "day") as url:
-        return await _measure(server, work, quick, backend, url)
-
-
-async def _measure(
+@on_database("day")
+async def measure(
     server: DevServer, work: Path, quick: bool, backend: Backend, database: str
 ) -> Section:
     minutes = day_minutes(quick)

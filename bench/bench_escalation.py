@@ -23,13 +23,13 @@ from sqlmodel import col, select
 from bench.bench_paging import _activation_room, count_targets, wait_delivered
 from bench.harness import (
     BOT_PASSWORD,
-    SQLITE,
     Backend,
     Section,
     bounded,
     lateness_figures,
     login,
     median,
+    on_database,
     percentile,
     register_many,
     server_event,
@@ -66,12 +66,8 @@ def _directory(lead_id: str, paged: dict[str, str], backups: dict[str, str]) -> 
     }
 
 
-async def measure(server: DevServer, work: Path, quick: bool, backend: Backend = SQLITE) -> Section:
-    with backend.database(work, "escalation") as url:
-        return await _measure(server, work, quick, backend, url)
-
-
-async def _measure(
+@on_database("escalation")
+async def measure(
     server: DevServer, work: Path, quick: bool, backend: Backend, url: str
 ) -> Section:
     people = 10 if quick else 50

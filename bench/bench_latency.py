@@ -17,7 +17,6 @@ from pathlib import Path
 
 from bench.harness import (
     BOT_PASSWORD,
-    SQLITE,
     Backend,
     BotProcess,
     Figure,
@@ -28,6 +27,7 @@ from bench.harness import (
     echo_process,
     login,
     median,
+    on_database,
     percentile,
     samples_line,
     side_by_side,
@@ -39,12 +39,8 @@ GOAL = 1.15  # issue 26 (was 1.3)
 WARM_UP = 5
 
 
-async def measure(server: DevServer, work: Path, quick: bool, backend: Backend = SQLITE) -> Section:
-    with backend.database(work, "latency") as url:
-        return await _measure(server, work, quick, backend, url)
-
-
-async def _measure(
+@on_database("latency")
+async def measure(
     server: DevServer, work: Path, quick: bool, backend: Backend, url: str
 ) -> Section:
     runs = 10 if quick else 50

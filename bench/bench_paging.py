@@ -28,7 +28,6 @@ from sqlmodel import col, select
 
 from bench.harness import (
     BOT_PASSWORD,
-    SQLITE,
     Backend,
     Figure,
     Section,
@@ -36,6 +35,7 @@ from bench.harness import (
     directory,
     login,
     median,
+    on_database,
     register_many,
     server_event,
     server_ts,
@@ -109,12 +109,8 @@ async def wait_board(app: App, page_id: int, timeout: float = 60) -> None:
     raise TimeoutError(f"page {page_id} has no board after {timeout}s")
 
 
-async def measure(server: DevServer, work: Path, quick: bool, backend: Backend = SQLITE) -> Section:
-    with backend.database(work, "paging") as url:
-        return await _measure(server, work, quick, backend, url)
-
-
-async def _measure(
+@on_database("paging")
+async def measure(
     server: DevServer, work: Path, quick: bool, backend: Backend, url: str
 ) -> Section:
     runs, sizes = (3 if quick else 9), sizes_asked(quick)

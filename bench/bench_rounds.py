@@ -18,13 +18,13 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from bench.harness import (
-    SQLITE,
     Backend,
     Figure,
     Section,
     directory,
     lateness_figures,
     login,
+    on_database,
     server_ts,
     standalone,
     start_bot,
@@ -38,12 +38,8 @@ from bot.timeutil import utcnow
 SPACING, SCHEDULES, GOAL = 1.5, 50, 2.0
 
 
-async def measure(server: DevServer, work: Path, quick: bool, backend: Backend = SQLITE) -> Section:
-    with backend.database(work, "rounds") as url:
-        return await _measure(server, work, quick, backend, url)
-
-
-async def _measure(
+@on_database("rounds")
+async def measure(
     server: DevServer, work: Path, quick: bool, backend: Backend, url: str
 ) -> Section:
     runs, idle = (5, 5.0) if quick else (20, 20.0)

@@ -37,7 +37,6 @@ from aiohttp import ClientSession, ClientTimeout, TCPConnector
 from bench.bench_rota import TEAMS, write_rotas
 from bench.harness import (
     BOT_PASSWORD,
-    SQLITE,
     Backend,
     Board,
     BotProcess,
@@ -52,6 +51,7 @@ from bench.harness import (
     echo_process,
     login,
     median,
+    on_database,
     seed_logbook,
     standalone,
     until_serving,
@@ -79,12 +79,8 @@ LOAD_COMMANDS = (
 LANGUAGES = ("en", "fr", "nl", "de")
 
 
-async def measure(server: DevServer, work: Path, quick: bool, backend: Backend = SQLITE) -> Section:
-    with backend.database(work, "startup") as url:
-        return await _measure(server, work, quick, backend, url)
-
-
-async def _measure(
+@on_database("startup")
+async def measure(
     server: DevServer, work: Path, quick: bool, backend: Backend, url: str
 ) -> Section:
     runs, rooms_wanted = (2, 50) if quick else (5, ROOMS)

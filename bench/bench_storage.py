@@ -18,7 +18,6 @@ from pathlib import Path
 
 from bench.harness import (
     BOT_PASSWORD,
-    SQLITE,
     Backend,
     BotProcess,
     Figure,
@@ -29,6 +28,7 @@ from bench.harness import (
     directory,
     login,
     median,
+    on_database,
     seed_logbook,
     standalone,
     wait_joined,
@@ -41,12 +41,8 @@ EXPONENT_GOAL = 1.1
 REPEATED = ("sitrep", "pages", "status", "log export")
 
 
-async def measure(server: DevServer, work: Path, quick: bool, backend: Backend = SQLITE) -> Section:
-    with backend.database(work, "storage") as url:
-        return await _measure(server, work, quick, backend, url)
-
-
-async def _measure(
+@on_database("storage")
+async def measure(
     server: DevServer, work: Path, quick: bool, backend: Backend, url: str
 ) -> Section:
     sizes = (10, 1_000, 10_000) if quick else (10, 1_000, 100_000)

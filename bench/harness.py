@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import os
 import shutil
 import signal
@@ -230,11 +231,33 @@ def samples_line(label: str, samples: list[float]) -> str:
     return f"{label}: " + ", ".join(f"{s * 1000:.0f}" for s in samples) + " ms"
 
 
+Measure = Callable[[DevServer, Path, bool, Backend], Awaitable[Section]]
+OnDatabase = Callable[[DevServer, Path, bool, Backend, str], Awaitable[Section]]
+
+
+def on_database(bench: str) -> Callable[[OnDatabase], Measure]:
+    """A benchmark's `measure(server, work, quick, backend)` (the suite's and `standalone`'s
+    call), from a body that also takes the URL of the fresh database `backend` makes for it —
+    dropped afterwards, even if the body fails."""
+
+    def wrap(body: OnDatabase) -> Measure:
+        @functools.wraps(body)
+        async def measure(
+            server: DevServer, work: Path, quick: bool, backend: Backend = SQLITE
+        ) -> Section:
+            with backend.database(work, bench) as url:
+                return await body(server, work, quick, backend, url)
+
+        return measure
+
+    return wrap
+
+
 # -- a homeserver and people on it ----------------------------------------------------------------
 
 
 def standalone(
-    measure: Callable[[DevServer, Path, bool, Backend], Awaitable[Section]],
+    measure: Measure,
     *,
     homeserver: bool = True,
 ) -> None:
