@@ -22,7 +22,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-from bot.activations.activation import Activations, timer_prefix
+from bot.activations.activation import ActivationCapability, timer_prefix
 from bot.directory.model import Contact, Directory
 from bot.directory.roles import Role
 from bot.errors import UserError
@@ -43,12 +43,7 @@ from bot.timeutil import format_due, utcnow
 if TYPE_CHECKING:
     from sqlmodel.ext.asyncio.session import AsyncSession
 
-    from bot.directory.keeper import DirectoryKeeper
-    from bot.matrix.send import Messenger
     from bot.reach.direct import DirectMessages
-    from bot.render import Renderer
-    from bot.runtime.scheduler import Scheduler
-    from bot.storage.db import Database
 
 log = logging.getLogger(__name__)
 
@@ -100,13 +95,7 @@ def action_id(ref: str) -> int:
 
 
 @dataclass(frozen=True, kw_only=True)
-class Actions:
-    db: Database
-    keeper: DirectoryKeeper
-    renderer: Renderer
-    messenger: Messenger
-    scheduler: Scheduler
-    activations: Activations
+class Actions(ActivationCapability):
     direct: DirectMessages
 
     # -- making and changing ----------------------------------------------------------------------

@@ -26,7 +26,9 @@ from bot.timeutil import format_local_utc, load_zone
 
 if TYPE_CHECKING:
     from bot.directory.keeper import DirectoryKeeper
+    from bot.matrix.send import Messenger
     from bot.runtime.changes import Changes
+    from bot.runtime.scheduler import Scheduler
     from bot.settings import Settings
     from bot.storage.db import Database
 
@@ -227,6 +229,21 @@ class Activations:
         return self.settings.user_id
 
     # -- lifecycle --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class ActivationCapability:
+    """What every capability that acts in activations' rooms stands on: its rows (`db`), the
+    directory (`keeper`), its words (`renderer`), the rooms it speaks in (`messenger`), its timers
+    (`scheduler`) and the activations themselves. A capability that uses all six inherits them
+    and declares the rest as its own fields; `Layers.given` reads inherited fields too."""
+
+    db: Database
+    keeper: DirectoryKeeper
+    renderer: Renderer
+    messenger: Messenger
+    scheduler: Scheduler
+    activations: Activations
 
 
 def after_close(

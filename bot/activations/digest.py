@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.activations.activation import Activations
+from bot.activations.activation import ActivationCapability
 from bot.inputs.requests import Inputs
 from bot.paging.board import page_summary
 from bot.render import Message
@@ -24,25 +24,14 @@ from bot.storage.models import RUNNING, Timer, TimerKind
 from bot.timeutil import format_duration, utcnow
 
 if TYPE_CHECKING:
-    from bot.directory.keeper import DirectoryKeeper
-    from bot.matrix.send import Messenger
-    from bot.render import Renderer
-    from bot.runtime.scheduler import Scheduler
     from bot.settings import Settings
-    from bot.storage.db import Database
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, kw_only=True)
-class Digest:
+class Digest(ActivationCapability):
     settings: Settings
-    db: Database
-    keeper: DirectoryKeeper
-    renderer: Renderer
-    messenger: Messenger
-    scheduler: Scheduler
-    activations: Activations
     inputs: Inputs
 
     @property

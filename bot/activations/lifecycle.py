@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from bot.actions.actions import action_view, open_actions
 from bot.activations import exports
 from bot.activations.activation import (
-    Activations,
+    ActivationCapability,
     ensure_not_closed,
     level_history,
     make_ref,
@@ -33,12 +33,7 @@ from bot.storage.models import RUNNING, ActivationRow, ActivationStatus
 from bot.timeutil import format_duration, utcnow
 
 if TYPE_CHECKING:
-    from bot.directory.keeper import DirectoryKeeper
-    from bot.matrix.send import Messenger
-    from bot.render import Renderer
-    from bot.runtime.scheduler import Scheduler
     from bot.settings import Settings
-    from bot.storage.db import Database
 
 log = logging.getLogger(__name__)
 
@@ -70,14 +65,8 @@ class HandedOver:
 
 
 @dataclass(frozen=True, kw_only=True)
-class Lifecycle:
+class Lifecycle(ActivationCapability):
     settings: Settings
-    db: Database
-    keeper: DirectoryKeeper
-    renderer: Renderer
-    messenger: Messenger
-    scheduler: Scheduler
-    activations: Activations
     rounds: Rounds
     reviews: Reviews
 

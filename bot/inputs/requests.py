@@ -14,11 +14,10 @@ import asyncio
 import logging
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.activations.activation import Activations, after_close, timer_prefix
+from bot.activations.activation import ActivationCapability, after_close, timer_prefix
 from bot.activations.asked import Said
 from bot.directory.model import Contact
 from bot.errors import UserError
@@ -38,13 +37,6 @@ from bot.storage.models import (
     TimerKind,
 )
 from bot.timeutil import format_local_utc, load_zone, utcnow
-
-if TYPE_CHECKING:
-    from bot.directory.keeper import DirectoryKeeper
-    from bot.matrix.send import Messenger
-    from bot.render import Renderer
-    from bot.runtime.scheduler import Scheduler
-    from bot.storage.db import Database
 
 log = logging.getLogger(__name__)
 
@@ -136,13 +128,7 @@ def readable_in_room(note: Message, rest: Message) -> Message:
 
 
 @dataclass(frozen=True, kw_only=True)
-class Inputs:
-    db: Database
-    keeper: DirectoryKeeper
-    renderer: Renderer
-    messenger: Messenger
-    scheduler: Scheduler
-    activations: Activations
+class Inputs(ActivationCapability):
     direct: DirectMessages
 
     # -- asking -----------------------------------------------------------------------------------

@@ -9,9 +9,8 @@ latest result per person is what `contact` and `contacts` show, so stale contact
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
-from bot.activations.activation import Activations, timer_prefix
+from bot.activations.activation import ActivationCapability, timer_prefix
 from bot.activations.asked import Asked
 from bot.directory.model import Contact
 from bot.directory.roles import Role
@@ -31,24 +30,11 @@ from bot.storage.models import (
 )
 from bot.timeutil import format_duration, utcnow
 
-if TYPE_CHECKING:
-    from bot.directory.keeper import DirectoryKeeper
-    from bot.matrix.send import Messenger
-    from bot.render import Renderer
-    from bot.runtime.scheduler import Scheduler
-    from bot.storage.db import Database
-
 CHECK_TEXT = "Communication check"
 
 
 @dataclass(frozen=True, kw_only=True)
-class CommChecks:
-    db: Database
-    keeper: DirectoryKeeper
-    renderer: Renderer
-    messenger: Messenger
-    scheduler: Scheduler
-    activations: Activations
+class CommChecks(ActivationCapability):
     pager: Pager
 
     async def audience(

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.activations.activation import Activations
+from bot.activations.activation import ActivationCapability
 from bot.directory.model import Contact
 from bot.matrix.send import MatrixSendError, RoomNotPrivate
 from bot.paging.steps import ESCALATE, step_timer, unit_prefix
@@ -32,15 +32,10 @@ from bot.storage.models import ActivationRow, PageRow, PageTargetRow, TimerKind
 from bot.timeutil import format_local_utc, load_zone, utcnow
 
 if TYPE_CHECKING:
-    from bot.directory.keeper import DirectoryKeeper
-    from bot.matrix.send import Messenger
     from bot.paging.board import Board
     from bot.reach.fallback import Fallback
     from bot.reach.servers import Servers
-    from bot.render import Renderer
     from bot.runtime.metrics import Metrics
-    from bot.runtime.scheduler import Scheduler
-    from bot.storage.db import Database
 
 log = logging.getLogger(__name__)
 
@@ -51,15 +46,9 @@ SEND_RETRIES = (1.0, 2.0, 4.0)  # pause before each retry of a send the homeserv
 
 
 @dataclass(frozen=True, kw_only=True)
-class Pager:
-    db: Database
-    keeper: DirectoryKeeper
-    renderer: Renderer
-    messenger: Messenger
-    scheduler: Scheduler
+class Pager(ActivationCapability):
     metrics: Metrics
     board: Board
-    activations: Activations
     direct: DirectMessages
     fallback: Fallback
     servers: Servers

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.activations.activation import Activations
+from bot.activations.activation import ActivationCapability
 from bot.directory.model import Contact
 from bot.directory.roles import Role
 from bot.errors import Refused, UserError
@@ -41,13 +41,8 @@ from bot.storage.models import (
 from bot.timeutil import format_local_utc, utcnow
 
 if TYPE_CHECKING:
-    from bot.directory.keeper import DirectoryKeeper
-    from bot.matrix.send import Messenger
     from bot.reach.direct import DirectMessages
-    from bot.render import Renderer
-    from bot.runtime.scheduler import Scheduler
     from bot.settings import Settings
-    from bot.storage.db import Database
 
 log = logging.getLogger(__name__)
 
@@ -70,14 +65,8 @@ def ask_key(activation_id: int, handle: str) -> str:
 
 
 @dataclass(frozen=True, kw_only=True)
-class Reviews:
+class Reviews(ActivationCapability):
     settings: Settings
-    db: Database
-    keeper: DirectoryKeeper
-    renderer: Renderer
-    messenger: Messenger
-    scheduler: Scheduler
-    activations: Activations
     direct: DirectMessages
 
     # -- building ---------------------------------------------------------------------------------

@@ -17,10 +17,10 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from zoneinfo import ZoneInfo
 
-from bot.activations.activation import Activations
+from bot.activations.activation import ActivationCapability
 from bot.activations.situation import read_situation
 from bot.directory.model import Contact
 from bot.errors import UserError
@@ -33,13 +33,6 @@ from bot.storage import activation_store
 from bot.storage import duty_store as store
 from bot.storage.models import RUNNING, ActivationRow, DutyOverrideRow, Timer, TimerKind
 from bot.timeutil import format_local_utc, utcnow
-
-if TYPE_CHECKING:
-    from bot.directory.keeper import DirectoryKeeper
-    from bot.matrix.send import Messenger
-    from bot.render import Renderer
-    from bot.runtime.scheduler import Scheduler
-    from bot.storage.db import Database
 
 log = logging.getLogger(__name__)
 
@@ -58,13 +51,7 @@ class OnDuty:
 
 
 @dataclass(frozen=True, kw_only=True)
-class Duty:
-    db: Database
-    keeper: DirectoryKeeper
-    renderer: Renderer
-    messenger: Messenger
-    scheduler: Scheduler
-    activations: Activations
+class Duty(ActivationCapability):
     direct: DirectMessages
     inputs: Inputs
     rounds: Rounds

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.actions.actions import action_view, open_actions
-from bot.activations.activation import Activations, timer_prefix
+from bot.activations.activation import ActivationCapability, timer_prefix
 from bot.activations.asked import Asked, Said
 from bot.directory.model import Contact
 from bot.directory.roles import Role
@@ -41,14 +41,9 @@ from bot.storage.models import (
 from bot.timeutil import format_local_utc, load_zone, utcnow
 
 if TYPE_CHECKING:
-    from bot.directory.keeper import DirectoryKeeper
-    from bot.matrix.send import Messenger
     from bot.paging.commchecks import CommChecks
     from bot.paging.send import Pager
-    from bot.render import Renderer
-    from bot.runtime.scheduler import Scheduler
     from bot.settings import Settings
-    from bot.storage.db import Database
 
 log = logging.getLogger(__name__)
 
@@ -69,14 +64,8 @@ class RunView:
 
 
 @dataclass(frozen=True, kw_only=True)
-class Rounds:
+class Rounds(ActivationCapability):
     settings: Settings
-    db: Database
-    keeper: DirectoryKeeper
-    renderer: Renderer
-    messenger: Messenger
-    scheduler: Scheduler
-    activations: Activations
     pager: Pager
     commchecks: CommChecks
 
