@@ -67,10 +67,17 @@ async def db(database_url: str) -> AsyncIterator[Database]:
 
 
 @pytest.fixture
-async def desk(tmp_path: Path, database_url: str) -> AsyncIterator[Desk]:
+def desk_env() -> dict[str, str]:
+    """Settings the `desk` adds to its own, as environment: a test module that needs others (no
+    rate limit, say) overrides this fixture."""
+    return {}
+
+
+@pytest.fixture
+async def desk(tmp_path: Path, database_url: str, desk_env: dict[str, str]) -> AsyncIterator[Desk]:
     """The bot's services, command runner and database, Matrix recorded (no homeserver):
     the cast's directory (lead, member, partner, dg, deputy; and a stranger)."""
-    async with desk_running(tmp_path, database_url) as running:
+    async with desk_running(tmp_path, database_url, env=desk_env) as running:
         yield running
 
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,7 +20,7 @@ from bot.storage.models import InboxEvent, InboxStatus, Outcome
 from bot.timeutil import utcnow
 from tests.support.cast import desk_cast
 from tests.support.databases import BACKENDS
-from tests.support.desk import Desk, desk_running
+from tests.support.desk import Desk
 from tests.support.homeserver import ScriptedClient
 from tests.support.invariants import contents
 
@@ -29,10 +28,9 @@ on_both = pytest.mark.parametrize("database_url", BACKENDS, indirect=True)
 
 
 @pytest.fixture
-async def desk(tmp_path: Path, database_url: str) -> AsyncIterator[Desk]:
-    """The cast's desk, with no rate limit: a test here asks many times in a row."""
-    async with desk_running(tmp_path, database_url, env={"ICC_RATE_LIMIT": "100000/1m"}) as desk:
-        yield desk
+def desk_env() -> dict[str, str]:
+    """No rate limit: a test here asks many times in a row."""
+    return {"ICC_RATE_LIMIT": "100000/1m"}
 
 
 async def inbox_row(desk: Desk, event_id: str) -> InboxEvent | None:
