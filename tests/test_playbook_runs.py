@@ -37,7 +37,9 @@ checklist:
 pages:
   - targets: [ercc]
     ack: 10m
-    text: {en: "Convoy at the border: are your teams ready?"}
+    text:
+      en: "Convoy at the border: are your teams ready?"
+      fr: "Convoi à la frontière : vos équipes sont-elles prêtes ?"
 rounds:
   - when: every 2h
     with: [member, deputy]
@@ -95,6 +97,26 @@ async def test_what_a_playbook_made_fires_like_anything_else(drill_desk: Desk) -
     assert any("ÉCHÉANCE — ACTION A-2" in t for t in desk.messenger.texts(desk.dm_of("partner")))
     await desk.fire(TimerKind.PAGE_STEP, key=":pg1:partner:")
     assert any("PG-1" in t and "Partner" in t for t in desk.messenger.texts(room))
+
+
+async def test_a_playbook_page_reaches_each_person_in_their_language(drill_desk: Desk) -> None:
+    """The page has its text in English and French: the partner (fr) reads the French, its
+    repeat too; the DG (de), for whom it has none, the English, as the room and the logbook do."""
+    desk = drill_desk
+    _ref, room, _ = await desk.open_activation(
+        "lead", desk.room("lead", "member"), '!icc activate "Convoy" --playbook drill'
+    )
+    french, english = "Convoi à la frontière : vos équipes", "Convoy at the border: are your"
+    partner_dm, dg_dm = desk.dm_of("partner"), desk.dm_of("dg")
+    assert [t for t in desk.messenger.texts(partner_dm) if french in t]
+    assert not [t for t in desk.messenger.texts(partner_dm) if english in t]
+    assert [t for t in desk.messenger.texts(dg_dm) if english in t]
+    await desk.fire(TimerKind.PAGE_STEP, key=":pg1:partner:")
+    assert len([t for t in desk.messenger.texts(partner_dm) if french in t]) == 2
+    assert [t for t in desk.messenger.texts(room) if english in t]  # the page's board
+    async with desk.services.db.session() as session:
+        entries = await activation_store.log_entries(session, 1)
+    assert any(e.text.startswith("PG-1 sent to 2: Convoy at the border") for e in entries)
 
 
 async def test_a_playbook_run_in_a_running_activation_says_who_the_member_is(

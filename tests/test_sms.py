@@ -21,7 +21,7 @@ from bot.storage.models import PageAttemptRow, PageTargetRow, TimerKind
 from bot.web.server import WebServer
 from tests.support.cast import desk_cast, paging_directory
 from tests.support.desk import Desk, desk_running
-from tests.support.mail import SmtpSink
+from tests.support.mail import SmtpSink, text_of
 from tests.support.reach import fallen_back, paged, web_endpoint
 from tests.support.sms import SmsGateway, inbound, signed
 
@@ -31,6 +31,15 @@ SECRET = "inbound-signing-secret-0123"
 PARTNER_PHONE = "+32475123456"
 DG_PHONE = "+4915112345678"
 LINK = re.compile(rf"{re.escape(PUBLIC_URL)}/ack/\S+")
+ALERT = """\
+name: {en: Flood alert}
+pages:
+  - targets: [partner, dg]
+    text:
+      en: Are your teams deployable?
+      fr: Vos équipes sont-elles déployables ?
+      de: Sind Ihre Teams einsatzbereit?
+"""
 
 
 def sms_directory() -> dict[str, Any]:
@@ -69,6 +78,9 @@ async def sms_desk(
     tmp_path: Path, database_url: str, smtp: SmtpSink, gateway: SmsGateway
 ) -> AsyncIterator[Desk]:
     env = sms_env(smtp, gateway)
+    playbooks = tmp_path / "config" / "playbooks"
+    playbooks.mkdir(parents=True)
+    (playbooks / "alert.yaml").write_text(ALERT)
     async with desk_running(tmp_path, database_url, contacts=sms_directory(), env=env) as desk:
         yield desk
 
@@ -127,6 +139,22 @@ async def test_matrix_then_email_then_sms_reaches_the_gateway_with_its_body_and_
     assert (attempt.error, attempt.message_id) == (None, "gw-1")  # the gateway's `id`
     assert attempt.sent_at is not None
     assert not await desk.armed(TimerKind.PAGE_FALLBACK)  # SMS was the last channel
+
+
+async def test_a_playbook_page_goes_by_email_and_sms_in_each_persons_language(
+    sms_desk: Desk, smtp: SmtpSink, gateway: SmsGateway
+) -> None:
+    desk = sms_desk
+    lobby = desk.room("lead", "member")
+    await desk.open_activation("lead", lobby, '!icc activate "Flood" --playbook alert')
+    await desk.fire(TimerKind.PAGE_FALLBACK)  # the partner by e-mail, the DG by SMS
+    [mail] = smtp.to("duty@ercc.example")
+    assert "Vos équipes sont-elles déployables ?" in text_of(mail)
+    [to_dg] = gateway.to(DG_PHONE)
+    assert "Sind Ihre Teams einsatzbereit?" in to_dg.text
+    await desk.fire(TimerKind.PAGE_FALLBACK)  # the partner by SMS
+    [to_partner] = gateway.to(PARTNER_PHONE)
+    assert "Vos équipes sont-elles déployables ?" in to_partner.text
 
 
 async def test_a_long_page_is_shortened_to_one_sms_keeping_its_ref_and_link(

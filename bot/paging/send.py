@@ -64,9 +64,11 @@ class Pager(ActivationCapability):
         urgent: bool,
         event_id: str,
         duty: Mapping[str, str] | None = None,
+        texts: Mapping[str, str] | None = None,
     ) -> PageRow:
         """Record the page and arm each person's first step; keyed by the command's event.
-        `duty`: the team each person was reached as duty officer of (`duty:<team>`)."""
+        `duty`: the team each person was reached as duty officer of (`duty:<team>`); `texts`:
+        the page in other languages (a playbook's), by language, each person reading theirs."""
         async with self.db.session() as session:
             page, new = await self.add_page(
                 session,
@@ -76,6 +78,7 @@ class Pager(ActivationCapability):
                 duty=duty,
                 sender=sender,
                 text=text,
+                texts=dict(texts) if texts else None,
                 urgent=urgent,
                 event_id=event_id,
             )
@@ -365,7 +368,7 @@ class Pager(ActivationCapability):
             lang=row.language,
             ref=page.ref,
             activation=activation,
-            text=page.text,
+            text=page.text_in(row.language),
             sender=sender.name if sender else page.sender,
             sender_org=directory.organisations[sender.organisation].name if sender else "",
             deadline=format_local_utc(deadline, zone, lang=row.language),

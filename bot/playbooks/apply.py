@@ -39,7 +39,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-PAGE_LANGUAGE = "en"  # one page goes to many people: in the language every partner reads
+PAGE_LANGUAGE = "en"  # the page's own text, as the logbook and the cell's room show it
 
 
 @dataclass
@@ -179,6 +179,7 @@ class Playbooks:
                 activation,
                 sender=by,
                 text=page.text_for(PAGE_LANGUAGE),
+                texts=page.text,  # each person reads it in their language where it has one
                 people=people,
                 window=window,
                 urgent=page.urgent,

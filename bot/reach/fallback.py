@@ -354,7 +354,7 @@ class Fallback:
                 "marker": self.activations.marker if activation and activation.exercise else None,
                 "content_free": bool(activation and activation.tlp in CONTENT_FREE),
                 "check": page.kind == "check",
-                "text": page.text,
+                "text": page.text_in(lang),
                 "sender": sender.name if sender else page.sender,
                 "deadline": format_local_utc(row.deadline, load_zone(row.timezone), lang=lang),
                 "link": LINK_SLOT if linked else None,
@@ -389,9 +389,10 @@ class Fallback:
             "reply": self.settings.sms_replies,
             "on_matrix": matrix_went_first(row),
         }
+        # Nothing to leak, even by an override:
+        said = "" if content_free or check else page.text_in(lang)
         text = one_sms(
-            lambda words: self.renderer.text(SMS_TEMPLATE, lang=lang, text=words, **context),
-            "" if content_free or check else page.text,  # nothing to leak, even by an override
+            lambda words: self.renderer.text(SMS_TEMPLATE, lang=lang, text=words, **context), said
         )
         if parts(text) > 1:
             log.info("%s to %s by SMS takes %d messages", page.ref, row.handle, parts(text))

@@ -294,13 +294,22 @@ class PageRow(Referenced, Keyed, table=True):
     kind: str = Field(default="page", max_length=16)
     room_id: str | None = Field(default=None, max_length=255)
     sender: str = Field(max_length=255)
-    text: str
+    text: str  # as typed; a playbook's page: its English text
+    # A playbook's page in its languages (language → text), None for a typed one: each person
+    # reads it in their page's language where it has one (`text_in`).
+    texts: dict[str, str] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
     urgent: bool = False
     ack_window_s: int
     opened_by_event: str = Field(max_length=255, unique=True)
     board_event_id: str | None = Field(default=None, max_length=255)
     board_digest: str | None = Field(default=None, max_length=64)  # of what the board shows
     created_at: datetime = utc_column()
+
+    def text_in(self, language: str) -> str:
+        """The text for someone who reads the page in `language`: in that language if the page
+        has it (a playbook's), else as typed — never a body in one language in a frame in
+        another, unless the page has no text in the frame's."""
+        return (self.texts or {}).get(language, self.text)
 
 
 class PageTargetRow(Keyed, table=True):
