@@ -30,7 +30,6 @@ from bot.directory.model import DirectoryError
 from bot.directory.outsiders import tighten_invites
 from bot.directory.roles import Role
 from bot.matrix.client import LoginFailed, log_in, make_client, private_dir
-from bot.matrix.cross_signing import bootstrap as cross_sign
 from bot.matrix.sealed import KEY_WAIT
 from bot.matrix.send import Messenger
 from bot.matrix.sync import FatalSyncError, SyncLoop
@@ -127,7 +126,11 @@ class App:
             client = make_client(settings)
             credentials = await _unless_directory_fails(log_in(client, settings), directory)
             add_secrets([credentials.access_token])
-            await cross_sign(client, settings)
+            if client.olm is not None:
+                # Only with encryption on: cross-signing brings `cryptography` (6 MB) with it.
+                from bot.matrix.cross_signing import bootstrap as cross_sign
+
+                await cross_sign(client, settings)
             layers = Layers(
                 settings=settings,
                 db=db,
