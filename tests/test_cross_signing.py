@@ -341,7 +341,7 @@ async def test_without_cross_signing_such_a_client_excludes_the_bot(
     async def not_signed(*args: object) -> None:
         return None
 
-    monkeypatch.setattr("bot.app.cross_sign", not_signed)
+    monkeypatch.setattr("bot.matrix.cross_signing.bootstrap", not_signed)
     async with bot_running(env):
         strict = await _strict_lead(synapse, cast, tmp_path)
         try:

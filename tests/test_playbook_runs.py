@@ -180,8 +180,8 @@ async def test_a_playbook_at_activation_and_at_run_time_on_the_homeserver(
         await partner.wait_for(
             dm, lambda e: "Compter le convoi" in body(e), sender=cast.bot.user_id
         )
-        await partner.wait_for(
-            dm, lambda e: "Convoy at the border" in body(e), sender=cast.bot.user_id
+        await partner.wait_for(  # the page, in French as the partner reads it
+            dm, lambda e: "Convoi à la frontière" in body(e), sender=cast.bot.user_id
         )
         lead = people["lead"]
         await lead.wait_for_invite(room)
