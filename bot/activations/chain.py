@@ -21,6 +21,7 @@ from bot.storage.models import ActivationRow, LogEntryRow
 from bot.timeutil import utcnow
 
 GENESIS = "0" * 64
+CHAIN_TAILS = "icc_chain_tails"  # session.info: activation id → (seq, hash) of its last entry
 
 # Kinds written by people with `log`; everything the bot records itself starts with "system.".
 PERSON_KINDS = ("info", "decision", "action", "correction")
@@ -96,9 +97,16 @@ async def _chained(
 ) -> list[LogEntryRow]:
     """The entries for `drafts`, numbered and hashed on from the activation's last one. The
     activation row is locked first, so two writers cannot both take the same sequence number
-    or chain onto the same predecessor."""
-    await store.lock_activation(session, activation.id)
-    seq, prev_hash = await store.last_log_entry(session, activation.id) or (0, GENESIS)
+    or chain onto the same predecessor.
+
+    The lock lasts to the end of the transaction, so the chain's end is read once in it and
+    kept (`session.info`) for its next entries: a group of acknowledgements written together
+    locks and reads once, not once an entry (bench/, the storm)."""
+    tails: dict[int, tuple[int, str]] = session.info.setdefault(CHAIN_TAILS, {})
+    if activation.id not in tails:
+        await store.lock_activation(session, activation.id)
+        tails[activation.id] = await store.last_log_entry(session, activation.id) or (0, GENESIS)
+    seq, prev_hash = tails[activation.id]
     recorded = utcnow()
     entries = []
     for draft in drafts:
@@ -119,6 +127,7 @@ async def _chained(
         )
         entry.hash = prev_hash = entry_hash(activation.ref, entry)
         entries.append(entry)
+    tails[activation.id] = (seq, prev_hash)
     return entries
 
 

@@ -320,9 +320,12 @@ class CommandRunner:
 
     async def _finish_group(self, finished: list[tuple[str, Outcome]]) -> list[Exception | None]:
         """The events finished together marked in one transaction (a storm of acks)."""
+        by_outcome: dict[Outcome, list[str]] = {}
+        for event_id, outcome in finished:
+            by_outcome.setdefault(outcome, []).append(event_id)
         async with self._services.db.session() as session:
-            for event_id, outcome in finished:
-                await core.finish_inbox(session, event_id, outcome)
+            for outcome, event_ids in by_outcome.items():
+                await core.finish_inbox_many(session, event_ids, outcome)
         return [None] * len(finished)
 
     async def _framed(self, room_id: str, answer: Message | Reply) -> Message:

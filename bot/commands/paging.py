@@ -84,12 +84,20 @@ async def acknowledge(ctx: CommandContext) -> Message | Reply | None:
     return await _answer(ctx, None, None)
 
 
+async def acknowledge_page(ctx: CommandContext, page_id: int) -> Message | Reply | None:
+    """An ack by a reply to the page `page_id`, which the reply's handler has found."""
+    return await _answer(ctx, None, None, page_id=page_id)
+
+
 async def _answer(
-    ctx: CommandContext, ref: str | None, reason: str | None
+    ctx: CommandContext, ref: str | None, reason: str | None, *, page_id: int | None = None
 ) -> Message | Reply | None:
+    """`page_id`: the page a reply answers, found by its handler (`Answers.page_answered`)."""
     answers = ctx.services.answers
-    if ctx.via is not Via.COMMAND and not await answers.is_page_event(ctx.relates_to, ctx.sender):
-        return None  # a 👍 on something else: not for the bot
+    if ctx.via is not Via.COMMAND and page_id is None:
+        page_id = await answers.page_answered(ctx.relates_to, ctx.sender)
+        if page_id is None:
+            return None  # a 👍 on something else: not for the bot
     try:
         answer = await answers.answer(
             ctx.sender,
@@ -99,6 +107,7 @@ async def _answer(
             event_id=ctx.event_id,
             at=ctx.sent_at,
             reason=reason,
+            page_id=page_id,
         )
     except NoOpenPage:
         renderer = ctx.services.renderer

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from bot.chat.registry import CommandContext, CommandFamily, Reply, Via
 from bot.commands.inputs import record_reply
-from bot.commands.paging import acknowledge
+from bot.commands.paging import acknowledge_page
 from bot.directory.roles import Role
 from bot.paging.acks import says_ack
 from bot.render import Message
@@ -26,11 +26,12 @@ async def reply_to_bot(ctx: CommandContext) -> Message | Reply | None:
         said = ctx.said(text, "edit" if revised else "thread")
         await rounds.report_in_thread(said, room_id=ctx.room_id, thread_root=ctx.thread_root)
         return None
-    if await ctx.services.answers.is_page_event(ctx.relates_to, ctx.sender):
+    page_id = await ctx.services.answers.page_answered(ctx.relates_to, ctx.sender)
+    if page_id is not None:
         if revised:
             return None  # an acknowledgement, once given, is not taken back by an edit
         if says_ack(text):
-            return await acknowledge(ctx)
+            return await acknowledge_page(ctx, page_id)
         assert ctx.relates_to is not None  # a page event, just checked
         told = await ctx.services.answers.how_to_answer(ctx.relates_to, ctx.sender)
         return Reply(*told) if told else None

@@ -67,6 +67,20 @@ class Asked:
     event_id: str
     at: datetime
     reason: str | None  # None: an ack
+    page_id: int | None  # the page answered, when the handler found it (`page_answered`)
+
+
+@dataclass
+class Ended:
+    """The escalations a group's acknowledgements end (their units' timer key prefixes),
+    cancelled in one statement."""
+
+    prefixes: list[str] = field(default_factory=list)
+
+    async def cancel(self, scheduler: Scheduler, session: AsyncSession) -> None:
+        if self.prefixes:
+            await scheduler.cancel(session, self.prefixes)
+            self.prefixes = []
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -96,23 +110,24 @@ class Answers:
         message = self.renderer.render("page_reply_unread", lang=row.language, ref=page.ref)
         return message, activation
 
-    async def is_page_event(self, event_id: str | None, matrix_id: str) -> bool:
-        """Whether `event_id` is a page (or repeat) sent to this person.
+    async def page_answered(self, event_id: str | None, matrix_id: str) -> int | None:
+        """The page whose message (or repeat) `event_id` is, if it was sent to this person;
+        None for any other event. Handed on to `answer`, which need not look it up again.
 
         An answer to a page sent just before a crash may be read before the page is recorded:
         see `owner_of_answered`.
         """
         if event_id is None:
-            return False
+            return None
 
-        async def find(session: AsyncSession) -> str | None:
+        async def find(session: AsyncSession) -> tuple[str, int] | None:
             row = await store.target_by_event(session, event_id)
-            return row.matrix_id if row else None
+            return (row.matrix_id, row.page_id) if row else None
 
         owner = await owner_of_answered(
             self.db, find, lambda session: self._unrecorded_sends(session, matrix_id)
         )
-        return owner == matrix_id
+        return owner[1] if owner is not None and owner[0] == matrix_id else None
 
     async def _unrecorded_sends(self, session: AsyncSession, matrix_id: str) -> bool:
         """Whether a page, backup page or repeat may have reached this person without its event
@@ -141,10 +156,12 @@ class Answers:
         event_id: str,
         at: datetime,
         reason: str | None = None,
+        page_id: int | None = None,
     ) -> Answer:
-        """Record an ack (reason None) or a decline for the person's rows on one page, with the
-        answers that arrive meanwhile (`Grouped`: a storm of acks written together)."""
-        asked = Asked(matrix_id, ref, relates_to, how, event_id, at, reason)
+        """Record an ack (reason None) or a decline for the person's rows on one page (`ref`,
+        `page_id` as `page_answered` found it, the page `relates_to`, or their newest open),
+        with the answers that arrive meanwhile (`Grouped`: a storm of acks written together)."""
+        asked = Asked(matrix_id, ref, relates_to, how, event_id, at, reason, page_id)
         answer = await self._grouped.submit(asked)
         if answer.first and answer.activation is not None:
             self.board.refresh(answer.page, answer.activation)
@@ -156,15 +173,17 @@ class Answers:
         it is found before anything of theirs is written."""
         outcomes: list[Answer | Exception] = []
         async with self.db.session() as session:
+            ended = Ended()
             for asked in group:
                 try:
-                    outcomes.append(await self._record(session, asked))
+                    outcomes.append(await self._record(session, asked, ended))
                 except UserError as refusal:
                     outcomes.append(refusal)
+            await ended.cancel(self.scheduler, session)
         return outcomes
 
-    async def _record(self, session: AsyncSession, asked: Asked) -> Answer:
-        rows = await self._rows_answered(session, asked.matrix_id, asked.ref, asked.relates_to)
+    async def _record(self, session: AsyncSession, asked: Asked, ended: Ended) -> Answer:
+        rows = await self._rows_answered(session, asked)
         page, activation = await store.page_in(session, rows[0].page_id)
         assert page is not None
         if activation is not None and activation.status != ActivationStatus.OPEN:
@@ -196,9 +215,12 @@ class Answers:
         for row in rows:
             if await store.answer_once(session, row.id, **fields):
                 first.append(row)
-                await self._after_answer(session, activation, page, row, reason, asked.how, now)
+                await self._after_answer(
+                    session, activation, page, row, reason, asked.how, now, ended
+                )
         shown = first[0] if first else again[0] if again else rows[0]
-        await session.refresh(shown)  # as the answer left it
+        if not first:  # the session's copy took this answer's fields; the database has the first
+            await session.refresh(shown)
         return Answer(page=page, activation=activation, row=shown, first=bool(first or again))
 
     async def _after_answer(
@@ -210,6 +232,7 @@ class Answers:
         reason: str | None,
         how: str,
         now: datetime,
+        ended: Ended,
     ) -> None:
         unit = row.covers or row.handle
         if activation is None:
@@ -217,7 +240,7 @@ class Answers:
         if reason is None:
             delivered = row.delivered_at
             self.metrics.acknowledged(how, (now - delivered).total_seconds() if delivered else None)
-            await self.scheduler.cancel(session, unit_prefix(activation.id, page.id, unit))
+            ended.prefixes.append(unit_prefix(activation.id, page.id, unit))
             latency = format_duration(now - (row.delivered_at or now))
             text = f"{page.ref} acknowledged by {row.name} ({how}, {latency})"
             kind = "system.ack"
@@ -225,6 +248,7 @@ class Answers:
             # A decline escalates at once: for the person paged, to their backup; for a backup,
             # straight to telling the room.
             step = UNREACHABLE if row.covers else ESCALATE
+            await ended.cancel(self.scheduler, session)  # what an ack before this one ended
             await arm(self.scheduler, session, activation, page, [(unit, step, now)])
             text = f"{page.ref} declined by {row.name}: {reason}"
             kind = "system.unable"
@@ -271,10 +295,14 @@ class Answers:
             self.board.refresh(page, activation)
         return True
 
-    async def _rows_answered(
-        self, session: AsyncSession, matrix_id: str, ref: str | None, relates_to: str | None
-    ) -> list[PageTargetRow]:
-        """The person's rows on the page they answer: named, replied to, or their latest open."""
+    async def _rows_answered(self, session: AsyncSession, asked: Asked) -> list[PageTargetRow]:
+        """The person's rows on the page they answer: named, found, replied to, or their latest
+        open."""
+        matrix_id, ref, relates_to = asked.matrix_id, asked.ref, asked.relates_to
+        if asked.page_id is not None and (
+            rows := await store.targets(session, asked.page_id, matrix_id)
+        ):
+            return rows
         if ref:
             page = await store.page(session, int(ref.split("-")[1]))
             if page is None:

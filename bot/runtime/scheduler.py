@@ -168,9 +168,10 @@ class Scheduler:
             raise ValueError(f"no handler for timer kind `{kind}`")
 
     async def cancel(
-        self, session: AsyncSession, key_prefix: str, *, kind: str | None = None
+        self, session: AsyncSession, key_prefix: str | list[str], *, kind: str | None = None
     ) -> int:
-        """Cancel what is armed under key_prefix (timer keys of an activation start `a<id>:`)."""
+        """Cancel what is armed under key_prefix, or under any of several (timer keys of an
+        activation start `a<id>:`)."""
         ids = await core.cancel_timers(session, key_prefix, kind)
 
         def remove_jobs() -> None:

@@ -69,9 +69,15 @@ async def unseal_inbox(session: AsyncSession, item: InboxEvent) -> None:
 
 
 async def finish_inbox(session: AsyncSession, event_id: str, status: Outcome) -> None:
+    await finish_inbox_many(session, [event_id], status)
+
+
+async def finish_inbox_many(session: AsyncSession, event_ids: list[str], status: Outcome) -> None:
+    """Mark events handled with one outcome, in one statement (a storm of acks finishes
+    together)."""
     await session.exec(
         update(InboxEvent)
-        .where(col(InboxEvent.event_id) == event_id)
+        .where(col(InboxEvent.event_id).in_(event_ids))
         .values(status=status, finished_at=utcnow())
     )
 
@@ -216,22 +222,27 @@ async def release_timers(session: AsyncSession, timer_ids: Sequence[int]) -> Non
 
 
 async def cancel_timers(
-    session: AsyncSession, key_prefix: str, kind: str | None = None
+    session: AsyncSession, key_prefix: str | list[str], kind: str | None = None
 ) -> list[int]:
-    """Cancel the unfired timers whose key starts with key_prefix (of one kind, or any)."""
-    query = select(Timer).where(
-        col(Timer.key).startswith(key_prefix),
-        col(Timer.completed_at).is_(None),
-        col(Timer.cancelled_at).is_(None),
+    """Cancel the unfired timers whose key starts with key_prefix (or any of several; of one
+    kind, or any): one statement, which also brings the session's copies of them up to date."""
+    prefixes = [key_prefix] if isinstance(key_prefix, str) else key_prefix
+    if not prefixes:
+        return []
+    query = (
+        update(Timer)
+        .where(
+            or_(*(col(Timer.key).startswith(prefix) for prefix in prefixes)),
+            col(Timer.completed_at).is_(None),
+            col(Timer.cancelled_at).is_(None),
+        )
+        .values(cancelled_at=utcnow())
+        .returning(col(Timer.id))
+        .execution_options(synchronize_session="fetch")
     )
     if kind is not None:
-        query = query.where(Timer.kind == kind)
-    timers = list((await session.exec(query)).all())
-    now = utcnow()
-    for timer in timers:
-        timer.cancelled_at = now
-        session.add(timer)
-    return [t.id for t in timers if t.id is not None]
+        query = query.where(col(Timer.kind) == kind)
+    return list((await session.exec(query)).scalars())
 
 
 async def armed_timers(session: AsyncSession) -> list[Timer]:
