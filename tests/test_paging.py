@@ -16,6 +16,7 @@ from bot.paging.board import PersonLine, may_fit
 from bot.reach.direct import CREATED_AT_ONCE
 from bot.render import Message, Renderer
 from bot.storage import activation_store
+from bot.timeutil import utcnow
 from tests.support.bots import RunningBot
 from tests.support.cast import Cast, desk_cast, with_everyone
 from tests.support.databases import BACKENDS
@@ -269,6 +270,34 @@ async def test_answers_that_arrive_together_are_each_recorded_and_told(paging_de
     async with desk.services.db.session() as session:
         acks = [e for e in await activation_store.log_entries(session, 1) if e.kind == "system.ack"]
     assert len(acks) == 3
+
+
+async def test_answers_written_together_end_their_escalations_and_a_decline_escalates(
+    paging_desk: Desk,
+) -> None:
+    """In one group: two acks end their people's escalations, a decline escalates at once, and
+    a 👍 on a message that is no page of the reactor's is no answer."""
+    desk = paging_desk
+    _ref, room, _ = await desk.open_activation("lead", desk.room("lead", "member"))
+    await desk.say("member", room, "!icc page partner,dg,deputy Sandbags for Visé? --ack 1h")
+    dms = {who: desk.dm_of(who) for who in ("partner", "dg", "deputy")}
+    pages = {who: pages_to(desk, dm, "Sandbags")[0].event_id for who, dm in dms.items()}
+    assert len(await desk.armed("page.step")) == 3
+    await asyncio.gather(
+        desk.react("partner", dms["partner"], pages["partner"], "✅"),
+        desk.reply("dg", dms["dg"], pages["dg"], "reçu"),
+        desk.say("deputy", dms["deputy"], "!icc unable stuck in traffic"),
+        desk.react("partner", dms["partner"], pages["dg"], "👍"),  # not theirs
+    )
+    [step] = await desk.armed("page.step")
+    assert step.key.endswith(":deputy:escalate")
+    assert step.due_at <= utcnow()  # at once, not at the deadline
+    assert "2/3 acknowledged" in desk.board(room, "PG-1")
+    assert await problems(desk.services.db) == []
+    async with desk.services.db.session() as session:
+        kinds = [e.kind for e in await activation_store.log_entries(session, 1)]
+    assert kinds.count("system.ack") == 2
+    assert kinds.count("system.unable") == 1
 
 
 # -- through Synapse -------------------------------------------------------------------------------

@@ -8,7 +8,7 @@ import time
 import weakref
 
 from bot.runtime.heap import freeze_heap
-from bot.runtime.tasks import Foreground, Grouped, Paced, TaskSupervisor
+from bot.runtime.tasks import Foreground, Grouped, Paced, TaskSupervisor, leave_slot
 from tests.support.desk import Desk
 
 
@@ -44,6 +44,40 @@ async def test_duplicate_names_run_once_and_failures_do_not_spread() -> None:
     assert tasks.spawn("y", ok(), lane="!a")
     await tasks.drain(5)
     assert ran == ["ok"]
+
+
+async def test_a_task_waiting_on_the_homeserver_gives_its_slot_to_the_next() -> None:
+    """One slot: the first task's answer waits for the homeserver, which only the second task
+    lets go; it runs because the first left its slot. Left once, the slot is not freed twice:
+    a third and fourth task still run one at a time."""
+    tasks = TaskSupervisor(concurrency=1)
+    homeserver_took_it = asyncio.Event()
+    running: list[str] = []
+    overlapped: list[str] = []
+
+    async def answering() -> None:
+        leave_slot()
+        leave_slot()  # twice: still one slot given back
+        await homeserver_took_it.wait()
+
+    async def next_ack() -> None:
+        homeserver_took_it.set()
+
+    async def one_at_a_time(name: str) -> None:
+        if running:
+            overlapped.append(name)
+        running.append(name)
+        await asyncio.sleep(0.05)
+        running.remove(name)
+
+    tasks.spawn("answer", answering())
+    tasks.spawn("next", next_ack())
+    await asyncio.wait_for(homeserver_took_it.wait(), 2)
+    await tasks.drain(5)
+    tasks.spawn("third", one_at_a_time("third"))
+    tasks.spawn("fourth", one_at_a_time("fourth"))
+    await tasks.drain(5)
+    assert overlapped == []
 
 
 async def test_drain_cancels_what_outlives_the_deadline() -> None:

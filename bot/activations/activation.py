@@ -216,9 +216,18 @@ class Activations:
         entries: list[tuple[str, str, dict[str, Any]]],
     ) -> None:
         """Several (kind, text, data) entries by one author, in order, in one write."""
+        drafts = [self.draft(kind, text, author, data=data) for kind, text, data in entries]
+        await self.add_drafts(session, activation, drafts)
+
+    def draft(self, kind: str, text: str, author: str, **fields: Any) -> chain.Draft:
+        """An entry to write later with others (`add_drafts`), as `add_entry` takes it."""
+        return chain.Draft(kind, text, author, self._role(author), **fields)
+
+    async def add_drafts(
+        self, session: AsyncSession, activation: ActivationRow, drafts: list[chain.Draft]
+    ) -> None:
+        """Entries by any authors, in order, in one write (a storm's acknowledgements)."""
         self.changes.after_commit(session, activation.id)
-        role = self._role(author)
-        drafts = [chain.Draft(kind, text, author, role, data=data) for kind, text, data in entries]
         await chain.append_many(session, activation, drafts)
 
     def _role(self, author: str) -> str:

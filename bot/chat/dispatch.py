@@ -36,7 +36,7 @@ from bot.matrix.content import (
 from bot.matrix.send import ReplyTo, fits_one_event
 from bot.render import Message
 from bot.runtime.metrics import UNKNOWN_COMMAND
-from bot.runtime.tasks import Grouped
+from bot.runtime.tasks import Grouped, leave_slot
 from bot.storage import core
 from bot.storage.models import InboxEvent, Outcome
 from bot.timeutil import format_duration, utcnow
@@ -210,6 +210,7 @@ class CommandRunner:
                 answer = await self._framed(item.room_id, answer)
                 if not fits_one_event(answer):
                     answer = await self._as_file(item, name, answer)
+                leave_slot()  # from here on, the homeserver's pace (the room's lane still held)
                 await self._services.messenger.notice(
                     item.room_id,
                     answer,

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.activations.activation import after_close
+from bot.activations.chain import Draft
 from bot.errors import UserError
 from bot.paging.steps import ESCALATE, UNREACHABLE, arm, unit_prefix
 from bot.reach.direct import RECORD_HORIZON, owner_of_answered
@@ -71,16 +72,28 @@ class Asked:
 
 
 @dataclass
-class Ended:
-    """The escalations a group's acknowledgements end (their units' timer key prefixes),
-    cancelled in one statement."""
+class GroupWrites:
+    """What a group of answers writes once for all, at its end: the escalations its acks end
+    (their units' timer key prefixes, one statement) and its logbook entries (one insert an
+    activation)."""
 
     prefixes: list[str] = field(default_factory=list)
+    entries: dict[int, tuple[ActivationRow, list[Draft]]] = field(default_factory=dict)
+
+    def log(self, activation: ActivationRow, draft: Draft) -> None:
+        self.entries.setdefault(activation.id, (activation, []))[1].append(draft)
 
     async def cancel(self, scheduler: Scheduler, session: AsyncSession) -> None:
         if self.prefixes:
             await scheduler.cancel(session, self.prefixes)
             self.prefixes = []
+
+    async def write(
+        self, scheduler: Scheduler, activations: Activations, session: AsyncSession
+    ) -> None:
+        await self.cancel(scheduler, session)
+        for activation, drafts in self.entries.values():
+            await activations.add_drafts(session, activation, drafts)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -92,9 +105,11 @@ class Answers:
     activations: Activations
     board: Board
     _grouped: Grouped[Asked, Answer] = field(init=False)
+    _paged: Grouped[str, tuple[str, int] | None] = field(init=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_grouped", Grouped(self._record_group))
+        object.__setattr__(self, "_paged", Grouped(self._pages_of))
 
     async def how_to_answer(
         self, page_event: str, sender: str
@@ -124,10 +139,18 @@ class Answers:
             row = await store.target_by_event(session, event_id)
             return (row.matrix_id, row.page_id) if row else None
 
-        owner = await owner_of_answered(
+        # Looked up with the answers read together (a storm's reactions: one query, not a
+        # session each); an event not found is looked for again, and waited for.
+        owner = await self._paged.submit(event_id) or await owner_of_answered(
             self.db, find, lambda session: self._unrecorded_sends(session, matrix_id)
         )
         return owner[1] if owner is not None and owner[0] == matrix_id else None
+
+    async def _pages_of(self, event_ids: list[str]) -> list[tuple[str, int] | Exception | None]:
+        """For each event, whom its page went to and which page it is, if it is one."""
+        async with self.db.session() as session:
+            found = await store.targets_by_events(session, event_ids)
+        return [(r.matrix_id, r.page_id) if (r := found.get(e)) else None for e in event_ids]
 
     async def _unrecorded_sends(self, session: AsyncSession, matrix_id: str) -> bool:
         """Whether a page, backup page or repeat may have reached this person without its event
@@ -173,16 +196,16 @@ class Answers:
         it is found before anything of theirs is written."""
         outcomes: list[Answer | Exception] = []
         async with self.db.session() as session:
-            ended = Ended()
+            writes = GroupWrites()
             for asked in group:
                 try:
-                    outcomes.append(await self._record(session, asked, ended))
+                    outcomes.append(await self._record(session, asked, writes))
                 except UserError as refusal:
                     outcomes.append(refusal)
-            await ended.cancel(self.scheduler, session)
+            await writes.write(self.scheduler, self.activations, session)
         return outcomes
 
-    async def _record(self, session: AsyncSession, asked: Asked, ended: Ended) -> Answer:
+    async def _record(self, session: AsyncSession, asked: Asked, writes: GroupWrites) -> Answer:
         rows = await self._rows_answered(session, asked)
         page, activation = await store.page_in(session, rows[0].page_id)
         assert page is not None
@@ -216,7 +239,7 @@ class Answers:
             if await store.answer_once(session, row.id, **fields):
                 first.append(row)
                 await self._after_answer(
-                    session, activation, page, row, reason, asked.how, now, ended
+                    session, activation, page, row, reason, asked.how, now, writes
                 )
         shown = first[0] if first else again[0] if again else rows[0]
         if not first:  # the session's copy took this answer's fields; the database has the first
@@ -232,7 +255,7 @@ class Answers:
         reason: str | None,
         how: str,
         now: datetime,
-        ended: Ended,
+        writes: GroupWrites,
     ) -> None:
         unit = row.covers or row.handle
         if activation is None:
@@ -240,7 +263,7 @@ class Answers:
         if reason is None:
             delivered = row.delivered_at
             self.metrics.acknowledged(how, (now - delivered).total_seconds() if delivered else None)
-            ended.prefixes.append(unit_prefix(activation.id, page.id, unit))
+            writes.prefixes.append(unit_prefix(activation.id, page.id, unit))
             latency = format_duration(now - (row.delivered_at or now))
             text = f"{page.ref} acknowledged by {row.name} ({how}, {latency})"
             kind = "system.ack"
@@ -248,18 +271,12 @@ class Answers:
             # A decline escalates at once: for the person paged, to their backup; for a backup,
             # straight to telling the room.
             step = UNREACHABLE if row.covers else ESCALATE
-            await ended.cancel(self.scheduler, session)  # what an ack before this one ended
+            await writes.cancel(self.scheduler, session)  # what an ack before this one ended
             await arm(self.scheduler, session, activation, page, [(unit, step, now)])
             text = f"{page.ref} declined by {row.name}: {reason}"
             kind = "system.unable"
-        await self.activations.add_entry(
-            session,
-            activation,
-            kind,
-            text,
-            row.matrix_id,
-            data={"page": page.id, "handle": row.handle, "how": how},
-        )
+        data = {"page": page.id, "handle": row.handle, "how": how}
+        writes.log(activation, self.activations.draft(kind, text, row.matrix_id, data=data))
 
     async def withdraw_ack(self, matrix_id: str, *, reaction: str, at: datetime) -> bool:
         """The person redacted the reaction `reaction`: if it acknowledged a page of theirs, record

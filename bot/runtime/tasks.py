@@ -8,11 +8,27 @@ import logging
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine, Iterator
+from contextvars import ContextVar
 from typing import Any, Generic, TypeVar
 
 log = logging.getLogger(__name__)
 In = TypeVar("In")
 Out = TypeVar("Out")
+
+# The running task's slot (`TaskSupervisor`), for `leave_slot`: its release, once.
+_held_slot: ContextVar[Callable[[], None] | None] = ContextVar("held_slot", default=None)
+
+
+def leave_slot() -> None:
+    """Give the running task's slot back before it ends, for what is left of it that waits on
+    the network only (an answer on its way to the homeserver): slots bound the work on the CPU
+    and the database. During a storm, a homeserver taking seconds to accept each answer held
+    every slot, and the next batch's acknowledgements waited for them (bench/, the storm).
+    Nothing outside a supervised task, or once given back."""
+    release = _held_slot.get()
+    if release is not None:
+        _held_slot.set(None)
+        release()
 
 
 class Slots:
@@ -153,6 +169,15 @@ class TaskSupervisor:
         except BaseException:
             coro.close()
             raise
+        held = True
+
+        def release() -> None:
+            nonlocal held
+            if held:
+                held = False
+                self._slots.release()
+
+        _held_slot.set(release)  # this task's own context: what it spawns gets a copy, unused
         try:
             with self.foreground.serving() if first else contextlib.nullcontext():
                 await coro
@@ -161,7 +186,7 @@ class TaskSupervisor:
         except Exception:
             log.exception("background task %s failed", name)
         finally:
-            self._slots.release()
+            release()
 
     def cancel_all(self) -> None:
         for task in list(self._tasks.values()):

@@ -187,6 +187,29 @@ async def target_by_event(session: AsyncSession, event_id: str) -> PageTargetRow
     return rows.first()
 
 
+async def targets_by_events(
+    session: AsyncSession, event_ids: list[str]
+) -> dict[str, PageTargetRow]:
+    """`target_by_event` for many events in one query: event ID → the row it paged."""
+    if not event_ids:
+        return {}
+    rows = await session.exec(
+        select(PageTargetRow).where(
+            or_(
+                col(PageTargetRow.event_id).in_(event_ids),
+                col(PageTargetRow.repage_event_id).in_(event_ids),
+            )
+        )
+    )
+    wanted = set(event_ids)
+    found: dict[str, PageTargetRow] = {}
+    for row in rows.all():
+        for event_id in (row.event_id, row.repage_event_id):
+            if event_id in wanted:
+                found.setdefault(event_id, row)
+    return found
+
+
 async def open_rows_of(session: AsyncSession, matrix_id: str) -> list[PageTargetRow]:
     """The person's rows without an answer, newest page first — those reported unreachable
     too: an ack that comes after the report is still news to the cell."""
