@@ -7,9 +7,11 @@ import asyncio
 import json
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from bot.chat import dispatch
 from bot.matrix.send import NewRoom, fits_one_event
 from bot.paging import send as send_module
 from bot.paging.board import PersonLine, may_fit
@@ -18,13 +20,14 @@ from bot.render import Message, Renderer
 from bot.storage import activation_store
 from bot.timeutil import utcnow
 from tests.support.bots import RunningBot
-from tests.support.cast import Cast, desk_cast, with_everyone
+from tests.support.cast import Cast, desk_cast, people_of, with_everyone
 from tests.support.databases import BACKENDS
 from tests.support.desk import Desk, desk_running, pages_to
 from tests.support.invariants import problems
 from tests.support.matrix_people import Person, body
 from tests.support.processes import BotProcess
 from tests.support.reading import board_shows
+from tests.support.recording import SERVER
 from tests.support.rooms import (
     activation_room,
     escalated_once,
@@ -298,6 +301,53 @@ async def test_answers_written_together_end_their_escalations_and_a_decline_esca
         kinds = [e.kind for e in await activation_store.log_entries(session, 1)]
     assert kinds.count("system.ack") == 2
     assert kinds.count("system.unable") == 1
+
+
+async def test_partners_answers_go_a_few_at_a_time_to_a_slow_homeserver_the_cells_at_once(
+    tmp_path: Path, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While the homeserver is slow to take the bot's answers to partners' acks, no more than
+    `PARTNER_SENDS` are on their way at once, and a `status` typed in the cell's room is
+    answered meanwhile."""
+    monkeypatch.setattr(dispatch, "PARTNER_SENDS", 2)
+    cast = desk_cast()
+    contacts = cast.directory()
+    partners = [f"partner{n}" for n in range(4)]
+    for handle in partners:
+        contacts["contacts"].append(
+            {"handle": handle, "matrix_id": f"@{handle}:{SERVER}", "organisation": "nccn"}
+        )
+    people = people_of(cast) | {handle: f"@{handle}:{SERVER}" for handle in partners}
+    desk = await Desk.open(tmp_path, database_url, people, contacts)
+    try:
+        _ref, room, _ = await desk.open_activation("lead", desk.room("lead", "member"))
+        await desk.say("member", room, f"!icc page {','.join(partners)} Sandbags? --ack 1h")
+        dms = {desk.dm_of(handle): handle for handle in partners}
+        homeserver_took_them = asyncio.Event()
+        on_their_way: set[str] = set()
+        most = 0
+        send = desk.messenger.send
+
+        async def slow_for_partners(room_id: str, content: dict[str, Any], **how: Any) -> str:
+            nonlocal most
+            if room_id in dms:
+                on_their_way.add(room_id)
+                most = max(most, len(on_their_way))
+                await homeserver_took_them.wait()
+                on_their_way.discard(room_id)
+            return await send(room_id, content, **how)
+
+        monkeypatch.setattr(desk.messenger, "send", slow_for_partners)
+        acks = [asyncio.create_task(desk.say(handle, dm, "!icc ack")) for dm, handle in dms.items()]
+        status = await asyncio.wait_for(desk.ask("lead", room, "!icc status"), 10)
+        assert "PG-1" in status.body
+        homeserver_took_them.set()
+        await asyncio.gather(*acks)
+        assert most == 2
+        for dm in dms:
+            assert "PG-1" in desk.messenger.texts(dm)[-1]
+    finally:
+        await desk.close()
 
 
 # -- through Synapse -------------------------------------------------------------------------------

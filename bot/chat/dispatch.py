@@ -9,6 +9,7 @@ never a traceback.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
 import secrets
@@ -52,6 +53,10 @@ ALIASES = {"!ack": "ack"}
 # database is away; past it, the row stays pending and the look-up is answered again at the next
 # start, if still recent.
 RECORDED_WAIT = 600.0
+# Answers in the bot's direct rooms to partners (an ack's "recorded") on their way to the
+# homeserver at once, at most: three hundred at once queued the cell's `status` and the page's
+# board behind them on a busy homeserver (bench/, the storm). The cell's answers do not wait.
+PARTNER_SENDS = 4
 EVENT_ID = re.compile(r"\$\S{1,254}")  # as `PageTargetRow.ack_event_id` can hold it
 
 
@@ -100,6 +105,7 @@ class CommandRunner:
         self._stranger_budget = RateLimiter(*settings.stranger_budget)
         self._names = {spec.name for spec in services.registry} | {via.value for via in PASSIVE}
         self._finishing: Grouped[tuple[str, Outcome], None] = Grouped(self._finish_group)
+        self._partner_sends = asyncio.Semaphore(PARTNER_SENDS)
 
     def command_text(self, body: str) -> str | None:
         return split_command(body, self._services.settings.command_prefix, ALIASES)
@@ -211,12 +217,15 @@ class CommandRunner:
                 if not fits_one_event(answer):
                     answer = await self._as_file(item, name, answer)
                 leave_slot()  # from here on, the homeserver's pace (the room's lane still held)
-                await self._services.messenger.notice(
-                    item.room_id,
-                    answer,
-                    reply_to=reply_target(item.event_id, relation),
-                    txn_id=f"reply-{item.event_id}",
-                )
+                messenger = self._services.messenger
+                first = self.goes_first(item, messenger.direct_rooms)
+                async with contextlib.nullcontext() if first else self._partner_sends:
+                    await messenger.notice(
+                        item.room_id,
+                        answer,
+                        reply_to=reply_target(item.event_id, relation),
+                        txn_id=f"reply-{item.event_id}",
+                    )
         except Exception:
             log.exception("could not answer event=%s", item.event_id, extra=about)
             outcome = Outcome.UNANSWERED

@@ -72,6 +72,30 @@ class Asked:
 
 
 @dataclass
+class GroupReads:
+    """The rows a group's answers are about, read for all of them at once: each person's rows
+    on the page their handler found, and the open rows of those who typed a bare `ack`."""
+
+    on_page: dict[tuple[int, str], list[PageTargetRow]]
+    open_rows: dict[str, list[PageTargetRow]]
+
+    @classmethod
+    async def of(cls, session: AsyncSession, group: list[Asked]) -> GroupReads:
+        pairs = {(a.page_id, a.matrix_id) for a in group if a.page_id is not None}
+        bare = {a.matrix_id for a in group if a.page_id is None and not (a.ref or a.relates_to)}
+        on_page = await store.targets_of_people(session, pairs)
+        return cls(on_page, await store.open_rows_of_people(session, bare))
+
+    async def open_of(self, session: AsyncSession, matrix_id: str) -> list[PageTargetRow]:
+        """The person's unanswered rows, newest page first, as the group's answers so far left
+        them (the session's copies of the rows take each answer as it is written)."""
+        if matrix_id not in self.open_rows:
+            self.open_rows[matrix_id] = await store.open_rows_of(session, matrix_id)
+        rows = self.open_rows[matrix_id]
+        return [r for r in rows if r.acked_at is None and r.declined_at is None]
+
+
+@dataclass
 class GroupWrites:
     """What a group of answers writes once for all, at its end: the escalations its acks end
     (their units' timer key prefixes, one statement) and its logbook entries (one insert an
@@ -196,17 +220,19 @@ class Answers:
         it is found before anything of theirs is written."""
         outcomes: list[Answer | Exception] = []
         async with self.db.session() as session:
-            writes = GroupWrites()
+            reads, writes = await GroupReads.of(session, group), GroupWrites()
             for asked in group:
                 try:
-                    outcomes.append(await self._record(session, asked, writes))
+                    outcomes.append(await self._record(session, asked, reads, writes))
                 except UserError as refusal:
                     outcomes.append(refusal)
             await writes.write(self.scheduler, self.activations, session)
         return outcomes
 
-    async def _record(self, session: AsyncSession, asked: Asked, writes: GroupWrites) -> Answer:
-        rows = await self._rows_answered(session, asked)
+    async def _record(
+        self, session: AsyncSession, asked: Asked, reads: GroupReads, writes: GroupWrites
+    ) -> Answer:
+        rows = await self._rows_answered(session, asked, reads)
         page, activation = await store.page_in(session, rows[0].page_id)
         assert page is not None
         if activation is not None and activation.status != ActivationStatus.OPEN:
@@ -312,13 +338,13 @@ class Answers:
             self.board.refresh(page, activation)
         return True
 
-    async def _rows_answered(self, session: AsyncSession, asked: Asked) -> list[PageTargetRow]:
+    async def _rows_answered(
+        self, session: AsyncSession, asked: Asked, reads: GroupReads
+    ) -> list[PageTargetRow]:
         """The person's rows on the page they answer: named, found, replied to, or their latest
         open."""
         matrix_id, ref, relates_to = asked.matrix_id, asked.ref, asked.relates_to
-        if asked.page_id is not None and (
-            rows := await store.targets(session, asked.page_id, matrix_id)
-        ):
+        if asked.page_id is not None and (rows := reads.on_page.get((asked.page_id, matrix_id))):
             return rows
         if ref:
             page = await store.page(session, int(ref.split("-")[1]))
@@ -332,7 +358,7 @@ class Answers:
             row = await store.target_by_event(session, relates_to)
             if row is not None and row.matrix_id == matrix_id:
                 return await store.targets(session, row.page_id, matrix_id)
-        open_rows = await store.open_rows_of(session, matrix_id)
+        open_rows = await reads.open_of(session, matrix_id)
         if not open_rows:
             raise NoOpenPage()
         newest = open_rows[0].page_id

@@ -213,16 +213,49 @@ async def targets_by_events(
 async def open_rows_of(session: AsyncSession, matrix_id: str) -> list[PageTargetRow]:
     """The person's rows without an answer, newest page first — those reported unreachable
     too: an ack that comes after the report is still news to the cell."""
+    return (await open_rows_of_people(session, {matrix_id}))[matrix_id]
+
+
+async def open_rows_of_people(
+    session: AsyncSession, matrix_ids: set[str]
+) -> dict[str, list[PageTargetRow]]:
+    """`open_rows_of` for many people in one query (a storm's `ack`s written together)."""
+    found: dict[str, list[PageTargetRow]] = {matrix_id: [] for matrix_id in matrix_ids}
+    if not matrix_ids:
+        return found
     rows = await session.exec(
         select(PageTargetRow)
         .where(
-            PageTargetRow.matrix_id == matrix_id,
+            col(PageTargetRow.matrix_id).in_(matrix_ids),
             col(PageTargetRow.acked_at).is_(None),
             col(PageTargetRow.declined_at).is_(None),
         )
-        .order_by(col(PageTargetRow.page_id).desc())
+        .order_by(col(PageTargetRow.page_id).desc(), col(PageTargetRow.id))
     )
-    return list(rows.all())
+    for row in rows.all():
+        found[row.matrix_id].append(row)
+    return found
+
+
+async def targets_of_people(
+    session: AsyncSession, pairs: set[tuple[int, str]]
+) -> dict[tuple[int, str], list[PageTargetRow]]:
+    """`targets(page, matrix_id)` for many (page, person) pairs in one query."""
+    if not pairs:
+        return {}
+    rows = await session.exec(
+        select(PageTargetRow)
+        .where(
+            col(PageTargetRow.page_id).in_({page for page, _ in pairs}),
+            col(PageTargetRow.matrix_id).in_({matrix_id for _, matrix_id in pairs}),
+        )
+        .order_by(col(PageTargetRow.id))
+    )
+    found: dict[tuple[int, str], list[PageTargetRow]] = {}
+    for row in rows.all():
+        if (pair := (row.page_id, row.matrix_id)) in pairs:
+            found.setdefault(pair, []).append(row)
+    return found
 
 
 async def mark(session: AsyncSession, target_id: int, **fields: object) -> None:

@@ -283,6 +283,8 @@ class RecordingMessenger(Messenger):
             direct=room.direct,
         )
         self.note_creator(room_id, self.user_id)
+        if room.direct:
+            self.direct_rooms.add(room_id)
         self.recorded.append(Recorded("create_room", room_id, details=asdict(room)))
         for admin in room.admins:
             await self.set_power(room_id, admin, 100)
