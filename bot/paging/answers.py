@@ -262,7 +262,7 @@ class Answers:
         ]
         first: list[PageTargetRow] = []
         for row in rows:
-            if await store.answer_once(session, row.id, **fields):
+            if await store.answer_once(session, row, **fields):
                 first.append(row)
                 await self._after_answer(
                     session, activation, page, row, reason, asked.how, now, writes

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
-from sqlalchemy import or_, update
-from sqlmodel import col, select
+from sqlalchemy import bindparam, or_, update
+from sqlalchemy.orm.attributes import set_committed_value
+from sqlmodel import SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.storage import bulk
@@ -272,18 +273,38 @@ async def acked_by_event(session: AsyncSession, event_id: str) -> bool:
     return rows.first() is not None
 
 
-async def answer_once(session: AsyncSession, target_id: int, **fields: object) -> bool:
-    """Record the first answer (ack or decline) on a row; False when one was recorded before."""
-    result = await session.exec(
-        update(PageTargetRow)
+def _answering(*fields: str) -> Any:
+    """UPDATE of an unanswered row's `fields`, built once: a storm of acks writes it hundreds of
+    times a second, and building the statement cost as much as running it (bench/, the storm)."""
+    table = SQLModel.metadata.tables[str(PageTargetRow.__tablename__)]
+    return (
+        update(table)
         .where(
-            col(PageTargetRow.id) == target_id,
-            col(PageTargetRow.acked_at).is_(None),
-            col(PageTargetRow.declined_at).is_(None),
+            table.c.id == bindparam("target_id"),
+            table.c.acked_at.is_(None),
+            table.c.declined_at.is_(None),
         )
-        .values(**fields)
+        .values({name: bindparam(name) for name in fields})
     )
-    return result.rowcount == 1
+
+
+_ANSWERING = {
+    frozenset(fields): _answering(*fields)
+    for fields in (("acked_at", "ack_how", "ack_event_id"), ("declined_at", "declined_reason"))
+}
+
+
+async def answer_once(session: AsyncSession, row: PageTargetRow, **fields: object) -> bool:
+    """Record the first answer (ack: `acked_at`, `ack_how`, `ack_event_id`; decline:
+    `declined_at`, `declined_reason`) on a row, and on the session's copy of it; False when one
+    was recorded before (the copy then stays as it was read)."""
+    statement = _ANSWERING[frozenset(fields)]
+    result = await session.exec(statement, params={"target_id": row.id, **fields})
+    if result.rowcount != 1:
+        return False
+    for name, value in fields.items():
+        set_committed_value(row, name, value)
+    return True
 
 
 async def acked_by_reaction(
