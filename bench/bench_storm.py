@@ -246,6 +246,9 @@ async def _measure(
     latencies = [written[p.handle] - p.sent_at for p in partners if p.handle in written]
     stages = _stages(partners, user_ids, arrived, written)
     board_lag = shown - last_sent if shown is not None else None
+    if shown is not None and written:  # the lead's client's clock is this process's
+        clock = partners[0].sent_at - partners[0].sent_perf
+        stages["last ack recorded → the board shows it"] = [shown + clock - max(written.values())]
     section = _section(samples, latencies, len(written), people, board_lag, cpu, stages)
     section.method += f" Synapse on {homeserver_db}."
     return section

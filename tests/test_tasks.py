@@ -146,6 +146,24 @@ async def test_the_pause_after_a_run_is_share_times_what_it_took_when_that_is_lo
     await paced.stop(1)
 
 
+async def test_the_pause_is_never_longer_than_most_however_long_the_run_took() -> None:
+    """An edit that waited a second on a busy homeserver does not hold the next back 3 s."""
+    paced = Paced(gap=0.01, share=3, most=0.15)
+    runs: list[float] = []
+
+    async def edit_on_a_busy_homeserver() -> None:
+        await asyncio.sleep(0.3)
+        runs.append(time.monotonic())
+
+    paced.soon("board:4", edit_on_a_busy_homeserver)
+    await asyncio.sleep(0.05)
+    paced.soon("board:4", edit_on_a_busy_homeserver)  # asked during the first run
+    await paced.settle()
+    assert len(runs) == 2
+    assert 0.15 + 0.3 <= runs[1] - runs[0] < 0.9 + 0.3  # the capped pause, not 3 × 0.3 s
+    await paced.stop(1)
+
+
 async def test_calls_made_while_a_group_is_written_are_written_together_as_the_next() -> None:
     groups: list[list[int]] = []
 

@@ -225,7 +225,9 @@ class Paced:
     pause is `gap` seconds, or `share` times what the run took if longer: during a storm of three
     hundred acks a board of three hundred lines is edited a few times a second instead of three
     hundred times, and the acks themselves are not held back waiting for it (each used to take
-    its turn at the board's lock, and edit it once more).
+    its turn at the board's lock, and edit it once more). Never longer than `most`, though: what
+    a run takes is mostly a busy homeserver taking the edit, and three times that held a page's
+    last acks off its board for seconds after a storm (bench/, the storm).
 
     A run that fails is logged; the next call runs it again. What a crash loses (a run asked for
     and not yet done) the caller must put right at start-up (the page board compares what it
@@ -233,10 +235,15 @@ class Paced:
     """
 
     def __init__(
-        self, gap: float = 0.5, share: float = 3.0, *, foreground: Foreground | None = None
+        self,
+        gap: float = 0.5,
+        share: float = 3.0,
+        *,
+        most: float = 1.5,
+        foreground: Foreground | None = None,
     ) -> None:
         """`foreground`: commands each run lets finish first (none: runs at once)."""
-        self.gap, self.share, self._foreground = gap, share, foreground
+        self.gap, self.share, self.most, self._foreground = gap, share, most, foreground
         self._wanted: set[str] = set()
         self._running: set[str] = set()
         self._pacers: dict[str, asyncio.Task[None]] = {}
@@ -265,7 +272,8 @@ class Paced:
                     self._running.discard(key)
                     if not self.busy():
                         self._idle.set()
-                await asyncio.sleep(max(self.gap, (time.monotonic() - began) * self.share))
+                took = time.monotonic() - began
+                await asyncio.sleep(min(self.most, max(self.gap, took * self.share)))
         finally:
             del self._pacers[key]
 
