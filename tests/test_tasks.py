@@ -10,6 +10,7 @@ import weakref
 from bot.runtime.heap import freeze_heap
 from bot.runtime.tasks import Foreground, Grouped, Paced, TaskSupervisor, leave_slot
 from tests.support.desk import Desk
+from tests.support.pacing import between_two_runs
 
 
 async def test_same_lane_runs_in_spawn_order_other_lanes_in_parallel() -> None:
@@ -131,37 +132,14 @@ async def test_a_paced_run_that_fails_is_logged_and_runs_again_when_next_asked()
 
 async def test_the_pause_after_a_run_is_share_times_what_it_took_when_that_is_longer() -> None:
     paced = Paced(gap=0.01, share=3)
-    runs: list[float] = []
-
-    async def slow_edit() -> None:
-        await asyncio.sleep(0.1)
-        runs.append(time.monotonic())
-
-    paced.soon("board:3", slow_edit)
-    await asyncio.sleep(0.05)
-    paced.soon("board:3", slow_edit)  # asked during the first run
-    await paced.settle()
-    assert len(runs) == 2
-    assert runs[1] - runs[0] >= 0.3 + 0.1  # the pause (3 × 0.1 s), then the second run
-    await paced.stop(1)
+    assert await between_two_runs(paced, "board:3", took=0.1) >= 0.3 + 0.1  # 3 × 0.1 s, a run
 
 
 async def test_the_pause_is_never_longer_than_most_however_long_the_run_took() -> None:
-    """An edit that waited a second on a busy homeserver does not hold the next back 3 s."""
+    """An edit that waited on a busy homeserver does not hold the next back three times that."""
     paced = Paced(gap=0.01, share=3, most=0.15)
-    runs: list[float] = []
-
-    async def edit_on_a_busy_homeserver() -> None:
-        await asyncio.sleep(0.3)
-        runs.append(time.monotonic())
-
-    paced.soon("board:4", edit_on_a_busy_homeserver)
-    await asyncio.sleep(0.05)
-    paced.soon("board:4", edit_on_a_busy_homeserver)  # asked during the first run
-    await paced.settle()
-    assert len(runs) == 2
-    assert 0.15 + 0.3 <= runs[1] - runs[0] < 0.9 + 0.3  # the capped pause, not 3 × 0.3 s
-    await paced.stop(1)
+    waited = await between_two_runs(paced, "board:4", took=0.3)
+    assert 0.15 + 0.3 <= waited < 0.9 + 0.3  # the capped pause, not 3 × 0.3 s
 
 
 async def test_calls_made_while_a_group_is_written_are_written_together_as_the_next() -> None:
