@@ -268,7 +268,7 @@ class Answers:
                     session, activation, page, row, reason, asked.how, now, writes
                 )
         shown = first[0] if first else again[0] if again else rows[0]
-        if not first:  # the session's copy took this answer's fields; the database has the first
+        if not first:  # an earlier answer stands: as the database has it, not as read
             await session.refresh(shown)
         return Answer(page=page, activation=activation, row=shown, first=bool(first or again))
 
