@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import inspect
 import time
 import weakref
 
@@ -79,6 +80,32 @@ async def test_a_task_waiting_on_the_homeserver_gives_its_slot_to_the_next() -> 
     tasks.spawn("fourth", one_at_a_time("fourth"))
     await tasks.drain(5)
     assert overlapped == []
+
+
+async def test_handlers_cancelled_before_they_started_are_closed_not_left_unawaited() -> None:
+    """At shutdown, a handler still waiting for its room's lane, or for a slot, never ran: its
+    coroutine is closed with its task (no "never awaited" warning), and nothing of it ran."""
+    tasks = TaskSupervisor(concurrency=1)
+    ran: list[str] = []
+
+    async def handler(name: str) -> None:
+        ran.append(name)
+        await asyncio.Event().wait()
+
+    running, in_lane, for_slot = handler("running"), handler("in lane"), handler("for slot")
+    tasks.spawn("running", running, lane="!a")
+    tasks.spawn("in lane", in_lane, lane="!a")
+    tasks.spawn("for slot", for_slot, lane="!b")
+    await asyncio.sleep(0.05)
+    not_begun = handler("not begun")
+    tasks.spawn("not begun", not_begun, lane="!c")
+    tasks.cancel_all()  # "not begun" before its task's first step
+    await tasks.drain(0.05)
+    assert ran == ["running"]
+    for coro in (running, in_lane, for_slot, not_begun):
+        assert inspect.getcoroutinestate(coro) == inspect.CORO_CLOSED
+    await asyncio.sleep(0)  # the tasks' done callbacks
+    assert tasks._lanes == {}
 
 
 async def test_drain_cancels_what_outlives_the_deadline() -> None:

@@ -142,33 +142,39 @@ class TaskSupervisor:
         if name in self._tasks:
             coro.close()
             return False
-        coro = self._guarded(name, coro, first)
+        lock: asyncio.Lock | None = None
         if lane is not None:
             lock, users = self._lanes.get(lane, (asyncio.Lock(), 0))
             self._lanes[lane] = (lock, users + 1)
-            coro = self._in_lane(lane, lock, coro)
-        task = asyncio.create_task(coro, name=name)
+        task = asyncio.create_task(self._guarded(name, coro, first, lock), name=name)
         self._tasks[name] = task
         task.add_done_callback(lambda _t: self._tasks.pop(name, None))
+        if lane is not None:
+            task.add_done_callback(lambda _t: self._left(lane))
+        # A task cancelled before its handler started (waiting for its lane or a slot, at
+        # shutdown) leaves the handler's coroutine unstarted: closed here, not left to warn
+        # "never awaited"; closing a finished one does nothing.
+        task.add_done_callback(lambda _t: coro.close())
         return True
 
-    async def _in_lane(self, lane: str, lock: asyncio.Lock, coro: Coroutine[Any, Any, Any]) -> Any:
-        try:
-            async with lock:
-                return await coro
-        finally:
-            _, users = self._lanes[lane]
-            if users == 1:
-                del self._lanes[lane]
-            else:
-                self._lanes[lane] = (lock, users - 1)
+    def _left(self, lane: str) -> None:
+        """A task of `lane` is done (or was cancelled before it began)."""
+        lock, users = self._lanes[lane]
+        if users == 1:
+            del self._lanes[lane]
+        else:
+            self._lanes[lane] = (lock, users - 1)
 
-    async def _guarded(self, name: str, coro: Coroutine[Any, Any, Any], first: bool) -> None:
-        try:
+    async def _guarded(
+        self, name: str, coro: Coroutine[Any, Any, Any], first: bool, lane: asyncio.Lock | None
+    ) -> None:
+        """The task's turn in its lane (the lane's lock, taken in the order spawned), then a
+        slot, then the handler."""
+        async with lane or contextlib.nullcontext():
             await self._slots.acquire(first=first)
-        except BaseException:
-            coro.close()
-            raise
+            await self._holding_slot(name, coro, first)
+
+    async def _holding_slot(self, name: str, coro: Coroutine[Any, Any, Any], first: bool) -> None:
         held = True
 
         def release() -> None:
