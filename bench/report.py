@@ -34,8 +34,8 @@ HISTORY = [
     "up to 3.2 s on PostgreSQL, 9.2 ms of CPU an ack (eleven statements, a session a reaction) → "
     "a group's page look-ups, rows, timer cancels, logbook entries and inbox marks in one "
     "statement each; slots given back before the answer's send; partners' answers four at a "
-    "time; the board's pause capped at 1.5 s. Read → recorded p95 0.33 / 0.73 s (goal 1 s), "
-    "2.1 / 2.7 ms an ack, last ack recorded → board 0.9 / 1.6 s; sent → recorded stays the "
+    "time; the board's pause capped at 1.5 s. Read → recorded p95 0.17 / 0.59 s (goal 1 s), "
+    "1.9 / 2.5 ms an ack, last ack recorded → board 0.2 / 1.1 s; sent → recorded stays the "
     "homeserver's (5–7 s from Synapse to the bot).",
     "- 2026-12-07, the whole suite in one run on both databases (126 min; the day on both at "
     "once): every goal met but the storm's (the homeserver's /sync, explained in README.md), "
