@@ -177,15 +177,7 @@ async def target(session: AsyncSession, target_id: int) -> PageTargetRow | None:
 
 async def target_by_event(session: AsyncSession, event_id: str) -> PageTargetRow | None:
     """The person's row whose page (or repeat page) is the event `event_id`."""
-    rows = await session.exec(
-        select(PageTargetRow).where(
-            or_(
-                col(PageTargetRow.event_id) == event_id,
-                col(PageTargetRow.repage_event_id) == event_id,
-            )
-        )
-    )
-    return rows.first()
+    return (await targets_by_events(session, [event_id])).get(event_id)
 
 
 async def targets_by_events(
