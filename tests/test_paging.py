@@ -552,6 +552,35 @@ def test_a_board_is_rendered_only_when_its_list_of_people_could_fit_one_edit() -
     assert rendered, "every list skipped: the test tried too much"
 
 
+async def test_a_page_to_many_sends_its_first_message_before_handing_over_the_rest(
+    tmp_path: Path, database_url: str
+) -> None:
+    """A homeserver handed every page of a large page at once created even the first seconds
+    late: the first goes alone, and the others once it is accepted (`first_ahead`)."""
+    people = send_module.FIRST_AHEAD_FROM
+    directory = with_everyone(desk_cast().directory(), people)
+    async with desk_running(tmp_path, database_url, contacts=directory) as desk:
+        send = desk.messenger.send
+        log: list[str] = []
+
+        async def taking_its_time(room_id: str, content: dict[str, Any], **kwargs: Any) -> str:
+            paging = bool(content.get("m.mentions", {}).get("user_ids"))
+            log.append("starts" if paging else "other")
+            await asyncio.sleep(0.001)  # a homeserver's round trip
+            event_id = await send(room_id, content, **kwargs)
+            log.append("accepted" if paging else "other")
+            return event_id
+
+        _ref, room, _ = await desk.open_activation("lead", desk.room("lead"))
+        await desk.say("lead", room, "!icc page everyone First page: makes their rooms")
+        desk.messenger.send = taking_its_time  # type: ignore[method-assign]
+        await desk.say("lead", room, "!icc page everyone Are your teams deployable?")
+        pages = [entry for entry in log if entry != "other"]
+        assert pages[:3] == ["starts", "accepted", "starts"]
+        assert pages[3] == "starts", "the rest went one by one"
+        assert pages.count("accepted") == people
+
+
 async def test_a_first_page_to_many_makes_their_rooms_a_few_at_a_time_paging_each_as_it_is_made(
     tmp_path: Path, database_url: str
 ) -> None:

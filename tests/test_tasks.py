@@ -9,7 +9,14 @@ import time
 import weakref
 
 from bot.runtime.heap import freeze_heap
-from bot.runtime.tasks import Foreground, Grouped, Paced, TaskSupervisor, leave_slot
+from bot.runtime.tasks import (
+    Foreground,
+    Grouped,
+    Paced,
+    TaskSupervisor,
+    first_ahead,
+    leave_slot,
+)
 from tests.support.desk import Desk
 from tests.support.pacing import between_two_runs
 
@@ -106,6 +113,55 @@ async def test_handlers_cancelled_before_they_started_are_closed_not_left_unawai
         assert inspect.getcoroutinestate(coro) == inspect.CORO_CLOSED
     await asyncio.sleep(0)  # the tasks' done callbacks
     assert tasks._lanes == {}
+
+
+async def test_the_first_job_runs_alone_until_it_is_done_then_the_rest_together() -> None:
+    log: list[str] = []
+
+    async def job(name: str) -> str:
+        log.append(f"{name} starts")
+        await asyncio.sleep(0.01)  # a homeserver's round trip
+        log.append(f"{name} done")
+        return name
+
+    results = await first_ahead([job("a"), job("b"), job("c")], most=5)
+    assert results == ["a", "b", "c"]
+    assert log[:3] == ["a starts", "a done", "b starts"]
+    assert log[3] == "c starts", "the rest did not start together"
+
+
+async def test_a_first_job_slower_than_most_holds_the_rest_back_no_longer() -> None:
+    first_may_end = asyncio.Event()
+    log: list[str] = []
+
+    async def slow_first() -> str:
+        log.append("first starts")
+        await first_may_end.wait()
+        log.append("first done")
+        return "first"
+
+    async def other() -> str:
+        log.append("other starts")
+        first_may_end.set()
+        return "other"
+
+    assert await first_ahead([slow_first(), other()], most=0.05) == ["first", "other"]
+    assert log == ["first starts", "other starts", "first done"]
+
+
+async def test_first_ahead_cancelled_while_the_first_runs_leaves_nothing_unawaited() -> None:
+    started = asyncio.Event()
+
+    async def hangs() -> None:
+        started.set()
+        await asyncio.Event().wait()
+
+    rest = [hangs() for _ in range(2)]
+    waiting = asyncio.create_task(first_ahead([hangs(), *rest], most=60))
+    await started.wait()
+    waiting.cancel()
+    await asyncio.gather(waiting, return_exceptions=True)
+    assert all(inspect.getcoroutinestate(job) == inspect.CORO_CLOSED for job in rest)
 
 
 async def test_drain_cancels_what_outlives_the_deadline() -> None:

@@ -31,6 +31,28 @@ def leave_slot() -> None:
         release()
 
 
+async def first_ahead(jobs: list[Coroutine[Any, Any, Out]], *, most: float) -> list[Out]:
+    """Every job's result, in order, as `asyncio.gather` gives them; but the first job starts
+    alone, and the others only once it is done or `most` seconds have passed.
+
+    A homeserver handed a thousand sends in the same instant works on all of them side by
+    side: even the first message was created two seconds or more after the command (bench/,
+    the fan-out to 1,000). Handed the first alone, it creates that one at once, whatever comes
+    after it. `most` bounds what a slow first job (retries, a room to make) can cost the rest.
+    """
+    if len(jobs) < 2:
+        return list(await asyncio.gather(*jobs))
+    first = asyncio.ensure_future(jobs[0])
+    try:
+        await asyncio.wait({first}, timeout=most)
+    except asyncio.CancelledError:
+        first.cancel()
+        for job in jobs[1:]:
+            job.close()  # never started: closed, not left to warn "never awaited"
+        raise
+    return list(await asyncio.gather(first, *jobs[1:]))
+
+
 class Slots:
     """At most `size` holders at once; a waiter marked `first` is let in before the others.
 
